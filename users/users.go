@@ -1,0 +1,275 @@
+// Package users decides whose mail to migrate: it reads the passwd and group databases (through
+// NSS, so LDAP and SSSD users count, or from files under a mounted root) and selects users by
+// uid range and name.
+//
+// A user is selected when their uid is at least MinUID and at most UID_MAX from login.defs
+// (60000 when absent, which leaves out nobody), plus root unless NoRoot; users with a nologin
+// shell are included, because mail is delivered to them all the same. Named users are taken
+// whatever their uid. Which users actually have a mailbox is decided by the caller.
+package users
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// User is one passwd entry with its supplementary groups.
+type User struct {
+	Name   string
+	UID    int
+	GID    int
+	Home   string
+	Shell  string
+	Groups []int // supplementary groups, from the group database's member lists
+}
+
+// Options select where users are read from and which of them are listed.
+type Options struct {
+	Root   string   // resolve /etc/passwd, /etc/group and /etc/login.defs under Root ("" = /)
+	Passwd string   // passwd file to read instead (already resolved; overrides NSS)
+	Group  string   // group file to read instead (already resolved; overrides NSS)
+	MinUID int      // -1 = UID_MIN from login.defs (1000 when absent)
+	Names  []string // only these users (an error names any that does not exist)
+	NoRoot bool
+}
+
+// Default uid bounds, as Debian's login.defs sets them.
+const (
+	defaultUIDMin = 1000
+	defaultUIDMax = 60000
+)
+
+// List returns the selected users in passwd order, or in the order of Names when given.
+func List(opts Options) ([]User, error) {
+	all, err := readPasswd(opts)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := readGroups(opts)
+	if err != nil {
+		return nil, err
+	}
+	var sel []User
+	if len(opts.Names) > 0 {
+		byName := make(map[string]User, len(all))
+		for _, u := range all {
+			byName[u.Name] = u
+		}
+		seen := make(map[string]bool)
+		var missing []string
+		for _, n := range opts.Names {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			u, ok := byName[n]
+			if !ok {
+				missing = append(missing, n)
+				continue
+			}
+			sel = append(sel, u)
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("users: no such user: %s", strings.Join(missing, ", "))
+		}
+	} else {
+		minUID, maxUID := loginDefs(filepath.Join(rootOr(opts.Root), "etc/login.defs"))
+		if opts.MinUID >= 0 {
+			minUID = opts.MinUID
+		}
+		for _, u := range all {
+			switch {
+			case u.UID == 0 && u.Name == "root":
+				if opts.NoRoot {
+					continue
+				}
+			case u.UID < minUID || u.UID > maxUID:
+				continue
+			}
+			sel = append(sel, u)
+		}
+	}
+	for i := range sel {
+		sel[i].Groups = groups[sel[i].Name]
+	}
+	return sel, nil
+}
+
+func rootOr(root string) string {
+	if root == "" {
+		return "/"
+	}
+	return root
+}
+
+// readPasswd reads the passwd database; entries after the first with the same name are ignored,
+// as NSS lookups by name would return the first.
+func readPasswd(opts Options) ([]User, error) {
+	data, err := database("passwd", opts.Passwd, opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	var out []User
+	seen := make(map[string]bool)
+	err = eachLine(data, func(n int, line string) error {
+		f := strings.Split(line, ":")
+		if len(f) != 7 {
+			return fmt.Errorf("users: passwd line %d: %d fields, want 7", n, len(f))
+		}
+		if isNSSCompat(f[0]) {
+			return nil
+		}
+		uid, err := strconv.Atoi(f[2])
+		if err != nil || uid < 0 {
+			return fmt.Errorf("users: passwd line %d: user %s: bad uid %q", n, f[0], f[2])
+		}
+		gid, err := strconv.Atoi(f[3])
+		if err != nil || gid < 0 {
+			return fmt.Errorf("users: passwd line %d: user %s: bad gid %q", n, f[0], f[3])
+		}
+		if seen[f[0]] {
+			return nil
+		}
+		seen[f[0]] = true
+		out = append(out, User{Name: f[0], UID: uid, GID: gid, Home: f[5], Shell: f[6]})
+		return nil
+	})
+	return out, err
+}
+
+// readGroups maps a user name to the gids of the groups that list it as a member.
+func readGroups(opts Options) (map[string][]int, error) {
+	data, err := database("group", opts.Group, opts.Root)
+	if err != nil {
+		if opts.Group == "" && errors.Is(err, os.ErrNotExist) {
+			// A mounted old disk or a demo tree may have no group file: no supplementary groups.
+			return nil, nil
+		}
+		return nil, err
+	}
+	out := make(map[string][]int)
+	err = eachLine(data, func(n int, line string) error {
+		f := strings.Split(line, ":")
+		if len(f) != 4 {
+			return fmt.Errorf("users: group line %d: %d fields, want 4", n, len(f))
+		}
+		if isNSSCompat(f[0]) {
+			return nil
+		}
+		gid, err := strconv.Atoi(f[2])
+		if err != nil || gid < 0 {
+			return fmt.Errorf("users: group line %d: group %s: bad gid %q", n, f[0], f[2])
+		}
+		if f[3] == "" {
+			return nil
+		}
+		for _, m := range strings.Split(f[3], ",") {
+			m = strings.TrimSpace(m)
+			if m != "" && !containsInt(out[m], gid) {
+				out[m] = append(out[m], gid)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// isNSSCompat reports lines of the +/- compat syntax, which getent has already resolved.
+func isNSSCompat(name string) bool {
+	return strings.HasPrefix(name, "+") || strings.HasPrefix(name, "-")
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// database returns the contents of the passwd or group database: the file given, the file under
+// root, or getent's answer (falling back to /etc/db when getent is missing).
+func database(db, file, root string) ([]byte, error) {
+	switch {
+	case file != "":
+	case root != "":
+		file = filepath.Join(root, "etc", db)
+	default:
+		out, err := exec.Command("getent", db).Output()
+		if err == nil {
+			return out, nil
+		}
+		var ee *exec.Error
+		if !errors.As(err, &ee) {
+			return nil, fmt.Errorf("users: getent %s: %w", db, err)
+		}
+		file = filepath.Join("/etc", db)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
+	return data, nil
+}
+
+func eachLine(data []byte, fn func(n int, line string) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if err := fn(n, line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	return nil
+}
+
+// loginDefs returns UID_MIN and UID_MAX from a login.defs file, with Debian's defaults for what
+// it does not say.
+func loginDefs(path string) (minUID, maxUID int) {
+	minUID, maxUID = defaultUIDMin, defaultUIDMax
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return
+	}
+	_ = eachLine(data, func(_ int, line string) error {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			return nil
+		}
+		v, err := strconv.Atoi(fields[1])
+		if err != nil || v < 0 {
+			return nil
+		}
+		switch fields[0] {
+		case "UID_MIN":
+			minUID = v
+		case "UID_MAX":
+			maxUID = v
+		}
+		return nil
+	})
+	return
+}

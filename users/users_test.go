@@ -1,0 +1,109 @@
+package users
+
+import (
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func names(us []User) []string {
+	var out []string
+	for _, u := range us {
+		out = append(out, u.Name)
+	}
+	return out
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		opts    Options
+		want    []string
+		wantErr string
+	}{
+		{name: "login.defs bounds", opts: Options{Root: "testdata/root", MinUID: -1}, want: []string{"root", "alice", "bob"}},
+		{name: "no root", opts: Options{Root: "testdata/root", MinUID: -1, NoRoot: true}, want: []string{"alice", "bob"}},
+		{name: "explicit min uid", opts: Options{Root: "testdata/root", MinUID: 1000}, want: []string{"root", "alice", "bob", "carol"}},
+		{name: "defaults without login.defs", opts: Options{Root: "testdata/bare", MinUID: -1}, want: []string{"root", "erin"}},
+		{name: "passwd file overrides root", opts: Options{Root: "testdata/root", Passwd: "testdata/bare/etc/passwd", MinUID: -1}, want: []string{"root"}},
+		{name: "names in given order", opts: Options{Root: "testdata/root", MinUID: -1, Names: []string{"daemon", "alice", "daemon"}}, want: []string{"daemon", "alice"}},
+		{name: "names ignore no root", opts: Options{Root: "testdata/root", NoRoot: true, Names: []string{"root"}}, want: []string{"root"}},
+		{name: "unknown names", opts: Options{Root: "testdata/root", Names: []string{"alice", "zed", "yan"}}, wantErr: "users: no such user: zed, yan"},
+		{name: "bad field count", opts: Options{Root: "testdata/root", Passwd: "testdata/badfields.passwd"}, wantErr: "passwd line 2: 4 fields"},
+		{name: "bad uid", opts: Options{Root: "testdata/root", Passwd: "testdata/baduid.passwd"}, wantErr: `user broken: bad uid "abc"`},
+		{name: "missing passwd", opts: Options{Root: "testdata/nowhere"}, wantErr: "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := List(tt.opts)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("List() error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(names(got), tt.want) {
+				t.Errorf("List() = %v, want %v", names(got), tt.want)
+			}
+		})
+	}
+}
+
+func TestListFields(t *testing.T) {
+	t.Parallel()
+	got, err := List(Options{Root: "testdata/root", MinUID: -1, Names: []string{"alice", "bob", "carol", "root"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []User{
+		// The first alice wins over the later duplicate; a repeated member counts once.
+		{Name: "alice", UID: 1500, GID: 1500, Home: "/home/alice", Shell: "/bin/bash", Groups: []int{8, 1600}},
+		// bob's primary group is "users", not a group named bob.
+		{Name: "bob", UID: 1501, GID: 100, Home: "/srv/users/bob", Shell: "/usr/sbin/nologin", Groups: []int{8, 50}},
+		{Name: "carol", UID: 1200, GID: 1200, Home: "/home/carol", Shell: "/bin/sh", Groups: []int{50}},
+		{Name: "root", UID: 0, GID: 0, Home: "/root", Shell: "/bin/bash"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("List() =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestListSystem(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("getent"); err != nil {
+		t.Skip("getent not installed")
+	}
+	got, err := List(Options{MinUID: -1, Names: []string{"root"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].UID != 0 || got[0].Home == "" {
+		t.Errorf("List(root) = %+v, want uid 0 with a home", got)
+	}
+}
+
+func TestLoginDefs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		path     string
+		min, max int
+	}{
+		{"testdata/root/etc/login.defs", 1300, 1600},
+		{"testdata/bare/etc/login.defs", 1000, 60000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			t.Parallel()
+			min, max := loginDefs(tt.path)
+			if min != tt.min || max != tt.max {
+				t.Errorf("loginDefs = %d, %d, want %d, %d", min, max, tt.min, tt.max)
+			}
+		})
+	}
+}
