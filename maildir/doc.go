@@ -1,0 +1,21 @@
+// Package maildir writes and reads Maildirs safely, through file descriptors.
+//
+// A [Dir] holds open descriptors on a Maildir and its cur, new and tmp
+// subdirectories. Every directory and file is opened relative to one of them
+// without following symbolic links (openat2 RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH,
+// or openat O_NOFOLLOW on kernels without openat2), so a user who owns the
+// Maildir cannot redirect the writer with a symlink, even by racing it.
+//
+// A [Writer] adds messages the way the Maildir convention asks: each one is
+// written to tmp/ with an exclusive create, mode 0600, synced, then renamed into
+// new/ or cur/ without ever replacing an existing file. Message names are
+// deterministic: the same content, date, source position and host give the same
+// base name on every run, so a second run recognises what it already wrote.
+// The name carries S= (the file size) and W= (the size with bare LFs counted as
+// CRLF), which Dovecot trusts. The writer keeps Dovecot's dovecot-uidlist
+// (version 3) and dovecot-keywords, so IMAP and POP3 clients keep the UIDs,
+// flags and keywords they knew from the mbox.
+//
+// [ParseName], [Dir.Messages] and [Dir.OpenMessage] serve readers that check
+// or verify a Maildir.
+package maildir
