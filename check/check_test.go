@@ -1,0 +1,402 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// now is the check time of every test: fixed, so that file ages do not depend on the clock.
+var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+const (
+	curName = "1700000000.M1Q1X0123456789abcdef.host,S=5,W=6:2,S"
+	newName = "1700000001.M2Q2X0123456789abcdef.host,S=3,W=3"
+	subName = "1700000002.M3Q3X0123456789abcdef.host,S=4,W=4:2,"
+)
+
+// healthy builds a home with a Maildir Dovecot would be happy with: a message in cur/ and in
+// new/, a valid dovecot-uidlist, a Maildir++ folder, and an old, already migrated spool.
+func healthy(t *testing.T) (User, Config) {
+	t.Helper()
+	root := t.TempDir()
+	home := filepath.Join(root, "home", "alice")
+	md := filepath.Join(home, "Maildir")
+	for _, d := range []string{"cur", "new", "tmp", ".Sent/cur", ".Sent/new", ".Sent/tmp"} {
+		mkdir(t, filepath.Join(md, d))
+	}
+	write(t, filepath.Join(md, "cur", curName), "hello", 0o600)
+	write(t, filepath.Join(md, "new", newName), "abc", 0o600)
+	write(t, filepath.Join(md, ".Sent", "cur", subName), "sent", 0o600)
+	write(t, filepath.Join(md, "dovecot-uidlist"), "3 V1700000000 N3 G0123456789abcdef0123456789abcdef\n1 :"+curName+"\n2 :"+strings.TrimSuffix(newName, "")+"\n", 0o600)
+	spool := filepath.Join(root, "spool")
+	mkdir(t, spool)
+	write(t, filepath.Join(spool, "alice"), "From a@b Sat Jan  1 00:00:00 2000\n\nold\n", 0o600)
+	old := now.Add(-48 * time.Hour)
+	must(t, os.Chtimes(filepath.Join(spool, "alice"), old, old))
+	// Messages carry their From_ dates, long before the migration.
+	for _, m := range []string{"cur/" + curName, "new/" + newName, ".Sent/cur/" + subName} {
+		must(t, os.Chtimes(filepath.Join(md, m), now.AddDate(0, -1, 0), now.AddDate(0, -1, 0)))
+	}
+	for _, d := range []string{"", "cur", "new"} {
+		must(t, os.Chtimes(filepath.Join(md, d), now.Add(-time.Hour), now.Add(-time.Hour)))
+	}
+	u := User{Name: "alice", UID: os.Getuid(), GID: os.Getgid(), Home: home}
+	return u, Config{Users: []User{u}, SpoolDir: spool, Mailbox: "Mailbox", Now: now}
+}
+
+func mkdir(t *testing.T, p string) {
+	t.Helper()
+	must(t, os.MkdirAll(p, 0o700))
+	must(t, os.Chmod(p, 0o700))
+}
+
+func write(t *testing.T, p, content string, mode os.FileMode) {
+	t.Helper()
+	must(t, os.WriteFile(p, []byte(content), mode))
+	must(t, os.Chmod(p, mode))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, cfg Config) Report {
+	t.Helper()
+	r, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestHealthy(t *testing.T) {
+	t.Parallel()
+	_, cfg := healthy(t)
+	r := run(t, cfg)
+	if len(r.Problems) != 0 || r.Status() != OK {
+		t.Fatalf("healthy tree: status %v, problems %+v", r.Status(), r.Problems)
+	}
+	if r.Users != 1 || r.Maildirs != 1 || r.Folders != 1 || r.Messages != 3 || r.Bytes != 12 {
+		t.Errorf("counts: %d users, %d maildirs, %d folders, %d messages, %d bytes; want 1, 1, 1, 3, 12",
+			r.Users, r.Maildirs, r.Folders, r.Messages, r.Bytes)
+	}
+	var out bytes.Buffer
+	must(t, WriteText(&out, &r, true))
+	if out.Len() != 0 {
+		t.Errorf("quiet text output on a healthy tree: %q", out.String())
+	}
+}
+
+// TestProblems plants each problem on its own in a healthy tree and expects exactly it.
+func TestProblems(t *testing.T) {
+	t.Parallel()
+	md := func(u User, p ...string) string { return filepath.Join(append([]string{u.Home, "Maildir"}, p...)...) }
+	tests := []struct {
+		name  string
+		plant func(t *testing.T, u User, cfg *Config)
+		kind  Kind
+		sev   Severity
+		path  []string // beneath the Maildir
+		root  bool     // needs root (chown)
+	}{
+		{"missing cur", func(t *testing.T, u User, _ *Config) {
+			must(t, os.RemoveAll(md(u, "cur")))
+		}, Missing, Critical, []string{"cur"}, false},
+		{"missing folder tmp", func(t *testing.T, u User, _ *Config) {
+			must(t, os.RemoveAll(md(u, ".Sent", "tmp")))
+		}, Missing, Critical, []string{".Sent", "tmp"}, false},
+		{"new is a symlink", func(t *testing.T, u User, _ *Config) {
+			outside := filepath.Join(t.TempDir(), "new")
+			must(t, os.Rename(md(u, "new"), outside))
+			must(t, os.Symlink(outside, md(u, "new")))
+		}, Symlink, Critical, []string{"new"}, false},
+		{"Maildir is a symlink", func(t *testing.T, u User, _ *Config) {
+			outside := filepath.Join(t.TempDir(), "Maildir")
+			must(t, os.Rename(md(u), outside))
+			must(t, os.Symlink(outside, md(u)))
+		}, Symlink, Critical, nil, false},
+		{"folder is a symlink", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Symlink("/etc", md(u, ".Trash")))
+		}, Symlink, Critical, []string{".Trash"}, false},
+		{"tmp is a file", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Remove(md(u, "tmp")))
+			write(t, md(u, "tmp"), "x", 0o600)
+		}, NotDir, Critical, []string{"tmp"}, false},
+		{"cur mode 0755", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Chmod(md(u, "cur"), 0o755))
+		}, Mode, Warning, []string{"cur"}, false},
+		{"Maildir mode 0500", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Chmod(md(u), 0o500))
+		}, Mode, Critical, nil, false},
+		{"message mode 0644", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Chmod(md(u, "cur", curName), 0o644))
+		}, Mode, Warning, []string{"cur", curName}, false},
+		{"message mode 0200", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Chmod(md(u, "cur", curName), 0o200))
+		}, Mode, Critical, []string{"cur", curName}, false},
+		{"message owned by someone else", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Chown(md(u, "cur", curName), 12345, 12345))
+		}, Owner, Critical, []string{"cur", curName}, true},
+		{"new owned by someone else", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Chown(md(u, "new"), 12345, 12345))
+		}, Owner, Critical, []string{"new"}, true},
+		{"dovecot index owned by root", func(t *testing.T, u User, _ *Config) {
+			write(t, md(u, "dovecot.index.log"), "x", 0o600)
+			must(t, os.Chown(md(u, "dovecot.index.log"), 12345, 12345))
+		}, Owner, Critical, []string{"dovecot.index.log"}, true},
+		{"FIFO among messages", func(t *testing.T, u User, _ *Config) {
+			must(t, syscall.Mkfifo(md(u, "cur", "1700000005.fifo,S=1:2,S"), 0o600))
+		}, NotRegular, Critical, []string{"cur", "1700000005.fifo,S=1:2,S"}, false},
+		{"symlink among messages", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Symlink("/etc/shadow", md(u, "new", "1700000005.link")))
+		}, NotRegular, Critical, []string{"new", "1700000005.link"}, false},
+		{"empty message", func(t *testing.T, u User, _ *Config) {
+			write(t, md(u, "cur", "1700000005.empty,S=0:2,S"), "", 0o600)
+		}, Empty, Warning, []string{"cur", "1700000005.empty,S=0:2,S"}, false},
+		{"invalid name", func(t *testing.T, u User, _ *Config) {
+			write(t, md(u, "cur", "1700000005.x:2,S:2,T"), "x", 0o600)
+		}, BadName, Warning, []string{"cur", "1700000005.x:2,S:2,T"}, false},
+		{"S= wrong", func(t *testing.T, u User, _ *Config) {
+			write(t, md(u, "cur", "1700000005.x,S=99:2,S"), "x", 0o600)
+		}, SizeMismatch, Warning, []string{"cur", "1700000005.x,S=99:2,S"}, false},
+		{"flags in new", func(t *testing.T, u User, _ *Config) {
+			write(t, md(u, "new", "1700000005.x,S=1:2,S"), "x", 0o600)
+		}, InfoInNew, Warning, []string{"new", "1700000005.x,S=1:2,S"}, false},
+		{"stale tmp file", func(t *testing.T, u User, _ *Config) {
+			p := md(u, "tmp", "1700000005.partial")
+			write(t, p, "x", 0o600)
+			must(t, os.Chtimes(p, now.Add(-40*time.Hour), now.Add(-40*time.Hour)))
+		}, StaleTmp, Warning, []string{"tmp", "1700000005.partial"}, false},
+		{"uidlist does not parse", func(t *testing.T, u User, _ *Config) {
+			write(t, md(u, "dovecot-uidlist"), "3 V1 N3\n2 :b\n1 :a\n", 0o600)
+		}, BadUIDList, Critical, []string{"dovecot-uidlist"}, false},
+		{"uidlist is a FIFO", func(t *testing.T, u User, _ *Config) {
+			must(t, os.Remove(md(u, "dovecot-uidlist")))
+			must(t, syscall.Mkfifo(md(u, "dovecot-uidlist"), 0o600))
+		}, BadUIDList, Critical, []string{"dovecot-uidlist"}, false},
+		{"spool still receiving", func(t *testing.T, _ User, cfg *Config) {
+			p := filepath.Join(cfg.SpoolDir, "alice")
+			must(t, os.Chtimes(p, now.Add(-time.Minute), now.Add(-time.Minute)))
+		}, SpoolReceiving, Warning, nil, false},
+		{"home Mailbox still receiving", func(t *testing.T, u User, _ *Config) {
+			p := filepath.Join(u.Home, "Mailbox")
+			write(t, p, "From a@b Sat Jan  1 00:00:00 2000\n\nnew\n", 0o600)
+			must(t, os.Chtimes(p, now.Add(-time.Minute), now.Add(-time.Minute)))
+		}, SpoolReceiving, Warning, nil, false},
+		{"never migrated", func(t *testing.T, u User, _ *Config) {
+			must(t, os.RemoveAll(md(u)))
+		}, NotMigrated, Warning, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("needs root to chown a file to another user")
+			}
+			u, cfg := healthy(t)
+			tt.plant(t, u, &cfg)
+			r := run(t, cfg)
+			if len(r.Problems) != 1 {
+				t.Fatalf("want one %s problem, got %+v", tt.kind, r.Problems)
+			}
+			p := r.Problems[0]
+			if p.Kind != tt.kind || p.Severity != tt.sev || p.User != "alice" {
+				t.Errorf("got %s %s for user %q, want %s %s for alice: %+v", p.Severity, p.Kind, p.User, tt.sev, tt.kind, p)
+			}
+			if tt.path != nil && p.Path != md(u, tt.path...) {
+				t.Errorf("path %s, want %s", p.Path, md(u, tt.path...))
+			}
+			if r.Status() != tt.sev || r.Counts[tt.kind] != 1 {
+				t.Errorf("status %v, counts %v", r.Status(), r.Counts)
+			}
+		})
+	}
+}
+
+func TestSpoolAfterStateTime(t *testing.T) {
+	t.Parallel()
+	_, cfg := healthy(t)
+	cfg.StateDir = t.TempDir()
+	spool := filepath.Join(cfg.SpoolDir, "alice")
+	state := func(at time.Time) {
+		b, err := json.Marshal(map[string]any{"user": "alice", "source": "/var/spool/mail/alice", "time": at})
+		must(t, err)
+		write(t, filepath.Join(cfg.StateDir, "alice.json"), string(b), 0o600)
+	}
+	// The Maildir changed after the spool, but the state says the migration was earlier still:
+	// the state wins.
+	state(now.Add(-72 * time.Hour))
+	if r := run(t, cfg); r.Counts[SpoolReceiving] != 1 {
+		t.Errorf("spool changed after the state's time: problems %+v", r.Problems)
+	}
+	state(now.Add(-24 * time.Hour))
+	must(t, os.Chtimes(spool, now.Add(-30*time.Hour), now.Add(-30*time.Hour)))
+	if r := run(t, cfg); len(r.Problems) != 0 {
+		t.Errorf("spool unchanged since the migration: problems %+v", r.Problems)
+	}
+}
+
+func TestExplicitPath(t *testing.T) {
+	t.Parallel()
+	u, _ := healthy(t)
+	p := filepath.Join(u.Home, "Maildir")
+	r := run(t, Config{Paths: []string{p, filepath.Join(u.Home, "nothing")}, Now: now})
+	if r.Maildirs != 1 || len(r.Problems) != 1 || r.Problems[0].Kind != Missing || r.Problems[0].User != "" {
+		t.Fatalf("maildirs %d, problems %+v", r.Maildirs, r.Problems)
+	}
+}
+
+func TestMaxListed(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	for i := range 30 {
+		write(t, filepath.Join(u.Home, "Maildir", "cur", "1700000005.x"+string(rune('a'+i%26))+strings.Repeat("y", i/26)+",S=9:2,S"), "x", 0o600)
+	}
+	cfg.MaxListed = 5
+	r := run(t, cfg)
+	if len(r.Problems) != 5 || r.Unlisted != 25 || r.Counts[SizeMismatch] != 30 {
+		t.Errorf("listed %d, unlisted %d, counted %d; want 5, 25, 30", len(r.Problems), r.Unlisted, r.Counts[SizeMismatch])
+	}
+}
+
+func TestFix(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	md := filepath.Join(u.Home, "Maildir")
+	must(t, os.RemoveAll(filepath.Join(md, "tmp")))
+	must(t, os.RemoveAll(filepath.Join(md, ".Sent", "new")))
+	must(t, os.Chmod(filepath.Join(md, "cur"), 0o755))
+	must(t, os.Chmod(filepath.Join(md, "cur", curName), 0o000))
+	must(t, os.Chmod(filepath.Join(md, "new", newName), 0o644))
+	stale := filepath.Join(md, ".Sent", "tmp", "1700000005.partial")
+	write(t, stale, "x", 0o600)
+	must(t, os.Chtimes(stale, now.Add(-40*time.Hour), now.Add(-40*time.Hour)))
+	// Not safe to repair: reported, left alone.
+	write(t, filepath.Join(md, "cur", "1700000005.x,S=99:2,S"), "x", 0o600)
+
+	cfg.Fix = true
+	r := run(t, cfg)
+	if r.Fixed != 6 || r.Counts[SizeMismatch] != 1 || len(r.Counts) != 1 || r.Status() != Warning {
+		t.Fatalf("fixed %d, counts %v, status %v: %+v", r.Fixed, r.Counts, r.Status(), r.Problems)
+	}
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{"tmp", os.ModeDir | 0o700}, {".Sent/new", os.ModeDir | 0o700}, {"cur", os.ModeDir | 0o700},
+		{"cur/" + curName, 0o600}, {"new/" + newName, 0o600},
+	} {
+		fi, err := os.Lstat(filepath.Join(md, c.path))
+		if err != nil || fi.Mode() != c.mode {
+			t.Errorf("%s: %v %v, want %v", c.path, fi.Mode(), err, c.mode)
+		}
+	}
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale tmp file still there: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(md, "cur", curName)); err != nil || string(b) != "hello" {
+		t.Errorf("message content after fix: %q %v", b, err)
+	}
+	cfg.Fix = false
+	if r := run(t, cfg); r.Counts[SizeMismatch] != 1 || len(r.Problems) != 1 {
+		t.Errorf("after the fix: %+v", r.Problems)
+	}
+}
+
+func TestFixDoesNotFollowSymlinks(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	outside := filepath.Join(t.TempDir(), "secret")
+	write(t, outside, "secret", 0o644)
+	must(t, os.Symlink(outside, filepath.Join(u.Home, "Maildir", "cur", "1700000005.l:2,S")))
+	cfg.Fix = true
+	r := run(t, cfg)
+	if r.Counts[NotRegular] != 1 || r.Fixed != 0 {
+		t.Errorf("counts %v, fixed %d", r.Counts, r.Fixed)
+	}
+	if fi, err := os.Stat(outside); err != nil || fi.Mode() != 0o644 {
+		t.Errorf("symlink target changed: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestParseUIDList(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"v3", "3 V1 N3 G00\n1 :a\n2 W12 S10 :b:2,S\n", true},
+		{"v3 empty", "3 V1275660208 N1 G3085f01b7f11094c501100008c4a11c1\n", true},
+		{"v3 no final newline", "3 V1 N2\n1 :a", true},
+		{"v1", "1 1275660208 3\n1 a\n2 b\n", true},
+		{"empty file", "", false},
+		{"unknown version", "4 V1 N2\n", false},
+		{"no uidvalidity", "3 N2\n", false},
+		{"no next uid", "3 V1\n", false},
+		{"bad number", "3 Vx N2\n", false},
+		{"uids not ascending", "3 V1 N9\n2 :a\n2 :b\n", false},
+		{"uid not below next", "3 V1 N2\n2 :a\n", false},
+		{"no file name field", "3 V1 N9\n1 a\n", false},
+		{"no uid", "3 V1 N9\n:a\n", false},
+		{"v1 short header", "1 5\n", false},
+		{"line too long", "3 V1 N9\n1 :" + strings.Repeat("a", 70000) + "\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := parseUIDList(strings.NewReader(tt.in))
+			if (err == nil) != tt.ok {
+				t.Errorf("parseUIDList: %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestOutput(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	must(t, os.Chmod(filepath.Join(u.Home, "Maildir", "cur"), 0o750))
+	must(t, os.RemoveAll(filepath.Join(u.Home, "Maildir", "tmp")))
+	r := run(t, cfg)
+
+	var text bytes.Buffer
+	must(t, WriteText(&text, &r, true))
+	lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "warning: user alice: ") && !strings.HasPrefix(lines[1], "warning: user alice: ") {
+		t.Errorf("text: %q", text.String())
+	}
+
+	var js bytes.Buffer
+	must(t, WriteJSON(&js, &r))
+	var got struct {
+		Status   string
+		Exit     int
+		Problems []struct{ Severity, Kind, User, Path string }
+	}
+	must(t, json.Unmarshal(js.Bytes(), &got))
+	if got.Status != "critical" || got.Exit != 2 || len(got.Problems) != 2 {
+		t.Errorf("json: %s", js.String())
+	}
+
+	var prom bytes.Buffer
+	must(t, WritePrometheus(&prom, &r, now))
+	for _, want := range []string{
+		"maildirmig_check_status 2\n", "maildirmig_check_users 1\n",
+		`maildirmig_check_problems{kind="mode"} 1` + "\n", `maildirmig_check_problems{kind="missing"} 1` + "\n",
+		`maildirmig_check_problems{kind="stale-tmp"} 0` + "\n", "maildirmig_check_messages 3\n",
+	} {
+		if !strings.Contains(prom.String(), want) {
+			t.Errorf("prometheus output lacks %q:\n%s", want, prom.String())
+		}
+	}
+}

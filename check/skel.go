@@ -1,0 +1,122 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrUnsafe is wrapped by the errors of MakeSkel and EnsureMaildir that refuse a path because
+// it is a symlink, not a directory, or not owned as it must be.
+var ErrUnsafe = errors.New("check: unsafe path")
+
+// MakeSkel makes skelDir/name/{cur,new,tmp} with mode 0700, so that useradd -m gives every new
+// user a Maildir that Dovecot and Postfix can use from the first login or delivery. It is
+// idempotent: what exists keeps its content and only gets mode 0700. A skel Maildir, cur, new or
+// tmp that is a symlink or not a directory is refused (errors.Is(err, ErrUnsafe)): useradd would
+// copy the symlink into every new home. skelDir itself is created 0755 when missing. It returns
+// a line for each change made.
+func MakeSkel(skelDir, name string) ([]string, error) {
+	if err := os.MkdirAll(skelDir, 0o755); err != nil {
+		return nil, fmt.Errorf("check: skel: %w", err)
+	}
+	fd, err := unix.Open(skelDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("check: skel: %w", &os.PathError{Op: "open", Path: skelDir, Err: err})
+	}
+	defer unix.Close(fd)
+	return ensureTree(fd, filepath.Join(skelDir, name), name, os.Geteuid(), os.Getegid(), true)
+}
+
+// EnsureMaildir makes an empty Maildir, home/name/{cur,new,tmp} mode 0700, owned by u, when the
+// home has nothing called name; it reports whether it created one. An existing entry is left as
+// it is (check reports what is wrong with it). The home must be a directory owned by u. Every
+// directory is created beneath descriptors opened without following symlinks and, when run as
+// root, handed to u with fchown on the new directory's own descriptor, so a user who races us
+// can at most make the creation fail.
+func EnsureMaildir(u User, name string) (bool, error) {
+	home, err := unix.Open(u.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, fmt.Errorf("check: user %s: %w", u.Name, &os.PathError{Op: "open", Path: u.Home, Err: err})
+	}
+	defer unix.Close(home)
+	var st unix.Stat_t
+	if err := unix.Fstat(home, &st); err != nil {
+		return false, fmt.Errorf("check: user %s: %w", u.Name, &os.PathError{Op: "fstat", Path: u.Home, Err: err})
+	}
+	if int(st.Uid) != u.UID {
+		return false, fmt.Errorf("check: user %s: home %s is owned by uid %d, not by the user: %w", u.Name, u.Home, st.Uid, ErrUnsafe)
+	}
+	err = unix.Fstatat(home, name, &st, nofollow)
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return false, fmt.Errorf("check: user %s: %w", u.Name, &os.PathError{Op: "fstatat", Path: filepath.Join(u.Home, name), Err: err})
+	}
+	if _, err := ensureTree(home, filepath.Join(u.Home, name), name, u.UID, u.GID, false); err != nil {
+		return false, fmt.Errorf("check: user %s: %w", u.Name, err)
+	}
+	return true, nil
+}
+
+// ensureTree makes name and its cur, new and tmp beneath dfd, mode 0700, owned by uid and gid.
+// With fixModes, existing directories get mode 0700 too.
+func ensureTree(dfd int, path, name string, uid, gid int, fixModes bool) ([]string, error) {
+	var changes []string
+	md, ch, err := ensureDir(dfd, path, name, uid, gid, fixModes)
+	if err != nil {
+		return changes, err
+	}
+	defer unix.Close(md)
+	changes = append(changes, ch...)
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		fd, ch, err := ensureDir(md, filepath.Join(path, sub), sub, uid, gid, fixModes)
+		if err != nil {
+			return changes, err
+		}
+		unix.Close(fd)
+		changes = append(changes, ch...)
+	}
+	return changes, nil
+}
+
+// ensureDir opens (creating it when missing) the directory name beneath dfd without following
+// a symlink, and returns its descriptor.
+func ensureDir(dfd int, path, name string, uid, gid int, fixMode bool) (int, []string, error) {
+	var changes []string
+	var st unix.Stat_t
+	err := unix.Fstatat(dfd, name, &st, nofollow)
+	if errors.Is(err, unix.ENOENT) {
+		if err := mkdirOwned(dfd, name, uid, gid); err != nil {
+			return -1, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		changes = append(changes, "created "+path)
+	} else if err != nil {
+		return -1, nil, &os.PathError{Op: "fstatat", Path: path, Err: err}
+	} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return -1, nil, fmt.Errorf("check: %s is a %s, not a directory: %w", path, typeName(st.Mode), ErrUnsafe)
+	}
+	fd, err := unix.Openat(dfd, name, dirFlags, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return -1, nil, fmt.Errorf("check: %s changed into a symlink or file: %w", path, ErrUnsafe)
+	}
+	if err != nil {
+		return -1, nil, &os.PathError{Op: "openat", Path: path, Err: err}
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if fixMode && st.Mode&permBits != wantDir {
+		if err := unix.Fchmod(fd, wantDir); err != nil {
+			unix.Close(fd)
+			return -1, nil, &os.PathError{Op: "fchmod", Path: path, Err: err}
+		}
+		changes = append(changes, fmt.Sprintf("chmod %04o %s (was %04o)", wantDir, path, st.Mode&permBits))
+	}
+	return fd, changes, nil
+}
