@@ -170,9 +170,15 @@ func openDir(dirfd int, name string, create bool, display string) (int, error) {
 // RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH, or openat O_NOFOLLOW where the kernel
 // lacks openat2.
 func openBeneath(dirfd int, name string, flags int) (int, error) {
+	return openBeneathMode(dirfd, name, flags, 0)
+}
+
+// openBeneathMode is openBeneath with a mode for O_CREAT.
+func openBeneathMode(dirfd int, name string, flags int, mode uint32) (int, error) {
 	for {
 		fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
 			Flags:   uint64(flags | unix.O_NOFOLLOW),
+			Mode:    uint64(mode),
 			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH,
 		})
 		switch err {
@@ -185,7 +191,7 @@ func openBeneath(dirfd int, name string, flags int) (int, error) {
 			// does not know openat2. O_NOFOLLOW still guards the only
 			// component we resolve.
 			for {
-				fd, err = unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, 0)
+				fd, err = unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, mode)
 				if err != unix.EINTR {
 					return fd, err
 				}

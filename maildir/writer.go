@@ -1,0 +1,778 @@
+package maildir
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Fsync says when the Writer makes messages durable.
+type Fsync int
+
+const (
+	// FsyncBatch is the default: files are written to tmp/, one Syncfs (or
+	// fsync pass) per batch, then renamed into new/ or cur/, then new/ and
+	// cur/ fsynced: nothing is visible in new/ or cur/ before it is on
+	// disk, with far fewer syncs.
+	FsyncBatch Fsync = iota
+	// FsyncAlways fsyncs each file before its rename, and the directories.
+	FsyncAlways
+	// FsyncNone never syncs (tests, or a file system that is synced by other means).
+	FsyncNone
+)
+
+// String returns the name the command line uses for f.
+func (f Fsync) String() string {
+	switch f {
+	case FsyncBatch:
+		return "batch"
+	case FsyncAlways:
+		return "always"
+	case FsyncNone:
+		return "none"
+	}
+	return "Fsync(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ParseFsync parses "batch", "always" or "none".
+func ParseFsync(s string) (Fsync, error) {
+	for _, f := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+		if s == f.String() {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("maildir: fsync mode %q is not batch, always or none", s)
+}
+
+// Options control a Writer.
+type Options struct {
+	Host       string // host part of names; "" means os.Hostname(); "/"→`\057`, ":"→`\072`
+	Fsync      Fsync
+	BatchFiles int   // files per batch in FsyncBatch mode (0 = 512)
+	BatchBytes int64 // bytes per batch (0 = 64 MiB)
+}
+
+const (
+	defaultBatchFiles = 512
+	defaultBatchBytes = 64 << 20
+)
+
+// Message is one message to add to a Maildir.
+type Message struct {
+	Date     time.Time // name time part and the file's mtime (Dovecot's INTERNALDATE)
+	Flags    string    // system flag letters from "DFPRST", any order
+	Keywords []string  // keyword names, mapped to letters a..z through dovecot-keywords
+	New      bool      // put in new/ (only honoured when there are no Flags and no Keywords)
+	UID      uint32    // UID wanted (from X-UID), 0 = assign
+	Position int64     // the message's position in its source (mbox index); part of the name
+	Content  io.Reader // the message bytes exactly as they must be stored
+}
+
+// Result describes what Add did with one message.
+type Result struct {
+	Name    string // final file name (in new/ or cur/)
+	Sub     string // "new" or "cur"
+	Size    int64  // bytes written (the S= value)
+	SHA256  [32]byte
+	UID     uint32
+	Existed bool // a message with the same base name was already in the Maildir: nothing new written
+}
+
+// Writer adds messages to a Maildir and keeps its dovecot-uidlist and
+// dovecot-keywords. It is not safe for concurrent use.
+type Writer struct {
+	d    *Dir
+	opts Options
+	host string
+
+	present map[string]Entry  // base name → file found in cur/ or new/ by NewWriter
+	added   map[string]Result // base name → message added by this Writer
+
+	ul       *uidlist
+	ulLoaded bool         // the uidlist existed when NewWriter read it
+	ulStat   *unix.Stat_t // its identity then, to notice another writer
+	ulDirty  bool
+
+	kw      [maxKeywords]string
+	kwDirty bool
+	dropped []string
+
+	haveBase     bool
+	baseValidity uint32
+	used         uint32 // highest UID given or listed: never given again
+	prev         uint32 // UID of the previous message
+	renumbered   bool
+
+	pending      []pendingFile
+	pendingBytes int64
+	dirty        [2]bool // cur/, new/ received a rename since their last fsync
+
+	buf []byte
+	pid int
+}
+
+type pendingFile struct {
+	tmp  string
+	sub  int
+	name string
+	base string
+}
+
+// NewWriter prepares to add messages to d: it lists cur/ and new/ once (base
+// names), and reads an existing dovecot-uidlist and dovecot-keywords.
+func NewWriter(d *Dir, opts Options) (*Writer, error) {
+	host := opts.Host
+	if host == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		host = h
+	}
+	if opts.BatchFiles <= 0 {
+		opts.BatchFiles = defaultBatchFiles
+	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = defaultBatchBytes
+	}
+	w := &Writer{
+		d:       d,
+		opts:    opts,
+		host:    EscapeHost(host),
+		present: map[string]Entry{},
+		added:   map[string]Result{},
+		buf:     make([]byte, 64*1024),
+		pid:     os.Getpid(),
+	}
+	for _, s := range []int{subCur, subNew} {
+		names, err := d.readNames(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if n == "" || n[0] == '.' {
+				continue
+			}
+			w.present[baseOf(n)] = Entry{Sub: subNames[s], Name: n}
+		}
+	}
+	b, st, err := readSmallFile(d.fd, uidlistName, d.path+"/"+uidlistName)
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
+		ul, err := parseUidlist(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("maildir: %s/%s: %w", d.path, uidlistName, err)
+		}
+		if ul.guid == "" {
+			if ul.guid, err = newGUID(); err != nil {
+				return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
+			}
+		}
+		w.ul, w.ulLoaded, w.ulStat = ul, true, st
+		w.used = ul.next - 1
+	} else {
+		guid, err := newGUID()
+		if err != nil {
+			return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
+		}
+		w.ul = &uidlist{validity: uint32(time.Now().Unix()), next: 1, guid: guid, byBase: map[string]uint32{}}
+	}
+	b, _, err = readSmallFile(d.fd, keywordsName, d.path+"/"+keywordsName)
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
+		if w.kw, err = parseKeywords(bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("maildir: %s/%s: %w", d.path, keywordsName, err)
+		}
+	}
+	return w, nil
+}
+
+// SetUIDBase tells the writer the mbox's UIDVALIDITY and LAST USED UID
+// (X-IMAPbase second field). Call it before the first Add; without it a fresh
+// UIDVALIDITY (time.Now().Unix()) and UIDs from 1 are used (unless the Maildir
+// already has a uidlist, whose UIDVALIDITY is kept). A zero uidValidity is no
+// base at all.
+func (w *Writer) SetUIDBase(uidValidity, lastUID uint32) {
+	if uidValidity == 0 {
+		return
+	}
+	w.haveBase, w.baseValidity = true, uidValidity
+	if !w.ulLoaded && w.ul.validity != uidValidity {
+		w.ul.validity = uidValidity
+		w.ulDirty = true
+	}
+	if w.ul.validity == uidValidity && lastUID < math.MaxUint32 && w.ul.next <= lastUID {
+		w.ul.next = lastUID + 1
+		w.ulDirty = true
+	}
+}
+
+// Renumbered reports whether some message could not keep its mbox UID (clients
+// will re-download it).
+func (w *Writer) Renumbered() bool { return w.renumbered }
+
+// UIDValidity reports the UIDVALIDITY that Commit writes.
+func (w *Writer) UIDValidity() uint32 { return w.ul.validity }
+
+// NextUID reports the next UID that Commit writes.
+func (w *Writer) NextUID() uint32 { return w.ul.next }
+
+// DroppedKeywords reports keyword names that did not fit in the 26 letters, or
+// that cannot be stored in dovecot-keywords (empty, or containing spaces or
+// control characters).
+func (w *Writer) DroppedKeywords() []string { return w.dropped }
+
+// assignUID gives the next message its UID: the wanted mbox UID when it keeps
+// UIDs ascending in mbox order and was never given before under this
+// UIDVALIDITY, else the next free one.
+func (w *Writer) assignUID(wanted uint32) (uint32, error) {
+	keepable := w.haveBase && w.baseValidity == w.ul.validity
+	var uid uint32
+	if keepable && wanted != 0 && wanted > w.used && wanted > w.prev && wanted < math.MaxUint32 {
+		uid = wanted
+		if w.ul.next <= uid {
+			w.ul.next = uid + 1
+		}
+	} else {
+		if w.ul.next == math.MaxUint32 {
+			return 0, fmt.Errorf("maildir: %s: no UIDs left under UIDVALIDITY %d", w.d.path, w.ul.validity)
+		}
+		uid = w.ul.next
+		w.ul.next++
+		if wanted != 0 && w.haveBase {
+			w.renumbered = true
+		}
+	}
+	if uid > w.used {
+		w.used = uid
+	}
+	w.prev = uid
+	w.ulDirty = true
+	return uid, nil
+}
+
+// flagString validates system flags and maps keywords to letters, giving the
+// info flags in ASCII order.
+func (w *Writer) flagString(m *Message) (string, error) {
+	var set [128]bool
+	for i := 0; i < len(m.Flags); i++ {
+		c := m.Flags[i]
+		if !strings.ContainsRune("DFPRST", rune(c)) {
+			return "", fmt.Errorf("maildir: flag %q is not one of DFPRST", c)
+		}
+		set[c] = true
+	}
+	for _, k := range m.Keywords {
+		i, ok := w.keywordIndex(k)
+		if ok {
+			set['a'+i] = true
+		}
+	}
+	var b strings.Builder
+	for c := range set {
+		if set[c] {
+			b.WriteByte(byte(c))
+		}
+	}
+	return b.String(), nil
+}
+
+func (w *Writer) keywordIndex(name string) (int, bool) {
+	free := -1
+	for i, k := range w.kw {
+		if k == name && k != "" {
+			return i, true
+		}
+		if k == "" && free < 0 {
+			free = i
+		}
+	}
+	valid := name != ""
+	for i := 0; i < len(name); i++ {
+		if name[i] <= ' ' || name[i] == 0x7f {
+			valid = false
+		}
+	}
+	if !valid || free < 0 {
+		for _, d := range w.dropped {
+			if d == name {
+				return 0, false
+			}
+		}
+		w.dropped = append(w.dropped, name)
+		return 0, false
+	}
+	w.kw[free] = name
+	w.kwDirty = true
+	return free, true
+}
+
+// counter hashes and measures a message as it streams to its file.
+type counter struct {
+	h      hash.Hash
+	n      int64
+	bareLF int64
+	lastCR bool
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	c.h.Write(p)
+	c.n += int64(len(p))
+	for i := 0; i < len(p); {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			break
+		}
+		at := i + j
+		if !(at > 0 && p[at-1] == '\r' || at == 0 && c.lastCR) {
+			c.bareLF++
+		}
+		i = at + 1
+	}
+	if len(p) > 0 {
+		c.lastCR = p[len(p)-1] == '\r'
+	}
+	return len(p), nil
+}
+
+// Add writes one message into tmp/ (O_CREAT|O_EXCL, 0600, fchmod 0600, mtime =
+// Date), hashing it as it streams, computes S= and W= (W = size with every bare
+// LF counted as CRLF), and builds the name
+//
+//	<unix secs of Date>.M<usecs>Q<Position>X<first 16 hex digits of sha256>.<host>,S=<size>,W=<vsize>
+//
+// plus ":2,<flags in ASCII order: system letters then keyword letters>" in
+// cur/. The base name (before ':') is deterministic: the same content, date,
+// position and host give the same base on every run. If that base already
+// exists in cur/ or new/ (or was added earlier in this run) the tmp file is
+// removed and Result.Existed is true. Otherwise the file is moved into new/ or
+// cur/ with RENAME_NOREPLACE (never overwrite), immediately (FsyncAlways/None)
+// or at the end of the batch (FsyncBatch). Dates before 1970 use 0. UIDs are
+// assigned here, in call order (= mbox order).
+func (w *Writer) Add(m *Message) (Result, error) {
+	flags, err := w.flagString(m)
+	if err != nil {
+		return Result{}, err
+	}
+	tmp, c, err := w.writeTmp(m)
+	if err != nil {
+		return Result{}, err
+	}
+	secs, usecs := int64(0), int64(0)
+	if m.Date.Unix() >= 0 {
+		secs, usecs = m.Date.Unix(), int64(m.Date.Nanosecond()/1000)
+	}
+	var r Result
+	copy(r.SHA256[:], c.h.Sum(nil))
+	r.Size = c.n
+	base := fmt.Sprintf("%d.M%dQ%dX%s.%s,S=%d,W=%d", secs, usecs, m.Position,
+		hex.EncodeToString(r.SHA256[:8]), w.host, c.n, c.n+c.bareLF)
+
+	if prior, ok := w.added[base]; ok {
+		w.removeTmp(tmp)
+		prior.Existed = true
+		w.prev = prior.UID
+		return prior, nil
+	}
+	if e, ok := w.present[base]; ok {
+		w.removeTmp(tmp)
+		r.Name, r.Sub, r.Existed = e.Name, e.Sub, true
+		if uid, ok := w.ul.byBase[base]; ok {
+			r.UID = uid
+			w.prev = uid
+		} else {
+			// A file of ours that the uidlist does not list yet (a run
+			// interrupted before Commit): list it now, in mbox order.
+			if r.UID, err = w.assignUID(m.UID); err != nil {
+				return Result{}, err
+			}
+			w.ul.add(r.UID, base)
+		}
+		w.added[base] = r
+		return r, nil
+	}
+
+	sub := subCur
+	if m.New && flags == "" && len(m.Keywords) == 0 {
+		sub = subNew
+	}
+	r.Sub, r.Name = subNames[sub], base
+	if sub == subCur {
+		r.Name += ":2," + flags
+	}
+	if r.UID, err = w.assignUID(m.UID); err != nil {
+		w.removeTmp(tmp)
+		return Result{}, err
+	}
+	w.ul.add(r.UID, base)
+	w.added[base] = r
+
+	if w.opts.Fsync == FsyncBatch {
+		w.pending = append(w.pending, pendingFile{tmp: tmp, sub: sub, name: r.Name, base: base})
+		w.pendingBytes += r.Size
+		if len(w.pending) >= w.opts.BatchFiles || w.pendingBytes >= w.opts.BatchBytes {
+			if err := w.flush(); err != nil {
+				return r, err
+			}
+		}
+		return r, nil
+	}
+	if err := w.writeKeywords(); err != nil {
+		w.forget([]pendingFile{{tmp: tmp, base: base}})
+		return Result{}, err
+	}
+	existed, err := w.moveIn(tmp, sub, r.Name)
+	if err != nil {
+		w.forget([]pendingFile{{tmp: tmp, base: base}})
+		return Result{}, err
+	}
+	if existed {
+		r.Existed = true
+		w.added[base] = r
+	}
+	if w.opts.Fsync == FsyncAlways {
+		if err := w.syncDirs(); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// writeTmp streams the message into a new file in tmp/.
+func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
+	tmpfd := w.d.sub[subTmp]
+	var (
+		name string
+		fd   int
+		err  error
+	)
+	for try := 0; ; try++ {
+		var rnd [6]byte
+		if _, err := rand.Read(rnd[:]); err != nil {
+			return "", nil, fmt.Errorf("maildir: tmp name: %w", err)
+		}
+		name = fmt.Sprintf("%d.P%dQ%dR%s.%s", time.Now().Unix(), w.pid, m.Position, hex.EncodeToString(rnd[:]), w.host)
+		fd, err = openBeneathMode(tmpfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		if err != unix.EEXIST || try == 10 {
+			break
+		}
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, name, err)
+	}
+	f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
+	c := &counter{h: sha256.New()}
+	fail := func(err error) (string, *counter, error) {
+		f.Close()
+		w.removeTmp(name)
+		return "", nil, err
+	}
+	if _, err := io.CopyBuffer(io.MultiWriter(f, c), m.Content, w.buf); err != nil {
+		return fail(fmt.Errorf("maildir: write %s: %w", f.Name(), err))
+	}
+	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
+	if err := unix.Fchmod(fd, 0o600); err != nil {
+		return fail(fmt.Errorf("maildir: chmod %s: %w", f.Name(), err))
+	}
+	if err := futimens(fd, mtimeOf(m.Date)); err != nil {
+		return fail(fmt.Errorf("maildir: set mtime of %s: %w", f.Name(), err))
+	}
+	if w.opts.Fsync == FsyncAlways {
+		if err := f.Sync(); err != nil {
+			return fail(fmt.Errorf("maildir: fsync %s: %w", f.Name(), err))
+		}
+	}
+	if err := f.Close(); err != nil {
+		w.removeTmp(name)
+		return "", nil, fmt.Errorf("maildir: close %s: %w", f.Name(), err)
+	}
+	return name, c, nil
+}
+
+func mtimeOf(t time.Time) unix.Timespec {
+	if t.Unix() < 0 {
+		return unix.Timespec{}
+	}
+	return unix.NsecToTimespec(t.UnixNano())
+}
+
+// futimens sets atime and mtime of an open file, without a path.
+func futimens(fd int, ts unix.Timespec) error {
+	times := [2]unix.Timespec{ts, ts}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func (w *Writer) removeTmp(name string) {
+	_ = unix.Unlinkat(w.d.sub[subTmp], name, 0)
+}
+
+// moveIn renames tmp/tmp to sub/name without ever replacing a file. existed
+// is true when sub/name was already there (the tmp file is then removed).
+func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err error) {
+	tmpfd, dstfd := w.d.sub[subTmp], w.d.sub[sub]
+	err = unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE)
+	if err == unix.EINVAL || err == unix.ENOSYS {
+		// File systems without RENAME_NOREPLACE: a hard link also fails
+		// rather than replace, and the tmp name goes after.
+		err = unix.Linkat(tmpfd, tmp, dstfd, name, 0)
+		if err == nil {
+			err = unix.Unlinkat(tmpfd, tmp, 0)
+			if err != nil {
+				err = fmt.Errorf("maildir: remove %s/tmp/%s: %w", w.d.path, tmp, err)
+			}
+			w.dirty[sub] = true
+			return false, err
+		}
+	}
+	if err == unix.EEXIST {
+		w.removeTmp(tmp)
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("maildir: move %s/tmp/%s to %s/%s: %w", w.d.path, tmp, subNames[sub], name, err)
+	}
+	w.dirty[sub] = true
+	return false, nil
+}
+
+func (w *Writer) syncDirs() error {
+	for _, s := range []int{subCur, subNew} {
+		if w.dirty[s] {
+			if err := unix.Fsync(w.d.sub[s]); err != nil {
+				return fmt.Errorf("maildir: fsync %s/%s: %w", w.d.path, subNames[s], err)
+			}
+			w.dirty[s] = false
+		}
+	}
+	return nil
+}
+
+// flush makes the pending batch durable in tmp/, then visible in cur/ and
+// new/, then durable there.
+func (w *Writer) flush() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	if w.opts.Fsync == FsyncBatch {
+		if err := w.syncPending(); err != nil {
+			return err
+		}
+	}
+	if err := w.writeKeywords(); err != nil {
+		return err
+	}
+	for i, p := range w.pending {
+		if _, err := w.moveIn(p.tmp, p.sub, p.name); err != nil {
+			w.pending = w.pending[i:]
+			return err
+		}
+	}
+	w.pending, w.pendingBytes = w.pending[:0], 0
+	if w.opts.Fsync == FsyncNone {
+		w.dirty = [2]bool{}
+		return nil
+	}
+	return w.syncDirs()
+}
+
+// syncPending syncs the file system holding tmp/ once, or fsyncs each
+// pending file where syncfs is not available.
+func (w *Writer) syncPending() error {
+	if err := unix.Syncfs(w.d.sub[subTmp]); err == nil {
+		return nil
+	} else if err != unix.ENOSYS && err != unix.EPERM {
+		return fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
+	}
+	for _, p := range w.pending {
+		fd, err := openBeneath(w.d.sub[subTmp], p.tmp, unix.O_RDONLY|unix.O_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, p.tmp, err)
+		}
+		err = unix.Fsync(fd)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, p.tmp, err)
+		}
+	}
+	return nil
+}
+
+// Commit finishes the pending batch (sync, renames, directory fsync) and
+// writes dovecot-uidlist and dovecot-keywords atomically (tmp file, fsync,
+// rename, fsync the directory), mode 0600. It may be called several times
+// (the caller calls it periodically and at the end).
+func (w *Writer) Commit() error {
+	if err := w.flush(); err != nil {
+		return err
+	}
+	if err := w.writeKeywords(); err != nil {
+		return err
+	}
+	if !w.ulDirty {
+		return nil
+	}
+	err := w.writeControl(uidlistName, w.ul.bytes(), func() error {
+		// Under Dovecot's lock: a uidlist rewritten since we read it means
+		// Dovecot (or another writer) gave out UIDs we may give again.
+		var st unix.Stat_t
+		err := unix.Fstatat(w.d.fd, uidlistName, &st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case err == unix.ENOENT && w.ulStat == nil:
+			return nil
+		case err != nil && err != unix.ENOENT:
+			return fmt.Errorf("maildir: stat %s/%s: %w", w.d.path, uidlistName, err)
+		case w.ulStat == nil || err == unix.ENOENT || st.Ino != w.ulStat.Ino || st.Size != w.ulStat.Size || st.Mtim != w.ulStat.Mtim:
+			return fmt.Errorf("maildir: %s/%s changed while this migration was writing (is Dovecot already serving this Maildir?)", w.d.path, uidlistName)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(w.d.fd, uidlistName, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("maildir: stat %s/%s: %w", w.d.path, uidlistName, err)
+	}
+	w.ulStat, w.ulDirty = &st, false
+	return nil
+}
+
+func (w *Writer) writeKeywords() error {
+	if !w.kwDirty {
+		return nil
+	}
+	if err := w.writeControl(keywordsName, keywordsBytes(&w.kw), nil); err != nil {
+		return err
+	}
+	w.kwDirty = false
+	return nil
+}
+
+// lockStale is how old Dovecot lets a dotlock of a Maildir control file get
+// before it takes it over.
+const lockStale = 2 * time.Minute
+
+// writeControl replaces a control file of the Maildir the way Dovecot does:
+// the content goes into name.lock (created exclusively, so it is also
+// Dovecot's dotlock), is synced, and is renamed over name. check runs while
+// the lock is held.
+func (w *Writer) writeControl(name string, data []byte, check func() error) error {
+	lock := name + ".lock"
+	display := w.d.path + "/" + lock
+	deadline := time.Now().Add(30 * time.Second)
+	var fd int
+	for {
+		var err error
+		fd, err = openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			break
+		}
+		if err != unix.EEXIST {
+			return fmt.Errorf("maildir: create %s: %w", display, err)
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(w.d.fd, lock, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			time.Since(time.Unix(st.Mtim.Unix())) > lockStale {
+			_ = unix.Unlinkat(w.d.fd, lock, 0)
+			continue
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("maildir: %s is held by another process", display)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	f := os.NewFile(uintptr(fd), display)
+	fail := func(err error) error {
+		f.Close()
+		_ = unix.Unlinkat(w.d.fd, lock, 0)
+		return err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(fmt.Errorf("maildir: write %s: %w", display, err))
+	}
+	if err := unix.Fchmod(fd, 0o600); err != nil {
+		return fail(fmt.Errorf("maildir: chmod %s: %w", display, err))
+	}
+	if w.opts.Fsync != FsyncNone {
+		if err := f.Sync(); err != nil {
+			return fail(fmt.Errorf("maildir: fsync %s: %w", display, err))
+		}
+	}
+	if err := f.Close(); err != nil {
+		_ = unix.Unlinkat(w.d.fd, lock, 0)
+		return fmt.Errorf("maildir: close %s: %w", display, err)
+	}
+	if err := unix.Renameat(w.d.fd, lock, w.d.fd, name); err != nil {
+		_ = unix.Unlinkat(w.d.fd, lock, 0)
+		return fmt.Errorf("maildir: rename %s to %s: %w", display, name, err)
+	}
+	if w.opts.Fsync != FsyncNone {
+		if err := unix.Fsync(w.d.fd); err != nil {
+			return fmt.Errorf("maildir: fsync %s: %w", w.d.path, err)
+		}
+	}
+	return nil
+}
+
+// Abort removes the tmp files of the pending batch (used on error/interrupt).
+// Files already renamed stay (they are complete and durable), and so do their
+// uidlist lines for a later Commit.
+func (w *Writer) Abort() error {
+	var first error
+	for _, p := range w.pending {
+		if err := unix.Unlinkat(w.d.sub[subTmp], p.tmp, 0); err != nil && !errors.Is(err, unix.ENOENT) && first == nil {
+			first = fmt.Errorf("maildir: remove %s/tmp/%s: %w", w.d.path, p.tmp, err)
+		}
+	}
+	w.forget(w.pending)
+	w.pending, w.pendingBytes = w.pending[:0], 0
+	return first
+}
+
+// forget drops the uidlist lines and run records of messages that never
+// reached cur/ or new/, removing their tmp files.
+func (w *Writer) forget(files []pendingFile) {
+	if len(files) == 0 {
+		return
+	}
+	gone := map[string]bool{}
+	for _, p := range files {
+		gone[p.base] = true
+		delete(w.added, p.base)
+		delete(w.ul.byBase, p.base)
+		w.removeTmp(p.tmp)
+	}
+	lines := w.ul.lines[:0]
+	for _, l := range w.ul.lines {
+		if !gone[l.base] {
+			lines = append(lines, l)
+		}
+	}
+	w.ul.lines = lines
+}

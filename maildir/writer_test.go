@@ -1,0 +1,558 @@
+package maildir
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+const testHost = "mx.example.org"
+
+func newTestWriter(t *testing.T, md string, opts Options) (*Dir, *Writer) {
+	t.Helper()
+	if opts.Host == "" {
+		opts.Host = testHost
+	}
+	d, err := Open(md, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	w, err := NewWriter(d, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, w
+}
+
+var testDate = time.Date(2021, 3, 4, 5, 6, 7, 890123000, time.UTC)
+
+func msg(pos int64, body string) *Message {
+	return &Message{Date: testDate, Position: pos, New: true, Content: strings.NewReader(body)}
+}
+
+func add(t *testing.T, w *Writer, m *Message) Result {
+	t.Helper()
+	r, err := w.Add(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestAddNames(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, body  string
+		size, vsize int64
+	}{
+		{"LF", "Subject: x\n\nhello\n", 18, 21},
+		{"CRLF", "Subject: x\r\n\r\nhello\r\n", 21, 21},
+		{"mixed", "a\r\nb\nc\r\r\n\n", 10, 12},
+		{"no final newline", "a\nb", 3, 4},
+		{"empty", "", 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+			// One byte at a time puts every CR and LF on a read boundary.
+			m := msg(7, "")
+			m.Content = iotest.OneByteReader(strings.NewReader(c.body))
+			r := add(t, w, m)
+			sum := sha256.Sum256([]byte(c.body))
+			want := fmt.Sprintf("1614834367.M890123Q7X%x.%s,S=%d,W=%d", sum[:8], testHost, c.size, c.vsize)
+			if r.Name != want || r.Sub != "new" || r.Size != c.size || r.SHA256 != sum || r.Existed {
+				t.Errorf("got %+v\nwant name %s", r, want)
+			}
+			n, err := ParseName(r.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Size != c.size || n.VSize != c.vsize || n.Time != testDate.Unix() {
+				t.Errorf("ParseName gives %+v", n)
+			}
+			if got := readFile(t, filepath.Join(md, "new", r.Name)); got != c.body {
+				t.Errorf("content %q, want %q", got, c.body)
+			}
+		})
+	}
+}
+
+func TestAddDeterministic(t *testing.T) {
+	t.Parallel()
+	var names [2][]string
+	for i := range names {
+		md := filepath.Join(t.TempDir(), "Maildir")
+		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+		for j, body := range []string{"one\n", "two\n", "one\n"} {
+			names[i] = append(names[i], add(t, w, msg(int64(j), body)).Name)
+		}
+	}
+	if !reflect.DeepEqual(names[0], names[1]) {
+		t.Errorf("names differ between runs:\n%v\n%v", names[0], names[1])
+	}
+	if names[0][0] == names[0][2] {
+		t.Errorf("same content at two positions gave one name %s", names[0][0])
+	}
+}
+
+func TestAddHostEscaped(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w := newTestWriter(t, md, Options{Host: "a/b:c", Fsync: FsyncNone})
+	r := add(t, w, msg(0, "x\n"))
+	if !strings.Contains(r.Name, `.a\057b\072c,S=2,W=3`) {
+		t.Errorf("name %q does not carry the escaped host", r.Name)
+	}
+	if strings.Count(r.Name, ":") != 0 || strings.Contains(r.Name, "/") {
+		t.Errorf("name %q has a raw ':' or '/'", r.Name)
+	}
+}
+
+func TestAddFlagsAndSubdir(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		flags    string
+		keywords []string
+		new      bool
+		sub      string
+		info     string
+	}{
+		{"new", "", nil, true, "new", ""},
+		{"unread seen by a client", "", nil, false, "cur", ":2,"},
+		{"flags sorted", "TSFR", nil, true, "cur", ":2,FRST"},
+		{"all system flags", "DFPRST", nil, false, "cur", ":2,DFPRST"},
+		{"keywords go to cur", "", []string{"$Forwarded"}, true, "cur", ":2,a"},
+		{"flags then keywords", "S", []string{"Junk", "$Forwarded"}, false, "cur", ":2,Sab"},
+		{"repeated flags once", "SS", []string{"Junk", "Junk"}, false, "cur", ":2,Sa"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+			m := msg(0, "x\n")
+			m.Flags, m.Keywords, m.New = c.flags, c.keywords, c.new
+			r := add(t, w, m)
+			if r.Sub != c.sub || !strings.HasSuffix(r.Name, ",W=3"+c.info) {
+				t.Errorf("got %s/%s, want %s/...%s", r.Sub, r.Name, c.sub, c.info)
+			}
+			if _, err := os.Stat(filepath.Join(md, r.Sub, r.Name)); err != nil {
+				t.Error(err)
+			}
+			if _, err := ParseName(r.Name); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+	m := msg(0, "x\n")
+	m.Flags = "SX"
+	if _, err := w.Add(m); err == nil {
+		t.Error("flag X accepted")
+	}
+}
+
+func TestAddModesAndMtime(t *testing.T) {
+	root := t.TempDir()
+	md := filepath.Join(root, "Maildir")
+	_, w := newTestWriter(t, md, Options{})
+	old := time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+	r1 := add(t, w, msg(0, "a\n"))
+	m := msg(1, "b\n")
+	m.Date = old
+	r2 := add(t, w, m)
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(r2.Name, "0.M0Q1X") {
+		t.Errorf("pre-1970 name %s", r2.Name)
+	}
+	for _, c := range []struct {
+		r    Result
+		want time.Time
+	}{{r1, testDate}, {r2, time.Unix(0, 0)}} {
+		fi, err := os.Lstat(filepath.Join(md, c.r.Sub, c.r.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != 0o600 {
+			t.Errorf("%s: mode %v", c.r.Name, fi.Mode())
+		}
+		if !fi.ModTime().Equal(c.want) {
+			t.Errorf("%s: mtime %v, want %v", c.r.Name, fi.ModTime(), c.want)
+		}
+	}
+	for _, f := range []string{"dovecot-uidlist"} {
+		fi, err := os.Lstat(filepath.Join(md, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != 0o600 {
+			t.Errorf("%s: mode %v", f, fi.Mode())
+		}
+	}
+}
+
+func TestAddNeverOverwrites(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			// Learn the name in a scratch Maildir, then plant a different
+			// file under that name in the real one after NewWriter listed it.
+			_, scratch := newTestWriter(t, filepath.Join(t.TempDir(), "Maildir"), Options{Fsync: FsyncNone})
+			name := add(t, scratch, msg(0, "real\n")).Name
+
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{Fsync: mode})
+			planted := filepath.Join(md, "new", name)
+			must(t, os.WriteFile(planted, []byte("planted"), 0o600))
+			r := add(t, w, msg(0, "real\n"))
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, planted); got != "planted" {
+				t.Errorf("planted file overwritten: %q", got)
+			}
+			if mode != FsyncBatch && !r.Existed {
+				t.Errorf("Existed = false for a planted name")
+			}
+			if left, _ := os.ReadDir(filepath.Join(md, "tmp")); len(left) != 0 {
+				t.Errorf("tmp/ not empty: %v", left)
+			}
+		})
+	}
+}
+
+func TestReAddIsIdempotent(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	md := filepath.Join(root, "Maildir")
+	bodies := []string{"a\n", "b\r\n", "c"}
+	run := func() []Result {
+		d, w := newTestWriter(t, md, Options{})
+		defer d.Close()
+		w.SetUIDBase(1234, 10)
+		var rs []Result
+		for i, b := range bodies {
+			m := msg(int64(i), b)
+			m.Flags = "S"
+			m.UID = uint32(5 + i)
+			rs = append(rs, add(t, w, m))
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	first := run()
+	before := snapshot(t, root)
+	uidlist := readFile(t, filepath.Join(md, "dovecot-uidlist"))
+	second := run()
+	for i := range first {
+		if !second[i].Existed || second[i].Name != first[i].Name || second[i].UID != first[i].UID || second[i].Sub != first[i].Sub {
+			t.Errorf("message %d: first %+v, second %+v", i, first[i], second[i])
+		}
+	}
+	after := snapshot(t, root)
+	// tmp/ held the second copies until they were found to exist.
+	delete(before, "Maildir/tmp")
+	delete(after, "Maildir/tmp")
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("second run changed the Maildir:\n%v\n%v", before, after)
+	}
+	if got := readFile(t, filepath.Join(md, "dovecot-uidlist")); got != uidlist {
+		t.Errorf("uidlist changed:\n%s\n%s", uidlist, got)
+	}
+}
+
+func TestExistedButUnlisted(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	d, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+	add(t, w, msg(0, "a\n"))
+	add(t, w, msg(1, "b\n"))
+	// No Commit: as after a crash, the files are there but not listed.
+	d.Close()
+	_, w = newTestWriter(t, md, Options{Fsync: FsyncNone})
+	r0 := add(t, w, msg(0, "a\n"))
+	r1 := add(t, w, msg(1, "b\n"))
+	r2 := add(t, w, msg(2, "c\n"))
+	if !r0.Existed || !r1.Existed || r2.Existed {
+		t.Errorf("Existed %v %v %v", r0.Existed, r1.Existed, r2.Existed)
+	}
+	if r0.UID != 1 || r1.UID != 2 || r2.UID != 3 {
+		t.Errorf("UIDs %d %d %d, want 1 2 3", r0.UID, r1.UID, r2.UID)
+	}
+	must(t, w.Commit())
+	lines := strings.Split(strings.TrimSpace(readFile(t, filepath.Join(md, "dovecot-uidlist"))), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[1], "1 :"+r0.Name) || !strings.HasPrefix(lines[3], "3 :"+r2.Name) {
+		t.Errorf("uidlist:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+func TestUIDRules(t *testing.T) {
+	t.Parallel()
+	const guid = "0123456789abcdef0123456789abcdef"
+	for _, c := range []struct {
+		name         string
+		existing     string // dovecot-uidlist before the run
+		validity     uint32 // SetUIDBase, 0 = not called
+		last         uint32
+		xuids        []uint32
+		want         []uint32
+		wantV, wantN uint32
+		renumbered   bool
+	}{
+		{name: "no base: X-UIDs ignored", xuids: []uint32{5, 0, 7}, want: []uint32{1, 2, 3}, wantN: 4},
+		{name: "base keeps ascending X-UIDs", validity: 1000, last: 10, xuids: []uint32{5, 6, 12},
+			want: []uint32{5, 6, 12}, wantV: 1000, wantN: 13},
+		{name: "last UID is used, not next", validity: 1000, last: 10, xuids: []uint32{0, 0},
+			want: []uint32{11, 12}, wantV: 1000, wantN: 13},
+		{name: "X-UID below previous renumbered", validity: 1000, last: 10, xuids: []uint32{0, 3},
+			want: []uint32{11, 12}, wantV: 1000, wantN: 13, renumbered: true},
+		{name: "repeated X-UID renumbered", validity: 1000, last: 10, xuids: []uint32{5, 5, 6},
+			want: []uint32{5, 11, 12}, wantV: 1000, wantN: 13, renumbered: true},
+		{name: "X-UID above last raises next", validity: 1000, last: 2, xuids: []uint32{1, 40, 0},
+			want: []uint32{1, 40, 41}, wantV: 1000, wantN: 42},
+		{name: "existing uidlist same validity", existing: "3 V1000 N20 G" + guid + "\n3 :3.a.h\n19 :19.b.h\n",
+			validity: 1000, last: 10, xuids: []uint32{25, 21, 0},
+			want: []uint32{25, 26, 27}, wantV: 1000, wantN: 28, renumbered: true},
+		{name: "existing uidlist: expunged UIDs never reused", existing: "3 V1000 N20 G" + guid + "\n5 :5.a.h\n",
+			validity: 1000, last: 10, xuids: []uint32{10, 19, 20},
+			want: []uint32{20, 21, 22}, wantV: 1000, wantN: 23, renumbered: true},
+		{name: "existing uidlist other validity", existing: "3 V999 N20 G" + guid + "\n",
+			validity: 1000, last: 30, xuids: []uint32{25},
+			want: []uint32{20}, wantV: 999, wantN: 21, renumbered: true},
+		{name: "existing uidlist without base", existing: "3 V999 N20 G" + guid + "\n",
+			xuids: []uint32{25, 0}, want: []uint32{20, 21}, wantV: 999, wantN: 22},
+		{name: "version 1 uidlist", existing: "1 999 7\n6 6.a.h:2,S\n",
+			xuids: []uint32{0}, want: []uint32{7}, wantV: 999, wantN: 8},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			mkdirs(t, md)
+			if c.existing != "" {
+				must(t, os.WriteFile(filepath.Join(md, "dovecot-uidlist"), []byte(c.existing), 0o600))
+			}
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+			if c.validity != 0 {
+				w.SetUIDBase(c.validity, c.last)
+			}
+			var got []uint32
+			var names []string
+			for i, u := range c.xuids {
+				m := msg(int64(i), fmt.Sprintf("message %d\n", i))
+				m.UID = u
+				r := add(t, w, m)
+				got = append(got, r.UID)
+				names = append(names, strings.TrimSuffix(r.Name, ":2,"))
+			}
+			must(t, w.Commit())
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("UIDs %v, want %v", got, c.want)
+			}
+			if w.Renumbered() != c.renumbered {
+				t.Errorf("Renumbered() = %v", w.Renumbered())
+			}
+			if w.NextUID() != c.wantN {
+				t.Errorf("NextUID() = %d, want %d", w.NextUID(), c.wantN)
+			}
+			if c.wantV != 0 && w.UIDValidity() != c.wantV {
+				t.Errorf("UIDValidity() = %d, want %d", w.UIDValidity(), c.wantV)
+			}
+			if c.wantV == 0 && (w.UIDValidity() < uint32(time.Now().Unix()-60) || w.UIDValidity() > uint32(time.Now().Unix())) {
+				t.Errorf("fresh UIDValidity() = %d, not now", w.UIDValidity())
+			}
+			lines := strings.Split(strings.TrimSuffix(readFile(t, filepath.Join(md, "dovecot-uidlist")), "\n"), "\n")
+			head := strings.Fields(lines[0])
+			if len(head) != 4 || head[0] != "3" || head[1] != fmt.Sprintf("V%d", w.UIDValidity()) ||
+				head[2] != fmt.Sprintf("N%d", c.wantN) || len(head[3]) != 33 || head[3][0] != 'G' {
+				t.Errorf("header %q", lines[0])
+			}
+			if c.existing != "" && strings.HasPrefix(c.existing, "3 ") && head[3] != "G"+guid {
+				t.Errorf("guid not kept: %q", head[3])
+			}
+			var wantLines []string
+			if c.existing != "" {
+				for _, l := range strings.Split(strings.TrimSuffix(c.existing, "\n"), "\n")[1:] {
+					if strings.HasPrefix(c.existing, "1 ") {
+						l = strings.Replace(l, " ", " :", 1)
+					}
+					wantLines = append(wantLines, l)
+				}
+			}
+			for i, u := range c.want {
+				wantLines = append(wantLines, fmt.Sprintf("%d :%s", u, names[i]))
+			}
+			if !reflect.DeepEqual(lines[1:], wantLines) {
+				t.Errorf("lines\n%s\nwant\n%s", strings.Join(lines[1:], "\n"), strings.Join(wantLines, "\n"))
+			}
+		})
+	}
+}
+
+func TestKeywordsFile(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	mkdirs(t, md)
+	must(t, os.WriteFile(filepath.Join(md, "dovecot-keywords"), []byte("0 $Forwarded\n2 Old\n"), 0o600))
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+	m := msg(0, "x\n")
+	m.Keywords = []string{"Old", "New", "$Forwarded"}
+	r := add(t, w, m)
+	if !strings.HasSuffix(r.Name, ":2,abc") {
+		t.Errorf("name %s, want letters abc", r.Name)
+	}
+	var many []string
+	for i := 0; i < 30; i++ {
+		many = append(many, fmt.Sprintf("k%02d", i))
+	}
+	m = msg(1, "y\n")
+	m.Keywords = append(many, "bad name", "")
+	r = add(t, w, m)
+	must(t, w.Commit())
+	n, _ := ParseName(r.Name)
+	if n.Flags != "defghijklmnopqrstuvwxyz" {
+		t.Errorf("flags %q, want the 23 free letters", n.Flags)
+	}
+	wantDropped := []string{"k23", "k24", "k25", "k26", "k27", "k28", "k29", "bad name", ""}
+	if got := w.DroppedKeywords(); !reflect.DeepEqual(got, wantDropped) {
+		t.Errorf("DroppedKeywords() = %q, want %q", got, wantDropped)
+	}
+	got := readFile(t, filepath.Join(md, "dovecot-keywords"))
+	if !strings.HasPrefix(got, "0 $Forwarded\n1 New\n2 Old\n3 k00\n") || !strings.HasSuffix(got, "25 k22\n") {
+		t.Errorf("dovecot-keywords:\n%s", got)
+	}
+	if fi, err := os.Lstat(filepath.Join(md, "dovecot-keywords")); err != nil || fi.Mode() != 0o600 {
+		t.Errorf("dovecot-keywords mode: %v %v", fi, err)
+	}
+}
+
+func TestFsyncModes(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{Fsync: mode, BatchFiles: 3})
+			var rs []Result
+			for i := 0; i < 5; i++ {
+				rs = append(rs, add(t, w, msg(int64(i), strings.Repeat("x", i)+"\n")))
+				visible := countFiles(t, md, "new")
+				want := i + 1
+				if mode == FsyncBatch {
+					want = (i + 1) / 3 * 3 // only whole batches are visible
+				}
+				if visible != want {
+					t.Errorf("after %d adds, %d files visible, want %d", i+1, visible, want)
+				}
+			}
+			must(t, w.Commit())
+			if n := countFiles(t, md, "new"); n != 5 {
+				t.Errorf("%d files in new/ after Commit", n)
+			}
+			if n := countFiles(t, md, "tmp"); n != 0 {
+				t.Errorf("%d files left in tmp/", n)
+			}
+			for i, r := range rs {
+				if got := readFile(t, filepath.Join(md, r.Sub, r.Name)); got != strings.Repeat("x", i)+"\n" {
+					t.Errorf("message %d content %q", i, got)
+				}
+			}
+		})
+	}
+	if f, err := ParseFsync("sometimes"); err == nil {
+		t.Errorf("ParseFsync accepted %v", f)
+	}
+	if f, err := ParseFsync("always"); err != nil || f != FsyncAlways {
+		t.Errorf("ParseFsync(always) = %v, %v", f, err)
+	}
+}
+
+func TestAbort(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w := newTestWriter(t, md, Options{BatchFiles: 2})
+	add(t, w, msg(0, "a\n"))
+	add(t, w, msg(1, "b\n")) // completes a batch: durable and visible
+	r := add(t, w, msg(2, "c\n"))
+	if n := countFiles(t, md, "tmp"); n != 1 {
+		t.Fatalf("%d files in tmp/ before Abort, want 1", n)
+	}
+	must(t, w.Abort())
+	if n := countFiles(t, md, "tmp"); n != 0 {
+		t.Errorf("%d files left in tmp/ after Abort", n)
+	}
+	if n := countFiles(t, md, "new"); n != 2 {
+		t.Errorf("%d files in new/ after Abort, want the 2 of the finished batch", n)
+	}
+	must(t, w.Commit())
+	if ul := readFile(t, filepath.Join(md, "dovecot-uidlist")); strings.Contains(ul, r.Name) || strings.Count(ul, "\n") != 3 {
+		t.Errorf("uidlist after Abort:\n%s", ul)
+	}
+}
+
+func TestWriterRefusesSymlinkedControlFiles(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	md := filepath.Join(root, "Maildir")
+	mkdirs(t, md)
+	target := filepath.Join(root, "target")
+	must(t, os.WriteFile(target, []byte("1 2 3\n"), 0o600))
+	must(t, os.Symlink(target, filepath.Join(md, "dovecot-uidlist")))
+	d, err := Open(md, true)
+	must(t, err)
+	defer d.Close()
+	if _, err := NewWriter(d, Options{Host: testHost}); err == nil {
+		t.Fatal("NewWriter read a symlinked dovecot-uidlist")
+	}
+	if got := readFile(t, target); got != "1 2 3\n" {
+		t.Errorf("target changed: %q", got)
+	}
+}
+
+func countFiles(t *testing.T, md, sub string) int {
+	t.Helper()
+	es, err := os.ReadDir(filepath.Join(md, sub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+func sortedNames(t *testing.T, md string) []string {
+	t.Helper()
+	var out []string
+	for _, sub := range []string{"cur", "new"} {
+		es, err := os.ReadDir(filepath.Join(md, sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			out = append(out, sub+"/"+e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
