@@ -1,0 +1,76 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoMailbox is wrapped by the error OpenSpool returns when the user has no mailbox: not a
+// failure, there is simply nothing to migrate.
+var ErrNoMailbox = errors.New("migrate: no mailbox")
+
+// ErrUnsafeSpool is wrapped by the errors that refuse a spool for safety reasons.
+var ErrUnsafeSpool = errors.New("migrate: unsafe spool")
+
+// OpenSpool opens the mailbox at path for reading and locking without following a symlink and
+// without blocking on a FIFO, and refuses it unless it is a regular file owned by uid with a
+// single link: a spool that is a symlink or a hard link to /etc/shadow must never be read.
+func OpenSpool(path string, uid int) (*os.File, unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return nil, st, fmt.Errorf("%w: %s does not exist", ErrNoMailbox, path)
+		case errors.Is(err, unix.ELOOP):
+			return nil, st, fmt.Errorf("%w: %s is a symlink", ErrUnsafeSpool, path)
+		}
+		return nil, st, fmt.Errorf("migrate: spool: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, st, fmt.Errorf("migrate: spool: %w", &os.PathError{Op: "fstat", Path: path, Err: err})
+	}
+	if err := checkSpoolStat(path, &st, uid); err != nil {
+		f.Close()
+		return nil, st, err
+	}
+	// Reads must block normally from here on; O_NONBLOCK only guarded the open.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		f.Close()
+		return nil, st, fmt.Errorf("migrate: spool: %w", &os.PathError{Op: "fcntl", Path: path, Err: err})
+	}
+	return f, st, nil
+}
+
+func checkSpoolStat(path string, st *unix.Stat_t, uid int) error {
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return fmt.Errorf("%w: %s is not a regular file", ErrUnsafeSpool, path)
+	case int(st.Uid) != uid:
+		return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrUnsafeSpool, path, st.Uid, uid)
+	case st.Nlink != 1:
+		return fmt.Errorf("%w: %s has %d links (a hard link to another file?)", ErrUnsafeSpool, path, st.Nlink)
+	}
+	return nil
+}
+
+// RecheckSpool verifies, after locking, that path still names the open file f with one link:
+// the lock is only worth something on the file the MTA delivers to.
+func RecheckSpool(f *os.File, path string, uid int) (unix.Stat_t, error) {
+	var fst, pst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
+		return fst, fmt.Errorf("migrate: spool: %w", &os.PathError{Op: "fstat", Path: path, Err: err})
+	}
+	if err := unix.Lstat(path, &pst); err != nil {
+		return fst, fmt.Errorf("%w: %s was removed or replaced while locking: %w", ErrUnsafeSpool, path, err)
+	}
+	if fst.Dev != pst.Dev || fst.Ino != pst.Ino {
+		return fst, fmt.Errorf("%w: %s was replaced while locking", ErrUnsafeSpool, path)
+	}
+	return fst, checkSpoolStat(path, &fst, uid)
+}
