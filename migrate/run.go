@@ -1,0 +1,531 @@
+package migrate
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/mbox"
+	"github.com/maildirmig/maildirmig/users"
+)
+
+// Source says where a user's mbox is.
+type Source int
+
+const (
+	SourceSpool   Source = iota // <spool dir>/USER (the mbox command)
+	SourceMailbox               // ~USER/Mailbox (the Mailbox command)
+)
+
+// After values: what becomes of a source once its messages are durable and verified.
+const (
+	AfterKeep     = "keep"
+	AfterRename   = "rename"   // renamed to <source>.migrated-<time>
+	AfterTruncate = "truncate" // emptied in place (the MTA keeps delivering to the same file)
+)
+
+// Outcomes of one user's migration.
+const (
+	OutcomeMigrated    = "migrated"
+	OutcomeUpToDate    = "up-to-date"
+	OutcomeNoMailbox   = "no-mailbox"
+	OutcomeFailed      = "failed"
+	OutcomeLockTimeout = "lock-timeout"
+)
+
+// Config is one batch migration. Every system path (passwd, group, login.defs, the spool
+// directory, the homes found in passwd, StateDir and AuditLog) is resolved under Root.
+type Config struct {
+	Source        Source
+	Root          string
+	Passwd        string   // passwd file, as given (not under Root)
+	SpoolDir      string   // "" = /var/spool/mail, or /var/mail where that is the real directory
+	StateDir      string   // "" = /var/lib/maildirmig
+	AuditLog      string   // "" = /var/log/maildirmig/audit.jsonl
+	Users         []string // only these users
+	MinUID        int      // -1 = login.defs
+	NoRoot        bool
+	Maildir       string // destination under each home; "" = Maildir
+	Jobs          int    // users migrated at a time; 0 = GOMAXPROCS
+	Force         bool   // migrate a user whose migrated part changed, from the start
+	After         string // keep (default), rename or truncate
+	LockTimeout   time.Duration
+	AuditMessages bool           // one audit line per message
+	Convert       ConvertOptions // KeepHeaders, Unescape, Location and Maildir are used
+	Argv          []string       // for the audit log's run-start
+	Version       string
+
+	// Callbacks, for the console; they may be called from several goroutines at once.
+	Progress  func(n int64)                 // source bytes consumed
+	UserStart func(user string, size int64) // a user's migration begins
+	UserDone  func(UserResult)
+	Notice    func(user string, e Event)
+	Warn      func(msg string)
+}
+
+// UserResult is what happened to one user.
+type UserResult struct {
+	User    string
+	UID     int
+	Src     string
+	Dst     string
+	Outcome string // one of the Outcome constants
+	Stats   Stats
+	After   string // what was done to the source: "", "renamed to ...", "truncated"
+	Err     error
+	Elapsed time.Duration
+}
+
+// Summary totals a run.
+type Summary struct {
+	Users, Migrated, UpToDate, NoMailbox, Failed, LockTimeouts int
+	Messages, Written, Existed, Bytes                          int64
+	Elapsed                                                    time.Duration
+	Run                                                        string // the audit log's run id
+}
+
+func (c *Config) defaults() {
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/maildirmig"
+	}
+	if c.AuditLog == "" {
+		c.AuditLog = "/var/log/maildirmig/audit.jsonl"
+	}
+	if c.Maildir == "" {
+		c.Maildir = "Maildir"
+	}
+	if c.Jobs <= 0 {
+		c.Jobs = runtime.GOMAXPROCS(0)
+	}
+	if c.After == "" {
+		c.After = AfterKeep
+	}
+	if c.LockTimeout <= 0 {
+		c.LockTimeout = 30 * time.Second
+	}
+}
+
+// resolve maps a system path under Root.
+func (c *Config) resolve(p string) string {
+	if c.Root == "" {
+		return p
+	}
+	return filepath.Join(c.Root, p)
+}
+
+// SpoolDirectory returns the spool directory Run uses, resolved under Root.
+func (c *Config) SpoolDirectory() string {
+	if c.SpoolDir != "" {
+		return c.resolve(c.SpoolDir)
+	}
+	// Debian links /var/spool/mail to /var/mail: use the real directory so that the dotlock is
+	// made next to the file the MTA locks.
+	p := c.resolve("/var/spool/mail")
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		return p
+	}
+	return c.resolve("/var/mail")
+}
+
+// Paths returns a user's source mbox and destination Maildir, resolved under Root.
+func (c *Config) Paths(u users.User) (src, home, dst string) {
+	home = c.resolve(u.Home)
+	switch c.Source {
+	case SourceMailbox:
+		src = filepath.Join(home, "Mailbox")
+	default:
+		src = filepath.Join(c.SpoolDirectory(), u.Name)
+	}
+	name := c.Maildir
+	if name == "" {
+		name = "Maildir"
+	}
+	return src, home, filepath.Join(home, name)
+}
+
+func (c *Config) listUsers() ([]users.User, error) {
+	o := users.Options{Root: c.Root, Passwd: c.Passwd, MinUID: c.MinUID, Names: c.Users, NoRoot: c.NoRoot}
+	return users.List(o)
+}
+
+// owner is the uid that must own a user's spool and home: the user's when we are root, ours
+// otherwise (a demo tree or a test made by an unprivileged user).
+func owner(u users.User) int {
+	if os.Geteuid() != 0 {
+		return os.Geteuid()
+	}
+	return u.UID
+}
+
+// Run migrates every selected user, Jobs at a time. One user's failure is reported and counted
+// and never stops the others. The error is for what stops the whole run: the user list cannot
+// be read, the audit log cannot be written, or ctx was cancelled (locks are released and tmp
+// files removed first).
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	cfg.defaults()
+	start := time.Now()
+	var sum Summary
+	list, err := cfg.listUsers()
+	if err != nil {
+		return sum, err
+	}
+	audit, err := OpenAudit(cfg.resolve(cfg.AuditLog))
+	if err != nil {
+		return sum, err
+	}
+	sum.Run = audit.Run()
+	defer audit.Close()
+	state := StateStore{Dir: cfg.resolve(cfg.StateDir)}
+	if err := os.MkdirAll(state.Dir, 0o700); err != nil {
+		return sum, fmt.Errorf("migrate: state: %w", err)
+	}
+	if os.Geteuid() != 0 && cfg.Warn != nil {
+		cfg.Warn(fmt.Sprintf("not running as root: migrating in-process as uid %d, and expecting every spool and home to belong to uid %d", os.Geteuid(), os.Geteuid()))
+	}
+	if err := audit.Log(EventRunStart, map[string]any{"argv": cfg.Argv, "version": cfg.Version, "users": len(list), "jobs": cfg.Jobs, "root": nonEmpty(cfg.Root), "after": cfg.After}); err != nil {
+		return sum, err
+	}
+	r := &runner{cfg: cfg, audit: audit, state: state, withFlock: cfg.Source == SourceSpool && cfg.Root == "" && postfixUsesFlock()}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var fatal error
+	g, gctx := errgroup.WithContext(runCtx)
+	g.SetLimit(cfg.Jobs)
+	for _, u := range list {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			res, err := r.user(gctx, u)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				// Only the audit log failing gets here: stop everything.
+				if fatal == nil {
+					fatal = err
+				}
+				cancel()
+				return nil
+			}
+			sum.add(res)
+			if cfg.UserDone != nil {
+				cfg.UserDone(res)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	sum.Elapsed = time.Since(start)
+	endErr := audit.Log(EventRunEnd, map[string]any{
+		"users": sum.Users, "migrated": sum.Migrated, "up_to_date": sum.UpToDate, "no_mailbox": sum.NoMailbox,
+		"failed": sum.Failed, "lock_timeouts": sum.LockTimeouts, "messages": sum.Messages, "written": sum.Written,
+		"existed": sum.Existed, "bytes": sum.Bytes, "seconds": sum.Elapsed.Seconds(), "interrupted": ctx.Err() != nil,
+	})
+	if err := audit.f.Sync(); err != nil && endErr == nil {
+		endErr = fmt.Errorf("migrate: audit log: %w", err)
+	}
+	switch {
+	case fatal != nil:
+		return sum, fatal
+	case ctx.Err() != nil:
+		return sum, ctx.Err()
+	}
+	return sum, endErr
+}
+
+func nonEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (s *Summary) add(r UserResult) {
+	s.Users++
+	switch r.Outcome {
+	case OutcomeMigrated:
+		s.Migrated++
+	case OutcomeUpToDate:
+		s.UpToDate++
+	case OutcomeNoMailbox:
+		s.NoMailbox++
+	case OutcomeLockTimeout:
+		s.LockTimeouts++
+		s.Failed++
+	case OutcomeFailed:
+		s.Failed++
+	}
+	s.Messages += r.Stats.Messages - r.Stats.Skipped
+	s.Written += r.Stats.Written
+	s.Existed += r.Stats.Existed
+	s.Bytes += r.Stats.Bytes
+}
+
+// postfixUsesFlock reports whether Postfix's local(8) takes flock locks on spools too.
+func postfixUsesFlock() bool {
+	out, err := exec.Command("postconf", "-h", "mailbox_delivery_lock").Output()
+	return err == nil && strings.Contains(string(out), "flock")
+}
+
+type runner struct {
+	cfg       Config
+	audit     *Audit
+	state     StateStore
+	withFlock bool
+}
+
+// user migrates one user. The returned error is reserved for a failed audit write; everything
+// else about the user is in the result.
+func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
+	src, home, dst := r.cfg.Paths(u)
+	res := UserResult{User: u.Name, UID: u.UID, Src: src, Dst: dst}
+	began := time.Now()
+	base := map[string]any{"user": u.Name, "uid": u.UID, "src": src, "dst": dst}
+	with := func(kv ...any) map[string]any {
+		m := make(map[string]any, len(base)+len(kv)/2)
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	var auditErr error
+	log := func(event string, fields map[string]any) {
+		if err := r.audit.Log(event, fields); err != nil && auditErr == nil {
+			auditErr = err
+		}
+	}
+	err := r.migrate(ctx, u, src, home, &res, with, log)
+	res.Elapsed = time.Since(began)
+	switch {
+	case err == nil:
+		log(EventUserDone, with("outcome", res.Outcome, "messages", res.Stats.Messages, "written", res.Stats.Written,
+			"existed", res.Stats.Existed, "skipped", res.Stats.Skipped, "bytes", res.Stats.Bytes,
+			"end_offset", res.Stats.EndOffset, "uidvalidity", res.Stats.UIDValidity, "next_uid", res.Stats.NextUID,
+			"renumbered", res.Stats.Renumbered, "loose", res.Stats.Loose, "after", nonEmpty(res.After),
+			"seconds", res.Elapsed.Seconds()))
+	case errors.Is(err, ErrNoMailbox):
+		res.Outcome = OutcomeNoMailbox
+		log(EventUserSkip, with("reason", "no mailbox"))
+	default:
+		res.Outcome = OutcomeFailed
+		if errors.Is(err, ErrLockTimeout) {
+			res.Outcome = OutcomeLockTimeout
+		}
+		res.Err = err
+		log(EventUserFailed, with("outcome", res.Outcome, "err", err.Error()))
+	}
+	return res, auditErr
+}
+
+func (r *runner) migrate(ctx context.Context, u users.User, src, home string, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) error {
+	uid := owner(u)
+	log(EventUserStart, with())
+	f, st, err := OpenSpool(src, uid)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if r.cfg.UserStart != nil {
+		r.cfg.UserStart(u.Name, st.Size)
+	}
+	lockCtx, cancel := context.WithTimeout(ctx, r.cfg.LockTimeout)
+	defer cancel()
+	dl, err := TakeDotlock(lockCtx, dotlockPath(src), r.cfg.LockTimeout)
+	if err != nil {
+		return ctxLockError(ctx, err)
+	}
+	defer dl.Release()
+	if err := LockFile(lockCtx, f, r.cfg.LockTimeout, r.withFlock); err != nil {
+		return ctxLockError(ctx, err)
+	}
+	if st, err = RecheckSpool(f, src, uid); err != nil {
+		return err
+	}
+	prev, err := r.state.Load(u.Name)
+	if err != nil {
+		return err
+	}
+	start, index, h, err := prev.Resume(f, st, r.cfg.Force)
+	if err != nil {
+		return err
+	}
+	next := &State{User: u.Name, UID: u.UID, Source: src, Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(home, r.cfg.Maildir),
+		KeepHeaders: r.cfg.Convert.KeepHeaders, Unescape: unescapeName(r.cfg.Convert.Unescape)}
+	if prev != nil {
+		next.BaseIndex, next.Bytes, next.UIDValidity = prev.BaseIndex, prev.Bytes, prev.UIDValidity
+		if start == 0 {
+			next.BaseIndex = index
+		}
+	}
+	res.Stats.EndOffset = start
+	if start < st.Size {
+		if err := checkSpace(home, st.Size-start); err != nil {
+			return err
+		}
+		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, with, log)
+		if err != nil {
+			return err
+		}
+		res.Stats = stats
+		res.Outcome = OutcomeMigrated
+	} else {
+		res.Outcome = OutcomeUpToDate
+		res.Stats.UIDValidity = next.UIDValidity
+	}
+	end := res.Stats.EndOffset
+	if _, err := io.Copy(h, io.NewSectionReader(f, start, end-start)); err != nil {
+		return fmt.Errorf("migrate: hashing %s: %w", src, err)
+	}
+	next.Size, next.Offset, next.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
+	next.Messages = index + res.Stats.Messages
+	next.Bytes += end - start
+	if res.Stats.UIDValidity != 0 {
+		next.UIDValidity = res.Stats.UIDValidity
+	}
+	next.Time = time.Now().UTC()
+	if err := r.state.Save(next); err != nil {
+		return err
+	}
+	if r.cfg.After == AfterKeep || end == 0 || end != st.Size {
+		return nil
+	}
+	// Every message up to end is durable and was re-read against its record: the source may go.
+	after, err := applyAfter(f, src, r.cfg.After)
+	if err != nil {
+		return err
+	}
+	res.After = after
+	log(EventAfter, with("action", r.cfg.After, "result", after))
+	next.Offset, next.SHA256, next.BaseIndex, next.Size = 0, emptySHA256, next.Messages, 0
+	next.After = after
+	next.Time = time.Now().UTC()
+	return r.state.Save(next)
+}
+
+var emptySHA256 = hex.EncodeToString(newSHA256().Sum(nil))
+
+func ctxLockError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrLockTimeout, err)
+	}
+	return err
+}
+
+func unescapeName(u mbox.Unescape) string {
+	switch u {
+	case mbox.UnescapeMboxrd:
+		return "mboxrd"
+	case mbox.UnescapeMboxo:
+		return "mboxo"
+	}
+	return ""
+}
+
+// applyAfter renames or truncates the locked source.
+func applyAfter(f *os.File, src, after string) (string, error) {
+	switch after {
+	case AfterTruncate:
+		if err := f.Truncate(0); err != nil {
+			return "", fmt.Errorf("migrate: truncating %s: %w", src, err)
+		}
+		if err := f.Sync(); err != nil {
+			return "", fmt.Errorf("migrate: truncating %s: %w", src, err)
+		}
+		return "truncated", nil
+	case AfterRename:
+		to := src + ".migrated-" + time.Now().Format("20060102T150405")
+		// Rename refuses to replace a directory and never follows a symlink in its last
+		// component; the link count of one checked under the lock makes src our file.
+		if _, err := os.Lstat(to); err == nil {
+			return "", fmt.Errorf("migrate: cannot rename %s: %s exists", src, to)
+		}
+		if err := os.Rename(src, to); err != nil {
+			return "", fmt.Errorf("migrate: %w", err)
+		}
+		if err := syncDir(filepath.Dir(src)); err != nil {
+			return "", err
+		}
+		return "renamed to " + to, nil
+	}
+	return "", fmt.Errorf("migrate: unknown --after %q", after)
+}
+
+// checkSpace refuses a migration the destination's filesystem cannot hold.
+func checkSpace(home string, need int64) error {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(home, &fs); err != nil {
+		return nil // the worker will report a missing home precisely
+	}
+	free := int64(fs.Bavail) * int64(fs.Bsize)
+	if free < need {
+		return fmt.Errorf("migrate: %s has %d bytes free, %d needed", home, free, need)
+	}
+	return nil
+}
+
+func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+	opts := r.cfg.Convert
+	req := &workerRequest{
+		Op: opConvert, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, Size: size,
+		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape),
+		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes,
+		StartOffset: start, StartIndex: index,
+	}
+	if opts.Location != nil {
+		req.Location = opts.Location.String()
+	}
+	var st Stats
+	var got bool
+	err := runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, func(m workerMsg) {
+		switch m.T {
+		case "stats":
+			if m.Stats != nil {
+				st, got = *m.Stats, true
+			}
+		case "event":
+			if m.Event == nil {
+				return
+			}
+			e := *m.Event
+			log(EventNotice, with("kind", e.Kind, "message", e.Message, "offset", e.Offset, "detail", e.Detail))
+			if r.cfg.Notice != nil {
+				r.cfg.Notice(u.Name, e)
+			}
+		case "record":
+			if m.Record != nil && r.cfg.AuditMessages {
+				rec := m.Record
+				log(EventMessage, with("index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,
+					"stored_sha256", nonEmpty(rec.StoredSHA256), "name", nonEmpty(rec.Name), "sub", nonEmpty(rec.Sub),
+					"uid_imap", rec.UID, "existed", rec.Existed, "skipped", rec.Skipped))
+			}
+		case "progress":
+			if r.cfg.Progress != nil {
+				r.cfg.Progress(m.N)
+			}
+		}
+	})
+	if err == nil && !got {
+		err = errors.New("migrate: the worker ended without a result")
+	}
+	return st, err
+}

@@ -1,0 +1,275 @@
+package migrate
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/maildirmig/maildirmig/maildir"
+)
+
+// tree is a --root directory with users, spools and homes. When the test runs as root, every
+// user's home and spool belong to the user's (otherwise unused) uid, so that the worker really
+// runs as that uid; otherwise everything is the invoking user's, as in a demo tree.
+type tree struct {
+	t    *testing.T
+	root string
+	uids map[string]int
+}
+
+const (
+	msgA = "From alice@example.org Mon Jan  1 10:00:00 2024\nFrom: a@example.org\nSubject: one\nStatus: RO\n\nfirst body\n\n"
+	msgB = "From bob@example.org Tue Jan  2 11:00:00 2024\nFrom: b@example.org\nSubject: two\n\nsecond body\nFrom the desk of nobody (not a From_ line)\n\n"
+	msgC = "From carol@example.org Wed Jan  3 12:00:00 2024\nFrom: c@example.org\nSubject: three\n\nthird body\n\n"
+)
+
+func newTree(t *testing.T, users ...string) *tree {
+	t.Helper()
+	root := t.TempDir()
+	// The worker runs as the user: it must be able to reach the homes.
+	must(t, os.Chmod(filepath.Dir(root), 0o755))
+	must(t, os.Chmod(root, 0o755))
+	tr := &tree{t: t, root: root, uids: map[string]int{}}
+	var passwd strings.Builder
+	passwd.WriteString("root:x:0:0:root:/root:/bin/bash\n")
+	for i, u := range users {
+		uid := 42100 + i
+		tr.uids[u] = uid
+		fmt.Fprintf(&passwd, "%s:x:%d:%d::/home/%s:/bin/sh\n", u, uid, uid, u)
+		tr.mkdir("home/"+u, 0o755, u)
+	}
+	tr.mkdir("etc", 0o755, "")
+	tr.mkdir("var/mail", 0o755, "")
+	tr.mkdir("root", 0o700, "")
+	tr.write("etc/passwd", passwd.String(), "")
+	return tr
+}
+
+func (tr *tree) path(rel string) string { return filepath.Join(tr.root, rel) }
+
+func (tr *tree) chown(p, user string) {
+	if os.Geteuid() != 0 || user == "" {
+		return
+	}
+	must(tr.t, os.Lchown(p, tr.uids[user], tr.uids[user]))
+}
+
+func (tr *tree) mkdir(rel string, mode os.FileMode, user string) {
+	p := tr.path(rel)
+	must(tr.t, os.MkdirAll(p, mode))
+	must(tr.t, os.Chmod(p, mode))
+	tr.chown(p, user)
+}
+
+func (tr *tree) write(rel, content, user string) {
+	p := tr.path(rel)
+	must(tr.t, os.WriteFile(p, []byte(content), 0o600))
+	tr.chown(p, user)
+}
+
+func (tr *tree) appendTo(rel, content string) {
+	f, err := os.OpenFile(tr.path(rel), os.O_WRONLY|os.O_APPEND, 0)
+	must(tr.t, err)
+	_, err = f.WriteString(content)
+	must(tr.t, err)
+	must(tr.t, f.Close())
+}
+
+func (tr *tree) config() Config {
+	return Config{Root: tr.root, MinUID: -1, NoRoot: true, Jobs: 2, LockTimeout: 2 * time.Second, AuditMessages: true,
+		Convert: ConvertOptions{Maildir: maildir.Options{Host: "testhost", Fsync: maildir.FsyncNone}}}
+}
+
+// files lists a user's Maildir message files as "sub/name".
+func (tr *tree) files(user string) []string {
+	var out []string
+	for _, sub := range []string{"new", "cur"} {
+		entries, err := os.ReadDir(tr.path(filepath.Join("home", user, "Maildir", sub)))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		must(tr.t, err)
+		for _, e := range entries {
+			out = append(out, sub+"/"+e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (tr *tree) audit() []map[string]any {
+	f, err := os.Open(tr.path("var/log/maildirmig/audit.jsonl"))
+	must(tr.t, err)
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		must(tr.t, json.Unmarshal(sc.Bytes(), &m))
+		out = append(out, m)
+	}
+	return out
+}
+
+func run(t *testing.T, cfg Config) (Summary, map[string]UserResult) {
+	t.Helper()
+	results := map[string]UserResult{}
+	cfg.UserDone = func(r UserResult) { results[r.User] = r }
+	sum, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return sum, results
+}
+
+func TestRunBatch(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "alice", "bob", "carol", "dave")
+	tr.write("var/mail/alice", msgA+msgB, "alice")
+	tr.write("var/mail/bob", msgC, "bob")
+	tr.write("root/shadow", "root:$6$secret:19000::::::\n", "")
+	must(t, os.Symlink(tr.path("root/shadow"), tr.path("var/mail/carol")))
+
+	sum, res := run(t, tr.config())
+	if sum.Users != 4 || sum.Migrated != 2 || sum.Failed != 1 || sum.NoMailbox != 1 || sum.Written != 3 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if r := res["carol"]; r.Outcome != OutcomeFailed || !errors.Is(r.Err, ErrUnsafeSpool) || !strings.Contains(r.Err.Error(), "symlink") {
+		t.Errorf("carol: %+v", r)
+	}
+	if got := tr.files("alice"); len(got) != 2 || !strings.HasPrefix(got[0], "cur/") || !strings.HasSuffix(got[0], ":2,S") || !strings.HasPrefix(got[1], "new/") {
+		t.Errorf("alice's Maildir: %v", got)
+	}
+	if got := tr.files("carol"); len(got) != 0 {
+		t.Errorf("carol's Maildir: %v", got)
+	}
+	if _, err := os.Stat(tr.path("home/dave/Maildir")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dave without a mailbox got a Maildir: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		for _, f := range tr.files("alice") {
+			var st syscall.Stat_t
+			must(t, syscall.Lstat(tr.path("home/alice/Maildir/"+f), &st))
+			if int(st.Uid) != tr.uids["alice"] || int(st.Gid) != tr.uids["alice"] || st.Mode&0o777 != 0o600 {
+				t.Errorf("%s: uid %d gid %d mode %o", f, st.Uid, st.Gid, st.Mode&0o777)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(tr.path("root/shadow")); !strings.Contains(string(b), "secret") {
+		t.Error("the symlink target changed")
+	}
+	events := map[string]int{}
+	for _, e := range tr.audit() {
+		events[e["event"].(string)]++
+		if e["event"] == EventMessage && e["user"] == "alice" && (e["sha256"] == "" || e["name"] == "") {
+			t.Errorf("message line without sha256 or name: %v", e)
+		}
+	}
+	want := map[string]int{EventRunStart: 1, EventUserStart: 4, EventUserDone: 2, EventUserFailed: 1, EventUserSkip: 1, EventMessage: 3, EventRunEnd: 1}
+	for k, n := range want {
+		if events[k] != n {
+			t.Errorf("audit: %d %s events, want %d (all: %v)", events[k], k, n, events)
+		}
+	}
+
+	// A re-run writes nothing.
+	before := tr.files("alice")
+	sum, _ = run(t, tr.config())
+	if sum.UpToDate != 2 || sum.Written != 0 || sum.Migrated != 0 {
+		t.Fatalf("re-run summary %+v", sum)
+	}
+
+	// A message the user deleted stays deleted; an appended one is migrated alone.
+	must(t, os.Remove(tr.path("home/alice/Maildir/"+before[1])))
+	tr.appendTo("var/mail/alice", msgC)
+	sum, res = run(t, tr.config())
+	if r := res["alice"]; r.Outcome != OutcomeMigrated || r.Stats.Messages != 1 || r.Stats.Written != 1 {
+		t.Fatalf("append: %+v", r)
+	}
+	after := tr.files("alice")
+	if len(after) != 2 || after[0] != before[0] {
+		t.Errorf("after append and delete: %v (before %v)", after, before)
+	}
+
+	// A changed prefix is refused, and --force migrates from the start.
+	tr.write("var/mail/bob", strings.Replace(msgC, "third", "THIRD", 1), "bob")
+	_, res = run(t, tr.config())
+	if r := res["bob"]; r.Outcome != OutcomeFailed || !errors.Is(r.Err, ErrSourceChanged) {
+		t.Fatalf("changed prefix: %+v", r)
+	}
+	cfg := tr.config()
+	cfg.Force, cfg.Users = true, []string{"bob"}
+	_, res = run(t, cfg)
+	if r := res["bob"]; r.Outcome != OutcomeMigrated || r.Stats.Written != 1 {
+		t.Fatalf("forced: %+v", r)
+	}
+}
+
+func TestRunAfterTruncate(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "erin")
+	tr.write("var/mail/erin", msgA+msgB, "erin")
+	cfg := tr.config()
+	cfg.After = AfterTruncate
+	_, res := run(t, cfg)
+	if r := res["erin"]; r.Outcome != OutcomeMigrated || r.After != "truncated" {
+		t.Fatalf("erin: %+v", r)
+	}
+	if fi, err := os.Stat(tr.path("var/mail/erin")); err != nil || fi.Size() != 0 {
+		t.Fatalf("spool after truncate: %v, %v", fi, err)
+	}
+	// New mail after the truncation is migrated next time, next to the first two.
+	tr.appendTo("var/mail/erin", msgC)
+	_, res = run(t, tr.config())
+	if r := res["erin"]; r.Outcome != OutcomeMigrated || r.Stats.Written != 1 {
+		t.Fatalf("after truncate: %+v", r)
+	}
+	if got := tr.files("erin"); len(got) != 3 {
+		t.Errorf("erin's Maildir: %v", got)
+	}
+}
+
+func TestRunLockTimeout(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "fred", "gina")
+	tr.write("var/mail/fred", msgA, "fred")
+	tr.write("var/mail/gina", msgB, "gina")
+	host, _ := os.Hostname()
+	tr.write("var/mail/fred.lock", fmt.Sprintf("%d:%s", os.Getpid(), host), "")
+	cfg := tr.config()
+	cfg.LockTimeout = 300 * time.Millisecond
+	sum, res := run(t, cfg)
+	if sum.LockTimeouts != 1 || sum.Failed != 1 || sum.Migrated != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if r := res["fred"]; r.Outcome != OutcomeLockTimeout || !errors.Is(r.Err, ErrLockTimeout) {
+		t.Errorf("fred: %+v", r)
+	}
+	if _, err := os.Stat(tr.path("home/fred/Maildir")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("fred got a Maildir despite the lock: %v", err)
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "hank")
+	tr.write("var/mail/hank", msgA, "hank")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, tr.config())
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run on a cancelled context = %v", err)
+	}
+	if _, err := os.Stat(tr.path("var/mail/hank.lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dotlock left behind: %v", err)
+	}
+}

@@ -1,0 +1,486 @@
+package migrate
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/maildir"
+	"github.com/maildirmig/maildirmig/mbox"
+)
+
+// The privilege-separation protocol. Root opens and locks the spool, then starts maildirmig
+// itself again with workerEnv set, as the user (uid, gid and supplementary groups), the spool
+// as fd 3, a JSON request on stdin; the worker answers with JSON lines on stdout. Everything
+// the worker creates is the user's without any chown, and a symlink the user planted can hand
+// the worker nothing the user could not reach already.
+const workerEnv = "MAILDIRMIG_WORKER"
+
+// Worker operations.
+const (
+	opConvert = "convert" // Convert, then re-read every message file against its record
+	opVerify  = "verify"  // prove every message of src[0:Size) is in the Maildir
+)
+
+type workerRequest struct {
+	Op          string `json:"op"`
+	Home        string `json:"home,omitempty"`    // the home to open (O_NOFOLLOW, owner and mode checked)
+	Owner       int    `json:"owner"`             // uid the home must belong to
+	Maildir     string `json:"maildir,omitempty"` // relative to Home
+	Path        string `json:"path,omitempty"`    // a Maildir path, for ConvertAs (no home checks)
+	Size        int64  `json:"size"`              // source bytes to read (0 = the whole file)
+	KeepHeaders bool   `json:"keep_headers,omitempty"`
+	Unescape    int    `json:"unescape,omitempty"`
+	Location    string `json:"location,omitempty"`
+	Fsync       int    `json:"fsync,omitempty"`
+	Host        string `json:"host,omitempty"`
+	BatchFiles  int    `json:"batch_files,omitempty"`
+	BatchBytes  int64  `json:"batch_bytes,omitempty"`
+	StartOffset int64  `json:"start_offset,omitempty"`
+	StartIndex  int64  `json:"start_index,omitempty"`
+}
+
+// workerMsg is one line of the worker's answer.
+type workerMsg struct {
+	T        string         `json:"t"` // "record", "event", "progress", "missing", "stats", "verified", "error"
+	Record   *MessageRecord `json:"record,omitempty"`
+	Event    *Event         `json:"event,omitempty"`
+	N        int64          `json:"n,omitempty"`
+	Stats    *Stats         `json:"stats,omitempty"`
+	Verified *VerifyResult  `json:"verified,omitempty"`
+	Err      string         `json:"err,omitempty"`
+	Unsafe   bool           `json:"unsafe,omitempty"`
+}
+
+// VerifyResult sums up the proof that a source's messages are in a Maildir.
+type VerifyResult struct {
+	Messages int64    `json:"messages"` // source messages read (UW pseudo-message excluded)
+	Found    int64    `json:"found"`    // found in the Maildir with the expected content
+	Missing  []string `json:"missing,omitempty"`
+	Bad      []string `json:"bad,omitempty"` // found, but the file's content is not what was stored
+}
+
+// IsWorker reports whether this process was started as a per-user worker. cmd/maildirmig
+// checks it before anything else and then runs WorkerMain.
+func IsWorker() bool { return os.Getenv(workerEnv) == "1" }
+
+// WorkerMain serves one request from stdin, with the source at fd 3, and returns the exit code.
+func WorkerMain() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	enc := json.NewEncoder(os.Stdout)
+	var encErr error
+	emit := func(m workerMsg) {
+		if encErr == nil {
+			encErr = enc.Encode(m)
+		}
+	}
+	var req workerRequest
+	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
+		emit(workerMsg{T: "error", Err: fmt.Sprintf("migrate: worker request: %v", err)})
+		return 1
+	}
+	src := os.NewFile(3, "source")
+	if err := serve(ctx, &req, src, emit); err != nil {
+		emit(workerMsg{T: "error", Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome)})
+		return 1
+	}
+	if encErr != nil {
+		return 1
+	}
+	return 0
+}
+
+// ErrUnsafeHome is wrapped by the error that refuses a home directory.
+var ErrUnsafeHome = errors.New("migrate: unsafe home")
+
+// serve does the per-user work, in a worker or in-process; emit receives what a worker would
+// send back.
+func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(workerMsg)) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return fmt.Errorf("migrate: source: %w", err)
+	}
+	size := req.Size
+	if size == 0 || size > st.Size {
+		size = st.Size
+	}
+	d, err := openDestination(req)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	switch req.Op {
+	case opConvert:
+		return serveConvert(ctx, req, src, size, time.Unix(st.Mtim.Unix()), d, emit)
+	case opVerify:
+		res, err := verifyMaildir(ctx, req, src, size, d)
+		if err != nil {
+			return err
+		}
+		emit(workerMsg{T: "verified", Verified: &res})
+		return nil
+	}
+	return fmt.Errorf("migrate: worker: unknown operation %q", req.Op)
+}
+
+// openDestination opens the Maildir of a request: beneath the home, checked, or by path.
+func openDestination(req *workerRequest) (*maildir.Dir, error) {
+	if req.Path != "" {
+		return maildir.Open(req.Path, req.Op == opConvert)
+	}
+	fd, err := unix.Open(req.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("%w: home %s is a symlink or not a directory", ErrUnsafeHome, req.Home)
+		}
+		return nil, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "open", Path: req.Home, Err: err})
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "fstat", Path: req.Home, Err: err})
+	}
+	switch {
+	case int(st.Uid) != req.Owner:
+		return nil, fmt.Errorf("%w: home %s is owned by uid %d, not %d", ErrUnsafeHome, req.Home, st.Uid, req.Owner)
+	case st.Mode&0o022 != 0:
+		return nil, fmt.Errorf("%w: home %s is group or world writable (mode %04o)", ErrUnsafeHome, req.Home, st.Mode&0o7777)
+	}
+	return maildir.OpenAt(fd, req.Maildir, req.Op == opConvert)
+}
+
+func serveConvert(ctx context.Context, req *workerRequest, src *os.File, size int64, mtime time.Time, d *maildir.Dir, emit func(workerMsg)) error {
+	loc := time.Local
+	if req.Location != "" && req.Location != "Local" {
+		l, err := time.LoadLocation(req.Location)
+		if err != nil {
+			return fmt.Errorf("migrate: time zone: %w", err)
+		}
+		loc = l
+	}
+	var records []MessageRecord
+	var pending int64
+	st, err := Convert(ctx, src, size, mtime, d, ConvertOptions{
+		KeepHeaders: req.KeepHeaders,
+		Unescape:    mbox.Unescape(req.Unescape),
+		Location:    loc,
+		Maildir:     maildir.Options{Fsync: maildir.Fsync(req.Fsync), Host: req.Host, BatchFiles: req.BatchFiles, BatchBytes: req.BatchBytes},
+		StartOffset: req.StartOffset,
+		StartIndex:  req.StartIndex,
+		Notice:      func(e Event) { emit(workerMsg{T: "event", Event: &e}) },
+		OnMessage: func(r MessageRecord) {
+			records = append(records, r)
+			emit(workerMsg{T: "record", Record: &r})
+		},
+		Progress: func(n int64) {
+			// One line per MiB at most: the parent only draws a bar with it.
+			pending += n
+			if pending >= 1<<20 {
+				emit(workerMsg{T: "progress", N: pending})
+				pending = 0
+			}
+		},
+	})
+	if pending > 0 {
+		emit(workerMsg{T: "progress", N: pending})
+	}
+	if err != nil {
+		return err
+	}
+	// What is in the Maildir now is checked against what Convert says it stored, before the
+	// caller may touch the source.
+	res := checkRecords(d, records)
+	if len(res.Missing) > 0 || len(res.Bad) > 0 {
+		return fmt.Errorf("migrate: verification after writing failed: %s", res.describe())
+	}
+	emit(workerMsg{T: "stats", Stats: &st})
+	return nil
+}
+
+func (r VerifyResult) describe() string {
+	var parts []string
+	if n := len(r.Missing); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d missing (first: %s)", n, r.Missing[0]))
+	}
+	if n := len(r.Bad); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d with wrong content (first: %s)", n, r.Bad[0]))
+	}
+	if len(parts) == 0 {
+		return "all present"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkRecords re-reads the file of every record and compares its hash with StoredSHA256.
+func checkRecords(d *maildir.Dir, records []MessageRecord) VerifyResult {
+	var res VerifyResult
+	var index map[string]maildir.Entry
+	for _, r := range records {
+		if r.Skipped {
+			continue
+		}
+		res.Messages++
+		sub, name := r.Sub, r.Name
+		f, err := d.OpenMessage(sub, name)
+		if err != nil && errors.Is(err, os.ErrNotExist) {
+			// A client may have moved or re-flagged it already: look it up by base name.
+			if index == nil {
+				index = baseIndex(d)
+			}
+			if e, ok := index[baseName(name)]; ok {
+				sub, name = e.Sub, e.Name
+				f, err = d.OpenMessage(sub, name)
+			}
+		}
+		if err != nil {
+			res.Missing = append(res.Missing, fmt.Sprintf("message %d (%s/%s)", r.Index+1, r.Sub, r.Name))
+			continue
+		}
+		sum, err := fileSHA256(f)
+		f.Close()
+		if err != nil || (r.StoredSHA256 != "" && sum != r.StoredSHA256) {
+			res.Bad = append(res.Bad, fmt.Sprintf("message %d (%s/%s)", r.Index+1, sub, name))
+			continue
+		}
+		res.Found++
+	}
+	return res
+}
+
+func baseName(name string) string {
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
+func baseIndex(d *maildir.Dir) map[string]maildir.Entry {
+	idx := make(map[string]maildir.Entry)
+	entries, err := d.Messages()
+	if err != nil {
+		return idx
+	}
+	for _, e := range entries {
+		idx[baseName(e.Name)] = e
+	}
+	return idx
+}
+
+func fileSHA256(r io.Reader) (string, error) {
+	h := newSHA256()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Credentials say whom a worker runs as.
+type Credentials struct {
+	UID, GID int
+	Groups   []int
+}
+
+// runWorker runs req as cred, in a worker process when this process is root and cred is not,
+// in-process otherwise. Each message of the answer goes to handle.
+func runWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
+	if os.Geteuid() != 0 || cred.UID == 0 {
+		var werr error
+		err := serve(ctx, req, src, handle)
+		if err != nil {
+			werr = err
+		}
+		return werr
+	}
+	return spawnWorker(ctx, cred, req, src, handle)
+}
+
+// spawnWorker re-executes this program as cred. /proc/self/exe names the running binary even
+// where its path is not reachable for the user (a test binary in root's private build
+// directory), since execve resolves that link without walking the path.
+func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
+	// The worker gets a read-only descriptor on the same file: it has no business writing it.
+	ro, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", src.Fd()), os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("migrate: reopening the source read-only: %w", err)
+	}
+	defer ro.Close()
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("migrate: worker request: %w", err)
+	}
+	exe := "/proc/self/exe"
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Args = []string{"maildirmig"}
+	if len(os.Args) > 0 {
+		cmd.Args[0] = filepath.Base(os.Args[0])
+	}
+	cmd.Dir = "/"
+	cmd.Env = workerEnviron(req.Home)
+	cmd.Stdin = bytes.NewReader(body)
+	var stderr bytes.Buffer
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
+	cmd.ExtraFiles = []*os.File{ro}
+	groups := make([]uint32, len(cred.Groups))
+	for i, g := range cred.Groups {
+		groups[i] = uint32(g)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: uint32(cred.UID), Gid: uint32(cred.GID), Groups: groups},
+		Pdeathsig:  syscall.SIGKILL,
+		Setpgid:    true, // a terminal's Ctrl-C reaches the worker through us, once
+	}
+	// On cancellation the worker gets SIGTERM, aborts its batch (tmp files removed) and exits.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("migrate: worker: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("migrate: starting the worker as uid %d: %w", cred.UID, err)
+	}
+	var workerErr error
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var m workerMsg
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			workerErr = fmt.Errorf("migrate: worker said %q: %w", truncate(sc.Text(), 200), err)
+			continue
+		}
+		if m.T == "error" {
+			workerErr = &remoteError{msg: m.Err, unsafe: m.Unsafe}
+			continue
+		}
+		handle(m)
+	}
+	werr := cmd.Wait()
+	switch {
+	case workerErr != nil:
+		return workerErr
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case werr != nil:
+		msg := strings.TrimSpace(stderr.String())
+		if msg != "" {
+			return fmt.Errorf("migrate: worker as uid %d: %w: %s", cred.UID, werr, truncate(msg, 500))
+		}
+		return fmt.Errorf("migrate: worker as uid %d: %w", cred.UID, werr)
+	}
+	return nil
+}
+
+// remoteError is an error a worker reported; errors.Is(err, ErrUnsafeHome) holds for a refusal
+// made for safety.
+type remoteError struct {
+	msg    string
+	unsafe bool
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Is(target error) bool {
+	return e.unsafe && (target == ErrUnsafeHome || target == maildir.ErrUnsafe)
+}
+
+func workerEnviron(home string) []string {
+	env := []string{workerEnv + "=1", "PATH=/usr/bin:/bin"}
+	if home != "" {
+		env = append(env, "HOME="+home)
+	}
+	for _, k := range []string{"TZ", "LANG", "LC_ALL", "GOCOVERDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		q := p
+		if len(q) > l.n {
+			q = q[:l.n]
+		}
+		l.n -= len(q)
+		_, _ = l.w.Write(q)
+	}
+	return len(p), nil
+}
+
+// ConvertAs converts the mbox src into the Maildir at maildirPath as the given user: in a
+// worker process running with those credentials when this process is root, in-process
+// otherwise. opts' callbacks are called in this process; StartOffset and StartIndex are
+// honoured. The Maildir's parent directory is opened by path, with the user's rights.
+func ConvertAs(ctx context.Context, cred Credentials, src *os.File, maildirPath string, opts ConvertOptions) (Stats, error) {
+	req := &workerRequest{
+		Op:          opConvert,
+		Path:        maildirPath,
+		KeepHeaders: opts.KeepHeaders,
+		Unescape:    int(opts.Unescape),
+		Fsync:       int(opts.Maildir.Fsync),
+		Host:        opts.Maildir.Host,
+		BatchFiles:  opts.Maildir.BatchFiles,
+		BatchBytes:  opts.Maildir.BatchBytes,
+		StartOffset: opts.StartOffset,
+		StartIndex:  opts.StartIndex,
+	}
+	if opts.Location != nil {
+		req.Location = opts.Location.String()
+	}
+	var st Stats
+	var got bool
+	err := runWorker(ctx, cred, req, src, func(m workerMsg) {
+		dispatch(m, opts.Notice, opts.OnMessage, opts.Progress)
+		if m.T == "stats" && m.Stats != nil {
+			st, got = *m.Stats, true
+		}
+	})
+	if err == nil && !got {
+		err = errors.New("migrate: the worker ended without a result")
+	}
+	return st, err
+}
+
+func dispatch(m workerMsg, notice func(Event), onMessage func(MessageRecord), progress func(int64)) {
+	switch m.T {
+	case "event":
+		if notice != nil && m.Event != nil {
+			notice(*m.Event)
+		}
+	case "record":
+		if onMessage != nil && m.Record != nil {
+			onMessage(*m.Record)
+		}
+	case "progress":
+		if progress != nil {
+			progress(m.N)
+		}
+	}
+}
