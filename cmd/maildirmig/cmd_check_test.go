@@ -1,0 +1,73 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func init() {
+	scriptCmds["check-tree"] = cmdCheckTree
+}
+
+// The healthy tree's users: alice has a migrated Maildir with a folder, bob a home and no mail.
+const (
+	aliceUID = 1000
+	bobUID   = 1001
+)
+
+// check-tree DIR: builds under DIR a system that maildirmig check finds healthy: etc/passwd with
+// root (whose home is absent), alice and bob; alice's Maildir with a message in cur/ and new/,
+// a dovecot-uidlist and a Maildir++ folder .Sent, all 0700/0600; her spool var/mail/alice,
+// migrated (older than the Maildir); bob's empty home. Run as root, the files belong to the
+// users; otherwise they are the invoker's, which is what maildirmig then expects.
+func cmdCheckTree(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: check-tree DIR")
+	}
+	root := ts.MkAbs(args[0])
+	dirs := []string{"etc", "var/mail", "home/bob", "home/alice/Maildir",
+		"home/alice/Maildir/cur", "home/alice/Maildir/new", "home/alice/Maildir/tmp",
+		"home/alice/Maildir/.Sent", "home/alice/Maildir/.Sent/cur", "home/alice/Maildir/.Sent/new", "home/alice/Maildir/.Sent/tmp"}
+	for _, d := range dirs {
+		ts.Check(os.MkdirAll(filepath.Join(root, d), 0o700))
+		ts.Check(os.Chmod(filepath.Join(root, d), 0o700))
+	}
+	ts.Check(os.Chmod(filepath.Join(root, "etc"), 0o755))
+	ts.Check(os.Chmod(filepath.Join(root, "var/mail"), 0o1777))
+	msg := "From: bob@example.org\nSubject: hi\n\nhello\n"
+	files := []struct {
+		path, content string
+		mode          os.FileMode
+	}{
+		{"etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001:Bob:/home/bob:/usr/sbin/nologin\n", 0o644},
+		{"etc/group", "root:x:0:\nalice:x:1000:\nbob:x:1001:\n", 0o644},
+		{"home/alice/Maildir/cur/1717200000.M0Q0X0123456789abcdef.host,S=41,W=45:2,S", msg, 0o600},
+		{"home/alice/Maildir/new/1717200060.M0Q1X0123456789abcdef.host,S=41,W=45", msg, 0o600},
+		{"home/alice/Maildir/.Sent/cur/1717200120.M0Q0Xfedcba9876543210.host,S=41,W=45:2,S", msg, 0o600},
+		{"home/alice/Maildir/dovecot-uidlist", "3 V1717200000 N3 G0123456789abcdef0123456789abcdef\n" +
+			"1 :1717200000.M0Q0X0123456789abcdef.host,S=41,W=45\n2 :1717200060.M0Q1X0123456789abcdef.host,S=41,W=45\n", 0o600},
+		{"var/mail/alice", "From bob@example.org Sat Jun  1 00:00:00 2024\n" + msg, 0o600},
+	}
+	old := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	for _, f := range files {
+		p := filepath.Join(root, f.path)
+		ts.Check(os.WriteFile(p, []byte(f.content), f.mode))
+		ts.Check(os.Chmod(p, f.mode))
+		ts.Check(os.Chtimes(p, old, old))
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	for _, d := range []string{"home/alice", "var/mail/alice"} {
+		ts.Check(filepath.Walk(filepath.Join(root, d), func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, aliceUID, aliceUID)
+		}))
+	}
+	ts.Check(os.Chown(filepath.Join(root, "home/bob"), bobUID, bobUID))
+}
