@@ -63,6 +63,13 @@ type Options struct {
 	Fsync      Fsync
 	BatchFiles int   // files per batch in FsyncBatch mode (0 = 512)
 	BatchBytes int64 // bytes per batch (0 = 64 MiB)
+
+	// Durable, when set, is called once per added message, in Add order, as
+	// soon as the message is on disk in cur/ or new/ (at once for one that
+	// Existed, after its batch in FsyncBatch mode). A migration records a
+	// message as done here, never earlier. Messages dropped by Abort are
+	// never reported.
+	Durable func(Result)
 }
 
 const (
@@ -118,7 +125,8 @@ type Writer struct {
 
 	pending      []pendingFile
 	pendingBytes int64
-	dirty        [2]bool // cur/, new/ received a rename since their last fsync
+	waiting      []Result // added, to be reported to Options.Durable
+	dirty        [2]bool  // cur/, new/ received a rename since their last fsync
 
 	buf []byte
 	pid int
@@ -129,6 +137,7 @@ type pendingFile struct {
 	sub  int
 	name string
 	base string
+	wait int // index in waiting
 }
 
 // NewWriter prepares to add messages to d: it lists cur/ and new/ once (base
@@ -389,6 +398,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		w.removeTmp(tmp)
 		prior.Existed = true
 		w.prev = prior.UID
+		w.report(prior)
 		return prior, nil
 	}
 	if e, ok := w.present[base]; ok {
@@ -406,6 +416,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 			w.ul.add(r.UID, base)
 		}
 		w.added[base] = r
+		w.report(r)
 		return r, nil
 	}
 
@@ -425,8 +436,9 @@ func (w *Writer) Add(m *Message) (Result, error) {
 	w.added[base] = r
 
 	if w.opts.Fsync == FsyncBatch {
-		w.pending = append(w.pending, pendingFile{tmp: tmp, sub: sub, name: r.Name, base: base})
+		w.pending = append(w.pending, pendingFile{tmp: tmp, sub: sub, name: r.Name, base: base, wait: len(w.waiting)})
 		w.pendingBytes += r.Size
+		w.waiting = append(w.waiting, r)
 		if len(w.pending) >= w.opts.BatchFiles || w.pendingBytes >= w.opts.BatchBytes {
 			if err := w.flush(); err != nil {
 				return r, err
@@ -452,7 +464,31 @@ func (w *Writer) Add(m *Message) (Result, error) {
 			return r, err
 		}
 	}
+	w.report(r)
 	return r, nil
+}
+
+// report hands r to Options.Durable, after every earlier message still
+// waiting for its batch.
+func (w *Writer) report(r Result) {
+	if w.opts.Durable == nil {
+		return
+	}
+	w.waiting = append(w.waiting, r)
+	if len(w.pending) == 0 {
+		w.deliver()
+	}
+}
+
+func (w *Writer) deliver() {
+	if w.opts.Durable == nil {
+		w.waiting = w.waiting[:0]
+		return
+	}
+	for _, r := range w.waiting {
+		w.opts.Durable(r)
+	}
+	w.waiting = w.waiting[:0]
 }
 
 // writeTmp streams the message into a new file in tmp/.
@@ -583,17 +619,28 @@ func (w *Writer) flush() error {
 		return err
 	}
 	for i, p := range w.pending {
-		if _, err := w.moveIn(p.tmp, p.sub, p.name); err != nil {
+		existed, err := w.moveIn(p.tmp, p.sub, p.name)
+		if err != nil {
 			w.pending = w.pending[i:]
 			return err
+		}
+		if existed {
+			// Planted under our name since NewWriter listed the
+			// directory: the file there stays, and is reported as such.
+			w.waiting[p.wait].Existed = true
+			r := w.added[p.base]
+			r.Existed = true
+			w.added[p.base] = r
 		}
 	}
 	w.pending, w.pendingBytes = w.pending[:0], 0
 	if w.opts.Fsync == FsyncNone {
 		w.dirty = [2]bool{}
-		return nil
+	} else if err := w.syncDirs(); err != nil {
+		return err
 	}
-	return w.syncDirs()
+	w.deliver()
+	return nil
 }
 
 // syncPending syncs the file system holding tmp/ once, or fsyncs each
@@ -752,6 +799,7 @@ func (w *Writer) Abort() error {
 	}
 	w.forget(w.pending)
 	w.pending, w.pendingBytes = w.pending[:0], 0
+	w.waiting = w.waiting[:0]
 	return first
 }
 

@@ -223,7 +223,8 @@ func TestAddNeverOverwrites(t *testing.T) {
 			name := add(t, scratch, msg(0, "real\n")).Name
 
 			md := filepath.Join(t.TempDir(), "Maildir")
-			_, w := newTestWriter(t, md, Options{Fsync: mode})
+			var durable []Result
+			_, w := newTestWriter(t, md, Options{Fsync: mode, Durable: func(r Result) { durable = append(durable, r) }})
 			planted := filepath.Join(md, "new", name)
 			must(t, os.WriteFile(planted, []byte("planted"), 0o600))
 			r := add(t, w, msg(0, "real\n"))
@@ -235,6 +236,9 @@ func TestAddNeverOverwrites(t *testing.T) {
 			}
 			if mode != FsyncBatch && !r.Existed {
 				t.Errorf("Existed = false for a planted name")
+			}
+			if len(durable) != 1 || !durable[0].Existed || durable[0].Name != r.Name {
+				t.Errorf("Durable saw %+v, want the planted name as Existed", durable)
 			}
 			if left, _ := os.ReadDir(filepath.Join(md, "tmp")); len(left) != 0 {
 				t.Errorf("tmp/ not empty: %v", left)
@@ -487,6 +491,35 @@ func TestFsyncModes(t *testing.T) {
 	}
 	if f, err := ParseFsync("always"); err != nil || f != FsyncAlways {
 		t.Errorf("ParseFsync(always) = %v, %v", f, err)
+	}
+}
+
+func TestDurableOrder(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	var seen []string
+	_, w := newTestWriter(t, md, Options{BatchFiles: 3, Durable: func(r Result) {
+		// Reported means on disk in new/ or cur/.
+		if _, err := os.Stat(filepath.Join(md, r.Sub, r.Name)); err != nil {
+			t.Errorf("reported before visible: %v", err)
+		}
+		seen = append(seen, fmt.Sprintf("%d:%v", r.UID, r.Existed))
+	}})
+	add(t, w, msg(0, "a\n"))
+	add(t, w, msg(0, "a\n")) // the same message again: Existed, but reported after the first
+	add(t, w, msg(1, "b\n"))
+	if len(seen) != 0 {
+		t.Errorf("reported before the batch was durable: %v", seen)
+	}
+	add(t, w, msg(2, "c\n")) // third file: the batch completes
+	if want := []string{"1:false", "1:true", "2:false", "3:false"}; !reflect.DeepEqual(seen, want) {
+		t.Errorf("reported %v, want %v", seen, want)
+	}
+	add(t, w, msg(3, "d\n"))
+	must(t, w.Abort())
+	must(t, w.Commit())
+	if len(seen) != 4 {
+		t.Errorf("aborted message reported: %v", seen)
 	}
 }
 
