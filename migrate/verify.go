@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -131,4 +132,70 @@ func VerifyAs(ctx context.Context, cred Credentials, src *os.File, size int64, h
 		err = fmt.Errorf("migrate: the worker ended without a result")
 	}
 	return res, err
+}
+
+// UserVerify is the outcome of verifying one user.
+type UserVerify struct {
+	User   string
+	Src    string
+	Dst    string
+	State  bool // false: the user was never migrated, nothing to verify
+	Result VerifyResult
+	Err    error
+}
+
+// Verify re-reads, for every selected user with a state, the migrated part of the source and
+// proves every message is in the Maildir with the content Convert stored; done is called once
+// per user. The error is for what stops the whole verification.
+func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
+	cfg.defaults()
+	list, err := cfg.listUsers()
+	if err != nil {
+		return err
+	}
+	store := StateStore{Dir: cfg.resolve(cfg.StateDir)}
+	for _, u := range list {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		src, home, dst := cfg.Paths(u)
+		v := UserVerify{User: u.Name, Src: src, Dst: dst}
+		st, err := store.Load(u.Name)
+		switch {
+		case err != nil:
+			v.Err = err
+		case st != nil:
+			v.State = true
+			v.Src, v.Dst = st.Source, st.Maildir
+			v.Result, v.Err = verifyUser(ctx, u.UID, u.GID, u.Groups, owner(u), st, home)
+		}
+		done(v)
+	}
+	return nil
+}
+
+func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *State, home string) (VerifyResult, error) {
+	if st.Offset == 0 {
+		return VerifyResult{}, nil
+	}
+	f, fst, err := OpenSpool(st.Source, want)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	defer f.Close()
+	if _, _, _, err := st.Resume(f, fst, false); err != nil {
+		return VerifyResult{}, err
+	}
+	name, err := filepath.Rel(home, st.Maildir)
+	if err != nil || strings.HasPrefix(name, "..") {
+		return VerifyResult{}, fmt.Errorf("migrate: verify: %s is not beneath %s", st.Maildir, home)
+	}
+	unescape := mbox.UnescapeNone
+	switch st.Unescape {
+	case "mboxrd":
+		unescape = mbox.UnescapeMboxrd
+	case "mboxo":
+		unescape = mbox.UnescapeMboxo
+	}
+	return VerifyAs(ctx, Credentials{UID: uid, GID: gid, Groups: groups}, f, st.Offset, home, name, st.BaseIndex, st.KeepHeaders, unescape)
 }

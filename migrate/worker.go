@@ -119,6 +119,12 @@ func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(work
 	if size == 0 || size > st.Size {
 		size = st.Size
 	}
+	if req.Op == opConvert && req.StartOffset < size {
+		// A file that is not an mbox must leave no trace, not even an empty Maildir.
+		if err := CheckMbox(io.NewSectionReader(src, req.StartOffset, size-req.StartOffset), size-req.StartOffset); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
 	d, err := openDestination(req)
 	if err != nil {
 		return err

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/maildirmig/maildirmig/migrate"
+)
+
+func init() {
+	// The per-user worker is this same program started again as the user (see package
+	// migrate); it must take over before the command line is parsed, in main and in the test
+	// binary alike.
+	if migrate.IsWorker() {
+		os.Exit(migrate.WorkerMain())
+	}
+	commandFactories = append(commandFactories, mboxCommand("mbox"), mboxCommand("Mailbox"), usersCommand, verifyCommand)
+}
+
+// Flags of the batch commands.
+var (
+	afterFlag         = &cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}
+	forceFlag         = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed, from the start (deleted messages come back)"}
+	lockTimeoutFlag   = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
+	auditMessagesFlag = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
+	minUIDFlag        = &cli.IntFlag{Name: "min-uid", Value: -1, Usage: "select users from `UID` up (default: UID_MIN from login.defs); root is always included"}
+	noRootFlag        = &cli.BoolFlag{Name: "no-root", Usage: "leave root's mail alone"}
+)
+
+// batchConfig reads the flags the batch commands share.
+func batchConfig(c *cli.Context, source migrate.Source) migrate.Config {
+	return migrate.Config{
+		Source:   source,
+		Root:     c.String("root"),
+		Passwd:   c.String("passwd"),
+		SpoolDir: c.String("spool-dir"),
+		StateDir: c.String("state-dir"),
+		AuditLog: c.String("audit-log"),
+		Users:    c.StringSlice("user"),
+		MinUID:   c.Int("min-uid"),
+		NoRoot:   c.Bool("no-root"),
+		Maildir:  c.String("maildir"),
+		Jobs:     c.Int("jobs"),
+	}
+}
+
+func mboxCommand(name string) func(*ui) *cli.Command {
+	source, what := migrate.SourceSpool, "every user's spool (/var/spool/mail/USER)"
+	if name == "Mailbox" {
+		source, what = migrate.SourceMailbox, "every user's ~USER/Mailbox"
+	}
+	return func(u *ui) *cli.Command {
+		return &cli.Command{
+			Name:  name,
+			Usage: "migrate " + what + " to ~USER/Maildir",
+			Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
+				"~USER/Maildir, Jobs users at a time. Each source is dotlocked and fcntl-locked as Postfix and\n" +
+				"Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
+				"migrates only what was appended since and never brings back a message the user deleted.\n" +
+				"Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
+				"Exit status: 0 done, 1 fatal, 2 usage, 3 some users failed, 75 only lock timeouts, 130 interrupted.",
+			Flags: systemFlags(maildirNameFlag, keepHeadersFlag, unescapeFlag, fsyncFlag, afterFlag, forceFlag,
+				lockTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag),
+			Action: func(c *cli.Context) error {
+				cfg := batchConfig(c, source)
+				var err error
+				if cfg.Convert.Unescape, err = parseUnescape(c.String("unescape")); err != nil {
+					return err
+				}
+				if cfg.Convert.Maildir.Fsync, err = parseFsync(c.String("fsync")); err != nil {
+					return err
+				}
+				switch cfg.After = c.String("after"); cfg.After {
+				case migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate:
+				default:
+					return usagef("--after %q: want keep, rename or truncate", cfg.After)
+				}
+				if cfg.Jobs < 1 {
+					return usagef("--jobs %d: want 1 or more", cfg.Jobs)
+				}
+				cfg.Convert.KeepHeaders = c.Bool("keep-headers")
+				cfg.Force = c.Bool("force")
+				cfg.LockTimeout = c.Duration("lock-timeout")
+				cfg.AuditMessages = c.Bool("audit-messages")
+				cfg.Argv = os.Args
+				cfg.Version = version()
+				if c.Bool("dry-run") {
+					return runPlan(c.Context, u, cfg)
+				}
+				return runBatch(c.Context, u, cfg, c.String("progress"))
+			},
+		}
+	}
+}
+
+// runBatch migrates and reports: one line per user on stdout (unless a progress bar is drawn
+// or -q), one error line per failed user, and a summary.
+func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) error {
+	show := u.showProgress(progress)
+	var total int64
+	if show {
+		// The bar needs the total; the plan's sizes give it without reading the spools.
+		if plan, err := migrate.Plan(ctx, cfg); err == nil {
+			for _, e := range plan {
+				if e.Action == migrate.ActionMigrate {
+					total += e.Size - e.Migrated
+				}
+			}
+			m := newMeter(u, true, total, len(plan))
+			defer m.Close()
+			cfg.Progress = m.Add
+			cfg.UserDone = func(r migrate.UserResult) { m.UserDone(0) }
+		}
+	}
+	var mu sync.Mutex
+	userDone := cfg.UserDone
+	cfg.UserDone = func(r migrate.UserResult) {
+		if userDone != nil {
+			userDone(r)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Err != nil:
+			u.errorf("user %s: %v", r.User, r.Err)
+		case !show && !u.quiet && r.Outcome != migrate.OutcomeNoMailbox:
+			u.printf("%s\n", userLine(r))
+		}
+	}
+	cfg.Notice = func(user string, e migrate.Event) {
+		if e.Kind == migrate.EventRenumbered || e.Kind == migrate.EventKeywordsDropped {
+			mu.Lock()
+			defer mu.Unlock()
+			u.warningf("user %s: %s", user, e.Detail)
+		}
+	}
+	cfg.Warn = func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		u.warningf("%s", msg)
+	}
+	sum, err := migrate.Run(ctx, cfg)
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		u.errorf("interrupted after %d users; locks released, partial files removed; run again to finish", sum.Users)
+		return exitCode(exitInterrupted, nil)
+	}
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	if !u.quiet {
+		u.printf("%s\n", summaryLine(sum))
+	}
+	if sum.Failed == 0 {
+		return nil
+	}
+	u.errorf("%d of %d users failed", sum.Failed, sum.Users)
+	if sum.Failed == sum.LockTimeouts {
+		u.hintf("their spools stayed locked (is a POP3 client or the MTA busy?); run again later")
+		return exitCode(exitTempFail, nil)
+	}
+	return exitCode(exitUsersFailed, nil)
+}
+
+func userLine(r migrate.UserResult) string {
+	if r.Outcome == migrate.OutcomeUpToDate {
+		return fmt.Sprintf("%s: up to date", r.User)
+	}
+	s := fmt.Sprintf("%s: %d messages, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
+		r.User, r.Stats.Messages-r.Stats.Skipped, r.Stats.Written, r.Stats.Existed, r.Stats.Skipped, r.Stats.Bytes, r.Elapsed.Seconds())
+	if r.After != "" {
+		s += "; source " + r.After
+	}
+	return s
+}
+
+func summaryLine(s migrate.Summary) string {
+	parts := []string{fmt.Sprintf("%d users: %d migrated, %d up to date, %d without a mailbox, %d failed", s.Users, s.Migrated, s.UpToDate, s.NoMailbox, s.Failed)}
+	parts = append(parts, fmt.Sprintf("%d messages written, %d already there, %d bytes in %.2fs", s.Written, s.Existed, s.Bytes, s.Elapsed.Seconds()))
+	return strings.Join(parts, "; ")
+}
+
+// runPlan prints what a run would do.
+func runPlan(ctx context.Context, u *ui, cfg migrate.Config) error {
+	plan, err := migrate.Plan(ctx, cfg)
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	printPlan(u, plan)
+	return nil
+}
+
+func printPlan(u *ui, plan []migrate.PlanEntry) {
+	u.printf("%-16s %6s %12s %8s  %-10s %s -> %s\n", "USER", "UID", "BYTES", "MESSAGES", "ACTION", "SOURCE", "MAILDIR")
+	var todo, bytes int64
+	free := map[string]int64{}
+	need := map[string]int64{}
+	for _, e := range plan {
+		size, msgs := "-", "-"
+		if e.Size >= 0 {
+			size = fmt.Sprint(e.Size - e.Migrated)
+		}
+		if e.Messages >= 0 {
+			msgs = fmt.Sprint(e.Messages)
+		}
+		action := e.Action
+		if e.Reason != "" {
+			action += ": " + e.Reason
+		}
+		u.printf("%-16s %6d %12s %8s  %-10s %s -> %s\n", e.User, e.UID, size, msgs, action, e.Src, e.Dst)
+		if e.Action == migrate.ActionMigrate {
+			todo++
+			bytes += e.Size - e.Migrated
+			need[e.FS] += e.Size - e.Migrated
+			free[e.FS] = e.Free
+		}
+	}
+	u.printf("%d users, %d to migrate, %d bytes", len(plan), todo, bytes)
+	for fs, n := range need {
+		if free[fs] >= 0 {
+			u.printf("; filesystem %s: %d bytes needed, %d free", fs, n, free[fs])
+		}
+	}
+	u.printf("\n")
+}

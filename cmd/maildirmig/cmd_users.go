@@ -1,0 +1,30 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/maildirmig/maildirmig/migrate"
+)
+
+func usersCommand(u *ui) *cli.Command {
+	return &cli.Command{
+		Name:  "users",
+		Usage: "print the migration plan: who has mail, how much, where it goes",
+		Description: "Lists the users mbox (or, with --mailbox, Mailbox) would migrate: uid, bytes and messages\n" +
+			"still to migrate (messages are counted for sources up to 64 MiB), source, destination, and\n" +
+			"the free space of each destination filesystem against what it will receive. Users whose\n" +
+			"source is unsafe, changed since the last run, or would not fit are marked refuse, with the\n" +
+			"reason. Nothing is locked or written.",
+		Flags: systemFlags(maildirNameFlag, forceFlag, minUIDFlag, noRootFlag,
+			&cli.BoolFlag{Name: "mailbox", Usage: "plan for ~USER/Mailbox instead of the spool"}),
+		Action: func(c *cli.Context) error {
+			source := migrate.SourceSpool
+			if c.Bool("mailbox") {
+				source = migrate.SourceMailbox
+			}
+			cfg := batchConfig(c, source)
+			cfg.Force = c.Bool("force")
+			return runPlan(c.Context, u, cfg)
+		},
+	}
+}

@@ -1,0 +1,124 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/mbox"
+)
+
+// countLimit is the largest source Plan reads to count messages: beyond it a dry run would
+// take as long as the migration.
+const countLimit = 64 << 20
+
+// Actions a plan entry announces.
+const (
+	ActionMigrate   = "migrate"
+	ActionUpToDate  = "up-to-date"
+	ActionNoMailbox = "no-mailbox"
+	ActionRefuse    = "refuse"
+)
+
+// PlanEntry is what a run would do for one user.
+type PlanEntry struct {
+	User     string
+	UID      int
+	Src      string
+	Dst      string
+	Size     int64  // source size, -1 without a mailbox
+	Migrated int64  // bytes migrated by earlier runs
+	Messages int64  // messages in the part still to migrate; -1 when not counted
+	Action   string // one of the Action constants
+	Reason   string // why a user is refused
+	Free     int64  // free bytes on the destination's filesystem, -1 when unknown
+	FS       string // the destination filesystem's id, to add up what each filesystem receives
+}
+
+// Plan reports, without writing or locking anything, what Run would do for each selected
+// user. A user whose destination filesystem cannot hold what is still to migrate (added over
+// all users of that filesystem) is refused.
+func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
+	cfg.defaults()
+	list, err := cfg.listUsers()
+	if err != nil {
+		return nil, err
+	}
+	store := StateStore{Dir: cfg.resolve(cfg.StateDir)}
+	var out []PlanEntry
+	need := map[string]int64{}
+	for _, u := range list {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		src, home, dst := cfg.Paths(u)
+		e := PlanEntry{User: u.Name, UID: u.UID, Src: src, Dst: dst, Size: -1, Messages: -1, Free: -1}
+		var fs unix.Statfs_t
+		if err := unix.Statfs(home, &fs); err == nil {
+			e.Free = int64(fs.Bavail) * int64(fs.Bsize)
+			e.FS = fmt.Sprintf("%x%x", fs.Fsid.Val[0], fs.Fsid.Val[1])
+		}
+		e.Action, e.Reason = planUser(&e, u.Name, owner(u), store, cfg.Force)
+		if e.Action == ActionMigrate && e.Free >= 0 {
+			need[e.FS] += e.Size - e.Migrated
+			if need[e.FS] > e.Free {
+				e.Action, e.Reason = ActionRefuse, fmt.Sprintf("%s has %d bytes free, %d needed by this and earlier users", home, e.Free, need[e.FS])
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func planUser(e *PlanEntry, user string, uid int, store StateStore, force bool) (action, reason string) {
+	f, st, err := OpenSpool(e.Src, uid)
+	if errors.Is(err, ErrNoMailbox) {
+		return ActionNoMailbox, ""
+	}
+	if err != nil {
+		return ActionRefuse, err.Error()
+	}
+	defer f.Close()
+	e.Size = st.Size
+	prev, err := store.Load(user)
+	if err != nil {
+		return ActionRefuse, err.Error()
+	}
+	start, _, _, err := prev.Resume(f, st, force)
+	if err != nil {
+		return ActionRefuse, err.Error()
+	}
+	e.Migrated = start
+	if start >= st.Size {
+		e.Messages = 0
+		return ActionUpToDate, ""
+	}
+	if st.Size-start <= countLimit {
+		n, err := countMessages(io.NewSectionReader(f, start, st.Size-start), st.Size-start)
+		if err != nil {
+			return ActionRefuse, err.Error()
+		}
+		e.Messages = n
+	}
+	return ActionMigrate, ""
+}
+
+func countMessages(src io.ReaderAt, size int64) (int64, error) {
+	r := mbox.NewReader(src, size, mbox.Options{})
+	var n int64
+	for {
+		m, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if !m.Pseudo {
+			n++
+		}
+	}
+}
