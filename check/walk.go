@@ -92,6 +92,10 @@ func (c *checker) checkPath(p string) {
 		parent = "."
 	}
 	dfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		c.report(c.problem(Critical, Missing, p, "Maildir does not exist"))
+		return
+	}
 	if err != nil {
 		c.unchecked(p, &os.PathError{Op: "open", Path: parent, Err: err})
 		return
