@@ -173,9 +173,15 @@ func openBeneath(dirfd int, name string, flags int) (int, error) {
 	return openBeneathMode(dirfd, name, flags, 0)
 }
 
+// noOpenat2 makes openBeneath behave as on a kernel without openat2 (tests).
+var noOpenat2 bool
+
 // openBeneathMode is openBeneath with a mode for O_CREAT.
 func openBeneathMode(dirfd int, name string, flags int, mode uint32) (int, error) {
 	for {
+		if noOpenat2 {
+			return openatNoFollow(dirfd, name, flags, mode)
+		}
 		fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
 			Flags:   uint64(flags | unix.O_NOFOLLOW),
 			Mode:    uint64(mode),
@@ -190,14 +196,18 @@ func openBeneathMode(dirfd int, name string, flags int, mode uint32) (int, error
 			// ENOSYS: kernel before 5.6; EPERM: a seccomp filter that
 			// does not know openat2. O_NOFOLLOW still guards the only
 			// component we resolve.
-			for {
-				fd, err = unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, mode)
-				if err != unix.EINTR {
-					return fd, err
-				}
-			}
+			return openatNoFollow(dirfd, name, flags, mode)
 		}
 		return fd, err
+	}
+}
+
+func openatNoFollow(dirfd int, name string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
 	}
 }
 

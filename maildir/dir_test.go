@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -145,6 +146,48 @@ func TestOpenRefusesUnsafe(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestOpenWithoutOpenat2 repeats the safety tests through the openat
+// O_NOFOLLOW fallback that kernels before 5.6 get. It is not parallel: it
+// switches a package-wide setting while it runs.
+func TestOpenWithoutOpenat2(t *testing.T) {
+	noOpenat2 = true
+	defer func() { noOpenat2 = false }()
+	for _, name := range []string{"Maildir", "Maildir/cur", "Maildir/tmp"} {
+		root := t.TempDir()
+		target := filepath.Join(root, "elsewhere")
+		mkdirs(t, target+"/cur", target+"/new", target+"/tmp")
+		for _, sub := range []string{"Maildir/cur", "Maildir/new", "Maildir/tmp"} {
+			if name != "Maildir" && sub != name {
+				mkdirs(t, filepath.Join(root, sub))
+			}
+		}
+		must(t, os.Symlink(target, filepath.Join(root, name)))
+		before := snapshot(t, root)
+		if d, err := Open(filepath.Join(root, "Maildir"), true); !errors.Is(err, ErrUnsafe) {
+			if err == nil {
+				d.Close()
+			}
+			t.Errorf("%s a symlink: err = %v, want ErrUnsafe", name, err)
+		}
+		if after := snapshot(t, root); !reflect.DeepEqual(before, after) {
+			t.Errorf("%s a symlink: tree changed", name)
+		}
+	}
+	md := filepath.Join(t.TempDir(), "Maildir")
+	d, err := Open(md, true)
+	must(t, err)
+	defer d.Close()
+	w, err := NewWriter(d, Options{Host: testHost})
+	must(t, err)
+	if _, err := w.Add(&Message{Date: testDate, Content: strings.NewReader("x\n")}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, w.Commit())
+	if es, err := d.Messages(); err != nil || len(es) != 1 {
+		t.Errorf("Messages() = %v, %v", es, err)
 	}
 }
 

@@ -84,3 +84,30 @@ func TestEscapeHost(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseName checks that ParseName never panics and that what it accepts
+// splits the name without losing a byte.
+func FuzzParseName(f *testing.F) {
+	for _, s := range []string{"1700000000.M1Q2X0123.h,S=5,W=6:2,FS", "a:1,x", "1.h,S=1,W=", ".x", "a:2,ba"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseName(s)
+		if err != nil {
+			return
+		}
+		joined := n.Base
+		if n.HasInfo {
+			joined += ":" + n.Info
+		}
+		if joined != s {
+			t.Errorf("ParseName(%q) splits into %q and %q", s, n.Base, n.Info)
+		}
+		if n.HasInfo && strings.HasPrefix(n.Info, "2,") && n.Flags != n.Info[2:] {
+			t.Errorf("ParseName(%q): flags %q", s, n.Flags)
+		}
+		if strings.ContainsAny(s, "/\x00\n") || s[0] == '.' {
+			t.Errorf("ParseName(%q) accepted", s)
+		}
+	})
+}
