@@ -13,6 +13,16 @@ import (
 // it is a symlink, not a directory, or not owned as it must be.
 var ErrUnsafe = errors.New("check: unsafe path")
 
+// unsafeError says why a path was refused and matches ErrUnsafe.
+type unsafeError struct{ reason string }
+
+func (e *unsafeError) Error() string { return "check: " + e.reason }
+func (e *unsafeError) Unwrap() error { return ErrUnsafe }
+
+func unsafef(format string, args ...any) error {
+	return &unsafeError{reason: fmt.Sprintf(format, args...)}
+}
+
 // MakeSkel makes skelDir/name/{cur,new,tmp} with mode 0700, so that useradd -m gives every new
 // user a Maildir that Dovecot and Postfix can use from the first login or delivery. It is
 // idempotent: what exists keeps its content and only gets mode 0700. A skel Maildir, cur, new or
@@ -48,7 +58,7 @@ func EnsureMaildir(u User, name string) (bool, error) {
 		return false, fmt.Errorf("check: user %s: %w", u.Name, &os.PathError{Op: "fstat", Path: u.Home, Err: err})
 	}
 	if int(st.Uid) != u.UID {
-		return false, fmt.Errorf("check: user %s: home %s is owned by uid %d, not by the user: %w", u.Name, u.Home, st.Uid, ErrUnsafe)
+		return false, unsafef("user %s: home %s is owned by uid %d, not by the user", u.Name, u.Home, st.Uid)
 	}
 	err = unix.Fstatat(home, name, &st, nofollow)
 	if err == nil {
@@ -98,11 +108,11 @@ func ensureDir(dfd int, path, name string, uid, gid int, fixMode bool) (int, []s
 	} else if err != nil {
 		return -1, nil, &os.PathError{Op: "fstatat", Path: path, Err: err}
 	} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return -1, nil, fmt.Errorf("check: %s is a %s, not a directory: %w", path, typeName(st.Mode), ErrUnsafe)
+		return -1, nil, unsafef("%s is a %s, not a directory", path, typeName(st.Mode))
 	}
 	fd, err := unix.Openat(dfd, name, dirFlags, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		return -1, nil, fmt.Errorf("check: %s changed into a symlink or file: %w", path, ErrUnsafe)
+		return -1, nil, unsafef("%s changed into a symlink or file", path)
 	}
 	if err != nil {
 		return -1, nil, &os.PathError{Op: "openat", Path: path, Err: err}

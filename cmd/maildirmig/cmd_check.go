@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -84,7 +85,7 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 	if len(o.paths) == 0 || len(o.users) > 0 {
 		list, err := mailUsers(o.root, o.passwd, o.users)
 		if err != nil {
-			return exitCode(int(check.Unknown), err)
+			return exitCode(int(check.Unknown), consoleError{err})
 		}
 		cfg.Users = list
 		mc := migrate.Config{Root: o.root, SpoolDir: o.spoolDir}
@@ -193,7 +194,7 @@ func runSkel(u *ui, o skelOptions) error {
 			}
 		}
 		if err != nil {
-			return err
+			return exitCode(exitFatal, consoleError{err})
 		}
 	}
 	if !o.existing {
@@ -201,7 +202,7 @@ func runSkel(u *ui, o skelOptions) error {
 	}
 	list, err := mailUsers(o.root, o.passwd, o.users)
 	if err != nil {
-		return err
+		return exitCode(exitFatal, consoleError{err})
 	}
 	failed := 0
 	for _, usr := range list {
@@ -219,7 +220,7 @@ func runSkel(u *ui, o skelOptions) error {
 		created, err := check.EnsureMaildir(usr, o.maildir)
 		if err != nil {
 			failed++
-			u.errorf("%s", trimPrefix(err))
+			u.errorf("%s", consoleError{err})
 			continue
 		}
 		if created && !u.quiet {
@@ -232,13 +233,16 @@ func runSkel(u *ui, o skelOptions) error {
 	return nil
 }
 
-// trimPrefix drops the package prefix: on the console the program name says where it is from.
-func trimPrefix(err error) string {
-	s := err.Error()
+// consoleError prints an error without its package prefix: on the console the program name
+// says where it comes from.
+type consoleError struct{ err error }
+
+func (e consoleError) Error() string {
+	s := e.err.Error()
 	for _, p := range []string{"check: ", "users: "} {
-		if len(s) > len(p) && s[:len(p)] == p {
-			return s[len(p):]
-		}
+		s = strings.TrimPrefix(s, p)
 	}
 	return s
 }
+
+func (e consoleError) Unwrap() error { return e.err }

@@ -19,7 +19,7 @@ const (
 )
 
 // check-tree DIR: builds under DIR a system that maildirmig check finds healthy: etc/passwd with
-// root (whose home is absent), alice and bob; alice's Maildir with a message in cur/ and new/,
+// root, alice and bob; root's home without mail; alice's Maildir with a message in cur/ and new/,
 // a dovecot-uidlist and a Maildir++ folder .Sent, all 0700/0600; her spool var/mail/alice,
 // migrated (older than the Maildir); bob's empty home. Run as root, the files belong to the
 // users; otherwise they are the invoker's, which is what maildirmig then expects.
@@ -28,7 +28,7 @@ func cmdCheckTree(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: check-tree DIR")
 	}
 	root := ts.MkAbs(args[0])
-	dirs := []string{"etc", "var/mail", "home/bob", "home/alice/Maildir",
+	dirs := []string{"root", "etc", "var/mail", "home/bob", "home/alice/Maildir",
 		"home/alice/Maildir/cur", "home/alice/Maildir/new", "home/alice/Maildir/tmp",
 		"home/alice/Maildir/.Sent", "home/alice/Maildir/.Sent/cur", "home/alice/Maildir/.Sent/new", "home/alice/Maildir/.Sent/tmp"}
 	for _, d := range dirs {
