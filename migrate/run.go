@@ -97,6 +97,12 @@ type Summary struct {
 }
 
 func (c *Config) defaults() {
+	// Workers start in /: every path they get must be absolute.
+	if c.Root != "" {
+		if abs, err := filepath.Abs(c.Root); err == nil {
+			c.Root = abs
+		}
+	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/maildirmig"
 	}
