@@ -340,8 +340,12 @@ func DecodeMUTF7(s string) (string, error) {
 			b.WriteByte('&')
 			continue
 		}
+		// Go's base64 skips '\r' and '\n'; a mailbox name may not hold them anywhere.
+		if strings.ContainsFunc(enc, func(r rune) bool { return !isMUTF7Base64(r) }) {
+			return "", fmt.Errorf("migrate: modified UTF-7: bad shift %q", enc)
+		}
 		raw, err := mutf7.Strict().DecodeString(enc)
-		if err != nil || len(raw)%2 != 0 {
+		if err != nil || len(raw) == 0 || len(raw)%2 != 0 {
 			return "", fmt.Errorf("migrate: modified UTF-7: bad shift %q", enc)
 		}
 		units := make([]uint16, len(raw)/2)
@@ -370,6 +374,10 @@ func DecodeMUTF7(s string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+func isMUTF7Base64(r rune) bool {
+	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == ','
 }
 
 // OpenBeneath opens the regular file at path (levels separated by '/', no "..") beneath the
