@@ -1,0 +1,139 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
+)
+
+// useradd creates a real system user whose home is made from skel (useradd -m -k), and removes
+// it, home included, when the test ends.
+func useradd(t *testing.T, name, home, skel string) User {
+	t.Helper()
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skip("useradd not installed")
+	}
+	// A user left behind by a crashed earlier run would make useradd fail.
+	_ = exec.Command("userdel", "-r", name).Run()
+	out, err := exec.Command("useradd", "-m", "-k", skel, "-d", home, "-s", "/usr/sbin/nologin", "-U", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("useradd %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("userdel", "-r", name).CombinedOutput(); err != nil {
+			t.Errorf("userdel %s: %v: %s", name, err, out)
+		}
+	})
+	pw, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(pw.Uid)
+	gid, _ := strconv.Atoi(pw.Gid)
+	return User{Name: name, UID: uid, GID: gid, Home: home}
+}
+
+// dovecotSees has Dovecot, from a throwaway configuration, open u's ~/Maildir and returns how
+// many messages INBOX holds.
+func dovecotSees(t *testing.T, u User) uint32 {
+	t.Helper()
+	d := mailtest.NewDovecot(t, mailtest.DovecotConfig{
+		MailLocation: "maildir:~/Maildir",
+		Users:        []mailtest.User{{Name: u.Name, Password: "x", UID: u.UID, GID: u.GID, Home: u.Home}},
+	})
+	return d.Status(t, u.Name, "INBOX").Messages
+}
+
+// TestSkelGivesNewUsersAMaildir proves the whole chain the guides rely on: skel makes the
+// skeleton, useradd -m copies it into a new home owned by the new user, check finds it healthy,
+// and Dovecot opens it with zero messages.
+func TestSkelGivesNewUsersAMaildir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a real user with useradd and runs Dovecot as that user")
+	}
+	mailtest.RequireDovecot(t)
+	dir := mailtest.Dir(t)
+	skel := filepath.Join(dir, "skel")
+	if _, err := MakeSkel(skel, "Maildir"); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("mdmtest_skel%d", os.Getpid()%100000)
+	u := useradd(t, name, filepath.Join(dir, "home", name), skel)
+
+	for _, sub := range []string{"", "cur", "new", "tmp"} {
+		fi, err := os.Lstat(filepath.Join(u.Home, "Maildir", sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if !fi.IsDir() || fi.Mode().Perm() != 0o700 || int(st.Uid) != u.UID || int(st.Gid) != u.GID {
+			t.Errorf("Maildir/%s: %v uid %d gid %d, want a 0700 directory of %d:%d", sub, fi.Mode(), st.Uid, st.Gid, u.UID, u.GID)
+		}
+	}
+	r, err := Run(context.Background(), Config{Users: []User{u}})
+	if err != nil || len(r.Problems) != 0 || r.Maildirs != 1 {
+		t.Fatalf("check after useradd: %v, %d maildirs, %+v", err, r.Maildirs, r.Problems)
+	}
+	if n := dovecotSees(t, u); n != 0 {
+		t.Errorf("Dovecot sees %d messages in the new user's INBOX, want 0", n)
+	}
+}
+
+// TestEnsureMaildirForExistingUser gives a user made without any Maildir an empty one, and
+// Dovecot then delivers into it: check must find what Dovecot wrote (its uidlist, its names with
+// S= and W=) healthy, an independent test of what check accepts.
+func TestEnsureMaildirForExistingUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a real user with useradd and runs Dovecot as that user")
+	}
+	mailtest.RequireDovecot(t)
+	dir := mailtest.Dir(t)
+	empty := filepath.Join(dir, "emptyskel")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("mdmtest_exist%d", os.Getpid()%100000)
+	u := useradd(t, name, filepath.Join(dir, "home", name), empty)
+
+	created, err := EnsureMaildir(u, "Maildir")
+	if err != nil || !created {
+		t.Fatalf("EnsureMaildir: %v, created %v", err, created)
+	}
+	if created, err := EnsureMaildir(u, "Maildir"); err != nil || created {
+		t.Fatalf("EnsureMaildir again: %v, created %v", err, created)
+	}
+	d := mailtest.NewDovecot(t, mailtest.DovecotConfig{
+		MailLocation: "maildir:~/Maildir",
+		Users:        []mailtest.User{{Name: u.Name, Password: "x", UID: u.UID, GID: u.GID, Home: u.Home}},
+	})
+	if n := d.Status(t, u.Name, "INBOX").Messages; n != 0 {
+		t.Fatalf("Dovecot sees %d messages, want 0", n)
+	}
+	du := d.User(t, u.Name)
+	for i := range 3 {
+		cmd := du.Command("doveadm", []string{"-c", d.Conf, "-o", "mail_location=maildir:~/Maildir", "save", "-m", "INBOX"})
+		cmd.Stdin = strings.NewReader(fmt.Sprintf("From: a@example.org\r\nSubject: %d\r\n\r\nbody %d\n", i, i))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("doveadm save: %v: %s", err, out)
+		}
+	}
+	if n := d.Status(t, u.Name, "INBOX").Messages; n != 3 {
+		t.Fatalf("Dovecot sees %d messages after saving 3", n)
+	}
+	r, err := Run(context.Background(), Config{Users: []User{u}})
+	if err != nil || len(r.Problems) != 0 || r.Messages != 3 {
+		t.Fatalf("check of the Maildir Dovecot wrote: %v, %d messages, %+v", err, r.Messages, r.Problems)
+	}
+	if _, err := os.Stat(filepath.Join(u.Home, "Maildir", "dovecot-uidlist")); err != nil {
+		t.Fatalf("Dovecot wrote no uidlist, so the uidlist parser went untested: %v", err)
+	}
+}
