@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/maildir"
+	"github.com/maildirmig/maildirmig/mbox"
+	"github.com/maildirmig/maildirmig/migrate"
+)
+
+// convertOptions are the settings of one convert run.
+type convertOptions struct {
+	from        string // "" or "-" for standard input
+	maildir     string
+	keepHeaders bool
+	unescape    mbox.Unescape
+	fsync       maildir.Fsync
+	progress    string
+}
+
+// Flags shared by the commands that write messages.
+var (
+	keepHeadersFlag = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
+	unescapeFlag    = &cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}
+	fsyncFlag       = &cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}
+)
+
+func convertCommand(u *ui) *cli.Command {
+	return &cli.Command{
+		Name:      "convert",
+		Usage:     "convert one mbox into one Maildir (a drop-in for perfect_maildir.pl)",
+		ArgsUsage: "MAILDIR",
+		Description: "Reads the mbox from --from FILE, or from standard input, and adds its messages to\n" +
+			"MAILDIR (created with cur/, new/ and tmp/ when missing). Run it as the user who owns the\n" +
+			"Maildir; run as root, it writes as the owner of MAILDIR's parent directory. A second\n" +
+			"run over the same mbox writes nothing.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "from", Usage: "read the mbox from `FILE` (default: standard input)"},
+			keepHeadersFlag, unescapeFlag, fsyncFlag, progressFlag, quietFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("convert takes one MAILDIR argument, got %d", c.NArg())
+			}
+			o := convertOptions{from: c.String("from"), maildir: c.Args().First(), keepHeaders: c.Bool("keep-headers"), progress: c.String("progress")}
+			var err error
+			if o.unescape, err = parseUnescape(c.String("unescape")); err != nil {
+				return err
+			}
+			if o.fsync, err = parseFsync(c.String("fsync")); err != nil {
+				return err
+			}
+			return runConvert(c.Context, u, o)
+		},
+	}
+}
+
+func parseUnescape(s string) (mbox.Unescape, error) {
+	switch s {
+	case "none", "":
+		return mbox.UnescapeNone, nil
+	case "mboxrd":
+		return mbox.UnescapeMboxrd, nil
+	case "mboxo":
+		return mbox.UnescapeMboxo, nil
+	}
+	return 0, usagef("--unescape %q: want none, mboxrd or mboxo", s)
+}
+
+func parseFsync(s string) (maildir.Fsync, error) {
+	switch s {
+	case "batch", "":
+		return maildir.FsyncBatch, nil
+	case "always":
+		return maildir.FsyncAlways, nil
+	case "none":
+		return maildir.FsyncNone, nil
+	}
+	return 0, usagef("--fsync %q: want batch, always or none", s)
+}
+
+func runConvert(ctx context.Context, u *ui, o convertOptions) error {
+	src, name, cleanup, err := openSource(u, o.from)
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	defer cleanup()
+	fi, err := src.Stat()
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	if err := migrate.CheckMbox(src, fi.Size()); err != nil {
+		return notMbox(u, name, err)
+	}
+	d, err := maildir.Open(o.maildir, true)
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	defer d.Close()
+
+	notes := newNoticePrinter(u, name)
+	m := newMeter(u, u.showProgress(o.progress), fi.Size(), 1)
+	start := time.Now()
+	st, err := migrate.Convert(ctx, src, fi.Size(), fi.ModTime(), d, migrate.ConvertOptions{
+		KeepHeaders: o.keepHeaders,
+		Unescape:    o.unescape,
+		Maildir:     maildir.Options{Fsync: o.fsync},
+		Notice:      notes.print,
+		Progress:    m.Add,
+	})
+	m.Close()
+	notes.flush()
+	if err != nil {
+		if ctx.Err() != nil {
+			u.errorf("%s: interrupted after %d messages; the Maildir holds every message written so far, run again to finish", name, st.Written+st.Existed)
+			return exitCode(exitInterrupted, nil)
+		}
+		if errors.Is(err, mbox.ErrNotMbox) {
+			return notMbox(u, name, err)
+		}
+		return exitCode(exitFatal, fmt.Errorf("%s: %w", name, err))
+	}
+	if !u.quiet {
+		u.printf("%s\n", convertSummary(name, st, time.Since(start)))
+	}
+	return nil
+}
+
+// notMbox reports a source that is not an mbox.
+func notMbox(u *ui, name string, err error) error {
+	if !errors.Is(err, mbox.ErrNotMbox) {
+		return exitCode(exitFatal, fmt.Errorf("%s: %w", name, err))
+	}
+	u.errorf("%s: %v", name, err)
+	u.hintf("nothing was written; an mbox starts with a \"From \" line (MMDF and other formats are not mbox)")
+	return exitCode(exitFatal, nil)
+}
+
+// convertSummary is the one line convert prints on stdout.
+func convertSummary(name string, st migrate.Stats, took time.Duration) string {
+	s := fmt.Sprintf("%s: %d messages, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
+		name, st.Messages-st.Skipped, st.Written, st.Existed, st.Skipped, st.Bytes, took.Seconds())
+	if st.Written == 0 && st.Existed > 0 {
+		s += "; nothing new to write"
+	}
+	return s
+}
+
+// openSource opens the mbox to read: a named file, or standard input. A stdin that is a pipe
+// is copied to an unlinked temporary file first, because checking Content-Length needs
+// random access.
+func openSource(u *ui, from string) (f *os.File, name string, cleanup func(), err error) {
+	noop := func() {}
+	if from != "" && from != "-" {
+		// O_NONBLOCK so that a FIFO named by mistake cannot hang the open.
+		fd, err := unix.Open(from, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, from, noop, &os.PathError{Op: "open", Path: from, Err: err}
+		}
+		f := os.NewFile(uintptr(fd), from)
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, from, noop, err
+		}
+		if !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, from, noop, fmt.Errorf("%s: not a regular file (%s)", from, fi.Mode().Type())
+		}
+		if err := unix.SetNonblock(fd, false); err != nil {
+			f.Close()
+			return nil, from, noop, err
+		}
+		return f, from, func() { f.Close() }, nil
+	}
+	if in, ok := u.stdin.(*os.File); ok {
+		if fi, err := in.Stat(); err == nil && fi.Mode().IsRegular() {
+			return in, "standard input", noop, nil
+		}
+	}
+	tmp, err := os.CreateTemp("", "maildirmig-stdin-*")
+	if err != nil {
+		return nil, "standard input", noop, fmt.Errorf("buffering standard input: %w", err)
+	}
+	os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, u.stdin); err != nil {
+		tmp.Close()
+		return nil, "standard input", noop, fmt.Errorf("buffering standard input: %w", err)
+	}
+	return tmp, "standard input", func() { tmp.Close() }, nil
+}
+
+// noticePrinter turns conversion events into warnings, at most a few of each kind per
+// mailbox, so that a takeout with ten thousand dateless messages does not flood the terminal.
+type noticePrinter struct {
+	u      *ui
+	name   string
+	mu     sync.Mutex
+	counts map[string]int
+	order  []string
+}
+
+const noticesPerKind = 5
+
+func newNoticePrinter(u *ui, name string) *noticePrinter {
+	return &noticePrinter{u: u, name: name, counts: map[string]int{}}
+}
+
+func (p *noticePrinter) print(e migrate.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.counts[e.Kind] == 0 {
+		p.order = append(p.order, e.Kind)
+	}
+	p.counts[e.Kind]++
+	if p.counts[e.Kind] > noticesPerKind {
+		return
+	}
+	where := p.name
+	if e.Message >= 0 {
+		where = fmt.Sprintf("%s: message %d (offset %d)", p.name, e.Message+1, e.Offset)
+	}
+	p.u.warningf("%s: %s", where, strings.TrimSuffix(e.Detail, "."))
+}
+
+// flush says how many warnings of each kind were not printed.
+func (p *noticePrinter) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range p.order {
+		if n := p.counts[k] - noticesPerKind; n > 0 {
+			p.u.warningf("%s: %d more %s warnings not shown", p.name, n, k)
+		}
+	}
+}

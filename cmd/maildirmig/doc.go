@@ -1,0 +1,52 @@
+/*
+Maildirmig moves the mail of every user on a Postfix/Dovecot server from mbox files into
+Maildir, gives new users a Maildir, and checks from cron that every Maildir stays healthy.
+
+Usage:
+
+	maildirmig users     print the migration plan: users, sources, sizes, destinations, free space
+	maildirmig mbox      migrate every user's /var/spool/mail/USER to ~USER/Maildir
+	maildirmig Mailbox   migrate every user's ~USER/Mailbox to ~USER/Maildir
+	maildirmig convert   one mbox into one Maildir: convert [--from FILE] MAILDIR (stdin by default)
+	maildirmig verify    prove every migrated message is in the Maildir, byte for byte
+	maildirmig skel      create Maildir/{cur,new,tmp} (0700) in /etc/skel; --existing for users lacking one
+	maildirmig check     integrity check for cron and monitoring
+
+# Reading mbox
+
+A message starts at a From_ line: "From ", a sender and an asctime date, as Postfix, Dovecot,
+UW c-client and sendmail write it, normally after an empty line (a valid From_ line with no empty
+line before it starts a message too, as in Dovecot). A "From " line whose date does not parse is
+body text. Content-Length is trusted only when it points at the next From_ line or the end of the
+file. A file whose first From_ line has no date (Thunderbird's "From - ", Gmail Takeout) is read
+in loose mode, with a warning. Line ends and >From quoting are kept as stored (--unescape mboxrd
+or mboxo undoes the quoting of mailboxes known to be quoted). A file that is not an mbox is an
+error and nothing is written.
+
+# Writing Maildir
+
+Each message is written into tmp/ (mode 0600, its mtime the From_ date: Dovecot's received
+date), made durable, then renamed into new/ or cur/ without ever replacing a file. Status and
+X-Status become Maildir flags (R→S, A→R, F→F, T→D, D→T), X-Keywords become Dovecot keywords, and
+X-IMAPbase, X-IMAP and X-UID become dovecot-uidlist, so IMAP UIDs and POP3 UIDLs do not change.
+These mbox-internal headers are removed from the messages unless --keep-headers is given. File
+names are the same on every run for the same message, so a second run writes nothing.
+
+# Exit codes
+
+	0    all done
+	1    fatal error (nothing usable could be done; the message says why)
+	2    usage error
+	3    some users failed (the others were migrated)
+	75   a spool lock could not be taken in time (EX_TEMPFAIL): run again later
+	130  interrupted
+
+maildirmig check follows the Nagios plugin convention instead: 0 healthy, 1 warnings, 2 critical,
+3 could not check.
+
+# Output
+
+Results go to stdout, diagnostics to stderr, prefixed "maildirmig: error:", "maildirmig:
+warning:" or "maildirmig: hint:". A progress bar is drawn only when stderr is a terminal.
+*/
+package main

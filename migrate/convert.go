@@ -1,0 +1,315 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/maildirmig/maildirmig/maildir"
+	"github.com/maildirmig/maildirmig/mbox"
+)
+
+// ConvertOptions control how one mbox becomes one Maildir.
+type ConvertOptions struct {
+	KeepHeaders bool           // keep Status, X-Status, X-Keywords, X-UID, X-IMAP*, Content-Length byte for byte
+	Unescape    mbox.Unescape  // >From unquoting; none by default
+	Location    *time.Location // zone for From_ dates without one; nil means time.Local
+	Maildir     maildir.Options
+	StartOffset int64               // resume: first byte not yet migrated (a message boundary)
+	StartIndex  int64               // position number of the first message read (part of names)
+	Notice      func(Event)         // oddities: loose mode, date fallbacks, ignored Content-Length...
+	OnMessage   func(MessageRecord) // once per message, in order, after it is durable
+	Progress    func(n int64)       // source bytes consumed since the previous call
+}
+
+// Event is an oddity met while converting, for the console and the audit log.
+type Event struct {
+	Kind    string // an mbox.Notice kind, or one of the Event* kinds below
+	Message int64  // message position, -1 for the whole file
+	Offset  int64  // byte offset in the source
+	Detail  string
+}
+
+// Event kinds Convert adds to the reader's notices.
+const (
+	EventDateFromHeader  = "date-from-header"  // no usable From_ date: the Date: header gave it
+	EventDateFromMTime   = "date-from-mtime"   // neither From_ nor Date: gave a date: the mbox mtime did
+	EventKeywordsDropped = "keywords-dropped"  // more than 26 keywords: the rest could not be kept
+	EventRenumbered      = "uids-renumbered"   // some IMAP UIDs could not be kept: clients will re-download
+	EventPseudoSkipped   = "uw-pseudo-message" // UW-IMAP's folder-internal-data message was not copied
+)
+
+// MessageRecord tells what became of one source message.
+type MessageRecord struct {
+	Index        int64  `json:"index"`  // position in the source mbox
+	Offset       int64  `json:"offset"` // offset of its From_ line
+	Size         int64  `json:"size"`   // header and body bytes as read, From_ line and separator excluded
+	SHA256       string `json:"sha256"` // of those bytes
+	StoredSHA256 string `json:"stored_sha256,omitempty"`
+	Name         string `json:"name,omitempty"` // file name in the Maildir
+	Sub          string `json:"sub,omitempty"`  // "new" or "cur"
+	UID          uint32 `json:"uid,omitempty"`
+	Existed      bool   `json:"existed,omitempty"` // already in the Maildir: nothing written
+	Skipped      bool   `json:"skipped,omitempty"` // not mail (UW pseudo-message)
+}
+
+// Stats sum up a conversion.
+type Stats struct {
+	Messages    int64 // messages read (pseudo-message included)
+	Written     int64 // new files in the Maildir
+	Existed     int64 // messages already in the Maildir
+	Skipped     int64 // pseudo-messages
+	Bytes       int64 // source bytes consumed
+	EndOffset   int64 // offset after the last message made durable: where a resume starts
+	Renumbered  bool
+	UIDValidity uint32
+	NextUID     uint32
+	Loose       bool
+}
+
+// commitEvery bounds how much work is pending between two writer commits: each commit
+// rewrites dovecot-uidlist, so it must not happen per message, and records reach OnMessage only
+// once their messages are durable.
+const (
+	commitEveryMessages = 4096
+	commitEveryBytes    = 256 << 20
+)
+
+// Convert reads the mbox src[opts.StartOffset:size) and adds every message to d, in mbox order.
+// srcMTime is the last fallback for a message's date. It commits the Maildir writer before
+// returning; on an error or a cancelled ctx it aborts the pending batch (its tmp files are
+// removed) and returns what was made durable so far, with the error.
+func Convert(ctx context.Context, src io.ReaderAt, size int64, srcMTime time.Time, d *maildir.Dir, opts ConvertOptions) (Stats, error) {
+	c := &converter{opts: opts, st: Stats{EndOffset: opts.StartOffset}, srcMTime: srcMTime}
+	w, err := maildir.NewWriter(d, opts.Maildir)
+	if err != nil {
+		return c.st, err
+	}
+	c.w = w
+	section := io.NewSectionReader(src, opts.StartOffset, size-opts.StartOffset)
+	c.r = mbox.NewReader(section, size-opts.StartOffset, mbox.Options{
+		Unescape: opts.Unescape,
+		Location: opts.Location,
+		Notice: func(n mbox.Notice) {
+			msg := int64(-1)
+			if n.Message >= 0 {
+				msg = opts.StartIndex + int64(n.Message)
+			}
+			c.notice(Event{Kind: n.Kind, Message: msg, Offset: opts.StartOffset + n.Offset, Detail: n.Detail})
+		},
+	})
+	err = c.run(ctx)
+	c.st.Loose = c.r.Loose()
+	if err != nil {
+		if aerr := w.Abort(); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		return c.st, err
+	}
+	if err := c.commit(); err != nil {
+		return c.st, err
+	}
+	if w.Renumbered() {
+		c.st.Renumbered = true
+		c.notice(Event{Kind: EventRenumbered, Message: -1, Detail: "some IMAP UIDs could not be kept; clients will download those messages again"})
+	}
+	if kw := w.DroppedKeywords(); len(kw) > 0 {
+		c.notice(Event{Kind: EventKeywordsDropped, Message: -1, Detail: "keywords beyond the 26 a Maildir name can carry were dropped: " + strings.Join(kw, " ")})
+	}
+	return c.st, nil
+}
+
+type converter struct {
+	opts     ConvertOptions
+	r        *mbox.Reader
+	w        *maildir.Writer
+	st       Stats
+	srcMTime time.Time
+
+	pending      []MessageRecord // added but not yet durable
+	pendingBytes int64
+	pendingEnd   int64 // source offset after the last pending message
+	reported     int64 // source offset already passed to Progress
+	hasher       hash.Hash
+}
+
+func (c *converter) notice(e Event) {
+	if c.opts.Notice != nil {
+		c.opts.Notice(e)
+	}
+}
+
+func (c *converter) run(ctx context.Context) error {
+	c.hasher = sha256.New()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m, err := c.r.Next()
+		if err == io.EOF {
+			c.progress()
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("message %d: %w", c.opts.StartIndex+c.st.Messages+1, err)
+		}
+		if err := c.add(m); err != nil {
+			return fmt.Errorf("message %d at offset %d: %w", c.opts.StartIndex+int64(m.Index)+1, c.opts.StartOffset+m.Offset, err)
+		}
+		c.progress()
+		if len(c.pending) >= commitEveryMessages || c.pendingBytes >= commitEveryBytes {
+			if err := c.commit(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (c *converter) progress() {
+	if c.opts.Progress == nil {
+		return
+	}
+	off := c.r.Offset()
+	if off > c.reported {
+		c.opts.Progress(off - c.reported)
+		c.reported = off
+	}
+}
+
+// add converts one message. Only the first message of a file may carry the mailbox's
+// X-IMAPbase (or UW's X-IMAP): Dovecot and c-client ignore it anywhere else.
+func (c *converter) add(m *mbox.Message) error {
+	pos := c.opts.StartIndex + int64(m.Index)
+	c.st.Messages++
+	if m.Index == 0 && c.opts.StartOffset == 0 && m.Meta.IMAPBase != nil {
+		c.w.SetUIDBase(m.Meta.IMAPBase.UIDValidity, m.Meta.IMAPBase.LastUID)
+	}
+	c.hasher.Reset()
+	c.hasher.Write(m.Header)
+	rec := MessageRecord{Index: pos, Offset: c.opts.StartOffset + m.Offset}
+	if m.Pseudo {
+		if _, err := io.Copy(c.hasher, m.Body); err != nil {
+			return err
+		}
+		c.st.Skipped++
+		rec.Skipped = true
+		c.notice(Event{Kind: EventPseudoSkipped, Message: pos, Offset: rec.Offset, Detail: "UW-IMAP folder internal data message skipped (its UIDVALIDITY is kept)"})
+		return c.queue(m, rec)
+	}
+	header := m.Header
+	if !c.opts.KeepHeaders {
+		header = mbox.StripMeta(header)
+	}
+	flags, isNew := Flags(m.Meta)
+	res, err := c.w.Add(&maildir.Message{
+		Date:     c.date(m, pos, rec.Offset),
+		Flags:    flags,
+		Keywords: m.Meta.Keywords,
+		New:      isNew,
+		UID:      m.Meta.UID,
+		Position: pos,
+		Content:  io.MultiReader(bytes.NewReader(header), io.TeeReader(m.Body, c.hasher)),
+	})
+	if err != nil {
+		return err
+	}
+	rec.Name, rec.Sub, rec.UID, rec.Existed = res.Name, res.Sub, res.UID, res.Existed
+	rec.StoredSHA256 = hex.EncodeToString(res.SHA256[:])
+	if res.Existed {
+		c.st.Existed++
+	} else {
+		c.st.Written++
+	}
+	return c.queue(m, rec)
+}
+
+// queue holds rec until the next commit makes its message durable.
+func (c *converter) queue(m *mbox.Message, rec MessageRecord) error {
+	rec.Size = m.Size()
+	rec.SHA256 = hex.EncodeToString(c.hasher.Sum(nil))
+	c.pending = append(c.pending, rec)
+	c.pendingBytes += rec.Size
+	c.pendingEnd = c.opts.StartOffset + c.r.Offset()
+	return nil
+}
+
+func (c *converter) commit() error {
+	if err := c.w.Commit(); err != nil {
+		return err
+	}
+	c.st.UIDValidity, c.st.NextUID = c.w.UIDValidity(), c.w.NextUID()
+	for _, rec := range c.pending {
+		if c.opts.OnMessage != nil {
+			c.opts.OnMessage(rec)
+		}
+	}
+	if len(c.pending) > 0 {
+		c.st.EndOffset = c.pendingEnd
+	}
+	c.st.Bytes = c.st.EndOffset - c.opts.StartOffset
+	c.pending, c.pendingBytes = c.pending[:0], 0
+	return nil
+}
+
+// date picks the message's received date: the From_ line's, else the Date: header's, else
+// the mbox file's mtime. Each fallback is reported.
+func (c *converter) date(m *mbox.Message, pos, off int64) time.Time {
+	if !m.Date.IsZero() {
+		return m.Date
+	}
+	if t, ok := mbox.DateHeader(m.Header); ok {
+		c.notice(Event{Kind: EventDateFromHeader, Message: pos, Offset: off, Detail: "no date on the From_ line; using the Date: header"})
+		return t
+	}
+	c.notice(Event{Kind: EventDateFromMTime, Message: pos, Offset: off, Detail: "no date on the From_ line nor in a Date: header; using the mbox file's mtime"})
+	return c.srcMTime
+}
+
+// Flags maps an mbox message's Status, X-Status and keywords to Maildir flag letters, and
+// tells whether the message belongs in new/: only a message no client has seen (no "O" in
+// Status), with no flags and no keywords, does.
+func Flags(meta mbox.Meta) (flags string, isNew bool) {
+	var set [128]bool
+	if strings.ContainsRune(meta.Status, 'R') {
+		set['S'] = true
+	}
+	for _, x := range meta.XStatus {
+		switch x {
+		case 'A':
+			set['R'] = true
+		case 'F':
+			set['F'] = true
+		case 'T':
+			set['D'] = true
+		case 'D':
+			set['T'] = true
+		}
+	}
+	var b strings.Builder
+	for _, l := range "DFPRST" {
+		if set[l] {
+			b.WriteRune(l)
+		}
+	}
+	flags = b.String()
+	isNew = flags == "" && len(meta.Keywords) == 0 && !strings.ContainsRune(meta.Status, 'O')
+	return flags, isNew
+}
+
+// CheckMbox reports, without writing anything, whether src looks like an mbox: it reads up to
+// the first message's header. Callers use it before they create a Maildir, so that a file
+// that is not an mbox leaves no trace.
+func CheckMbox(src io.ReaderAt, size int64) error {
+	_, err := mbox.NewReader(src, size, mbox.Options{}).Next()
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
