@@ -1,0 +1,168 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maildirmig/maildirmig/maildir"
+	"github.com/maildirmig/maildirmig/mbox"
+)
+
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		meta  mbox.Meta
+		flags string
+		isNew bool
+	}{
+		{"no status at all", mbox.Meta{}, "", true},
+		{"empty Status", mbox.Meta{Status: "", HasStatus: true}, "", true},
+		{"seen by a client, not read", mbox.Meta{Status: "O", HasStatus: true}, "", false},
+		{"read", mbox.Meta{Status: "RO", HasStatus: true}, "S", false},
+		{"read without O", mbox.Meta{Status: "R", HasStatus: true}, "S", false},
+		{"answered", mbox.Meta{XStatus: "A", HasXStatus: true}, "R", false},
+		{"flagged", mbox.Meta{XStatus: "F"}, "F", false},
+		{"draft", mbox.Meta{XStatus: "T"}, "D", false},
+		{"deleted", mbox.Meta{XStatus: "D"}, "T", false},
+		{"everything, repeated, in mbox order", mbox.Meta{Status: "OR", XStatus: "DFTAA"}, "DFRST", false},
+		{"keywords alone go to cur", mbox.Meta{Keywords: []string{"work"}}, "", false},
+		{"unknown letters ignored", mbox.Meta{Status: "XZ", XStatus: "Q"}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flags, isNew := Flags(tt.meta)
+			if flags != tt.flags || isNew != tt.isNew {
+				t.Errorf("Flags(%+v) = %q, %v; want %q, %v", tt.meta, flags, isNew, tt.flags, tt.isNew)
+			}
+		})
+	}
+}
+
+const twoMessages = "From a@example.org Mon Jan  6 10:00:00 2025\n" +
+	"Subject: one\nStatus: RO\n\none\n\n" +
+	"From b@example.org Mon Jan  6 11:00:00 2025\n" +
+	"Subject: two\n\ntwo\n\n"
+
+const appended = "From c@example.org Mon Jan  6 12:00:00 2025\n" +
+	"Subject: three\n\nthree\n\n"
+
+func convertString(t *testing.T, d *maildir.Dir, src string, opts ConvertOptions) (Stats, []MessageRecord) {
+	t.Helper()
+	var recs []MessageRecord
+	opts.OnMessage = func(r MessageRecord) { recs = append(recs, r) }
+	opts.Location = time.UTC
+	opts.Maildir.Host = "test.example"
+	st, err := Convert(context.Background(), strings.NewReader(src), int64(len(src)), time.Unix(0, 0), d, opts)
+	if err != nil {
+		t.Fatalf("Convert: %v", err)
+	}
+	return st, recs
+}
+
+// TestConvertResume is what the batch run relies on: the records say where each message came
+// from and where it went, and a second conversion from EndOffset adds only what was appended.
+func TestConvertResume(t *testing.T) {
+	t.Parallel()
+	d, err := maildir.Open(filepath.Join(t.TempDir(), "Maildir"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	st, recs := convertString(t, d, twoMessages, ConvertOptions{})
+	if st.Messages != 2 || st.Written != 2 || st.EndOffset != int64(len(twoMessages)) || st.Bytes != int64(len(twoMessages)) {
+		t.Fatalf("first run: %+v", st)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("first run: %d records, want 2", len(recs))
+	}
+	sum := sha256.Sum256([]byte("Subject: one\nStatus: RO\n\none\n"))
+	if recs[0].SHA256 != hex.EncodeToString(sum[:]) || recs[0].Offset != 0 || recs[0].Sub != "cur" || recs[0].UID != 1 {
+		t.Errorf("record 0 = %+v", recs[0])
+	}
+	stored, err := os.ReadFile(filepath.Join(d.Path(), recs[0].Sub, recs[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(stored) != "Subject: one\n\none\n" {
+		t.Errorf("stored message 0 = %q", stored)
+	}
+	storedSum := sha256.Sum256(stored)
+	if recs[0].StoredSHA256 != hex.EncodeToString(storedSum[:]) {
+		t.Errorf("record 0 stored sha256 %s does not match the file", recs[0].StoredSHA256)
+	}
+	if recs[1].Offset != int64(strings.Index(twoMessages, "From b")) || recs[1].Sub != "new" || recs[1].UID != 2 {
+		t.Errorf("record 1 = %+v", recs[1])
+	}
+
+	grown := twoMessages + appended
+	st, recs = convertString(t, d, grown, ConvertOptions{StartOffset: st.EndOffset, StartIndex: 2})
+	if st.Messages != 1 || st.Written != 1 || st.EndOffset != int64(len(grown)) {
+		t.Fatalf("resumed run: %+v", st)
+	}
+	if len(recs) != 1 || recs[0].Index != 2 || recs[0].Offset != int64(len(twoMessages)) || recs[0].UID != 3 {
+		t.Fatalf("resumed run records: %+v", recs)
+	}
+	if !strings.Contains(recs[0].Name, "Q2X") {
+		t.Errorf("resumed message name %q does not carry its position 2", recs[0].Name)
+	}
+
+	// Converting the whole file again finds everything there.
+	st, _ = convertString(t, d, grown, ConvertOptions{})
+	if st.Written != 0 || st.Existed != 3 {
+		t.Fatalf("full re-run: %+v", st)
+	}
+}
+
+// TestConvertCancel: an interrupted conversion leaves no tmp file and reports the context's error.
+func TestConvertCancel(t *testing.T) {
+	t.Parallel()
+	d, err := maildir.Open(filepath.Join(t.TempDir(), "Maildir"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	_, err = Convert(ctx, strings.NewReader(twoMessages+appended), int64(len(twoMessages+appended)), time.Unix(0, 0), d, ConvertOptions{
+		Progress: func(int64) {
+			if n++; n == 1 {
+				cancel()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Convert after cancel: %v, want context.Canceled", err)
+	}
+	ents, err := os.ReadDir(filepath.Join(d.Path(), "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 0 {
+		t.Errorf("tmp/ holds %d files after an interrupted run", len(ents))
+	}
+}
+
+// TestConvertNotMbox: CheckMbox refuses before anything is created.
+func TestConvertNotMbox(t *testing.T) {
+	t.Parallel()
+	for _, src := range []string{"\x01\x01\x01\x01\n", "Dear Bob,\n\nFrom a Mon Jan  6 10:00:00 2025\n"} {
+		if err := CheckMbox(bytes.NewReader([]byte(src)), int64(len(src))); !errors.Is(err, mbox.ErrNotMbox) {
+			t.Errorf("CheckMbox(%q) = %v, want ErrNotMbox", src, err)
+		}
+	}
+	for _, src := range []string{"", "\n\n", twoMessages} {
+		if err := CheckMbox(bytes.NewReader([]byte(src)), int64(len(src))); err != nil {
+			t.Errorf("CheckMbox(%q) = %v, want nil", src, err)
+		}
+	}
+}
