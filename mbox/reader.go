@@ -150,7 +150,12 @@ func NewReader(src io.ReaderAt, size int64, opts Options) *Reader {
 	if loc == nil {
 		loc = time.Local
 	}
-	return &Reader{src: src, size: size, opts: opts, loc: loc, buf: make([]byte, bufSize)}
+	// A small file needs no more buffer than its size.
+	n := int64(bufSize)
+	if size < n {
+		n = max(size, 64)
+	}
+	return &Reader{src: src, size: size, opts: opts, loc: loc, buf: make([]byte, n)}
 }
 
 // Loose reports whether the reader is in loose mode: the first From_ line has no parseable date,
@@ -655,11 +660,11 @@ func (r *Reader) consume(n int) {
 // endBody consumes the separator and closes the current message.
 func (r *Reader) endBody(sep int) error {
 	for r.w-r.r < sep {
-		w := r.w
+		had := r.w - r.r
 		if err := r.fill(); err != nil {
 			return err
 		}
-		if r.w == w {
+		if r.w-r.r == had {
 			return fmt.Errorf("mbox: offset %d: %w", r.Offset(), io.ErrUnexpectedEOF)
 		}
 	}
