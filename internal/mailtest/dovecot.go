@@ -171,8 +171,18 @@ func (d *Dovecot) MailLocation(t testing.TB, user string) string {
 // stopped when the test ends.
 func (d *Dovecot) Start(t testing.TB) {
 	t.Helper()
-	if _, err := run(exec.Command("dovecot", "-c", d.Conf)); err != nil {
-		t.Fatalf("%v\n%s", err, d.Log())
+	// The master daemonizes and its children inherit stdout and stderr: with pipes there,
+	// Run would wait for them until Dovecot stops. A file does not hold Run up.
+	out, err := os.OpenFile(filepath.Join(d.Dir, "dovecot.out"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("dovecot", "-c", d.Conf)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("mailtest: dovecot: %v: %s\n%s", err, b, d.Log())
 	}
 	d.mu.Lock()
 	d.running = true

@@ -23,13 +23,12 @@ type Record struct {
 	VSize    int64 // size.virtual: the size with CRLF line ends (what IMAP clients count)
 	PSize    int64 // size.physical: the size as stored, as Dovecot sees it
 	GUID     string
-	UIDL     string // pop3.uidl
 	Header   string // hdr: the header block as clients see it, with its final empty line
 	Body     string
 }
 
 // FetchFields are the doveadm fetch fields that Fetch asks for.
-const FetchFields = "uid flags date.received.unixtime size.virtual size.physical guid pop3.uidl hdr body"
+const FetchFields = "uid flags date.received.unixtime size.virtual size.physical guid hdr body"
 
 // BodySHA256 returns the hex SHA-256 of the body.
 func (r Record) BodySHA256() string {
@@ -141,7 +140,6 @@ func ParseFetchJSON(b []byte) ([]Record, error) {
 		}
 		r.Flags = strings.Fields(m["flags"])
 		r.GUID = m["guid"]
-		r.UIDL = m["pop3.uidl"]
 		r.Header = m["hdr"]
 		r.Body = m["body"]
 		recs = append(recs, r)
