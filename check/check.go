@@ -113,6 +113,10 @@ type Config struct {
 	MaxListed  int           // problems listed per user and kind (0 = 20, <0 = all); all are counted
 	MaxFolders int           // Maildir++ folders looked at per Maildir (0 = 10000)
 	Jobs       int           // users checked at once (0 = 4)
+
+	// OnFix, when set, is called for every repair, listed in the report or not (for an audit
+	// log); it may be called from several goroutines at once.
+	OnFix func(Problem)
 }
 
 // Report is what a check found.

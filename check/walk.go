@@ -32,7 +32,12 @@ func (c *checker) problem(sev Severity, kind Kind, path, detail string) *Problem
 	return &Problem{Severity: sev, Kind: kind, User: c.user, Path: path, Detail: detail}
 }
 
-func (c *checker) report(p *Problem) { c.r.add(*p, c.listed, c.cfg.MaxListed) }
+func (c *checker) report(p *Problem) {
+	if p.Fixed != "" && c.cfg.OnFix != nil {
+		c.cfg.OnFix(*p)
+	}
+	c.r.add(*p, c.listed, c.cfg.MaxListed)
+}
 
 func (c *checker) unchecked(path string, err error) {
 	c.report(c.problem(Unknown, Unchecked, path, "cannot check: "+errText(err)))

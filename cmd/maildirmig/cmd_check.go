@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +24,7 @@ func init() {
 // checkOptions are the settings of one check run.
 type checkOptions struct {
 	root, passwd, spoolDir, stateDir, maildir string
+	auditLog                                  string
 	users                                     []string
 	paths                                     []string
 	format                                    string
@@ -55,7 +57,7 @@ func checkCommand(u *ui) *cli.Command {
 		Action: func(c *cli.Context) error {
 			o := checkOptions{
 				root: c.String("root"), passwd: c.String("passwd"), spoolDir: c.String("spool-dir"),
-				stateDir: c.String("state-dir"), maildir: c.String("maildir"), users: c.StringSlice("user"),
+				stateDir: c.String("state-dir"), auditLog: c.String("audit-log"), maildir: c.String("maildir"), users: c.StringSlice("user"),
 				paths: c.Args().Slice(), format: c.String("format"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
 				maxListed: c.Int("max-listed"), jobs: c.Int("jobs"),
 			}
@@ -92,6 +94,27 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 		cfg.SpoolDir = mc.SpoolDirectory()
 		cfg.StateDir = underRoot(o.root, o.stateDir)
 	}
+	var (
+		mu     sync.Mutex
+		logErr error
+	)
+	if cfg.Fix {
+		// Repairs change users' files as root: each goes into the audit log with the migration's
+		// events, so an administrator can tell afterwards who changed what.
+		audit, err := migrate.OpenAudit(underRoot(o.root, o.auditLog))
+		if err != nil {
+			return exitCode(int(check.Unknown), err)
+		}
+		defer audit.Close()
+		cfg.OnFix = func(p check.Problem) {
+			err := audit.Log("check-fix", map[string]any{"user": nonEmptyString(p.User), "path": p.Path, "kind": string(p.Kind), "fixed": p.Fixed})
+			mu.Lock()
+			if logErr == nil {
+				logErr = err
+			}
+			mu.Unlock()
+		}
+	}
 	start := time.Now()
 	r, err := check.Run(ctx, cfg)
 	if err != nil {
@@ -110,6 +133,9 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 	}
 	if err != nil {
 		return exitCode(int(check.Unknown), fmt.Errorf("writing the report: %w", err))
+	}
+	if logErr != nil {
+		return exitCode(int(check.Unknown), logErr)
 	}
 	if s := r.Status(); s != check.OK {
 		return exitCode(int(s), nil)
@@ -133,6 +159,14 @@ func mailUsers(root, passwd string, names []string) ([]check.User, error) {
 		out = append(out, cu)
 	}
 	return out, nil
+}
+
+// nonEmptyString is nil for "", which the audit log leaves out.
+func nonEmptyString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func underRoot(root, p string) string {
