@@ -172,6 +172,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var err error
 feed:
 	for i := range parts {
+		// select picks at random among ready cases: look at ctx first so that a cancelled
+		// check starts no further user.
+		if ctx.Err() != nil {
+			err = fmt.Errorf("check: %w", ctx.Err())
+			break
+		}
 		select {
 		case jobs <- i:
 		case <-ctx.Done():

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // now is the check time of every test: fixed, so that file ages do not depend on the clock.
@@ -107,7 +110,7 @@ func TestProblems(t *testing.T) {
 		kind  Kind
 		sev   Severity
 		path  []string // beneath the Maildir
-		root  bool     // needs root (chown)
+		root  bool     // needs root (chown, mknod)
 	}{
 		{"missing cur", func(t *testing.T, u User, _ *Config) {
 			must(t, os.RemoveAll(md(u, "cur")))
@@ -157,6 +160,11 @@ func TestProblems(t *testing.T) {
 		{"FIFO among messages", func(t *testing.T, u User, _ *Config) {
 			must(t, syscall.Mkfifo(md(u, "cur", "1700000005.fifo,S=1:2,S"), 0o600))
 		}, NotRegular, Critical, []string{"cur", "1700000005.fifo,S=1:2,S"}, false},
+		{"device among messages", func(t *testing.T, u User, _ *Config) {
+			// A character device like /dev/null: opening it could have side effects, so it is
+			// only ever looked at.
+			must(t, unix.Mknod(md(u, "cur", "1700000005.dev:2,S"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))))
+		}, NotRegular, Critical, []string{"cur", "1700000005.dev:2,S"}, true},
 		{"symlink among messages", func(t *testing.T, u User, _ *Config) {
 			must(t, os.Symlink("/etc/shadow", md(u, "new", "1700000005.link")))
 		}, NotRegular, Critical, []string{"new", "1700000005.link"}, false},
@@ -398,5 +406,17 @@ func TestOutput(t *testing.T) {
 		if !strings.Contains(prom.String(), want) {
 			t.Errorf("prometheus output lacks %q:\n%s", want, prom.String())
 		}
+	}
+}
+
+func TestCancelled(t *testing.T) {
+	t.Parallel()
+	_, cfg := healthy(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg.Jobs = 1
+	cfg.Users = append(cfg.Users, cfg.Users[0], cfg.Users[0])
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run with a cancelled context: %v", err)
 	}
 }
