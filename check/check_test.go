@@ -420,3 +420,17 @@ func TestCancelled(t *testing.T) {
 		t.Errorf("Run with a cancelled context: %v", err)
 	}
 }
+
+// FuzzParseUIDList: whatever a user puts in dovecot-uidlist, the parser answers without
+// panicking, and never accepts a file without a valid header.
+func FuzzParseUIDList(f *testing.F) {
+	f.Add("3 V1 N3 G00\n1 :a\n2 W12 S10 :b:2,S\n")
+	f.Add("1 1275660208 3\n1 a\n2 b\n")
+	f.Add("3 V1 N2\n2 :a\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		err := parseUIDList(strings.NewReader(in))
+		if err == nil && !strings.HasPrefix(in, "3") && !strings.HasPrefix(in, "1") {
+			t.Errorf("accepted %q", in)
+		}
+	})
+}
