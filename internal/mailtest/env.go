@@ -79,6 +79,9 @@ type User struct {
 	Home     string
 	// MailLocation overrides Dovecot's mail_location for this user ("" = the server's).
 	MailLocation string
+	// TZ, when set, is the time zone of every program run as this user (doveadm included):
+	// From_ dates without a zone are read in it.
+	TZ string
 }
 
 var (
@@ -113,10 +116,12 @@ func (u User) Credential() *syscall.Credential {
 }
 
 // Env returns the environment a program run as u sees: HOME, USER and LOGNAME set, PATH
-// and TZ inherited.
+// inherited, and TZ from u.TZ or else inherited.
 func (u User) Env() []string {
 	env := []string{"HOME=" + u.Home, "USER=" + u.Name, "LOGNAME=" + u.Name, "PATH=" + os.Getenv("PATH")}
-	if tz, ok := os.LookupEnv("TZ"); ok {
+	if u.TZ != "" {
+		env = append(env, "TZ="+u.TZ)
+	} else if tz, ok := os.LookupEnv("TZ"); ok {
 		env = append(env, "TZ="+tz)
 	}
 	return env
