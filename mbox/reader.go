@@ -8,7 +8,8 @@
 // the byte it points to starts a From_ line (after one empty line, or directly) or is the end
 // of the file, or only a final empty line follows it. A file whose first From_ line has no
 // parseable date is read in loose mode: every "From " line after an empty line starts a
-// message. Blank lines and a UTF-8 byte-order mark before the first From_ line are skipped;
+// message, and so does, even with no empty line before it, a valid From_ line or a line equal
+// to that first dateless one (Mozilla's "From - "). Blank lines and a UTF-8 byte-order mark before the first From_ line are skipped;
 // any other text there means the file is no mbox (ErrNotMbox).
 //
 // Line ends stay as they are ("\n", or "\r\n" in a CRLF mbox, where an empty line is "\r\n"),
