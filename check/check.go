@@ -3,16 +3,19 @@
 // messages, S= sizes that lie, flags in new/, stale tmp/ files, a dovecot-uidlist that does not
 // parse, and spool files that still receive mail after the migration.
 //
-// The check is read-only unless Config.Fix is set. It never follows a symlink inside a home
-// directory: every directory is opened with O_NOFOLLOW|O_DIRECTORY beneath a descriptor that was
-// itself opened that way, and everything else is looked at with fstatat(AT_SYMLINK_NOFOLLOW).
-// Message files are never opened. The only file read is dovecot-uidlist, opened with
-// O_NOFOLLOW|O_NONBLOCK and read only when it is a regular file owned by the user with a single
-// link, so a FIFO, a device or a hard link to someone else's file is reported and never read.
+// The check is read-only unless Config.Fix is set. Run as root, it looks at each user's home
+// with that user's filesystem identity (setfsuid, setfsgid and the user's groups, on one locked
+// thread), so the kernel grants it exactly what it would grant the user and Dovecot. It never
+// follows a symlink inside a home: every directory is opened with O_NOFOLLOW|O_DIRECTORY
+// beneath a descriptor that was itself opened that way, and everything else is looked at with
+// fstatat(AT_SYMLINK_NOFOLLOW). Message files are never opened. The only file read is
+// dovecot-uidlist, opened with O_NOFOLLOW|O_NONBLOCK and read only when it is a regular file
+// owned by the user with a single link, so a FIFO, a device or a hard link to someone else's
+// file is reported and never read.
 //
-// With Config.Fix, what is safe to repair is repaired through the same descriptors: modes
-// (only on files and directories the user owns), missing cur/new/tmp (created and handed to the
-// user) and tmp/ files older than Config.StaleTmp. A message is never deleted.
+// With Config.Fix, what is safe to repair is repaired, as the user, through the same
+// descriptors: modes (only of what the user owns), missing cur/new/tmp, and tmp/ files older
+// than Config.StaleTmp. A message is never deleted.
 package check
 
 import (
@@ -89,11 +92,12 @@ type Problem struct {
 	Hint     string   `json:"hint,omitempty"`  // how an administrator repairs it
 }
 
-// User is an account whose Maildir is checked. Home is the path to open (already resolved
-// under any --root).
+// User is an account whose Maildir is checked, as that user when check runs as root. Home is
+// the path to open (already resolved under any --root).
 type User struct {
 	Name     string
 	UID, GID int
+	Groups   []int // supplementary groups, taken on with the user's identity
 	Home     string
 }
 

@@ -8,12 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The repairs below run as whoever runs check, root included, and are safe because they act
-// only through descriptors opened without following symlinks: a user who swaps a file for a
-// symlink between our look and our fix makes the fix fail, never land elsewhere.
+// The repairs below run with the user's filesystem identity when check runs as root (asUser),
+// and act only through descriptors opened without following symlinks: a user who swaps a file
+// for a symlink between our look and our fix makes the fix fail, never land elsewhere.
 
-// chmodAt sets the mode of the regular file name beneath dfd, provided it is still the file st
-// describes. Linux has no fchmodat(AT_SYMLINK_NOFOLLOW), and opening the file for reading could
+// chmodAt sets the mode of the file or directory name beneath dfd, provided it is still the one
+// st describes. Linux has no fchmodat(AT_SYMLINK_NOFOLLOW), and opening the file for reading could
 // fail on a mode without read permission, so the file is pinned with O_PATH and changed through
 // its /proc/self/fd link, which names the inode itself.
 func chmodAt(dfd int, name string, st *unix.Stat_t, mode uint32) error {
@@ -26,7 +26,7 @@ func chmodAt(dfd int, name string, st *unix.Stat_t, mode uint32) error {
 	if err := unix.Fstat(fd, &now); err != nil {
 		return &os.PathError{Op: "fstat", Path: name, Err: err}
 	}
-	if now.Dev != st.Dev || now.Ino != st.Ino || now.Mode&unix.S_IFMT != unix.S_IFREG || now.Uid != st.Uid {
+	if now.Dev != st.Dev || now.Ino != st.Ino || now.Mode&unix.S_IFMT != st.Mode&unix.S_IFMT || now.Uid != st.Uid {
 		return errors.New("check: file replaced while fixing")
 	}
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
@@ -41,8 +41,9 @@ func (c *checker) mkdir(mfd int, name string) error {
 	return mkdirOwned(mfd, name, c.uid, c.gid)
 }
 
-// mkdirOwned creates name beneath dfd with mode 0700 and, when run as root, hands it to uid and
-// gid. The chown goes through a descriptor opened on what we created, never by path.
+// mkdirOwned creates name beneath dfd with mode 0700 and, when it ends up root's (MakeSkel, or a
+// caller that is root in full), hands it to uid and gid. The chown goes through a descriptor
+// opened on what we created, never by path.
 func mkdirOwned(dfd int, name string, uid, gid int) error {
 	if err := unix.Mkdirat(dfd, name, wantDir); err != nil {
 		return &os.PathError{Op: "mkdirat", Path: name, Err: err}

@@ -43,10 +43,10 @@ func MakeSkel(skelDir, name string) ([]string, error) {
 
 // EnsureMaildir makes an empty Maildir, home/name/{cur,new,tmp} mode 0700, owned by u, when the
 // home has nothing called name; it reports whether it created one. An existing entry is left as
-// it is (check reports what is wrong with it). The home must be a directory owned by u. Every
-// directory is created beneath descriptors opened without following symlinks and, when run as
-// root, handed to u with fchown on the new directory's own descriptor, so a user who races us
-// can at most make the creation fail.
+// it is (check reports what is wrong with it). The home must be a directory owned by u. Run as
+// root, the directories are made with u's filesystem identity, so they are u's without a chown
+// and the kernel checks every step as it would for u; each is made beneath descriptors opened
+// without following symlinks, so a user who races us can at most make the creation fail.
 func EnsureMaildir(u User, name string) (bool, error) {
 	home, err := unix.Open(u.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -67,7 +67,12 @@ func EnsureMaildir(u User, name string) (bool, error) {
 	if !errors.Is(err, unix.ENOENT) {
 		return false, fmt.Errorf("check: user %s: %w", u.Name, &os.PathError{Op: "fstatat", Path: filepath.Join(u.Home, name), Err: err})
 	}
-	if _, err := ensureTree(home, filepath.Join(u.Home, name), name, u.UID, u.GID, false); err != nil {
+	var made error
+	err = asUser(u, func() { _, made = ensureTree(home, filepath.Join(u.Home, name), name, u.UID, u.GID, false) })
+	if err == nil {
+		err = made
+	}
+	if err != nil {
 		return false, fmt.Errorf("check: user %s: %w", u.Name, err)
 	}
 	return true, nil

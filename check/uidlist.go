@@ -25,6 +25,9 @@ func (c *checker) uidlist(mfd int, path string, est *unix.Stat_t) {
 		return
 	case int(est.Uid) != c.uid:
 		return // reported as an owner problem by the caller; not ours to read
+	case est.Mode&0o400 == 0:
+		c.report(c.problem(Critical, BadUIDList, path, fmt.Sprintf("dovecot-uidlist mode %04o: the user cannot read it", est.Mode&permBits)))
+		return
 	}
 	fd, err := unix.Openat(mfd, "dovecot-uidlist", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
@@ -41,14 +44,10 @@ func (c *checker) uidlist(mfd int, path string, est *unix.Stat_t) {
 		c.unchecked(path, &os.PathError{Op: "fstat", Path: path, Err: err})
 		return
 	}
-	// Root reads this file, so it must be the user's own and nothing else's: a hard link to a
-	// file of someone else's would have another owner or more than one link.
+	// Read only the user's own file and nothing else's: a hard link to a file of someone
+	// else's would have another owner or more than one link.
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || int(st.Uid) != c.uid || st.Nlink != 1 {
 		c.unchecked(path, errors.New("dovecot-uidlist changed while checking or has several links"))
-		return
-	}
-	if st.Mode&0o400 == 0 {
-		c.report(c.problem(Critical, BadUIDList, path, fmt.Sprintf("dovecot-uidlist mode %04o: the user cannot read it", st.Mode&permBits)))
 		return
 	}
 	if err := parseUIDList(f); err != nil {

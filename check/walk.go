@@ -60,34 +60,47 @@ const (
 	permBits = 0o7777
 )
 
-// user checks u's Maildir (and its folders) and u's spool files.
+// checkUser checks u's Maildir (and its folders) as u, then u's spool files as root: the spool
+// directory and the state directory are root's.
 func (c *checker) checkUser(u User) {
 	c.r.Users++
 	c.user, c.uid, c.gid = u.Name, u.UID, u.GID
+	home := -1
+	var md *maildirInfo
+	var exists bool
+	if err := asUser(u, func() { home, md, exists = c.userMaildir(u) }); err != nil {
+		c.unchecked(u.Home, err)
+		return
+	}
+	if home >= 0 {
+		defer unix.Close(home)
+	}
+	c.spools(home, u.Home, md, exists)
+}
+
+// userMaildir opens u's home and checks the Maildir in it. It returns the home's descriptor
+// (-1 when there is no home), the Maildir's facts and whether something by its name exists.
+func (c *checker) userMaildir(u User) (int, *maildirInfo, bool) {
 	home, err := unix.Open(u.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		// No home, no Maildir, nothing Dovecot could use; only a spool with mail matters.
-		c.spools(-1, u.Home, nil, false)
-		return
+		return -1, nil, false
 	}
 	if err != nil {
 		c.unchecked(u.Home, &os.PathError{Op: "open", Path: u.Home, Err: err})
-		return
+		return -1, nil, true
 	}
-	defer unix.Close(home)
 	path := filepath.Join(u.Home, c.cfg.Maildir)
 	var st unix.Stat_t
 	err = unix.Fstatat(home, c.cfg.Maildir, &st, nofollow)
 	if errors.Is(err, unix.ENOENT) {
-		c.spools(home, u.Home, nil, false)
-		return
+		return home, nil, false
 	}
 	if err != nil {
 		c.unchecked(path, &os.PathError{Op: "fstatat", Path: path, Err: err})
-		return
+		return home, nil, true
 	}
-	md := c.maildir(home, c.cfg.Maildir, path, &st, false)
-	c.spools(home, u.Home, md, true)
+	return home, c.maildir(home, c.cfg.Maildir, path, &st, false), true
 }
 
 // path checks an explicit Maildir, owned by whoever owns it.
@@ -127,7 +140,7 @@ type maildirInfo struct {
 // maildir checks the Maildir name beneath dfd (st is its lstat) and, unless it is itself a
 // folder, its Maildir++ folders. It returns nil when it is not a usable directory.
 func (c *checker) maildir(dfd int, name, path string, st *unix.Stat_t, folder bool) *maildirInfo {
-	if !c.isDir(st, path, "Maildir") {
+	if !c.isDir(st, path, "Maildir") || !c.dirOwnerMode(dfd, name, path, st) {
 		return nil
 	}
 	fd, ok := c.openDir(dfd, name, path, st)
@@ -140,7 +153,6 @@ func (c *checker) maildir(dfd int, name, path string, st *unix.Stat_t, folder bo
 	} else {
 		c.r.Maildirs++
 	}
-	c.dirOwnerMode(fd, path, st)
 	info := &maildirInfo{newest: mtime(st)}
 
 	for _, sub := range []string{"cur", "new", "tmp"} {
@@ -215,7 +227,7 @@ func (c *checker) sub(mfd int, mpath, sub string, info *maildirInfo) {
 		c.unchecked(path, &os.PathError{Op: "fstatat", Path: path, Err: err})
 		return
 	}
-	if !c.isDir(&st, path, sub+"/") {
+	if !c.isDir(&st, path, sub+"/") || !c.dirOwnerMode(mfd, sub, path, &st) {
 		return
 	}
 	fd, ok := c.openDir(mfd, sub, path, &st)
@@ -223,7 +235,6 @@ func (c *checker) sub(mfd int, mpath, sub string, info *maildirInfo) {
 		return
 	}
 	defer unix.Close(fd)
-	c.dirOwnerMode(fd, path, &st)
 	if sub != "tmp" {
 		info.newest = later(info.newest, mtime(&st))
 	}
@@ -324,13 +335,16 @@ func (c *checker) openDir(dfd int, name, path string, st *unix.Stat_t) (int, boo
 	return fd, true
 }
 
-// dirOwnerMode checks the owner and mode of the directory open as fd.
-func (c *checker) dirOwnerMode(fd int, path string, st *unix.Stat_t) {
+// dirOwnerMode checks the owner and mode of the directory name beneath dfd (st is its lstat),
+// before it is opened: a mode that locks the user out is repaired first with Config.Fix. It
+// reports whether the directory is worth opening: one of someone else's is not.
+func (c *checker) dirOwnerMode(dfd int, name, path string, st *unix.Stat_t) bool {
 	if int(st.Uid) != c.uid {
 		c.report(c.problem(Critical, Owner, path, c.ownerDetail(st)))
-		return
+		return false
 	}
-	c.mode(path, st, true, func(m uint32) error { return unix.Fchmod(fd, m) })
+	c.mode(path, st, true, func(m uint32) error { return chmodAt(dfd, name, st, m) })
+	return true
 }
 
 // mode checks that a directory is 0700 or a message file 0600; fix repairs it for Config.Fix.

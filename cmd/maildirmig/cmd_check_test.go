@@ -35,7 +35,9 @@ func cmdCheckTree(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(os.MkdirAll(filepath.Join(root, d), 0o700))
 		ts.Check(os.Chmod(filepath.Join(root, d), 0o700))
 	}
-	ts.Check(os.Chmod(filepath.Join(root, "etc"), 0o755))
+	for _, d := range []string{"etc", "home", "var"} {
+		ts.Check(os.Chmod(filepath.Join(root, d), 0o755))
+	}
 	ts.Check(os.Chmod(filepath.Join(root, "var/mail"), 0o1777))
 	msg := "From: bob@example.org\nSubject: hi\n\nhello\n"
 	files := []struct {
@@ -60,6 +62,15 @@ func cmdCheckTree(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if os.Geteuid() != 0 {
 		return
+	}
+	// check looks at each home as its user, who must be able to pass through every directory
+	// above it, as through /home; testscript's work directory is 0700.
+	for d := root; d != "/"; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		ts.Check(err)
+		if fi.Mode().Perm()&0o001 == 0 {
+			ts.Check(os.Chmod(d, fi.Mode().Perm()|0o001))
+		}
 	}
 	for _, d := range []string{"home/alice", "var/mail/alice"} {
 		ts.Check(filepath.Walk(filepath.Join(root, d), func(p string, _ os.FileInfo, err error) error {
