@@ -152,7 +152,7 @@ func mailUsers(root, passwd string, names []string) ([]check.User, error) {
 	}
 	out := make([]check.User, 0, len(list))
 	for _, x := range list {
-		cu := check.User{Name: x.Name, UID: x.UID, GID: x.GID, Home: underRoot(root, x.Home)}
+		cu := check.User{Name: x.Name, UID: x.UID, GID: x.GID, Groups: x.Groups, Home: underRoot(root, x.Home)}
 		if os.Geteuid() != 0 {
 			cu.UID, cu.GID = os.Geteuid(), os.Getegid()
 		}
