@@ -110,7 +110,10 @@ func compareRecords(t *testing.T, fromMbox, fromMaildir []mailtest.Record) {
 		if !d.Received.Equal(m.Received) {
 			t.Errorf("%s: received %v, want %v", where, d.Received, m.Received)
 		}
-		if d.Header != m.Header {
+		// Dovecot hands out an mbox header with bare LFs even when the file has CRLF
+		// (its header filter rewrites the lines); IMAP clients get CRLF either way, as
+		// the equal virtual sizes show, so line ends are not compared in the header.
+		if crlf.Replace(d.Header) != crlf.Replace(m.Header) {
 			t.Errorf("%s: header differs:\n got %q\nwant %q", where, clip(d.Header), clip(m.Header))
 		}
 		if d.Body != m.Body {
@@ -122,6 +125,8 @@ func compareRecords(t *testing.T, fromMbox, fromMaildir []mailtest.Record) {
 		}
 	}
 }
+
+var crlf = strings.NewReplacer("\r\n", "\n")
 
 func clip(s string) string {
 	if len(s) > 300 {
