@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -102,16 +105,19 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	if err := migrate.CheckMbox(src, fi.Size()); err != nil {
 		return notMbox(u, name, err)
 	}
-	d, err := maildir.Open(o.maildir, true)
+	target, err := filepath.Abs(o.maildir)
 	if err != nil {
 		return exitCode(exitFatal, err)
 	}
-	defer d.Close()
+	cred, err := maildirOwner(target)
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
 
 	notes := newNoticePrinter(u, name)
 	m := newMeter(u, u.showProgress(o.progress), fi.Size(), 1)
 	start := time.Now()
-	st, err := migrate.Convert(ctx, src, fi.Size(), fi.ModTime(), d, migrate.ConvertOptions{
+	st, err := migrate.ConvertAs(ctx, cred, src, target, migrate.ConvertOptions{
 		KeepHeaders: o.keepHeaders,
 		Unescape:    o.unescape,
 		Maildir:     maildir.Options{Fsync: o.fsync},
@@ -134,6 +140,46 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 		u.printf("%s\n", convertSummary(name, st, time.Since(start)))
 	}
 	return nil
+}
+
+// maildirOwner says whom convert writes as. Root writes as the owner of the Maildir, or of
+// the directory that will hold it, so that every file is theirs without a chown; anyone else
+// writes as themselves.
+func maildirOwner(target string) (migrate.Credentials, error) {
+	if os.Geteuid() != 0 {
+		return migrate.Credentials{UID: os.Getuid(), GID: os.Getgid()}, nil
+	}
+	var st unix.Stat_t
+	err := unix.Lstat(target, &st)
+	if errors.Is(err, unix.ENOENT) {
+		err = unix.Lstat(filepath.Dir(target), &st)
+		target = filepath.Dir(target)
+	}
+	if err != nil {
+		return migrate.Credentials{}, &os.PathError{Op: "lstat", Path: target, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return migrate.Credentials{}, fmt.Errorf("%s: not a directory (a symlink is not followed)", target)
+	}
+	cred := migrate.Credentials{UID: int(st.Uid), GID: int(st.Gid)}
+	if cred.UID == 0 {
+		return migrate.Credentials{}, nil
+	}
+	// The owner's primary group and supplementary groups, as a login would give them; an owner
+	// without a passwd entry gets the directory's group alone.
+	if pw, err := user.LookupId(strconv.Itoa(cred.UID)); err == nil {
+		if gid, err := strconv.Atoi(pw.Gid); err == nil {
+			cred.GID = gid
+		}
+		if ids, err := pw.GroupIds(); err == nil {
+			for _, id := range ids {
+				if g, err := strconv.Atoi(id); err == nil {
+					cred.Groups = append(cred.Groups, g)
+				}
+			}
+		}
+	}
+	return cred, nil
 }
 
 // notMbox reports a source that is not an mbox.
