@@ -45,8 +45,10 @@ func checkCommand(u *ui) *cli.Command {
 			"Maildir, cur, new or tmp; directories not 0700 and messages not 0600; files that are not\n" +
 			"messages; S= sizes that lie; flags in new/; tmp/ files older than 36 hours; a\n" +
 			"dovecot-uidlist Dovecot cannot parse; a spool or ~/Mailbox that still receives mail after\n" +
-			"the migration. With -q a healthy system prints nothing. --fix repairs modes, missing\n" +
-			"cur/new/tmp and stale tmp/ files and says what it changed; it never deletes a message.\n" +
+			"the migration. With -q a healthy system prints nothing. Run as root, it looks at each\n" +
+			"home with that user's identity. --fix repairs, as the user, modes, missing cur/new/tmp and\n" +
+			"stale tmp/ files, says what it changed and records it in the audit log; it never deletes a\n" +
+			"message.\n" +
 			"Exit status (Nagios plugin convention): 0 healthy, 1 warnings, 2 critical, 3 could not check.",
 		Flags: append(systemFlags(),
 			maildirNameFlag,
