@@ -8,7 +8,11 @@
 //
 // A [Writer] adds messages the way the Maildir convention asks: each one is
 // written to tmp/ with an exclusive create, mode 0600, synced, then renamed into
-// new/ or cur/ without ever replacing an existing file. Message names are
+// new/ or cur/ without ever replacing an existing file. In the default
+// [FsyncBatch] mode the files of a batch are fsynced together, several at a
+// time so the journal commits them at once, before any of them is renamed;
+// only the Maildir's files are synced, never the whole file system (syncfs),
+// so a small mailbox does not wait for other processes' writes. Message names are
 // deterministic: the same content, date, source position and host give the same
 // base name on every run, so a second run recognises what it already wrote.
 // The name carries S= (the file size) and W= (the size with bare LFs counted as

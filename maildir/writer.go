@@ -13,6 +13,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -23,10 +25,14 @@ import (
 type Fsync int
 
 const (
-	// FsyncBatch is the default: files are written to tmp/, one Syncfs (or
-	// fsync pass) per batch, then renamed into new/ or cur/, then new/ and
-	// cur/ fsynced: nothing is visible in new/ or cur/ before it is on
-	// disk, with far fewer syncs.
+	// FsyncBatch is the default: files are written to tmp/ (their
+	// writeback started at once), fsynced together at the end of each
+	// batch by a few goroutines, so that the file system's journal commits
+	// them in a few transactions rather than one each, then renamed into
+	// new/ or cur/, then new/ and cur/ fsynced: nothing is visible in new/
+	// or cur/ before it is on disk. Only the Maildir's own files are
+	// synced, never the whole file system, so a batch does not wait for
+	// other processes' data.
 	FsyncBatch Fsync = iota
 	// FsyncAlways fsyncs each file before its rename, and the directories.
 	FsyncAlways
@@ -130,7 +136,22 @@ type Writer struct {
 
 	buf []byte
 	pid int
+
+	// syncErr is a failed sync of the pending batch: its files stay out
+	// of cur/ and new/ until Abort, because a second fsync may succeed
+	// without the data having reached the disk.
+	syncErr error
+
+	// trace, set by tests, sees each sync and rename once it succeeded,
+	// possibly from several goroutines at once; an error it returns is
+	// taken as that call's failure.
+	trace func(event string) error
 }
+
+// syncWorkers is how many files of a batch are fsynced at once. Concurrent
+// fsyncs let ext4 and XFS put many files into one journal commit; more
+// workers gained nothing measurable.
+const syncWorkers = 16
 
 type pendingFile struct {
 	tmp  string
@@ -530,10 +551,16 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 	if err := futimens(fd, mtimeOf(m.Date)); err != nil {
 		return fail(fmt.Errorf("maildir: set mtime of %s: %w", f.Name(), err))
 	}
-	if w.opts.Fsync == FsyncAlways {
-		if err := f.Sync(); err != nil {
+	switch w.opts.Fsync {
+	case FsyncAlways:
+		if err := w.traced(unix.Fsync(fd), "fsync tmp/"+name); err != nil {
 			return fail(fmt.Errorf("maildir: fsync %s: %w", f.Name(), err))
 		}
+	case FsyncBatch:
+		// Start writing the data now, while the next messages are
+		// prepared, so the fsync at the end of the batch mostly waits for
+		// the journal. It is only advice: the fsync is the guarantee.
+		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	if err := f.Close(); err != nil {
 		w.removeTmp(name)
@@ -567,11 +594,12 @@ func (w *Writer) removeTmp(name string) {
 // is true when sub/name was already there (the tmp file is then removed).
 func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err error) {
 	tmpfd, dstfd := w.d.sub[subTmp], w.d.sub[sub]
-	err = unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE)
+	event := "rename tmp/" + tmp + " " + subNames[sub] + "/" + name
+	err = w.traced(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE), event)
 	if err == unix.EINVAL || err == unix.ENOSYS {
 		// File systems without RENAME_NOREPLACE: a hard link also fails
 		// rather than replace, and the tmp name goes after.
-		err = unix.Linkat(tmpfd, tmp, dstfd, name, 0)
+		err = w.traced(unix.Linkat(tmpfd, tmp, dstfd, name, 0), event)
 		if err == nil {
 			err = unix.Unlinkat(tmpfd, tmp, 0)
 			if err != nil {
@@ -595,7 +623,7 @@ func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err err
 func (w *Writer) syncDirs() error {
 	for _, s := range []int{subCur, subNew} {
 		if w.dirty[s] {
-			if err := unix.Fsync(w.d.sub[s]); err != nil {
+			if err := w.traced(unix.Fsync(w.d.sub[s]), "fsync "+subNames[s]); err != nil {
 				return fmt.Errorf("maildir: fsync %s/%s: %w", w.d.path, subNames[s], err)
 			}
 			w.dirty[s] = false
@@ -610,8 +638,12 @@ func (w *Writer) flush() error {
 	if len(w.pending) == 0 {
 		return nil
 	}
+	if w.syncErr != nil {
+		return w.syncErr
+	}
 	if w.opts.Fsync == FsyncBatch {
 		if err := w.syncPending(); err != nil {
+			w.syncErr = err
 			return err
 		}
 	}
@@ -643,26 +675,54 @@ func (w *Writer) flush() error {
 	return nil
 }
 
-// syncPending syncs the file system holding tmp/ once, or fsyncs each
-// pending file where syncfs is not available.
+// syncPending fsyncs the pending files, syncWorkers at a time. It does not
+// use syncfs: that would also flush every other process's dirty data on the
+// file system, making a batch of a few messages wait for gigabytes.
 func (w *Writer) syncPending() error {
-	if err := unix.Syncfs(w.d.sub[subTmp]); err == nil {
-		return nil
-	} else if err != unix.ENOSYS && err != unix.EPERM {
-		return fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
+	workers := min(len(w.pending), syncWorkers)
+	errs := make([]error, workers)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(w.pending) {
+					return
+				}
+				if err := w.syncTmp(w.pending[i].tmp); err != nil {
+					errs[k] = err
+					return
+				}
+			}
+		})
 	}
-	for _, p := range w.pending {
-		fd, err := openBeneath(w.d.sub[subTmp], p.tmp, unix.O_RDONLY|unix.O_CLOEXEC)
-		if err != nil {
-			return fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, p.tmp, err)
-		}
-		err = unix.Fsync(fd)
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, p.tmp, err)
-		}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// syncTmp fsyncs tmp/name. fdatasync would do for the data of a new file,
+// but not for its mtime, which is the message's date for Dovecot; it was
+// measured no faster here.
+func (w *Writer) syncTmp(name string) error {
+	fd, err := openBeneath(w.d.sub[subTmp], name, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, name, err)
+	}
+	err = w.traced(unix.Fsync(fd), "fsync tmp/"+name)
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, name, err)
 	}
 	return nil
+}
+
+// traced passes a successful call's event to the test hook.
+func (w *Writer) traced(err error, event string) error {
+	if err == nil && w.trace != nil {
+		return w.trace(event)
+	}
+	return err
 }
 
 // Commit finishes the pending batch (sync, renames, directory fsync) and
@@ -767,7 +827,7 @@ func (w *Writer) writeControl(name string, data []byte, check func() error) erro
 		return fail(fmt.Errorf("maildir: chmod %s: %w", display, err))
 	}
 	if w.opts.Fsync != FsyncNone {
-		if err := f.Sync(); err != nil {
+		if err := w.traced(unix.Fsync(fd), "fsync "+lock); err != nil {
 			return fail(fmt.Errorf("maildir: fsync %s: %w", display, err))
 		}
 	}
@@ -775,12 +835,12 @@ func (w *Writer) writeControl(name string, data []byte, check func() error) erro
 		_ = unix.Unlinkat(w.d.fd, lock, 0)
 		return fmt.Errorf("maildir: close %s: %w", display, err)
 	}
-	if err := unix.Renameat(w.d.fd, lock, w.d.fd, name); err != nil {
+	if err := w.traced(unix.Renameat(w.d.fd, lock, w.d.fd, name), "rename "+lock+" "+name); err != nil {
 		_ = unix.Unlinkat(w.d.fd, lock, 0)
 		return fmt.Errorf("maildir: rename %s to %s: %w", display, name, err)
 	}
 	if w.opts.Fsync != FsyncNone {
-		if err := unix.Fsync(w.d.fd); err != nil {
+		if err := w.traced(unix.Fsync(w.d.fd), "fsync ."); err != nil {
 			return fmt.Errorf("maildir: fsync %s: %w", w.d.path, err)
 		}
 	}
@@ -800,6 +860,7 @@ func (w *Writer) Abort() error {
 	w.forget(w.pending)
 	w.pending, w.pendingBytes = w.pending[:0], 0
 	w.waiting = w.waiting[:0]
+	w.syncErr = nil
 	return first
 }
 

@@ -2,12 +2,17 @@ package maildir
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -588,4 +593,138 @@ func sortedNames(t *testing.T, md string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// traceLog records the writer's sync and rename calls, and Durable reports,
+// in the order they happened.
+type traceLog struct {
+	mu     sync.Mutex
+	events []string
+	fail   func(event string) error
+}
+
+func (l *traceLog) record(event string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		if err := l.fail(event); err != nil {
+			return err
+		}
+	}
+	l.events = append(l.events, event)
+	return nil
+}
+
+func (l *traceLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.events...)
+}
+
+func TestSyncBeforeRename(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			log := &traceLog{}
+			_, w := newTestWriter(t, md, Options{Fsync: mode, BatchFiles: 3, Durable: func(r Result) {
+				log.record("durable " + r.Sub + "/" + r.Name)
+			}})
+			w.trace = log.record
+			const n = 7
+			for i := 0; i < n; i++ {
+				m := msg(int64(i), fmt.Sprintf("message %d\n", i))
+				if i%2 == 1 {
+					m.Flags = "S"
+				}
+				add(t, w, m)
+			}
+			must(t, w.Commit())
+
+			synced := map[string]bool{}       // files fsynced (tmp/ names and control file locks)
+			unsynced := map[string][]string{} // directory → entries renamed into it since its last fsync
+			onDisk := map[string]bool{}       // sub/name renamed and its directory fsynced since
+			renames, durable, syncs := 0, 0, 0
+			for i, e := range log.list() {
+				f := strings.Fields(e)
+				switch f[0] {
+				case "fsync":
+					syncs++
+					switch f[1] {
+					case "cur", "new", ".":
+						for _, p := range unsynced[f[1]] {
+							onDisk[p] = true
+						}
+						delete(unsynced, f[1])
+					default:
+						synced[f[1]] = true
+					}
+				case "rename":
+					if mode != FsyncNone && !synced[f[1]] {
+						t.Errorf("event %d: %s before its fsync", i, e)
+					}
+					dir, _, ok := strings.Cut(f[2], "/")
+					if !ok {
+						dir = "."
+					} else {
+						renames++
+					}
+					unsynced[dir] = append(unsynced[dir], f[2])
+				case "durable":
+					durable++
+					if mode != FsyncNone && !onDisk[f[1]] {
+						t.Errorf("event %d: %s reported before %s was fsynced after its rename", i, e, path.Dir(f[1]))
+					}
+				}
+			}
+			if renames != n || durable != n {
+				t.Errorf("%d renames and %d Durable reports, want %d each", renames, durable, n)
+			}
+			if mode == FsyncNone && syncs != 0 {
+				t.Errorf("FsyncNone made %d syncs", syncs)
+			}
+			if mode != FsyncNone && (len(unsynced) != 0 || !onDisk["dovecot-uidlist"]) {
+				t.Errorf("after Commit: not fsynced since renamed into %v, uidlist durable %v; events:\n%s",
+					unsynced, onDisk["dovecot-uidlist"], strings.Join(log.list(), "\n"))
+			}
+		})
+	}
+}
+
+// A batch whose fsync failed never becomes visible, even when Commit is
+// tried again: a second fsync can succeed while the data is lost.
+func TestSyncFailureKeepsBatchOut(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	var reported []Result
+	_, w := newTestWriter(t, md, Options{BatchFiles: 3, Durable: func(r Result) { reported = append(reported, r) }})
+	var failed atomic.Bool
+	log := &traceLog{fail: func(event string) error {
+		if strings.HasPrefix(event, "fsync tmp/") && failed.CompareAndSwap(false, true) {
+			return syscall.EIO
+		}
+		return nil
+	}}
+	w.trace = log.record
+	add(t, w, msg(0, "a\n"))
+	add(t, w, msg(1, "b\n"))
+	if _, err := w.Add(msg(2, "c\n")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Add completing the batch: %v, want EIO", err)
+	}
+	if err := w.Commit(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Commit after a failed sync: %v, want EIO again", err)
+	}
+	if n := countFiles(t, md, "new"); n != 0 || len(reported) != 0 {
+		t.Errorf("%d files visible and %d reported after a failed sync", n, len(reported))
+	}
+	must(t, w.Abort())
+	if n := countFiles(t, md, "tmp"); n != 0 {
+		t.Errorf("%d files left in tmp/ after Abort", n)
+	}
+	r := add(t, w, msg(3, "d\n"))
+	must(t, w.Commit())
+	if got := sortedNames(t, md); !reflect.DeepEqual(got, []string{"new/" + r.Name}) || len(reported) != 1 {
+		t.Errorf("after Abort and a new message: %v, reported %v", got, reported)
+	}
 }
