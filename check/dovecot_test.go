@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/maildirmig/maildirmig/internal/mailtest"
+	"github.com/maildirmig/maildirmig/maildir"
 )
 
 // useradd creates a real system user whose home is made from skel (useradd -m -k), and removes
@@ -135,5 +136,29 @@ func TestEnsureMaildirForExistingUser(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(u.Home, "Maildir", "dovecot-uidlist")); err != nil {
 		t.Fatalf("Dovecot wrote no uidlist, so the uidlist parser went untested: %v", err)
+	}
+
+	// What check calls a size mismatch is what breaks FETCH in Dovecot.
+	newDir := filepath.Join(u.Home, "Maildir", "new")
+	entries, err := os.ReadDir(newDir)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("new/: %v, %d entries", err, len(entries))
+	}
+	file := entries[0].Name()
+	n, err := maildir.ParseName(file)
+	if err != nil || n.Size < 0 {
+		t.Fatalf("Dovecot's name %q: %v, S=%d", file, err, n.Size)
+	}
+	liar := strings.Replace(file, fmt.Sprintf(",S=%d,W=%d", n.Size, n.VSize), fmt.Sprintf(",S=%d,W=%d", n.Size+100, n.VSize+100), 1)
+	if err := os.Rename(filepath.Join(newDir, file), filepath.Join(newDir, liar)); err != nil {
+		t.Fatal(err)
+	}
+	r, err = Run(context.Background(), Config{Users: []User{u}})
+	if err != nil || len(r.Problems) != 1 || r.Problems[0].Kind != SizeMismatch || r.Problems[0].Path != filepath.Join(newDir, liar) {
+		t.Fatalf("check after renaming to %s: %v, %+v", liar, err, r.Problems)
+	}
+	out, err := d.Doveadm(t, u.Name, "fetch", "text", "mailbox", "INBOX", "all")
+	if err == nil || !strings.Contains(err.Error(), "size") {
+		t.Errorf("Dovecot fetched every message despite the wrong S=: %v\n%s", err, out)
 	}
 }

@@ -289,13 +289,13 @@ func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
 	n, err := maildir.ParseName(name)
 	if err != nil {
 		c.report(c.problem(Warning, BadName, path, strings.TrimPrefix(err.Error(), "maildir: ")))
-		return
+		// Dovecot still trusts an S= it can read in a name we call invalid.
 	}
 	if n.Size >= 0 && n.Size != st.Size {
 		c.report(c.problem(Warning, SizeMismatch, path,
 			fmt.Sprintf("name says S=%d but the file has %d bytes: Dovecot trusts S= and breaks FETCH of this message", n.Size, st.Size)))
 	}
-	if sub == "new" && n.HasInfo {
+	if err == nil && sub == "new" && n.HasInfo {
 		c.report(c.problem(Warning, InfoInNew, path, "file in new/ carries flags (\":"+n.Info+"\"): it belongs in cur/"))
 	}
 }
