@@ -9,20 +9,17 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/maildirmig/maildirmig/internal/mailtest"
-	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -47,7 +44,7 @@ type continuityEnv struct {
 	dovecot *mailtest.Dovecot
 	user    mailtest.User
 	spool   string // the spool directory; the INBOX is spool/NAME
-	bin     string // the directory holding maildirmig and a copy of this test binary
+	bin     string // the directory holding the folders helper
 }
 
 func newContinuityEnv(t *testing.T, name string) *continuityEnv {
@@ -67,20 +64,16 @@ func newContinuityEnv(t *testing.T, name string) *continuityEnv {
 	e.user = mailtest.NewUser(t, dir, name)
 	e.user.Mkdir(t, filepath.Join(e.user.Home, "mail"))
 	e.dovecot = mailtest.StartDovecot(t, mailtest.DovecotConfig{
-		MailLocation: "mbox:~/mail:INBOX=" + e.spool + "/%u",
+		// The spool path is spelled out: doveadm -o mail_location does not expand %u.
+		MailLocation: "mbox:~/mail:INBOX=" + filepath.Join(e.spool, name),
 		Users:        []mailtest.User{e.user},
 		Extra:        namespaceSlash,
 	})
-	build := exec.Command("go", "build", "-o", filepath.Join(e.bin, "maildirmig"), "github.com/maildirmig/maildirmig/cmd/maildirmig")
+	build := exec.Command("go", "build", "-o", filepath.Join(e.bin, "foldershelper"), "./e2e/testdata/foldershelper")
 	build.Dir = mailtest.RepoRoot(t)
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatalf("go build foldershelper: %v\n%s", err, out)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, self, filepath.Join(e.bin, "e2e.test"), 0o755)
 	return e
 }
 
@@ -131,11 +124,21 @@ func (e *continuityEnv) record(t *testing.T) account {
 			continue
 		}
 		v := mailboxView{Status: c.Status(t, name)}
-		records := make(map[uint32]mailtest.Record)
-		for _, r := range e.dovecot.Fetch(t, e.user.Name, name) {
-			records[r.UID] = r
+		// STATUS may answer from Dovecot's mailbox list index, which lags behind an mbox that
+		// was just rewritten; EXAMINE syncs the mailbox first and tells the real UIDNEXT.
+		v.Status.UIDNext = examineUIDNext(t, c, name)
+		msgs := c.Messages(t, name)
+		// doveadm numbers an mbox through its own sync, so its records are matched by position.
+		// IMAP names are modified UTF-7, doveadm's are UTF-8.
+		utf8Name, err := migrate.DecodeMUTF7(name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, m := range c.Messages(t, name) {
+		records := e.dovecot.Fetch(t, e.user.Name, utf8Name)
+		if len(records) != len(msgs) {
+			t.Fatalf("%s: IMAP shows %d messages, doveadm %d", name, len(msgs), len(records))
+		}
+		for i, m := range msgs {
 			var flags []string
 			for _, f := range m.Flags {
 				if f != `\Recent` {
@@ -143,7 +146,7 @@ func (e *continuityEnv) record(t *testing.T) account {
 				}
 			}
 			sort.Strings(flags)
-			r := records[m.UID]
+			r := records[i]
 			v.Messages = append(v.Messages, messageView{UID: m.UID, Flags: flags, InternalDate: m.InternalDate.UTC(),
 				Size: m.Size, Header: r.Header, Body: r.BodySHA256()})
 		}
@@ -151,6 +154,25 @@ func (e *continuityEnv) record(t *testing.T) account {
 	}
 	a.UIDL = e.dovecot.POP3UIDL(t, e.user.Name)
 	return a
+}
+
+func examineUIDNext(t *testing.T, c *mailtest.IMAPClient, name string) uint32 {
+	t.Helper()
+	resp, err := c.Command(`EXAMINE "` + name + `"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp {
+		if _, rest, ok := strings.Cut(r, "[UIDNEXT "); ok {
+			n, err := strconv.ParseUint(strings.TrimSuffix(strings.Fields(rest)[0], "]"), 10, 32)
+			if err != nil {
+				t.Fatalf("EXAMINE %s: %q: %v", name, r, err)
+			}
+			return uint32(n)
+		}
+	}
+	t.Fatalf("EXAMINE %s: no UIDNEXT in %q", name, resp)
+	return 0
 }
 
 // compare fails the test with every difference between the account before and after.
@@ -210,21 +232,20 @@ func (e *continuityEnv) proveContinuity(t *testing.T) {
 	t.Logf("%d folders, %d subscribed, %d INBOX UIDLs compared", len(before.Folders), len(before.Subscribed), len(before.UIDL))
 }
 
-// migratePerFolder converts the INBOX with `maildirmig convert`, lets the folders helper (this
-// test binary, as the user) create the Maildir++ folders and subscriptions with the migrate
-// package, then converts each folder with `maildirmig convert`.
+// migratePerFolder converts the INBOX with `maildirmig convert`, lets the folders helper
+// (testdata/foldershelper, as the user) create the Maildir++ folders and subscriptions with
+// the migrate package, then converts each folder with `maildirmig convert`.
 func migratePerFolder(t *testing.T, e *continuityEnv) {
 	t.Helper()
-	mdm := filepath.Join(e.bin, "maildirmig")
 	maildirPath := filepath.Join(e.user.Home, "Maildir")
-	e.run(t, mdm, []string{"convert", "-q", "--from", filepath.Join(e.spool, e.user.Name), maildirPath})
-	out := e.run(t, filepath.Join(e.bin, "e2e.test"), []string{"-test.run=^TestFoldersHelper$"}, "MAILDIRMIG_E2E_FOLDERS=1")
+	e.run(t, binary, []string{"convert", "-q", "--from", filepath.Join(e.spool, e.user.Name), maildirPath})
+	out := e.run(t, filepath.Join(e.bin, "foldershelper"), nil)
 	var folders []migrate.Folder
-	if err := json.Unmarshal(lastLine(out), &folders); err != nil {
+	if err := json.Unmarshal(out, &folders); err != nil {
 		t.Fatalf("folders helper: %v\n%s", err, out)
 	}
 	for _, f := range folders {
-		e.run(t, mdm, []string{"convert", "-q", "--from", filepath.Join(e.user.Home, "mail", f.Source), filepath.Join(maildirPath, f.Maildir)})
+		e.run(t, binary, []string{"convert", "-q", "--from", filepath.Join(e.user.Home, "mail", f.Source), filepath.Join(maildirPath, f.Maildir)})
 	}
 }
 
@@ -237,83 +258,10 @@ func migrateBatch(t *testing.T, e *continuityEnv) {
 	if err := os.WriteFile(passwd, []byte(line), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(e.bin, "maildirmig"), "mbox", "-q", "--passwd", passwd, "--spool-dir", e.spool,
+	cmd := exec.Command(binary, "mbox", "-q", "--passwd", passwd, "--spool-dir", e.spool,
 		"--state-dir", filepath.Join(dir, "state"), "--audit-log", filepath.Join(dir, "audit.jsonl"), "--user", e.user.Name)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("maildirmig mbox: %v\n%s", err, out)
-	}
-}
-
-func lastLine(b []byte) []byte {
-	ls := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return []byte(ls[len(ls)-1])
-}
-
-// TestFoldersHelper is not a test: migratePerFolder runs this binary as the user with
-// MAILDIRMIG_E2E_FOLDERS=1 to create the Maildir++ folders of ~/mail and carry the
-// subscriptions over, through the migrate package, and print the folders as JSON.
-func TestFoldersHelper(t *testing.T) {
-	if os.Getenv("MAILDIRMIG_E2E_FOLDERS") != "1" {
-		t.Skip("run by migratePerFolder only")
-	}
-	home := os.Getenv("HOME")
-	root, err := unix.Open(filepath.Join(home, "mail"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(root)
-	folders, skipped, err := migrate.DiscoverFolders(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range skipped {
-		fmt.Fprintf(os.Stderr, "skipped %s: %s\n", s.Source, s.Reason)
-	}
-	inbox, err := maildir.Open(filepath.Join(home, "Maildir"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inbox.Close()
-	for _, f := range folders {
-		d, err := migrate.OpenFolder(inbox, f.Maildir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Close()
-	}
-	if f, err := migrate.OpenBeneath(root, ".subscriptions"); err == nil {
-		names, err := migrate.ReadSubscriptions(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := migrate.WriteSubscriptions(inbox, names); err != nil {
-			t.Fatal(err)
-		}
-	}
-	j, err := json.Marshal(folders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("\n%s\n", j)
-}
-
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -353,7 +301,13 @@ func TestContinuityDovecotWritten(t *testing.T) {
 		`SUBSCRIBE "Archive"`,
 		`SUBSCRIBE "Lists/dovecot"`,
 		`SUBSCRIBE "Entw&APw-rfe"`,
-		`SUBSCRIBE "Gone"`, // subscriptions to folders that do not exist are kept too
 	)
+	// A subscription whose folder another client deleted: LSUB still shows it.
+	subs := filepath.Join(e.user.Home, "mail", ".subscriptions")
+	b, err := os.ReadFile(subs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.user.WriteFile(t, subs, append(b, "Gone\n"...))
 	e.proveContinuity(t)
 }
