@@ -176,7 +176,7 @@ func TestProblems(t *testing.T) {
 		}, BadName, Warning, []string{"cur", "1700000005.x:2,S:2,T"}, false},
 		{"S= wrong", func(t *testing.T, u User, _ *Config) {
 			write(t, md(u, "cur", "1700000005.x,S=99:2,S"), "x", 0o600)
-		}, SizeMismatch, Warning, []string{"cur", "1700000005.x,S=99:2,S"}, false},
+		}, SizeMismatch, Critical, []string{"cur", "1700000005.x,S=99:2,S"}, false},
 		{"flags in new", func(t *testing.T, u User, _ *Config) {
 			write(t, md(u, "new", "1700000005.x,S=1:2,S"), "x", 0o600)
 		}, InfoInNew, Warning, []string{"new", "1700000005.x,S=1:2,S"}, false},
@@ -294,7 +294,7 @@ func TestFix(t *testing.T) {
 
 	cfg.Fix = true
 	r := run(t, cfg)
-	if r.Fixed != 6 || r.Counts[SizeMismatch] != 1 || len(r.Counts) != 1 || r.Status() != Warning {
+	if r.Fixed != 6 || r.Counts[SizeMismatch] != 1 || len(r.Counts) != 1 || r.Status() != Critical {
 		t.Fatalf("fixed %d, counts %v, status %v: %+v", r.Fixed, r.Counts, r.Status(), r.Problems)
 	}
 	for _, c := range []struct {

@@ -292,7 +292,7 @@ func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
 		// Dovecot still trusts an S= it can read in a name we call invalid.
 	}
 	if n.Size >= 0 && n.Size != st.Size {
-		c.report(c.problem(Warning, SizeMismatch, path,
+		c.report(c.problem(Critical, SizeMismatch, path,
 			fmt.Sprintf("name says S=%d but the file has %d bytes: Dovecot trusts S= and breaks FETCH of this message", n.Size, st.Size)))
 	}
 	if err == nil && sub == "new" && n.HasInfo {
