@@ -311,3 +311,90 @@ func TestContinuityDovecotWritten(t *testing.T) {
 	e.user.WriteFile(t, subs, append(b, "Gone\n"...))
 	e.proveContinuity(t)
 }
+
+// TestContinuityPostfixSpool migrates an INBOX that the real Postfix local(8) wrote (no
+// X-IMAPbase, no X-UID until Dovecot adds them) after a client read, flagged, tagged,
+// expunged and filed messages over IMAP, with a folder of its own.
+func TestContinuityPostfixSpool(t *testing.T) {
+	corpora := mailtest.Corpora(t)
+	mailtest.RequirePostfix(t)
+	p := mailtest.StartPostfix(t)
+	rcpt := mailtest.SystemUser(t, mailtest.Dir(t), "nobody")
+	paths, err := filepath.Glob(filepath.Join(corpora, "notmuch-corpora", "*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := 0
+	for _, m := range paths {
+		if st, err := os.Lstat(m); err != nil || !st.Mode().IsRegular() || delivered == 12 {
+			continue
+		}
+		raw, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Deliver(t, rcpt.Name, raw)
+		delivered++
+	}
+	if delivered < 12 {
+		t.Fatalf("notmuch-corpora: %d messages, want 12", delivered)
+	}
+	p.WaitQueueEmpty(t)
+	p.Stop(t)
+
+	e := newContinuityEnv(t, "pfbob")
+	e.user.CopyFile(t, p.Mailbox(rcpt.Name), filepath.Join(e.spool, e.user.Name))
+	e.imap(t,
+		`SELECT INBOX`,
+		`FETCH 1:6 (BODY[])`, // read: \Seen
+		`STORE 2 +FLAGS (\Answered $Forwarded)`,
+		`STORE 3 +FLAGS (\Flagged Work)`,
+		`STORE 4 +FLAGS (\Deleted)`,
+		`EXPUNGE`,
+		`CREATE Saved`,
+		`COPY 5:7 Saved`,
+		`SUBSCRIBE Saved`,
+	)
+	e.proveContinuity(t)
+}
+
+// TestContinuityUW migrates an INBOX and a folder written by UW-IMAP's c-client (mailutil
+// from uw-mailutils): each begins with the "DON'T DELETE THIS MESSAGE" pseudo-message that
+// carries X-IMAP, which Dovecot hides and maildirmig must skip, keeping its UIDVALIDITY.
+func TestContinuityUW(t *testing.T) {
+	corpora := mailtest.Corpora(t)
+	mailutil, err := exec.LookPath("mailutil")
+	if err != nil {
+		t.Skip("mailutil (uw-mailutils) is not installed")
+	}
+	mailtest.RequireRoot(t)
+	// c-client refuses absolute names, the name INBOX and users missing from passwd: nobody
+	// works in a scratch home with relative names.
+	work := mailtest.Dir(t)
+	if err := os.Chmod(work, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	uw := mailtest.SystemUser(t, work, "nobody")
+	uw.CopyFile(t, filepath.Join(corpora, "perl-Mail-Box", "mbox.src"), filepath.Join(uw.Home, "src"))
+	uw.CopyFile(t, filepath.Join(corpora, "gnu-mailutils", "teaparty.mbox"), filepath.Join(uw.Home, "src2"))
+	for _, c := range [][]string{{"copy", "src", "uwinbox"}, {"copy", "src2", "mail/Tea"}} {
+		cmd := uw.Command(mailutil, c)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mailutil %q: %v\n%s", c, err, out)
+		}
+	}
+	for _, f := range []string{"uwinbox", "mail/Tea"} {
+		b, err := os.ReadFile(filepath.Join(uw.Home, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b[:min(len(b), 1000)]), "X-IMAP: ") {
+			t.Fatalf("mailutil wrote %s without the pseudo-message", f)
+		}
+	}
+
+	e := newContinuityEnv(t, "uwcarol")
+	e.user.CopyFile(t, filepath.Join(uw.Home, "uwinbox"), filepath.Join(e.spool, e.user.Name))
+	e.user.CopyFile(t, filepath.Join(uw.Home, "mail", "Tea"), filepath.Join(e.user.Home, "mail", "Tea"))
+	e.proveContinuity(t)
+}
