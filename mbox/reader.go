@@ -7,9 +7,10 @@
 // "From " line that does not parse is body text. A Content-Length header is trusted only when
 // the byte it points to starts a From_ line (after one empty line, or directly) or is the end
 // of the file, or only a final empty line follows it. A file whose first From_ line has no
-// parseable date is read in loose mode: every "From " line after an empty line starts a
-// message, and so does, even with no empty line before it, a valid From_ line or a line equal
-// to that first dateless one (Mozilla's "From - "). Blank lines and a UTF-8 byte-order mark before the first From_ line are skipped;
+// parseable date is read in loose mode: a "From " line after an empty line starts a message
+// when it holds one word or a date ("From Russia with love" stays body text), and so does, even
+// with no empty line before it, a valid From_ line or a line equal to that first dateless one
+// (Mozilla's "From - "). Blank lines and a UTF-8 byte-order mark before the first From_ line are skipped;
 // any other text there means the file is no mbox (ErrNotMbox).
 //
 // Line ends stay as they are ("\n", or "\r\n" in a CRLF mbox, where an empty line is "\r\n"),
@@ -493,9 +494,6 @@ func (r *Reader) startsMessage(b []byte, final bool) bool {
 	if !bytes.HasPrefix(b, fromPrefix) {
 		return false
 	}
-	if r.loose {
-		return true
-	}
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 && !final {
 		return false
@@ -503,8 +501,19 @@ func (r *Reader) startsMessage(b []byte, final bool) bool {
 	if i >= 0 {
 		b = b[:i+1]
 	}
+	if r.loose && looseSeparator(b) {
+		return true
+	}
 	_, _, ok := parseFrom(b, r.loc)
 	return ok
+}
+
+// looseSeparator reports whether line, a line beginning "From ", can separate messages in loose
+// mode: "From " and one word (Mozilla's "From - ", Gmail Takeout's "From 1844...@xxx"), or a
+// valid From_ line. "From Russia with love" after an empty line is body text, even there.
+func looseSeparator(line []byte) bool {
+	rest := bytes.TrimRight(trimEOL(line)[len(fromPrefix):], " \t")
+	return len(rest) > 0 && bytes.IndexAny(rest, " \t") < 0
 }
 
 // isFromLine reports whether line, a whole line beginning "From ", starts a message wherever
@@ -579,7 +588,7 @@ func (r *Reader) scan(data []byte, noMore bool) (safe int, stop bool, sep int) {
 			return len(data), false, 0
 		}
 		e := emptyBefore(data, k, ls)
-		if r.isFromLine(line) || r.loose && (e > 0 || (k == 0 && ls && r.prevEmpty)) {
+		if r.isFromLine(line) || r.loose && (e > 0 || (k == 0 && ls && r.prevEmpty)) && looseSeparator(line) {
 			return k - e, true, e
 		}
 		pos, atLine = k+len(line), true

@@ -184,6 +184,13 @@ func TestBoundaries(t *testing.T) {
 			loose:   true,
 		},
 		{
+			name:    "loose mode: a From line of several words after an empty line is body",
+			in:      "From -\nS: a\n\nmy favourite film:\n\nFrom Russia with love\n\nFrom -\nS: b\n\nb\n",
+			want:    []want{{"From -\n", "S: a\n\n", "my favourite film:\n\nFrom Russia with love\n", "\n"}, {"From -\n", "S: b\n\n", "b\n", ""}},
+			notices: []string{mbox.NoticeLoose},
+			loose:   true,
+		},
+		{
 			name:    "loose mode: the first line's twin and dated lines split without a blank line",
 			in:      "From - \nS: a\n\na\nFrom - \nS: b\n\nb\nFrom - Mon Jun  3 12:50:27 1996\nS: c\n\nc\n",
 			want:    []want{{"From - \n", "S: a\n\n", "a\n", ""}, {"From - \n", "S: b\n\n", "b\n", ""}, {"From - Mon Jun  3 12:50:27 1996\n", "S: c\n\n", "c\n", ""}},
