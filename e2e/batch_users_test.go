@@ -80,9 +80,20 @@ func addUser(t *testing.T, base string, args ...string) sysUser {
 	return u
 }
 
-// runBinary runs the maildirmig binary as root (the test process) and returns its exit code and output.
+// runBinary runs the maildirmig binary as root (the test process) and returns its exit code and
+// output.
 func runBinary(t *testing.T, args ...string) result {
 	t.Helper()
+	r := runBinaryErr(args...)
+	if r.code < 0 {
+		t.Fatalf("run maildirmig: %s", r.stderr)
+	}
+	return r
+}
+
+// runBinaryErr is runBinary for goroutines other than the test's: a binary that could not be
+// started gives code -1 and the reason in stderr.
+func runBinaryErr(args ...string) result {
 	cmd := exec.Command(binary, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -93,7 +104,7 @@ func runBinary(t *testing.T, args ...string) result {
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	case err != nil:
-		t.Fatalf("run maildirmig: %v", err)
+		r.code, r.stderr = -1, err.Error()
 	}
 	return r
 }
