@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -36,6 +37,10 @@ type PlanEntry struct {
 	Reason   string // why a user is refused
 	Free     int64  // free bytes on the destination's filesystem, -1 when unknown
 	FS       string // the destination filesystem's id, to add up what each filesystem receives
+
+	Folders        []Folder        // mbox folders beneath the folder root (none with Config.NoFolders)
+	SkippedFolders []SkippedFolder // entries there that would not be migrated
+	FolderBytes    int64           // folder bytes not yet migrated
 }
 
 // Plan reports, without writing or locking anything, what Run would do for each selected
@@ -62,8 +67,11 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 			e.FS = fmt.Sprintf("%x%x", fs.Fsid.Val[0], fs.Fsid.Val[1])
 		}
 		e.Action, e.Reason = planUser(&e, u.Name, owner(u), store, cfg.Force)
+		if !cfg.NoFolders {
+			planFolders(&e, u.Name, home, cfg)
+		}
 		if e.Action == ActionMigrate && e.Free >= 0 {
-			need[e.FS] += e.Size - e.Migrated
+			need[e.FS] += e.Todo()
 			if need[e.FS] > e.Free {
 				e.Action, e.Reason = ActionRefuse, fmt.Sprintf("%s has %d bytes free, %d needed by this and earlier users", home, e.Free, need[e.FS])
 			}
@@ -120,5 +128,46 @@ func countMessages(src io.ReaderAt, size int64) (int64, error) {
 		if !m.Pseudo {
 			n++
 		}
+	}
+}
+
+// Todo is how many source bytes, INBOX and folders, are still to migrate.
+func (e PlanEntry) Todo() int64 {
+	n := e.FolderBytes
+	if e.Size > 0 {
+		n += e.Size - e.Migrated
+	}
+	return n
+}
+
+// planFolders adds the user's folders to e; a folder that cannot be listed makes the user
+// refused, as the run would fail it.
+func planFolders(e *PlanEntry, user, home string, cfg Config) {
+	folders, skipped, err := PlanFolders(home, cfg.folderRoot())
+	if err != nil {
+		if e.Action != ActionRefuse {
+			e.Action, e.Reason = ActionRefuse, err.Error()
+		}
+		return
+	}
+	e.Folders, e.SkippedFolders = folders, skipped
+	states, err := folderStates{Dir: filepath.Join(cfg.resolve(cfg.StateDir), "folders")}.Load(user)
+	if err != nil {
+		states = map[string]*State{}
+	}
+	for _, f := range folders {
+		todo := f.Size
+		if st := states[f.Source]; st != nil && st.Offset <= f.Size {
+			todo -= st.Offset
+		}
+		if todo > 0 || states[f.Source] == nil {
+			e.FolderBytes += todo
+			if e.Action == ActionNoMailbox || e.Action == ActionUpToDate {
+				e.Action = ActionMigrate
+			}
+		}
+	}
+	if len(folders) > 0 && e.Action == ActionNoMailbox {
+		e.Action = ActionUpToDate
 	}
 }

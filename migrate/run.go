@@ -58,6 +58,8 @@ type Config struct {
 	MinUID        int      // -1 = login.defs
 	NoRoot        bool
 	Maildir       string // destination under each home; "" = Maildir
+	Folders       string // mbox folder root under each home, migrated to Maildir++ folders; "" = mail
+	NoFolders     bool   // migrate the INBOX only
 	Jobs          int    // users migrated at a time; 0 = GOMAXPROCS
 	Force         bool   // migrate a user whose migrated part changed, from the start
 	After         string // keep (default), rename or truncate
@@ -84,6 +86,7 @@ type UserResult struct {
 	Outcome string // one of the Outcome constants
 	Stats   Stats
 	After   string // what was done to the source: "", "renamed to ...", "truncated"
+	Folders []FolderResult
 	Err     error
 	Elapsed time.Duration
 }
@@ -275,10 +278,27 @@ func (s *Summary) add(r UserResult) {
 	case OutcomeFailed:
 		s.Failed++
 	}
-	s.Messages += r.Stats.Messages - r.Stats.Skipped
-	s.Written += r.Stats.Written
-	s.Existed += r.Stats.Existed
-	s.Bytes += r.Stats.Bytes
+	t := r.Total()
+	s.Messages += t.Messages - t.Skipped
+	s.Written += t.Written
+	s.Existed += t.Existed
+	s.Bytes += t.Bytes
+}
+
+// Total adds up the INBOX and the folders: messages, written, existed, skipped, bytes, and
+// whether any UIDs were renumbered.
+func (r UserResult) Total() Stats {
+	t := Stats{Messages: r.Stats.Messages, Written: r.Stats.Written, Existed: r.Stats.Existed, Skipped: r.Stats.Skipped,
+		Bytes: r.Stats.Bytes, Renumbered: r.Stats.Renumbered}
+	for _, f := range r.Folders {
+		t.Messages += f.Stats.Messages
+		t.Written += f.Stats.Written
+		t.Existed += f.Stats.Existed
+		t.Skipped += f.Stats.Skipped
+		t.Bytes += f.Stats.Bytes
+		t.Renumbered = t.Renumbered || f.Stats.Renumbered
+	}
+	return t
 }
 
 // postfixUsesFlock reports whether Postfix's local(8) takes flock locks on spools too.
@@ -317,11 +337,33 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 			auditErr = err
 		}
 	}
+	log(EventUserStart, with())
 	err := r.migrate(ctx, u, src, home, &res, with, log)
+	if !r.cfg.NoFolders && ctx.Err() == nil && !errors.Is(err, ErrUnsafeHome) {
+		noMailbox := errors.Is(err, ErrNoMailbox)
+		ferr := r.folders(ctx, u, home, &res, with, log)
+		for _, f := range res.Folders {
+			if f.Outcome == OutcomeMigrated && (err == nil || noMailbox) {
+				res.Outcome, err = OutcomeMigrated, nil
+			}
+		}
+		if noMailbox && err != nil && len(res.Folders) > 0 {
+			res.Outcome, err = OutcomeUpToDate, nil
+		}
+		if ferr != nil {
+			if err == nil || errors.Is(err, ErrNoMailbox) {
+				err = ferr
+			} else {
+				err = errors.Join(err, ferr)
+			}
+		}
+	}
 	res.Elapsed = time.Since(began)
 	switch {
 	case err == nil:
-		log(EventUserDone, with("outcome", res.Outcome, "messages", res.Stats.Messages, "written", res.Stats.Written,
+		total := res.Total()
+		log(EventUserDone, with("outcome", res.Outcome, "folders", len(res.Folders), "total_messages", total.Messages, "total_written", total.Written,
+			"messages", res.Stats.Messages, "written", res.Stats.Written,
 			"existed", res.Stats.Existed, "skipped", res.Stats.Skipped, "bytes", res.Stats.Bytes,
 			"end_offset", res.Stats.EndOffset, "uidvalidity", res.Stats.UIDValidity, "next_uid", res.Stats.NextUID,
 			"renumbered", res.Stats.Renumbered, "loose", res.Stats.Loose, "after", nonEmpty(res.After),
@@ -342,7 +384,6 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 
 func (r *runner) migrate(ctx context.Context, u users.User, src, home string, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) error {
 	uid := owner(u)
-	log(EventUserStart, with())
 	f, st, err := OpenSpool(src, uid)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ const workerEnv = "MAILDIRMIG_WORKER"
 const (
 	opConvert = "convert" // Convert, then re-read every message file against its record
 	opVerify  = "verify"  // prove every message of src[0:Size) is in the Maildir
+	opFolders = "folders" // migrate the mbox folders beneath FolderRoot (no source fd)
 )
 
 type workerRequest struct {
@@ -52,6 +53,12 @@ type workerRequest struct {
 	BatchBytes  int64  `json:"batch_bytes,omitempty"`
 	StartOffset int64  `json:"start_offset,omitempty"`
 	StartIndex  int64  `json:"start_index,omitempty"`
+
+	// opFolders only.
+	FolderRoot   string            `json:"folder_root,omitempty"`   // relative to Home: "mail"
+	FolderStates map[string]*State `json:"folder_states,omitempty"` // by Folder.Source
+	Force        bool              `json:"force,omitempty"`
+	LockTimeout  time.Duration     `json:"lock_timeout,omitempty"`
 }
 
 // workerMsg is one line of the worker's answer.
@@ -64,6 +71,12 @@ type workerMsg struct {
 	Verified *VerifyResult  `json:"verified,omitempty"`
 	Err      string         `json:"err,omitempty"`
 	Unsafe   bool           `json:"unsafe,omitempty"`
+
+	// opFolders: Folder names the folder (its Source) a record, event or progress belongs to.
+	Folder     string  `json:"folder,omitempty"`
+	FolderInfo *Folder `json:"folder_info,omitempty"` // "folder-start"
+	State      *State  `json:"state,omitempty"`       // "folder-done": what to remember
+	Kind       string  `json:"kind,omitempty"`        // "folder-failed": a folderFail* kind
 }
 
 // VerifyResult sums up the proof that a source's messages are in a Maildir.
@@ -94,7 +107,11 @@ func WorkerMain() int {
 		emit(workerMsg{T: "error", Err: fmt.Sprintf("migrate: worker request: %v", err)})
 		return 1
 	}
-	src := os.NewFile(3, "source")
+	var src *os.File
+	if req.Op != opFolders {
+		// Only then was a source passed; fd 3 may be the runtime's own otherwise.
+		src = os.NewFile(3, "source")
+	}
 	if err := serve(ctx, &req, src, emit); err != nil {
 		emit(workerMsg{T: "error", Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome)})
 		return 1
@@ -111,6 +128,9 @@ var ErrUnsafeHome = errors.New("migrate: unsafe home")
 // serve does the per-user work, in a worker or in-process; emit receives what a worker would
 // send back.
 func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(workerMsg)) error {
+	if req.Op == opFolders {
+		return serveFolders(ctx, req, emit)
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
 		return fmt.Errorf("migrate: source: %w", err)
@@ -149,33 +169,60 @@ func openDestination(req *workerRequest) (*maildir.Dir, error) {
 	if req.Path != "" {
 		return maildir.Open(req.Path, req.Op == opConvert)
 	}
-	fd, err := unix.Open(req.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openHome(req)
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			return nil, fmt.Errorf("%w: home %s is a symlink or not a directory", ErrUnsafeHome, req.Home)
-		}
-		return nil, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "open", Path: req.Home, Err: err})
+		return nil, err
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "fstat", Path: req.Home, Err: err})
-	}
-	switch {
-	case int(st.Uid) != req.Owner:
-		return nil, fmt.Errorf("%w: home %s is owned by uid %d, not %d", ErrUnsafeHome, req.Home, st.Uid, req.Owner)
-	case st.Mode&0o022 != 0:
-		return nil, fmt.Errorf("%w: home %s is group or world writable (mode %04o)", ErrUnsafeHome, req.Home, st.Mode&0o7777)
-	}
 	return maildir.OpenAt(fd, req.Maildir, req.Op == opConvert)
 }
 
+// openHome opens req.Home without following a symlink and refuses it unless it belongs to
+// req.Owner and is writable by nobody else.
+func openHome(req *workerRequest) (int, error) {
+	fd, err := unix.Open(req.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return -1, fmt.Errorf("%w: home %s is a symlink or not a directory", ErrUnsafeHome, req.Home)
+		}
+		return -1, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "open", Path: req.Home, Err: err})
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "fstat", Path: req.Home, Err: err})
+	}
+	switch {
+	case int(st.Uid) != req.Owner:
+		err = fmt.Errorf("%w: home %s is owned by uid %d, not %d", ErrUnsafeHome, req.Home, st.Uid, req.Owner)
+	case st.Mode&0o022 != 0:
+		err = fmt.Errorf("%w: home %s is group or world writable (mode %04o)", ErrUnsafeHome, req.Home, st.Mode&0o7777)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
 func serveConvert(ctx context.Context, req *workerRequest, src *os.File, size int64, mtime time.Time, d *maildir.Dir, emit func(workerMsg)) error {
+	st, err := convertChecked(ctx, req, src, size, mtime, d, "", emit)
+	if err != nil {
+		return err
+	}
+	emit(workerMsg{T: "stats", Stats: &st})
+	return nil
+}
+
+// convertChecked converts src[req.StartOffset:size) into d with the options of req, sends
+// records, events and progress (tagged with folder) to emit, then re-reads every message file
+// against its record.
+func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size int64, mtime time.Time, d *maildir.Dir, folder string, emit func(workerMsg)) (Stats, error) {
 	loc := time.Local
 	if req.Location != "" && req.Location != "Local" {
 		l, err := time.LoadLocation(req.Location)
 		if err != nil {
-			return fmt.Errorf("migrate: time zone: %w", err)
+			return Stats{}, fmt.Errorf("migrate: time zone: %w", err)
 		}
 		loc = l
 	}
@@ -188,34 +235,33 @@ func serveConvert(ctx context.Context, req *workerRequest, src *os.File, size in
 		Maildir:     maildir.Options{Fsync: maildir.Fsync(req.Fsync), Host: req.Host, BatchFiles: req.BatchFiles, BatchBytes: req.BatchBytes},
 		StartOffset: req.StartOffset,
 		StartIndex:  req.StartIndex,
-		Notice:      func(e Event) { emit(workerMsg{T: "event", Event: &e}) },
+		Notice:      func(e Event) { emit(workerMsg{T: "event", Event: &e, Folder: folder}) },
 		OnMessage: func(r MessageRecord) {
 			records = append(records, r)
-			emit(workerMsg{T: "record", Record: &r})
+			emit(workerMsg{T: "record", Record: &r, Folder: folder})
 		},
 		Progress: func(n int64) {
 			// One line per MiB at most: the parent only draws a bar with it.
 			pending += n
 			if pending >= 1<<20 {
-				emit(workerMsg{T: "progress", N: pending})
+				emit(workerMsg{T: "progress", N: pending, Folder: folder})
 				pending = 0
 			}
 		},
 	})
 	if pending > 0 {
-		emit(workerMsg{T: "progress", N: pending})
+		emit(workerMsg{T: "progress", N: pending, Folder: folder})
 	}
 	if err != nil {
-		return err
+		return st, err
 	}
 	// What is in the Maildir now is checked against what Convert says it stored, before the
 	// caller may touch the source.
 	res := checkRecords(d, records)
 	if len(res.Missing) > 0 || len(res.Bad) > 0 {
-		return fmt.Errorf("migrate: verification after writing failed: %s", res.describe())
+		return st, fmt.Errorf("migrate: verification after writing failed: %s", res.describe())
 	}
-	emit(workerMsg{T: "stats", Stats: &st})
-	return nil
+	return st, nil
 }
 
 func (r VerifyResult) describe() string {
@@ -319,12 +365,16 @@ func runWorker(ctx context.Context, cred Credentials, req *workerRequest, src *o
 // where its path is not reachable for the user (a test binary in root's private build
 // directory), since execve resolves that link without walking the path.
 func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
-	// The worker gets a read-only descriptor on the same file: it has no business writing it.
-	ro, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", src.Fd()), os.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("migrate: reopening the source read-only: %w", err)
+	var extra []*os.File
+	if src != nil {
+		// The worker gets a read-only descriptor on the same file: it has no business writing it.
+		ro, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", src.Fd()), os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("migrate: reopening the source read-only: %w", err)
+		}
+		defer ro.Close()
+		extra = append(extra, ro)
 	}
-	defer ro.Close()
 	body, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("migrate: worker request: %w", err)
@@ -340,7 +390,7 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src 
 	cmd.Stdin = bytes.NewReader(body)
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
-	cmd.ExtraFiles = []*os.File{ro}
+	cmd.ExtraFiles = extra
 	groups := make([]uint32, len(cred.Groups))
 	for i, g := range cred.Groups {
 		groups[i] = uint32(g)

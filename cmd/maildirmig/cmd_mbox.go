@@ -32,23 +32,35 @@ var (
 	auditMessagesFlag = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
 	minUIDFlag        = &cli.IntFlag{Name: "min-uid", Value: -1, Usage: "select users from `UID` up (default: UID_MIN from login.defs); root is always included"}
 	noRootFlag        = &cli.BoolFlag{Name: "no-root", Usage: "leave root's mail alone"}
+	foldersFlag       = &cli.StringFlag{Name: "folders", Value: migrate.DefaultFolderRoot, Usage: "migrate the mbox folders beneath ~USER/`DIR` to Maildir++ folders (Dovecot's mbox:~/mail); they are kept whatever --after says"}
+	noFoldersFlag     = &cli.BoolFlag{Name: "no-folders", Usage: "migrate the INBOX only, not the folders"}
 )
 
 // batchConfig reads the flags the batch commands share.
 func batchConfig(c *cli.Context, source migrate.Source) migrate.Config {
 	return migrate.Config{
-		Source:   source,
-		Root:     c.String("root"),
-		Passwd:   c.String("passwd"),
-		SpoolDir: c.String("spool-dir"),
-		StateDir: c.String("state-dir"),
-		AuditLog: c.String("audit-log"),
-		Users:    c.StringSlice("user"),
-		MinUID:   c.Int("min-uid"),
-		NoRoot:   c.Bool("no-root"),
-		Maildir:  c.String("maildir"),
-		Jobs:     c.Int("jobs"),
+		Source:    source,
+		Root:      c.String("root"),
+		Passwd:    c.String("passwd"),
+		SpoolDir:  c.String("spool-dir"),
+		StateDir:  c.String("state-dir"),
+		AuditLog:  c.String("audit-log"),
+		Users:     c.StringSlice("user"),
+		MinUID:    c.Int("min-uid"),
+		NoRoot:    c.Bool("no-root"),
+		Maildir:   c.String("maildir"),
+		Jobs:      c.Int("jobs"),
+		Folders:   c.String("folders"),
+		NoFolders: c.Bool("no-folders"),
 	}
+}
+
+// checkFolders refuses a --folders that is not a path beneath the home.
+func checkFolders(cfg migrate.Config) error {
+	if err := migrate.CheckFolderRoot(cfg.Folders); err != nil {
+		return usagef("--folders %q: want a clean path relative to the home, such as mail", cfg.Folders)
+	}
+	return nil
 }
 
 func mboxCommand(name string) func(*ui) *cli.Command {
@@ -64,12 +76,17 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 				"~USER/Maildir, Jobs users at a time. Each source is dotlocked and fcntl-locked as Postfix and\n" +
 				"Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
 				"migrates only what was appended since and never brings back a message the user deleted.\n" +
-				"Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
+				"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
+				"with their subscriptions, locked as Dovecot locks them; --after applies to the INBOX only, the\n" +
+				"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
 				"Exit status: 0 done, 1 fatal, 2 usage, 3 some users failed, 75 only lock timeouts, 130 interrupted.",
 			Flags: systemFlags(maildirNameFlag, keepHeadersFlag, unescapeFlag, fsyncFlag, afterFlag, forceFlag,
-				lockTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag),
+				lockTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
 			Action: func(c *cli.Context) error {
 				cfg := batchConfig(c, source)
+				if err := checkFolders(cfg); err != nil {
+					return err
+				}
 				var err error
 				if cfg.Convert.Unescape, err = parseUnescape(c.String("unescape")); err != nil {
 					return err
@@ -110,7 +127,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		if plan, err := migrate.Plan(ctx, cfg); err == nil {
 			for _, e := range plan {
 				if e.Action == migrate.ActionMigrate {
-					total += e.Size - e.Migrated
+					total += e.Todo()
 				}
 			}
 			m := newMeter(u, true, total, len(plan))
@@ -170,14 +187,43 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 
 func userLine(r migrate.UserResult) string {
 	if r.Outcome == migrate.OutcomeUpToDate {
+		if n := migratedFolders(r); n > 0 {
+			return fmt.Sprintf("%s: up to date (%d folder%s)", r.User, n, plural(n))
+		}
 		return fmt.Sprintf("%s: up to date", r.User)
 	}
-	s := fmt.Sprintf("%s: %d messages, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
-		r.User, r.Stats.Messages-r.Stats.Skipped, r.Stats.Written, r.Stats.Existed, r.Stats.Skipped, r.Stats.Bytes, r.Elapsed.Seconds())
+	t := r.Total()
+	folders := ""
+	if n := migratedFolders(r); n > 0 {
+		folders = fmt.Sprintf(" (%d folder%s)", n, plural(n))
+	}
+	s := fmt.Sprintf("%s: %d messages%s, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
+		r.User, t.Messages-t.Skipped, folders, t.Written, t.Existed, t.Skipped, t.Bytes, r.Elapsed.Seconds())
 	if r.After != "" {
 		s += "; source " + r.After
 	}
+	if t.Renumbered {
+		s += "; some UIDs renumbered: this user's clients will download those messages again"
+	}
 	return s
+}
+
+// migratedFolders counts the folders that are in the Maildir now (not those skipped).
+func migratedFolders(r migrate.UserResult) int {
+	n := 0
+	for _, f := range r.Folders {
+		if f.Outcome == migrate.OutcomeMigrated || f.Outcome == migrate.OutcomeUpToDate {
+			n++
+		}
+	}
+	return n
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func summaryLine(s migrate.Summary) string {
@@ -203,8 +249,8 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 	need := map[string]int64{}
 	for _, e := range plan {
 		size, msgs := "-", "-"
-		if e.Size >= 0 {
-			size = fmt.Sprint(e.Size - e.Migrated)
+		if e.Size >= 0 || e.FolderBytes > 0 {
+			size = fmt.Sprint(e.Todo())
 		}
 		if e.Messages >= 0 {
 			msgs = fmt.Sprint(e.Messages)
@@ -214,10 +260,16 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 			action += ": " + e.Reason
 		}
 		u.printf("%-16s %6d %12s %8s  %-10s %s -> %s\n", e.User, e.UID, size, msgs, action, e.Src, e.Dst)
+		for _, f := range e.Folders {
+			u.printf("%-16s %6s %12d %8s  %-10s %s -> %s\n", "", "", f.Size, "-", "folder", f.String(), f.Maildir)
+		}
+		for _, f := range e.SkippedFolders {
+			u.printf("%-16s %6s %12s %8s  %-10s %s: %s\n", "", "", "-", "-", "no folder", f.Source, f.Reason)
+		}
 		if e.Action == migrate.ActionMigrate {
 			todo++
-			bytes += e.Size - e.Migrated
-			need[e.FS] += e.Size - e.Migrated
+			bytes += e.Todo()
+			need[e.FS] += e.Todo()
 			free[e.FS] = e.Free
 		}
 	}

@@ -14,8 +14,10 @@ func usersCommand(u *ui) *cli.Command {
 			"still to migrate (messages are counted for sources up to 64 MiB), source, destination, and\n" +
 			"the free space of each destination filesystem against what it will receive. Users whose\n" +
 			"source is unsafe, changed since the last run, or would not fit are marked refuse, with the\n" +
-			"reason. Nothing is locked or written.",
-		Flags: systemFlags(maildirNameFlag, forceFlag, minUIDFlag, noRootFlag,
+			"reason. Below each user, one line per mbox folder found beneath ~USER/mail (--folders) with\n" +
+			"its Maildir++ folder, and one per entry there that would not be migrated. Nothing is locked\n" +
+			"or written.",
+		Flags: systemFlags(maildirNameFlag, forceFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag,
 			&cli.BoolFlag{Name: "mailbox", Usage: "plan for ~USER/Mailbox instead of the spool"}),
 		Action: func(c *cli.Context) error {
 			source := migrate.SourceSpool
@@ -23,6 +25,9 @@ func usersCommand(u *ui) *cli.Command {
 				source = migrate.SourceMailbox
 			}
 			cfg := batchConfig(c, source)
+			if err := checkFolders(cfg); err != nil {
+				return err
+			}
 			cfg.Force = c.Bool("force")
 			return runPlan(c.Context, u, cfg)
 		},

@@ -1,0 +1,583 @@
+package migrate
+
+// The folder part of a batch migration. After the INBOX, a worker running as the user opens
+// the folder root (~/mail) beneath the home, finds the mbox folders with DiscoverFolders,
+// and converts each into its Maildir++ folder under the same locks Dovecot takes on an mbox
+// folder; root keeps a state per folder and writes the audit log from what the worker says.
+// The sources stay as they are: --after is for the spool, which the MTA keeps delivering to;
+// folders are the user's own files, and root renaming them inside a home would be unsafe.
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/maildir"
+	"github.com/maildirmig/maildirmig/mbox"
+	"github.com/maildirmig/maildirmig/users"
+)
+
+// Audit events of folders; each carries the user's fields plus "folder" (the IMAP name) and
+// "folder_src" (the mbox file beneath the folder root).
+const (
+	EventFolderStart  = "folder-start"
+	EventFolderDone   = "folder-done"
+	EventFolderFailed = "folder-failed"
+)
+
+// Notice kinds of folders.
+const (
+	EventFolderSkipped   = "folder-skipped" // an entry beneath the folder root that is not migrated
+	EventFolderNotMbox   = "folder-not-mbox"
+	EventFolderNoDotlock = "folder-no-dotlock" // the folder's directory refuses a dotlock: fcntl only
+)
+
+// OutcomeSkipped is the outcome of a folder that is not an mbox: warned about, not migrated,
+// not a failure of its user.
+const OutcomeSkipped = "skipped"
+
+// DefaultFolderRoot is where mbox clients (Dovecot's mbox:~/mail, Pine, mutt) keep folders,
+// relative to the home.
+const DefaultFolderRoot = "mail"
+
+// FolderResult is what happened to one mbox folder.
+type FolderResult struct {
+	Folder
+	Outcome string // OutcomeMigrated, OutcomeUpToDate, OutcomeSkipped, OutcomeFailed or OutcomeLockTimeout
+	Stats   Stats
+	Err     error
+}
+
+// Worker answers about folders.
+const (
+	msgFolderSkipped = "folder-skipped"
+	msgFolderStart   = "folder-start"
+	msgFolderDone    = "folder-done"
+	msgFolderFailed  = "folder-failed"
+)
+
+// Kinds of a folder's failure, as the worker reports them.
+const (
+	folderFailNotMbox = "not-mbox"
+	folderFailLock    = "lock-timeout"
+	folderFailError   = "error"
+)
+
+var errNotMbox = errors.New("not an mbox")
+
+// folderStates keeps, per user, one State per folder Source, in a subdirectory of the state
+// directory (a user name holds no '/', so no user's own state file can clash with it).
+type folderStates struct {
+	Dir string
+}
+
+func (s folderStates) path(user string) (string, error) {
+	return StateStore{Dir: s.Dir}.path(user)
+}
+
+func (s folderStates) Load(user string) (map[string]*State, error) {
+	p, err := s.path(user)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]*State{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("migrate: folder state: %w", err)
+	}
+	m := map[string]*State{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("migrate: folder state %s: %w", p, err)
+	}
+	return m, nil
+}
+
+// Save replaces the user's folder states atomically.
+func (s folderStates) Save(user string, m map[string]*State) error {
+	p, err := s.path(user)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("migrate: folder state: %w", err)
+	}
+	b, err := json.MarshalIndent(m, "", "\t")
+	if err != nil {
+		return fmt.Errorf("migrate: folder state: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.Dir, "."+user+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("migrate: folder state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: folder state: %w", err)
+	}
+	return syncDir(s.Dir)
+}
+
+// folderRoot is the folder root relative to a home.
+func (c *Config) folderRoot() string {
+	if c.Folders == "" {
+		return DefaultFolderRoot
+	}
+	return c.Folders
+}
+
+// CheckFolderRoot refuses a folder root that is not a plain path beneath the home.
+func CheckFolderRoot(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if filepath.IsAbs(dir) || filepath.Clean(dir) != dir || dir == "." || dir == ".." || strings.HasPrefix(dir, "../") {
+		return fmt.Errorf("migrate: folder root %q: want a clean path relative to the home", dir)
+	}
+	return nil
+}
+
+// folders migrates the user's mbox folders after the INBOX, as the user, and adds a
+// FolderResult per folder to res. The error is for what stops the folder part as a whole.
+func (r *runner) folders(ctx context.Context, u users.User, home string, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) error {
+	rootDir := r.cfg.folderRoot()
+	rootPath := filepath.Join(home, rootDir)
+	// Looking costs root nothing and spares most users a worker; the worker decides for real.
+	var st unix.Stat_t
+	if err := unix.Lstat(rootPath, &st); errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	store := folderStates{Dir: filepath.Join(r.state.Dir, "folders")}
+	prev, err := store.Load(u.Name)
+	if err != nil {
+		return err
+	}
+	opts := r.cfg.Convert
+	req := &workerRequest{
+		Op: opFolders, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, FolderRoot: rootDir, FolderStates: prev,
+		Force: r.cfg.Force, LockTimeout: r.cfg.LockTimeout,
+		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape),
+		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes,
+	}
+	if opts.Location != nil {
+		req.Location = opts.Location.String()
+	}
+	maildirPath := filepath.Join(home, r.cfg.Maildir)
+	byName := map[string]int{} // Source → index in res.Folders
+	var saveErr error
+	folderWith := func(src string, kv ...any) map[string]any {
+		m := with(kv...)
+		m["folder_src"] = filepath.Join(rootPath, src)
+		if i, ok := byName[src]; ok {
+			m["folder"] = res.Folders[i].Name
+			m["dst"] = filepath.Join(maildirPath, res.Folders[i].Maildir)
+		}
+		return m
+	}
+	warn := func(format string, args ...any) {
+		if r.cfg.Warn != nil {
+			r.cfg.Warn(fmt.Sprintf("user %s: ", u.Name) + fmt.Sprintf(format, args...))
+		}
+	}
+	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
+		switch m.T {
+		case msgFolderSkipped:
+			log(EventNotice, folderWith(m.Folder, "kind", EventFolderSkipped, "detail", m.Err))
+			warn("%s not migrated: %s", filepath.Join(rootPath, m.Folder), m.Err)
+		case msgFolderStart:
+			if m.FolderInfo == nil {
+				return
+			}
+			byName[m.Folder] = len(res.Folders)
+			res.Folders = append(res.Folders, FolderResult{Folder: *m.FolderInfo})
+			log(EventFolderStart, folderWith(m.Folder, "size", m.FolderInfo.Size))
+		case msgFolderDone:
+			i, ok := byName[m.Folder]
+			if !ok || m.State == nil || m.Stats == nil {
+				return
+			}
+			f := &res.Folders[i]
+			f.Stats = *m.Stats
+			f.Outcome = OutcomeUpToDate
+			if m.Stats.Messages > 0 || m.State.Offset == 0 && prev[m.Folder] == nil {
+				f.Outcome = OutcomeMigrated
+			}
+			next := m.State
+			next.User, next.UID = u.Name, u.UID
+			next.Source = filepath.Join(rootPath, m.Folder)
+			next.Maildir = filepath.Join(maildirPath, f.Maildir)
+			prev[m.Folder] = next
+			if err := store.Save(u.Name, prev); err != nil && saveErr == nil {
+				saveErr = err
+			}
+			log(EventFolderDone, folderWith(m.Folder, "outcome", f.Outcome, "messages", f.Stats.Messages, "written", f.Stats.Written,
+				"existed", f.Stats.Existed, "skipped", f.Stats.Skipped, "bytes", f.Stats.Bytes, "end_offset", next.Offset,
+				"uidvalidity", next.UIDValidity, "next_uid", f.Stats.NextUID, "renumbered", f.Stats.Renumbered, "loose", f.Stats.Loose))
+		case msgFolderFailed:
+			i, ok := byName[m.Folder]
+			if !ok {
+				return
+			}
+			f := &res.Folders[i]
+			f.Err = errors.New(m.Err)
+			switch m.Kind {
+			case folderFailNotMbox:
+				f.Outcome = OutcomeSkipped
+				log(EventNotice, folderWith(m.Folder, "kind", EventFolderNotMbox, "detail", m.Err))
+				warn("folder %s (%s) not migrated: %s", f.Name, filepath.Join(rootPath, m.Folder), m.Err)
+				return
+			case folderFailLock:
+				f.Outcome = OutcomeLockTimeout
+				f.Err = fmt.Errorf("%w: %s", ErrLockTimeout, m.Err)
+			default:
+				f.Outcome = OutcomeFailed
+			}
+			log(EventFolderFailed, folderWith(m.Folder, "outcome", f.Outcome, "err", m.Err))
+		case "event":
+			if m.Event == nil {
+				return
+			}
+			e := *m.Event
+			log(EventNotice, folderWith(m.Folder, "kind", e.Kind, "message", e.Message, "offset", e.Offset, "detail", e.Detail))
+			if r.cfg.Notice != nil {
+				e.Detail = "folder " + folderName(res, byName, m.Folder) + ": " + e.Detail
+				r.cfg.Notice(u.Name, e)
+			}
+		case "record":
+			if m.Record != nil && r.cfg.AuditMessages {
+				rec := m.Record
+				log(EventMessage, folderWith(m.Folder, "index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,
+					"stored_sha256", nonEmpty(rec.StoredSHA256), "name", nonEmpty(rec.Name), "sub", nonEmpty(rec.Sub),
+					"uid_imap", rec.UID, "existed", rec.Existed, "skipped", rec.Skipped))
+			}
+		case "progress":
+			if r.cfg.Progress != nil {
+				r.cfg.Progress(m.N)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: folders in %s: %w", rootPath, err)
+	}
+	if saveErr != nil {
+		return saveErr
+	}
+	var errs []error
+	for _, f := range res.Folders {
+		if f.Outcome == OutcomeFailed || f.Outcome == OutcomeLockTimeout {
+			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, f.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func folderName(res *UserResult, byName map[string]int, src string) string {
+	if i, ok := byName[src]; ok {
+		return res.Folders[i].Name
+	}
+	return src
+}
+
+// serveFolders is the worker's side of the folder migration.
+func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg)) error {
+	if err := CheckFolderRoot(req.FolderRoot); err != nil {
+		return err
+	}
+	home, err := openHome(req)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(home)
+	root, err := openDirBeneath(home, req.FolderRoot)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: folders: %w", err)
+	}
+	defer unix.Close(root)
+	folders, skipped, err := DiscoverFolders(root)
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		emit(workerMsg{T: msgFolderSkipped, Folder: s.Source, Err: s.Reason})
+	}
+	if len(folders) == 0 {
+		return nil
+	}
+	// The Maildir is made only once a folder has something for it.
+	var inbox *maildir.Dir
+	openInbox := func() (*maildir.Dir, error) {
+		if inbox == nil {
+			d, err := maildir.OpenAt(home, req.Maildir, true)
+			if err != nil {
+				return nil, err
+			}
+			inbox = d
+		}
+		return inbox, nil
+	}
+	defer func() {
+		if inbox != nil {
+			inbox.Close()
+		}
+	}()
+	for _, f := range folders {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		emit(workerMsg{T: msgFolderStart, Folder: f.Source, FolderInfo: &f})
+		next, st, err := convertFolder(ctx, req, root, openInbox, f, emit)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, maildir.ErrUnsafe) && inbox == nil {
+				// The Maildir itself is unsafe: every folder would fail the same way.
+				return err
+			}
+			kind := folderFailError
+			switch {
+			case errors.Is(err, errNotMbox):
+				kind = folderFailNotMbox
+			case errors.Is(err, ErrLockTimeout):
+				kind = folderFailLock
+			}
+			emit(workerMsg{T: msgFolderFailed, Folder: f.Source, Kind: kind, Err: err.Error()})
+			continue
+		}
+		emit(workerMsg{T: msgFolderDone, Folder: f.Source, Stats: &st, State: next})
+	}
+	if inbox == nil {
+		return nil
+	}
+	names, err := folderSubscriptions(home, root, req.FolderRoot)
+	if err != nil {
+		return err
+	}
+	return WriteSubscriptions(inbox, names)
+}
+
+// folderSubscriptions reads Dovecot's ~/mail/.subscriptions, or else UW-IMAP's ~/.mailboxlist.
+func folderSubscriptions(home, root int, rootDir string) ([]string, error) {
+	f, err := OpenBeneath(root, ".subscriptions")
+	if err == nil {
+		defer f.Close()
+		return ReadSubscriptions(f)
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return nil, err
+	}
+	f, err = OpenBeneath(home, ".mailboxlist")
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, _, err := ReadMailboxList(f, rootDir)
+	return names, err
+}
+
+// openDirBeneath opens the directory path (levels separated by '/') beneath dirfd, following
+// no symlink at any level.
+func openDirBeneath(dirfd int, path string) (int, error) {
+	fd := dirfd
+	for _, level := range strings.Split(path, "/") {
+		if level == "" || level == "." || level == ".." {
+			if fd != dirfd {
+				unix.Close(fd)
+			}
+			return -1, &os.PathError{Op: "open", Path: path, Err: unix.EINVAL}
+		}
+		next, err := unix.Openat(fd, level, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if fd != dirfd {
+			unix.Close(fd)
+		}
+		if err != nil {
+			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+				err = fmt.Errorf("%w: a symlink or not a directory", maildir.ErrUnsafe)
+			}
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		fd = next
+	}
+	if fd == dirfd {
+		return unix.Dup(dirfd)
+	}
+	return fd, nil
+}
+
+// convertFolder converts what is new in the folder f, locked as Dovecot locks an mbox folder
+// it writes (a dotlock beside it, then fcntl), and returns the state to remember.
+func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox func() (*maildir.Dir, error), f Folder, emit func(workerMsg)) (*State, Stats, error) {
+	parentPath, base := ".", f.Source
+	if i := strings.LastIndexByte(f.Source, '/'); i >= 0 {
+		parentPath, base = f.Source[:i], f.Source[i+1:]
+	}
+	var parent int
+	var err error
+	if parentPath == "." {
+		parent, err = unix.Dup(root)
+	} else {
+		parent, err = openDirBeneath(root, parentPath)
+	}
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	defer unix.Close(parent)
+	timeout := req.LockTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	lockCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// The dotlock is made through the directory's descriptor, so that a directory swapped
+	// since it was opened cannot move it elsewhere.
+	dl, err := TakeDotlock(lockCtx, fmt.Sprintf("/proc/self/fd/%d/%s.lock", parent, base), timeout)
+	switch {
+	case err == nil:
+		defer dl.Release()
+	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS):
+		// Dovecot reads such a folder under its fcntl lock alone, and so do we.
+		emit(workerMsg{T: "event", Folder: f.Source, Event: &Event{Kind: EventFolderNoDotlock, Message: -1,
+			Detail: fmt.Sprintf("no dotlock beside %s (%v): fcntl lock only", f.Source, errors.Unwrap(err))}})
+	default:
+		return nil, Stats{}, ctxLockError(ctx, err)
+	}
+	src, err := OpenBeneath(parent, base)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	defer src.Close()
+	if err := lockShared(lockCtx, src, timeout); err != nil {
+		return nil, Stats{}, ctxLockError(ctx, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return nil, Stats{}, fmt.Errorf("migrate: %s: %w", f.Source, err)
+	}
+	prev := req.FolderStates[f.Source]
+	start, index, h, err := prev.Resume(src, st, req.Force)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	next := &State{Dev: uint64(st.Dev), Inode: st.Ino, KeepHeaders: req.KeepHeaders, Unescape: unescapeName(mbox.Unescape(req.Unescape))}
+	if prev != nil {
+		next.BaseIndex, next.Bytes, next.UIDValidity = prev.BaseIndex, prev.Bytes, prev.UIDValidity
+		if start == 0 {
+			next.BaseIndex = index
+		}
+	}
+	stats := Stats{EndOffset: start, UIDValidity: next.UIDValidity}
+	if start < st.Size || prev == nil {
+		if start < st.Size {
+			if err := CheckMbox(io.NewSectionReader(src, start, st.Size-start), st.Size-start); err != nil {
+				return nil, Stats{}, fmt.Errorf("%w: %w", errNotMbox, err)
+			}
+		}
+		inbox, err := openInbox()
+		if err != nil {
+			return nil, Stats{}, err
+		}
+		d, err := OpenFolder(inbox, f.Maildir)
+		if err != nil {
+			return nil, Stats{}, err
+		}
+		defer d.Close()
+		freq := *req
+		freq.StartOffset, freq.StartIndex = start, index
+		stats, err = convertChecked(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, emit)
+		if err != nil {
+			return nil, stats, err
+		}
+	}
+	end := stats.EndOffset
+	if _, err := io.Copy(h, io.NewSectionReader(src, start, end-start)); err != nil {
+		return nil, stats, fmt.Errorf("migrate: hashing %s: %w", f.Source, err)
+	}
+	next.Size, next.Offset, next.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
+	next.Messages = index + stats.Messages
+	next.Bytes += end - start
+	if stats.UIDValidity != 0 {
+		next.UIDValidity = stats.UIDValidity
+	}
+	next.Time = time.Now().UTC()
+	return next, stats, nil
+}
+
+// lockShared takes an OFD read lock on the whole of f, as Dovecot does to read an mbox: it
+// keeps out every writer that takes fcntl locks (Dovecot, Postfix, procmail, mutt) and needs
+// no write access to the user's folder.
+func lockShared(ctx context.Context, f *os.File, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	lk := unix.Flock_t{Type: unix.F_RDLCK}
+	for {
+		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) {
+			return fmt.Errorf("migrate: fcntl lock %s: %w", f.Name(), err)
+		}
+		if err := sleepUntil(ctx, deadline); err != nil {
+			if errors.Is(err, ErrLockTimeout) {
+				return fmt.Errorf("migrate: fcntl lock %s held by %s for %s: %w", f.Name(), fcntlHolder(f), timeout, ErrLockTimeout)
+			}
+			return err
+		}
+	}
+}
+
+// PlanFolders lists, without reading or locking anything, the mbox folders beneath the folder
+// root of the home (opened without following symlinks), sorted by name, with the entries that
+// would be skipped. A missing folder root gives nothing.
+func PlanFolders(home, rootDir string) ([]Folder, []SkippedFolder, error) {
+	if rootDir == "" {
+		rootDir = DefaultFolderRoot
+	}
+	if err := CheckFolderRoot(rootDir); err != nil {
+		return nil, nil, err
+	}
+	hfd, err := unix.Open(home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "open", Path: home, Err: err})
+	}
+	defer unix.Close(hfd)
+	root, err := openDirBeneath(hfd, rootDir)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("migrate: folders: %w", err)
+	}
+	defer unix.Close(root)
+	folders, skipped, err := DiscoverFolders(root)
+	sort.Slice(folders, func(i, j int) bool { return folders[i].Name < folders[j].Name })
+	return folders, skipped, err
+}
