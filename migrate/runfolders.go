@@ -581,3 +581,109 @@ func PlanFolders(home, rootDir string) ([]Folder, []SkippedFolder, error) {
 	sort.Slice(folders, func(i, j int) bool { return folders[i].Name < folders[j].Name })
 	return folders, skipped, err
 }
+
+// FolderVerify is the proof for one folder.
+type FolderVerify struct {
+	Source string // beneath the folder root
+	Result VerifyResult
+	Err    error
+}
+
+// verifyFolders proves, as the user, every migrated message of the user's folders is in its
+// Maildir++ folder.
+func verifyFolders(ctx context.Context, cfg *Config, u users.User, home string) ([]FolderVerify, error) {
+	states, err := folderStates{Dir: filepath.Join(cfg.resolve(cfg.StateDir), "folders")}.Load(u.Name)
+	if err != nil || len(states) == 0 {
+		return nil, err
+	}
+	req := &workerRequest{Op: opVerifyFolders, Home: home, Owner: owner(u), Maildir: cfg.Maildir, FolderRoot: cfg.folderRoot(), FolderStates: states}
+	var out []FolderVerify
+	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
+		switch {
+		case m.T == "verified" && m.Verified != nil:
+			out = append(out, FolderVerify{Source: m.Folder, Result: *m.Verified})
+		case m.T == msgFolderFailed:
+			out = append(out, FolderVerify{Source: m.Folder, Err: errors.New(m.Err)})
+		}
+	})
+	return out, err
+}
+
+// serveVerifyFolders is the worker's side of verifyFolders.
+func serveVerifyFolders(ctx context.Context, req *workerRequest, emit func(workerMsg)) error {
+	if err := CheckFolderRoot(req.FolderRoot); err != nil {
+		return err
+	}
+	home, err := openHome(req)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(home)
+	sources := make([]string, 0, len(req.FolderStates))
+	for src := range req.FolderStates {
+		sources = append(sources, src)
+	}
+	sort.Strings(sources)
+	for _, src := range sources {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, err := verifyFolder(ctx, req, home, src, req.FolderStates[src])
+		if err != nil {
+			emit(workerMsg{T: msgFolderFailed, Folder: src, Err: err.Error()})
+			continue
+		}
+		emit(workerMsg{T: "verified", Folder: src, Verified: &res})
+	}
+	return nil
+}
+
+func verifyFolder(ctx context.Context, req *workerRequest, home int, src string, st *State) (VerifyResult, error) {
+	if st == nil || st.Offset == 0 {
+		return VerifyResult{}, nil
+	}
+	root, err := openDirBeneath(home, req.FolderRoot)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	defer unix.Close(root)
+	f, err := OpenBeneath(root, src)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	defer f.Close()
+	var fst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
+		return VerifyResult{}, fmt.Errorf("migrate: %s: %w", src, err)
+	}
+	if _, _, _, err := st.Resume(f, fst, false); err != nil {
+		return VerifyResult{}, err
+	}
+	dirName, err := MaildirFolderName(imapNameOf(strings.Split(src, "/")))
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	inbox, err := maildir.OpenAt(home, req.Maildir, false)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	defer inbox.Close()
+	d, err := maildir.OpenAt(inbox.FD(), dirName, false)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	defer d.Close()
+	vreq := *req
+	vreq.StartIndex, vreq.KeepHeaders, vreq.Unescape = st.BaseIndex, st.KeepHeaders, int(unescapeValue(st.Unescape))
+	return verifyMaildir(ctx, &vreq, f, st.Offset, d)
+}
+
+func unescapeValue(name string) mbox.Unescape {
+	switch name {
+	case "mboxrd":
+		return mbox.UnescapeMboxrd
+	case "mboxo":
+		return mbox.UnescapeMboxo
+	}
+	return mbox.UnescapeNone
+}

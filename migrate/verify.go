@@ -139,9 +139,10 @@ type UserVerify struct {
 	User   string
 	Src    string
 	Dst    string
-	State  bool // false: the user was never migrated, nothing to verify
-	Result VerifyResult
-	Err    error
+	State   bool // false: the user was never migrated, nothing to verify
+	Result  VerifyResult
+	Err     error
+	Folders []FolderVerify // the user's migrated mbox folders (none with Config.NoFolders)
 }
 
 // Verify re-reads, for every selected user with a state, the migrated part of the source and
@@ -168,6 +169,12 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 			v.State = true
 			v.Src, v.Dst = st.Source, st.Maildir
 			v.Result, v.Err = verifyUser(ctx, u.UID, u.GID, u.Groups, owner(u), st, home)
+		}
+		if !cfg.NoFolders && v.Err == nil {
+			v.Folders, v.Err = verifyFolders(ctx, &cfg, u, home)
+			if len(v.Folders) > 0 {
+				v.State = true
+			}
 		}
 		done(v)
 	}

@@ -35,6 +35,8 @@ const (
 	opConvert = "convert" // Convert, then re-read every message file against its record
 	opVerify  = "verify"  // prove every message of src[0:Size) is in the Maildir
 	opFolders = "folders" // migrate the mbox folders beneath FolderRoot (no source fd)
+
+	opVerifyFolders = "verify-folders" // prove the migrated part of every folder in FolderStates
 )
 
 type workerRequest struct {
@@ -108,7 +110,7 @@ func WorkerMain() int {
 		return 1
 	}
 	var src *os.File
-	if req.Op != opFolders {
+	if req.Op != opFolders && req.Op != opVerifyFolders {
 		// Only then was a source passed; fd 3 may be the runtime's own otherwise.
 		src = os.NewFile(3, "source")
 	}
@@ -128,8 +130,11 @@ var ErrUnsafeHome = errors.New("migrate: unsafe home")
 // serve does the per-user work, in a worker or in-process; emit receives what a worker would
 // send back.
 func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(workerMsg)) error {
-	if req.Op == opFolders {
+	switch req.Op {
+	case opFolders:
 		return serveFolders(ctx, req, emit)
+	case opVerifyFolders:
+		return serveVerifyFolders(ctx, req, emit)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(src.Fd()), &st); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
@@ -15,10 +16,14 @@ func verifyCommand(u *ui) *cli.Command {
 		Description: "For every user a previous mbox or Mailbox run migrated, re-reads the migrated part of the\n" +
 			"source, recomputes what was stored for each message, and finds the Maildir file with that\n" +
 			"position and content (as the user). Prints one line per user; a message the user deleted\n" +
-			"since counts as missing. Exit status: 0 all present, 1 fatal, 3 some users failed.",
-		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag),
+			"since counts as missing. Migrated mbox folders are verified the same way, from their sources\n" +
+			"beneath ~USER/mail (--folders). Exit status: 0 all present, 1 fatal, 3 some users failed.",
+		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
 		Action: func(c *cli.Context) error {
 			cfg := batchConfig(c, migrate.SourceSpool)
+			if err := checkFolders(cfg); err != nil {
+				return err
+			}
 			failed, checked := 0, 0
 			err := migrate.Verify(c.Context, cfg, func(v migrate.UserVerify) {
 				if !v.State && v.Err == nil {
@@ -26,15 +31,32 @@ func verifyCommand(u *ui) *cli.Command {
 				}
 				checked++
 				r := v.Result
+				bad := false
+				for _, f := range v.Folders {
+					r.Messages += f.Result.Messages
+					r.Found += f.Result.Found
+					switch fr := f.Result; {
+					case f.Err != nil:
+						bad = true
+						u.errorf("user %s: folder %s: %v", v.User, f.Source, f.Err)
+					case len(fr.Missing) > 0 || len(fr.Bad) > 0:
+						bad = true
+						u.errorf("user %s: folder %s: %d of %d messages verified; %s", v.User, f.Source, fr.Found, fr.Messages, describeVerify(fr))
+					}
+				}
+				folders := ""
+				if n := len(v.Folders); n > 0 {
+					folders = fmt.Sprintf(" (%d folder%s)", n, plural(n))
+				}
 				switch {
 				case v.Err != nil:
 					failed++
 					u.errorf("user %s: %v", v.User, v.Err)
-				case len(r.Missing) > 0 || len(r.Bad) > 0:
+				case len(r.Missing) > 0 || len(r.Bad) > 0 || bad:
 					failed++
-					u.errorf("user %s: %d of %d messages verified in %s; %s", v.User, r.Found, r.Messages, v.Dst, describeVerify(r))
+					u.errorf("user %s: %d of %d messages verified in %s%s; %s", v.User, r.Found, r.Messages, v.Dst, folders, describeVerify(r))
 				case !u.quiet:
-					u.printf("%s: %d of %d messages verified in %s\n", v.User, r.Found, r.Messages, v.Dst)
+					u.printf("%s: %d of %d messages verified in %s%s\n", v.User, r.Found, r.Messages, v.Dst, folders)
 				}
 			})
 			if err != nil {
