@@ -136,9 +136,9 @@ func VerifyAs(ctx context.Context, cred Credentials, src *os.File, size int64, h
 
 // UserVerify is the outcome of verifying one user.
 type UserVerify struct {
-	User   string
-	Src    string
-	Dst    string
+	User    string
+	Src     string
+	Dst     string
 	State   bool // false: the user was never migrated, nothing to verify
 	Result  VerifyResult
 	Err     error
