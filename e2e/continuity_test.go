@@ -23,11 +23,6 @@ import (
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
-// migrateUser migrates one user's spool and ~/mail folders. migrateBatch is the product's
-// batch command; migratePerFolder drives `maildirmig convert` folder by folder, for as long
-// as the batch command does not migrate folders.
-var migrateUser = migratePerFolder
-
 // namespaceSlash keeps '/' as the hierarchy separator after the switch to Maildir++, as
 // Dovecot's documentation advises when migrating from mbox: without it every client would
 // see its folders renamed from "Lists/dovecot" to "Lists.dovecot".
@@ -44,18 +39,15 @@ type continuityEnv struct {
 	dovecot *mailtest.Dovecot
 	user    mailtest.User
 	spool   string // the spool directory; the INBOX is spool/NAME
-	bin     string // the directory holding the folders helper
 }
 
 func newContinuityEnv(t *testing.T, name string) *continuityEnv {
 	t.Helper()
 	mailtest.RequireDovecot(t)
 	dir := mailtest.Dir(t)
-	e := &continuityEnv{spool: filepath.Join(dir, "spool"), bin: filepath.Join(dir, "bin")}
-	for _, d := range []string{e.spool, e.bin} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	e := &continuityEnv{spool: filepath.Join(dir, "spool")}
+	if err := os.Mkdir(e.spool, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	// Like /var/mail, writable for the dotlocks Dovecot and maildirmig take beside a spool.
 	if err := os.Chmod(e.spool, 0o1777); err != nil {
@@ -69,25 +61,7 @@ func newContinuityEnv(t *testing.T, name string) *continuityEnv {
 		Users:        []mailtest.User{e.user},
 		Extra:        namespaceSlash,
 	})
-	build := exec.Command("go", "build", "-o", filepath.Join(e.bin, "foldershelper"), "./e2e/testdata/foldershelper")
-	build.Dir = mailtest.RepoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build foldershelper: %v\n%s", err, out)
-	}
 	return e
-}
-
-// run runs name as the user and fails the test when it fails.
-func (e *continuityEnv) run(t *testing.T, name string, args []string, extra ...string) []byte {
-	t.Helper()
-	cmd := e.user.Command(name, args, extra...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %q: %v\n%s", name, args, err, stderr.String())
-	}
-	return out
 }
 
 // account is what clients see of a whole account.
@@ -224,7 +198,7 @@ func (e *continuityEnv) proveContinuity(t *testing.T) {
 	}
 	// Nothing may hold the mbox while it is read, as after a real switch of mail_location.
 	e.dovecot.Stop(t)
-	migrateUser(t, e)
+	migrateBatch(t, e)
 	e.dovecot.SwitchMailLocation(t, "maildir:~/Maildir")
 	e.dovecot.Start(t)
 	after := e.record(t)
@@ -232,24 +206,8 @@ func (e *continuityEnv) proveContinuity(t *testing.T) {
 	t.Logf("%d folders, %d subscribed, %d INBOX UIDLs compared", len(before.Folders), len(before.Subscribed), len(before.UIDL))
 }
 
-// migratePerFolder converts the INBOX with `maildirmig convert`, lets the folders helper
-// (testdata/foldershelper, as the user) create the Maildir++ folders and subscriptions with
-// the migrate package, then converts each folder with `maildirmig convert`.
-func migratePerFolder(t *testing.T, e *continuityEnv) {
-	t.Helper()
-	maildirPath := filepath.Join(e.user.Home, "Maildir")
-	e.run(t, binary, []string{"convert", "-q", "--from", filepath.Join(e.spool, e.user.Name), maildirPath})
-	out := e.run(t, filepath.Join(e.bin, "foldershelper"), nil)
-	var folders []migrate.Folder
-	if err := json.Unmarshal(out, &folders); err != nil {
-		t.Fatalf("folders helper: %v\n%s", err, out)
-	}
-	for _, f := range folders {
-		e.run(t, binary, []string{"convert", "-q", "--from", filepath.Join(e.user.Home, "mail", f.Source), filepath.Join(maildirPath, f.Maildir)})
-	}
-}
-
-// migrateBatch is the product's way: one batch run for the user.
+// migrateBatch migrates the user's spool and ~/mail folders the product's way: one batch run,
+// as root, with the user's worker doing the folders.
 func migrateBatch(t *testing.T, e *continuityEnv) {
 	t.Helper()
 	dir := mailtest.Dir(t)
