@@ -1,0 +1,111 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestCheckFolderRoot(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		dir string
+		ok  bool
+	}{
+		{"", true}, {"mail", true}, {"Mail/folders", true},
+		{"/var/mail", false}, {"..", false}, {"../other", false}, {"mail/../..", false}, {"mail/", false}, {".", false}, {"./mail", false},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			if err := CheckFolderRoot(tc.dir); (err == nil) != tc.ok {
+				t.Errorf("CheckFolderRoot(%q) = %v, want ok %v", tc.dir, err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestRunFoldersLocked: a folder another program holds locked (an fcntl write lock, as a
+// Dovecot expunge or a procmail delivery takes, or a fresh dotlock beside it) fails its user
+// with a lock timeout while the other folders are migrated; the next run migrates it alone.
+func TestRunFoldersLocked(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"fcntl", "dotlock"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			tr := newTree(t, "alice")
+			tr.write("var/mail/alice", msgA, "alice")
+			tr.mkdir("home/alice/mail", 0o700, "alice")
+			tr.write("home/alice/mail/Archive", msgB, "alice")
+			tr.write("home/alice/mail/Busy", msgC, "alice")
+			var release func()
+			switch how {
+			case "fcntl":
+				f, err := os.OpenFile(tr.path("home/alice/mail/Busy"), os.O_RDWR, 0)
+				must(t, err)
+				must(t, unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &unix.Flock_t{Type: unix.F_WRLCK}))
+				release = func() { f.Close() }
+			case "dotlock":
+				host, _ := os.Hostname()
+				tr.write("home/alice/mail/Busy.lock", fmt.Sprintf("%d:%s", os.Getpid(), host), "alice")
+				release = func() { must(t, os.Remove(tr.path("home/alice/mail/Busy.lock"))) }
+			}
+			cfg := tr.config()
+			cfg.LockTimeout = 300 * time.Millisecond
+			_, res := run(t, cfg)
+			r := res["alice"]
+			if r.Outcome != OutcomeLockTimeout || !errors.Is(r.Err, ErrLockTimeout) {
+				t.Fatalf("alice: outcome %q, err %v", r.Outcome, r.Err)
+			}
+			got := map[string]string{}
+			for _, f := range r.Folders {
+				got[f.Name] = f.Outcome
+			}
+			if got["Archive"] != OutcomeMigrated || got["Busy"] != OutcomeLockTimeout {
+				t.Fatalf("folders: %v", got)
+			}
+			if n := countFiles(t, tr.path("home/alice/Maildir/.Busy")); n != 0 {
+				t.Errorf(".Busy holds %d messages before its lock was free", n)
+			}
+
+			release()
+			_, res = run(t, cfg)
+			r = res["alice"]
+			if r.Err != nil || r.Outcome != OutcomeMigrated {
+				t.Fatalf("second run: outcome %q, err %v", r.Outcome, r.Err)
+			}
+			for _, f := range r.Folders {
+				want := int64(0)
+				if f.Name == "Busy" {
+					want = 1
+				}
+				if f.Stats.Written != want {
+					t.Errorf("second run, %s: %d written, want %d", f.Name, f.Stats.Written, want)
+				}
+			}
+			if n := countFiles(t, tr.path("home/alice/Maildir/.Busy")); n != 1 {
+				t.Errorf(".Busy holds %d messages, want 1", n)
+			}
+			if _, err := os.Lstat(tr.path("home/alice/mail/Archive.lock")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("Archive.lock left behind: %v", err)
+			}
+		})
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	for _, sub := range []string{"new", "cur"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		must(t, err)
+		n += len(entries)
+	}
+	return n
+}
