@@ -2,8 +2,10 @@
 // byte for byte.
 //
 // A message starts at a From_ line: "From ", a sender and an asctime date (see ParseFromLine).
-// An empty line normally precedes it and then belongs to the mbox, not to the message before;
-// like Dovecot, a valid From_ line with no empty line before it starts a message too, and a
+// An empty line normally precedes it and then belongs to the mbox, not to the message before,
+// even when that message is only header lines (Dovecot reads "Subject: a\n\nFrom ..." as a
+// message of one header line with no empty line after it, and so does a final empty line).
+// Like Dovecot, a valid From_ line with no empty line before it starts a message too, and a
 // "From " line that does not parse is body text. A Content-Length header is trusted only when
 // the byte it points to starts a From_ line (after one empty line, or directly) or is the end
 // of the file, or only a final empty line follows it. A file whose first From_ line has no
@@ -86,7 +88,7 @@ type Message struct {
 	FromLine []byte    // raw From_ line including its line end ("\n" or "\r\n")
 	Sender   string    // envelope sender
 	Date     time.Time // From_ date; zero when it does not parse (loose mode)
-	Header   []byte    // raw header block as stored, including the empty line that ends it if any
+	Header   []byte    // raw header block as stored, including the empty line that ends it if a body follows
 	Meta     Meta      // parsed mbox-internal headers
 	Pseudo   bool      // UW-IMAP/Pine "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA" with X-IMAP
 	CRLF     bool      // the From_ line ends in "\r\n"
@@ -260,15 +262,22 @@ func (r *Reader) fill() error {
 // line returns the line at buf[r], with its line end. complete is false when the line does not
 // fit in the buffer; at the end of the file the last line may lack its line end.
 func (r *Reader) line() (line []byte, complete bool, err error) {
+	return r.lineAfter(0)
+}
+
+// lineAfter is line for the line that starts skip bytes after buf[r], skip bytes that it keeps
+// in the buffer. It returns an empty line at the end of the file.
+func (r *Reader) lineAfter(skip int) (line []byte, complete bool, err error) {
 	for {
-		if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 {
-			return r.buf[r.r : r.r+i+1], true, nil
+		from := r.r + skip
+		if i := bytes.IndexByte(r.buf[from:r.w], '\n'); i >= 0 {
+			return r.buf[from : from+i+1], true, nil
 		}
 		if r.eof() {
-			return r.buf[r.r:r.w], true, nil
+			return r.buf[from:r.w], true, nil
 		}
 		if r.r == 0 && r.w == len(r.buf) {
-			return r.buf[r.r:r.w], false, nil
+			return r.buf[from:r.w], false, nil
 		}
 		if err := r.fill(); err != nil {
 			return nil, false, err
@@ -360,7 +369,7 @@ func (r *Reader) readHead(lead []byte) (*Message, error) {
 
 	var hdr []byte
 	midLine := !complete
-	endedEmpty, cut := false, false
+	empty, cut := 0, false // empty: length of the empty line after the header lines, not consumed
 	for {
 		line, complete, err := r.line()
 		if err != nil {
@@ -371,9 +380,7 @@ func (r *Reader) readHead(lead []byte) (*Message, error) {
 		}
 		if !midLine {
 			if isEmptyLine(line) {
-				hdr = append(hdr, line...)
-				r.r += len(line)
-				endedEmpty = true
+				empty = len(line)
 				break
 			}
 			if complete && r.isFromLine(line) {
@@ -389,7 +396,6 @@ func (r *Reader) readHead(lead []byte) (*Message, error) {
 		r.r += len(line)
 		midLine = line[len(line)-1] != '\n'
 	}
-	m.Header = hdr
 
 	info := parseHeader(hdr)
 	m.Meta = info.meta
@@ -398,11 +404,38 @@ func (r *Reader) readHead(lead []byte) (*Message, error) {
 		m.Meta.IMAPBase = info.xIMAP
 	}
 
+	// A message with no body: its header lines end at a From_ line or at the end of the file,
+	// or at one empty line followed by either. That empty line is the mbox's separator, not the
+	// end of the header block, as Dovecot reads it; unless a Content-Length that holds the next
+	// From_ line in the body is trusted.
+	noBody, sep := !cut && empty == 0, 0
+	clChecked, clSep, clWhy := false, 0, ""
+	if empty > 0 {
+		next, complete, err := r.lineAfter(empty)
+		if err != nil {
+			return nil, err
+		}
+		if len(next) == 0 || complete && r.startsAfterEmpty(next) {
+			noBody, sep = true, empty
+			if n := m.Meta.ContentLength; n > 0 {
+				if clSep, clWhy, err = r.checkContentLength(r.Offset()+int64(empty), n); err != nil {
+					return nil, err
+				}
+				clChecked, noBody = true, clWhy != ""
+			}
+		}
+	}
+	if empty > 0 && !noBody {
+		hdr = append(hdr, r.buf[r.r:r.r+empty]...)
+		r.r += empty
+	}
+	m.Header = hdr
+
 	r.cur = m
 	r.index++
 	r.safeEnd, r.stop, r.stopSep = r.r, false, 0
 	r.cl, r.bodyN = false, 0
-	r.prevEmpty = endedEmpty
+	r.prevEmpty = empty > 0 && !noBody
 	switch {
 	case len(hdr) > 0:
 		r.last = hdr[len(hdr)-1]
@@ -412,23 +445,23 @@ func (r *Reader) readHead(lead []byte) (*Message, error) {
 	r.lineStart = r.last == '\n'
 	m.Body = &body{r: r, m: m}
 
-	if !endedEmpty && !cut {
-		// The header ended at a From_ line or at the end of the file: no body.
-		r.stop = true
+	if noBody {
+		r.stop, r.stopSep = true, sep
 		if n := m.Meta.ContentLength; n > 0 {
 			r.notice(NoticeContentLengthIgnored, m.Index, m.Offset, "content-length %d on a message with no body", n)
 		}
 		return m, nil
 	}
 	if n := m.Meta.ContentLength; n >= 0 && !cut {
-		sep, why, err := r.checkContentLength(r.Offset(), n)
-		if err != nil {
-			return nil, err
+		if !clChecked {
+			if clSep, clWhy, err = r.checkContentLength(r.Offset(), n); err != nil {
+				return nil, err
+			}
 		}
-		if why == "" {
-			r.cl, r.clLen, r.clSep, m.usedCL = true, n, sep, true
+		if clWhy == "" {
+			r.cl, r.clLen, r.clSep, m.usedCL = true, n, clSep, true
 		} else {
-			r.notice(NoticeContentLengthIgnored, m.Index, m.Offset, "content-length %d %s", n, why)
+			r.notice(NoticeContentLengthIgnored, m.Index, m.Offset, "content-length %d %s", n, clWhy)
 		}
 	}
 	return m, nil
@@ -514,6 +547,11 @@ func (r *Reader) startsMessage(b []byte, final bool) bool {
 func looseSeparator(line []byte) bool {
 	rest := bytes.TrimRight(trimEOL(line)[len(fromPrefix):], " \t")
 	return len(rest) > 0 && bytes.IndexAny(rest, " \t") < 0
+}
+
+// startsAfterEmpty reports whether line, a whole line after an empty line, starts a message.
+func (r *Reader) startsAfterEmpty(line []byte) bool {
+	return r.isFromLine(line) || r.loose && bytes.HasPrefix(line, fromPrefix) && looseSeparator(line)
 }
 
 // isFromLine reports whether line, a whole line beginning "From ", starts a message wherever

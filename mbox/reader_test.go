@@ -46,6 +46,42 @@ func TestBoundaries(t *testing.T) {
 			in:   f1 + "Subject: a\n" + f2 + "Subject: b\n\nbody b\n",
 			want: []want{{f1, "Subject: a\n", "", ""}, {f2, "Subject: b\n\n", "body b\n", ""}},
 		},
+		// One empty line between header lines and a From_ line (or the end of the file) is the
+		// mbox's separator, as Dovecot reads it: the message is its header lines alone.
+		{
+			name: "header only, then an empty line and a From_ line",
+			in:   f1 + "Subject: a\n\n" + f2 + "Subject: b\n\nbody b\n",
+			want: []want{{f1, "Subject: a\n", "", "\n"}, {f2, "Subject: b\n\n", "body b\n", ""}},
+		},
+		{
+			name: "header only, then a final empty line",
+			in:   f1 + "Subject: a\n\n",
+			want: []want{{f1, "Subject: a\n", "", "\n"}},
+		},
+		{
+			name: "header only in a CRLF mbox",
+			in:   "From a Mon Sep 17 00:00:00 2001\r\nS: a\r\n\r\nFrom b Mon Sep 17 00:00:00 2001\r\nS: b\r\n\r\n",
+			want: []want{
+				{"From a Mon Sep 17 00:00:00 2001\r\n", "S: a\r\n", "", "\r\n"},
+				{"From b Mon Sep 17 00:00:00 2001\r\n", "S: b\r\n", "", "\r\n"},
+			},
+		},
+		{
+			name: "header only, then two empty lines: the first ends the header block",
+			in:   f1 + "S: a\n\n\n" + f2 + "S: b\n\n\n",
+			want: []want{{f1, "S: a\n\n", "", "\n"}, {f2, "S: b\n\n", "", "\n"}},
+		},
+		{
+			name: "an empty line before a From line that is body text ends the header block",
+			in:   f1 + "S: a\n\nFrom the desk\n\n" + f2 + "\nb\n",
+			want: []want{{f1, "S: a\n\n", "From the desk\n", "\n"}, {f2, "\n", "b\n", ""}},
+		},
+		{
+			name:    "header only with a Content-Length that does not hold the next From_ line",
+			in:      f1 + "Content-Length: 5\nS: a\n\n" + f2 + "S: b\n\nb\n",
+			want:    []want{{f1, "Content-Length: 5\nS: a\n", "", "\n"}, {f2, "S: b\n\n", "b\n", ""}},
+			notices: []string{mbox.NoticeContentLengthIgnored},
+		},
 		{
 			name: "unparseable From line is body text",
 			in:   f1 + "Subject: a\n\nhello\n\nFrom the desk of the president\n\n" + f2 + "\nb\n",
@@ -76,7 +112,13 @@ func TestBoundaries(t *testing.T) {
 		{
 			name: "empty header block",
 			in:   f1 + "\nbody\n\n" + f2 + "\n",
-			want: []want{{f1, "\n", "body\n", "\n"}, {f2, "\n", "", ""}},
+			// The last message's empty line is the final one, the mbox's.
+			want: []want{{f1, "\n", "body\n", "\n"}, {f2, "", "", "\n"}},
+		},
+		{
+			name: "empty header block before a From_ line",
+			in:   f1 + "\n" + f2 + "S: b\n\nb\n",
+			want: []want{{f1, "", "", "\n"}, {f2, "S: b\n\n", "b\n", ""}},
 		},
 		{
 			name: "From_ line alone",
@@ -171,6 +213,26 @@ func TestBoundaries(t *testing.T) {
 			want:    []want{{f1, "Content-Length: 5\n\n", "body\nFrom the desk\n", "\n"}, {f2, "\n", "b\n", ""}},
 			notices: []string{mbox.NoticeContentLengthIgnored},
 		},
+		// Dovecot: with no second empty line, the one after "Content-Length: 0" is the
+		// separator, as without Content-Length.
+		{
+			name: "Content-Length zero, then one empty line and a From_ line",
+			in:   f1 + "Content-Length: 0\n\n" + f2 + "\nb\n",
+			want: []want{{f1, "Content-Length: 0\n", "", "\n"}, {f2, "\n", "b\n", ""}},
+		},
+		{
+			name: "Content-Length zero, CRLF, then one empty line and a From_ line",
+			in:   "From a Mon Sep 17 00:00:00 2001\r\nContent-Length: 0\r\n\r\nFrom b Mon Sep 17 00:00:00 2001\r\n\r\nb\r\n",
+			want: []want{
+				{"From a Mon Sep 17 00:00:00 2001\r\n", "Content-Length: 0\r\n", "", "\r\n"},
+				{"From b Mon Sep 17 00:00:00 2001\r\n", "\r\n", "b\r\n", ""},
+			},
+		},
+		{
+			name: "Content-Length zero, then a final empty line",
+			in:   f1 + "Content-Length: 0\n\n",
+			want: []want{{f1, "Content-Length: 0\n", "", "\n"}},
+		},
 		{
 			name: "Content-Length zero",
 			in:   f1 + "Content-Length: 0\n\n\n" + f2 + "\nb\n",
@@ -180,6 +242,13 @@ func TestBoundaries(t *testing.T) {
 			name:    "loose mode",
 			in:      "From - \nS: a\n\nbody\nFrom me, in the body\n\nFrom 1844347839636459560@xxx\nS: b\n\nb\n",
 			want:    []want{{"From - \n", "S: a\n\n", "body\nFrom me, in the body\n", "\n"}, {"From 1844347839636459560@xxx\n", "S: b\n\n", "b\n", ""}},
+			notices: []string{mbox.NoticeLoose},
+			loose:   true,
+		},
+		{
+			name:    "loose mode: header only, then an empty line and a one-word From line",
+			in:      "From - \nS: a\n\nFrom - \nS: b\n\nb\n",
+			want:    []want{{"From - \n", "S: a\n", "", "\n"}, {"From - \n", "S: b\n\n", "b\n", ""}},
 			notices: []string{mbox.NoticeLoose},
 			loose:   true,
 		},
