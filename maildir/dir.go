@@ -221,7 +221,7 @@ func describeOpenError(dirfd int, name, display string, err error) error {
 			return &unsafeError{display, "is a symlink (not followed)"}
 		case unix.S_IFDIR:
 		default:
-			return &unsafeError{display, "is not a directory (" + fileType(st.Mode) + ")"}
+			return &unsafeError{display, "is not a directory (" + FileType(st.Mode) + ")"}
 		}
 	}
 	switch err {
@@ -235,7 +235,9 @@ func describeOpenError(dirfd int, name, display string, err error) error {
 	return fmt.Errorf("maildir: open %s: %w", display, err)
 }
 
-func fileType(mode uint32) string {
+// FileType names the type of file that mode (a stat st_mode) describes, for
+// messages such as "is a FIFO, not a regular file".
+func FileType(mode uint32) string {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		return "regular file"
@@ -244,7 +246,7 @@ func fileType(mode uint32) string {
 	case unix.S_IFLNK:
 		return "symlink"
 	case unix.S_IFIFO:
-		return "fifo"
+		return "FIFO"
 	case unix.S_IFSOCK:
 		return "socket"
 	case unix.S_IFCHR:
@@ -252,7 +254,7 @@ func fileType(mode uint32) string {
 	case unix.S_IFBLK:
 		return "block device"
 	}
-	return "unknown type"
+	return "special file"
 }
 
 // Close closes the descriptors of the Maildir and its subdirectories.
@@ -353,7 +355,7 @@ func (d *Dir) OpenMessage(sub, name string) (*os.File, error) {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, &unsafeError{display, "is not a regular file (" + fileType(st.Mode) + ")"}
+		return nil, &unsafeError{display, "is not a regular file (" + FileType(st.Mode) + ")"}
 	}
 	return os.NewFile(uintptr(fd), display), nil
 }

@@ -20,6 +20,6 @@
 // (version 3) and dovecot-keywords, so IMAP and POP3 clients keep the UIDs,
 // flags and keywords they knew from the mbox.
 //
-// [ParseName], [Dir.Messages] and [Dir.OpenMessage] serve readers that check
-// or verify a Maildir.
+// [ParseName], [CheckUIDList], [FileType], [Dir.Messages] and [Dir.OpenMessage]
+// serve readers that check or verify a Maildir.
 package maildir

@@ -21,6 +21,14 @@ const doveadmPath = "/usr/bin/doveadm"
 // user's own processes see the Maildir.
 func doveadm(t *testing.T, dir string, uid int, args ...string) []map[string]string {
 	t.Helper()
+	recs, _ := doveadmLog(t, dir, uid, args...)
+	return recs
+}
+
+// doveadmLog is doveadm that also returns what doveadm logged: it logs a
+// broken file as an error on stderr and carries on.
+func doveadmLog(t *testing.T, dir string, uid int, args ...string) ([]map[string]string, string) {
+	t.Helper()
 	conf := filepath.Join(dir, "dovecot.conf")
 	if _, err := os.Stat(conf); err != nil {
 		for _, sub := range []string{"run", "state"} {
@@ -42,7 +50,7 @@ func doveadm(t *testing.T, dir string, uid int, args ...string) []map[string]str
 	if err := json.Unmarshal(out, &recs); err != nil {
 		t.Fatalf("doveadm output %q: %v", out, err)
 	}
-	return recs
+	return recs, stderr.String()
 }
 
 // TestDovecotReadsWhatWeWrite has Dovecot 2.3 judge a Maildir written by the
@@ -130,6 +138,79 @@ func TestDovecotReadsWhatWeWrite(t *testing.T) {
 	}
 	if log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log")); len(log) > 0 {
 		t.Errorf("dovecot.log:\n%s", log)
+	}
+}
+
+// TestDovecotJudgesUIDLists has Dovecot read each file of uidlistCases beside
+// the messages a, b and c, and holds the parser to Dovecot's verdict. Where the
+// parser accepts a file, Dovecot keeps its UIDVALIDITY and every UID the parser
+// read, and numbers the other messages from the parser's next UID on. Where the
+// parser calls a file broken, Dovecot logs it as broken at the same line, or,
+// for a header it cannot read at all, silently starts a new UIDVALIDITY (every
+// such case claims UIDVALIDITY 1).
+func TestDovecotJudgesUIDLists(t *testing.T) {
+	if _, err := os.Stat(doveadmPath); err != nil {
+		t.Skipf("skipping: %s not installed", doveadmPath)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root to run doveadm as an unprivileged mail user")
+	}
+	const uid = 65534
+	for _, tt := range uidlistCases {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			must(t, os.Chmod(filepath.Dir(dir), 0o755))
+			must(t, os.Chmod(dir, 0o755))
+			md := filepath.Join(dir, "Maildir")
+			mkdirs(t, md+"/cur", md+"/new", md+"/tmp")
+			for _, name := range []string{"a", "b", "c"} {
+				must(t, os.WriteFile(filepath.Join(md, "cur", name), []byte("Subject: "+name+"\n\n"+name+"\n"), 0o600))
+			}
+			must(t, os.WriteFile(filepath.Join(md, uidlistName), []byte(tt.in), 0o600))
+			must(t, filepath.Walk(md, func(p string, _ os.FileInfo, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Lchown(p, uid, uid)
+			}))
+			u, err := parseUIDList(strings.NewReader(tt.in))
+
+			recs, log := doveadmLog(t, dir, uid, "fetch", "uid guid", "mailbox", "INBOX", "all")
+			status := doveadm(t, dir, uid, "mailbox", "status", "uidvalidity", "INBOX")
+			if len(recs) != 3 || len(status) != 1 {
+				t.Fatalf("doveadm sees %v, status %v", recs, status)
+			}
+			got := map[string]string{}
+			for _, r := range recs {
+				got[r["guid"]] = r["uid"]
+			}
+			broken := strings.Contains(log, "Broken file "+md+"/"+uidlistName+" line ")
+			switch {
+			case tt.stricter:
+				if broken || got["a"] != "1" {
+					t.Errorf("Dovecot no longer reads what only the parser refuses: UIDs %v\n%s", got, log)
+				}
+			case err == nil:
+				if status[0]["uidvalidity"] != fmt.Sprint(u.validity) {
+					t.Errorf("Dovecot's UIDVALIDITY %s, the parser read %d\n%s", status[0]["uidvalidity"], u.validity, log)
+				}
+				for _, name := range []string{"a", "b", "c"} {
+					want, listed := u.byBase[name]
+					var n uint32
+					fmt.Sscan(got[name], &n)
+					if listed && n != want || !listed && n < u.next {
+						t.Errorf("Dovecot gave %s UID %d; the parser read UID %d (listed %v), next %d\n%s", name, n, want, listed, u.next, log)
+					}
+				}
+			default:
+				atLine := strings.Contains(log, fmt.Sprintf("Broken file %s/%s line %d: ", md, uidlistName, tt.badLine))
+				renewed := tt.badLine == 1 && status[0]["uidvalidity"] != "1"
+				if !atLine && !renewed {
+					t.Errorf("the parser says %v; Dovecot keeps UIDVALIDITY %s and UIDs %v\n%s", err, status[0]["uidvalidity"], got, log)
+				}
+			}
+		})
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -20,10 +22,14 @@ const (
 	maxKeywords  = 26
 )
 
+// maxUIDListLine bounds a line of dovecot-uidlist, and so the memory a reader
+// needs. Dovecot 2.3 reads longer lines, but nothing it writes comes near: a
+// file name has at most 255 bytes and the extension fields are short.
+const maxUIDListLine = 64 * 1024
+
 // uidlist is Dovecot's dovecot-uidlist: UIDVALIDITY, the next UID, the mailbox
 // GUID and one line per listed message, in ascending UID order.
 type uidlist struct {
-	exists   bool
 	validity uint32
 	next     uint32
 	guid     string
@@ -38,98 +44,188 @@ type uidLine struct {
 	base string
 }
 
-// parseUidlist reads version 3 (Dovecot 1.1 and later) and version 1
-// (Courier-compatible) files.
-func parseUidlist(r io.Reader) (*uidlist, error) {
-	u := &uidlist{exists: true, byBase: map[string]uint32{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	if !sc.Scan() {
-		if err := sc.Err(); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("empty file")
+// UIDListError reports a dovecot-uidlist that Dovecot would call broken. Dovecot
+// deletes such a file and builds a new one: with a new UIDVALIDITY when the
+// header is at fault, or with new UIDs for the messages from the faulty line on,
+// and either way IMAP and POP3 clients download those messages again.
+type UIDListError struct {
+	Path   string // the file, where the caller named it
+	Line   int    // 1 is the header
+	Reason string
+}
+
+func (e *UIDListError) Error() string {
+	path := e.Path
+	if path == "" {
+		path = uidlistName
 	}
-	head := strings.Fields(sc.Text())
-	if len(head) == 0 {
-		return nil, fmt.Errorf("empty header")
+	return fmt.Sprintf("maildir: %s: line %d: %s", path, e.Line, e.Reason)
+}
+
+// CheckUIDList reads a dovecot-uidlist from r the way Dovecot 2.3 reads it, and
+// returns a *UIDListError if Dovecot would call it broken, or the error of
+// reading r. It is the parser the [Writer] keeps the file with, so what a
+// check accepts is what the Writer can carry forward.
+func CheckUIDList(r io.Reader) error {
+	_, err := parseUIDList(r)
+	return err
+}
+
+// parseUIDList reads version 3 (Dovecot 1.1 and later: "3 V<uidvalidity>
+// N<nextuid> G<guid> ...", then "<uid> [<ext> ...] :<name>") and version 1
+// (Courier's: "1 <uidvalidity> <nextuid>", then "<uid> <name>").
+//
+// What it calls broken is what Dovecot 2.3.19 calls broken, tried with doveadm
+// (TestDovecotJudgesUIDLists): a header without a version digit and a space, an
+// unparsable UIDVALIDITY, next UID or mailbox GUID, either of them zero, an
+// empty line, a UID that is not above the one before or is 2^32-1, a version 3
+// line without a " :<name>" field, a name with a slash, and in version 1 (only)
+// a UID not below the next UID: in version 3 Dovecot raises the next UID
+// instead, and so does this parser. A last line without a newline is a write in
+// progress (Dovecot appends to the file in place) and Dovecot skips it, so this
+// parser skips it too rather than call a file broken while Dovecot writes it.
+// Stricter than Dovecot, only to bound memory: a line longer than 64 KiB.
+// Looser than Dovecot, since UIDs survive it: an extension field whose key is
+// not a capital letter, which Dovecot logs, drops and rewrites.
+func parseUIDList(r io.Reader) (*uidlist, error) {
+	br := bufio.NewReaderSize(r, maxUIDListLine)
+	head, err := readUIDListLine(br, 1)
+	if err == io.EOF {
+		return nil, &UIDListError{Line: 1, Reason: "no complete header line"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	u := &uidlist{byBase: map[string]uint32{}}
+	if len(head) < 2 || head[1] != ' ' || (head[0] != '1' && head[0] != '3') {
+		return nil, &UIDListError{Line: 1, Reason: fmt.Sprintf("header %.20q does not start with version 1 or 3 and a space", head)}
 	}
 	version := head[0]
-	switch version {
-	case "3":
-		for _, f := range head[1:] {
+	if version == '3' {
+		// Like Dovecot, a field is a key letter and a value up to the next
+		// space; runs of spaces separate fields.
+		for rest := head[2:]; rest != ""; {
+			key := rest[0]
+			value, after, _ := strings.Cut(rest[1:], " ")
+			rest = strings.TrimLeft(after, " ")
 			var err error
-			switch f[0] {
+			switch key {
 			case 'V':
-				u.validity, err = parseUint32(f[1:])
+				u.validity, err = parseUint32(value)
 			case 'N':
-				u.next, err = parseUint32(f[1:])
+				u.next, err = parseUint32(value)
 			case 'G':
-				u.guid = f[1:]
+				if !isGUID(value) {
+					err = errors.New("not 32 hex digits")
+				}
+				u.guid = value
 			default:
-				u.extra = append(u.extra, f)
+				u.extra = append(u.extra, string(key)+value)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("header field %q: %w", f, err)
+				return nil, &UIDListError{Line: 1, Reason: fmt.Sprintf("header field %q: %v", string(key)+value, err)}
 			}
 		}
-	case "1":
-		if len(head) != 3 {
-			return nil, fmt.Errorf("version 1 header %q: want 3 fields", sc.Text())
+	} else {
+		f := strings.Fields(head[2:])
+		if len(f) < 2 {
+			return nil, &UIDListError{Line: 1, Reason: fmt.Sprintf("version 1 header has %d fields, want 3", len(f)+1)}
 		}
 		var err1, err2 error
-		u.validity, err1 = parseUint32(head[1])
-		u.next, err2 = parseUint32(head[2])
+		u.validity, err1 = parseUint32(f[0])
+		u.next, err2 = parseUint32(f[1])
 		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("version 1 header %q: not numbers", sc.Text())
+			return nil, &UIDListError{Line: 1, Reason: "version 1 header fields are not numbers"}
 		}
-	default:
-		return nil, fmt.Errorf("unsupported version %q", version)
 	}
 	if u.validity == 0 {
-		return nil, fmt.Errorf("no UIDVALIDITY in header")
+		return nil, &UIDListError{Line: 1, Reason: "UIDVALIDITY missing or zero"}
 	}
-	for n := 2; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" {
-			continue
+	if u.next == 0 {
+		return nil, &UIDListError{Line: 1, Reason: "next UID missing or zero"}
+	}
+	var last uint32
+	for n := 2; ; n++ {
+		line, err := readUIDListLine(br, n)
+		if err == io.EOF {
+			break
 		}
-		sp := strings.IndexByte(line, ' ')
-		if sp < 0 {
-			return nil, fmt.Errorf("line %d: no file name", n)
+		if err != nil {
+			return nil, err
 		}
-		uid, err := parseUint32(line[:sp])
-		if err != nil || uid == 0 {
-			return nil, fmt.Errorf("line %d: bad uid %q", n, line[:sp])
+		i := 0
+		for i < len(line) && '0' <= line[i] && line[i] <= '9' {
+			i++
 		}
-		var name string
-		if version == "1" {
-			name = line[sp+1:]
-			line = strconv.FormatUint(uint64(uid), 10) + " :" + name
-		} else {
-			i := strings.Index(line, " :")
-			if i < 0 {
-				return nil, fmt.Errorf("line %d: no \" :\" before the file name", n)
+		if i == 0 || i == len(line) || line[i] != ' ' {
+			return nil, &UIDListError{Line: n, Reason: "no UID and space at the start"}
+		}
+		uid, err := parseUint32(line[:i])
+		switch {
+		case err != nil || uid == math.MaxUint32:
+			return nil, &UIDListError{Line: n, Reason: fmt.Sprintf("UID %s too high", line[:i])}
+		case uid == 0:
+			return nil, &UIDListError{Line: n, Reason: "UID 0"}
+		case uid <= last:
+			return nil, &UIDListError{Line: n, Reason: fmt.Sprintf("UID %d not above the previous %d", uid, last)}
+		case version == '1' && uid >= u.next:
+			return nil, &UIDListError{Line: n, Reason: fmt.Sprintf("UID %d not below the next UID %d", uid, u.next)}
+		}
+		last = uid
+		name := strings.TrimLeft(line[i:], " ")
+		if version == '3' {
+			// Extension fields come first; the name is the rest of the
+			// line after the first field that starts with a colon.
+			for name != "" && name[0] != ':' {
+				_, name, _ = strings.Cut(name, " ")
+				name = strings.TrimLeft(name, " ")
 			}
-			name = line[i+2:]
+			if name == "" {
+				return nil, &UIDListError{Line: n, Reason: "no \" :<file name>\" field"}
+			}
+			name = name[1:]
+		} else {
+			line = strconv.FormatUint(uint64(uid), 10) + " :" + name
 		}
-		if len(u.lines) > 0 && uid <= u.lines[len(u.lines)-1].uid {
-			return nil, fmt.Errorf("line %d: uid %d not above the previous", n, uid)
+		if name == "" {
+			return nil, &UIDListError{Line: n, Reason: "empty file name"}
+		}
+		if strings.Contains(name, "/") {
+			return nil, &UIDListError{Line: n, Reason: fmt.Sprintf("file name %q has a slash", name)}
 		}
 		base := baseOf(name)
 		u.lines = append(u.lines, uidLine{uid: uid, text: line, base: base})
 		u.byBase[base] = uid
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(u.lines) > 0 && u.next <= u.lines[len(u.lines)-1].uid {
-		u.next = u.lines[len(u.lines)-1].uid + 1
-	}
-	if u.next == 0 {
-		u.next = 1
+	if u.next <= last {
+		u.next = last + 1
 	}
 	return u, nil
+}
+
+// readUIDListLine returns line n without its newline, or io.EOF at the end,
+// where an unterminated last line is still being written.
+func readUIDListLine(br *bufio.Reader, n int) (string, error) {
+	line, err := br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		return "", &UIDListError{Line: n, Reason: "longer than 64 KiB"}
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(line[:len(line)-1]), nil
+}
+
+func isGUID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseUint32(s string) (uint32, error) {
@@ -225,7 +321,7 @@ func readSmallFile(dirfd int, name, display string) ([]byte, *unix.Stat_t, error
 		return nil, nil, fmt.Errorf("maildir: stat %s: %w", display, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, nil, &unsafeError{display, "is not a regular file (" + fileType(st.Mode) + ")"}
+		return nil, nil, &unsafeError{display, "is not a regular file (" + FileType(st.Mode) + ")"}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 1<<30))
 	if err != nil {

@@ -204,8 +204,12 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 		return nil, err
 	}
 	if b != nil {
-		ul, err := parseUidlist(bytes.NewReader(b))
+		ul, err := parseUIDList(bytes.NewReader(b))
 		if err != nil {
+			if ue, ok := errors.AsType[*UIDListError](err); ok {
+				ue.Path = d.path + "/" + uidlistName
+				return nil, ue
+			}
 			return nil, fmt.Errorf("maildir: %s/%s: %w", d.path, uidlistName, err)
 		}
 		if ul.guid == "" {
