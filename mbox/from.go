@@ -9,11 +9,12 @@ var fromPrefix = []byte("From ")
 
 // ParseFromLine parses a From_ line (with or without its line end). ok is false when the line
 // is not "From " + sender + asctime date, as Postfix, Dovecot, UW c-client and sendmail write
-// it: "Www Mmm dd hh:mm[:ss] [zone] yyyy [extra]" with one or more spaces between fields, a
-// zone name ("MET", "PST") or numeric offset ("+0200") before or after the year, and any text
-// after the year ignored ("remote from x"). Dovecot's alternative form "Www, dd Mmm yyyy
-// hh:mm:ss" is accepted too. A date without a zone, or with a zone name whose offset is not
-// well known, is read in loc (nil means time.Local).
+// it: "Www Mmm dd hh:mm[:ss] [zone] yyyy [extra]" with one or more spaces between fields, and
+// any text after the year ignored ("remote from x"). Dovecot's alternative form "Www, dd Mmm
+// yyyy hh:mm:ss" is accepted too. The date is read in loc (nil means time.Local) unless a
+// numeric offset ("+0200") follows the year, or the time of the alternative form. A zone
+// before the year, a name ("MET", "PST") or even a number, is ignored: Dovecot ignores it and
+// shows the time as local time, and users must see the received dates Dovecot showed them.
 //
 // The sender is the first word after "From ", or a quoted string and what follows it up to the
 // next space, as Dovecot reads it; it may be empty when two spaces follow "From".
@@ -116,10 +117,8 @@ func parseAsctime(s []byte, loc *time.Location) (time.Time, bool) {
 	if len(rest) == 0 {
 		return time.Time{}, false
 	}
-	zone := loc
-	zoned := false
 	if _, isYear := number(rest[0], 4, 4); !isYear {
-		zone, zoned = parseZone(rest[0], loc)
+		// The zone before the year, which Dovecot ignores.
 		rest = rest[1:]
 		if len(rest) == 0 {
 			return time.Time{}, false
@@ -129,8 +128,11 @@ func parseAsctime(s []byte, loc *time.Location) (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	if !zoned && len(rest) > 1 && isNumericZone(rest[1]) {
-		zone, _ = parseZone(rest[1], loc)
+	zone := loc
+	if len(rest) > 1 {
+		if z, ok := numericZone(rest[1]); ok {
+			zone = z
+		}
 	}
 	return time.Date(year, time.Month(mon+1), day, h, m, sec, 0, zone), true
 }
@@ -158,7 +160,9 @@ func parseAltStamp(f [][]byte, loc *time.Location) (time.Time, bool) {
 	}
 	zone := loc
 	if len(f) > 5 {
-		zone, _ = parseZone(f[5], loc)
+		if z, ok := numericZone(f[5]); ok {
+			zone = z
+		}
 	}
 	return time.Date(year, time.Month(mon+1), day, h, m, sec, 0, zone), true
 }
@@ -223,36 +227,19 @@ func isNumericZone(b []byte) bool {
 	return ok
 }
 
-// zoneOffsets holds the zone names whose offset is well known and not ambiguous in mail
-// (RFC 822's North American zones and the European ones that old mboxes carry).
-var zoneOffsets = map[string]int{
-	"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "WET": 0,
-	"EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
-	"MET": 1, "CET": 1, "MEZ": 1, "WEST": 1,
-	"MEST": 2, "CEST": 2, "MESZ": 2, "EET": 2,
-	"EEST": 3, "JST": 9,
-}
-
-// parseZone reads a numeric offset or a zone name; an unknown name means loc and zoned false.
-func parseZone(b []byte, loc *time.Location) (*time.Location, bool) {
-	if isNumericZone(b) {
-		hh, _ := number(b[1:3], 2, 2)
-		mm, _ := number(b[3:5], 2, 2)
-		off := (hh*60 + mm) * 60
-		if b[0] == '-' {
-			off = -off
-		}
-		if off == 0 {
-			return time.UTC, true
-		}
-		return time.FixedZone(string(b), off), true
+// numericZone reads a numeric offset such as "+0200" or "-0700".
+func numericZone(b []byte) (*time.Location, bool) {
+	if !isNumericZone(b) {
+		return nil, false
 	}
-	name := string(bytes.ToUpper(b))
-	if off, ok := zoneOffsets[name]; ok {
-		if off == 0 {
-			return time.UTC, true
-		}
-		return time.FixedZone(name, off*3600), true
+	hh, _ := number(b[1:3], 2, 2)
+	mm, _ := number(b[3:5], 2, 2)
+	off := (hh*60 + mm) * 60
+	if b[0] == '-' {
+		off = -off
 	}
-	return loc, false
+	if off == 0 {
+		return time.UTC, true
+	}
+	return time.FixedZone(string(b), off), true
 }

@@ -22,16 +22,23 @@ func TestParseFromLine(t *testing.T) {
 		// Postfix and Dovecot: two spaces after the sender, day padded with a space.
 		{"From MAILER-DAEMON  Fri Jul  8 12:08:34 2011", "MAILER-DAEMON", time.Date(2011, 7, 8, 12, 8, 34, 0, loc)},
 		{"From bob Fri Jul 8 12:08:34 2011", "bob", time.Date(2011, 7, 8, 12, 8, 34, 0, loc)},
-		// perl-Mail-Box: no seconds and a zone name.
-		{"From magick@wizards.example Wed Feb  9 22:02 MET 2000", "magick@wizards.example", time.Date(2000, 2, 9, 21, 2, 0, 0, time.UTC)},
+		// A zone before the year, name or number, is ignored and the time read in loc, as
+		// Dovecot 2.3.19 does (doveadm fetch date.received); perl-Mail-Box has no seconds.
+		{"From magick@wizards.example Wed Feb  9 22:02 MET 2000", "magick@wizards.example", time.Date(2000, 2, 9, 22, 2, 0, 0, loc)},
 		{"From x Wed Feb  9 22:02 2000", "x", time.Date(2000, 2, 9, 22, 2, 0, 0, loc)},
-		{"From x Thu Nov 29 22:33:52 +0200 2001", "x", time.Date(2001, 11, 29, 20, 33, 52, 0, time.UTC)},
-		{"From x Thu Nov 29 22:33:52 -0700 2001", "x", time.Date(2001, 11, 30, 5, 33, 52, 0, time.UTC)},
-		{"From x Thu Nov 29 22:33:52 2003 +0200", "x", time.Date(2003, 11, 29, 20, 33, 52, 0, time.UTC)},
-		{"From x Thu Nov 29 22:33:52 PST 2001", "x", time.Date(2001, 11, 30, 6, 33, 52, 0, time.UTC)},
-		{"From x Thu Nov 29 22:33:52 UTC 2001", "x", time.Date(2001, 11, 29, 22, 33, 52, 0, time.UTC)},
-		// An unknown zone name is ignored: the time is read in loc.
+		{"From x Thu Nov 29 22:33:52 PST 2001", "x", time.Date(2001, 11, 29, 22, 33, 52, 0, loc)},
+		{"From x Thu Nov 29 22:33:52 UTC 2001", "x", time.Date(2001, 11, 29, 22, 33, 52, 0, loc)},
 		{"From x Thu Nov 29 22:33:52 XYZT 2001", "x", time.Date(2001, 11, 29, 22, 33, 52, 0, loc)},
+		{"From x Thu Nov 29 22:33:52 +0200 2001", "x", time.Date(2001, 11, 29, 22, 33, 52, 0, loc)},
+		{"From x Thu Nov 29 22:33:52 -0700 2001", "x", time.Date(2001, 11, 29, 22, 33, 52, 0, loc)},
+		// A numeric offset after the year is honoured, a name there ignored.
+		{"From x Thu Nov 29 22:33:52 2003 +0200", "x", time.Date(2003, 11, 29, 20, 33, 52, 0, time.UTC)},
+		{"From x Thu Nov 29 22:33:52 2003 -0700", "x", time.Date(2003, 11, 30, 5, 33, 52, 0, time.UTC)},
+		{"From x Thu Nov 29 22:33:52 2003 +0000", "x", time.Date(2003, 11, 29, 22, 33, 52, 0, time.UTC)},
+		{"From x Thu Nov 29 22:33:52 2003 PST", "x", time.Date(2003, 11, 29, 22, 33, 52, 0, loc)},
+		{"From x Thu Nov 29 22:33:52 UTC 2003 +0200", "x", time.Date(2003, 11, 29, 20, 33, 52, 0, time.UTC)},
+		{"From x Thu Nov 29 22:33:52 +0100 2003 +0200", "x", time.Date(2003, 11, 29, 20, 33, 52, 0, time.UTC)},
+		{"From x Thu Nov 29 22:33:52 2003 +0200 remote from x", "x", time.Date(2003, 11, 29, 20, 33, 52, 0, time.UTC)},
 		// UUCP's "remote from" and other text after the year.
 		{"From uucp Thu Nov 29 22:33:52 2001 remote from gateway", "uucp", time.Date(2001, 11, 29, 22, 33, 52, 0, loc)},
 		{"From x   Thu   Nov   29   22:33:52   2001", "x", time.Date(2001, 11, 29, 22, 33, 52, 0, loc)},
@@ -42,6 +49,8 @@ func TestParseFromLine(t *testing.T) {
 		{"From git@z Mon Sep 17 00:00:00 2001", "git@z", time.Date(2001, 9, 17, 0, 0, 0, 0, loc)},
 		{"From x mon sep 17 00:00:00 2001", "x", time.Date(2001, 9, 17, 0, 0, 0, 0, loc)},
 		{"From x Thu, 9 Nov 2002 22:33:52", "x", time.Date(2002, 11, 9, 22, 33, 52, 0, loc)},
+		{"From x Thu, 9 Nov 2002 22:33:52 +0200", "x", time.Date(2002, 11, 9, 20, 33, 52, 0, time.UTC)},
+		{"From x Thu, 9 Nov 2002 22:33:52 PST", "x", time.Date(2002, 11, 9, 22, 33, 52, 0, loc)},
 		{"From x Sat Jan  1 9:05:00 2000", "x", time.Date(2000, 1, 1, 9, 5, 0, 0, loc)},
 	}
 	for _, tt := range tests {
