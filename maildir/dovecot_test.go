@@ -13,7 +13,32 @@ import (
 	"time"
 )
 
-const doveadmPath = "/usr/bin/doveadm"
+const (
+	doveadmPath = "/usr/bin/doveadm"
+	mailUID     = 65534 // the mail user doveadm runs as, and its group
+)
+
+// requireDoveadm skips a test that needs doveadm, and root to run it as the
+// mail user.
+func requireDoveadm(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(doveadmPath); err != nil {
+		t.Skipf("skipping: %s not installed", doveadmPath)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root to run doveadm as an unprivileged mail user")
+	}
+}
+
+// mailUserDir returns a temporary directory the mail user can reach:
+// t.TempDir's own parent is 0700.
+func mailUserDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, os.Chmod(filepath.Dir(dir), 0o755))
+	must(t, os.Chmod(dir, 0o755))
+	return dir
+}
 
 // doveadm runs doveadm as the unprivileged user owning dir/Maildir, with a
 // throwaway configuration, and decodes its JSON output. Running it as the
@@ -57,17 +82,8 @@ func doveadmLog(t *testing.T, dir string, uid int, args ...string) ([]map[string
 // Writer: UIDs, UIDVALIDITY, flags, keywords, received dates, sizes taken from
 // S= and W=, and the bytes of every message.
 func TestDovecotReadsWhatWeWrite(t *testing.T) {
-	if _, err := os.Stat(doveadmPath); err != nil {
-		t.Skipf("skipping: %s not installed", doveadmPath)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to run doveadm as an unprivileged mail user")
-	}
-	const uid = 65534
-	dir := t.TempDir()
-	// The mail user must reach the Maildir: t.TempDir's own parent is 0700.
-	must(t, os.Chmod(filepath.Dir(dir), 0o755))
-	must(t, os.Chmod(dir, 0o755))
+	requireDoveadm(t)
+	dir := mailUserDir(t)
 	md := filepath.Join(dir, "Maildir")
 	_, w := newTestWriter(t, md, Options{Host: "mx/1:2"})
 	w.SetUIDBase(1234567, 40)
@@ -106,18 +122,13 @@ func TestDovecotReadsWhatWeWrite(t *testing.T) {
 	if !w.Renumbered() {
 		t.Error("Renumbered() = false after X-UID 11 followed 41")
 	}
-	must(t, filepath.Walk(md, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, uid)
-	}))
+	chownTree(t, md, mailUID)
 
-	status := doveadm(t, dir, uid, "mailbox", "status", "uidvalidity uidnext messages", "INBOX")
+	status := doveadm(t, dir, mailUID, "mailbox", "status", "uidvalidity uidnext messages", "INBOX")
 	if len(status) != 1 || status[0]["uidvalidity"] != "1234567" || status[0]["uidnext"] != "44" || status[0]["messages"] != "5" {
 		t.Errorf("mailbox status %v", status)
 	}
-	recs := doveadm(t, dir, uid, "fetch", "uid flags date.received.unixtime size.physical size.virtual text", "mailbox", "INBOX", "all")
+	recs := doveadm(t, dir, mailUID, "fetch", "uid flags date.received.unixtime size.physical size.virtual text", "mailbox", "INBOX", "all")
 	if len(recs) != len(inputs)+1 {
 		t.Fatalf("doveadm sees %d messages, want %d: %v", len(recs), len(inputs), recs)
 	}
@@ -149,35 +160,22 @@ func TestDovecotReadsWhatWeWrite(t *testing.T) {
 // for a header it cannot read at all, silently starts a new UIDVALIDITY (every
 // such case claims UIDVALIDITY 1).
 func TestDovecotJudgesUIDLists(t *testing.T) {
-	if _, err := os.Stat(doveadmPath); err != nil {
-		t.Skipf("skipping: %s not installed", doveadmPath)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to run doveadm as an unprivileged mail user")
-	}
-	const uid = 65534
+	requireDoveadm(t)
 	for _, tt := range uidlistCases {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			must(t, os.Chmod(filepath.Dir(dir), 0o755))
-			must(t, os.Chmod(dir, 0o755))
+			dir := mailUserDir(t)
 			md := filepath.Join(dir, "Maildir")
 			mkdirs(t, md+"/cur", md+"/new", md+"/tmp")
 			for _, name := range []string{"a", "b", "c"} {
 				must(t, os.WriteFile(filepath.Join(md, "cur", name), []byte("Subject: "+name+"\n\n"+name+"\n"), 0o600))
 			}
 			must(t, os.WriteFile(filepath.Join(md, uidlistName), []byte(tt.in), 0o600))
-			must(t, filepath.Walk(md, func(p string, _ os.FileInfo, err error) error {
-				if err != nil {
-					return err
-				}
-				return os.Lchown(p, uid, uid)
-			}))
+			chownTree(t, md, mailUID)
 			u, err := parseUIDList(strings.NewReader(tt.in))
 
-			recs, log := doveadmLog(t, dir, uid, "fetch", "uid guid", "mailbox", "INBOX", "all")
-			status := doveadm(t, dir, uid, "mailbox", "status", "uidvalidity", "INBOX")
+			recs, log := doveadmLog(t, dir, mailUID, "fetch", "uid guid", "mailbox", "INBOX", "all")
+			status := doveadm(t, dir, mailUID, "mailbox", "status", "uidvalidity", "INBOX")
 			if len(recs) != 3 || len(status) != 1 {
 				t.Fatalf("doveadm sees %v, status %v", recs, status)
 			}
@@ -212,6 +210,18 @@ func TestDovecotJudgesUIDLists(t *testing.T) {
 			}
 		})
 	}
+}
+
+// chownTree gives everything under dir to the mail user uid, whose group has
+// the same number, as the mail user's own processes would have made it.
+func chownTree(t *testing.T, dir string, uid int) {
+	t.Helper()
+	must(t, filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	}))
 }
 
 func sortFlags(s string) string {
