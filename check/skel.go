@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/maildir"
 )
 
 // ErrUnsafe is wrapped by the errors of MakeSkel and EnsureMaildir that refuse a path because
@@ -113,7 +115,7 @@ func ensureDir(dfd int, path, name string, uid, gid int, fixMode bool) (int, []s
 	} else if err != nil {
 		return -1, nil, &os.PathError{Op: "fstatat", Path: path, Err: err}
 	} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return -1, nil, unsafef("%s is a %s, not a directory", path, typeName(st.Mode))
+		return -1, nil, unsafef("%s is a %s, not a directory", path, maildir.FileType(st.Mode))
 	}
 	fd, err := unix.Openat(dfd, name, dirFlags, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {

@@ -254,7 +254,7 @@ func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
 		return
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		c.report(c.problem(Critical, NotRegular, path, "is a "+typeName(st.Mode)+", not a regular file"))
+		c.report(c.problem(Critical, NotRegular, path, "is a "+maildir.FileType(st.Mode)+", not a regular file"))
 		return
 	}
 	if sub == "tmp" {
@@ -308,7 +308,7 @@ func (c *checker) isDir(st *unix.Stat_t, path, what string) bool {
 	case unix.S_IFLNK:
 		c.report(c.problem(Critical, Symlink, path, what+" is a symlink"))
 	default:
-		c.report(c.problem(Critical, NotDir, path, what+" is a "+typeName(st.Mode)+", not a directory"))
+		c.report(c.problem(Critical, NotDir, path, what+" is a "+maildir.FileType(st.Mode)+", not a directory"))
 	}
 	return false
 }
@@ -424,24 +424,4 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func typeName(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "regular file"
-	case unix.S_IFDIR:
-		return "directory"
-	case unix.S_IFLNK:
-		return "symlink"
-	case unix.S_IFIFO:
-		return "FIFO"
-	case unix.S_IFSOCK:
-		return "socket"
-	case unix.S_IFCHR:
-		return "character device"
-	case unix.S_IFBLK:
-		return "block device"
-	}
-	return "special file"
 }
