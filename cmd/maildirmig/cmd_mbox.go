@@ -73,7 +73,7 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 			Name:  name,
 			Usage: "migrate " + what + " to ~USER/Maildir",
 			Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
-				"~USER/Maildir, Jobs users at a time. Each source is dotlocked and fcntl-locked as Postfix and\n" +
+				"~USER/Maildir, --jobs users at a time. Each source is dotlocked and fcntl-locked as Postfix and\n" +
 				"Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
 				"migrates only what was appended since and never brings back a message the user deleted.\n" +
 				"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
