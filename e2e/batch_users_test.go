@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
@@ -64,10 +65,20 @@ func addUser(t *testing.T, base string, args ...string) sysUser {
 	}
 	t.Cleanup(func() {
 		// userdel -r warns (exit 12) when the user had no spool in /var/mail; that is fine.
-		out, err := exec.Command("userdel", "-r", name).CombinedOutput()
-		var exit *exec.ExitError
-		if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 12) {
+		// It refuses (exit 8) while a process runs as the user, such as a local(8) still
+		// exiting after its master was stopped: try again for a while.
+		for try := 0; ; try++ {
+			out, err := exec.Command("userdel", "-r", name).CombinedOutput()
+			var exit *exec.ExitError
+			switch {
+			case err == nil || errors.As(err, &exit) && exit.ExitCode() == 12:
+				return
+			case errors.As(err, &exit) && exit.ExitCode() == 8 && try < 50:
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
 			t.Errorf("userdel -r %s: %v: %s", name, err, out)
+			return
 		}
 	})
 	su, err := user.Lookup(name)
