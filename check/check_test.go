@@ -140,6 +140,8 @@ func TestProblems(t *testing.T) {
 		}, Mode, Warning, []string{"cur"}, false},
 		{"Maildir mode 0500", func(t *testing.T, u User, _ *Config) {
 			must(t, os.Chmod(md(u), 0o500))
+			// Without root, t.TempDir's cleanup could not empty it.
+			t.Cleanup(func() { os.Chmod(md(u), 0o700) })
 		}, Mode, Critical, nil, false},
 		{"message mode 0644", func(t *testing.T, u User, _ *Config) {
 			must(t, os.Chmod(md(u, "cur", curName), 0o644))

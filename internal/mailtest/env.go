@@ -93,6 +93,7 @@ var (
 // binaries rarely collide) and a home directory under dir owned by that uid, mode 0700.
 func NewUser(t testing.TB, dir, name string) User {
 	t.Helper()
+	RequireRoot(t) // the home must be handed to the new uid
 	uidMu.Lock()
 	nextUID++
 	id := nextUID
