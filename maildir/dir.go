@@ -3,6 +3,7 @@ package maildir
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -318,6 +319,30 @@ func (d *Dir) readNames(s int) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// eachName hands every name of one subdirectory to fn, unsorted, a few
+// hundred at a time, so that listing a huge Maildir does not hold all its
+// names at once.
+func (d *Dir) eachName(s int, fn func(name string)) error {
+	fd, err := openBeneath(d.sub[s], ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("maildir: open %s/%s: %w", d.path, subNames[s], err)
+	}
+	f := os.NewFile(uintptr(fd), d.path+"/"+subNames[s])
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(512)
+		for _, n := range names {
+			fn(n)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("maildir: list %s/%s: %w", d.path, subNames[s], err)
+		}
+	}
 }
 
 func subIndex(sub string) (int, bool) {

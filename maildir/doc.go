@@ -18,7 +18,11 @@
 // The name carries S= (the file size) and W= (the size with bare LFs counted as
 // CRLF), which Dovecot trusts. The writer keeps Dovecot's dovecot-uidlist
 // (version 3) and dovecot-keywords, so IMAP and POP3 clients keep the UIDs,
-// flags and keywords they knew from the mbox.
+// flags and keywords they knew from the mbox. A Writer's memory barely grows
+// with the number of messages: it keeps a 24-byte key and UID per message file
+// (to recognise what is there), and streams dovecot-uidlist, whose new lines
+// wait in an unlinked scratch file in tmp/ until [Writer.Commit] writes the
+// file once, after [Writer.Flush] made batches durable.
 //
 // [ParseName], [CheckUIDList], [FileType], [Dir.Messages] and [Dir.OpenMessage]
 // serve readers that check or verify a Maildir.

@@ -33,9 +33,9 @@ type uidlist struct {
 	validity uint32
 	next     uint32
 	guid     string
-	extra    []string // other header fields, kept as read
-	lines    []uidLine
-	byBase   map[string]uint32
+	extra    []string          // other header fields, kept as read
+	lines    []uidLine         // only from parseUIDList
+	byBase   map[string]uint32 // only from parseUIDList
 }
 
 type uidLine struct {
@@ -88,6 +88,24 @@ func CheckUIDList(r io.Reader) error {
 // Looser than Dovecot, since UIDs survive it: an extension field whose key is
 // not a capital letter, which Dovecot logs, drops and rewrites.
 func parseUIDList(r io.Reader) (*uidlist, error) {
+	var lines []uidLine
+	byBase := map[string]uint32{}
+	u, err := scanUIDList(r, func(l uidLine) error {
+		lines = append(lines, l)
+		byBase[l.base] = l.uid
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	u.lines, u.byBase = lines, byBase
+	return u, nil
+}
+
+// scanUIDList is parseUIDList without keeping the lines: it hands each one to
+// each, in file order, and returns the header. Its memory does not grow with
+// the file.
+func scanUIDList(r io.Reader, each func(uidLine) error) (*uidlist, error) {
 	br := bufio.NewReaderSize(r, maxUIDListLine)
 	head, err := readUIDListLine(br, 1)
 	if err == io.EOF {
@@ -96,7 +114,7 @@ func parseUIDList(r io.Reader) (*uidlist, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &uidlist{byBase: map[string]uint32{}}
+	u := &uidlist{}
 	if len(head) < 2 || head[1] != ' ' || (head[0] != '1' && head[0] != '3') {
 		return nil, &UIDListError{Line: 1, Reason: fmt.Sprintf("header %.20q does not start with version 1 or 3 and a space", head)}
 	}
@@ -193,9 +211,9 @@ func parseUIDList(r io.Reader) (*uidlist, error) {
 		if strings.Contains(name, "/") {
 			return nil, &UIDListError{Line: n, Reason: fmt.Sprintf("file name %q has a slash", name)}
 		}
-		base := baseOf(name)
-		u.lines = append(u.lines, uidLine{uid: uid, text: line, base: base})
-		u.byBase[base] = uid
+		if err := each(uidLine{uid: uid, text: line, base: baseOf(name)}); err != nil {
+			return nil, err
+		}
 	}
 	if u.next <= last {
 		u.next = last + 1
@@ -248,25 +266,6 @@ func newGUID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-func (u *uidlist) add(uid uint32, base string) {
-	u.lines = append(u.lines, uidLine{uid: uid, text: strconv.FormatUint(uint64(uid), 10) + " :" + base, base: base})
-	u.byBase[base] = uid
-}
-
-func (u *uidlist) bytes() []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "3 V%d N%d G%s", u.validity, u.next, u.guid)
-	for _, f := range u.extra {
-		b.WriteString(" " + f)
-	}
-	b.WriteByte('\n')
-	for _, l := range u.lines {
-		b.WriteString(l.text)
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
-}
-
 // parseKeywords reads dovecot-keywords: "<index> <name>" lines.
 func parseKeywords(r io.Reader) ([maxKeywords]string, error) {
 	var kw [maxKeywords]string
@@ -304,6 +303,22 @@ func keywordsBytes(kw *[maxKeywords]string) []byte {
 // readSmallFile reads a control file of the Maildir without following a symlink.
 // It returns nil, nil when the file does not exist.
 func readSmallFile(dirfd int, name, display string) ([]byte, *unix.Stat_t, error) {
+	f, st, err := openControl(dirfd, name, display)
+	if f == nil || err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<30))
+	if err != nil {
+		return nil, nil, fmt.Errorf("maildir: read %s: %w", display, err)
+	}
+	return b, st, nil
+}
+
+// openControl opens a control file of the Maildir for reading without
+// following a symlink, and refuses anything but a regular file. It returns
+// nil, nil, nil when the file does not exist.
+func openControl(dirfd int, name, display string) (*os.File, *unix.Stat_t, error) {
 	fd, err := openBeneath(dirfd, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err == unix.ENOENT {
 		return nil, nil, nil
@@ -315,17 +330,14 @@ func readSmallFile(dirfd int, name, display string) ([]byte, *unix.Stat_t, error
 		return nil, nil, fmt.Errorf("maildir: open %s: %w", display, err)
 	}
 	f := os.NewFile(uintptr(fd), display)
-	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
 		return nil, nil, fmt.Errorf("maildir: stat %s: %w", display, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
 		return nil, nil, &unsafeError{display, "is not a regular file (" + FileType(st.Mode) + ")"}
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 1<<30))
-	if err != nil {
-		return nil, nil, fmt.Errorf("maildir: read %s: %w", display, err)
-	}
-	return b, &st, nil
+	return f, &st, nil
 }

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -111,10 +112,17 @@ type Writer struct {
 	opts Options
 	host string
 
-	present map[string]Entry  // base name → file found in cur/ or new/ by NewWriter
-	added   map[string]Result // base name → message added by this Writer
+	// known holds every base name in cur/ or new/: found there by
+	// NewWriter or added since. It is keyed by a hash of the base name and
+	// keeps the rest of the file name interned, so that it costs a few
+	// dozen bytes per message whatever the names' length.
+	known    map[baseKey]knownFile
+	suffixes []string          // the parts of file names after their base
+	suffixAt map[string]uint32 // index of each in suffixes
 
-	ul       *uidlist
+	ul       *uidlist     // header only: the lines stay in the file, the spill and tail
+	tail     []uidLine    // lines given since the last spill; Abort may still drop them
+	spill    *os.File     // lines given since the last Commit, before tail; unlinked scratch in tmp/
 	ulLoaded bool         // the uidlist existed when NewWriter read it
 	ulStat   *unix.Stat_t // its identity then, to notice another writer
 	ulDirty  bool
@@ -153,6 +161,27 @@ type Writer struct {
 // workers gained nothing measurable.
 const syncWorkers = 16
 
+// baseKey identifies a base name: the first 16 bytes of its SHA-256. Two
+// names that differ collide with probability 2^-128 per pair.
+type baseKey [16]byte
+
+func keyOf(base string) baseKey {
+	sum := sha256.Sum256([]byte(base))
+	return baseKey(sum[:16])
+}
+
+// knownFile is a message file of the Maildir, its base name aside.
+type knownFile struct {
+	uid    uint32 // its UID in the uidlist, 0 while it is not listed
+	suffix uint32 // index in Writer.suffixes of the name after the base, inNew set when in new/
+}
+
+const inNew = 1 << 31
+
+// spillEvery is how many uidlist lines Add keeps in memory, in the modes
+// without batches, before it moves them to the spill file.
+const spillEvery = 512
+
 type pendingFile struct {
 	tmp  string
 	sub  int
@@ -179,32 +208,40 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 		opts.BatchBytes = defaultBatchBytes
 	}
 	w := &Writer{
-		d:       d,
-		opts:    opts,
-		host:    EscapeHost(host),
-		present: map[string]Entry{},
-		added:   map[string]Result{},
-		buf:     make([]byte, 64*1024),
-		pid:     os.Getpid(),
+		d:        d,
+		opts:     opts,
+		host:     EscapeHost(host),
+		known:    map[baseKey]knownFile{},
+		suffixAt: map[string]uint32{},
+		buf:      make([]byte, 64*1024),
+		pid:      os.Getpid(),
 	}
 	for _, s := range []int{subCur, subNew} {
-		names, err := d.readNames(s)
+		err := d.eachName(s, func(n string) {
+			if n == "" || n[0] == '.' {
+				return
+			}
+			base := baseOf(n)
+			w.known[keyOf(base)] = w.file(n[len(base):], s)
+		})
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range names {
-			if n == "" || n[0] == '.' {
-				continue
-			}
-			w.present[baseOf(n)] = Entry{Sub: subNames[s], Name: n}
-		}
 	}
-	b, st, err := readSmallFile(d.fd, uidlistName, d.path+"/"+uidlistName)
+	f, st, err := openControl(d.fd, uidlistName, d.path+"/"+uidlistName)
 	if err != nil {
 		return nil, err
 	}
-	if b != nil {
-		ul, err := parseUIDList(bytes.NewReader(b))
+	if f != nil {
+		ul, err := scanUIDList(f, func(l uidLine) error {
+			k := keyOf(l.base)
+			if e, ok := w.known[k]; ok {
+				e.uid = l.uid
+				w.known[k] = e
+			}
+			return nil
+		})
+		f.Close()
 		if err != nil {
 			if ue, ok := errors.AsType[*UIDListError](err); ok {
 				ue.Path = d.path + "/" + uidlistName
@@ -224,9 +261,9 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
 		}
-		w.ul = &uidlist{validity: uint32(time.Now().Unix()), next: 1, guid: guid, byBase: map[string]uint32{}}
+		w.ul = &uidlist{validity: uint32(time.Now().Unix()), next: 1, guid: guid}
 	}
-	b, _, err = readSmallFile(d.fd, keywordsName, d.path+"/"+keywordsName)
+	b, _, err := readSmallFile(d.fd, keywordsName, d.path+"/"+keywordsName)
 	if err != nil {
 		return nil, err
 	}
@@ -419,29 +456,31 @@ func (w *Writer) Add(m *Message) (Result, error) {
 	base := fmt.Sprintf("%d.M%dQ%dX%s.%s,S=%d,W=%d", secs, usecs, m.Position,
 		hex.EncodeToString(r.SHA256[:8]), w.host, c.n, c.n+c.bareLF)
 
-	if prior, ok := w.added[base]; ok {
+	key := keyOf(base)
+	if e, ok := w.known[key]; ok {
 		w.removeTmp(tmp)
-		prior.Existed = true
-		w.prev = prior.UID
-		w.report(prior)
-		return prior, nil
-	}
-	if e, ok := w.present[base]; ok {
-		w.removeTmp(tmp)
-		r.Name, r.Sub, r.Existed = e.Name, e.Sub, true
-		if uid, ok := w.ul.byBase[base]; ok {
-			r.UID = uid
-			w.prev = uid
+		r.Name, r.Existed = base+w.suffixes[e.suffix&^inNew], true
+		r.Sub = subNames[subCur]
+		if e.suffix&inNew != 0 {
+			r.Sub = subNames[subNew]
+		}
+		if e.uid != 0 {
+			r.UID = e.uid
+			w.prev = e.uid
 		} else {
 			// A file of ours that the uidlist does not list yet (a run
 			// interrupted before Commit): list it now, in mbox order.
 			if r.UID, err = w.assignUID(m.UID); err != nil {
 				return Result{}, err
 			}
-			w.ul.add(r.UID, base)
+			w.list(r.UID, base)
+			e.uid = r.UID
+			w.known[key] = e
 		}
-		w.added[base] = r
 		w.report(r)
+		if err := w.maybeSpill(); err != nil {
+			return r, err
+		}
 		return r, nil
 	}
 
@@ -457,8 +496,10 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		w.removeTmp(tmp)
 		return Result{}, err
 	}
-	w.ul.add(r.UID, base)
-	w.added[base] = r
+	w.list(r.UID, base)
+	f := w.file(r.Name[len(base):], sub)
+	f.uid = r.UID
+	w.known[key] = f
 
 	if w.opts.Fsync == FsyncBatch {
 		w.pending = append(w.pending, pendingFile{tmp: tmp, sub: sub, name: r.Name, base: base, wait: len(w.waiting)})
@@ -466,6 +507,9 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		w.waiting = append(w.waiting, r)
 		if len(w.pending) >= w.opts.BatchFiles || w.pendingBytes >= w.opts.BatchBytes {
 			if err := w.flush(); err != nil {
+				return r, err
+			}
+			if err := w.spillTail(); err != nil {
 				return r, err
 			}
 		}
@@ -480,17 +524,98 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		w.forget([]pendingFile{{tmp: tmp, base: base}})
 		return Result{}, err
 	}
-	if existed {
-		r.Existed = true
-		w.added[base] = r
-	}
+	r.Existed = existed
 	if w.opts.Fsync == FsyncAlways {
 		if err := w.syncDirs(); err != nil {
 			return r, err
 		}
 	}
 	w.report(r)
+	if err := w.maybeSpill(); err != nil {
+		return r, err
+	}
 	return r, nil
+}
+
+// file describes a file named base+suffix in subdirectory s, not yet listed.
+func (w *Writer) file(suffix string, s int) knownFile {
+	i, ok := w.suffixAt[suffix]
+	if !ok {
+		i = uint32(len(w.suffixes))
+		w.suffixes = append(w.suffixes, suffix)
+		w.suffixAt[suffix] = i
+	}
+	if s == subNew {
+		i |= inNew
+	}
+	return knownFile{suffix: i}
+}
+
+// list gives base its line in the uidlist.
+func (w *Writer) list(uid uint32, base string) {
+	w.tail = append(w.tail, uidLine{uid: uid, text: strconv.FormatUint(uint64(uid), 10) + " :" + base, base: base})
+}
+
+// maybeSpill moves the tail to the spill file once it is long and no batch
+// is pending, the only time Abort can no longer drop any of its lines.
+func (w *Writer) maybeSpill() error {
+	if len(w.tail) < spillEvery || len(w.pending) > 0 {
+		return nil
+	}
+	return w.spillTail()
+}
+
+// spillTail appends the tail's lines to the spill file, a scratch file in
+// tmp/ (created exclusively, 0600, and unlinked at once: it leaves nothing
+// behind, even after a crash). Lines are kept there rather than in memory
+// so that a Writer's memory does not grow with the number of messages.
+func (w *Writer) spillTail() error {
+	if len(w.tail) == 0 || len(w.pending) > 0 {
+		return nil
+	}
+	if w.spill == nil {
+		f, err := w.createSpill()
+		if err != nil {
+			return err
+		}
+		w.spill = f
+	}
+	b := w.buf[:0]
+	for _, l := range w.tail {
+		if len(b)+len(l.text)+1 > cap(b) {
+			if _, err := w.spill.Write(b); err != nil {
+				return fmt.Errorf("maildir: write %s: %w", w.spill.Name(), err)
+			}
+			b = b[:0]
+		}
+		b = append(b, l.text...)
+		b = append(b, '\n')
+	}
+	if _, err := w.spill.Write(b); err != nil {
+		return fmt.Errorf("maildir: write %s: %w", w.spill.Name(), err)
+	}
+	clear(w.tail)
+	w.tail = w.tail[:0]
+	return nil
+}
+
+func (w *Writer) createSpill() (*os.File, error) {
+	tmpfd := w.d.sub[subTmp]
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("maildir: tmp name: %w", err)
+	}
+	name := fmt.Sprintf("%d.P%dR%s.%s.uidlist", time.Now().Unix(), w.pid, hex.EncodeToString(rnd[:]), w.host)
+	fd, err := openBeneathMode(tmpfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, name, err)
+	}
+	f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
+	if err := unix.Unlinkat(tmpfd, name, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("maildir: remove %s: %w", f.Name(), err)
+	}
+	return f, nil
 }
 
 // report hands r to Options.Durable, after every earlier message still
@@ -664,9 +789,6 @@ func (w *Writer) flush() error {
 			// Planted under our name since NewWriter listed the
 			// directory: the file there stays, and is reported as such.
 			w.waiting[p.wait].Existed = true
-			r := w.added[p.base]
-			r.Existed = true
-			w.added[p.base] = r
 		}
 	}
 	w.pending, w.pendingBytes = w.pending[:0], 0
@@ -729,36 +851,34 @@ func (w *Writer) traced(err error, event string) error {
 	return err
 }
 
-// Commit finishes the pending batch (sync, renames, directory fsync) and
-// writes dovecot-uidlist and dovecot-keywords atomically (tmp file, fsync,
-// rename, fsync the directory), mode 0600. It may be called several times
-// (the caller calls it periodically and at the end).
-func (w *Writer) Commit() error {
+// Flush makes every message added so far durable and visible: it finishes
+// the pending batch (sync, renames, directory fsync), reports it to
+// Options.Durable, and writes dovecot-keywords, but leaves dovecot-uidlist
+// for Commit. Files flushed but never committed are found by the next Writer,
+// which lists them when they are added again, in Add order.
+func (w *Writer) Flush() error {
 	if err := w.flush(); err != nil {
 		return err
 	}
 	if err := w.writeKeywords(); err != nil {
 		return err
 	}
+	return w.spillTail()
+}
+
+// Commit does what Flush does, then writes dovecot-uidlist atomically (tmp
+// file, fsync, rename, fsync the directory), mode 0600: the lines of the file
+// as NewWriter found it, then those of the messages added since, in Add
+// order. It may be called several times; each call rewrites the whole file,
+// so a caller that only needs durability calls Flush.
+func (w *Writer) Commit() error {
+	if err := w.Flush(); err != nil {
+		return err
+	}
 	if !w.ulDirty {
 		return nil
 	}
-	err := w.writeControl(uidlistName, w.ul.bytes(), func() error {
-		// Under Dovecot's lock: a uidlist rewritten since we read it means
-		// Dovecot (or another writer) gave out UIDs we may give again.
-		var st unix.Stat_t
-		err := unix.Fstatat(w.d.fd, uidlistName, &st, unix.AT_SYMLINK_NOFOLLOW)
-		switch {
-		case err == unix.ENOENT && w.ulStat == nil:
-			return nil
-		case err != nil && err != unix.ENOENT:
-			return fmt.Errorf("maildir: stat %s/%s: %w", w.d.path, uidlistName, err)
-		case w.ulStat == nil || err == unix.ENOENT || st.Ino != w.ulStat.Ino || st.Size != w.ulStat.Size || st.Mtim != w.ulStat.Mtim:
-			return fmt.Errorf("maildir: %s/%s changed while this migration was writing (is Dovecot already serving this Maildir?)", w.d.path, uidlistName)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := w.writeControl(uidlistName, w.writeUIDList); err != nil {
 		return err
 	}
 	var st unix.Stat_t
@@ -766,6 +886,60 @@ func (w *Writer) Commit() error {
 		return fmt.Errorf("maildir: stat %s/%s: %w", w.d.path, uidlistName, err)
 	}
 	w.ulStat, w.ulDirty = &st, false
+	if w.spill != nil {
+		// Its lines are in the file now.
+		w.spill.Close()
+		w.spill = nil
+	}
+	return nil
+}
+
+// writeUIDList writes the new dovecot-uidlist to out, under Dovecot's lock:
+// the header, the lines of the current file, then the spilled lines. The
+// current file must be the one NewWriter (or the last Commit) saw: one
+// rewritten since means Dovecot (or another writer) gave out UIDs we may give
+// again.
+func (w *Writer) writeUIDList(out io.Writer) error {
+	display := w.d.path + "/" + uidlistName
+	old, st, err := openControl(w.d.fd, uidlistName, display)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		defer old.Close()
+	}
+	if (st == nil) != (w.ulStat == nil) || st != nil && (st.Ino != w.ulStat.Ino || st.Size != w.ulStat.Size || st.Mtim != w.ulStat.Mtim) {
+		return fmt.Errorf("maildir: %s changed while this migration was writing (is Dovecot already serving this Maildir?)", display)
+	}
+	bw := bufio.NewWriterSize(out, 64*1024)
+	fmt.Fprintf(bw, "3 V%d N%d G%s", w.ul.validity, w.ul.next, w.ul.guid)
+	for _, f := range w.ul.extra {
+		bw.WriteString(" " + f)
+	}
+	bw.WriteByte('\n')
+	if old != nil {
+		_, err := scanUIDList(old, func(l uidLine) error {
+			bw.WriteString(l.text)
+			return bw.WriteByte('\n')
+		})
+		if err != nil {
+			return fmt.Errorf("maildir: read %s: %w", display, err)
+		}
+	}
+	if w.spill != nil {
+		if _, err := w.spill.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("maildir: read %s: %w", w.spill.Name(), err)
+		}
+		if _, err := io.Copy(bw, w.spill); err != nil {
+			return fmt.Errorf("maildir: read %s: %w", w.spill.Name(), err)
+		}
+		if _, err := w.spill.Seek(0, io.SeekEnd); err != nil {
+			return fmt.Errorf("maildir: read %s: %w", w.spill.Name(), err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("maildir: write %s.lock: %w", display, err)
+	}
 	return nil
 }
 
@@ -773,7 +947,14 @@ func (w *Writer) writeKeywords() error {
 	if !w.kwDirty {
 		return nil
 	}
-	if err := w.writeControl(keywordsName, keywordsBytes(&w.kw), nil); err != nil {
+	data := keywordsBytes(&w.kw)
+	err := w.writeControl(keywordsName, func(out io.Writer) error {
+		if _, err := out.Write(data); err != nil {
+			return fmt.Errorf("maildir: write %s/%s.lock: %w", w.d.path, keywordsName, err)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	w.kwDirty = false
@@ -785,10 +966,10 @@ func (w *Writer) writeKeywords() error {
 const lockStale = 2 * time.Minute
 
 // writeControl replaces a control file of the Maildir the way Dovecot does:
-// the content goes into name.lock (created exclusively, so it is also
-// Dovecot's dotlock), is synced, and is renamed over name. check runs while
-// the lock is held.
-func (w *Writer) writeControl(name string, data []byte, check func() error) error {
+// the content, which write produces while the lock is held, goes into
+// name.lock (created exclusively, so it is also Dovecot's dotlock), is
+// synced, and is renamed over name.
+func (w *Writer) writeControl(name string, write func(io.Writer) error) error {
 	lock := name + ".lock"
 	display := w.d.path + "/" + lock
 	deadline := time.Now().Add(30 * time.Second)
@@ -819,13 +1000,8 @@ func (w *Writer) writeControl(name string, data []byte, check func() error) erro
 		_ = unix.Unlinkat(w.d.fd, lock, 0)
 		return err
 	}
-	if check != nil {
-		if err := check(); err != nil {
-			return fail(err)
-		}
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(fmt.Errorf("maildir: write %s: %w", display, err))
+	if err := write(f); err != nil {
+		return fail(err)
 	}
 	if err := unix.Fchmod(fd, 0o600); err != nil {
 		return fail(fmt.Errorf("maildir: chmod %s: %w", display, err))
@@ -869,7 +1045,8 @@ func (w *Writer) Abort() error {
 }
 
 // forget drops the uidlist lines and run records of messages that never
-// reached cur/ or new/, removing their tmp files.
+// reached cur/ or new/, removing their tmp files. Their lines are all in the
+// tail: it is spilled only when no batch is pending.
 func (w *Writer) forget(files []pendingFile) {
 	if len(files) == 0 {
 		return
@@ -877,15 +1054,15 @@ func (w *Writer) forget(files []pendingFile) {
 	gone := map[string]bool{}
 	for _, p := range files {
 		gone[p.base] = true
-		delete(w.added, p.base)
-		delete(w.ul.byBase, p.base)
+		delete(w.known, keyOf(p.base))
 		w.removeTmp(p.tmp)
 	}
-	lines := w.ul.lines[:0]
-	for _, l := range w.ul.lines {
+	tail := w.tail[:0]
+	for _, l := range w.tail {
 		if !gone[l.base] {
-			lines = append(lines, l)
+			tail = append(tail, l)
 		}
 	}
-	w.ul.lines = lines
+	clear(w.tail[len(tail):])
+	w.tail = tail
 }

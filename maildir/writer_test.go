@@ -728,3 +728,119 @@ func TestSyncFailureKeepsBatchOut(t *testing.T) {
 		t.Errorf("after Abort and a new message: %v, reported %v", got, reported)
 	}
 }
+
+func TestFlushLeavesUIDListToCommit(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	var durable []Result
+	d, w := newTestWriter(t, md, Options{Durable: func(r Result) { durable = append(durable, r) }})
+	w.SetUIDBase(1000, 20)
+	var first []Result
+	for i, uid := range []uint32{7, 9, 15} {
+		m := msg(int64(i), fmt.Sprintf("message %d\n", i))
+		m.UID = uid
+		first = append(first, add(t, w, m))
+	}
+	must(t, w.Flush())
+	if len(durable) != 3 || countFiles(t, md, "new") != 3 || countFiles(t, md, "tmp") != 0 {
+		t.Fatalf("after Flush: %d reported durable, %d in new/, %d in tmp/", len(durable), countFiles(t, md, "new"), countFiles(t, md, "tmp"))
+	}
+	if _, err := os.Lstat(filepath.Join(md, "dovecot-uidlist")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Flush wrote dovecot-uidlist (%v)", err)
+	}
+	// No Commit: the run stops here. The next one adds the same messages
+	// again, then one more, and lists them all in mbox order with their
+	// mbox UIDs.
+	d.Close()
+	_, w = newTestWriter(t, md, Options{})
+	w.SetUIDBase(1000, 20)
+	var lines []string
+	for i, uid := range []uint32{7, 9, 15, 0} {
+		m := msg(int64(i), fmt.Sprintf("message %d\n", i))
+		m.UID = uid
+		r := add(t, w, m)
+		if i < 3 && (!r.Existed || r.Name != first[i].Name || r.UID != uid) {
+			t.Errorf("message %d again: %+v, want the existing %+v", i, r, first[i])
+		}
+		lines = append(lines, fmt.Sprintf("%d :%s", r.UID, r.Name))
+	}
+	must(t, w.Commit())
+	got := strings.Split(strings.TrimSuffix(readFile(t, filepath.Join(md, "dovecot-uidlist")), "\n"), "\n")
+	if !strings.HasPrefix(lines[3], "21 :") || !strings.HasPrefix(got[0], "3 V1000 N22 G") || !reflect.DeepEqual(got[1:], lines) {
+		t.Errorf("uidlist:\n%s\nwant the lines\n%s", strings.Join(got, "\n"), strings.Join(lines, "\n"))
+	}
+}
+
+// TestCommitKeepsLongUIDLists adds more messages than a Writer keeps uidlist
+// lines in memory, over several Commits and two runs, and checks that the file
+// holds every line once, in order.
+func TestCommitKeepsLongUIDLists(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	mkdirs(t, md)
+	// A Courier (version 1) file, as an older migration left it.
+	must(t, os.WriteFile(filepath.Join(md, "dovecot-uidlist"), []byte("1 4242 3\n1 old.one:2,S\n2 old.two\n"), 0o600))
+	want := []string{"1 :old.one:2,S", "2 :old.two"}
+	for run, n := range []int{2*spillEvery + 100, spillEvery + 7} {
+		d, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+		for i := range n {
+			r := add(t, w, msg(int64(run*10000+i), fmt.Sprintf("run %d message %d\n", run, i)))
+			want = append(want, fmt.Sprintf("%d :%s", r.UID, r.Name))
+			if i == spillEvery+1 {
+				must(t, w.Commit())
+			}
+		}
+		if c := countFiles(t, md, "tmp"); c != 0 {
+			t.Errorf("run %d: %d files in tmp/ before Commit, want none", run, c)
+		}
+		must(t, w.Commit())
+		must(t, w.Commit())
+		d.Close()
+		got := strings.Split(strings.TrimSuffix(readFile(t, filepath.Join(md, "dovecot-uidlist")), "\n"), "\n")
+		if head := fmt.Sprintf("3 V4242 N%d G", len(want)+1); !strings.HasPrefix(got[0], head) {
+			t.Errorf("run %d: header %q, want %q...", run, got[0], head)
+		}
+		if !reflect.DeepEqual(got[1:], want) {
+			t.Fatalf("run %d: uidlist has %d lines, want %d; first difference at %d", run, len(got)-1, len(want), firstDiff(got[1:], want))
+		}
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func TestCommitRefusesUIDListChangedMeanwhile(t *testing.T) {
+	t.Parallel()
+	for _, existed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("existed=%v", existed), func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			mkdirs(t, md)
+			ul := filepath.Join(md, "dovecot-uidlist")
+			if existed {
+				must(t, os.WriteFile(ul, []byte("3 V5 N2 G0123456789abcdef0123456789abcdef\n1 :a\n"), 0o600))
+			}
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+			add(t, w, msg(0, "x\n"))
+			// Dovecot delivers meanwhile and lists its message.
+			dovecot := "3 V5 N3 G0123456789abcdef0123456789abcdef\n1 :a\n2 :b\n"
+			must(t, os.WriteFile(ul+".new", []byte(dovecot), 0o600))
+			must(t, os.Rename(ul+".new", ul))
+			if err := w.Commit(); err == nil || !strings.Contains(err.Error(), "changed while") {
+				t.Fatalf("Commit: %v, want a changed-meanwhile error", err)
+			}
+			if got := readFile(t, ul); got != dovecot {
+				t.Errorf("uidlist now %q, want Dovecot's %q", got, dovecot)
+			}
+			if _, err := os.Lstat(ul + ".lock"); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("lock left behind (%v)", err)
+			}
+		})
+	}
+}
