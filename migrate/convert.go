@@ -74,12 +74,14 @@ type Stats struct {
 	Loose       bool
 }
 
-// commitEvery bounds how much work is pending between two writer commits: each commit
-// rewrites dovecot-uidlist, so it must not happen per message, and records reach OnMessage only
-// once their messages are durable.
+// flushEvery bounds how much work is pending between two writer flushes: records reach
+// OnMessage only once a flush made their messages durable, and are held until then.
+// dovecot-uidlist is written once, by the Commit at the end: a run that stops before it
+// leaves files the next run finds and lists (a resume starts where the last saved state
+// says, which is only saved after a Commit).
 const (
-	commitEveryMessages = 4096
-	commitEveryBytes    = 256 << 20
+	flushEveryMessages = 4096
+	flushEveryBytes    = 256 << 20
 )
 
 // Convert reads the mbox src[opts.StartOffset:size) and adds every message to d, in mbox order.
@@ -113,7 +115,7 @@ func Convert(ctx context.Context, src io.ReaderAt, size int64, srcMTime time.Tim
 		}
 		return c.st, err
 	}
-	if err := c.commit(); err != nil {
+	if err := c.durable(w.Commit); err != nil {
 		return c.st, err
 	}
 	if w.Renumbered() {
@@ -133,7 +135,7 @@ type converter struct {
 	st       Stats
 	srcMTime time.Time
 
-	pending      []MessageRecord // added but not yet durable
+	pending      []pendingRecord // added but not yet durable
 	pendingBytes int64
 	pendingEnd   int64 // source offset after the last pending message
 	reported     int64 // source offset already passed to Progress
@@ -164,8 +166,8 @@ func (c *converter) run(ctx context.Context) error {
 			return fmt.Errorf("message %d at offset %d: %w", c.opts.StartIndex+int64(m.Index)+1, c.opts.StartOffset+m.Offset, err)
 		}
 		c.progress()
-		if len(c.pending) >= commitEveryMessages || c.pendingBytes >= commitEveryBytes {
-			if err := c.commit(); err != nil {
+		if len(c.pending) >= flushEveryMessages || c.pendingBytes >= flushEveryBytes {
+			if err := c.durable(c.w.Flush); err != nil {
 				return err
 			}
 		}
@@ -201,7 +203,7 @@ func (c *converter) add(m *mbox.Message) error {
 		c.st.Skipped++
 		rec.Skipped = true
 		c.notice(Event{Kind: EventPseudoSkipped, Message: pos, Offset: rec.Offset, Detail: "UW-IMAP folder internal data message skipped (its UIDVALIDITY is kept)"})
-		return c.queue(m, rec)
+		return c.queue(m, rec, nil)
 	}
 	header := m.Header
 	if !c.opts.KeepHeaders {
@@ -221,32 +223,53 @@ func (c *converter) add(m *mbox.Message) error {
 		return err
 	}
 	rec.Name, rec.Sub, rec.UID, rec.Existed = res.Name, res.Sub, res.UID, res.Existed
-	rec.StoredSHA256 = hex.EncodeToString(res.SHA256[:])
 	if res.Existed {
 		c.st.Existed++
 	} else {
 		c.st.Written++
 	}
-	return c.queue(m, rec)
+	return c.queue(m, rec, &res.SHA256)
 }
 
-// queue holds rec until the next commit makes its message durable.
-func (c *converter) queue(m *mbox.Message, rec MessageRecord) error {
+// pendingRecord is a MessageRecord waiting for its message to be durable, its hashes still
+// in binary: the hex strings are made only for OnMessage.
+type pendingRecord struct {
+	rec    MessageRecord
+	sum    [sha256.Size]byte
+	stored [sha256.Size]byte
+	hasSum bool // stored is set (not a skipped pseudo-message)
+}
+
+// queue holds rec until the next flush makes its message durable. stored is the hash of
+// the file written, nil for a message not written.
+func (c *converter) queue(m *mbox.Message, rec MessageRecord, stored *[sha256.Size]byte) error {
 	rec.Size = m.Size()
-	rec.SHA256 = hex.EncodeToString(c.hasher.Sum(nil))
-	c.pending = append(c.pending, rec)
+	p := pendingRecord{rec: rec, hasSum: stored != nil}
+	c.hasher.Sum(p.sum[:0])
+	if stored != nil {
+		p.stored = *stored
+	}
+	c.pending = append(c.pending, p)
 	c.pendingBytes += rec.Size
 	c.pendingEnd = c.opts.StartOffset + c.r.Offset()
 	return nil
 }
 
-func (c *converter) commit() error {
-	if err := c.w.Commit(); err != nil {
+// durable calls sync (the writer's Flush, or Commit at the end), then hands the pending
+// records to OnMessage: their messages are on disk.
+func (c *converter) durable(sync func() error) error {
+	if err := sync(); err != nil {
 		return err
 	}
 	c.st.UIDValidity, c.st.NextUID = c.w.UIDValidity(), c.w.NextUID()
-	for _, rec := range c.pending {
+	for i := range c.pending {
+		p := &c.pending[i]
 		if c.opts.OnMessage != nil {
+			rec := p.rec
+			rec.SHA256 = hex.EncodeToString(p.sum[:])
+			if p.hasSum {
+				rec.StoredSHA256 = hex.EncodeToString(p.stored[:])
+			}
 			c.opts.OnMessage(rec)
 		}
 	}
@@ -254,6 +277,7 @@ func (c *converter) commit() error {
 		c.st.EndOffset = c.pendingEnd
 	}
 	c.st.Bytes = c.st.EndOffset - c.opts.StartOffset
+	clear(c.pending)
 	c.pending, c.pendingBytes = c.pending[:0], 0
 	return nil
 }
