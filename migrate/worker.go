@@ -231,7 +231,9 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 		}
 		loc = l
 	}
-	var records []MessageRecord
+	// Each message is checked as soon as it is durable, so that memory does not grow with the
+	// mailbox.
+	chk := &recordChecker{d: d}
 	var pending int64
 	st, err := Convert(ctx, src, size, mtime, d, ConvertOptions{
 		KeepHeaders: req.KeepHeaders,
@@ -242,7 +244,7 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 		StartIndex:  req.StartIndex,
 		Notice:      func(e Event) { emit(workerMsg{T: "event", Event: &e, Folder: folder}) },
 		OnMessage: func(r MessageRecord) {
-			records = append(records, r)
+			chk.check(r)
 			emit(workerMsg{T: "record", Record: &r, Folder: folder})
 		},
 		Progress: func(n int64) {
@@ -262,7 +264,7 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 	}
 	// What is in the Maildir now is checked against what Convert says it stored, before the
 	// caller may touch the source.
-	res := checkRecords(d, records)
+	res := chk.res
 	if len(res.Missing) > 0 || len(res.Bad) > 0 {
 		return st, fmt.Errorf("migrate: verification after writing failed: %s", res.describe())
 	}
@@ -283,40 +285,42 @@ func (r VerifyResult) describe() string {
 	return strings.Join(parts, ", ")
 }
 
-// checkRecords re-reads the file of every record and compares its hash with StoredSHA256.
-func checkRecords(d *maildir.Dir, records []MessageRecord) VerifyResult {
-	var res VerifyResult
-	var index map[string]maildir.Entry
-	for _, r := range records {
-		if r.Skipped {
-			continue
-		}
-		res.Messages++
-		sub, name := r.Sub, r.Name
-		f, err := d.OpenMessage(sub, name)
-		if err != nil && errors.Is(err, os.ErrNotExist) {
-			// A client may have moved or re-flagged it already: look it up by base name.
-			if index == nil {
-				index = baseIndex(d)
-			}
-			if e, ok := index[baseName(name)]; ok {
-				sub, name = e.Sub, e.Name
-				f, err = d.OpenMessage(sub, name)
-			}
-		}
-		if err != nil {
-			res.Missing = append(res.Missing, fmt.Sprintf("message %d (%s/%s)", r.Index+1, r.Sub, r.Name))
-			continue
-		}
-		sum, err := fileSHA256(f)
-		f.Close()
-		if err != nil || (r.StoredSHA256 != "" && sum != r.StoredSHA256) {
-			res.Bad = append(res.Bad, fmt.Sprintf("message %d (%s/%s)", r.Index+1, sub, name))
-			continue
-		}
-		res.Found++
+// recordChecker re-reads the files of records one at a time and sums up what it found.
+type recordChecker struct {
+	d     *maildir.Dir
+	index map[string]maildir.Entry // base name → file, built only when a file has moved
+	res   VerifyResult
+}
+
+// check re-reads the file of r and compares its hash with StoredSHA256.
+func (c *recordChecker) check(r MessageRecord) {
+	if r.Skipped {
+		return
 	}
-	return res
+	c.res.Messages++
+	sub, name := r.Sub, r.Name
+	f, err := c.d.OpenMessage(sub, name)
+	if err != nil && errors.Is(err, os.ErrNotExist) {
+		// A client may have moved or re-flagged it already: look it up by base name.
+		if c.index == nil {
+			c.index = baseIndex(c.d)
+		}
+		if e, ok := c.index[baseName(name)]; ok {
+			sub, name = e.Sub, e.Name
+			f, err = c.d.OpenMessage(sub, name)
+		}
+	}
+	if err != nil {
+		c.res.Missing = append(c.res.Missing, fmt.Sprintf("message %d (%s/%s)", r.Index+1, r.Sub, r.Name))
+		return
+	}
+	sum, err := fileSHA256(f)
+	f.Close()
+	if err != nil || (r.StoredSHA256 != "" && sum != r.StoredSHA256) {
+		c.res.Bad = append(c.res.Bad, fmt.Sprintf("message %d (%s/%s)", r.Index+1, sub, name))
+		return
+	}
+	c.res.Found++
 }
 
 func baseName(name string) string {
