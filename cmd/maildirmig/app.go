@@ -65,11 +65,65 @@ func usagef(format string, args ...any) error {
 }
 
 // ui is where a command writes. Tests and testscript drive it with buffers.
+//
+// stdout and stderr carry names that users chose (folders, message files, spool contents
+// quoted in errors) to root's terminal, so they escape control characters: a folder named
+// "\x1b]0;..." must not retitle or rewrite the administrator's screen. term is the raw stderr,
+// for the progress bar and the terminal test.
 type ui struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	term   io.Writer
 	quiet  bool
+}
+
+func newUI(stdin io.Reader, stdout, stderr io.Writer) *ui {
+	return &ui{stdin: stdin, stdout: escaper{stdout}, stderr: escaper{stderr}, term: stderr}
+}
+
+// escaper writes what it is given with C0 and C1 control characters other than newline and
+// tab replaced by \xNN (or \u00NN) escapes.
+type escaper struct{ w io.Writer }
+
+func (e escaper) Write(p []byte) (int, error) {
+	clean := true
+	for i, c := range p {
+		if isControl(p, i) || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return e.w.Write(p)
+	}
+	b := make([]byte, 0, len(p)+16)
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == 0xc2 && i+1 < len(p) && p[i+1] >= 0x80 && p[i+1] <= 0x9f:
+			b = fmt.Appendf(b, "\\u%04x", p[i+1])
+			i++
+		case isControl(p, i) || c == 0x7f:
+			b = fmt.Appendf(b, "\\x%02x", c)
+		default:
+			b = append(b, c)
+		}
+	}
+	if _, err := e.w.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// isControl reports whether p[i] is a C0 control other than newline and tab, or starts a
+// UTF-8 encoded C1 control.
+func isControl(p []byte, i int) bool {
+	c := p[i]
+	if c < 0x20 {
+		return c != '\n' && c != '\t'
+	}
+	return c == 0xc2 && i+1 < len(p) && p[i+1] >= 0x80 && p[i+1] <= 0x9f
 }
 
 func (u *ui) errorf(format string, args ...any) {
@@ -110,7 +164,7 @@ func (u *ui) showProgress(mode string) bool {
 	case "never":
 		return false
 	default:
-		return terminal(u.stderr)
+		return terminal(u.term)
 	}
 }
 
@@ -232,7 +286,7 @@ var commandFactories []func(*ui) *cli.Command
 
 // run is main without the exit: it runs args and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	u := &ui{stdin: stdin, stdout: stdout, stderr: stderr}
+	u := newUI(stdin, stdout, stderr)
 	app := newApp(u)
 	err := app.RunContext(ctx, args)
 	if err == nil {

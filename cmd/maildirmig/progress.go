@@ -26,7 +26,7 @@ func newMeter(u *ui, show bool, total int64, users int) *meter {
 		return m
 	}
 	m.bar = progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(u.stderr),
+		progressbar.OptionSetWriter(u.term),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetElapsedTime(true),

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestEscaper(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"plain line\n", "plain line\n"},
+		{"tab\tkept\n", "tab\tkept\n"},
+		{"title \x1b]0;pwned\a here\n", `title \x1b]0;pwned\x07 here` + "\n"},
+		{"clear \x1b[2J\r", `clear \x1b[2J\x0d`},
+		{"del \x7f", `del \x7f`},
+		{"c1 \u009b31m", `c1 \u009b31m`},
+		{"ünïcödé stays", "ünïcödé stays"},
+	}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		n, err := escaper{&b}.Write([]byte(tt.in))
+		if err != nil || n != len(tt.in) {
+			t.Errorf("Write(%q) = %d, %v; want %d, nil", tt.in, n, err, len(tt.in))
+		}
+		if b.String() != tt.want {
+			t.Errorf("Write(%q) wrote %q, want %q", tt.in, b.String(), tt.want)
+		}
+	}
+}
+
+// TestNamesReachTerminalEscaped: a file name chosen by someone else reaches the output with
+// its escape sequences neutralised, in results and in diagnostics alike.
+func TestNamesReachTerminalEscaped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	evil := filepath.Join(dir, "inbox\x1b]0;pwned\a")
+	if err := os.WriteFile(evil, []byte("From a@example.org Mon Jan  6 10:00:00 2025\nSubject: x\n\nx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"maildirmig", "convert", "--from", evil, filepath.Join(dir, "Maildir")}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if strings.ContainsAny(out.String(), "\x1b\a") || !strings.Contains(out.String(), `inbox\x1b]0;pwned\x07: 1 messages`) {
+		t.Errorf("stdout %q carries the raw escape sequence", out.String())
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"maildirmig", "convert", "--from", evil + "\x1b[2J", filepath.Join(dir, "Maildir")}, strings.NewReader(""), &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if strings.ContainsAny(errb.String(), "\x1b\a") || !strings.Contains(errb.String(), `\x1b[2J`) {
+		t.Errorf("stderr %q carries the raw escape sequence", errb.String())
+	}
+}
