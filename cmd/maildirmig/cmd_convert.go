@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -93,7 +94,15 @@ func parseFsync(s string) (maildir.Fsync, error) {
 }
 
 func runConvert(ctx context.Context, u *ui, o convertOptions) error {
-	src, name, cleanup, err := openSource(u, o.from)
+	target, err := filepath.Abs(o.maildir)
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	cred, err := maildirOwner(target)
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	src, name, piped, cleanup, err := openSource(u, o.from)
 	if err != nil {
 		return exitCode(exitFatal, err)
 	}
@@ -102,16 +111,16 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	if err != nil {
 		return exitCode(exitFatal, err)
 	}
+	if !piped {
+		if err := checkSourceOwner(fi, name, cred); err != nil {
+			u.errorf("%v", err)
+			u.hintf("as root, convert copies a user's own mbox into their Maildir; chown the file to the Maildir's owner if it really is theirs")
+			return exitCode(exitFatal, nil)
+		}
+	}
+	// Only now may the file's first bytes appear in an error message.
 	if err := migrate.CheckMbox(src, fi.Size()); err != nil {
 		return notMbox(u, name, err)
-	}
-	target, err := filepath.Abs(o.maildir)
-	if err != nil {
-		return exitCode(exitFatal, err)
-	}
-	cred, err := maildirOwner(target)
-	if err != nil {
-		return exitCode(exitFatal, err)
 	}
 
 	notes := newNoticePrinter(u, name)
@@ -138,6 +147,27 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	}
 	if !u.quiet {
 		u.printf("%s\n", convertSummary(name, st, time.Since(start)))
+	}
+	return nil
+}
+
+// checkSourceOwner refuses, when root writes into someone else's Maildir, a source file that
+// is not that user's own: root must not be the one who reads a file the user could not (a
+// symlink in their home to /etc/shadow, another user's mbox) into their Maildir. A file with
+// several links could be someone else's file under a name the user made, so it is refused too.
+func checkSourceOwner(fi os.FileInfo, name string, cred migrate.Credentials) error {
+	if os.Geteuid() != 0 || cred.UID == 0 {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot tell who owns it", name)
+	}
+	if int(st.Uid) != cred.UID {
+		return fmt.Errorf("%s is owned by uid %d, not by uid %d who owns the Maildir", name, st.Uid, cred.UID)
+	}
+	if st.Nlink != 1 {
+		return fmt.Errorf("%s has %d links; refusing a file that may be someone else's", name, st.Nlink)
 	}
 	return nil
 }
@@ -204,46 +234,46 @@ func convertSummary(name string, st migrate.Stats, took time.Duration) string {
 
 // openSource opens the mbox to read: a named file, or standard input. A stdin that is a pipe
 // is copied to an unlinked temporary file first, because checking Content-Length needs
-// random access.
-func openSource(u *ui, from string) (f *os.File, name string, cleanup func(), err error) {
+// random access; piped says so.
+func openSource(u *ui, from string) (f *os.File, name string, piped bool, cleanup func(), err error) {
 	noop := func() {}
 	if from != "" && from != "-" {
 		// O_NONBLOCK so that a FIFO named by mistake cannot hang the open.
 		fd, err := unix.Open(from, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		if err != nil {
-			return nil, from, noop, &os.PathError{Op: "open", Path: from, Err: err}
+			return nil, from, false, noop, &os.PathError{Op: "open", Path: from, Err: err}
 		}
 		f := os.NewFile(uintptr(fd), from)
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, from, noop, err
+			return nil, from, false, noop, err
 		}
 		if !fi.Mode().IsRegular() {
 			f.Close()
-			return nil, from, noop, fmt.Errorf("%s: not a regular file (%s)", from, fi.Mode().Type())
+			return nil, from, false, noop, fmt.Errorf("%s: not a regular file (%s)", from, fi.Mode().Type())
 		}
 		if err := unix.SetNonblock(fd, false); err != nil {
 			f.Close()
-			return nil, from, noop, err
+			return nil, from, false, noop, err
 		}
-		return f, from, func() { f.Close() }, nil
+		return f, from, false, func() { f.Close() }, nil
 	}
 	if in, ok := u.stdin.(*os.File); ok {
 		if fi, err := in.Stat(); err == nil && fi.Mode().IsRegular() {
-			return in, "standard input", noop, nil
+			return in, "standard input", false, noop, nil
 		}
 	}
 	tmp, err := os.CreateTemp("", "maildirmig-stdin-*")
 	if err != nil {
-		return nil, "standard input", noop, fmt.Errorf("buffering standard input: %w", err)
+		return nil, "standard input", false, noop, fmt.Errorf("buffering standard input: %w", err)
 	}
 	os.Remove(tmp.Name())
 	if _, err := io.Copy(tmp, u.stdin); err != nil {
 		tmp.Close()
-		return nil, "standard input", noop, fmt.Errorf("buffering standard input: %w", err)
+		return nil, "standard input", false, noop, fmt.Errorf("buffering standard input: %w", err)
 	}
-	return tmp, "standard input", func() { tmp.Close() }, nil
+	return tmp, "standard input", true, func() { tmp.Close() }, nil
 }
 
 // noticePrinter turns conversion events into warnings, at most a few of each kind per
