@@ -95,6 +95,12 @@ func IsWorker() bool { return os.Getenv(workerEnv) == "1" }
 
 // WorkerMain serves one request from stdin, with the source at fd 3, and returns the exit code.
 func WorkerMain() int {
+	// The worker runs as the user, who must not ptrace it or read its memory: from here on the
+	// kernel refuses a new attach, and one made before this line is caught just after.
+	if err := hardenWorker(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	enc := json.NewEncoder(os.Stdout)
@@ -109,6 +115,13 @@ func WorkerMain() int {
 		emit(workerMsg{T: "error", Err: fmt.Sprintf("migrate: worker request: %v", err)})
 		return 1
 	}
+	if op := workerTestOps[req.Op]; op != nil {
+		if err := op(&req, emit); err != nil {
+			emit(workerMsg{T: "error", Err: err.Error()})
+			return 1
+		}
+		return 0
+	}
 	var src *os.File
 	if req.Op != opFolders && req.Op != opVerifyFolders {
 		// Only then was a source passed; fd 3 may be the runtime's own otherwise.
@@ -122,6 +135,43 @@ func WorkerMain() int {
 		return 1
 	}
 	return 0
+}
+
+// workerTestOps holds operations only a test binary registers, to look at a worker from inside.
+var workerTestOps = map[string]func(req *workerRequest, emit func(workerMsg)) error{}
+
+// hardenWorker makes this process non-dumpable (no ptrace by its uid, no /proc/PID/mem or
+// environ for it) and refuses to go on if a tracer attached in the moment before.
+func hardenWorker() error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("migrate: worker: prctl(PR_SET_DUMPABLE): %w", err)
+	}
+	tracer, err := tracerPid()
+	if err != nil {
+		return fmt.Errorf("migrate: worker: %w", err)
+	}
+	if tracer != 0 {
+		return fmt.Errorf("migrate: worker: traced by pid %d, refusing to run", tracer)
+	}
+	return nil
+}
+
+// tracerPid reads TracerPid from /proc/self/status.
+func tracerPid() (int, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
+			var pid int
+			if _, err := fmt.Sscan(strings.TrimSpace(v), &pid); err != nil {
+				return 0, fmt.Errorf("TracerPid %q: %w", v, err)
+			}
+			return pid, nil
+		}
+	}
+	return 0, errors.New("no TracerPid in /proc/self/status")
 }
 
 // ErrUnsafeHome is wrapped by the error that refuses a home directory.
@@ -407,7 +457,10 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src 
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(cred.UID), Gid: uint32(cred.GID), Groups: groups},
 		Pdeathsig:  syscall.SIGKILL,
-		Setpgid:    true, // a terminal's Ctrl-C reaches the worker through us, once
+		// A session of its own has no controlling terminal: the worker cannot open root's
+		// /dev/tty (and push input into root's shell with TIOCSTI), and a terminal's Ctrl-C
+		// reaches it through us, once. Its stdin, stdout and stderr are pipes.
+		Setsid: true,
 	}
 	// On cancellation the worker gets SIGTERM, aborts its batch (tmp files removed) and exits.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

@@ -1,0 +1,101 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// workerSelf is what a worker sees of itself.
+type workerSelf struct {
+	UID      int    `json:"uid"`
+	Sid      int    `json:"sid"`
+	Pgid     int    `json:"pgid"`
+	Dumpable int    `json:"dumpable"`
+	Tracer   int    `json:"tracer"`
+	TTYError string `json:"tty_error"` // "" when /dev/tty opened
+}
+
+const opTestSelf = "test-self"
+
+func init() {
+	workerTestOps[opTestSelf] = func(_ *workerRequest, emit func(workerMsg)) error {
+		var s workerSelf
+		s.UID = os.Getuid()
+		sid, err := unix.Getsid(0)
+		if err != nil {
+			return err
+		}
+		s.Sid, s.Pgid = sid, unix.Getpgrp()
+		d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		if err != nil {
+			return err
+		}
+		s.Dumpable = d
+		if s.Tracer, err = tracerPid(); err != nil {
+			return err
+		}
+		if fd, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		} else {
+			s.TTYError = err.Error()
+		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		emit(workerMsg{T: "event", Event: &Event{Kind: opTestSelf, Detail: string(b)}})
+		return nil
+	}
+}
+
+// TestWorkerIsolated starts a real worker as an unprivileged uid and asks it about itself: it
+// must not be in our session (so it has no controlling terminal of ours to open), and the user
+// it runs as must not be able to ptrace it.
+func TestWorkerIsolated(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a worker as another uid")
+	}
+	const uid = 42190
+	var self *workerSelf
+	err := spawnWorker(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestSelf}, nil, func(m workerMsg) {
+		if m.T == "event" && m.Event != nil && m.Event.Kind == opTestSelf {
+			self = new(workerSelf)
+			if err := json.Unmarshal([]byte(m.Event.Detail), self); err != nil {
+				t.Errorf("worker said %q: %v", m.Event.Detail, err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	if self == nil {
+		t.Fatal("the worker said nothing about itself")
+	}
+	ourSid, err := unix.Getsid(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self.UID != uid {
+		t.Errorf("worker uid = %d, want %d", self.UID, uid)
+	}
+	if self.Sid == ourSid {
+		t.Errorf("worker session = %d, ours too: it shares our controlling terminal", self.Sid)
+	}
+	if self.Sid != self.Pgid {
+		t.Errorf("worker session %d, process group %d: not the leader of a session of its own", self.Sid, self.Pgid)
+	}
+	if self.TTYError == "" {
+		t.Error("the worker opened /dev/tty")
+	}
+	if self.Dumpable != 0 {
+		t.Errorf("worker PR_GET_DUMPABLE = %d, want 0 (its user could ptrace it)", self.Dumpable)
+	}
+	if self.Tracer != 0 {
+		t.Errorf("worker traced by %d", self.Tracer)
+	}
+}
