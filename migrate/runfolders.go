@@ -425,7 +425,7 @@ func openDirBeneath(dirfd int, path string) (int, error) {
 		fd = next
 	}
 	if fd == dirfd {
-		return unix.Dup(dirfd)
+		return dupCloexec(dirfd)
 	}
 	return fd, nil
 }
@@ -440,7 +440,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	var parent int
 	var err error
 	if parentPath == "." {
-		parent, err = unix.Dup(root)
+		parent, err = dupCloexec(root)
 	} else {
 		parent, err = openDirBeneath(root, parentPath)
 	}

@@ -74,3 +74,9 @@ func RecheckSpool(f *os.File, path string, uid int) (unix.Stat_t, error) {
 	}
 	return fst, checkSpoolStat(path, &fst, uid)
 }
+
+// dupCloexec duplicates fd with close-on-exec set in the same step: a worker for another user
+// started at that moment must not inherit it, as it would with dup(2) and a later fcntl.
+func dupCloexec(fd int) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+}
