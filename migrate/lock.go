@@ -25,46 +25,64 @@ const (
 	lockPoll       = 100 * time.Millisecond
 )
 
-// Dotlock is a held USER.lock file next to a spool.
+// Dotlock is a held USER.lock file next to a spool. It keeps the directory and the lock file
+// open: the lock is refreshed through its descriptor, and removed through the directory's only
+// while the name still points at the file this process created.
 type Dotlock struct {
-	path    string
-	content string
-	stop    chan struct{}
-	done    sync.WaitGroup
-	once    sync.Once
+	dir  int    // the directory holding the lock
+	name string // the lock's name in dir
+	path string // for messages
+	fd   int    // the lock file we created
+	stop chan struct{}
+	done sync.WaitGroup
+	once sync.Once
 }
+
+// dotlockMax is the most of a foreign lock file ever read: "pid:host" fits in it, and a lock
+// that is a link to a large or endless file is not read further.
+const dotlockMax = 64
 
 // TakeDotlock creates path exclusively, with "pid:host" inside as Dovecot writes it, breaking a
 // lock that has not changed for five minutes or whose pid is dead on this host. It retries until
 // ctx is done or timeout has passed (then the error wraps ErrLockTimeout). While held, the lock's
-// mtime is refreshed every minute so that other MTAs do not think it stale.
+// mtime is refreshed every minute so that other MTAs do not think it stale. The directory is
+// opened once; everything after acts through its descriptor.
 func TakeDotlock(ctx context.Context, path string, timeout time.Duration) (*Dotlock, error) {
+	dir, err := unix.Open(filepath.Dir(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: dotlock %s: %w", path, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err})
+	}
+	defer unix.Close(dir)
+	return takeDotlock(ctx, dir, filepath.Base(path), path, timeout)
+}
+
+// TakeDotlockAt is TakeDotlock for the lock name in the directory dirfd (a worker's home or
+// folder directory, opened without following symlinks). dirfd stays the caller's.
+func TakeDotlockAt(ctx context.Context, dirfd int, name string, timeout time.Duration) (*Dotlock, error) {
+	return takeDotlock(ctx, dirfd, name, name, timeout)
+}
+
+func takeDotlock(ctx context.Context, dirfd int, name, path string, timeout time.Duration) (*Dotlock, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return nil, fmt.Errorf("migrate: dotlock %q: not a file name", name)
+	}
 	host, _ := os.Hostname()
 	content := fmt.Sprintf("%d:%s", os.Getpid(), host)
 	deadline := time.Now().Add(timeout)
 	for {
-		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0o600)
 		if err == nil {
-			_, werr := unix.Write(fd, []byte(content))
-			cerr := unix.Close(fd)
-			if werr != nil || cerr != nil {
-				_ = os.Remove(path)
-				return nil, fmt.Errorf("migrate: dotlock %s: %w", path, errors.Join(werr, cerr))
-			}
-			l := &Dotlock{path: path, content: content, stop: make(chan struct{})}
-			l.done.Add(1)
-			go l.refresh()
-			return l, nil
+			return holdDotlock(dirfd, fd, name, path, content)
 		}
 		if !errors.Is(err, unix.EEXIST) {
 			return nil, fmt.Errorf("migrate: dotlock %s: %w", path, err)
 		}
-		if dotlockIsStale(path, host) && os.Remove(path) == nil {
+		if breakStaleDotlock(dirfd, name, host) {
 			continue
 		}
 		if err := sleepUntil(ctx, deadline); err != nil {
 			if errors.Is(err, ErrLockTimeout) {
-				return nil, fmt.Errorf("migrate: dotlock %s held by %s for %s: %w", path, dotlockOwner(path), timeout, ErrLockTimeout)
+				return nil, fmt.Errorf("migrate: dotlock %s held by %s for %s: %w", path, dotlockOwner(dirfd, name), timeout, ErrLockTimeout)
 			}
 			return nil, err
 		}
@@ -86,37 +104,133 @@ func sleepUntil(ctx context.Context, deadline time.Time) error {
 	}
 }
 
-func dotlockOwner(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
-		return "another process"
+// holdDotlock fills in the lock file fd we just created and starts refreshing it.
+func holdDotlock(dirfd, fd int, name, path, content string) (*Dotlock, error) {
+	l := &Dotlock{dir: -1, name: name, path: path, fd: fd, stop: make(chan struct{})}
+	n, err := unix.Write(fd, []byte(content))
+	if err == nil && n != len(content) {
+		err = errors.New("short write")
 	}
-	return strconv.Quote(strings.TrimSpace(string(b)))
+	if err == nil {
+		l.dir, err = dupCloexec(dirfd)
+	}
+	if err != nil {
+		if l.dir < 0 {
+			l.dir = dirfd
+		}
+		_ = l.unlinkOurs()
+		unix.Close(fd)
+		return nil, fmt.Errorf("migrate: dotlock %s: %w", path, err)
+	}
+	l.done.Add(1)
+	go l.refresh()
+	return l, nil
 }
 
-// dotlockIsStale reports whether the lock at path may be broken: unchanged for five minutes,
-// or naming a dead pid on this host.
-func dotlockIsStale(path, host string) bool {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return false
+// foreignDotlock is what can safely be learnt about a lock file someone else made.
+type foreignDotlock struct {
+	st    unix.Stat_t // lstat of the name, never of what a symlink points to
+	owner string      // a well-formed "pid:host", or ""
+	pid   int
+	host  string
+}
+
+// readDotlock looks at the lock name in dirfd without following a symlink, without opening
+// anything but a regular file, and without blocking: a FIFO or a device is only stat'ed. Of a
+// regular file at most dotlockMax bytes are read, and only a well-formed "pid:host" is kept.
+func readDotlock(dirfd int, name string) (foreignDotlock, error) {
+	var d foreignDotlock
+	if err := unix.Fstatat(dirfd, name, &d.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return d, err
 	}
-	if time.Since(time.Unix(st.Mtim.Unix())) > dotlockStale {
-		return true
+	if d.st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return d, nil
 	}
-	b, err := os.ReadFile(path)
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
-		return false
+		return d, nil
 	}
-	pidStr, lockHost, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
-	if !ok || lockHost != host {
-		return false
+	defer unix.Close(fd)
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil || fst.Mode&unix.S_IFMT != unix.S_IFREG || fst.Dev != d.st.Dev || fst.Ino != d.st.Ino {
+		return d, nil
+	}
+	buf := make([]byte, dotlockMax+1)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Pread(fd, buf[n:], int64(n))
+		if err != nil || m <= 0 {
+			break
+		}
+		n += m
+	}
+	if n > dotlockMax {
+		return d, nil
+	}
+	d.pid, d.host, d.owner = parseDotlock(string(buf[:n]))
+	return d, nil
+}
+
+// parseDotlock accepts "pid:host" (a positive decimal pid, a host name of letters, digits, '-',
+// '.' and '_'), with an optional final newline, and nothing else.
+func parseDotlock(s string) (pid int, host, owner string) {
+	s = strings.TrimSuffix(s, "\n")
+	pidStr, host, ok := strings.Cut(s, ":")
+	if !ok || pidStr == "" || len(pidStr) > 10 || host == "" {
+		return 0, "", ""
+	}
+	for _, c := range pidStr {
+		if c < '0' || c > '9' {
+			return 0, "", ""
+		}
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return 0, "", ""
+		}
 	}
 	pid, err := strconv.Atoi(pidStr)
 	if err != nil || pid <= 0 {
+		return 0, "", ""
+	}
+	return pid, host, s
+}
+
+// dotlockOwner names the holder of a lock for an error message: its "pid:host" when the lock
+// is a regular file holding just that, never any other content.
+func dotlockOwner(dirfd int, name string) string {
+	d, err := readDotlock(dirfd, name)
+	switch {
+	case err != nil:
+		return "another process"
+	case d.owner != "":
+		return strconv.Quote(d.owner)
+	case d.st.Mode&unix.S_IFMT == unix.S_IFREG && d.st.Size == 0:
+		return "an empty lock"
+	}
+	return "an unreadable lock"
+}
+
+// breakStaleDotlock removes the lock name in dirfd if it may be broken: unchanged for five
+// minutes, or naming a dead pid on this host. The name is removed through the directory, and
+// only if it still is the very file judged stale.
+func breakStaleDotlock(dirfd int, name, host string) bool {
+	d, err := readDotlock(dirfd, name)
+	if err != nil {
 		return false
 	}
-	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+	stale := time.Since(time.Unix(d.st.Mtim.Unix())) > dotlockStale ||
+		d.owner != "" && d.host == host && errors.Is(unix.Kill(d.pid, 0), unix.ESRCH)
+	if !stale {
+		return false
+	}
+	// Dotlocks have no atomic compare-and-remove; the window is narrowed to one fstatat.
+	var now unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil ||
+		now.Dev != d.st.Dev || now.Ino != d.st.Ino || now.Mtim != d.st.Mtim {
+		return false
+	}
+	return unix.Unlinkat(dirfd, name, 0) == nil
 }
 
 func (l *Dotlock) refresh() {
@@ -128,11 +242,37 @@ func (l *Dotlock) refresh() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			now := time.Now()
-			_ = os.Chtimes(l.path, now, now)
+			_ = futimensNow(l.fd)
 		}
 	}
 }
+
+// futimensNow sets the mtime and atime of the open file fd to now: futimens(fd, NULL), which
+// touches the file we hold whatever its name points at by now.
+func futimensNow(fd int) error {
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, 0, 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// unlinkOurs removes the lock's name if it still is the file we created.
+func (l *Dotlock) unlinkOurs() error {
+	var ours, now unix.Stat_t
+	if err := unix.Fstat(l.fd, &ours); err != nil {
+		return err
+	}
+	if err := unix.Fstatat(l.dir, l.name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if now.Dev != ours.Dev || now.Ino != ours.Ino {
+		return errDotlockTaken
+	}
+	return unix.Unlinkat(l.dir, l.name, 0)
+}
+
+var errDotlockTaken = errors.New("taken over")
 
 // Release removes the lock file if it is still ours.
 func (l *Dotlock) Release() error {
@@ -140,18 +280,15 @@ func (l *Dotlock) Release() error {
 	l.once.Do(func() {
 		close(l.stop)
 		l.done.Wait()
-		b, rerr := os.ReadFile(l.path)
-		if rerr != nil {
-			err = fmt.Errorf("migrate: dotlock %s: %w", l.path, rerr)
-			return
+		if uerr := l.unlinkOurs(); uerr != nil {
+			if errors.Is(uerr, errDotlockTaken) {
+				err = fmt.Errorf("migrate: dotlock %s was taken over by %s", l.path, dotlockOwner(l.dir, l.name))
+			} else {
+				err = fmt.Errorf("migrate: dotlock %s: %w", l.path, uerr)
+			}
 		}
-		if string(b) != l.content {
-			err = fmt.Errorf("migrate: dotlock %s was taken over by %s", l.path, dotlockOwner(l.path))
-			return
-		}
-		if rerr := os.Remove(l.path); rerr != nil {
-			err = fmt.Errorf("migrate: dotlock: %w", rerr)
-		}
+		unix.Close(l.fd)
+		unix.Close(l.dir)
 	})
 	return err
 }

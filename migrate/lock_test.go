@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestOFDLocksConflict(t *testing.T) {
@@ -201,5 +204,138 @@ func TestDotlockNoFollow(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(target); string(b) != "precious" {
 		t.Errorf("symlink target became %q", b)
+	}
+}
+
+// TestDotlockForeign plants things at the lock's name that a user who can write the directory
+// could plant: the lock must time out (never block), and say nothing of what it points at.
+func TestDotlockForeign(t *testing.T) {
+	t.Parallel()
+	const secret = "root:$y$j9T$notarealhash:19000:0:99999:7:::"
+	host, _ := os.Hostname()
+	tests := []struct {
+		name      string
+		plant     func(t *testing.T, dir, path string)
+		wantOwner string
+	}{
+		{"symlink to a root-only file", func(t *testing.T, dir, path string) {
+			target := filepath.Join(dir, "shadow")
+			must(t, os.WriteFile(target, []byte(secret), 0o600))
+			must(t, os.Symlink(target, path))
+		}, "an unreadable lock"},
+		{"fifo", func(t *testing.T, dir, path string) {
+			must(t, unix.Mkfifo(path, 0o600))
+		}, "an unreadable lock"},
+		{"symlink to /dev/zero", func(t *testing.T, dir, path string) {
+			must(t, os.Symlink("/dev/zero", path))
+		}, "an unreadable lock"},
+		{"a file too long for a lock", func(t *testing.T, dir, path string) {
+			must(t, os.WriteFile(path, []byte(strings.Repeat(secret, 4)), 0o600))
+		}, "an unreadable lock"},
+		{"a file that is not pid:host", func(t *testing.T, dir, path string) {
+			must(t, os.WriteFile(path, []byte(secret), 0o600))
+		}, "an unreadable lock"},
+		{"a live pid:host", func(t *testing.T, dir, path string) {
+			must(t, os.WriteFile(path, []byte(fmt.Sprintf("%d:%s\n", os.Getpid(), host)), 0o600))
+		}, strconv.Quote(fmt.Sprintf("%d:%s", os.Getpid(), host))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "mallory.lock")
+			tt.plant(t, dir, path)
+			var before unix.Stat_t
+			must(t, unix.Lstat(path, &before))
+			done := make(chan error, 1)
+			go func() {
+				_, err := TakeDotlock(context.Background(), path, 300*time.Millisecond)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("TakeDotlock still blocked a minute after its timeout")
+			}
+			if !errors.Is(err, ErrLockTimeout) {
+				t.Fatalf("TakeDotlock = %v, want ErrLockTimeout", err)
+			}
+			if strings.Contains(err.Error(), "notarealhash") {
+				t.Errorf("the error quotes what the lock points at: %v", err)
+			}
+			if !strings.Contains(err.Error(), "held by "+tt.wantOwner) {
+				t.Errorf("error %q does not say held by %s", err, tt.wantOwner)
+			}
+			var after unix.Stat_t
+			must(t, unix.Lstat(path, &after))
+			if after.Ino != before.Ino {
+				t.Error("the planted lock was replaced")
+			}
+		})
+	}
+}
+
+// TestDotlockHeldByFD swaps the lock's name after it was taken: refreshing touches the file we
+// made, not the name, and Release leaves a name that is no longer ours alone.
+func TestDotlockHeldByFD(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "frank.lock")
+	target := filepath.Join(dir, "target")
+	must(t, os.WriteFile(target, []byte("precious"), 0o600))
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	must(t, os.Chtimes(target, old, old))
+	l, err := TakeDotlock(context.Background(), path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.Rename(path, filepath.Join(dir, "moved")))
+	must(t, os.Symlink(target, path))
+	must(t, futimensNow(l.fd))
+	fi, err := os.Stat(target)
+	must(t, err)
+	if !fi.ModTime().Equal(old) {
+		t.Errorf("refreshing touched the symlink's target: mtime %v, want %v", fi.ModTime(), old)
+	}
+	err = l.Release()
+	if err == nil || !strings.Contains(err.Error(), "taken over by an unreadable lock") {
+		t.Errorf("Release after the name was swapped = %v, want taken over by an unreadable lock", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Errorf("Release removed a lock name that was no longer ours: %v", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious" {
+		t.Errorf("target became %q", b)
+	}
+}
+
+func TestParseDotlock(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in        string
+		wantPid   int
+		wantOwner string
+	}{
+		{"123:mail.example.org", 123, "123:mail.example.org"},
+		{"123:mail.example.org\n", 123, "123:mail.example.org"},
+		{"", 0, ""},
+		{"123", 0, ""},
+		{":host", 0, ""},
+		{"0:host", 0, ""},
+		{"-1:host", 0, ""},
+		{"12a:host", 0, ""},
+		{"123:host name", 0, ""},
+		{"123:host\x1b[2J", 0, ""},
+		{"123:host\n\n", 0, ""},
+		{"99999999999:host", 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Quote(tt.in), func(t *testing.T) {
+			pid, _, owner := parseDotlock(tt.in)
+			if pid != tt.wantPid || owner != tt.wantOwner {
+				t.Errorf("parseDotlock(%q) = %d, %q; want %d, %q", tt.in, pid, owner, tt.wantPid, tt.wantOwner)
+			}
+		})
 	}
 }
