@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestAudit(t *testing.T) {
@@ -89,5 +91,135 @@ func TestAuditRefusesSymlink(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(target); string(b) != "secret" {
 		t.Errorf("target changed to %q", b)
+	}
+}
+
+// TestAuditRefusesExisting plants at the audit log's name what root must not append to.
+func TestAuditRefusesExisting(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		rootOnly bool
+		plant    func(t *testing.T, dir, path string)
+		want     string
+	}{
+		{"hard link", false, func(t *testing.T, dir, path string) {
+			must(t, os.WriteFile(filepath.Join(dir, "other"), nil, 0o600))
+			must(t, os.Link(filepath.Join(dir, "other"), path))
+		}, "has 2 links"},
+		{"fifo", false, func(t *testing.T, dir, path string) {
+			must(t, unix.Mkfifo(path, 0o600))
+		}, "no such device"},
+		{"directory", false, func(t *testing.T, dir, path string) {
+			must(t, os.Mkdir(path, 0o700))
+		}, "is a directory"},
+		{"another owner", true, func(t *testing.T, dir, path string) {
+			must(t, os.WriteFile(path, nil, 0o600))
+			must(t, os.Chown(path, 42192, 42192))
+		}, "owned by uid 42192"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.rootOnly && os.Geteuid() != 0 {
+				t.Skip("needs root to chown")
+			}
+			dir := t.TempDir()
+			path := filepath.Join(dir, "audit.jsonl")
+			tt.plant(t, dir, path)
+			a, err := OpenAudit(path)
+			if err == nil {
+				a.Close()
+				t.Fatal("OpenAudit accepted it")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("OpenAudit = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAuditFixesMode(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	must(t, os.WriteFile(path, nil, 0o644))
+	must(t, os.Chmod(path, 0o644))
+	a, err := OpenAudit(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, a.Close())
+	fi, err := os.Stat(path)
+	must(t, err)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if n := a.Notices(); len(n) != 1 || !strings.Contains(n[0], "had mode 0644") {
+		t.Errorf("Notices() = %q, want one about mode 0644", n)
+	}
+	b, err := os.ReadFile(path)
+	must(t, err)
+	var ev map[string]any
+	must(t, json.Unmarshal(b, &ev))
+	if ev["event"] != EventNotice || ev["kind"] != EventAuditFixed {
+		t.Errorf("first line %s, want a %s notice", b, EventAuditFixed)
+	}
+}
+
+// TestAuditUnderRoot: an absolute symlink in a mounted system points inside that system, not
+// at the host's directory of the same name.
+func TestAuditUnderRoot(t *testing.T) {
+	t.Parallel()
+	host := t.TempDir() // stands for the host's /data
+	root := t.TempDir()
+	must(t, os.Mkdir(filepath.Join(root, "data"), 0o755))
+	must(t, os.Symlink("/data", filepath.Join(root, "var")))
+	must(t, os.Symlink(host, filepath.Join(root, "hostlink")))
+	a, err := OpenAuditUnder(root, "/var/log/maildirmig/audit.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, a.Close())
+	if _, err := os.Lstat(filepath.Join(root, "data/log/maildirmig/audit.jsonl")); err != nil {
+		t.Errorf("the log is not beneath the root's /data: %v", err)
+	}
+	// The host directory the second link names is not under root: nothing may appear in it.
+	if _, err := OpenAuditUnder(root, "/hostlink/audit.jsonl"); err == nil {
+		t.Error("OpenAuditUnder followed an absolute symlink out of the root")
+	}
+	if entries, _ := os.ReadDir(host); len(entries) != 0 {
+		t.Errorf("files written outside the root: %v", entries)
+	}
+}
+
+func TestMkdirUnder(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	p, notice, err := MkdirUnder(root, "/var/lib/maildirmig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notice != "" {
+		t.Errorf("notice %q for a directory just made", notice)
+	}
+	fi, err := os.Lstat(p)
+	must(t, err)
+	if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: %v, want a 0700 directory", p, fi.Mode())
+	}
+	must(t, os.Chmod(p, 0o755))
+	if _, notice, err = MkdirUnder(root, "/var/lib/maildirmig"); err != nil || !strings.Contains(notice, "set to 0700") {
+		t.Errorf("MkdirUnder on a 0755 directory = %q, %v; want it narrowed to 0700", notice, err)
+	}
+	fi, err = os.Lstat(p)
+	must(t, err)
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("mode %v after MkdirUnder, want 0700", fi.Mode().Perm())
+	}
+	if os.Geteuid() == 0 {
+		must(t, os.Chown(p, 42193, 42193))
+		if _, _, err := MkdirUnder(root, "/var/lib/maildirmig"); err == nil || !strings.Contains(err.Error(), "owned by uid 42193") {
+			t.Errorf("MkdirUnder on another uid's directory = %v", err)
+		}
 	}
 }
