@@ -341,3 +341,27 @@ func openControl(dirfd int, name, display string) (*os.File, *unix.Stat_t, error
 	}
 	return f, &st, nil
 }
+
+// UIDValidity returns the UIDVALIDITY of the Maildir's dovecot-uidlist, after
+// reading the whole file as Dovecot would (a *UIDListError when Dovecot would
+// call it broken). Without the file the error matches os.ErrNotExist.
+func (d *Dir) UIDValidity() (uint32, error) {
+	display := d.path + "/" + uidlistName
+	f, _, err := openControl(d.fd, uidlistName, display)
+	if err != nil {
+		return 0, err
+	}
+	if f == nil {
+		return 0, fmt.Errorf("maildir: %s: %w", display, os.ErrNotExist)
+	}
+	defer f.Close()
+	u, err := scanUIDList(f, func(uidLine) error { return nil })
+	if err != nil {
+		if ue, ok := errors.AsType[*UIDListError](err); ok {
+			ue.Path = display
+			return 0, ue
+		}
+		return 0, fmt.Errorf("maildir: read %s: %w", display, err)
+	}
+	return u.validity, nil
+}

@@ -24,9 +24,14 @@ type ConvertOptions struct {
 	Maildir     maildir.Options
 	StartOffset int64               // resume: first byte not yet migrated (a message boundary)
 	StartIndex  int64               // position number of the first message read (part of names)
+	FlushEvery  int                 // messages between two flushes, each a resume point; 0 = 4096
 	Notice      func(Event)         // oddities: loose mode, date fallbacks, ignored Content-Length...
 	OnMessage   func(MessageRecord) // once per message, in order, after it is durable
 	Progress    func(n int64)       // source bytes consumed since the previous call
+	// OnDurable is called after each flush but the last, once OnMessage had every record
+	// before it: Stats.EndOffset is then a resume point (every message before it is durable,
+	// and listed in dovecot-uidlist), and Messages counts the messages before it.
+	OnDurable func(Stats)
 }
 
 // Event is an oddity met while converting, for the console and the audit log.
@@ -74,11 +79,11 @@ type Stats struct {
 	Loose       bool
 }
 
-// flushEvery bounds how much work is pending between two writer flushes: records reach
-// OnMessage only once a flush made their messages durable, and are held until then.
-// dovecot-uidlist is written once, by the Commit at the end: a run that stops before it
-// leaves files the next run finds and lists (a resume starts where the last saved state
-// says, which is only saved after a Commit).
+// flushEvery bounds how much work is pending between two converter flushes: records reach
+// OnMessage only once a flush made their messages durable, and are held until then. Each
+// flush is a resume point (OnDurable): the writer lists its batches in dovecot-uidlist as it
+// makes them durable, so a run that stops leaves a Maildir Dovecot numbers as we did, and a
+// state that the next run resumes from without writing any message twice.
 const (
 	flushEveryMessages = 4096
 	flushEveryBytes    = 256 << 20
@@ -166,9 +171,16 @@ func (c *converter) run(ctx context.Context) error {
 			return fmt.Errorf("message %d at offset %d: %w", c.opts.StartIndex+int64(m.Index)+1, c.opts.StartOffset+m.Offset, err)
 		}
 		c.progress()
-		if len(c.pending) >= flushEveryMessages || c.pendingBytes >= flushEveryBytes {
+		every := c.opts.FlushEvery
+		if every <= 0 {
+			every = flushEveryMessages
+		}
+		if len(c.pending) >= every || c.pendingBytes >= flushEveryBytes {
 			if err := c.durable(c.w.Flush); err != nil {
 				return err
+			}
+			if c.opts.OnDurable != nil {
+				c.opts.OnDurable(c.st)
 			}
 		}
 	}

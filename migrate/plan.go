@@ -66,7 +66,7 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 			e.Free = int64(fs.Bavail) * int64(fs.Bsize)
 			e.FS = fmt.Sprintf("%x%x", fs.Fsid.Val[0], fs.Fsid.Val[1])
 		}
-		e.Action, e.Reason = planUser(&e, u.Name, owner(u), store, cfg.Force)
+		e.Action, e.Reason = planUser(&e, u.Name, owner(u), store, cfg)
 		if !cfg.NoFolders {
 			planFolders(&e, u.Name, home, cfg)
 		}
@@ -81,7 +81,7 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 	return out, nil
 }
 
-func planUser(e *PlanEntry, user string, uid int, store StateStore, force bool) (action, reason string) {
+func planUser(e *PlanEntry, user string, uid int, store StateStore, cfg Config) (action, reason string) {
 	f, st, err := OpenSpool(e.Src, uid)
 	if errors.Is(err, ErrNoMailbox) {
 		return ActionNoMailbox, ""
@@ -91,13 +91,20 @@ func planUser(e *PlanEntry, user string, uid int, store StateStore, force bool) 
 	}
 	defer f.Close()
 	e.Size = st.Size
-	prev, err := store.Load(user)
+	prev, err := store.Load(user, cfg.Source.Kind(), e.Src)
 	if err != nil {
 		return ActionRefuse, err.Error()
 	}
-	start, _, _, err := prev.Resume(f, st, force)
+	start, _, _, err := prev.Resume(f, st, cfg.Force)
 	if err != nil {
 		return ActionRefuse, err.Error()
+	}
+	next := &State{Maildir: e.Dst, KeepHeaders: cfg.Convert.KeepHeaders, Unescape: unescapeName(cfg.Convert.Unescape)}
+	if why := prev.differs(next); why != "" && start > 0 {
+		if !cfg.Force {
+			return ActionRefuse, fmt.Sprintf("%v: %s: %s", ErrStateMismatch, e.Src, why)
+		}
+		start = 0
 	}
 	e.Migrated = start
 	if start >= st.Size {

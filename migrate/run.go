@@ -206,7 +206,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := audit.Log(EventRunStart, map[string]any{"argv": cfg.Argv, "version": cfg.Version, "users": len(list), "jobs": cfg.Jobs, "root": nonEmpty(cfg.Root), "after": cfg.After}); err != nil {
 		return sum, err
 	}
-	r := &runner{cfg: cfg, audit: audit, state: state, withFlock: cfg.Source == SourceSpool && cfg.Root == "" && postfixUsesFlock()}
+	r := &runner{cfg: cfg, audit: audit, state: state, withFlock: cfg.Source == SourceSpool && cfg.Root == "" && postfixUsesFlock(),
+		zone: zoneName(cfg.Convert.Location)}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -312,6 +313,7 @@ type runner struct {
 	audit     *Audit
 	state     StateStore
 	withFlock bool
+	zone      string // zoneName of cfg.Convert.Location
 }
 
 // user migrates one user. The returned error is reserved for a failed audit write; everything
@@ -382,7 +384,7 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 	return res, auditErr
 }
 
-func (r *runner) migrate(ctx context.Context, u users.User, src, home string, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) error {
+func (r *runner) migrate(ctx context.Context, u users.User, src, home string, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) (err error) {
 	uid := owner(u)
 	f, st, err := OpenSpool(src, uid)
 	if err != nil {
@@ -398,35 +400,77 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	if err != nil {
 		return ctxLockError(ctx, err)
 	}
-	defer dl.Release()
+	defer func() {
+		// A dotlock left behind holds the MTA's deliveries back until it is stale.
+		if rerr := dl.Release(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("migrate: releasing the dotlock of %s: %w", src, rerr))
+		}
+	}()
 	if err := LockFile(lockCtx, f, r.cfg.LockTimeout, r.withFlock); err != nil {
 		return ctxLockError(ctx, err)
 	}
 	if st, err = RecheckSpool(f, src, uid); err != nil {
 		return err
 	}
-	prev, err := r.state.Load(u.Name)
+	kind := r.cfg.Source.Kind()
+	prev, err := r.state.Load(u.Name, kind, src)
 	if err != nil {
 		return err
 	}
+	next := &State{User: u.Name, UID: u.UID, Kind: kind, Source: src, Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(home, r.cfg.Maildir),
+		KeepHeaders: r.cfg.Convert.KeepHeaders, Unescape: unescapeName(r.cfg.Convert.Unescape), Zone: r.zone}
 	start, index, h, err := prev.Resume(f, st, r.cfg.Force)
 	if err != nil {
 		return err
 	}
-	next := &State{User: u.Name, UID: u.UID, Source: src, Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(home, r.cfg.Maildir),
-		KeepHeaders: r.cfg.Convert.KeepHeaders, Unescape: unescapeName(r.cfg.Convert.Unescape)}
+	if why := prev.differs(next); why != "" && start > 0 {
+		if !r.cfg.Force {
+			return fmt.Errorf("%w: %s: %s (run with the same options, or with --force to migrate it again from the start)", ErrStateMismatch, src, why)
+		}
+		start, index, h = 0, prev.BaseIndex, newSHA256()
+	}
+	if start > 0 && prev.Zone != "" && prev.Zone != next.Zone {
+		// The names of the messages still to migrate must not depend on who runs us: a
+		// resumed message is recognised by its name.
+		if _, lerr := time.LoadLocation(prev.Zone); lerr != nil {
+			return fmt.Errorf("%w: %s: earlier runs read From_ dates without a zone in %s, which cannot be loaded here (run with TZ=%s, or with --force to migrate it again from the start)", ErrStateMismatch, src, prev.Zone, prev.Zone)
+		}
+		log(EventNotice, with("kind", EventZoneKept, "message", -1, "offset", start, "detail", fmt.Sprintf("reading From_ dates without a zone in %s, as earlier runs did, not %s", prev.Zone, next.Zone)))
+		next.Zone = prev.Zone
+	}
 	if prev != nil {
 		next.BaseIndex, next.Bytes, next.UIDValidity = prev.BaseIndex, prev.Bytes, prev.UIDValidity
 		if start == 0 {
 			next.BaseIndex = index
 		}
 	}
+	baseBytes := next.Bytes
+	// hashed is how far h has read: the state is saved at each resume point the worker
+	// reports, once this process has checked it is one.
+	hashed := start
+	advance := func(end int64, s Stats) error {
+		if err := checkResumePoint(f, st.Size, hashed, end); err != nil {
+			return err
+		}
+		if _, err := io.Copy(h, io.NewSectionReader(f, hashed, end-hashed)); err != nil {
+			return fmt.Errorf("migrate: hashing %s: %w", src, err)
+		}
+		hashed = end
+		next.Size, next.Offset, next.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
+		next.Messages = index + s.Messages
+		next.Bytes = baseBytes + end - start
+		if s.UIDValidity != 0 {
+			next.UIDValidity = s.UIDValidity
+		}
+		next.Time = time.Now().UTC()
+		return r.state.Save(next)
+	}
 	res.Stats.EndOffset = start
 	if start < st.Size {
 		if err := checkSpace(home, st.Size-start); err != nil {
 			return err
 		}
-		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, with, log)
+		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next.Zone, advance, with, log)
 		if err != nil {
 			return err
 		}
@@ -437,33 +481,76 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		res.Stats.UIDValidity = next.UIDValidity
 	}
 	end := res.Stats.EndOffset
-	if _, err := io.Copy(h, io.NewSectionReader(f, start, end-start)); err != nil {
-		return fmt.Errorf("migrate: hashing %s: %w", src, err)
-	}
-	next.Size, next.Offset, next.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
-	next.Messages = index + res.Stats.Messages
-	next.Bytes += end - start
-	if res.Stats.UIDValidity != 0 {
-		next.UIDValidity = res.Stats.UIDValidity
-	}
-	next.Time = time.Now().UTC()
-	if err := r.state.Save(next); err != nil {
+	if err := advance(end, res.Stats); err != nil {
 		return err
 	}
 	if r.cfg.After == AfterKeep || end == 0 || end != st.Size {
 		return nil
 	}
-	// Every message up to end is durable and was re-read against its record: the source may go.
-	after, err := applyAfter(f, src, r.cfg.After)
+	// This run checked each message it converted against its file as the file became
+	// durable; what earlier runs migrated is proved now, from the locked source, before the
+	// source may go.
+	if start > 0 {
+		if err := r.prove(ctx, u, f, start, home, next); err != nil {
+			return fmt.Errorf("migrate: not applying --after %s to %s: %w", r.cfg.After, src, err)
+		}
+	}
+	to := ""
+	if r.cfg.After == AfterRename {
+		to = src + ".migrated-" + time.Now().Format("20060102T150405")
+	}
+	next.Intent, next.IntentTo = r.cfg.After, to
+	if err := r.state.Save(next); err != nil {
+		return err
+	}
+	after, err := applyAfter(f, src, r.cfg.After, to)
 	if err != nil {
 		return err
 	}
 	res.After = after
 	log(EventAfter, with("action", r.cfg.After, "result", after))
 	next.Offset, next.SHA256, next.BaseIndex, next.Size = 0, emptySHA256, next.Messages, 0
-	next.After = after
+	next.After, next.Intent, next.IntentTo = after, "", ""
 	next.Time = time.Now().UTC()
 	return r.state.Save(next)
+}
+
+// EventZoneKept is the notice that a resumed migration reads From_ dates in the zone the
+// earlier runs used, not in this process's.
+const EventZoneKept = "zone-kept"
+
+// checkResumePoint refuses an end offset a worker reported unless it is one: not before
+// from, not beyond the source's size, and at the end of the source or at a line starting
+// "From ".
+func checkResumePoint(f *os.File, size, from, end int64) error {
+	if end < from || end > size {
+		return fmt.Errorf("migrate: the worker reported offset %d, outside %d..%d of %s", end, from, size, f.Name())
+	}
+	if end == size {
+		return nil
+	}
+	var b [5]byte
+	if _, err := f.ReadAt(b[:], end); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("migrate: reading %s: %w", f.Name(), err)
+	}
+	if string(b[:]) != "From " {
+		return fmt.Errorf("migrate: the worker reported offset %d of %s, which does not start a message", end, f.Name())
+	}
+	return nil
+}
+
+// prove has a worker show that every message of the locked source's first size bytes is in
+// the Maildir st records, with the content stored, under the options st records, and that
+// its dovecot-uidlist has st.UIDValidity.
+func (r *runner) prove(ctx context.Context, u users.User, f *os.File, size int64, home string, st *State) error {
+	res, err := verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, owner(u), f, size, home, st, true)
+	if err != nil {
+		return err
+	}
+	if len(res.Missing) > 0 || len(res.Bad) > 0 || res.Found != res.Messages {
+		return fmt.Errorf("the Maildir lacks migrated messages: %s", res.describe())
+	}
+	return nil
 }
 
 var emptySHA256 = hex.EncodeToString(newSHA256().Sum(nil))
@@ -488,8 +575,8 @@ func unescapeName(u mbox.Unescape) string {
 	return ""
 }
 
-// applyAfter renames or truncates the locked source.
-func applyAfter(f *os.File, src, after string) (string, error) {
+// applyAfter renames the locked source to to, or truncates it.
+func applyAfter(f *os.File, src, after, to string) (string, error) {
 	switch after {
 	case AfterTruncate:
 		if err := f.Truncate(0); err != nil {
@@ -500,7 +587,6 @@ func applyAfter(f *os.File, src, after string) (string, error) {
 		}
 		return "truncated", nil
 	case AfterRename:
-		to := src + ".migrated-" + time.Now().Format("20060102T150405")
 		// Rename refuses to replace a directory and never follows a symlink in its last
 		// component; the link count of one checked under the lock makes src our file.
 		if _, err := os.Lstat(to); err == nil {
@@ -530,21 +616,29 @@ func checkSpace(home string, need int64) error {
 	return nil
 }
 
-func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+// convert has a worker convert the locked source from start; durable gets each resume point
+// the worker reports, and an error from it stops the worker.
+func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, zone string, durable func(int64, Stats) error, with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
 	opts := r.cfg.Convert
 	req := &workerRequest{
 		Op: opConvert, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, Size: size,
-		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape),
+		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), Location: loadableZone(zone),
 		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes,
-		StartOffset: start, StartIndex: index,
+		StartOffset: start, StartIndex: index, FlushEvery: opts.FlushEvery,
 	}
-	if opts.Location != nil {
-		req.Location = opts.Location.String()
-	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var st Stats
 	var got bool
-	err := runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, func(m workerMsg) {
+	var bad error
+	err := runWorker(wctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, func(m workerMsg) {
 		switch m.T {
+		case "durable":
+			if m.Stats != nil && bad == nil {
+				if bad = durable(m.Stats.EndOffset, *m.Stats); bad != nil {
+					stop()
+				}
+			}
 		case "stats":
 			if m.Stats != nil {
 				st, got = *m.Stats, true
@@ -571,8 +665,49 @@ func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int
 			}
 		}
 	})
-	if err == nil && !got {
+	switch {
+	case bad != nil:
+		return st, bad
+	case err == nil && !got:
 		err = errors.New("migrate: the worker ended without a result")
 	}
 	return st, err
+}
+
+// zoneName names the zone From_ dates without one are read in: loc's, or for the local zone
+// the one TZ or /etc/localtime names, so that a state can tell whether a later run reads
+// them alike.
+func zoneName(loc *time.Location) string {
+	if loc != nil && loc != time.Local {
+		return loc.String()
+	}
+	fromPath := func(p string) string {
+		if i := strings.LastIndex(p, "zoneinfo/"); i >= 0 {
+			return p[i+len("zoneinfo/"):]
+		}
+		return p
+	}
+	if tz, ok := os.LookupEnv("TZ"); ok {
+		tz = strings.TrimPrefix(tz, ":")
+		if tz == "" {
+			return "UTC"
+		}
+		return fromPath(tz)
+	}
+	if p, err := os.Readlink("/etc/localtime"); err == nil {
+		return fromPath(p)
+	}
+	return "Local"
+}
+
+// loadableZone returns name when this process can load that zone, "" (the worker's local
+// zone, from the same TZ) otherwise.
+func loadableZone(name string) string {
+	if name == "" || name == "Local" || strings.HasPrefix(name, "/") {
+		return ""
+	}
+	if _, err := time.LoadLocation(name); err != nil {
+		return ""
+	}
+	return name
 }

@@ -273,3 +273,114 @@ func TestRunCancelled(t *testing.T) {
 		t.Errorf("dotlock left behind: %v", err)
 	}
 }
+
+// The review's scenario: a migration kept the source, the Maildir went away, and a later run
+// with --after truncate found the state up to date. It must prove the Maildir holds what the
+// state says before it empties the spool, and refuse when it does not.
+func TestRunAfterProvesTheMaildir(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(tr *tree, cfg *Config)
+		want   string // in the refusal
+	}{
+		{"maildir removed", func(tr *tree, cfg *Config) { must(t, os.RemoveAll(tr.path("home/ivy/Maildir"))) }, "no such file"},
+		{"uidlist removed", func(tr *tree, cfg *Config) { must(t, os.Remove(tr.path("home/ivy/Maildir/dovecot-uidlist"))) }, "dovecot-uidlist"},
+		{"uidlist of another UIDVALIDITY", func(tr *tree, cfg *Config) {
+			tr.write("home/ivy/Maildir/dovecot-uidlist", "3 V7 N1 G0123456789abcdef0123456789abcdef\n", "ivy")
+		}, "UIDVALIDITY 7"},
+		{"message removed", func(tr *tree, cfg *Config) {
+			must(t, os.Remove(tr.path("home/ivy/Maildir/"+tr.files("ivy")[0])))
+		}, "1 missing"},
+		{"message altered", func(tr *tree, cfg *Config) {
+			tr.write("home/ivy/Maildir/"+tr.files("ivy")[1], "Subject: other\n\nbody\n", "ivy")
+		}, "wrong content"},
+		{"another maildir", func(tr *tree, cfg *Config) { cfg.Maildir = "Maildir2" }, "not "},
+		{"other options", func(tr *tree, cfg *Config) { cfg.Convert.KeepHeaders = true }, "keep-headers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tr := newTree(t, "ivy")
+			tr.write("var/mail/ivy", msgA+msgB, "ivy")
+			if _, res := run(t, tr.config()); res["ivy"].Outcome != OutcomeMigrated {
+				t.Fatalf("first run: %+v", res["ivy"])
+			}
+			cfg := tr.config()
+			cfg.After = AfterTruncate
+			tt.change(tr, &cfg)
+			_, res := run(t, cfg)
+			r := res["ivy"]
+			if r.Outcome != OutcomeFailed || r.After != "" || r.Err == nil || !strings.Contains(r.Err.Error(), tt.want) {
+				t.Fatalf("--after truncate: outcome %s, after %q, err %v; want a refusal mentioning %q", r.Outcome, r.After, r.Err, tt.want)
+			}
+			if b, err := os.ReadFile(tr.path("var/mail/ivy")); err != nil || string(b) != msgA+msgB {
+				t.Fatalf("spool after the refusal: %q, %v", b, err)
+			}
+		})
+	}
+	// Untouched, the same run proves the Maildir and truncates.
+	tr := newTree(t, "jack")
+	tr.write("var/mail/jack", msgA+msgB, "jack")
+	run(t, tr.config())
+	cfg := tr.config()
+	cfg.After = AfterTruncate
+	_, res := run(t, cfg)
+	if r := res["jack"]; r.Outcome != OutcomeUpToDate || r.After != "truncated" {
+		t.Fatalf("proved --after truncate: %+v", r)
+	}
+	if fi, err := os.Stat(tr.path("var/mail/jack")); err != nil || fi.Size() != 0 {
+		t.Fatalf("spool after a proved truncate: %v, %v", fi, err)
+	}
+}
+
+// The spool and ~/Mailbox of one user are two sources: migrating one leaves the other's
+// state alone, and each re-run is up to date.
+func TestRunSpoolThenMailbox(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "kim")
+	tr.write("var/mail/kim", msgA, "kim")
+	tr.write("home/kim/Mailbox", msgB+msgC, "kim")
+	mboxCfg := tr.config()
+	mailboxCfg := tr.config()
+	mailboxCfg.Source = SourceMailbox
+	for i, c := range []struct {
+		cfg     Config
+		outcome string
+		written int64
+	}{{mboxCfg, OutcomeMigrated, 1}, {mailboxCfg, OutcomeMigrated, 2}, {mboxCfg, OutcomeUpToDate, 0}, {mailboxCfg, OutcomeUpToDate, 0}} {
+		_, res := run(t, c.cfg)
+		if r := res["kim"]; r.Outcome != c.outcome || r.Stats.Written != c.written || r.Err != nil {
+			t.Fatalf("run %d: %+v, want %s with %d written", i, r, c.outcome, c.written)
+		}
+	}
+	if got := tr.files("kim"); len(got) != 3 {
+		t.Errorf("kim's Maildir: %v", got)
+	}
+}
+
+func TestCheckResumePoint(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "mbox")
+	must(t, os.WriteFile(p, []byte(msgA+msgB), 0o600))
+	f, err := os.Open(p)
+	must(t, err)
+	defer f.Close()
+	size := int64(len(msgA + msgB))
+	for _, tt := range []struct {
+		from, end int64
+		ok        bool
+	}{
+		{0, int64(len(msgA)), true},
+		{0, size, true},
+		{0, 0, true},
+		{0, int64(len(msgA)) - 1, false},
+		{0, 5, false},
+		{0, size + 1, false},
+		{int64(len(msgA)) + 1, int64(len(msgA)), false},
+	} {
+		if err := checkResumePoint(f, size, tt.from, tt.end); (err == nil) != tt.ok {
+			t.Errorf("checkResumePoint(from %d, end %d) = %v, want ok %v", tt.from, tt.end, err, tt.ok)
+		}
+	}
+}

@@ -20,31 +20,72 @@ import (
 // is no longer what was migrated (edited, rewritten by a POP3 server, replaced by another file).
 var ErrSourceChanged = errors.New("migrate: source changed since the last run")
 
+// ErrStateMismatch is wrapped by the error returned when a run's destination or conversion
+// options are not those the recorded migration of the same source used.
+var ErrStateMismatch = errors.New("migrate: options differ from the earlier migration")
+
 // State is what a run remembers about one user's source, so that the next run migrates only
 // what was appended since and never brings back a message the user deleted from the Maildir.
 type State struct {
-	User        string    `json:"user"`
-	UID         int       `json:"uid"`
-	Source      string    `json:"source"`
-	Dev         uint64    `json:"dev"`
-	Inode       uint64    `json:"inode"`
-	Size        int64     `json:"size"`       // the source's size when it was last seen
-	Offset      int64     `json:"offset"`     // bytes migrated: source[0:Offset) ends at a message boundary
-	SHA256      string    `json:"sha256"`     // of source[0:Offset)
-	BaseIndex   int64     `json:"base_index"` // position number of the message at offset 0
-	Messages    int64     `json:"messages"`   // position number of the next message (all runs)
-	Bytes       int64     `json:"bytes"`      // source bytes migrated over all runs
-	Maildir     string    `json:"maildir"`
-	UIDValidity uint32    `json:"uidvalidity"`
-	KeepHeaders bool      `json:"keep_headers,omitempty"`
-	Unescape    string    `json:"unescape,omitempty"`
-	After       string    `json:"after,omitempty"` // "renamed" or "truncated" when the source was dealt with
-	Time        time.Time `json:"time"`
+	User        string `json:"user"`
+	UID         int    `json:"uid"`
+	Kind        string `json:"kind,omitempty"` // "mbox" (the spool) or "Mailbox" (~USER/Mailbox)
+	Source      string `json:"source"`
+	Dev         uint64 `json:"dev"`
+	Inode       uint64 `json:"inode"`
+	Size        int64  `json:"size"`       // the source's size when it was last seen
+	Offset      int64  `json:"offset"`     // bytes migrated: source[0:Offset) ends at a message boundary
+	SHA256      string `json:"sha256"`     // of source[0:Offset)
+	BaseIndex   int64  `json:"base_index"` // position number of the message at offset 0
+	Messages    int64  `json:"messages"`   // position number of the next message (all runs)
+	Bytes       int64  `json:"bytes"`      // source bytes migrated over all runs
+	Maildir     string `json:"maildir"`
+	UIDValidity uint32 `json:"uidvalidity"`
+	KeepHeaders bool   `json:"keep_headers,omitempty"`
+	Unescape    string `json:"unescape,omitempty"`
+	Zone        string `json:"zone,omitempty"`  // the zone From_ dates without one were read in
+	After       string `json:"after,omitempty"` // "renamed" or "truncated" when the source was dealt with
+	// Intent is the --after action about to be applied to source[0:Offset) ("truncate" or
+	// "rename", to IntentTo): a run that finds it knows whether the action happened before a
+	// crash, rather than taking the emptied or renamed source for a changed one.
+	Intent   string    `json:"intent,omitempty"`
+	IntentTo string    `json:"intent_to,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
-// StateStore keeps one JSON file per user in a root-only directory.
+// Kind names of State.Kind.
+const (
+	KindSpool   = "mbox"
+	KindMailbox = "Mailbox"
+)
+
+// Kind returns the State.Kind of a source.
+func (s Source) Kind() string {
+	if s == SourceMailbox {
+		return KindMailbox
+	}
+	return KindSpool
+}
+
+// StateStore keeps one JSON file per source (kind and path) of each user in a root-only
+// directory. Earlier builds kept one file per user, <user>.json: Load still reads it when
+// it describes the same source, and Save removes it once its successor is written.
 type StateStore struct {
 	Dir string
+}
+
+// keyPath names the state file of a user's source: the kind and a hash of the path keep
+// the spool and ~/Mailbox of one user apart, and a spool directory given differently too.
+func (s StateStore) keyPath(user, kind, src string) (string, error) {
+	p, err := s.path(user)
+	if err != nil {
+		return "", err
+	}
+	if kind != KindSpool && kind != KindMailbox {
+		return "", fmt.Errorf("migrate: state: unknown source kind %q", kind)
+	}
+	sum := sha256.Sum256([]byte(src))
+	return strings.TrimSuffix(p, ".json") + "." + kind + "-" + hex.EncodeToString(sum[:6]) + ".json", nil
 }
 
 func (s StateStore) path(user string) (string, error) {
@@ -54,16 +95,53 @@ func (s StateStore) path(user string) (string, error) {
 	return filepath.Join(s.Dir, user+".json"), nil
 }
 
-// Load returns the user's state, or nil when there is none.
-func (s StateStore) Load(user string) (*State, error) {
+// Load returns the state of the user's source of the given kind at path src, or nil when
+// there is none.
+func (s StateStore) Load(user, kind, src string) (*State, error) {
+	p, err := s.keyPath(user, kind, src)
+	if err != nil {
+		return nil, err
+	}
+	st, err := readState(p)
+	if st != nil || err != nil {
+		return st, err
+	}
+	return s.legacy(user, src)
+}
+
+// legacy returns the state an earlier build kept in <user>.json when it is about src, which
+// it then was whatever the command: the spool for mbox, ~/Mailbox for Mailbox.
+func (s StateStore) legacy(user, src string) (*State, error) {
 	p, err := s.path(user)
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
+	st, err := readState(p)
+	if st == nil || err != nil || st.Source != src {
+		return nil, err
+	}
+	return st, nil
+}
+
+// readState reads one state file, nil when there is none. It never follows a symlink.
+func readState(p string) (*State, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("migrate: state: %w", &os.PathError{Op: "open", Path: p, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("migrate: state: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("migrate: state %s: not a regular file", p)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("migrate: state: %w", err)
 	}
@@ -74,9 +152,13 @@ func (s StateStore) Load(user string) (*State, error) {
 	return &st, nil
 }
 
-// Save writes the user's state atomically: a crash leaves the old state or the new one.
+// Save writes the state of st's source atomically: a crash leaves the old state or the new
+// one.
 func (s StateStore) Save(st *State) error {
-	p, err := s.path(st.User)
+	if st.Kind == "" {
+		st.Kind = KindSpool
+	}
+	p, err := s.keyPath(st.User, st.Kind, st.Source)
 	if err != nil {
 		return err
 	}
@@ -107,6 +189,11 @@ func (s StateStore) Save(st *State) error {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
+	if old, err := s.legacy(st.User, st.Source); err == nil && old != nil {
+		if lp, err := s.path(st.User); err == nil {
+			_ = os.Remove(lp)
+		}
+	}
 	return syncDir(s.Dir)
 }
 
@@ -124,8 +211,10 @@ func syncDir(dir string) error {
 
 // Resume decides where a run starts in src, whose fstat is st: at 0 without a state, after the
 // migrated prefix when it is unchanged, and with an error wrapping ErrSourceChanged when it
-// changed (unless force, which starts again from 0). The returned hash has consumed
-// src[0:start), so the caller can extend it over what it migrates next.
+// changed (unless force, which starts again from 0). A source emptied or renamed by the
+// --after action the state announces (a crash came before the state said it was done) starts
+// at 0 after the migrated messages. The returned hash has consumed src[0:start), so the
+// caller can extend it over what it migrates next.
 func (s *State) Resume(src io.ReaderAt, st unix.Stat_t, force bool) (start, index int64, h hash.Hash, err error) {
 	h = sha256.New()
 	if s == nil {
@@ -137,14 +226,24 @@ func (s *State) Resume(src io.ReaderAt, st unix.Stat_t, force bool) (start, inde
 	why := ""
 	switch {
 	case uint64(st.Dev) != s.Dev || st.Ino != s.Inode:
+		if s.Intent == AfterRename && s.renamed() {
+			return 0, s.Messages, h, nil
+		}
 		why = "it is another file (device or inode changed)"
 	case st.Size < s.Offset:
+		if s.Intent == AfterTruncate {
+			return 0, s.Messages, h, nil
+		}
 		why = fmt.Sprintf("it shrank from %d to %d bytes", s.Offset, st.Size)
 	default:
 		if _, err := io.Copy(h, io.NewSectionReader(src, 0, s.Offset)); err != nil {
 			return 0, 0, nil, fmt.Errorf("migrate: hashing the migrated part of %s: %w", s.Source, err)
 		}
 		if hex.EncodeToString(h.Sum(nil)) != s.SHA256 {
+			if s.Intent == AfterTruncate {
+				// Emptied, then the MTA delivered as much again.
+				return 0, s.Messages, sha256.New(), nil
+			}
 			why = fmt.Sprintf("its first %d bytes are not the ones migrated", s.Offset)
 		}
 	}
@@ -155,4 +254,40 @@ func (s *State) Resume(src io.ReaderAt, st unix.Stat_t, force bool) (start, inde
 		return 0, 0, nil, fmt.Errorf("%w: %s: %s", ErrSourceChanged, s.Source, why)
 	}
 	return 0, s.BaseIndex, sha256.New(), nil
+}
+
+// renamed reports whether the source recorded in s is now at IntentTo.
+func (s *State) renamed() bool {
+	var st unix.Stat_t
+	return s.IntentTo != "" && unix.Lstat(s.IntentTo, &st) == nil && uint64(st.Dev) == s.Dev && st.Ino == s.Inode
+}
+
+// differs says why a run into next.Maildir with next's options cannot carry on the
+// migration s records, "" when it can. Without a migrated part in the source (none yet, or
+// it was truncated or renamed) any destination and options can.
+func (s *State) differs(next *State) string {
+	if s == nil || s.Offset == 0 {
+		return ""
+	}
+	onOff := func(b bool) string {
+		if b {
+			return "with"
+		}
+		return "without"
+	}
+	unesc := func(u string) string {
+		if u == "" {
+			return "none"
+		}
+		return u
+	}
+	switch {
+	case s.Maildir != next.Maildir:
+		return fmt.Sprintf("its first %d bytes were migrated into %s, not %s", s.Offset, s.Maildir, next.Maildir)
+	case s.KeepHeaders != next.KeepHeaders:
+		return fmt.Sprintf("it was migrated %s --keep-headers", onOff(s.KeepHeaders))
+	case s.Unescape != next.Unescape:
+		return fmt.Sprintf("it was migrated with --unescape %s, not %s", unesc(s.Unescape), unesc(next.Unescape))
+	}
+	return ""
 }

@@ -16,15 +16,15 @@ import (
 func TestStateSaveLoad(t *testing.T) {
 	t.Parallel()
 	s := StateStore{Dir: filepath.Join(t.TempDir(), "state")}
-	if st, err := s.Load("alice"); err != nil || st != nil {
+	if st, err := s.Load("alice", KindSpool, "/var/mail/alice"); err != nil || st != nil {
 		t.Fatalf("Load without state = %v, %v; want nil, nil", st, err)
 	}
-	want := &State{User: "alice", UID: 1001, Source: "/var/mail/alice", Dev: 7, Inode: 42, Size: 100, Offset: 90,
+	want := &State{User: "alice", UID: 1001, Kind: KindSpool, Source: "/var/mail/alice", Dev: 7, Inode: 42, Size: 100, Offset: 90,
 		SHA256: "ab", Messages: 3, Maildir: "/home/alice/Maildir", UIDValidity: 5, Time: time.Unix(1700000000, 0).UTC()}
 	if err := s.Save(want); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Load("alice")
+	got, err := s.Load("alice", KindSpool, "/var/mail/alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +41,19 @@ func TestStateSaveLoad(t *testing.T) {
 	entries, _ := os.ReadDir(s.Dir)
 	if len(entries) != 1 {
 		t.Errorf("state dir holds %d files, want 1 (no temporary left)", len(entries))
+	}
+	// The same user's ~/Mailbox is another source, with a state of its own.
+	if st, err := s.Load("alice", KindMailbox, "/home/alice/Mailbox"); err != nil || st != nil {
+		t.Errorf("Load of the Mailbox after saving the spool = %+v, %v; want nil, nil", st, err)
+	}
+	mb := *want
+	mb.Kind, mb.Source, mb.Offset = KindMailbox, "/home/alice/Mailbox", 10
+	must(t, s.Save(&mb))
+	if got, err := s.Load("alice", KindSpool, "/var/mail/alice"); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("spool state after saving the Mailbox's = %+v, %v", got, err)
+	}
+	if got, err := s.Load("alice", KindSpool, "/var/spool/mail/alice"); err != nil || got != nil {
+		t.Errorf("state of another spool path = %+v, %v; want none", got, err)
 	}
 	for _, bad := range []string{"", "../x", ".hidden", "a/b"} {
 		if err := s.Save(&State{User: bad}); err == nil {
@@ -72,6 +85,12 @@ func TestResume(t *testing.T) {
 		{name: "other inode", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 1}, content: first, otherFile: true, wantErr: ErrSourceChanged},
 		{name: "forced", state: &State{Offset: int64(len(first)), SHA256: sum("x"), Messages: 1, BaseIndex: 0}, content: first, force: true, wantStart: 0, wantIndex: 0},
 		{name: "after truncate", state: &State{Offset: 0, SHA256: emptySHA256, Messages: 4, BaseIndex: 4}, content: second, wantStart: 0, wantIndex: 4},
+		// A crash between --after and the state saying it was done.
+		{name: "truncated before a crash", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 3, Intent: AfterTruncate}, content: "", wantStart: 0, wantIndex: 3},
+		{name: "truncated, then delivered to", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 3, Intent: AfterTruncate}, content: second, wantStart: 0, wantIndex: 3},
+		{name: "truncation never happened", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 3, Intent: AfterTruncate}, content: first + second, wantStart: int64(len(first)), wantIndex: 3},
+		{name: "rename never happened", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 3, Intent: AfterRename, IntentTo: "/nonexistent"}, content: first, wantStart: int64(len(first)), wantIndex: 3},
+		{name: "renamed elsewhere than announced", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 3, Intent: AfterRename, IntentTo: "/nonexistent"}, content: second, otherFile: true, wantErr: ErrSourceChanged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,5 +132,29 @@ func TestResume(t *testing.T) {
 				t.Errorf("hash covers something else than the first %d bytes", start)
 			}
 		})
+	}
+}
+
+// A state an earlier build kept as <user>.json is read for the source it describes, whatever
+// the kind asked, and removed once its successor is saved.
+func TestStateLegacyFile(t *testing.T) {
+	t.Parallel()
+	s := StateStore{Dir: t.TempDir()}
+	legacy := filepath.Join(s.Dir, "bob.json")
+	must(t, os.WriteFile(legacy, []byte(`{"user":"bob","source":"/var/mail/bob","offset":12,"messages":1,"maildir":"/home/bob/Maildir"}`), 0o600))
+	if st, err := s.Load("bob", KindMailbox, "/home/bob/Mailbox"); err != nil || st != nil {
+		t.Errorf("Mailbox state from a legacy spool state = %+v, %v; want none", st, err)
+	}
+	st, err := s.Load("bob", KindSpool, "/var/mail/bob")
+	if err != nil || st == nil || st.Offset != 12 || st.Messages != 1 {
+		t.Fatalf("legacy state = %+v, %v", st, err)
+	}
+	st.Kind = KindSpool
+	must(t, s.Save(st))
+	if _, err := os.Lstat(legacy); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("legacy state still there after Save: %v", err)
+	}
+	if got, err := s.Load("bob", KindSpool, "/var/mail/bob"); err != nil || got == nil || got.Offset != 12 {
+		t.Errorf("state after migrating the file = %+v, %v", got, err)
 	}
 }

@@ -161,7 +161,7 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 		}
 		src, home, dst := cfg.Paths(u)
 		v := UserVerify{User: u.Name, Src: src, Dst: dst}
-		st, err := store.Load(u.Name)
+		st, err := store.Load(u.Name, cfg.Source.Kind(), src)
 		switch {
 		case err != nil:
 			v.Err = err
@@ -193,8 +193,15 @@ func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *S
 	if _, _, _, err := st.Resume(f, fst, false); err != nil {
 		return VerifyResult{}, err
 	}
+	return verifyState(ctx, Credentials{UID: uid, GID: gid, Groups: groups}, want, f, st.Offset, home, st, false)
+}
+
+// verifyState proves, as cred, that every message of src[0:size) is in the Maildir st
+// records, read with the options and zone st records; with uidlist, that Maildir's
+// dovecot-uidlist must exist with st.UIDValidity too.
+func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File, size int64, home string, st *State, uidlist bool) (VerifyResult, error) {
 	name, err := filepath.Rel(home, st.Maildir)
-	if err != nil || strings.HasPrefix(name, "..") {
+	if err != nil || name == "." || strings.HasPrefix(name, "..") {
 		return VerifyResult{}, fmt.Errorf("migrate: verify: %s is not beneath %s", st.Maildir, home)
 	}
 	unescape := mbox.UnescapeNone
@@ -204,5 +211,23 @@ func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *S
 	case "mboxo":
 		unescape = mbox.UnescapeMboxo
 	}
-	return VerifyAs(ctx, Credentials{UID: uid, GID: gid, Groups: groups}, f, st.Offset, home, name, st.BaseIndex, st.KeepHeaders, unescape)
+	req := &workerRequest{Op: opVerify, Home: home, Owner: owner, Maildir: name, Size: size, StartIndex: st.BaseIndex,
+		KeepHeaders: st.KeepHeaders, Unescape: int(unescape), Location: loadableZone(st.Zone)}
+	if uidlist {
+		req.UIDValidity = st.UIDValidity
+		if req.UIDValidity == 0 {
+			return VerifyResult{}, fmt.Errorf("migrate: verify: no UIDVALIDITY recorded for %s", st.Maildir)
+		}
+	}
+	var res VerifyResult
+	var got bool
+	err = runWorker(ctx, cred, req, src, func(m workerMsg) {
+		if m.T == "verified" && m.Verified != nil {
+			res, got = *m.Verified, true
+		}
+	})
+	if err == nil && !got {
+		err = fmt.Errorf("migrate: the worker ended without a result")
+	}
+	return res, err
 }

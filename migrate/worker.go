@@ -55,6 +55,8 @@ type workerRequest struct {
 	BatchBytes  int64  `json:"batch_bytes,omitempty"`
 	StartOffset int64  `json:"start_offset,omitempty"`
 	StartIndex  int64  `json:"start_index,omitempty"`
+	UIDValidity uint32 `json:"uidvalidity,omitempty"` // opVerify: the Maildir's dovecot-uidlist must have it
+	FlushEvery  int    `json:"flush_every,omitempty"` // opConvert: messages between two resume points
 
 	// opFolders only.
 	FolderRoot   string            `json:"folder_root,omitempty"`   // relative to Home: "mail"
@@ -65,7 +67,7 @@ type workerRequest struct {
 
 // workerMsg is one line of the worker's answer.
 type workerMsg struct {
-	T        string         `json:"t"` // "record", "event", "progress", "missing", "stats", "verified", "error"
+	T        string         `json:"t"` // "record", "event", "progress", "missing", "durable", "stats", "verified", "error"
 	Record   *MessageRecord `json:"record,omitempty"`
 	Event    *Event         `json:"event,omitempty"`
 	N        int64          `json:"n,omitempty"`
@@ -209,6 +211,15 @@ func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(work
 	case opConvert:
 		return serveConvert(ctx, req, src, size, time.Unix(st.Mtim.Unix()), d, emit)
 	case opVerify:
+		if req.UIDValidity != 0 {
+			v, err := d.UIDValidity()
+			if err != nil {
+				return fmt.Errorf("migrate: verify: %w", err)
+			}
+			if v != req.UIDValidity {
+				return fmt.Errorf("migrate: verify: %s/dovecot-uidlist has UIDVALIDITY %d, not the %d migrated with", req.Maildir, v, req.UIDValidity)
+			}
+		}
 		res, err := verifyMaildir(ctx, req, src, size, d)
 		if err != nil {
 			return err
@@ -292,7 +303,14 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 		Maildir:     maildir.Options{Fsync: maildir.Fsync(req.Fsync), Host: req.Host, BatchFiles: req.BatchFiles, BatchBytes: req.BatchBytes},
 		StartOffset: req.StartOffset,
 		StartIndex:  req.StartIndex,
+		FlushEvery:  req.FlushEvery,
 		Notice:      func(e Event) { emit(workerMsg{T: "event", Event: &e, Folder: folder}) },
+		OnDurable: func(s Stats) {
+			// A resume point only once every message before it was found as stored.
+			if len(chk.res.Missing) == 0 && len(chk.res.Bad) == 0 {
+				emit(workerMsg{T: "durable", Stats: &s, Folder: folder})
+			}
+		},
 		OnMessage: func(r MessageRecord) {
 			chk.check(r)
 			emit(workerMsg{T: "record", Record: &r, Folder: folder})
