@@ -20,9 +20,10 @@
 // (version 3) and dovecot-keywords, so IMAP and POP3 clients keep the UIDs,
 // flags and keywords they knew from the mbox. A Writer's memory barely grows
 // with the number of messages: it keeps a 24-byte key and UID per message file
-// (to recognise what is there), and streams dovecot-uidlist, whose new lines
-// wait in an unlinked scratch file in tmp/ until [Writer.Commit] writes the
-// file once, after [Writer.Flush] made batches durable.
+// (to recognise what is there), and appends the lines of each durable batch to
+// dovecot-uidlist under Dovecot's lock, as Dovecot does, so that Dovecot
+// serving the Maildir meanwhile numbers our files as we do; [Writer.Commit]
+// rewrites the header once at the end when it must give a higher next UID.
 //
 // [ParseName], [CheckUIDList], [FileType], [Dir.Messages] and [Dir.OpenMessage]
 // serve readers that check or verify a Maildir.

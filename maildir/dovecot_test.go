@@ -236,3 +236,75 @@ func sortFlags(s string) string {
 	}
 	return strings.Join(f, " ")
 }
+
+// TestDovecotMeanwhile has Dovecot read the Maildir while a Writer is still
+// adding to it: it must see the UIDs the Writer gives in the lines the Writer
+// appended (the header not yet raised), and when it numbers a message that
+// arrived meanwhile (Postfix delivering into new/), the Writer's next UIDs go
+// above it, and Dovecot keeps every UID.
+func TestDovecotMeanwhile(t *testing.T) {
+	requireDoveadm(t)
+	dir := mailUserDir(t)
+	md := filepath.Join(dir, "Maildir")
+	want := map[string]uint32{} // subject → UID, as the Writer reports it durable
+	durable := 0                // Durable reports in Add order: message m<durable> is next
+	_, w := newTestWriter(t, md, Options{BatchFiles: 2, Durable: func(r Result) {
+		want[fmt.Sprintf("m%d", durable)] = r.UID
+		durable++
+	}})
+	w.SetUIDBase(777, 0)
+	addSubject := func(i int, uid uint32) {
+		m := msg(int64(i), fmt.Sprintf("Subject: m%d\n\nbody %d\n", i, i))
+		m.UID = uid
+		add(t, w, m)
+	}
+	check := func(stage string) {
+		t.Helper()
+		chownTree(t, md, mailUID)
+		recs, log := doveadmLog(t, dir, mailUID, "fetch", "uid hdr.subject", "mailbox", "INBOX", "all")
+		got := map[string]uint32{}
+		for _, r := range recs {
+			var n uint32
+			fmt.Sscan(r["uid"], &n)
+			got[strings.TrimSpace(r["hdr.subject"])] = n
+		}
+		for subj, uid := range want {
+			if got[subj] != uid {
+				t.Errorf("%s: Dovecot gives %s UID %d, the Writer gave %d (all: %v)\n%s", stage, subj, got[subj], uid, got, log)
+			}
+		}
+		if log != "" {
+			t.Errorf("%s: doveadm logged:\n%s", stage, log)
+		}
+	}
+	// UIDs 5 and 9 from the mbox, then 10: created with a header, then appended.
+	addSubject(0, 5)
+	addSubject(1, 9)
+	addSubject(2, 0)
+	must(t, w.Flush())
+	ul := readFile(t, filepath.Join(md, uidlistName))
+	if !strings.HasPrefix(ul, "3 V777 N10 G") {
+		t.Fatalf("uidlist header %q, want N10 (the append raises it)", strings.SplitN(ul, "\n", 2)[0])
+	}
+	check("after Flush")
+
+	// Postfix delivers; Dovecot numbers the message next.
+	must(t, os.WriteFile(filepath.Join(md, "new", "1700000000.delivered.host"), []byte("Subject: delivered\n\nhi\n"), 0o600))
+	chownTree(t, md, mailUID)
+	recs := doveadm(t, dir, mailUID, "fetch", "uid", "mailbox", "INBOX", "header", "subject", "delivered")
+	if len(recs) != 1 || recs[0]["uid"] != "11" {
+		t.Fatalf("Dovecot numbered the delivered message %v, want UID 11", recs)
+	}
+	want["delivered"] = 11
+	addSubject(3, 0)
+	addSubject(4, 0)
+	must(t, w.Commit())
+	if want["m3"] != 12 || want["m4"] != 13 || !w.Renumbered() {
+		t.Errorf("UIDs after Dovecot's: %d, %d (renumbered %v), want 12, 13", want["m3"], want["m4"], w.Renumbered())
+	}
+	check("after Commit")
+	status := doveadm(t, dir, mailUID, "mailbox", "status", "uidvalidity uidnext messages", "INBOX")
+	if len(status) != 1 || status[0]["uidvalidity"] != "777" || status[0]["uidnext"] != "14" || status[0]["messages"] != "6" {
+		t.Errorf("mailbox status %v", status)
+	}
+}

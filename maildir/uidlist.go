@@ -30,8 +30,11 @@ const maxUIDListLine = 64 * 1024
 // uidlist is Dovecot's dovecot-uidlist: UIDVALIDITY, the next UID, the mailbox
 // GUID and one line per listed message, in ascending UID order.
 type uidlist struct {
+	version  byte // '1' or '3'
 	validity uint32
-	next     uint32
+	next     uint32 // raised past the last line's UID, as Dovecot raises it
+	headNext uint32 // the next UID the header says
+	last     uint32 // the last line's UID, 0 without lines
 	guid     string
 	extra    []string          // other header fields, kept as read
 	lines    []uidLine         // only from parseUIDList
@@ -119,6 +122,7 @@ func scanUIDList(r io.Reader, each func(uidLine) error) (*uidlist, error) {
 		return nil, &UIDListError{Line: 1, Reason: fmt.Sprintf("header %.20q does not start with version 1 or 3 and a space", head)}
 	}
 	version := head[0]
+	u.version = version
 	if version == '3' {
 		// Like Dovecot, a field is a key letter and a value up to the next
 		// space; runs of spaces separate fields.
@@ -215,6 +219,7 @@ func scanUIDList(r io.Reader, each func(uidLine) error) (*uidlist, error) {
 			return nil, err
 		}
 	}
+	u.headNext, u.last = u.next, last
 	if u.next <= last {
 		u.next = last + 1
 	}

@@ -97,10 +97,14 @@ type Message struct {
 
 // Result describes what Add did with one message.
 type Result struct {
-	Name    string // final file name (in new/ or cur/)
-	Sub     string // "new" or "cur"
-	Size    int64  // bytes written (the S= value)
-	SHA256  [32]byte
+	Name   string // final file name (in new/ or cur/)
+	Sub    string // "new" or "cur"
+	Size   int64  // bytes written (the S= value)
+	SHA256 [32]byte
+	// UID is the message's UID. Add gives the UID it assigned; when
+	// Dovecot gave that UID to another message before the batch was listed,
+	// the message gets the next free one (Renumbered reports it), and the
+	// Result handed to Options.Durable carries that.
 	UID     uint32
 	Existed bool // a message with the same base name was already in the Maildir: nothing new written
 }
@@ -120,12 +124,19 @@ type Writer struct {
 	suffixes []string          // the parts of file names after their base
 	suffixAt map[string]uint32 // index of each in suffixes
 
-	ul       *uidlist     // header only: the lines stay in the file, the spill and tail
-	tail     []uidLine    // lines given since the last spill; Abort may still drop them
-	spill    *os.File     // lines given since the last Commit, before tail; unlinked scratch in tmp/
-	ulLoaded bool         // the uidlist existed when NewWriter read it
-	ulStat   *unix.Stat_t // its identity then, to notice another writer
-	ulDirty  bool
+	ul      *uidlist  // header only: the lines are in the file, or in tail
+	tail    []uidLine // lines not yet in the file; Abort may still drop some
+	ulDirty bool      // the header on disk may say a lower next UID than ul.next
+
+	// What the file was when this Writer last read or wrote it: its
+	// identity (nil while there was none), the next UID Dovecot would
+	// take from it and its last line's UID. A file still the same needs no
+	// reading before lines are appended; any other was changed by someone
+	// else, who may have given UIDs too.
+	pubStat *unix.Stat_t
+	pubNext uint32
+	pubLast uint32
+	pubHead uint32 // the next UID its header says
 
 	kw      [maxKeywords]string
 	kwDirty bool
@@ -179,7 +190,7 @@ type knownFile struct {
 const inNew = 1 << 31
 
 // spillEvery is how many uidlist lines Add keeps in memory, in the modes
-// without batches, before it moves them to the spill file.
+// without batches, before it appends them to dovecot-uidlist.
 const spillEvery = 512
 
 type pendingFile struct {
@@ -254,14 +265,15 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 				return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
 			}
 		}
-		w.ul, w.ulLoaded, w.ulStat = ul, true, st
+		w.ul, w.pubStat = ul, st
+		w.pubNext, w.pubLast, w.pubHead = ul.next, ul.last, ul.headNext
 		w.used = ul.next - 1
 	} else {
 		guid, err := newGUID()
 		if err != nil {
 			return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
 		}
-		w.ul = &uidlist{validity: uint32(time.Now().Unix()), next: 1, guid: guid}
+		w.ul = &uidlist{version: '3', validity: uint32(time.Now().Unix()), next: 1, guid: guid}
 	}
 	b, _, err := readSmallFile(d.fd, keywordsName, d.path+"/"+keywordsName)
 	if err != nil {
@@ -285,7 +297,7 @@ func (w *Writer) SetUIDBase(uidValidity, lastUID uint32) {
 		return
 	}
 	w.haveBase, w.baseValidity = true, uidValidity
-	if !w.ulLoaded && w.ul.validity != uidValidity {
+	if w.pubStat == nil && w.ul.validity != uidValidity {
 		w.ul.validity = uidValidity
 		w.ulDirty = true
 	}
@@ -478,7 +490,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 			w.known[key] = e
 		}
 		w.report(r)
-		if err := w.maybeSpill(); err != nil {
+		if err := w.maybePublish(); err != nil {
 			return r, err
 		}
 		return r, nil
@@ -509,9 +521,6 @@ func (w *Writer) Add(m *Message) (Result, error) {
 			if err := w.flush(); err != nil {
 				return r, err
 			}
-			if err := w.spillTail(); err != nil {
-				return r, err
-			}
 		}
 		return r, nil
 	}
@@ -531,7 +540,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		}
 	}
 	w.report(r)
-	if err := w.maybeSpill(); err != nil {
+	if err := w.maybePublish(); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -556,66 +565,13 @@ func (w *Writer) list(uid uint32, base string) {
 	w.tail = append(w.tail, uidLine{uid: uid, text: strconv.FormatUint(uint64(uid), 10) + " :" + base, base: base})
 }
 
-// maybeSpill moves the tail to the spill file once it is long and no batch
-// is pending, the only time Abort can no longer drop any of its lines.
-func (w *Writer) maybeSpill() error {
+// maybePublish lists the tail in dovecot-uidlist once it is long and no
+// batch is pending, the only time every line of it is a durable file's.
+func (w *Writer) maybePublish() error {
 	if len(w.tail) < spillEvery || len(w.pending) > 0 {
 		return nil
 	}
-	return w.spillTail()
-}
-
-// spillTail appends the tail's lines to the spill file, a scratch file in
-// tmp/ (created exclusively, 0600, and unlinked at once: it leaves nothing
-// behind, even after a crash). Lines are kept there rather than in memory
-// so that a Writer's memory does not grow with the number of messages.
-func (w *Writer) spillTail() error {
-	if len(w.tail) == 0 || len(w.pending) > 0 {
-		return nil
-	}
-	if w.spill == nil {
-		f, err := w.createSpill()
-		if err != nil {
-			return err
-		}
-		w.spill = f
-	}
-	b := w.buf[:0]
-	for _, l := range w.tail {
-		if len(b)+len(l.text)+1 > cap(b) {
-			if _, err := w.spill.Write(b); err != nil {
-				return fmt.Errorf("maildir: write %s: %w", w.spill.Name(), err)
-			}
-			b = b[:0]
-		}
-		b = append(b, l.text...)
-		b = append(b, '\n')
-	}
-	if _, err := w.spill.Write(b); err != nil {
-		return fmt.Errorf("maildir: write %s: %w", w.spill.Name(), err)
-	}
-	clear(w.tail)
-	w.tail = w.tail[:0]
-	return nil
-}
-
-func (w *Writer) createSpill() (*os.File, error) {
-	tmpfd := w.d.sub[subTmp]
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, fmt.Errorf("maildir: tmp name: %w", err)
-	}
-	name := fmt.Sprintf("%d.P%dR%s.%s.uidlist", time.Now().Unix(), w.pid, hex.EncodeToString(rnd[:]), w.host)
-	fd, err := openBeneathMode(tmpfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, name, err)
-	}
-	f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
-	if err := unix.Unlinkat(tmpfd, name, 0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("maildir: remove %s: %w", f.Name(), err)
-	}
-	return f, nil
+	return w.publish(nil, false)
 }
 
 // report hands r to Options.Durable, after every earlier message still
@@ -779,6 +735,14 @@ func (w *Writer) flush() error {
 	if err := w.writeKeywords(); err != nil {
 		return err
 	}
+	// Dovecot numbers files it finds unlisted only under this lock: held
+	// from before the batch appears in cur/ and new/ until its lines are in
+	// dovecot-uidlist, Dovecot never numbers our files itself.
+	lk, err := w.lockControl(uidlistName)
+	if err != nil {
+		return err
+	}
+	defer lk.drop()
 	for i, p := range w.pending {
 		existed, err := w.moveIn(p.tmp, p.sub, p.name)
 		if err != nil {
@@ -795,6 +759,9 @@ func (w *Writer) flush() error {
 	if w.opts.Fsync == FsyncNone {
 		w.dirty = [2]bool{}
 	} else if err := w.syncDirs(); err != nil {
+		return err
+	}
+	if err := w.publish(lk, false); err != nil {
 		return err
 	}
 	w.deliver()
@@ -852,10 +819,11 @@ func (w *Writer) traced(err error, event string) error {
 }
 
 // Flush makes every message added so far durable and visible: it finishes
-// the pending batch (sync, renames, directory fsync), reports it to
-// Options.Durable, and writes dovecot-keywords, but leaves dovecot-uidlist
-// for Commit. Files flushed but never committed are found by the next Writer,
-// which lists them when they are added again, in Add order.
+// the pending batch (sync, renames, directory fsync), writes
+// dovecot-keywords, lists the messages in dovecot-uidlist, and reports them
+// to Options.Durable. Batches are flushed and listed as they fill up too: a
+// file of ours is unlisted only while a batch in a mode without batches
+// gathers (at most 512 messages) or until Flush.
 func (w *Writer) Flush() error {
 	if err := w.flush(); err != nil {
 		return err
@@ -863,43 +831,44 @@ func (w *Writer) Flush() error {
 	if err := w.writeKeywords(); err != nil {
 		return err
 	}
-	return w.spillTail()
+	return w.publish(nil, false)
 }
 
-// Commit does what Flush does, then writes dovecot-uidlist atomically (tmp
-// file, fsync, rename, fsync the directory), mode 0600: the lines of the file
-// as NewWriter found it, then those of the messages added since, in Add
-// order. It may be called several times; each call rewrites the whole file,
-// so a caller that only needs durability calls Flush.
+// Commit does what Flush does, then makes the header of dovecot-uidlist
+// give the next UID this Writer reached (lines appended since the header was
+// written may have passed it, and UIDs an mbox reserved never appear in a
+// line): the file is rewritten when its header says less. It may be called
+// several times.
 func (w *Writer) Commit() error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if !w.ulDirty {
-		return nil
-	}
-	if err := w.writeControl(uidlistName, w.writeUIDList); err != nil {
-		return err
-	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(w.d.fd, uidlistName, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("maildir: stat %s/%s: %w", w.d.path, uidlistName, err)
-	}
-	w.ulStat, w.ulDirty = &st, false
-	if w.spill != nil {
-		// Its lines are in the file now.
-		w.spill.Close()
-		w.spill = nil
-	}
-	return nil
+	return w.publish(nil, true)
 }
 
-// writeUIDList writes the new dovecot-uidlist to out, under Dovecot's lock:
-// the header, the lines of the current file, then the spilled lines. The
-// current file must be the one NewWriter (or the last Commit) saw: one
-// rewritten since means Dovecot (or another writer) gave out UIDs we may give
-// again.
-func (w *Writer) writeUIDList(out io.Writer) error {
+// publish lists the tail in dovecot-uidlist, and with header rewrites the
+// file when its header says a lower next UID than ul.next, all under
+// Dovecot's lock (lk, or taken here when lk is nil).
+//
+// Lines are appended in place, as Dovecot appends, when the file is a
+// version 3 file ending in a newline; it is rewritten when it is missing,
+// of version 1, ends in a line cut short, or needs a new header. When the
+// file is not as this Writer left it, it is read first: a line of ours
+// that someone else listed meanwhile keeps their UID, and when someone else
+// gave UIDs meanwhile the tail's UIDs move above theirs (Renumbered). A file
+// of another UIDVALIDITY is an error.
+func (w *Writer) publish(lk *ctlLock, header bool) error {
+	needHead := header && w.ulDirty && w.ul.next > w.pubHead
+	if len(w.tail) == 0 && !needHead {
+		return nil
+	}
+	if lk == nil {
+		var err error
+		if lk, err = w.lockControl(uidlistName); err != nil {
+			return err
+		}
+		defer lk.drop()
+	}
 	display := w.d.path + "/" + uidlistName
 	old, st, err := openControl(w.d.fd, uidlistName, display)
 	if err != nil {
@@ -908,16 +877,164 @@ func (w *Writer) writeUIDList(out io.Writer) error {
 	if old != nil {
 		defer old.Close()
 	}
-	if (st == nil) != (w.ulStat == nil) || st != nil && (st.Ino != w.ulStat.Ino || st.Size != w.ulStat.Size || st.Mtim != w.ulStat.Mtim) {
-		return fmt.Errorf("maildir: %s changed while this migration was writing (is Dovecot already serving this Maildir?)", display)
+	cur := &uidlist{version: w.ul.version, validity: w.ul.validity, next: w.pubNext, headNext: w.pubHead, last: w.pubLast, guid: w.ul.guid, extra: w.ul.extra}
+	rewrite := old == nil || needHead
+	if old != nil && !sameFile(st, w.pubStat) {
+		if cur, err = w.rescan(old, display); err != nil {
+			return err
+		}
+		if cur.validity != w.ul.validity {
+			return fmt.Errorf("maildir: %s: UIDVALIDITY is %d now, not the %d this migration gives UIDs under (did Dovecot make a new one?)", display, cur.validity, w.ul.validity)
+		}
+		w.renumber(cur)
+		var end [1]byte
+		if st.Size > 0 {
+			if _, err := old.ReadAt(end[:], st.Size-1); err != nil || end[0] != '\n' {
+				rewrite = true // a line cut short by a crash: Dovecot skips it, and so does a rewrite
+			}
+		}
+		rewrite = rewrite || header && w.ulDirty && w.ul.next > cur.headNext
 	}
-	bw := bufio.NewWriterSize(out, 64*1024)
-	fmt.Fprintf(bw, "3 V%d N%d G%s", w.ul.validity, w.ul.next, w.ul.guid)
-	for _, f := range w.ul.extra {
+	rewrite = rewrite || cur.version != '3'
+	last := cur.last
+	if n := len(w.tail); n > 0 {
+		last = w.tail[n-1].uid
+	}
+	next := max(cur.next, last+1)
+	head := cur.headNext
+	if rewrite {
+		head = max(w.ul.next, cur.next)
+		next = max(next, head)
+		if err := w.rewriteUIDList(lk, cur, head, old); err != nil {
+			return err
+		}
+		st = new(unix.Stat_t)
+		if err := unix.Fstatat(w.d.fd, uidlistName, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("maildir: stat %s: %w", display, err)
+		}
+	} else if len(w.tail) > 0 {
+		if st, err = w.appendUIDList(); err != nil {
+			return err
+		}
+	}
+	w.pubStat, w.pubNext, w.pubLast, w.pubHead = st, next, last, head
+	if rewrite {
+		w.ul.version = '3'
+	}
+	w.ulDirty = w.ul.next > head
+	clear(w.tail)
+	w.tail = w.tail[:0]
+	return nil
+}
+
+func sameFile(a, b *unix.Stat_t) bool {
+	return a != nil && b != nil && a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size
+}
+
+// rescan reads the whole uidlist f, changed by someone else since this
+// Writer last saw it, and drops from the tail the lines of files it lists
+// already (keeping the file's UID for them).
+func (w *Writer) rescan(f *os.File, display string) (*uidlist, error) {
+	var mine map[baseKey]int
+	if len(w.tail) > 0 {
+		mine = make(map[baseKey]int, len(w.tail))
+		for i, l := range w.tail {
+			mine[keyOf(l.base)] = i
+		}
+	}
+	listed := map[int]uint32{}
+	u, err := scanUIDList(f, func(l uidLine) error {
+		if mine != nil {
+			if i, ok := mine[keyOf(l.base)]; ok {
+				listed[i] = l.uid
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if ue, ok := errors.AsType[*UIDListError](err); ok {
+			ue.Path = display
+			return nil, ue
+		}
+		return nil, fmt.Errorf("maildir: read %s: %w", display, err)
+	}
+	if len(listed) > 0 {
+		tail := w.tail[:0]
+		for i, l := range w.tail {
+			if uid, ok := listed[i]; ok {
+				k := keyOf(l.base)
+				e := w.known[k]
+				e.uid = uid
+				w.known[k] = e
+				w.renumbered = w.renumbered || uid != l.uid
+				continue
+			}
+			tail = append(tail, l)
+		}
+		clear(w.tail[len(tail):])
+		w.tail = tail
+	}
+	return u, nil
+}
+
+// renumber moves the tail's UIDs above those someone else gave since this
+// Writer last wrote the file (cur is the file now), keeping their order.
+func (w *Writer) renumber(cur *uidlist) {
+	foreign := cur.next > w.pubNext || cur.last > w.pubLast
+	if !foreign && (len(w.tail) == 0 || w.tail[0].uid > cur.last) {
+		return
+	}
+	next, prev := cur.next, cur.last
+	var moved map[string]uint32
+	for i := range w.tail {
+		l := &w.tail[i]
+		if l.uid < next || l.uid <= prev {
+			l.uid = max(next, prev+1)
+			if moved == nil {
+				moved = map[string]uint32{}
+			}
+			moved[l.base] = l.uid
+			l.text = strconv.FormatUint(uint64(l.uid), 10) + " :" + l.base
+			k := keyOf(l.base)
+			e := w.known[k]
+			e.uid = l.uid
+			w.known[k] = e
+			w.renumbered = true
+		}
+		prev = l.uid
+		next = max(next, prev+1)
+	}
+	w.ul.next = max(w.ul.next, next)
+	w.used = max(w.used, prev)
+	w.prev = max(w.prev, prev)
+	// Results not yet reported durable carry the UIDs Dovecot will show.
+	for i := range w.waiting {
+		if uid, ok := moved[baseOf(w.waiting[i].Name)]; ok {
+			w.waiting[i].UID = uid
+		}
+	}
+}
+
+// rewriteUIDList writes a whole new dovecot-uidlist into the lock file and
+// renames it over the old one: a version 3 header with the UIDVALIDITY,
+// GUID and other fields of cur and the next UID head, the lines of old (when
+// there is one), then the tail.
+func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.File) error {
+	display := w.d.path + "/" + uidlistName
+	bw := bufio.NewWriterSize(lk.f, 64*1024)
+	guid := cur.guid
+	if guid == "" {
+		guid = w.ul.guid
+	}
+	fmt.Fprintf(bw, "3 V%d N%d G%s", cur.validity, head, guid)
+	for _, f := range cur.extra {
 		bw.WriteString(" " + f)
 	}
 	bw.WriteByte('\n')
 	if old != nil {
+		if _, err := old.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("maildir: read %s: %w", display, err)
+		}
 		_, err := scanUIDList(old, func(l uidLine) error {
 			bw.WriteString(l.text)
 			return bw.WriteByte('\n')
@@ -926,21 +1043,53 @@ func (w *Writer) writeUIDList(out io.Writer) error {
 			return fmt.Errorf("maildir: read %s: %w", display, err)
 		}
 	}
-	if w.spill != nil {
-		if _, err := w.spill.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("maildir: read %s: %w", w.spill.Name(), err)
-		}
-		if _, err := io.Copy(bw, w.spill); err != nil {
-			return fmt.Errorf("maildir: read %s: %w", w.spill.Name(), err)
-		}
-		if _, err := w.spill.Seek(0, io.SeekEnd); err != nil {
-			return fmt.Errorf("maildir: read %s: %w", w.spill.Name(), err)
-		}
+	for _, l := range w.tail {
+		bw.WriteString(l.text)
+		bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("maildir: write %s.lock: %w", display, err)
 	}
-	return nil
+	return w.install(lk)
+}
+
+// appendUIDList appends the tail to dovecot-uidlist in place, and returns
+// the file's identity after.
+func (w *Writer) appendUIDList() (*unix.Stat_t, error) {
+	display := w.d.path + "/" + uidlistName
+	fd, err := openBeneath(w.d.fd, uidlistName, unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: open %s: %w", display, err)
+	}
+	f := os.NewFile(uintptr(fd), display)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &unsafeError{display, "is not a regular file"}
+	}
+	b := w.buf[:0]
+	for _, l := range w.tail {
+		if len(b)+len(l.text)+1 > cap(b) && len(b) > 0 {
+			if _, err := f.Write(b); err != nil {
+				return nil, fmt.Errorf("maildir: append to %s: %w", display, err)
+			}
+			b = b[:0]
+		}
+		b = append(b, l.text...)
+		b = append(b, '\n')
+	}
+	if _, err := f.Write(b); err != nil {
+		return nil, fmt.Errorf("maildir: append to %s: %w", display, err)
+	}
+	if w.opts.Fsync != FsyncNone {
+		if err := w.traced(unix.Fsync(fd), "fsync "+uidlistName); err != nil {
+			return nil, fmt.Errorf("maildir: fsync %s: %w", display, err)
+		}
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
+	}
+	return &st, nil
 }
 
 func (w *Writer) writeKeywords() error {
@@ -965,23 +1114,29 @@ func (w *Writer) writeKeywords() error {
 // before it takes it over.
 const lockStale = 2 * time.Minute
 
-// writeControl replaces a control file of the Maildir the way Dovecot does:
-// the content, which write produces while the lock is held, goes into
-// name.lock (created exclusively, so it is also Dovecot's dotlock), is
-// synced, and is renamed over name.
-func (w *Writer) writeControl(name string, write func(io.Writer) error) error {
+// ctlLock is Dovecot's dotlock on a control file of the Maildir, name.lock,
+// created exclusively: it is also where a new version of the file is
+// written before it is renamed over the old one.
+type ctlLock struct {
+	w    *Writer
+	f    *os.File
+	name string
+	done bool // renamed over name, or removed
+}
+
+// lockControl takes the dotlock of the control file name, waiting up to 30
+// seconds for another holder and taking over a lock older than lockStale.
+func (w *Writer) lockControl(name string) (*ctlLock, error) {
 	lock := name + ".lock"
 	display := w.d.path + "/" + lock
 	deadline := time.Now().Add(30 * time.Second)
-	var fd int
 	for {
-		var err error
-		fd, err = openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err := openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err == nil {
-			break
+			return &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name}, nil
 		}
 		if err != unix.EEXIST {
-			return fmt.Errorf("maildir: create %s: %w", display, err)
+			return nil, fmt.Errorf("maildir: create %s: %w", display, err)
 		}
 		var st unix.Stat_t
 		if unix.Fstatat(w.d.fd, lock, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
@@ -990,46 +1145,72 @@ func (w *Writer) writeControl(name string, write func(io.Writer) error) error {
 			continue
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("maildir: %s is held by another process", display)
+			return nil, fmt.Errorf("maildir: %s is held by another process", display)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	f := os.NewFile(uintptr(fd), display)
-	fail := func(err error) error {
-		f.Close()
-		_ = unix.Unlinkat(w.d.fd, lock, 0)
-		return err
+}
+
+// drop releases a lock that was not installed.
+func (l *ctlLock) drop() {
+	if l.done {
+		return
 	}
-	if err := write(f); err != nil {
-		return fail(err)
-	}
+	l.done = true
+	l.f.Close()
+	_ = unix.Unlinkat(l.w.d.fd, l.name+".lock", 0)
+}
+
+// install makes what was written into the lock file the control file:
+// mode 0600, synced, renamed over the file, the directory synced.
+func (w *Writer) install(l *ctlLock) error {
+	lock := l.name + ".lock"
+	display := w.d.path + "/" + lock
+	fd := int(l.f.Fd())
 	if err := unix.Fchmod(fd, 0o600); err != nil {
-		return fail(fmt.Errorf("maildir: chmod %s: %w", display, err))
+		return fmt.Errorf("maildir: chmod %s: %w", display, err)
 	}
 	if w.opts.Fsync != FsyncNone {
 		if err := w.traced(unix.Fsync(fd), "fsync "+lock); err != nil {
-			return fail(fmt.Errorf("maildir: fsync %s: %w", display, err))
+			return fmt.Errorf("maildir: fsync %s: %w", display, err)
 		}
 	}
-	if err := f.Close(); err != nil {
-		_ = unix.Unlinkat(w.d.fd, lock, 0)
-		return fmt.Errorf("maildir: close %s: %w", display, err)
+	if err := w.traced(unix.Renameat(w.d.fd, lock, w.d.fd, l.name), "rename "+lock+" "+l.name); err != nil {
+		return fmt.Errorf("maildir: rename %s to %s: %w", display, l.name, err)
 	}
-	if err := w.traced(unix.Renameat(w.d.fd, lock, w.d.fd, name), "rename "+lock+" "+name); err != nil {
-		_ = unix.Unlinkat(w.d.fd, lock, 0)
-		return fmt.Errorf("maildir: rename %s to %s: %w", display, name, err)
-	}
+	l.done = true
+	cerr := l.f.Close()
 	if w.opts.Fsync != FsyncNone {
 		if err := w.traced(unix.Fsync(w.d.fd), "fsync ."); err != nil {
 			return fmt.Errorf("maildir: fsync %s: %w", w.d.path, err)
 		}
 	}
+	if cerr != nil {
+		return fmt.Errorf("maildir: close %s: %w", display, cerr)
+	}
 	return nil
 }
 
+// writeControl replaces a control file of the Maildir the way Dovecot does:
+// the content, which write produces while the lock is held, goes into
+// name.lock (created exclusively, so it is also Dovecot's dotlock), is
+// synced, and is renamed over name.
+func (w *Writer) writeControl(name string, write func(io.Writer) error) error {
+	lk, err := w.lockControl(name)
+	if err != nil {
+		return err
+	}
+	defer lk.drop()
+	if err := write(lk.f); err != nil {
+		return err
+	}
+	return w.install(lk)
+}
+
 // Abort removes the tmp files of the pending batch (used on error/interrupt).
-// Files already renamed stay (they are complete and durable), and so do their
-// uidlist lines for a later Commit.
+// Files already renamed stay (they are complete and durable), and their
+// lines are appended to dovecot-uidlist, so that Dovecot numbers them as
+// this Writer did.
 func (w *Writer) Abort() error {
 	var first error
 	for _, p := range w.pending {
@@ -1041,6 +1222,9 @@ func (w *Writer) Abort() error {
 	w.pending, w.pendingBytes = w.pending[:0], 0
 	w.waiting = w.waiting[:0]
 	w.syncErr = nil
+	if err := w.publish(nil, false); err != nil && first == nil {
+		first = err
+	}
 	return first
 }
 

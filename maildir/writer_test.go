@@ -729,45 +729,72 @@ func TestSyncFailureKeepsBatchOut(t *testing.T) {
 	}
 }
 
-func TestFlushLeavesUIDListToCommit(t *testing.T) {
+// Flush lists what it made durable in dovecot-uidlist, with the header the
+// file is created with; a run that stops after it leaves every file listed,
+// and the next run adds them as existing, with their UIDs.
+func TestFlushListsInUIDList(t *testing.T) {
 	t.Parallel()
 	md := filepath.Join(t.TempDir(), "Maildir")
 	var durable []Result
-	d, w := newTestWriter(t, md, Options{Durable: func(r Result) { durable = append(durable, r) }})
+	d, w := newTestWriter(t, md, Options{BatchFiles: 2, Durable: func(r Result) { durable = append(durable, r) }})
 	w.SetUIDBase(1000, 20)
-	var first []Result
+	ul := filepath.Join(md, "dovecot-uidlist")
+	var first, lines []string
 	for i, uid := range []uint32{7, 9, 15} {
 		m := msg(int64(i), fmt.Sprintf("message %d\n", i))
 		m.UID = uid
-		first = append(first, add(t, w, m))
+		r := add(t, w, m)
+		first = append(first, r.Name)
+		lines = append(lines, fmt.Sprintf("%d :%s", r.UID, r.Name))
+		if i == 1 {
+			// The batch of two filled up: flushed and listed.
+			got := strings.Split(strings.TrimSuffix(readFile(t, ul), "\n"), "\n")
+			if !strings.HasPrefix(got[0], "3 V1000 N21 G") || !reflect.DeepEqual(got[1:], lines) {
+				t.Fatalf("uidlist after a full batch:\n%s\nwant the lines\n%s", strings.Join(got, "\n"), strings.Join(lines, "\n"))
+			}
+		}
 	}
 	must(t, w.Flush())
 	if len(durable) != 3 || countFiles(t, md, "new") != 3 || countFiles(t, md, "tmp") != 0 {
 		t.Fatalf("after Flush: %d reported durable, %d in new/, %d in tmp/", len(durable), countFiles(t, md, "new"), countFiles(t, md, "tmp"))
 	}
-	if _, err := os.Lstat(filepath.Join(md, "dovecot-uidlist")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("Flush wrote dovecot-uidlist (%v)", err)
+	got := strings.Split(strings.TrimSuffix(readFile(t, ul), "\n"), "\n")
+	if !reflect.DeepEqual(got[1:], lines) {
+		t.Fatalf("uidlist after Flush:\n%s\nwant the lines\n%s", strings.Join(got, "\n"), strings.Join(lines, "\n"))
 	}
+	must(t, CheckUIDList(strings.NewReader(readFile(t, ul))))
 	// No Commit: the run stops here. The next one adds the same messages
-	// again, then one more, and lists them all in mbox order with their
-	// mbox UIDs.
+	// again, then one more, and lists only that one.
 	d.Close()
 	_, w = newTestWriter(t, md, Options{})
-	w.SetUIDBase(1000, 20)
-	var lines []string
 	for i, uid := range []uint32{7, 9, 15, 0} {
 		m := msg(int64(i), fmt.Sprintf("message %d\n", i))
 		m.UID = uid
 		r := add(t, w, m)
-		if i < 3 && (!r.Existed || r.Name != first[i].Name || r.UID != uid) {
-			t.Errorf("message %d again: %+v, want the existing %+v", i, r, first[i])
+		if i < 3 && (!r.Existed || r.Name != first[i] || r.UID != uid) {
+			t.Errorf("message %d again: %+v, want the existing %s with UID %d", i, r, first[i], uid)
 		}
-		lines = append(lines, fmt.Sprintf("%d :%s", r.UID, r.Name))
+		if i == 3 {
+			lines = append(lines, fmt.Sprintf("%d :%s", r.UID, r.Name))
+		}
 	}
 	must(t, w.Commit())
-	got := strings.Split(strings.TrimSuffix(readFile(t, filepath.Join(md, "dovecot-uidlist")), "\n"), "\n")
+	got = strings.Split(strings.TrimSuffix(readFile(t, ul), "\n"), "\n")
 	if !strings.HasPrefix(lines[3], "21 :") || !strings.HasPrefix(got[0], "3 V1000 N22 G") || !reflect.DeepEqual(got[1:], lines) {
 		t.Errorf("uidlist:\n%s\nwant the lines\n%s", strings.Join(got, "\n"), strings.Join(lines, "\n"))
+	}
+}
+
+// Abort lists the files that were already durable.
+func TestAbortListsDurableFiles(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+	r := add(t, w, msg(0, "kept\n"))
+	must(t, w.Abort())
+	got := strings.Split(strings.TrimSuffix(readFile(t, filepath.Join(md, "dovecot-uidlist")), "\n"), "\n")
+	if len(got) != 2 || got[1] != "1 :"+r.Name {
+		t.Errorf("uidlist after Abort: %q, want the durable message listed", got)
 	}
 }
 
@@ -815,32 +842,88 @@ func firstDiff(a, b []string) int {
 	return min(len(a), len(b))
 }
 
-func TestCommitRefusesUIDListChangedMeanwhile(t *testing.T) {
+// Dovecot delivering into the Maildir while the Writer writes: a UID Dovecot
+// gave meanwhile is never given again, a file of ours Dovecot listed keeps
+// Dovecot's UID, and a uidlist Dovecot made anew is not overwritten.
+func TestPublishAfterDovecotChangedTheUIDList(t *testing.T) {
 	t.Parallel()
-	for _, existed := range []bool{false, true} {
-		t.Run(fmt.Sprintf("existed=%v", existed), func(t *testing.T) {
-			t.Parallel()
-			md := filepath.Join(t.TempDir(), "Maildir")
-			mkdirs(t, md)
-			ul := filepath.Join(md, "dovecot-uidlist")
-			if existed {
-				must(t, os.WriteFile(ul, []byte("3 V5 N2 G0123456789abcdef0123456789abcdef\n1 :a\n"), 0o600))
-			}
-			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
-			add(t, w, msg(0, "x\n"))
-			// Dovecot delivers meanwhile and lists its message.
-			dovecot := "3 V5 N3 G0123456789abcdef0123456789abcdef\n1 :a\n2 :b\n"
-			must(t, os.WriteFile(ul+".new", []byte(dovecot), 0o600))
-			must(t, os.Rename(ul+".new", ul))
-			if err := w.Commit(); err == nil || !strings.Contains(err.Error(), "changed while") {
-				t.Fatalf("Commit: %v, want a changed-meanwhile error", err)
-			}
-			if got := readFile(t, ul); got != dovecot {
-				t.Errorf("uidlist now %q, want Dovecot's %q", got, dovecot)
-			}
-			if _, err := os.Lstat(ul + ".lock"); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("lock left behind (%v)", err)
-			}
-		})
-	}
+	const guid = "0123456789abcdef0123456789abcdef"
+	t.Run("new UIDs", func(t *testing.T) {
+		t.Parallel()
+		md := filepath.Join(t.TempDir(), "Maildir")
+		mkdirs(t, md)
+		ul := filepath.Join(md, "dovecot-uidlist")
+		must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+		r := add(t, w, msg(0, "x\n"))
+		if r.UID != 2 {
+			t.Fatalf("first UID %d, want 2", r.UID)
+		}
+		// Dovecot delivers meanwhile and lists its message with UID 2.
+		must(t, os.WriteFile(ul+".new", []byte("3 V5 N3 G"+guid+"\n1 :a\n2 :b\n"), 0o600))
+		must(t, os.Rename(ul+".new", ul))
+		must(t, w.Commit())
+		want := "3 V5 N4 G" + guid + "\n1 :a\n2 :b\n3 :" + r.Name + "\n"
+		if got := readFile(t, ul); got != want {
+			t.Errorf("uidlist %q, want %q", got, want)
+		}
+		if !w.Renumbered() || w.NextUID() != 4 {
+			t.Errorf("Renumbered %v, NextUID %d; want true, 4", w.Renumbered(), w.NextUID())
+		}
+	})
+	t.Run("ours listed", func(t *testing.T) {
+		t.Parallel()
+		md := filepath.Join(t.TempDir(), "Maildir")
+		mkdirs(t, md)
+		ul := filepath.Join(md, "dovecot-uidlist")
+		must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+		r := add(t, w, msg(0, "x\n"))
+		dovecot := "3 V5 N8 G" + guid + "\n1 :a\n7 :" + r.Name + "\n"
+		must(t, os.WriteFile(ul+".new", []byte(dovecot), 0o600))
+		must(t, os.Rename(ul+".new", ul))
+		must(t, w.Flush())
+		if got := readFile(t, ul); got != dovecot {
+			t.Errorf("uidlist %q, want Dovecot's %q", got, dovecot)
+		}
+		again := add(t, w, msg(0, "x\n"))
+		if !again.Existed || again.UID != 7 {
+			t.Errorf("the message again: %+v, want it existing with Dovecot's UID 7", again)
+		}
+	})
+	t.Run("new UIDVALIDITY", func(t *testing.T) {
+		t.Parallel()
+		md := filepath.Join(t.TempDir(), "Maildir")
+		mkdirs(t, md)
+		ul := filepath.Join(md, "dovecot-uidlist")
+		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+		w.SetUIDBase(9, 0)
+		add(t, w, msg(0, "x\n"))
+		dovecot := "3 V5 N2 G" + guid + "\n1 :b\n"
+		must(t, os.WriteFile(ul, []byte(dovecot), 0o600))
+		if err := w.Commit(); err == nil || !strings.Contains(err.Error(), "UIDVALIDITY is 5") {
+			t.Fatalf("Commit: %v, want a UIDVALIDITY error", err)
+		}
+		if got := readFile(t, ul); got != dovecot {
+			t.Errorf("uidlist now %q, want Dovecot's %q", got, dovecot)
+		}
+		if _, err := os.Lstat(ul + ".lock"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("lock left behind (%v)", err)
+		}
+	})
+	t.Run("line cut short", func(t *testing.T) {
+		t.Parallel()
+		md := filepath.Join(t.TempDir(), "Maildir")
+		mkdirs(t, md)
+		ul := filepath.Join(md, "dovecot-uidlist")
+		must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+		r := add(t, w, msg(0, "x\n"))
+		must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n2 :cut"), 0o600))
+		must(t, w.Flush())
+		want := "3 V5 N3 G" + guid + "\n1 :a\n2 :" + r.Name + "\n"
+		if got := readFile(t, ul); got != want {
+			t.Errorf("uidlist %q, want %q", got, want)
+		}
+	})
 }
