@@ -56,6 +56,11 @@ func OpenAudit(path string) (*Audit, error) {
 // 0600. An existing log must be a regular file, not a symlink, owned by us (root), with one
 // link; a mode other than 0600 is corrected and said so in the log and by Notices.
 func OpenAuditUnder(root, path string) (*Audit, error) {
+	if root == "" {
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+	}
 	dir, name := filepath.Split(filepath.Clean(path))
 	if !filepath.IsAbs(path) || name == "" || name == "." || name == ".." {
 		return nil, fmt.Errorf("migrate: audit log %q: want an absolute file path", path)
@@ -123,6 +128,11 @@ func MkdirUnder(root, dir string) (path, notice string, err error) {
 		return "", "", fmt.Errorf("migrate: state directory: %w", err)
 	}
 	unix.Close(fd)
+	if root == "" {
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+	}
 	return filepath.Join(root, dir), notice, nil
 }
 
@@ -137,6 +147,9 @@ const resolveUnder = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 func mkdirUnder(root, dir string, private bool) (int, string, error) {
 	if root == "" {
 		root = "/"
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
 	}
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -285,3 +298,6 @@ func (a *Audit) Close() error {
 	}
 	return nil
 }
+
+// EventStateDirFixed is the notice kind Run logs when it narrowed the state directory's mode.
+const EventStateDirFixed = "state-dir-mode-fixed"

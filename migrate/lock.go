@@ -1,17 +1,25 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/users"
 )
 
 // ErrLockTimeout is wrapped by the error returned when a spool lock could not be taken in time.
@@ -354,4 +362,260 @@ func fcntlHolder(f *os.File) string {
 // dotlockPath is the USER.lock file next to a spool.
 func dotlockPath(spool string) string {
 	return filepath.Join(filepath.Dir(spool), filepath.Base(spool)+".lock")
+}
+
+// RenameSource renames from to to, both in the lock's directory, if from still is the file
+// dev/ino (see renameBeside).
+func (l *Dotlock) RenameSource(from, to string, dev, ino uint64) error {
+	return renameBeside(l.dir, from, to, dev, ino)
+}
+
+// sourceLock is the dotlock of a user's source held for a whole migration, and the one way
+// --after rename renames the source: beside the lock, through the same directory.
+type sourceLock interface {
+	Release() error
+	RenameSource(from, to string, dev, ino uint64) error
+}
+
+// MailboxLockName is the dotlock of ~USER/Mailbox.
+const MailboxLockName = "Mailbox.lock"
+
+// lockSource takes the dotlock of the user's source: as root beside a spool, whose directory
+// is root's; in a worker as the user for ~USER/Mailbox, whose directory is the user's home
+// (root following or reading anything the user planted there is what must not happen).
+func (r *runner) lockSource(ctx context.Context, u users.User, src, home string) (sourceLock, error) {
+	if r.cfg.Source != SourceMailbox {
+		return TakeDotlock(ctx, dotlockPath(src), r.cfg.LockTimeout)
+	}
+	req := &workerRequest{Op: opMailboxLock, Home: home, Owner: owner(u), LockTimeout: r.cfg.LockTimeout}
+	cred := Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}
+	if os.Geteuid() != 0 || cred.UID == 0 {
+		return lockMailboxHere(ctx, req)
+	}
+	return spawnMailboxLock(ctx, cred, req)
+}
+
+// homeLock is a Mailbox dotlock taken in this process, through the home's descriptor.
+type homeLock struct {
+	*Dotlock
+	home int
+}
+
+func (h homeLock) Release() error {
+	err := h.Dotlock.Release()
+	unix.Close(h.home)
+	return err
+}
+
+func lockMailboxHere(ctx context.Context, req *workerRequest) (sourceLock, error) {
+	home, err := openHome(req)
+	if err != nil {
+		return nil, err
+	}
+	dl, err := TakeDotlockAt(ctx, home, MailboxLockName, req.LockTimeout)
+	if err != nil {
+		unix.Close(home)
+		return nil, fmt.Errorf("%w (in %s)", err, req.Home)
+	}
+	return homeLock{Dotlock: dl, home: home}, nil
+}
+
+// The Mailbox lock worker's protocol: the request, then "locked" (or "lock-failed" with Kind
+// and Err); then one rename request at a time, each answered "renamed" or "rename-failed";
+// stdin closed: the lock is released and "released" (or "error") is the last line.
+const (
+	opMailboxLock = "mailbox-lock"
+	opRename      = "rename"
+)
+
+func init() { workerOps[opMailboxLock] = serveMailboxLock }
+
+// serveMailboxLock is the worker's side: it holds ~USER/Mailbox.lock as the user until its
+// stdin is closed or it is told to stop.
+func serveMailboxLock(req *workerRequest, emit func(workerMsg)) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	lockCtx, cancel := context.WithTimeout(ctx, req.LockTimeout)
+	lk, err := lockMailboxHere(lockCtx, req)
+	cancel()
+	if err != nil {
+		err = ctxLockError(ctx, err)
+		kind := folderFailError
+		if errors.Is(err, ErrLockTimeout) {
+			kind = folderFailLock
+		}
+		emit(workerMsg{T: "lock-failed", Kind: kind, Err: err.Error(), Unsafe: errors.Is(err, ErrUnsafeHome)})
+		return nil
+	}
+	emit(workerMsg{T: "locked"})
+	// The parent sends a command only after reading the answer to the one before, so nothing
+	// past the request was read ahead from stdin.
+	cmds := make(chan workerRequest)
+	go func() {
+		defer close(cmds)
+		dec := json.NewDecoder(os.Stdin)
+		for {
+			var c workerRequest
+			if dec.Decode(&c) != nil {
+				return
+			}
+			select {
+			case cmds <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = lk.Release()
+			return ctx.Err()
+		case c, ok := <-cmds:
+			if !ok {
+				if err := lk.Release(); err != nil {
+					return err
+				}
+				emit(workerMsg{T: "released"})
+				return nil
+			}
+			if c.Op != opRename {
+				emit(workerMsg{T: "rename-failed", Err: fmt.Sprintf("migrate: mailbox lock: unknown command %q", c.Op)})
+				continue
+			}
+			if err := lk.RenameSource(c.RenameFrom, c.RenameTo, c.Dev, c.Inode); err != nil {
+				emit(workerMsg{T: "rename-failed", Err: err.Error()})
+				continue
+			}
+			emit(workerMsg{T: "renamed"})
+		}
+	}
+}
+
+// workerLock is the parent's end of a Mailbox lock worker.
+type workerLock struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *json.Decoder
+	stderr *bytes.Buffer
+	uid    int
+	mu     sync.Mutex
+	once   sync.Once
+	err    error
+}
+
+func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest) (sourceLock, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: mailbox lock: %w", err)
+	}
+	// Not ctx: the lock outlives the locking deadline; cancellation is the caller's Release.
+	cmd := workerCommand(context.Background(), cred, req.Home)
+	var stderr bytes.Buffer
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("migrate: mailbox lock: %w", err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("migrate: mailbox lock: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("migrate: starting the mailbox lock worker as uid %d: %w", cred.UID, err)
+	}
+	w := &workerLock{cmd: cmd, in: in, out: json.NewDecoder(io.LimitReader(out, 1<<20)), stderr: &stderr, uid: cred.UID}
+	if _, err := in.Write(append(body, '\n')); err != nil {
+		return nil, w.fail(fmt.Errorf("migrate: mailbox lock: %w", err))
+	}
+	// The worker gives up by the lock timeout itself; ctx ending first (an interrupt) stops it.
+	stopped := context.AfterFunc(ctx, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
+	m, err := w.answer()
+	stopped()
+	switch {
+	case ctx.Err() != nil:
+		return nil, w.fail(ctx.Err())
+	case err != nil:
+		return nil, w.fail(err)
+	case m.T == "lock-failed" && m.Kind == folderFailLock:
+		return nil, w.fail(fmt.Errorf("%w: %s", ErrLockTimeout, m.Err))
+	case m.T == "lock-failed":
+		return nil, w.fail(&remoteError{msg: m.Err, unsafe: m.Unsafe})
+	case m.T != "locked":
+		return nil, w.fail(fmt.Errorf("migrate: mailbox lock worker said %q", m.T))
+	}
+	return w, nil
+}
+
+// answer reads the worker's next line.
+func (w *workerLock) answer() (workerMsg, error) {
+	var m workerMsg
+	if err := w.out.Decode(&m); err != nil {
+		return m, fmt.Errorf("migrate: mailbox lock worker as uid %d: %w%s", w.uid, err, w.said())
+	}
+	if m.T == "error" {
+		return m, &remoteError{msg: m.Err, unsafe: m.Unsafe}
+	}
+	return m, nil
+}
+
+func (w *workerLock) said() string {
+	if msg := strings.TrimSpace(w.stderr.String()); msg != "" {
+		return ": " + truncate(msg, 500)
+	}
+	return ""
+}
+
+// fail stops the worker (its lock, if any, goes with it) and returns err.
+func (w *workerLock) fail(err error) error {
+	w.once.Do(func() {
+		w.in.Close()
+		_ = w.cmd.Process.Signal(syscall.SIGTERM)
+		_ = w.cmd.Wait()
+	})
+	return err
+}
+
+// RenameSource has the worker rename the source as the user.
+func (w *workerLock) RenameSource(from, to string, dev, ino uint64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	body, err := json.Marshal(workerRequest{Op: opRename, RenameFrom: from, RenameTo: to, Dev: dev, Inode: ino})
+	if err != nil {
+		return fmt.Errorf("migrate: rename: %w", err)
+	}
+	if _, err := w.in.Write(append(body, '\n')); err != nil {
+		return fmt.Errorf("migrate: mailbox lock worker: %w", err)
+	}
+	m, err := w.answer()
+	switch {
+	case err != nil:
+		return err
+	case m.T == "rename-failed":
+		return &remoteError{msg: m.Err}
+	case m.T != "renamed":
+		return fmt.Errorf("migrate: mailbox lock worker said %q", m.T)
+	}
+	return nil
+}
+
+// Release has the worker remove the lock and waits for it to end.
+func (w *workerLock) Release() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var err error
+	w.once.Do(func() {
+		w.in.Close()
+		m, aerr := w.answer()
+		switch {
+		case aerr != nil:
+			err = aerr
+		case m.T != "released":
+			err = fmt.Errorf("migrate: mailbox lock worker said %q", m.T)
+		}
+		if werr := w.cmd.Wait(); werr != nil && err == nil {
+			err = fmt.Errorf("migrate: mailbox lock worker as uid %d: %w%s", w.uid, werr, w.said())
+		}
+	})
+	return err
 }

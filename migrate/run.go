@@ -190,16 +190,27 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	audit, err := OpenAudit(cfg.resolve(cfg.AuditLog))
+	audit, err := OpenAuditUnder(cfg.Root, cfg.AuditLog)
 	if err != nil {
 		return sum, err
 	}
 	sum.Run = audit.Run()
 	defer audit.Close()
-	state := StateStore{Dir: cfg.resolve(cfg.StateDir)}
-	if err := os.MkdirAll(state.Dir, 0o700); err != nil {
-		return sum, fmt.Errorf("migrate: state: %w", err)
+	stateDir, notice, err := MkdirUnder(cfg.Root, cfg.StateDir)
+	if err != nil {
+		return sum, err
 	}
+	if notice != "" {
+		if err := audit.Log(EventNotice, map[string]any{"kind": EventStateDirFixed, "detail": notice}); err != nil {
+			return sum, err
+		}
+	}
+	for _, n := range append(audit.Notices(), notice) {
+		if n != "" && cfg.Warn != nil {
+			cfg.Warn(n)
+		}
+	}
+	state := StateStore{Dir: stateDir}
 	if os.Geteuid() != 0 && cfg.Warn != nil {
 		cfg.Warn(fmt.Sprintf("not running as root: migrating in-process as uid %d, and expecting every spool and home to belong to uid %d", os.Geteuid(), os.Geteuid()))
 	}
@@ -396,7 +407,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	}
 	lockCtx, cancel := context.WithTimeout(ctx, r.cfg.LockTimeout)
 	defer cancel()
-	dl, err := TakeDotlock(lockCtx, dotlockPath(src), r.cfg.LockTimeout)
+	dl, err := r.lockSource(lockCtx, u, src, home)
 	if err != nil {
 		return ctxLockError(ctx, err)
 	}
@@ -503,7 +514,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	if err := r.state.Save(next); err != nil {
 		return err
 	}
-	after, err := applyAfter(f, src, r.cfg.After, to)
+	after, err := applyAfter(f, dl, src, r.cfg.After, to)
 	if err != nil {
 		return err
 	}
@@ -576,7 +587,7 @@ func unescapeName(u mbox.Unescape) string {
 }
 
 // applyAfter renames the locked source to to, or truncates it.
-func applyAfter(f *os.File, src, after, to string) (string, error) {
+func applyAfter(f *os.File, lk sourceLock, src, after, to string) (string, error) {
 	switch after {
 	case AfterTruncate:
 		if err := f.Truncate(0); err != nil {
@@ -587,15 +598,13 @@ func applyAfter(f *os.File, src, after, to string) (string, error) {
 		}
 		return "truncated", nil
 	case AfterRename:
-		// Rename refuses to replace a directory and never follows a symlink in its last
-		// component; the link count of one checked under the lock makes src our file.
-		if _, err := os.Lstat(to); err == nil {
-			return "", fmt.Errorf("migrate: cannot rename %s: %s exists", src, to)
+		// Beside the lock, through its directory's fd (for ~/Mailbox in the worker that holds
+		// the lock, as the user), only while src still is the locked file, replacing nothing.
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			return "", fmt.Errorf("migrate: %s: %w", src, err)
 		}
-		if err := os.Rename(src, to); err != nil {
-			return "", fmt.Errorf("migrate: %w", err)
-		}
-		if err := syncDir(filepath.Dir(src)); err != nil {
+		if err := lk.RenameSource(filepath.Base(src), filepath.Base(to), uint64(st.Dev), st.Ino); err != nil {
 			return "", err
 		}
 		return "renamed to " + to, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,4 +80,33 @@ func RecheckSpool(f *os.File, path string, uid int) (unix.Stat_t, error) {
 // started at that moment must not inherit it, as it would with dup(2) and a later fcntl.
 func dupCloexec(fd int) (int, error) {
 	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+// renameBeside renames from to to, both names in the directory dirfd, if from still is the
+// file dev/ino: renameat2 with RENAME_NOREPLACE never replaces what is at to (a file planted
+// there, or a symlink), and acting through dirfd keeps the rename in the directory that was
+// locked. The directory is synced after.
+func renameBeside(dirfd int, from, to string, dev, ino uint64) error {
+	for _, n := range []string{from, to} {
+		if n == "" || n == "." || n == ".." || strings.ContainsRune(n, '/') {
+			return fmt.Errorf("migrate: rename: %q is not a file name", n)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, from, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("migrate: rename %s: %w", from, err)
+	}
+	if st.Dev != dev || st.Ino != ino {
+		return fmt.Errorf("%w: %s was replaced while locked", ErrUnsafeSpool, from)
+	}
+	if err := unix.Renameat2(dirfd, from, dirfd, to, unix.RENAME_NOREPLACE); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("migrate: cannot rename %s: %s exists", from, to)
+		}
+		return fmt.Errorf("migrate: rename %s to %s: %w", from, to, err)
+	}
+	if err := unix.Fsync(dirfd); err != nil {
+		return fmt.Errorf("migrate: rename %s: syncing the directory: %w", from, err)
+	}
+	return nil
 }

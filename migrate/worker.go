@@ -63,6 +63,13 @@ type workerRequest struct {
 	FolderStates map[string]*State `json:"folder_states,omitempty"` // by Folder.Source
 	Force        bool              `json:"force,omitempty"`
 	LockTimeout  time.Duration     `json:"lock_timeout,omitempty"`
+
+	// opRename, to the Mailbox lock worker: rename RenameFrom to RenameTo in the home if
+	// RenameFrom still is the file Dev/Inode.
+	RenameFrom string `json:"rename_from,omitempty"`
+	RenameTo   string `json:"rename_to,omitempty"`
+	Dev        uint64 `json:"dev,omitempty"`
+	Inode      uint64 `json:"inode,omitempty"`
 }
 
 // workerMsg is one line of the worker's answer.
@@ -117,7 +124,7 @@ func WorkerMain() int {
 		emit(workerMsg{T: "error", Err: fmt.Sprintf("migrate: worker request: %v", err)})
 		return 1
 	}
-	if op := workerTestOps[req.Op]; op != nil {
+	if op := workerOps[req.Op]; op != nil {
 		if err := op(&req, emit); err != nil {
 			emit(workerMsg{T: "error", Err: err.Error()})
 			return 1
@@ -139,8 +146,9 @@ func WorkerMain() int {
 	return 0
 }
 
-// workerTestOps holds operations only a test binary registers, to look at a worker from inside.
-var workerTestOps = map[string]func(req *workerRequest, emit func(workerMsg)) error{}
+// workerOps holds operations served outside serve, with stdin past the request still unread:
+// the Mailbox lock worker, and what a test binary registers to look at a worker from inside.
+var workerOps = map[string]func(req *workerRequest, emit func(workerMsg)) error{}
 
 // hardenWorker makes this process non-dumpable (no ptrace by its uid, no /proc/PID/mem or
 // environ for it) and refuses to go on if a tracer attached in the moment before.
@@ -456,30 +464,11 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src 
 	if err != nil {
 		return fmt.Errorf("migrate: worker request: %w", err)
 	}
-	exe := "/proc/self/exe"
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Args = []string{"maildirmig"}
-	if len(os.Args) > 0 {
-		cmd.Args[0] = filepath.Base(os.Args[0])
-	}
-	cmd.Dir = "/"
-	cmd.Env = workerEnviron(req.Home)
+	cmd := workerCommand(ctx, cred, req.Home)
 	cmd.Stdin = bytes.NewReader(body)
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
 	cmd.ExtraFiles = extra
-	groups := make([]uint32, len(cred.Groups))
-	for i, g := range cred.Groups {
-		groups[i] = uint32(g)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: uint32(cred.UID), Gid: uint32(cred.GID), Groups: groups},
-		Pdeathsig:  syscall.SIGKILL,
-		// A session of its own has no controlling terminal: the worker cannot open root's
-		// /dev/tty (and push input into root's shell with TIOCSTI), and a terminal's Ctrl-C
-		// reaches it through us, once. Its stdin, stdout and stderr are pipes.
-		Setsid: true,
-	}
 	// On cancellation the worker gets SIGTERM, aborts its batch (tmp files removed) and exits.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
@@ -519,6 +508,31 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src 
 		return fmt.Errorf("migrate: worker as uid %d: %w", cred.UID, werr)
 	}
 	return nil
+}
+
+// workerCommand is this program again, as cred, in a session of its own, with the worker's
+// environment; stdin, stdout and stderr are the caller's to set (never a terminal).
+func workerCommand(ctx context.Context, cred Credentials, home string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.Args = []string{"maildirmig"}
+	if len(os.Args) > 0 {
+		cmd.Args[0] = filepath.Base(os.Args[0])
+	}
+	cmd.Dir = "/"
+	cmd.Env = workerEnviron(home)
+	groups := make([]uint32, len(cred.Groups))
+	for i, g := range cred.Groups {
+		groups[i] = uint32(g)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: uint32(cred.UID), Gid: uint32(cred.GID), Groups: groups},
+		Pdeathsig:  syscall.SIGKILL,
+		// A session of its own has no controlling terminal: the worker cannot open root's
+		// /dev/tty (and push input into root's shell with TIOCSTI), and a terminal's Ctrl-C
+		// reaches it through us, once.
+		Setsid: true,
+	}
+	return cmd
 }
 
 // remoteError is an error a worker reported; errors.Is(err, ErrUnsafeHome) holds for a refusal

@@ -22,7 +22,7 @@ type workerSelf struct {
 const opTestSelf = "test-self"
 
 func init() {
-	workerTestOps[opTestSelf] = func(_ *workerRequest, emit func(workerMsg)) error {
+	workerOps[opTestSelf] = func(_ *workerRequest, emit func(workerMsg)) error {
 		var s workerSelf
 		s.UID = os.Getuid()
 		sid, err := unix.Getsid(0)
