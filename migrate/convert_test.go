@@ -224,3 +224,62 @@ func BenchmarkConvertRetained(b *testing.B) {
 }
 
 var benchBody = strings.Repeat("The quick brown fox jumps over the lazy dog, again and again.\n", 16)
+
+// TestConvertResumePoints: each flush is a resume point at a message boundary, with every
+// message before it listed in dovecot-uidlist; an interrupted conversion leaves every file it
+// made durable listed, and converting again from the last resume point writes nothing twice.
+func TestConvertResumePoints(t *testing.T) {
+	t.Parallel()
+	var src strings.Builder
+	var bounds []int64
+	for i := range 5 {
+		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:00:0%d 2024\nSubject: %d\n\nbody %d\n\n", i, i, i)
+		bounds = append(bounds, int64(src.Len()))
+	}
+	md := filepath.Join(t.TempDir(), "Maildir")
+	d, err := maildir.Open(md, true)
+	must(t, err)
+	defer d.Close()
+	listed := func() int {
+		b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
+		must(t, err)
+		return strings.Count(string(b), "\n") - 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var points []Stats
+	opts := ConvertOptions{
+		Location: time.UTC, FlushEvery: 2,
+		Maildir: maildir.Options{Host: "test.example", Fsync: maildir.FsyncNone},
+		OnDurable: func(s Stats) {
+			points = append(points, s)
+			if n := listed(); int64(n) < s.Messages {
+				t.Errorf("resume point %d: %d messages before it, %d listed", s.EndOffset, s.Messages, n)
+			}
+			if len(points) == 2 {
+				cancel()
+			}
+		},
+	}
+	_, err = Convert(ctx, strings.NewReader(src.String()), int64(src.Len()), time.Unix(0, 0), d, opts)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Convert: %v, want context.Canceled", err)
+	}
+	if len(points) != 2 || points[0].EndOffset != bounds[1] || points[0].Messages != 2 || points[1].EndOffset != bounds[3] || points[1].Messages != 4 {
+		t.Fatalf("resume points %+v, want after messages 2 and 4 (%d, %d)", points, bounds[1], bounds[3])
+	}
+	files := 0
+	for _, sub := range []string{"new", "cur"} {
+		ents, err := os.ReadDir(filepath.Join(md, sub))
+		must(t, err)
+		files += len(ents)
+	}
+	if n := listed(); n != files || files < 4 {
+		t.Errorf("after the interruption: %d files, %d listed", files, n)
+	}
+	opts.OnDurable, opts.StartOffset, opts.StartIndex = nil, points[1].EndOffset, points[1].Messages
+	st, err := Convert(context.Background(), strings.NewReader(src.String()), int64(src.Len()), time.Unix(0, 0), d, opts)
+	must(t, err)
+	if st.Messages != 1 || st.Written+int64(files) != 5 || listed() != 5 {
+		t.Errorf("resumed: %+v after %d files; %d listed, want 5", st, files, listed())
+	}
+}

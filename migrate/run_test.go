@@ -384,3 +384,42 @@ func TestCheckResumePoint(t *testing.T) {
 		}
 	}
 }
+
+// An interrupted run leaves the state at a point every message before which is durable and
+// listed, so that the next run neither writes them again nor misses one.
+func TestRunInterruptedSavesState(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "lee")
+	const n = 40
+	big := strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
+	var src strings.Builder
+	at := map[int64]int64{} // message boundary → messages before it
+	for i := range n {
+		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\n", i, i, big)
+		at[int64(src.Len())] = int64(i + 1)
+	}
+	tr.write("var/mail/lee", src.String(), "lee")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := tr.config()
+	cfg.Convert.FlushEvery = 1
+	cfg.Progress = func(int64) { cancel() }
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Run: %v", err)
+	}
+	st, err := StateStore{Dir: tr.path("var/lib/maildirmig")}.Load("lee", KindSpool, tr.path("var/mail/lee"))
+	if err != nil || st == nil || st.Offset == int64(src.Len()) || at[st.Offset] != st.Messages {
+		t.Fatalf("state after the interruption: %+v, %v; want one at a message boundary before the end", st, err)
+	}
+	before := len(tr.files("lee"))
+	_, res := run(t, tr.config())
+	r := res["lee"]
+	if r.Outcome != OutcomeMigrated || r.Stats.Messages != n-st.Messages || len(tr.files("lee")) != n || r.Stats.Written != int64(n-before) {
+		t.Fatalf("re-run after the interruption at %d (%d files): %+v, %d files", st.Offset, before, r, len(tr.files("lee")))
+	}
+	b, err := os.ReadFile(tr.path("home/lee/Maildir/dovecot-uidlist"))
+	must(t, err)
+	if got := strings.Count(string(b), "\n") - 1; got != n {
+		t.Errorf("uidlist lists %d messages, want %d", got, n)
+	}
+}
