@@ -103,7 +103,7 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 	if cfg.Fix {
 		// Repairs change users' files as root: each goes into the audit log with the migration's
 		// events, so an administrator can tell afterwards who changed what.
-		audit, err := migrate.OpenAudit(underRoot(o.root, o.auditLog))
+		audit, err := migrate.OpenAuditUnder(o.root, o.auditLog)
 		if err != nil {
 			return exitCode(int(check.Unknown), err)
 		}
