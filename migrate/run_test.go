@@ -357,6 +357,51 @@ func TestRunSpoolThenMailbox(t *testing.T) {
 	if got := tr.files("kim"); len(got) != 3 {
 		t.Errorf("kim's Maildir: %v", got)
 	}
+	// verify proves what both migrated, whichever command it is given the options of.
+	var got []UserVerify
+	must(t, Verify(context.Background(), mboxCfg, func(v UserVerify) { got = append(got, v) }))
+	if len(got) != 1 || got[0].Err != nil || !got[0].State || got[0].Result.Messages != 3 || got[0].Result.Found != 3 {
+		t.Errorf("verify: %+v", got)
+	}
+	must(t, os.Remove(tr.path("home/kim/Maildir/"+tr.files("kim")[0])))
+	got = nil
+	must(t, Verify(context.Background(), mboxCfg, func(v UserVerify) { got = append(got, v) }))
+	if len(got) != 1 || got[0].Result.Found != 2 || len(got[0].Result.Missing) != 1 {
+		t.Errorf("verify after a deletion: %+v", got)
+	}
+}
+
+// A resumed migration reads From_ dates without a zone in the zone the first run used, so
+// that its names do not depend on the zone of whoever runs it next.
+func TestRunKeepsTheZone(t *testing.T) {
+	t.Parallel()
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skipf("skipping: no zone data: %v", err)
+	}
+	tr := newTree(t, "max")
+	tr.write("var/mail/max", msgA, "max")
+	cfg := tr.config()
+	cfg.Convert.Location = ny
+	run(t, cfg)
+	tr.appendTo("var/mail/max", msgB)
+	cfg.Convert.Location = time.UTC
+	_, res := run(t, cfg)
+	if r := res["max"]; r.Outcome != OutcomeMigrated || r.Stats.Written != 1 {
+		t.Fatalf("resumed run: %+v", r)
+	}
+	want := fmt.Sprintf("%d.", time.Date(2024, 1, 2, 11, 0, 0, 0, ny).Unix())
+	files := tr.files("max")
+	if len(files) != 2 || !strings.HasPrefix(files[1], "new/"+want) {
+		t.Errorf("files %v, want the second named from %s (New York time)", files, want)
+	}
+	kept := false
+	for _, e := range tr.audit() {
+		kept = kept || e["kind"] == EventZoneKept
+	}
+	if !kept {
+		t.Error("no zone-kept notice in the audit log")
+	}
 }
 
 func TestCheckResumePoint(t *testing.T) {

@@ -158,3 +158,31 @@ func TestStateLegacyFile(t *testing.T) {
 		t.Errorf("state after migrating the file = %+v, %v", got, err)
 	}
 }
+
+// A source renamed by --after rename before a crash kept the state from saying so: the next
+// run finds it where the intent said and starts the new file after its messages.
+func TestResumeAfterRenameIntent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mbox")
+	must(t, os.WriteFile(path, []byte("From a Mon Jan  1 00:00:00 2024\n\none\n\n"), 0o600))
+	var old unix.Stat_t
+	must(t, unix.Stat(path, &old))
+	to := path + ".migrated"
+	must(t, os.Rename(path, to))
+	must(t, os.WriteFile(path, []byte("From b Mon Jan  1 00:00:01 2024\n\ntwo\n\n"), 0o600))
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	var st unix.Stat_t
+	must(t, unix.Fstat(int(f.Fd()), &st))
+	s := &State{Source: path, Dev: uint64(old.Dev), Inode: old.Ino, Offset: 10, SHA256: "x", Messages: 5, Intent: AfterRename, IntentTo: to}
+	start, index, _, err := s.Resume(f, st, false)
+	if err != nil || start != 0 || index != 5 {
+		t.Errorf("Resume = %d, %d, %v; want 0, 5", start, index, err)
+	}
+	s.IntentTo = path + ".elsewhere"
+	if _, _, _, err := s.Resume(f, st, false); !errors.Is(err, ErrSourceChanged) {
+		t.Errorf("Resume with the renamed file not where announced = %v, want ErrSourceChanged", err)
+	}
+}

@@ -161,14 +161,35 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 		}
 		src, home, dst := cfg.Paths(u)
 		v := UserVerify{User: u.Name, Src: src, Dst: dst}
-		st, err := store.Load(u.Name, cfg.Source.Kind(), src)
-		switch {
-		case err != nil:
-			v.Err = err
-		case st != nil:
+		// The spool and ~/Mailbox each have a state of their own; verify what either migrated.
+		var srcs []string
+		for _, source := range []Source{SourceSpool, SourceMailbox} {
+			c := cfg
+			c.Source = source
+			p, _, _ := c.Paths(u)
+			st, err := store.Load(u.Name, source.Kind(), p)
+			if err != nil {
+				v.Err = err
+				break
+			}
+			if st == nil {
+				continue
+			}
+			res, err := verifyUser(ctx, u.UID, u.GID, u.Groups, owner(u), st, home)
 			v.State = true
-			v.Src, v.Dst = st.Source, st.Maildir
-			v.Result, v.Err = verifyUser(ctx, u.UID, u.GID, u.Groups, owner(u), st, home)
+			srcs = append(srcs, st.Source)
+			v.Dst = st.Maildir
+			v.Result.Messages += res.Messages
+			v.Result.Found += res.Found
+			v.Result.Missing = append(v.Result.Missing, res.Missing...)
+			v.Result.Bad = append(v.Result.Bad, res.Bad...)
+			if err != nil {
+				v.Err = err
+				break
+			}
+		}
+		if len(srcs) > 0 {
+			v.Src = strings.Join(srcs, " and ")
 		}
 		if !cfg.NoFolders && v.Err == nil {
 			v.Folders, v.Err = verifyFolders(ctx, &cfg, u, home)
