@@ -307,21 +307,8 @@ func (l *Dotlock) Release() error {
 // f is closed.
 func LockFile(ctx context.Context, f *os.File, timeout time.Duration, withFlock bool) error {
 	deadline := time.Now().Add(timeout)
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
-	for {
-		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) {
-			return fmt.Errorf("migrate: fcntl lock %s: %w", f.Name(), err)
-		}
-		if err := sleepUntil(ctx, deadline); err != nil {
-			if errors.Is(err, ErrLockTimeout) {
-				return fmt.Errorf("migrate: fcntl lock %s held by %s for %s: %w", f.Name(), fcntlHolder(f), timeout, ErrLockTimeout)
-			}
-			return err
-		}
+	if err := lockOFD(ctx, f, unix.F_WRLCK, deadline, timeout); err != nil {
+		return err
 	}
 	if !withFlock {
 		return nil
@@ -339,6 +326,28 @@ func LockFile(ctx context.Context, f *os.File, timeout time.Duration, withFlock 
 			unlockFcntl(f)
 			if errors.Is(err, ErrLockTimeout) {
 				return fmt.Errorf("migrate: flock %s held for %s: %w", f.Name(), timeout, ErrLockTimeout)
+			}
+			return err
+		}
+	}
+}
+
+// lockOFD takes an OFD lock of type typ (F_RDLCK or F_WRLCK) on the whole of f, retrying
+// until deadline. An OFD lock conflicts with the classic fcntl locks Postfix, Dovecot,
+// procmail and mutt take; the error of a timeout names the holder when the kernel says.
+func lockOFD(ctx context.Context, f *os.File, typ int16, deadline time.Time, timeout time.Duration) error {
+	lk := unix.Flock_t{Type: typ}
+	for {
+		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) {
+			return fmt.Errorf("migrate: fcntl lock %s: %w", f.Name(), err)
+		}
+		if err := sleepUntil(ctx, deadline); err != nil {
+			if errors.Is(err, ErrLockTimeout) {
+				return fmt.Errorf("migrate: fcntl lock %s held by %s for %s: %w", f.Name(), fcntlHolder(f), timeout, ErrLockTimeout)
 			}
 			return err
 		}

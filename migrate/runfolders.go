@@ -298,12 +298,18 @@ func folderName(res *UserResult, byName map[string]int, src string) string {
 	return src
 }
 
+// openFolderHome checks the request's folder root and opens the home it lies beneath, as the
+// folder operations of the worker need.
+func openFolderHome(req *workerRequest) (int, error) {
+	if err := CheckFolderRoot(req.FolderRoot); err != nil {
+		return -1, err
+	}
+	return openHome(req)
+}
+
 // serveFolders is the worker's side of the folder migration.
 func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg)) error {
-	if err := CheckFolderRoot(req.FolderRoot); err != nil {
-		return err
-	}
-	home, err := openHome(req)
+	home, err := openFolderHome(req)
 	if err != nil {
 		return err
 	}
@@ -532,23 +538,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 // keeps out every writer that takes fcntl locks (Dovecot, Postfix, procmail, mutt) and needs
 // no write access to the user's folder.
 func lockShared(ctx context.Context, f *os.File, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	lk := unix.Flock_t{Type: unix.F_RDLCK}
-	for {
-		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) {
-			return fmt.Errorf("migrate: fcntl lock %s: %w", f.Name(), err)
-		}
-		if err := sleepUntil(ctx, deadline); err != nil {
-			if errors.Is(err, ErrLockTimeout) {
-				return fmt.Errorf("migrate: fcntl lock %s held by %s for %s: %w", f.Name(), fcntlHolder(f), timeout, ErrLockTimeout)
-			}
-			return err
-		}
-	}
+	return lockOFD(ctx, f, unix.F_RDLCK, time.Now().Add(timeout), timeout)
 }
 
 // PlanFolders lists, without reading or locking anything, the mbox folders beneath the folder
@@ -611,10 +601,7 @@ func verifyFolders(ctx context.Context, cfg *Config, u users.User, home string) 
 
 // serveVerifyFolders is the worker's side of verifyFolders.
 func serveVerifyFolders(ctx context.Context, req *workerRequest, emit func(workerMsg)) error {
-	if err := CheckFolderRoot(req.FolderRoot); err != nil {
-		return err
-	}
-	home, err := openHome(req)
+	home, err := openFolderHome(req)
 	if err != nil {
 		return err
 	}
