@@ -105,19 +105,7 @@ func runBinary(t *testing.T, args ...string) result {
 // runBinaryErr is runBinary for goroutines other than the test's: a binary that could not be
 // started gives code -1 and the reason in stderr.
 func runBinaryErr(args ...string) result {
-	cmd := exec.Command(binary, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		r.code, r.stderr = -1, err.Error()
-	}
-	return r
+	return runCommand(exec.Command(binary, args...))
 }
 
 // testMessage is the i-th message of a test mailbox: its Message-ID, and a body whose length

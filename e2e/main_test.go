@@ -55,7 +55,16 @@ func convert(t *testing.T, u mailtest.User, src, maildir string, args ...string)
 	t.Helper()
 	full := append([]string{"convert", "--from", src}, args...)
 	full = append(full, maildir)
-	cmd := u.Command(binary, full)
+	r := runCommand(u.Command(binary, full))
+	if r.code < 0 {
+		t.Fatalf("run maildirmig: %s", r.stderr)
+	}
+	return r
+}
+
+// runCommand runs cmd and collects its output and exit code; a command that could not be
+// started gives code -1 and the reason in stderr. It is safe to call from any goroutine.
+func runCommand(cmd *exec.Cmd) result {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -65,7 +74,7 @@ func convert(t *testing.T, u mailtest.User, src, maildir string, args ...string)
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	case err != nil:
-		t.Fatalf("run maildirmig: %v", err)
+		r.code, r.stderr = -1, err.Error()
 	}
 	return r
 }
