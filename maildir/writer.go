@@ -77,6 +77,16 @@ type Options struct {
 	// message as done here, never earlier. Messages dropped by Abort are
 	// never reported.
 	Durable func(Result)
+
+	// AnyPosition, when set, takes a message for one the Maildir already
+	// holds when a file found there by NewWriter has the same base name
+	// but for the Q<position> part: same date, content hash, host, S= and
+	// W=. Add then reports it Existed, with that file's name and UID, and
+	// writes nothing. It is for a source whose messages moved (one before
+	// them was deleted), where the names made from positions no longer
+	// match. Identical messages with the same date all match the same file,
+	// so such duplicates of a message already there are not written again.
+	AnyPosition bool
 }
 
 const (
@@ -123,6 +133,11 @@ type Writer struct {
 	known    map[baseKey]knownFile
 	suffixes []string          // the parts of file names after their base
 	suffixAt map[string]uint32 // index of each in suffixes
+
+	// anyPos, kept only with Options.AnyPosition, maps the key of a base
+	// name found by NewWriter without its Q<position> part to that
+	// position, from which the file's base name is made again.
+	anyPos map[baseKey]int64
 
 	ul      *uidlist  // header only: the lines are in the file, or in tail
 	tail    []uidLine // lines not yet in the file; Abort may still drop some
@@ -227,6 +242,9 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 		buf:      make([]byte, 64*1024),
 		pid:      os.Getpid(),
 	}
+	if opts.AnyPosition {
+		w.anyPos = map[baseKey]int64{}
+	}
 	for _, s := range []int{subCur, subNew} {
 		err := d.eachName(s, func(n string) {
 			if n == "" || n[0] == '.' {
@@ -234,6 +252,11 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 			}
 			base := baseOf(n)
 			w.known[keyOf(base)] = w.file(n[len(base):], s)
+			if opts.AnyPosition {
+				if head, pos, rest, ok := splitPosition(base); ok {
+					w.anyPos[keyOf(head+rest)] = pos
+				}
+			}
 		})
 		if err != nil {
 			return nil, err
@@ -469,7 +492,18 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		hex.EncodeToString(r.SHA256[:8]), w.host, c.n, c.n+c.bareLF)
 
 	key := keyOf(base)
-	if e, ok := w.known[key]; ok {
+	e, ok := w.known[key]
+	if !ok && w.anyPos != nil {
+		if head, _, rest, split := splitPosition(base); split {
+			if pos, found := w.anyPos[keyOf(head+rest)]; found {
+				other := head + strconv.FormatInt(pos, 10) + rest
+				if e, ok = w.known[keyOf(other)]; ok {
+					base, key = other, keyOf(other)
+				}
+			}
+		}
+	}
+	if ok {
 		w.removeTmp(tmp)
 		r.Name, r.Existed = base+w.suffixes[e.suffix&^inNew], true
 		r.Sub = subNames[subCur]
@@ -544,6 +578,35 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		return r, err
 	}
 	return r, nil
+}
+
+// splitPosition splits a base name this Writer makes around its position:
+// head ends with "Q", rest starts with "X". ok is false for a name of
+// another form.
+func splitPosition(base string) (head string, pos int64, rest string, ok bool) {
+	m := strings.Index(base, ".M")
+	if m < 1 {
+		return "", 0, "", false
+	}
+	q := m + 2
+	for q < len(base) && '0' <= base[q] && base[q] <= '9' {
+		q++
+	}
+	if q == m+2 || q == len(base) || base[q] != 'Q' {
+		return "", 0, "", false
+	}
+	x := q + 1
+	for x < len(base) && ('0' <= base[x] && base[x] <= '9' || x == q+1 && base[x] == '-') {
+		x++
+	}
+	if x == len(base) || base[x] != 'X' {
+		return "", 0, "", false
+	}
+	pos, err := strconv.ParseInt(base[q+1:x], 10, 64)
+	if err != nil || strconv.FormatInt(pos, 10) != base[q+1:x] {
+		return "", 0, "", false
+	}
+	return base[:q+1], pos, base[x:], true
 }
 
 // file describes a file named base+suffix in subdirectory s, not yet listed.

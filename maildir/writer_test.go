@@ -927,3 +927,87 @@ func TestPublishAfterDovecotChangedTheUIDList(t *testing.T) {
 		}
 	})
 }
+
+// A source whose first message was deleted: with AnyPosition the messages
+// that moved up match the files written from their old positions, and only
+// what is new is written.
+func TestAnyPosition(t *testing.T) {
+	t.Parallel()
+	bodies := []string{"Subject: one\n\n1\n", "Subject: two\n\n2\n", "Subject: three\n\n3\n", "Subject: four\n\n4\n"}
+	for _, any := range []bool{false, true} {
+		t.Run(fmt.Sprint("AnyPosition=", any), func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+			var first []Result
+			for i, b := range bodies[:3] {
+				first = append(first, add(t, w, msg(int64(i), b)))
+			}
+			must(t, w.Commit())
+
+			_, w = newTestWriter(t, md, Options{Fsync: FsyncNone, AnyPosition: any})
+			var again []Result
+			for i, b := range bodies[1:] {
+				again = append(again, add(t, w, msg(int64(i), b)))
+			}
+			must(t, w.Commit())
+			for i, r := range again[:2] {
+				old := first[i+1]
+				matched := r.Existed && r.Name == old.Name && r.UID == old.UID && r.Sub == old.Sub
+				if matched != any {
+					t.Errorf("message %d again: %+v; first written as %s UID %d", i+2, r, old.Name, old.UID)
+				}
+			}
+			if again[2].Existed {
+				t.Errorf("the new message reported existing: %+v", again[2])
+			}
+			want := 4
+			if !any {
+				want = 6
+			}
+			if n := countFiles(t, md, "new"); n != want {
+				t.Errorf("%d files in new/, want %d", n, want)
+			}
+			f, err := os.Open(filepath.Join(md, "dovecot-uidlist"))
+			must(t, err)
+			defer f.Close()
+			u, err := parseUIDList(f)
+			must(t, err)
+			if len(u.lines) != want {
+				t.Errorf("%d uidlist lines, want %d", len(u.lines), want)
+			}
+		})
+	}
+	t.Run("duplicates written in one run", func(t *testing.T) {
+		t.Parallel()
+		md := filepath.Join(t.TempDir(), "Maildir")
+		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone, AnyPosition: true})
+		a := add(t, w, msg(0, bodies[0]))
+		b := add(t, w, msg(1, bodies[0]))
+		must(t, w.Commit())
+		if a.Existed || b.Existed || a.Name == b.Name {
+			t.Errorf("two identical messages of one source: %+v and %+v, want both written", a, b)
+		}
+	})
+}
+
+func TestSplitPosition(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		base, head, rest string
+		pos              int64
+		ok               bool
+	}{
+		{"1614834367.M890123Q12X0123456789abcdef.mx,S=3,W=4", "1614834367.M890123Q", "X0123456789abcdef.mx,S=3,W=4", 12, true},
+		{"0.M0Q0Xab.h,S=1,W=1", "0.M0Q", "Xab.h,S=1,W=1", 0, true},
+		{"1614834367.M890123Q012X01.mx", "", "", 0, false},
+		{"1614834367.M890123QX01.mx", "", "", 0, false},
+		{"1614834367.M890123P7Q1X01.mx", "", "", 0, false},
+		{"1614834367.12345_1.host", "", "", 0, false},
+	} {
+		head, pos, rest, ok := splitPosition(tc.base)
+		if ok != tc.ok || head != tc.head || pos != tc.pos || rest != tc.rest {
+			t.Errorf("splitPosition(%q) = %q, %d, %q, %v", tc.base, head, pos, rest, ok)
+		}
+	}
+}
