@@ -123,7 +123,47 @@ func FuzzRoundTrip(f *testing.F) {
 			}
 		}
 		roundTripSmall(t, data, 16+len(data)%48)
+		if err == nil && len(msgs) > 1 {
+			checkResume(t, data, len(msgs)/2)
+		}
 	})
+}
+
+// checkResume reads data whole, then again from the offset of message k with the mode the
+// first reading decided, as a resumed migration does, and fails unless both split the rest
+// alike.
+func checkResume(t testing.TB, data []byte, k int) {
+	t.Helper()
+	r := mbox.NewReader(bytes.NewReader(data), int64(len(data)), mbox.Options{})
+	var whole []readMsg
+	for {
+		m, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole = append(whole, readMsg{Message: m, body: b})
+	}
+	off := whole[k].Offset
+	rest, _, err := readAll(data[off:], mbox.Options{Loose: r.Loose(), LooseFrom: r.LooseFrom()})
+	if err != nil {
+		t.Fatalf("resumed at offset %d: %v", off, err)
+	}
+	if len(rest) != len(whole)-k {
+		t.Fatalf("resumed at message %d (offset %d): %d messages, want %d", k, off, len(rest), len(whole)-k)
+	}
+	for i, m := range rest {
+		w := whole[k+i]
+		if m.Offset+off != w.Offset || !bytes.Equal(m.Header, w.Header) || !bytes.Equal(m.body, w.body) {
+			t.Fatalf("resumed at message %d: message %d differs (offset %d, want %d)", k, k+i, m.Offset+off, w.Offset)
+		}
+	}
 }
 
 // isBlank reports whether data is only an optional byte-order mark and white space: a file that

@@ -63,6 +63,13 @@ type Options struct {
 	Unescape Unescape
 	Location *time.Location // zone for From_ dates without a zone; nil means time.Local
 	Notice   func(Notice)   // may be nil
+
+	// Loose starts the reader in loose mode whatever its first From_ line, keyed on LooseFrom:
+	// a reader started in the middle of a file that was read in loose mode from its start
+	// (Reader.Loose), to split the rest as that reading did. LooseFrom is what
+	// Reader.LooseFrom gave then; nil when that first line is not to start messages anywhere.
+	Loose     bool
+	LooseFrom []byte
 }
 
 // ErrNotMbox is wrapped by the error Next returns when the input is not an mbox: text other
@@ -159,12 +166,24 @@ func NewReader(src io.ReaderAt, size int64, opts Options) *Reader {
 	if size < n {
 		n = max(size, 64)
 	}
-	return &Reader{src: src, size: size, opts: opts, loc: loc, buf: make([]byte, n)}
+	r := &Reader{src: src, size: size, opts: opts, loc: loc, buf: make([]byte, n)}
+	if opts.Loose {
+		r.loose = true
+		if len(opts.LooseFrom) > 0 {
+			r.looseFrom = bytes.Clone(bytes.TrimRight(trimEOL(opts.LooseFrom), " "))
+		}
+	}
+	return r
 }
 
 // Loose reports whether the reader is in loose mode: the first From_ line has no parseable date,
 // so every "From " line after an empty line starts a message.
 func (r *Reader) Loose() bool { return r.loose }
+
+// LooseFrom returns the dateless first From_ line (line end and trailing spaces removed) that
+// starts a message wherever it appears in loose mode, nil in strict mode. Options.LooseFrom
+// takes it back.
+func (r *Reader) LooseFrom() []byte { return r.looseFrom }
 
 // Offset reports how many source bytes have been consumed so far.
 func (r *Reader) Offset() int64 { return r.base + int64(r.r) }
@@ -337,7 +356,7 @@ func (r *Reader) start() ([]byte, error) {
 	if len(lead) > bom {
 		r.notice(NoticeLeadingBlank, -1, int64(bom), "%d bytes of blank lines skipped before the first From_ line", len(lead)-bom)
 	}
-	if _, _, ok := parseFrom(line, r.loc); !ok {
+	if _, _, ok := parseFrom(line, r.loc); !ok && !r.loose {
 		r.loose = true
 		r.looseFrom = bytes.Clone(bytes.TrimRight(trimEOL(line), " "))
 		r.notice(NoticeLoose, 0, r.Offset(), "first From_ line has no date (%q): any From line after an empty line starts a message",

@@ -467,3 +467,50 @@ func TestSmallReads(t *testing.T) {
 		}
 	}
 }
+
+// A reader started in the middle of a file read in loose mode splits the rest as the reading
+// from the start did only when it is told that mode: on its own it decides strict mode from
+// the dated From_ line it starts at, and a one-word "From " line in a body stays body text.
+func TestResumeLoose(t *testing.T) {
+	t.Parallel()
+	data := []byte("From 1844@xxx\nSubject: a\n\nA\n\n" +
+		"From b@example.org Mon Jan  2 15:04:05 2006\nSubject: b\n\nB\n\nFrom 999@xxx\nSubject: c\n\nC\n\n" +
+		"From 1844@xxx\nSubject: d\n\nD\n")
+	tests := []struct {
+		name string
+		opts func(r *mbox.Reader) mbox.Options
+		want int
+	}{
+		{"mode given", func(r *mbox.Reader) mbox.Options {
+			return mbox.Options{Loose: r.Loose(), LooseFrom: r.LooseFrom()}
+		}, 3},
+		{"mode decided afresh", func(*mbox.Reader) mbox.Options { return mbox.Options{} }, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := mbox.NewReader(bytes.NewReader(data), int64(len(data)), mbox.Options{})
+			var offsets []int64
+			for {
+				m, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				offsets = append(offsets, m.Offset)
+			}
+			if len(offsets) != 4 || !r.Loose() || string(r.LooseFrom()) != "From 1844@xxx" {
+				t.Fatalf("whole file: %d messages, loose %v, first line %q", len(offsets), r.Loose(), r.LooseFrom())
+			}
+			msgs, _, err := readAll(data[offsets[1]:], tc.opts(r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != tc.want {
+				t.Fatalf("from message 2: %d messages, want %d", len(msgs), tc.want)
+			}
+		})
+	}
+}
