@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -306,5 +307,42 @@ func TestDovecotMeanwhile(t *testing.T) {
 	status := doveadm(t, dir, mailUID, "mailbox", "status", "uidvalidity uidnext messages", "INBOX")
 	if len(status) != 1 || status[0]["uidvalidity"] != "777" || status[0]["uidnext"] != "14" || status[0]["messages"] != "6" {
 		t.Errorf("mailbox status %v", status)
+	}
+}
+
+// TestDovecotAfterLineCutShort has Dovecot read a uidlist that had a line
+// cut short before the Writer appended: Dovecot must keep every UID the
+// Writer gave, without calling the file broken.
+func TestDovecotAfterLineCutShort(t *testing.T) {
+	requireDoveadm(t)
+	dir := mailUserDir(t)
+	md := filepath.Join(dir, "Maildir")
+	want := map[string]uint32{}
+	write := func(n int) {
+		_, w := newTestWriter(t, md, Options{})
+		for i := range n {
+			subj := fmt.Sprintf("m%d", i)
+			r := add(t, w, msg(int64(i), fmt.Sprintf("Subject: %s\n\nbody %d\n", subj, i)))
+			want[subj] = r.UID
+		}
+		must(t, w.Commit())
+	}
+	write(3)
+	f, err := os.OpenFile(filepath.Join(md, uidlistName), os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	_, err = f.WriteString("4")
+	must(t, err)
+	must(t, f.Close())
+	write(6)
+	chownTree(t, md, mailUID)
+	recs, log := doveadmLog(t, dir, mailUID, "fetch", "uid hdr.subject", "mailbox", "INBOX", "all")
+	got := map[string]uint32{}
+	for _, r := range recs {
+		var n uint32
+		fmt.Sscan(r["uid"], &n)
+		got[strings.TrimSpace(r["hdr.subject"])] = n
+	}
+	if len(got) != 6 || !reflect.DeepEqual(got, want) || log != "" {
+		t.Errorf("Dovecot gives UIDs %v, the Writer gave %v\n%s", got, want, log)
 	}
 }

@@ -950,13 +950,16 @@ func (w *Writer) publish(lk *ctlLock, header bool) error {
 			return fmt.Errorf("maildir: %s: UIDVALIDITY is %d now, not the %d this migration gives UIDs under (did Dovecot make a new one?)", display, cur.validity, w.ul.validity)
 		}
 		w.renumber(cur)
-		var end [1]byte
-		if st.Size > 0 {
-			if _, err := old.ReadAt(end[:], st.Size-1); err != nil || end[0] != '\n' {
-				rewrite = true // a line cut short by a crash: Dovecot skips it, and so does a rewrite
-			}
-		}
 		rewrite = rewrite || header && w.ulDirty && w.ul.next > cur.headNext
+	}
+	if old != nil && st.Size > 0 {
+		// A line cut short (a write that hit the quota, a crash) may be
+		// there even in the file this Writer read: appending after it would
+		// glue our first line to it. Dovecot skips it, and so does a rewrite.
+		var end [1]byte
+		if _, err := old.ReadAt(end[:], st.Size-1); err != nil || end[0] != '\n' {
+			rewrite = true
+		}
 	}
 	rewrite = rewrite || cur.version != '3'
 	last := cur.last
@@ -1130,23 +1133,40 @@ func (w *Writer) appendUIDList() (*unix.Stat_t, error) {
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &unsafeError{display, "is not a regular file"}
 	}
+	// A failed append (EDQUOT, ENOSPC) may have written part of a line:
+	// cut the file back to what it was, still under the lock, so that the
+	// next append does not glue its first line to the part.
+	size := st.Size
+	fail := func(err error) (*unix.Stat_t, error) {
+		if terr := unix.Ftruncate(fd, size); terr != nil {
+			err = errors.Join(err, fmt.Errorf("maildir: truncate %s back to %d bytes: %w", display, size, terr))
+		}
+		return nil, err
+	}
+	write := func(b []byte) error {
+		_, err := f.Write(b)
+		if err = w.traced(err, "append "+uidlistName); err != nil {
+			return fmt.Errorf("maildir: append to %s: %w", display, err)
+		}
+		return nil
+	}
 	b := w.buf[:0]
 	for _, l := range w.tail {
 		if len(b)+len(l.text)+1 > cap(b) && len(b) > 0 {
-			if _, err := f.Write(b); err != nil {
-				return nil, fmt.Errorf("maildir: append to %s: %w", display, err)
+			if err := write(b); err != nil {
+				return fail(err)
 			}
 			b = b[:0]
 		}
 		b = append(b, l.text...)
 		b = append(b, '\n')
 	}
-	if _, err := f.Write(b); err != nil {
-		return nil, fmt.Errorf("maildir: append to %s: %w", display, err)
+	if err := write(b); err != nil {
+		return fail(err)
 	}
 	if w.opts.Fsync != FsyncNone {
 		if err := w.traced(unix.Fsync(fd), "fsync "+uidlistName); err != nil {
-			return nil, fmt.Errorf("maildir: fsync %s: %w", display, err)
+			return fail(fmt.Errorf("maildir: fsync %s: %w", display, err))
 		}
 	}
 	if err := unix.Fstat(fd, &st); err != nil {

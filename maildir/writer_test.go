@@ -1011,3 +1011,90 @@ func TestSplitPosition(t *testing.T) {
 		}
 	}
 }
+
+// A uidlist whose last line was cut short (a write that hit the quota, a
+// crash) before this Writer read it: the next lines go after a rewrite
+// that drops the part, never straight after it.
+func TestAppendAfterLineCutShort(t *testing.T) {
+	t.Parallel()
+	for _, fsync := range []Fsync{FsyncBatch, FsyncNone} {
+		t.Run(fsync.String(), func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			ul := filepath.Join(md, "dovecot-uidlist")
+			_, w := newTestWriter(t, md, Options{Fsync: fsync})
+			var lines []string
+			for i := range 3 {
+				r := add(t, w, msg(int64(i), fmt.Sprintf("message %d\n", i)))
+				lines = append(lines, fmt.Sprintf("%d :%s", r.UID, r.Name))
+			}
+			must(t, w.Commit())
+			f, err := os.OpenFile(ul, os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			_, err = f.WriteString("4")
+			must(t, err)
+			must(t, f.Close())
+
+			_, w = newTestWriter(t, md, Options{Fsync: fsync})
+			for i := range 6 {
+				r := add(t, w, msg(int64(i), fmt.Sprintf("message %d\n", i)))
+				if i >= 3 {
+					lines = append(lines, fmt.Sprintf("%d :%s", r.UID, r.Name))
+				}
+			}
+			must(t, w.Commit())
+			text := readFile(t, ul)
+			if err := CheckUIDList(strings.NewReader(text)); err != nil {
+				t.Fatalf("uidlist Dovecot would call broken: %v\n%s", err, text)
+			}
+			got := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+			if !reflect.DeepEqual(got[1:], lines) {
+				t.Errorf("uidlist:\n%s\nwant the lines\n%s", text, strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
+
+// An append that fails part way (here a write that hit the quota after
+// part of a line) leaves the file as it was, so that a later append
+// starts on a line of its own.
+func TestFailedAppendIsUndone(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	ul := filepath.Join(md, "dovecot-uidlist")
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+	add(t, w, msg(0, "first\n"))
+	must(t, w.Flush())
+	before := readFile(t, ul)
+	quota := true
+	w.trace = func(event string) error {
+		if event != "append dovecot-uidlist" || !quota {
+			return nil
+		}
+		quota = false
+		f, err := os.OpenFile(ul, os.O_WRONLY|os.O_APPEND, 0)
+		if err == nil {
+			_, err = f.WriteString("3 :par")
+			f.Close()
+		}
+		if err != nil {
+			return err
+		}
+		return syscall.EDQUOT
+	}
+	add(t, w, msg(1, "second\n"))
+	if err := w.Flush(); !errors.Is(err, syscall.EDQUOT) {
+		t.Fatalf("Flush: %v, want EDQUOT", err)
+	}
+	if got := readFile(t, ul); got != before {
+		t.Fatalf("uidlist after the failed append:\n%q\nwant it as before:\n%q", got, before)
+	}
+	must(t, w.Commit())
+	text := readFile(t, ul)
+	if err := CheckUIDList(strings.NewReader(text)); err != nil {
+		t.Fatalf("uidlist Dovecot would call broken: %v\n%s", err, text)
+	}
+	if n := strings.Count(text, "\n"); n != 3 {
+		t.Errorf("uidlist has %d lines, want a header and 2:\n%s", n, text)
+	}
+}
