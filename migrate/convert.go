@@ -22,9 +22,11 @@ type ConvertOptions struct {
 	Unescape    mbox.Unescape  // >From unquoting; none by default
 	Location    *time.Location // zone for From_ dates without one; nil means time.Local
 	Maildir     maildir.Options
-	StartOffset int64               // resume: first byte not yet migrated (a message boundary)
-	StartIndex  int64               // position number of the first message read (part of names)
-	FlushEvery  int                 // messages between two flushes, each a resume point; 0 = 4096
+	StartOffset int64 // resume: first byte not yet migrated (a message boundary)
+	StartIndex  int64 // position number of the first message read (part of names)
+	FlushEvery  int   // messages between two flushes, each a resume point; 0 = 4096
+	Loose       bool  // read in loose mode keyed on LooseFrom (mbox.Options): a resume of a loose source
+	LooseFrom   []byte
 	Notice      func(Event)         // oddities: loose mode, date fallbacks, ignored Content-Length...
 	OnMessage   func(MessageRecord) // once per message, in order, after it is durable
 	Progress    func(n int64)       // source bytes consumed since the previous call
@@ -76,7 +78,8 @@ type Stats struct {
 	Renumbered  bool
 	UIDValidity uint32
 	NextUID     uint32
-	Loose       bool
+	Loose       bool   // the source was read in loose mode
+	LooseFrom   []byte // the line it was keyed on (mbox.Reader.LooseFrom)
 }
 
 // flushEvery bounds how much work is pending between two converter flushes: records reach
@@ -102,8 +105,10 @@ func Convert(ctx context.Context, src io.ReaderAt, size int64, srcMTime time.Tim
 	c.w = w
 	section := io.NewSectionReader(src, opts.StartOffset, size-opts.StartOffset)
 	c.r = mbox.NewReader(section, size-opts.StartOffset, mbox.Options{
-		Unescape: opts.Unescape,
-		Location: opts.Location,
+		Unescape:  opts.Unescape,
+		Location:  opts.Location,
+		Loose:     opts.Loose,
+		LooseFrom: opts.LooseFrom,
 		Notice: func(n mbox.Notice) {
 			msg := int64(-1)
 			if n.Message >= 0 {
@@ -113,7 +118,7 @@ func Convert(ctx context.Context, src io.ReaderAt, size int64, srcMTime time.Tim
 		},
 	})
 	err = c.run(ctx)
-	c.st.Loose = c.r.Loose()
+	c.st.Loose, c.st.LooseFrom = c.r.Loose(), c.r.LooseFrom()
 	if err != nil {
 		if aerr := w.Abort(); aerr != nil {
 			err = errors.Join(err, aerr)
@@ -274,6 +279,7 @@ func (c *converter) durable(sync func() error) error {
 		return err
 	}
 	c.st.UIDValidity, c.st.NextUID = c.w.UIDValidity(), c.w.NextUID()
+	c.st.Loose, c.st.LooseFrom = c.r.Loose(), c.r.LooseFrom()
 	for i := range c.pending {
 		p := &c.pending[i]
 		if c.opts.OnMessage != nil {

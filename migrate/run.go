@@ -455,6 +455,10 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 			next.BaseIndex = index
 		}
 	}
+	if start > 0 {
+		// The rest of the source is split as its start was.
+		next.Loose, next.LooseFrom = prev.Loose, prev.LooseFrom
+	}
 	baseBytes := next.Bytes
 	// hashed is how far h has read: the state is saved at each resume point the worker
 	// reports, once this process has checked it is one.
@@ -473,6 +477,9 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		if s.UIDValidity != 0 {
 			next.UIDValidity = s.UIDValidity
 		}
+		if start == 0 && end > 0 {
+			next.Loose, next.LooseFrom = s.Loose, s.LooseFrom
+		}
 		next.Time = time.Now().UTC()
 		return r.state.Save(next)
 	}
@@ -481,7 +488,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		if err := checkSpace(home, st.Size-start); err != nil {
 			return err
 		}
-		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next.Zone, advance, with, log)
+		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next, advance, with, log)
 		if err != nil {
 			return err
 		}
@@ -625,13 +632,13 @@ func checkSpace(home string, need int64) error {
 	return nil
 }
 
-// convert has a worker convert the locked source from start; durable gets each resume point
+// convert has a worker convert the locked source from start, in the mode next records; durable gets each resume point
 // the worker reports, and an error from it stops the worker.
-func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, zone string, durable func(int64, Stats) error, with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, durable func(int64, Stats) error, with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
 	opts := r.cfg.Convert
 	req := &workerRequest{
 		Op: opConvert, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, Size: size,
-		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), Location: loadableZone(zone),
+		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), Location: loadableZone(next.Zone), Loose: next.Loose, LooseFrom: next.LooseFrom,
 		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes,
 		StartOffset: start, StartIndex: index, FlushEvery: opts.FlushEvery,
 	}

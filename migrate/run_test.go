@@ -468,3 +468,78 @@ func TestRunInterruptedSavesState(t *testing.T) {
 		t.Errorf("uidlist lists %d messages, want %d", got, n)
 	}
 }
+
+// A source whose first From_ line has no date is read in loose mode. A later run resumes
+// after the migrated part at a dated From_ line, and --after's proof and verify read from
+// offset 0: all must split the rest as loose mode does, or a one-word "From " line after an
+// empty line in a body makes them count messages differently.
+func TestRunLooseSource(t *testing.T) {
+	t.Parallel()
+	const (
+		takeout = "From 1844@xxx\nSubject: takeout\n\nfirst\n\n"
+		dated   = "From bob@example.org Tue Jan  2 11:00:00 2024\nSubject: dated\n\nsecond\n\nFrom 999@xxx\nSubject: third\n\nthird\n\n"
+	)
+	tr := newTree(t, "lou")
+	tr.write("var/mail/lou", takeout, "lou")
+	if _, res := run(t, tr.config()); res["lou"].Outcome != OutcomeMigrated {
+		t.Fatalf("first run: %+v", res["lou"])
+	}
+	st, err := StateStore{Dir: tr.path("var/lib/maildirmig")}.Load("lou", KindSpool, tr.path("var/mail/lou"))
+	if err != nil || st == nil || !st.Loose || string(st.LooseFrom) != "From 1844@xxx" {
+		t.Fatalf("state after the first run: %+v, %v; want loose mode keyed on the first line", st, err)
+	}
+	tr.appendTo("var/mail/lou", dated)
+	if _, res := run(t, tr.config()); res["lou"].Stats.Messages != 2 || len(tr.files("lou")) != 3 {
+		t.Fatalf("resumed run: %+v, files %v; want the appended text read as 2 messages", res["lou"], tr.files("lou"))
+	}
+	checkVerify(t, tr, "lou", 3)
+	cfg := tr.config()
+	cfg.After = AfterTruncate
+	if _, res := run(t, cfg); res["lou"].After != "truncated" {
+		t.Fatalf("--after truncate: %+v", res["lou"])
+	}
+}
+
+// A loose source interrupted after a resume point whose From_ line has a date resumes in
+// loose mode.
+func TestRunLooseResumeMidFile(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "lyn")
+	const n = 41 // the Takeout message, then pairs of a dated one and a one-word one
+	big := strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
+	src := "From 1844@xxx\nSubject: takeout\n\nfirst\n\n"
+	for i := 1; i < n; i += 2 {
+		src += fmt.Sprintf("From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\nFrom 999@xxx\nSubject: %d\n\nx\n\n", i, i, big, i+1)
+	}
+	tr.write("var/mail/lyn", src, "lyn")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := tr.config()
+	cfg.Convert.FlushEvery = 1
+	cfg.Progress = func(int64) { cancel() }
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Run: %v", err)
+	}
+	st, err := StateStore{Dir: tr.path("var/lib/maildirmig")}.Load("lyn", KindSpool, tr.path("var/mail/lyn"))
+	if err != nil || st == nil || st.Offset == 0 || st.Offset == int64(len(src)) || !st.Loose {
+		t.Fatalf("state after the interruption: %+v, %v; want a loose resume point inside the file", st, err)
+	}
+	if _, res := run(t, tr.config()); res["lyn"].Stats.Messages != n-st.Messages || len(tr.files("lyn")) != n {
+		t.Fatalf("resumed at %d: %+v, %d files; want %d in all", st.Offset, res["lyn"], len(tr.files("lyn")), n)
+	}
+	checkVerify(t, tr, "lyn", n)
+}
+
+// checkVerify runs Verify for user and fails unless all want messages are found.
+func checkVerify(t *testing.T, tr *tree, user string, want int64) {
+	t.Helper()
+	var got []UserVerify
+	cfg := tr.config()
+	cfg.Users = []string{user}
+	if err := Verify(context.Background(), cfg, func(v UserVerify) { got = append(got, v) }); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if len(got) != 1 || got[0].Err != nil || got[0].Result.Messages != want || got[0].Result.Found != want {
+		t.Fatalf("verify %s: %+v; want %d of %d found", user, got, want, want)
+	}
+}

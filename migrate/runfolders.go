@@ -515,6 +515,10 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		defer d.Close()
 		freq := *req
 		freq.StartOffset, freq.StartIndex = start, index
+		freq.Loose, freq.LooseFrom = false, nil
+		if start > 0 {
+			freq.Loose, freq.LooseFrom = prev.Loose, prev.LooseFrom
+		}
 		stats, err = convertChecked(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, emit)
 		if err != nil {
 			return nil, stats, err
@@ -529,6 +533,12 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	next.Bytes += end - start
 	if stats.UIDValidity != 0 {
 		next.UIDValidity = stats.UIDValidity
+	}
+	switch {
+	case start > 0:
+		next.Loose, next.LooseFrom = prev.Loose, prev.LooseFrom
+	case end > 0:
+		next.Loose, next.LooseFrom = stats.Loose, stats.LooseFrom
 	}
 	next.Time = time.Now().UTC()
 	return next, stats, nil
@@ -662,6 +672,7 @@ func verifyFolder(ctx context.Context, req *workerRequest, home int, src string,
 	defer d.Close()
 	vreq := *req
 	vreq.StartIndex, vreq.KeepHeaders, vreq.Unescape = st.BaseIndex, st.KeepHeaders, int(unescapeValue(st.Unescape))
+	vreq.Loose, vreq.LooseFrom = st.Loose, st.LooseFrom
 	return verifyMaildir(ctx, &vreq, f, st.Offset, d)
 }
 

@@ -43,8 +43,13 @@ type State struct {
 	UIDValidity uint32 `json:"uidvalidity"`
 	KeepHeaders bool   `json:"keep_headers,omitempty"`
 	Unescape    string `json:"unescape,omitempty"`
-	Zone        string `json:"zone,omitempty"`  // the zone From_ dates without one were read in
-	After       string `json:"after,omitempty"` // "renamed" or "truncated" when the source was dealt with
+	Zone        string `json:"zone,omitempty"` // the zone From_ dates without one were read in
+	// Loose says the source was read in loose mode from offset 0 (its first From_ line has
+	// no date), keyed on LooseFrom, that first line: a resumed run, --after's proof and
+	// verify read the rest in that mode too, whatever the From_ line they start at.
+	Loose     bool   `json:"loose,omitempty"`
+	LooseFrom []byte `json:"loose_from,omitempty"`
+	After     string `json:"after,omitempty"` // "renamed" or "truncated" when the source was dealt with
 	// Intent is the --after action about to be applied to source[0:Offset) ("truncate" or
 	// "rename", to IntentTo): a run that finds it knows whether the action happened before a
 	// crash, rather than taking the emptied or renamed source for a changed one.

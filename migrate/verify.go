@@ -41,7 +41,7 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 			loc = l
 		}
 	}
-	r := mbox.NewReader(src, size, mbox.Options{Unescape: mbox.Unescape(req.Unescape), Location: loc})
+	r := mbox.NewReader(src, size, mbox.Options{Unescape: mbox.Unescape(req.Unescape), Location: loc, Loose: req.Loose, LooseFrom: req.LooseFrom})
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -233,7 +233,7 @@ func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File,
 		unescape = mbox.UnescapeMboxo
 	}
 	req := &workerRequest{Op: opVerify, Home: home, Owner: owner, Maildir: name, Size: size, StartIndex: st.BaseIndex,
-		KeepHeaders: st.KeepHeaders, Unescape: int(unescape), Location: loadableZone(st.Zone)}
+		KeepHeaders: st.KeepHeaders, Unescape: int(unescape), Location: loadableZone(st.Zone), Loose: st.Loose, LooseFrom: st.LooseFrom}
 	if uidlist {
 		req.UIDValidity = st.UIDValidity
 		if req.UIDValidity == 0 {

@@ -57,6 +57,8 @@ type workerRequest struct {
 	StartIndex  int64  `json:"start_index,omitempty"`
 	UIDValidity uint32 `json:"uidvalidity,omitempty"` // opVerify: the Maildir's dovecot-uidlist must have it
 	FlushEvery  int    `json:"flush_every,omitempty"` // opConvert: messages between two resume points
+	Loose       bool   `json:"loose,omitempty"`       // read in loose mode keyed on LooseFrom (mbox.Options)
+	LooseFrom   []byte `json:"loose_from,omitempty"`
 
 	// opFolders only.
 	FolderRoot   string            `json:"folder_root,omitempty"`   // relative to Home: "mail"
@@ -312,6 +314,8 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 		StartOffset: req.StartOffset,
 		StartIndex:  req.StartIndex,
 		FlushEvery:  req.FlushEvery,
+		Loose:       req.Loose,
+		LooseFrom:   req.LooseFrom,
 		Notice:      func(e Event) { emit(workerMsg{T: "event", Event: &e, Folder: folder}) },
 		OnDurable: func(s Stats) {
 			// A resume point only once every message before it was found as stored.
@@ -600,6 +604,8 @@ func ConvertAs(ctx context.Context, cred Credentials, src *os.File, maildirPath 
 		BatchBytes:  opts.Maildir.BatchBytes,
 		StartOffset: opts.StartOffset,
 		StartIndex:  opts.StartIndex,
+		Loose:       opts.Loose,
+		LooseFrom:   opts.LooseFrom,
 	}
 	if opts.Location != nil {
 		req.Location = opts.Location.String()
