@@ -147,8 +147,13 @@ type Writer struct {
 	// identity (nil while there was none), the next UID Dovecot would
 	// take from it and its last line's UID. A file still the same needs no
 	// reading before lines are appended; any other was changed by someone
-	// else, who may have given UIDs too.
+	// else, who may have given UIDs too. pubFile holds that file open, so
+	// that its inode number cannot be given to a file that replaces it
+	// (ext4 hands a freed number out again at once): with it, the same
+	// device, inode number, size, mtime and ctime are the same file
+	// unchanged. Without it (after Commit or Abort) the file is read again.
 	pubStat *unix.Stat_t
+	pubFile *os.File
 	pubNext uint32
 	pubLast uint32
 	pubHead uint32 // the next UID its header says
@@ -175,6 +180,10 @@ type Writer struct {
 	// of cur/ and new/ until Abort, because a second fsync may succeed
 	// without the data having reached the disk.
 	syncErr error
+
+	// sawUIDList, set by tests, may change what publish saw of the
+	// uidlist, to play a file system that reuses inode numbers.
+	sawUIDList func(st *unix.Stat_t)
 
 	// trace, set by tests, sees each sync and rename once it succeeded,
 	// possibly from several goroutines at once; an error it returns is
@@ -275,8 +284,8 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 			}
 			return nil
 		})
-		f.Close()
 		if err != nil {
+			f.Close()
 			if ue, ok := errors.AsType[*UIDListError](err); ok {
 				ue.Path = d.path + "/" + uidlistName
 				return nil, ue
@@ -288,7 +297,7 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 				return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
 			}
 		}
-		w.ul, w.pubStat = ul, st
+		w.ul, w.pubStat, w.pubFile = ul, st, f
 		w.pubNext, w.pubLast, w.pubHead = ul.next, ul.last, ul.headNext
 		w.used = ul.next - 1
 	} else {
@@ -901,8 +910,10 @@ func (w *Writer) Flush() error {
 // give the next UID this Writer reached (lines appended since the header was
 // written may have passed it, and UIDs an mbox reserved never appear in a
 // line): the file is rewritten when its header says less. It may be called
-// several times.
+// several times. It closes the descriptor the Writer holds on the uidlist
+// between batches; a Writer used after Commit reads the file again.
 func (w *Writer) Commit() error {
+	defer w.unpin()
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -938,11 +949,15 @@ func (w *Writer) publish(lk *ctlLock, header bool) error {
 		return err
 	}
 	if old != nil {
-		defer old.Close()
+		defer func() {
+			if old != w.pubFile {
+				old.Close()
+			}
+		}()
 	}
 	cur := &uidlist{version: w.ul.version, validity: w.ul.validity, next: w.pubNext, headNext: w.pubHead, last: w.pubLast, guid: w.ul.guid, extra: w.ul.extra}
 	rewrite := old == nil || needHead
-	if old != nil && !sameFile(st, w.pubStat) {
+	if old != nil && (w.pubFile == nil || !w.unchanged(st)) {
 		if cur, err = w.rescan(old, display); err != nil {
 			return err
 		}
@@ -974,14 +989,21 @@ func (w *Writer) publish(lk *ctlLock, header bool) error {
 		if err := w.rewriteUIDList(lk, cur, head, old); err != nil {
 			return err
 		}
-		st = new(unix.Stat_t)
-		if err := unix.Fstatat(w.d.fd, uidlistName, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("maildir: stat %s: %w", display, err)
-		}
-	} else if len(w.tail) > 0 {
-		if st, err = w.appendUIDList(); err != nil {
+		// Under the lock the file is still the one just renamed in.
+		f, fst, err := openControl(w.d.fd, uidlistName, display)
+		if err != nil {
 			return err
 		}
+		if f == nil {
+			return fmt.Errorf("maildir: %s: gone after it was written", display)
+		}
+		w.pin(f)
+		st = fst
+	} else {
+		if st, err = w.appendUIDList(st); err != nil {
+			return err
+		}
+		w.pin(old)
 	}
 	w.pubStat, w.pubNext, w.pubLast, w.pubHead = st, next, last, head
 	if rewrite {
@@ -993,8 +1015,36 @@ func (w *Writer) publish(lk *ctlLock, header bool) error {
 	return nil
 }
 
+// sameFile says whether a and b describe one file, unchanged. It may
+// only be trusted while the file of b is held open (Writer.pubFile).
 func sameFile(a, b *unix.Stat_t) bool {
-	return a != nil && b != nil && a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size
+	return a != nil && b != nil && a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size &&
+		a.Mtim == b.Mtim && a.Ctim == b.Ctim
+}
+
+// unchanged says whether st, the uidlist now, is the file this Writer
+// last read or wrote, unchanged since.
+func (w *Writer) unchanged(st *unix.Stat_t) bool {
+	if w.sawUIDList != nil {
+		seen := *st
+		w.sawUIDList(&seen)
+		st = &seen
+	}
+	return sameFile(st, w.pubStat)
+}
+
+// pin holds f, the uidlist as last read or written, open in place of the
+// file held before.
+func (w *Writer) pin(f *os.File) {
+	if w.pubFile != nil && w.pubFile != f {
+		w.pubFile.Close()
+	}
+	w.pubFile = f
+}
+
+// unpin closes the uidlist held open: the next publish reads the file again.
+func (w *Writer) unpin() {
+	w.pin(nil)
 }
 
 // rescan reads the whole uidlist f, changed by someone else since this
@@ -1120,8 +1170,8 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 }
 
 // appendUIDList appends the tail to dovecot-uidlist in place, and returns
-// the file's identity after.
-func (w *Writer) appendUIDList() (*unix.Stat_t, error) {
+// the file's identity after. seen is the file publish checked.
+func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 	display := w.d.path + "/" + uidlistName
 	fd, err := openBeneath(w.d.fd, uidlistName, unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
@@ -1132,6 +1182,9 @@ func (w *Writer) appendUIDList() (*unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &unsafeError{display, "is not a regular file"}
+	}
+	if st.Dev != seen.Dev || st.Ino != seen.Ino || st.Size != seen.Size {
+		return nil, fmt.Errorf("maildir: %s: replaced or changed while this process held %s.lock", display, uidlistName)
 	}
 	// A failed append (EDQUOT, ENOSPC) may have written part of a line:
 	// cut the file back to what it was, still under the lock, so that the
@@ -1293,8 +1346,9 @@ func (w *Writer) writeControl(name string, write func(io.Writer) error) error {
 // Abort removes the tmp files of the pending batch (used on error/interrupt).
 // Files already renamed stay (they are complete and durable), and their
 // lines are appended to dovecot-uidlist, so that Dovecot numbers them as
-// this Writer did.
+// this Writer did. Like Commit, it closes the descriptor held on the uidlist.
 func (w *Writer) Abort() error {
+	defer w.unpin()
 	var first error
 	for _, p := range w.pending {
 		if err := unix.Unlinkat(w.d.sub[subTmp], p.tmp, 0); err != nil && !errors.Is(err, unix.ENOENT) && first == nil {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const testHost = "mx.example.org"
@@ -1096,5 +1098,66 @@ func TestFailedAppendIsUndone(t *testing.T) {
 	}
 	if n := strings.Count(text, "\n"); n != 3 {
 		t.Errorf("uidlist has %d lines, want a header and 2:\n%s", n, text)
+	}
+}
+
+// Dovecot rewriting the uidlist between two batches, with a file of the
+// size the Writer last saw, that gives out a UID the Writer would give
+// next: the Writer must see the change, though ext4 may hand the new file
+// the inode number of the one the Writer saw.
+func TestUIDListReplacedWithSameSize(t *testing.T) {
+	t.Parallel()
+	const guid = "0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name string
+		// replace puts dovecot in place of the uidlist at ul; w is the Writer.
+		replace func(t *testing.T, w *Writer, ul, dovecot string)
+	}{
+		{"renamed over twice", func(t *testing.T, w *Writer, ul, dovecot string) {
+			// Twice, as Dovecot does across two changes: unless the
+			// Writer holds the first file, its inode number comes back.
+			for _, text := range []string{dovecot, dovecot} {
+				must(t, os.WriteFile(ul+".new", []byte(text), 0o600))
+				must(t, os.Rename(ul+".new", ul))
+			}
+		}},
+		{"inode number reused", func(t *testing.T, w *Writer, ul, dovecot string) {
+			must(t, os.WriteFile(ul+".new", []byte(dovecot), 0o600))
+			later := time.Now().Add(time.Second)
+			must(t, os.Chtimes(ul+".new", later, later))
+			must(t, os.Rename(ul+".new", ul))
+			seen := *w.pubStat
+			w.sawUIDList = func(st *unix.Stat_t) { st.Dev, st.Ino = seen.Dev, seen.Ino }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			mkdirs(t, md)
+			ul := filepath.Join(md, "dovecot-uidlist")
+			must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+			r := add(t, w, msg(0, "x\n"))
+			must(t, w.Flush())
+			mine := "3 V5 N2 G" + guid + "\n1 :a\n2 :" + r.Name + "\n"
+			if got := readFile(t, ul); got != mine {
+				t.Fatalf("uidlist %q, want %q", got, mine)
+			}
+			// Dovecot expunges a and numbers a delivered b: same size.
+			dovecot := "3 V5 N4 G" + guid + "\n2 :" + r.Name + "\n3 :b\n"
+			if len(dovecot) != len(mine) {
+				t.Fatalf("the test's files differ in size")
+			}
+			tc.replace(t, w, ul, dovecot)
+			next := add(t, w, msg(1, "y\n"))
+			must(t, w.Flush())
+			text := readFile(t, ul)
+			if err := CheckUIDList(strings.NewReader(text)); err != nil {
+				t.Fatalf("uidlist Dovecot would call broken: %v\n%s", err, text)
+			}
+			if want := dovecot + "4 :" + next.Name + "\n"; text != want || !w.Renumbered() {
+				t.Errorf("uidlist %q (renumbered %v), want %q", text, w.Renumbered(), want)
+			}
+		})
 	}
 }
