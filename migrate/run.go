@@ -430,7 +430,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	}
 	next := &State{User: u.Name, UID: u.UID, Kind: kind, Source: src, Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(home, r.cfg.Maildir),
 		KeepHeaders: r.cfg.Convert.KeepHeaders, Unescape: unescapeName(r.cfg.Convert.Unescape), Zone: r.zone}
-	start, index, h, err := prev.Resume(f, st, r.cfg.Force)
+	start, index, h, forced, err := prev.resumeForced(f, st, r.cfg.Force)
 	if err != nil {
 		return err
 	}
@@ -438,7 +438,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		if !r.cfg.Force {
 			return fmt.Errorf("%w: %s: %s (run with the same options, or with --force to migrate it again from the start)", ErrStateMismatch, src, why)
 		}
-		start, index, h = 0, prev.BaseIndex, newSHA256()
+		start, index, h, forced = 0, prev.BaseIndex, newSHA256(), true
 	}
 	if start > 0 && prev.Zone != "" && prev.Zone != next.Zone {
 		// The names of the messages still to migrate must not depend on who runs us: a
@@ -488,7 +488,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		if err := checkSpace(home, st.Size-start); err != nil {
 			return err
 		}
-		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next, advance, with, log)
+		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next, forced, advance, with, log)
 		if err != nil {
 			return err
 		}
@@ -632,15 +632,17 @@ func checkSpace(home string, need int64) error {
 	return nil
 }
 
-// convert has a worker convert the locked source from start, in the mode next records; durable gets each resume point
-// the worker reports, and an error from it stops the worker.
-func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, durable func(int64, Stats) error, with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+// convert has a worker convert the locked source from start, in the mode next records;
+// forced says the source is migrated again from the start after it changed, so that the
+// messages already in the Maildir are matched wherever they now are in the source. durable
+// gets each resume point the worker reports, and an error from it stops the worker.
+func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, forced bool, durable func(int64, Stats) error, with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
 	opts := r.cfg.Convert
 	req := &workerRequest{
 		Op: opConvert, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, Size: size,
 		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), Location: loadableZone(next.Zone), Loose: next.Loose, LooseFrom: next.LooseFrom,
 		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes,
-		StartOffset: start, StartIndex: index, FlushEvery: opts.FlushEvery,
+		StartOffset: start, StartIndex: index, FlushEvery: opts.FlushEvery, AnyPosition: forced,
 	}
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()

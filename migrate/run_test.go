@@ -543,3 +543,26 @@ func checkVerify(t *testing.T, tr *tree, user string, want int64) {
 		t.Fatalf("verify %s: %+v; want %d of %d found", user, got, want, want)
 	}
 }
+
+// --force after a message was removed from the start of the source (a POP3 expunge) matches
+// the messages already in the Maildir wherever they moved, instead of writing them again.
+func TestRunForceAfterExpunge(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "max")
+	tr.write("var/mail/max", msgA+msgB+msgC, "max")
+	run(t, tr.config())
+	tr.write("var/mail/max", msgB+msgC, "max")
+	if _, res := run(t, tr.config()); !errors.Is(res["max"].Err, ErrSourceChanged) {
+		t.Fatalf("run without --force: %+v; want the changed source refused", res["max"])
+	}
+	cfg := tr.config()
+	cfg.Force = true
+	_, res := run(t, cfg)
+	if r := res["max"]; r.Outcome != OutcomeMigrated || r.Stats.Written != 0 || r.Stats.Existed != 2 {
+		t.Fatalf("--force: %+v; want both remaining messages found, none written", r)
+	}
+	if got := tr.files("max"); len(got) != 3 {
+		t.Fatalf("Maildir after --force: %v; want the 3 messages once each", got)
+	}
+	checkVerify(t, tr, "max", 2)
+}

@@ -486,7 +486,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		return nil, Stats{}, fmt.Errorf("migrate: %s: %w", f.Source, err)
 	}
 	prev := req.FolderStates[f.Source]
-	start, index, h, err := prev.Resume(src, st, req.Force)
+	start, index, h, forced, err := prev.resumeForced(src, st, req.Force)
 	if err != nil {
 		return nil, Stats{}, err
 	}
@@ -515,7 +515,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		defer d.Close()
 		freq := *req
 		freq.StartOffset, freq.StartIndex = start, index
-		freq.Loose, freq.LooseFrom = false, nil
+		freq.Loose, freq.LooseFrom, freq.AnyPosition = false, nil, forced
 		if start > 0 {
 			freq.Loose, freq.LooseFrom = prev.Loose, prev.LooseFrom
 		}

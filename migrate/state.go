@@ -261,6 +261,17 @@ func (s *State) Resume(src io.ReaderAt, st unix.Stat_t, force bool) (start, inde
 	return 0, s.BaseIndex, sha256.New(), nil
 }
 
+// resumeForced is Resume, and with force it also tells whether the migration starts again
+// from 0 because the migrated part changed: the messages already in the Maildir may then
+// be anywhere in the source.
+func (s *State) resumeForced(src io.ReaderAt, st unix.Stat_t, force bool) (start, index int64, h hash.Hash, forced bool, err error) {
+	start, index, h, err = s.Resume(src, st, false)
+	if errors.Is(err, ErrSourceChanged) && force {
+		return 0, s.BaseIndex, sha256.New(), true, nil
+	}
+	return start, index, h, false, err
+}
+
 // renamed reports whether the source recorded in s is now at IntentTo.
 func (s *State) renamed() bool {
 	var st unix.Stat_t

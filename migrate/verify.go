@@ -30,9 +30,14 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 		return res, err
 	}
 	byKey := make(map[string]maildir.Entry, len(entries))
+	// A run forced to start again after messages were deleted from the source matched those
+	// already in the Maildir whatever their position (maildir.Options.AnyPosition): their
+	// names carry the position they had then.
+	byHash := make(map[string]maildir.Entry, len(entries))
 	for _, e := range entries {
 		if k, ok := nameKey(e.Name); ok {
 			byKey[k] = e
+			byHash[k[strings.IndexByte(k, ':')+1:]] = e
 		}
 	}
 	loc := time.Local
@@ -69,6 +74,9 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 		sum := hex.EncodeToString(h.Sum(nil))
 		res.Messages++
 		e, ok := byKey[fmt.Sprintf("%d:%s", pos, sum[:16])]
+		if !ok {
+			e, ok = byHash[sum[:16]]
+		}
 		if !ok {
 			res.Missing = append(res.Missing, fmt.Sprintf("message %d at offset %d", pos+1, m.Offset))
 			continue

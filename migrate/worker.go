@@ -55,9 +55,10 @@ type workerRequest struct {
 	BatchBytes  int64  `json:"batch_bytes,omitempty"`
 	StartOffset int64  `json:"start_offset,omitempty"`
 	StartIndex  int64  `json:"start_index,omitempty"`
-	UIDValidity uint32 `json:"uidvalidity,omitempty"` // opVerify: the Maildir's dovecot-uidlist must have it
-	FlushEvery  int    `json:"flush_every,omitempty"` // opConvert: messages between two resume points
-	Loose       bool   `json:"loose,omitempty"`       // read in loose mode keyed on LooseFrom (mbox.Options)
+	UIDValidity uint32 `json:"uidvalidity,omitempty"`  // opVerify: the Maildir's dovecot-uidlist must have it
+	FlushEvery  int    `json:"flush_every,omitempty"`  // opConvert: messages between two resume points
+	Loose       bool   `json:"loose,omitempty"`        // read in loose mode keyed on LooseFrom (mbox.Options)
+	AnyPosition bool   `json:"any_position,omitempty"` // opConvert: maildir.Options.AnyPosition (a forced restart)
 	LooseFrom   []byte `json:"loose_from,omitempty"`
 
 	// opFolders only.
@@ -310,7 +311,8 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 		KeepHeaders: req.KeepHeaders,
 		Unescape:    mbox.Unescape(req.Unescape),
 		Location:    loc,
-		Maildir:     maildir.Options{Fsync: maildir.Fsync(req.Fsync), Host: req.Host, BatchFiles: req.BatchFiles, BatchBytes: req.BatchBytes},
+		Maildir: maildir.Options{Fsync: maildir.Fsync(req.Fsync), Host: req.Host, BatchFiles: req.BatchFiles, BatchBytes: req.BatchBytes,
+			AnyPosition: req.AnyPosition},
 		StartOffset: req.StartOffset,
 		StartIndex:  req.StartIndex,
 		FlushEvery:  req.FlushEvery,

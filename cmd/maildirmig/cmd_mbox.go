@@ -27,7 +27,7 @@ func init() {
 // Flags of the batch commands.
 var (
 	afterFlag         = &cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}
-	forceFlag         = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed, from the start (deleted messages come back)"}
+	forceFlag         = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed again from the start: messages already in the Maildir are recognised by content and date wherever they now are in the source and not written twice; messages deleted from the Maildir come back"}
 	lockTimeoutFlag   = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
 	auditMessagesFlag = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
 	minUIDFlag        = &cli.IntFlag{Name: "min-uid", Value: -1, Usage: "select users from `UID` up (default: UID_MIN from login.defs); root is always included"}
