@@ -816,6 +816,7 @@ func (w *Writer) flush() error {
 	}
 	defer lk.drop()
 	for i, p := range w.pending {
+		lk.refresh()
 		existed, err := w.moveIn(p.tmp, p.sub, p.name)
 		if err != nil {
 			w.pending = w.pending[i:]
@@ -833,6 +834,7 @@ func (w *Writer) flush() error {
 	} else if err := w.syncDirs(); err != nil {
 		return err
 	}
+	lk.refresh()
 	if err := w.publish(lk, false); err != nil {
 		return err
 	}
@@ -932,8 +934,7 @@ func (w *Writer) Commit() error {
 // gave UIDs meanwhile the tail's UIDs move above theirs (Renumbered). A file
 // of another UIDVALIDITY is an error.
 func (w *Writer) publish(lk *ctlLock, header bool) error {
-	needHead := header && w.ulDirty && w.ul.next > w.pubHead
-	if len(w.tail) == 0 && !needHead {
+	if len(w.tail) == 0 && !(header && w.ulDirty && w.ul.next > w.pubHead) {
 		return nil
 	}
 	if lk == nil {
@@ -942,6 +943,29 @@ func (w *Writer) publish(lk *ctlLock, header bool) error {
 			return err
 		}
 		defer lk.drop()
+	}
+	err := w.publishLocked(lk, header)
+	if !errors.Is(err, errLockLost) {
+		return err
+	}
+	// Someone took the lock over as stale while this Writer held it (a
+	// stopped process, slow storage), and may have changed the file: it is
+	// read again under a lock of our own.
+	again, err := w.lockControl(uidlistName)
+	if err != nil {
+		return err
+	}
+	defer again.drop()
+	w.unpin()
+	return w.publishLocked(again, header)
+}
+
+// publishLocked is publish under lk, which it checks is still ours before
+// it reads the file and before it changes it (errLockLost when not).
+func (w *Writer) publishLocked(lk *ctlLock, header bool) error {
+	needHead := header && w.ulDirty && w.ul.next > w.pubHead
+	if err := lk.held(); err != nil {
+		return err
 	}
 	display := w.d.path + "/" + uidlistName
 	old, st, err := openControl(w.d.fd, uidlistName, display)
@@ -1000,6 +1024,9 @@ func (w *Writer) publish(lk *ctlLock, header bool) error {
 		w.pin(f)
 		st = fst
 	} else {
+		if err := lk.held(); err != nil {
+			return err
+		}
 		if st, err = w.appendUIDList(st); err != nil {
 			return err
 		}
@@ -1089,6 +1116,12 @@ func (w *Writer) rescan(f *os.File, display string) (*uidlist, error) {
 		}
 		clear(w.tail[len(tail):])
 		w.tail = tail
+		// Results not yet reported durable carry the UIDs Dovecot gave.
+		for i := range w.waiting {
+			if e, ok := w.known[keyOf(baseOf(w.waiting[i].Name))]; ok && e.uid != 0 {
+				w.waiting[i].UID = e.uid
+			}
+		}
 	}
 	return u, nil
 }
@@ -1250,14 +1283,47 @@ func (w *Writer) writeKeywords() error {
 // before it takes it over.
 const lockStale = 2 * time.Minute
 
+// errLockLost is a dotlock another process took over as stale while we
+// held it: the name.lock there is theirs now.
+var errLockLost = errors.New("taken over by another process while this one held it")
+
 // ctlLock is Dovecot's dotlock on a control file of the Maildir, name.lock,
 // created exclusively: it is also where a new version of the file is
-// written before it is renamed over the old one.
+// written before it is renamed over the old one. Another process takes it
+// over once its mtime is lockStale old, so it is refreshed while held,
+// and its name is checked to still be our file (f, held open, so that its
+// inode number cannot come back) before it is renamed or removed.
 type ctlLock struct {
-	w    *Writer
-	f    *os.File
-	name string
-	done bool // renamed over name, or removed
+	w       *Writer
+	f       *os.File
+	name    string
+	dev     uint64
+	ino     uint64
+	touched time.Time
+	done    bool // renamed over name, or removed
+}
+
+// held returns an error matching errLockLost unless name.lock is still ours.
+func (l *ctlLock) held() error {
+	var st unix.Stat_t
+	err := unix.Fstatat(l.w.d.fd, l.name+".lock", &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Dev == l.dev && st.Ino == l.ino {
+		return nil
+	}
+	return fmt.Errorf("maildir: %s/%s.lock: %w", l.w.d.path, l.name, errLockLost)
+}
+
+// refresh sets the lock's mtime to now once a quarter of lockStale has
+// passed since it was last set, so that a long batch keeps it from
+// looking stale. It is best effort: held is the check.
+func (l *ctlLock) refresh() {
+	now := time.Now()
+	if now.Sub(l.touched) < lockStale/4 {
+		return
+	}
+	if futimens(int(l.f.Fd()), unix.NsecToTimespec(now.UnixNano())) == nil {
+		l.touched = now
+	}
 }
 
 // lockControl takes the dotlock of the control file name, waiting up to 30
@@ -1269,7 +1335,15 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 	for {
 		fd, err := openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err == nil {
-			return &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name}, nil
+			l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				l.f.Close()
+				_ = unix.Unlinkat(w.d.fd, lock, 0)
+				return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
+			}
+			l.dev, l.ino = st.Dev, st.Ino
+			return l, nil
 		}
 		if err != unix.EEXIST {
 			return nil, fmt.Errorf("maildir: create %s: %w", display, err)
@@ -1283,6 +1357,9 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("maildir: %s is held by another process", display)
 		}
+		if err := w.traced(nil, "wait "+lock); err != nil {
+			return nil, err
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
@@ -1293,8 +1370,11 @@ func (l *ctlLock) drop() {
 		return
 	}
 	l.done = true
+	// A lock taken over is the other holder's now: not ours to remove.
+	if l.held() == nil {
+		_ = unix.Unlinkat(l.w.d.fd, l.name+".lock", 0)
+	}
 	l.f.Close()
-	_ = unix.Unlinkat(l.w.d.fd, l.name+".lock", 0)
 }
 
 // install makes what was written into the lock file the control file:
@@ -1310,6 +1390,11 @@ func (w *Writer) install(l *ctlLock) error {
 		if err := w.traced(unix.Fsync(fd), "fsync "+lock); err != nil {
 			return fmt.Errorf("maildir: fsync %s: %w", display, err)
 		}
+	}
+	// Renaming another holder's name.lock would install their file,
+	// perhaps half written.
+	if err := l.held(); err != nil {
+		return err
 	}
 	if err := w.traced(unix.Renameat(w.d.fd, lock, w.d.fd, l.name), "rename "+lock+" "+l.name); err != nil {
 		return fmt.Errorf("maildir: rename %s to %s: %w", display, l.name, err)

@@ -1161,3 +1161,69 @@ func TestUIDListReplacedWithSameSize(t *testing.T) {
 		})
 	}
 }
+
+// The uidlist lock taken over as stale in the middle of a batch (the
+// Writer stopped for minutes between two renames), and the other holder
+// still writing its uidlist into the lock file: the Writer neither
+// appends, nor renames or removes the other's lock file, but waits for the
+// other to finish and lists its batch after what the other wrote.
+func TestLockTakenOverMidBatch(t *testing.T) {
+	t.Parallel()
+	const guid = "0123456789abcdef0123456789abcdef"
+	md := filepath.Join(t.TempDir(), "Maildir")
+	mkdirs(t, md)
+	ul := filepath.Join(md, "dovecot-uidlist")
+	lock := ul + ".lock"
+	must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+	var durable []Result
+	_, w := newTestWriter(t, md, Options{Durable: func(r Result) { durable = append(durable, r) }})
+	r0 := add(t, w, msg(0, "x\n"))
+	r1 := add(t, w, msg(1, "y\n"))
+
+	// Dovecot's new uidlist: a delivered b, and our first file, which it
+	// found in new/ once it held the lock.
+	theirs := "3 V5 N4 G" + guid + "\n1 :a\n2 :b\n3 :" + r0.Name + "\n"
+	var (
+		took, finished bool
+		events         []string
+	)
+	w.trace = func(event string) error {
+		if strings.HasPrefix(event, "fsync ") {
+			return nil // from several goroutines at once
+		}
+		events = append(events, event)
+		switch {
+		case !took && strings.HasPrefix(event, "rename tmp/") && strings.HasSuffix(event, r0.Name):
+			took = true
+			if err := os.Remove(lock); err != nil {
+				return err
+			}
+			return os.WriteFile(lock, []byte(theirs[:20]), 0o600)
+		case took && !finished && event == "wait dovecot-uidlist.lock":
+			finished = true
+			if got := readFile(t, lock); got != theirs[:20] {
+				t.Errorf("the other holder's lock file reads %q, want %q", got, theirs[:20])
+			}
+			must(t, os.WriteFile(lock, []byte(theirs), 0o600))
+			return os.Rename(lock, ul)
+		}
+		return nil
+	}
+	must(t, w.Flush())
+	if !took || !finished {
+		t.Fatalf("the Writer did not wait for the other holder (took over %v, finished %v): %q", took, finished, events)
+	}
+	text := readFile(t, ul)
+	if err := CheckUIDList(strings.NewReader(text)); err != nil {
+		t.Fatalf("uidlist Dovecot would call broken: %v\n%s", err, text)
+	}
+	if want := theirs + "4 :" + r1.Name + "\n"; text != want {
+		t.Errorf("uidlist %q, want %q", text, want)
+	}
+	if len(durable) != 2 || durable[0].UID != 3 || durable[1].UID != 4 {
+		t.Errorf("reported durable %+v, want UIDs 3 and 4", durable)
+	}
+	if _, err := os.Lstat(lock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock left behind (%v)", err)
+	}
+}
