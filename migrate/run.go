@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -459,6 +460,17 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		// The rest of the source is split as its start was.
 		next.Loose, next.LooseFrom = prev.Loose, prev.LooseFrom
 	}
+	uids, err := r.state.openUIDs(u.Name, kind, src, start == 0)
+	if err != nil {
+		return err
+	}
+	defer uids.Close()
+	uidw := bufio.NewWriter(uids)
+	record := func(rec MessageRecord) {
+		if !rec.Skipped {
+			fmt.Fprintf(uidw, "%d %d\n", rec.Index, rec.UID)
+		}
+	}
 	baseBytes := next.Bytes
 	// hashed is how far h has read: the state is saved at each resume point the worker
 	// reports, once this process has checked it is one.
@@ -471,6 +483,14 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 			return fmt.Errorf("migrate: hashing %s: %w", src, err)
 		}
 		hashed = end
+		// The UID records of the messages before end are on disk before the state says
+		// they are migrated.
+		if err := uidw.Flush(); err != nil {
+			return fmt.Errorf("migrate: state: %w", err)
+		}
+		if err := uids.Sync(); err != nil {
+			return fmt.Errorf("migrate: state: %w", err)
+		}
 		next.Size, next.Offset, next.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
 		next.Messages = index + s.Messages
 		next.Bytes = baseBytes + end - start
@@ -488,7 +508,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		if err := checkSpace(home, st.Size-start); err != nil {
 			return err
 		}
-		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next, forced, advance, with, log)
+		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next, forced, advance, record, with, log)
 		if err != nil {
 			return err
 		}
@@ -558,14 +578,19 @@ func checkResumePoint(f *os.File, size, from, end int64) error {
 }
 
 // prove has a worker show that every message of the locked source's first size bytes is in
-// the Maildir st records, with the content stored, under the options st records, and that
-// its dovecot-uidlist has st.UIDValidity.
+// the Maildir st records, with the content stored, under the options st records, or was
+// deleted there through Dovecot, and that its dovecot-uidlist has st.UIDValidity.
 func (r *runner) prove(ctx context.Context, u users.User, f *os.File, size int64, home string, st *State) error {
-	res, err := verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, owner(u), f, size, home, st, true)
+	uids, err := r.state.uidsPath(st.User, st.Kind, st.Source)
 	if err != nil {
 		return err
 	}
-	if len(res.Missing) > 0 || len(res.Bad) > 0 || res.Found != res.Messages {
+	res, err := verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, owner(u), f, size, home, st, true, uids)
+	if err != nil {
+		return err
+	}
+	// A message the user deleted through Dovecot since is no reason to keep the source.
+	if len(res.Missing) > 0 || len(res.Bad) > 0 || res.Found+int64(len(res.Deleted)) != res.Messages {
 		return fmt.Errorf("the Maildir lacks migrated messages: %s", res.describe())
 	}
 	return nil
@@ -636,7 +661,7 @@ func checkSpace(home string, need int64) error {
 // forced says the source is migrated again from the start after it changed, so that the
 // messages already in the Maildir are matched wherever they now are in the source. durable
 // gets each resume point the worker reports, and an error from it stops the worker.
-func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, forced bool, durable func(int64, Stats) error, with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, forced bool, durable func(int64, Stats) error, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
 	opts := r.cfg.Convert
 	req := &workerRequest{
 		Op: opConvert, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, Size: size,
@@ -671,6 +696,9 @@ func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int
 				r.cfg.Notice(u.Name, e)
 			}
 		case "record":
+			if m.Record != nil {
+				record(*m.Record)
+			}
 			if m.Record != nil && r.cfg.AuditMessages {
 				rec := m.Record
 				log(EventMessage, with("index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,

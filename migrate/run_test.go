@@ -566,3 +566,80 @@ func TestRunForceAfterExpunge(t *testing.T) {
 	}
 	checkVerify(t, tr, "max", 2)
 }
+
+// A message the user deleted through Dovecot after the migration (its file gone and its UID
+// no longer in dovecot-uidlist) lets --after go ahead, and verify reports it deleted rather
+// than missing; a missing message that dovecot-uidlist cannot account for still blocks.
+func TestRunAfterDeletedByUser(t *testing.T) {
+	t.Parallel()
+	// expunge removes the file of message i (0: msgA, UID 1; 1: msgB, UID 2) and its uidlist
+	// line, as Dovecot does; with next set, it also rewrites the header's next UID.
+	expunge := func(tr *tree, user string, i int, next string) {
+		name := tr.files(user)[i]
+		must(t, os.Remove(tr.path("home/"+user+"/Maildir/"+name)))
+		base, _, _ := strings.Cut(filepath.Base(name), ":")
+		p := tr.path("home/" + user + "/Maildir/dovecot-uidlist")
+		b, err := os.ReadFile(p)
+		must(t, err)
+		lines := strings.SplitAfter(string(b), "\n")
+		var out strings.Builder
+		for i, l := range lines {
+			switch {
+			case i == 0 && next != "":
+				f := strings.Fields(l)
+				for j := range f {
+					if strings.HasPrefix(f[j], "N") {
+						f[j] = "N" + next
+					}
+				}
+				out.WriteString(strings.Join(f, " ") + "\n")
+			case !strings.Contains(l, base):
+				out.WriteString(l)
+			}
+		}
+		tr.write("home/"+user+"/Maildir/dovecot-uidlist", out.String(), user)
+	}
+	tests := []struct {
+		name    string
+		change  func(tr *tree)
+		deleted bool // else refused
+	}{
+		{"expunged through Dovecot", func(tr *tree) { expunge(tr, "nia", 0, "") }, true},
+		{"file removed, still listed", func(tr *tree) {
+			must(t, os.Remove(tr.path("home/nia/Maildir/"+tr.files("nia")[0])))
+		}, false},
+		{"expunged, next UID not above it", func(tr *tree) { expunge(tr, "nia", 1, "2") }, false},
+		{"expunged, no UID records", func(tr *tree) {
+			expunge(tr, "nia", 0, "")
+			p, err := StateStore{Dir: tr.path("var/lib/maildirmig")}.uidsPath("nia", KindSpool, tr.path("var/mail/nia"))
+			must(t, err)
+			must(t, os.Remove(p))
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tr := newTree(t, "nia")
+			tr.write("var/mail/nia", msgA+msgB, "nia")
+			run(t, tr.config())
+			tt.change(tr)
+			var v []UserVerify
+			must(t, Verify(context.Background(), tr.config(), func(u UserVerify) { v = append(v, u) }))
+			if len(v) != 1 || v[0].Err != nil {
+				t.Fatalf("verify: %+v", v)
+			}
+			r := v[0].Result
+			if tt.deleted && (r.Found != 1 || len(r.Deleted) != 1 || len(r.Missing) != 0) ||
+				!tt.deleted && (r.Found != 1 || len(r.Deleted) != 0 || len(r.Missing) != 1) {
+				t.Fatalf("verify: %+v; deleted by the user: %v", r, tt.deleted)
+			}
+			cfg := tr.config()
+			cfg.After = AfterTruncate
+			_, res := run(t, cfg)
+			got := res["nia"]
+			if tt.deleted && got.After != "truncated" || !tt.deleted && (got.After != "" || got.Err == nil || !strings.Contains(got.Err.Error(), "1 missing")) {
+				t.Fatalf("--after truncate: after %q, err %v; deleted by the user: %v", got.After, got.Err, tt.deleted)
+			}
+		})
+	}
+}

@@ -53,6 +53,9 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 		}
 		m, err := r.Next()
 		if err == io.EOF {
+			if len(res.Lost) > 0 {
+				res.Listing = readUIDListing(d)
+			}
 			return res, nil
 		}
 		if err != nil {
@@ -78,6 +81,7 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 			e, ok = byHash[sum[:16]]
 		}
 		if !ok {
+			res.Lost = append(res.Lost, lostMessage{Pos: pos, Missing: len(res.Missing)})
 			res.Missing = append(res.Missing, fmt.Sprintf("message %d at offset %d", pos+1, m.Offset))
 			continue
 		}
@@ -183,7 +187,12 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 			if st == nil {
 				continue
 			}
-			res, err := verifyUser(ctx, u.UID, u.GID, u.Groups, owner(u), st, home)
+			uids, err := store.uidsPath(u.Name, source.Kind(), p)
+			if err != nil {
+				v.Err = err
+				break
+			}
+			res, err := verifyUser(ctx, u.UID, u.GID, u.Groups, owner(u), st, home, uids)
 			v.State = true
 			srcs = append(srcs, st.Source)
 			v.Dst = st.Maildir
@@ -191,6 +200,7 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 			v.Result.Found += res.Found
 			v.Result.Missing = append(v.Result.Missing, res.Missing...)
 			v.Result.Bad = append(v.Result.Bad, res.Bad...)
+			v.Result.Deleted = append(v.Result.Deleted, res.Deleted...)
 			if err != nil {
 				v.Err = err
 				break
@@ -210,7 +220,7 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 	return nil
 }
 
-func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *State, home string) (VerifyResult, error) {
+func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *State, home, uids string) (VerifyResult, error) {
 	if st.Offset == 0 {
 		return VerifyResult{}, nil
 	}
@@ -222,13 +232,16 @@ func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *S
 	if _, _, _, err := st.Resume(f, fst, false); err != nil {
 		return VerifyResult{}, err
 	}
-	return verifyState(ctx, Credentials{UID: uid, GID: gid, Groups: groups}, want, f, st.Offset, home, st, false)
+	return verifyState(ctx, Credentials{UID: uid, GID: gid, Groups: groups}, want, f, st.Offset, home, st, false, uids)
 }
 
 // verifyState proves, as cred, that every message of src[0:size) is in the Maildir st
 // records, read with the options and zone st records; with uidlist, that Maildir's
 // dovecot-uidlist must exist with st.UIDValidity too.
-func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File, size int64, home string, st *State, uidlist bool) (VerifyResult, error) {
+//
+// A message with no file is counted Deleted, not Missing, when the user deleted it through
+// Dovecot, by the UID records at uids (see sortDeleted).
+func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File, size int64, home string, st *State, uidlist bool, uids string) (VerifyResult, error) {
 	name, err := filepath.Rel(home, st.Maildir)
 	if err != nil || name == "." || strings.HasPrefix(name, "..") {
 		return VerifyResult{}, fmt.Errorf("migrate: verify: %s is not beneath %s", st.Maildir, home)
@@ -257,6 +270,9 @@ func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File,
 	})
 	if err == nil && !got {
 		err = fmt.Errorf("migrate: the worker ended without a result")
+	}
+	if err == nil {
+		err = sortDeleted(&res, uids, st.UIDValidity)
 	}
 	return res, err
 }

@@ -99,6 +99,20 @@ type VerifyResult struct {
 	Found    int64    `json:"found"`    // found in the Maildir with the expected content
 	Missing  []string `json:"missing,omitempty"`
 	Bad      []string `json:"bad,omitempty"` // found, but the file's content is not what was stored
+	// Deleted lists messages that are not in the Maildir because the user deleted them
+	// through Dovecot: their recorded UID is no longer in its dovecot-uidlist.
+	Deleted []string `json:"deleted,omitempty"`
+
+	// From the worker to the process that holds the UID records, which sorts out Deleted.
+	Lost    []lostMessage `json:"lost,omitempty"`
+	Listing *uidListing   `json:"listing,omitempty"`
+}
+
+// lostMessage is a message of the source with no file in the Maildir: its position, and
+// its index in VerifyResult.Missing.
+type lostMessage struct {
+	Pos     int64 `json:"pos"`
+	Missing int   `json:"missing"`
 }
 
 // IsWorker reports whether this process was started as a per-user worker. cmd/maildirmig
@@ -360,6 +374,9 @@ func (r VerifyResult) describe() string {
 	}
 	if n := len(r.Bad); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d with wrong content (first: %s)", n, r.Bad[0]))
+	}
+	if n := len(r.Deleted); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d deleted by the user since", n))
 	}
 	if len(parts) == 0 {
 		return "all present"

@@ -56,7 +56,11 @@ func verifyCommand(u *ui) *cli.Command {
 					failed++
 					u.errorf("user %s: %d of %d messages verified in %s%s; %s", v.User, r.Found, r.Messages, v.Dst, folders, describeVerify(r))
 				case !u.quiet:
-					u.printf("%s: %d of %d messages verified in %s%s\n", v.User, r.Found, r.Messages, v.Dst, folders)
+					deleted := ""
+					if n := len(r.Deleted); n > 0 {
+						deleted = fmt.Sprintf("; %d deleted by the user since (first: %s)", n, r.Deleted[0])
+					}
+					u.printf("%s: %d of %d messages verified in %s%s%s\n", v.User, r.Found, r.Messages, v.Dst, folders, deleted)
 				}
 			})
 			if err != nil {
@@ -81,6 +85,12 @@ func describeVerify(r migrate.VerifyResult) string {
 		if len(r.Missing) > 1 {
 			s += " and " + strconv.Itoa(len(r.Missing)-1) + " more"
 		}
+	}
+	if len(r.Deleted) > 0 {
+		if s != "" {
+			s += "; "
+		}
+		s += strconv.Itoa(len(r.Deleted)) + " deleted by the user since"
 	}
 	if len(r.Bad) > 0 {
 		if s != "" {
