@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -462,7 +463,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	defer cancel()
 	// The dotlock is made through the directory's descriptor, so that a directory swapped
 	// since it was opened cannot move it elsewhere.
-	dl, err := TakeDotlock(lockCtx, fmt.Sprintf("/proc/self/fd/%d/%s.lock", parent, base), timeout)
+	dl, err := takeDotlock(lockCtx, parent, base+".lock", path.Join("~", req.FolderRoot, f.Source)+".lock", timeout)
 	switch {
 	case err == nil:
 		defer dl.Release()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,10 @@ func TestRunFoldersLocked(t *testing.T) {
 			got := map[string]string{}
 			for _, f := range r.Folders {
 				got[f.Name] = f.Outcome
+				// The administrator must be told which file, not a descriptor of the worker's.
+				if f.Err != nil && strings.Contains(f.Err.Error(), "/proc/self/fd") {
+					t.Errorf("folder %s: error %q names a descriptor, not the folder", f.Name, f.Err)
+				}
 			}
 			if got["Archive"] != OutcomeMigrated || got["Busy"] != OutcomeLockTimeout {
 				t.Fatalf("folders: %v", got)
