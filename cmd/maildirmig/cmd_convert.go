@@ -126,18 +126,22 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	notes := newNoticePrinter(u, name)
 	m := newMeter(u, u.showProgress(o.progress), fi.Size(), 1)
 	start := time.Now()
+	// Records arrive once their messages are on disk: on an interrupt, they say how far the
+	// Maildir got, where the final statistics are not sent.
+	var durable int64
 	st, err := migrate.ConvertAs(ctx, cred, src, target, migrate.ConvertOptions{
 		KeepHeaders: o.keepHeaders,
 		Unescape:    o.unescape,
 		Maildir:     maildir.Options{Fsync: o.fsync},
 		Notice:      notes.print,
 		Progress:    m.Add,
+		OnMessage:   func(migrate.MessageRecord) { durable++ },
 	})
 	m.Close()
 	notes.flush()
 	if err != nil {
 		if ctx.Err() != nil {
-			u.errorf("%s: interrupted after %d messages; the Maildir holds every message written so far, run again to finish", name, st.Written+st.Existed)
+			u.errorf("%s: interrupted; at least %d messages are safely in the Maildir, run again to finish", name, durable)
 			return exitCode(exitInterrupted, nil)
 		}
 		if errors.Is(err, mbox.ErrNotMbox) {
