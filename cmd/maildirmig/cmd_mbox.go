@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -247,6 +248,8 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 	var todo, bytes int64
 	free := map[string]int64{}
 	need := map[string]int64{}
+	var filesystems []string     // in plan order
+	where := map[string]string{} // a filesystem's first home, to name it by
 	for _, e := range plan {
 		size, msgs := "-", "-"
 		if e.Size >= 0 || e.FolderBytes > 0 {
@@ -269,14 +272,18 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 		if e.Action == migrate.ActionMigrate {
 			todo++
 			bytes += e.Todo()
+			if _, ok := need[e.FS]; !ok {
+				filesystems = append(filesystems, e.FS)
+				where[e.FS] = filepath.Dir(e.Dst)
+			}
 			need[e.FS] += e.Todo()
 			free[e.FS] = e.Free
 		}
 	}
 	u.printf("%d users, %d to migrate, %d bytes", len(plan), todo, bytes)
-	for fs, n := range need {
+	for _, fs := range filesystems {
 		if free[fs] >= 0 {
-			u.printf("; filesystem %s: %d bytes needed, %d free", fs, n, free[fs])
+			u.printf("; filesystem of %s: %d bytes needed, %d free", where[fs], need[fs], free[fs])
 		}
 	}
 	u.printf("\n")
