@@ -439,13 +439,12 @@ func openDirBeneath(dirfd int, path string) (int, error) {
 
 // convertFolder converts what is new in the folder f, locked as Dovecot locks an mbox folder
 // it writes (a dotlock beside it, then fcntl), and returns the state to remember.
-func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox func() (*maildir.Dir, error), f Folder, emit func(workerMsg)) (*State, Stats, error) {
+func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox func() (*maildir.Dir, error), f Folder, emit func(workerMsg)) (next *State, stats Stats, err error) {
 	parentPath, base := ".", f.Source
 	if i := strings.LastIndexByte(f.Source, '/'); i >= 0 {
 		parentPath, base = f.Source[:i], f.Source[i+1:]
 	}
 	var parent int
-	var err error
 	if parentPath == "." {
 		parent, err = dupCloexec(root)
 	} else {
@@ -466,7 +465,13 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	dl, err := takeDotlock(lockCtx, parent, base+".lock", path.Join("~", req.FolderRoot, f.Source)+".lock", timeout)
 	switch {
 	case err == nil:
-		defer dl.Release()
+		defer func() {
+			// A dotlock left behind holds back Dovecot and the user's mail client until it
+			// is stale: the folder fails with it, though its messages are durable.
+			if rerr := dl.Release(); rerr != nil {
+				next, err = nil, errors.Join(err, fmt.Errorf("migrate: releasing the dotlock of %s: %w", f.Source, rerr))
+			}
+		}()
 	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS):
 		// Dovecot reads such a folder under its fcntl lock alone, and so do we.
 		emit(workerMsg{T: "event", Folder: f.Source, Event: &Event{Kind: EventFolderNoDotlock, Message: -1,
@@ -491,14 +496,14 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	if err != nil {
 		return nil, Stats{}, err
 	}
-	next := &State{Dev: uint64(st.Dev), Inode: st.Ino, KeepHeaders: req.KeepHeaders, Unescape: unescapeName(mbox.Unescape(req.Unescape))}
+	next = &State{Dev: uint64(st.Dev), Inode: st.Ino, KeepHeaders: req.KeepHeaders, Unescape: unescapeName(mbox.Unescape(req.Unescape))}
 	if prev != nil {
 		next.BaseIndex, next.Bytes, next.UIDValidity = prev.BaseIndex, prev.Bytes, prev.UIDValidity
 		if start == 0 {
 			next.BaseIndex = index
 		}
 	}
-	stats := Stats{EndOffset: start, UIDValidity: next.UIDValidity}
+	stats = Stats{EndOffset: start, UIDValidity: next.UIDValidity}
 	if start < st.Size || prev == nil {
 		if start < st.Size {
 			if err := CheckMbox(io.NewSectionReader(src, start, st.Size-start), st.Size-start); err != nil {

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -113,4 +114,43 @@ func countFiles(t *testing.T, dir string) int {
 		n += len(entries)
 	}
 	return n
+}
+
+// TestServeFoldersDotlockTakenOver: a folder whose dotlock was replaced by another program
+// while it was migrated fails with that reason, as the INBOX does, for the dotlock it leaves
+// behind holds Dovecot back; the folder beside it is migrated.
+func TestServeFoldersDotlockTakenOver(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "ada")
+	tr.mkdir("home/ada/mail", 0o700, "ada")
+	tr.write("home/ada/mail/Archive", msgA, "ada")
+	tr.write("home/ada/mail/Busy", msgB, "ada")
+	var fi unix.Stat_t
+	must(t, unix.Stat(tr.path("home/ada"), &fi))
+	req := &workerRequest{Op: opFolders, Home: tr.path("home/ada"), Owner: int(fi.Uid), Maildir: "Maildir", FolderRoot: "mail",
+		LockTimeout: time.Second}
+	lock := tr.path("home/ada/mail/Busy.lock")
+	failed := map[string]string{}
+	done := map[string]bool{}
+	err := serveFolders(context.Background(), req, func(m workerMsg) {
+		switch m.T {
+		case "record":
+			if m.Folder == "Busy" {
+				// Another program breaks our lock as stale and takes it.
+				must(t, os.Remove(lock))
+				must(t, os.WriteFile(lock, []byte("1:elsewhere"), 0o600))
+			}
+		case msgFolderFailed:
+			failed[m.Folder] = m.Err
+		case msgFolderDone:
+			done[m.Folder] = true
+		}
+	})
+	must(t, err)
+	if !done["Archive"] || done["Busy"] || !strings.Contains(failed["Busy"], "taken over") {
+		t.Fatalf("done %v, failed %v; want Busy failed for its dotlock taken over", done, failed)
+	}
+	if b, err := os.ReadFile(lock); err != nil || string(b) != "1:elsewhere" {
+		t.Errorf("the other program's dotlock: %q, %v", b, err)
+	}
 }
