@@ -8,6 +8,7 @@ package migrate
 // folders are the user's own files, and root renaming them inside a home would be unsafe.
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -65,6 +66,7 @@ const (
 	msgFolderStart   = "folder-start"
 	msgFolderDone    = "folder-done"
 	msgFolderFailed  = "folder-failed"
+	msgFolderFrom    = "folder-from" // N: the offset the folder is converted from
 )
 
 // Kinds of a folder's failure, as the worker reports them.
@@ -103,6 +105,64 @@ func (s folderStates) Load(user string) (map[string]*State, error) {
 		return nil, fmt.Errorf("migrate: folder state %s: %w", p, err)
 	}
 	return m, nil
+}
+
+// folderUIDs keeps, in the process that holds the states, the UID records of the folders a worker
+// converts, as run.go keeps those of the INBOX.
+type folderUIDs struct {
+	store StateStore
+	user  string
+	files map[string]*os.File // by the folder's full source path
+	bufs  map[string]*bufio.Writer
+}
+
+func (s folderStates) uids(user string) *folderUIDs {
+	return &folderUIDs{store: StateStore{Dir: s.Dir}, user: user, files: map[string]*os.File{}, bufs: map[string]*bufio.Writer{}}
+}
+
+// uidsPath names the UID records of the folder whose full source path is src.
+func (s folderStates) uidsPath(user, src string) (string, error) {
+	return StateStore{Dir: s.Dir}.uidsPath(user, kindFolder, src)
+}
+
+// open starts the records of src; fresh empties them, for a folder converted from offset 0.
+func (u *folderUIDs) open(src string, fresh bool) error {
+	if f := u.files[src]; f != nil {
+		f.Close()
+	}
+	f, err := u.store.openUIDs(u.user, kindFolder, src, fresh)
+	if err != nil {
+		return err
+	}
+	u.files[src], u.bufs[src] = f, bufio.NewWriter(f)
+	return nil
+}
+
+func (u *folderUIDs) record(src string, rec MessageRecord) {
+	if w := u.bufs[src]; w != nil && !rec.Skipped {
+		fmt.Fprintf(w, "%d %d\n", rec.Index, rec.UID)
+	}
+}
+
+// sync makes the records of src durable, before a state saying they are migrated.
+func (u *folderUIDs) sync(src string) error {
+	w := u.bufs[src]
+	if w == nil {
+		return fmt.Errorf("migrate: state: no UID records open for %s", src)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("migrate: state: %w", err)
+	}
+	if err := u.files[src].Sync(); err != nil {
+		return fmt.Errorf("migrate: state: %w", err)
+	}
+	return nil
+}
+
+func (u *folderUIDs) Close() {
+	for _, f := range u.files {
+		f.Close()
+	}
 }
 
 // Save replaces the user's folder states atomically.
@@ -186,6 +246,13 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 	maildirPath := filepath.Join(home, r.cfg.Maildir)
 	byName := map[string]int{} // Source → index in res.Folders
 	var saveErr error
+	uids := store.uids(u.Name)
+	defer uids.Close()
+	fail := func(err error) {
+		if saveErr == nil {
+			saveErr = err
+		}
+	}
 	folderWith := func(src string, kv ...any) map[string]any {
 		m := with(kv...)
 		m["folder_src"] = filepath.Join(rootPath, src)
@@ -212,6 +279,10 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			byName[m.Folder] = len(res.Folders)
 			res.Folders = append(res.Folders, FolderResult{Folder: *m.FolderInfo})
 			log(EventFolderStart, folderWith(m.Folder, "size", m.FolderInfo.Size))
+		case msgFolderFrom:
+			if err := uids.open(filepath.Join(rootPath, m.Folder), m.N == 0); err != nil {
+				fail(err)
+			}
 		case msgFolderDone:
 			i, ok := byName[m.Folder]
 			if !ok || m.State == nil || m.Stats == nil {
@@ -227,9 +298,15 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			next.User, next.UID = u.Name, u.UID
 			next.Source = filepath.Join(rootPath, m.Folder)
 			next.Maildir = filepath.Join(maildirPath, f.Maildir)
+			if m.Stats.Messages > 0 {
+				if err := uids.sync(next.Source); err != nil {
+					fail(err)
+					return
+				}
+			}
 			prev[m.Folder] = next
-			if err := store.Save(u.Name, prev); err != nil && saveErr == nil {
-				saveErr = err
+			if err := store.Save(u.Name, prev); err != nil {
+				fail(err)
 			}
 			log(EventFolderDone, folderWith(m.Folder, "outcome", f.Outcome, "messages", f.Stats.Messages, "written", f.Stats.Written,
 				"existed", f.Stats.Existed, "skipped", f.Stats.Skipped, "bytes", f.Stats.Bytes, "end_offset", next.Offset,
@@ -265,6 +342,9 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 				r.cfg.Notice(u.Name, e)
 			}
 		case "record":
+			if m.Record != nil {
+				uids.record(filepath.Join(rootPath, m.Folder), *m.Record)
+			}
 			if m.Record != nil && r.cfg.AuditMessages {
 				rec := m.Record
 				log(EventMessage, folderWith(m.Folder, "index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,
@@ -504,6 +584,8 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		}
 	}
 	stats = Stats{EndOffset: start, UIDValidity: next.UIDValidity}
+	// Root keeps the UID records of the folder, afresh when it is converted from the start.
+	emit(workerMsg{T: msgFolderFrom, Folder: f.Source, N: start})
 	if start < st.Size || prev == nil {
 		if start < st.Size {
 			if err := CheckMbox(io.NewSectionReader(src, start, st.Size-start), st.Size-start); err != nil {
@@ -598,7 +680,8 @@ type FolderVerify struct {
 // verifyFolders proves, as the user, every migrated message of the user's folders is in its
 // Maildir++ folder.
 func verifyFolders(ctx context.Context, cfg *Config, u users.User, home string) ([]FolderVerify, error) {
-	states, err := folderStates{Dir: filepath.Join(cfg.resolve(cfg.StateDir), "folders")}.Load(u.Name)
+	store := folderStates{Dir: filepath.Join(cfg.resolve(cfg.StateDir), "folders")}
+	states, err := store.Load(u.Name)
 	if err != nil || len(states) == 0 {
 		return nil, err
 	}
@@ -607,7 +690,16 @@ func verifyFolders(ctx context.Context, cfg *Config, u users.User, home string) 
 	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
 		switch {
 		case m.T == "verified" && m.Verified != nil:
-			out = append(out, FolderVerify{Source: m.Folder, Result: *m.Verified})
+			v := FolderVerify{Source: m.Folder, Result: *m.Verified}
+			// A message the user deleted through Dovecot is no loss, as for the INBOX.
+			if st := states[m.Folder]; st != nil {
+				p, err := store.uidsPath(u.Name, st.Source)
+				if err == nil {
+					err = sortDeleted(&v.Result, p, st.UIDValidity)
+				}
+				v.Err = err
+			}
+			out = append(out, v)
 		case m.T == msgFolderFailed:
 			out = append(out, FolderVerify{Source: m.Folder, Err: errors.New(m.Err)})
 		}

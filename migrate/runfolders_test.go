@@ -154,3 +154,60 @@ func TestServeFoldersDotlockTakenOver(t *testing.T) {
 		t.Errorf("the other program's dotlock: %q, %v", b, err)
 	}
 }
+
+// A folder message the user deleted through Dovecot (its file and its dovecot-uidlist line
+// gone) is reported deleted by verify, as an INBOX message is; one whose file alone is gone
+// is still missing.
+func TestVerifyFolderDeletedByUser(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		listed  bool // the uidlist line stays
+		deleted bool
+	}{
+		{"expunged through Dovecot", false, true},
+		{"file removed, still listed", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := newTree(t, "fay")
+			tr.mkdir("home/fay/mail", 0o700, "fay")
+			tr.write("home/fay/mail/Archive", msgA+msgB, "fay")
+			if _, res := run(t, tr.config()); res["fay"].Err != nil {
+				t.Fatalf("run: %+v", res["fay"])
+			}
+			dir := tr.path("home/fay/Maildir/.Archive")
+			// The first message (read, in cur/), by its position in the name (Q0).
+			matches, err := filepath.Glob(filepath.Join(dir, "cur", "*Q0X*"))
+			must(t, err)
+			if len(matches) != 1 || countFiles(t, dir) != 2 {
+				t.Fatalf(".Archive: %d messages, first %v", countFiles(t, dir), matches)
+			}
+			name := filepath.Base(matches[0])
+			must(t, os.Remove(matches[0]))
+			if !tc.listed {
+				p := filepath.Join(dir, "dovecot-uidlist")
+				b, err := os.ReadFile(p)
+				must(t, err)
+				base, _, _ := strings.Cut(name, ":")
+				var out strings.Builder
+				for _, l := range strings.SplitAfter(string(b), "\n") {
+					if !strings.Contains(l, base) {
+						out.WriteString(l)
+					}
+				}
+				must(t, os.WriteFile(p, []byte(out.String()), 0o600))
+			}
+			var v []UserVerify
+			must(t, Verify(context.Background(), tr.config(), func(u UserVerify) { v = append(v, u) }))
+			if len(v) != 1 || v[0].Err != nil || len(v[0].Folders) != 1 || v[0].Folders[0].Err != nil {
+				t.Fatalf("verify: %+v", v)
+			}
+			r := v[0].Folders[0].Result
+			if tc.deleted && (r.Found != 1 || len(r.Deleted) != 1 || len(r.Missing) != 0) ||
+				!tc.deleted && (r.Found != 1 || len(r.Deleted) != 0 || len(r.Missing) != 1) {
+				t.Fatalf("verify: %+v; deleted by the user: %v", r, tc.deleted)
+			}
+		})
+	}
+}

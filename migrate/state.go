@@ -62,6 +62,9 @@ type State struct {
 const (
 	KindSpool   = "mbox"
 	KindMailbox = "Mailbox"
+
+	// kindFolder names the UID records of an mbox folder, kept beside its user's folder states.
+	kindFolder = "folder"
 )
 
 // Kind returns the State.Kind of a source.
@@ -86,7 +89,7 @@ func (s StateStore) keyPath(user, kind, src string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if kind != KindSpool && kind != KindMailbox {
+	if kind != KindSpool && kind != KindMailbox && kind != kindFolder {
 		return "", fmt.Errorf("migrate: state: unknown source kind %q", kind)
 	}
 	sum := sha256.Sum256([]byte(src))
