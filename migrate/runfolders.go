@@ -237,7 +237,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 	req := &workerRequest{
 		Op: opFolders, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, FolderRoot: rootDir, FolderStates: prev,
 		Force: r.cfg.Force, LockTimeout: r.cfg.LockTimeout,
-		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape),
+		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), FlushEvery: opts.FlushEvery,
 		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes,
 	}
 	if opts.Location != nil {
@@ -261,6 +261,27 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			m["dst"] = filepath.Join(maildirPath, res.Folders[i].Maildir)
 		}
 		return m
+	}
+	// remember saves the state a worker reports for the folder src, its UID records first.
+	remember := func(src string, st *State, messages int64) *State {
+		i, ok := byName[src]
+		if !ok {
+			return nil
+		}
+		st.User, st.UID = u.Name, u.UID
+		st.Source = filepath.Join(rootPath, src)
+		st.Maildir = filepath.Join(maildirPath, res.Folders[i].Maildir)
+		if messages > 0 {
+			if err := uids.sync(st.Source); err != nil {
+				fail(err)
+				return nil
+			}
+		}
+		prev[src] = st
+		if err := store.Save(u.Name, prev); err != nil {
+			fail(err)
+		}
+		return st
 	}
 	warn := func(format string, args ...any) {
 		if r.cfg.Warn != nil {
@@ -294,23 +315,17 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			if m.Stats.Messages > 0 || m.State.Offset == 0 && prev[m.Folder] == nil {
 				f.Outcome = OutcomeMigrated
 			}
-			next := m.State
-			next.User, next.UID = u.Name, u.UID
-			next.Source = filepath.Join(rootPath, m.Folder)
-			next.Maildir = filepath.Join(maildirPath, f.Maildir)
-			if m.Stats.Messages > 0 {
-				if err := uids.sync(next.Source); err != nil {
-					fail(err)
-					return
-				}
-			}
-			prev[m.Folder] = next
-			if err := store.Save(u.Name, prev); err != nil {
-				fail(err)
+			next := remember(m.Folder, m.State, m.Stats.Messages)
+			if next == nil {
+				return
 			}
 			log(EventFolderDone, folderWith(m.Folder, "outcome", f.Outcome, "messages", f.Stats.Messages, "written", f.Stats.Written,
 				"existed", f.Stats.Existed, "skipped", f.Stats.Skipped, "bytes", f.Stats.Bytes, "end_offset", next.Offset,
 				"uidvalidity", next.UIDValidity, "next_uid", f.Stats.NextUID, "renumbered", f.Stats.Renumbered, "loose", f.Stats.Loose))
+		case "durable":
+			if m.State != nil && m.Stats != nil {
+				remember(m.Folder, m.State, m.Stats.Messages)
+			}
 		case msgFolderFailed:
 			i, ok := byName[m.Folder]
 			if !ok {
@@ -584,6 +599,34 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		}
 	}
 	stats = Stats{EndOffset: start, UIDValidity: next.UIDValidity}
+	baseBytes := next.Bytes
+	// hashed is how far h has read; advance returns the state of the folder migrated up to
+	// the resume point end.
+	hashed := start
+	advance := func(end int64, s Stats) (*State, error) {
+		if end < hashed || end > st.Size {
+			return nil, fmt.Errorf("migrate: %s: resume point %d outside %d..%d", f.Source, end, hashed, st.Size)
+		}
+		if _, err := io.Copy(h, io.NewSectionReader(src, hashed, end-hashed)); err != nil {
+			return nil, fmt.Errorf("migrate: hashing %s: %w", f.Source, err)
+		}
+		hashed = end
+		at := *next
+		at.Size, at.Offset, at.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
+		at.Messages = index + s.Messages
+		at.Bytes = baseBytes + end - start
+		if s.UIDValidity != 0 {
+			at.UIDValidity = s.UIDValidity
+		}
+		switch {
+		case start > 0:
+			at.Loose, at.LooseFrom = prev.Loose, prev.LooseFrom
+		case end > 0:
+			at.Loose, at.LooseFrom = s.Loose, s.LooseFrom
+		}
+		at.Time = time.Now().UTC()
+		return &at, nil
+	}
 	// Root keeps the UID records of the folder, afresh when it is converted from the start.
 	emit(workerMsg{T: msgFolderFrom, Folder: f.Source, N: start})
 	if start < st.Size || prev == nil {
@@ -607,28 +650,29 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		if start > 0 {
 			freq.Loose, freq.LooseFrom = prev.Loose, prev.LooseFrom
 		}
-		stats, err = convertChecked(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, emit)
+		// Each resume point goes to root with the state to save there, as for the INBOX,
+		// so that an interrupted folder resumes from it.
+		var bad error
+		stats, err = convertChecked(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, func(m workerMsg) {
+			if m.T == "durable" && m.Stats != nil && bad == nil {
+				m.State, bad = advance(m.Stats.EndOffset, *m.Stats)
+				if bad != nil {
+					return
+				}
+			}
+			emit(m)
+		})
+		if err == nil {
+			err = bad
+		}
 		if err != nil {
 			return nil, stats, err
 		}
 	}
-	end := stats.EndOffset
-	if _, err := io.Copy(h, io.NewSectionReader(src, start, end-start)); err != nil {
-		return nil, stats, fmt.Errorf("migrate: hashing %s: %w", f.Source, err)
+	next, err = advance(stats.EndOffset, stats)
+	if err != nil {
+		return nil, stats, err
 	}
-	next.Size, next.Offset, next.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
-	next.Messages = index + stats.Messages
-	next.Bytes += end - start
-	if stats.UIDValidity != 0 {
-		next.UIDValidity = stats.UIDValidity
-	}
-	switch {
-	case start > 0:
-		next.Loose, next.LooseFrom = prev.Loose, prev.LooseFrom
-	case end > 0:
-		next.Loose, next.LooseFrom = stats.Loose, stats.LooseFrom
-	}
-	next.Time = time.Now().UTC()
 	return next, stats, nil
 }
 

@@ -211,3 +211,55 @@ func TestVerifyFolderDeletedByUser(t *testing.T) {
 		})
 	}
 }
+
+// An interrupted folder keeps its state at the last resume point, as the INBOX does: the
+// next run migrates only the rest, writes no message twice, and verify finds them all.
+func TestRunFolderInterruptedSavesState(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "lia")
+	const n = 40
+	big := strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
+	var src strings.Builder
+	at := map[int64]int64{} // message boundary → messages before it
+	for i := range n {
+		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\n", i, i, big)
+		at[int64(src.Len())] = int64(i + 1)
+	}
+	tr.mkdir("home/lia/mail", 0o700, "lia")
+	tr.write("home/lia/mail/Big", src.String(), "lia")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := tr.config()
+	cfg.Convert.FlushEvery = 1
+	cfg.Progress = func(int64) { cancel() }
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Run: %v", err)
+	}
+	states, err := folderStates{Dir: tr.path("var/lib/maildirmig/folders")}.Load("lia")
+	must(t, err)
+	st := states["Big"]
+	if st == nil || st.Offset == int64(src.Len()) || at[st.Offset] != st.Messages {
+		t.Fatalf("state after the interruption: %+v; want one at a message boundary before the end", st)
+	}
+	dir := tr.path("home/lia/Maildir/.Big")
+	before := countFiles(t, dir)
+	_, res := run(t, tr.config())
+	r := res["lia"]
+	if r.Err != nil || len(r.Folders) != 1 {
+		t.Fatalf("re-run: %+v", r)
+	}
+	f := r.Folders[0]
+	if f.Outcome != OutcomeMigrated || f.Stats.Messages != n-st.Messages || f.Stats.Written != int64(n-before) || countFiles(t, dir) != n {
+		t.Fatalf("re-run after the interruption at %d (%d files): %+v, %d files", st.Offset, before, f, countFiles(t, dir))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "dovecot-uidlist"))
+	must(t, err)
+	if got := strings.Count(string(b), "\n") - 1; got != n {
+		t.Errorf("uidlist lists %d messages, want %d", got, n)
+	}
+	var v []UserVerify
+	must(t, Verify(context.Background(), tr.config(), func(u UserVerify) { v = append(v, u) }))
+	if len(v) != 1 || len(v[0].Folders) != 1 || v[0].Folders[0].Err != nil || v[0].Folders[0].Result.Found != n {
+		t.Fatalf("verify: %+v", v)
+	}
+}
