@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -165,16 +166,61 @@ func (u *folderUIDs) Close() {
 	}
 }
 
+// skippedPath names the record of the entries beneath a user's folder root that the last run
+// skipped, by Source, with the reason: a skipped entry is warned about on the console only
+// the first time, so that cron does not mail the same warning every night.
+func (s folderStates) skippedPath(user string) (string, error) {
+	p, err := s.path(user)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(p, ".json") + ".skipped", nil
+}
+
+// LoadSkipped returns the entries the last run skipped; none when there is no record.
+func (s folderStates) LoadSkipped(user string) (map[string]string, error) {
+	p, err := s.skippedPath(user)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("migrate: folder state: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("migrate: folder state %s: %w", p, err)
+	}
+	return m, nil
+}
+
+// SaveSkipped replaces the record of skipped entries atomically.
+func (s folderStates) SaveSkipped(user string, m map[string]string) error {
+	p, err := s.skippedPath(user)
+	if err != nil {
+		return err
+	}
+	return s.write(user, p, m)
+}
+
 // Save replaces the user's folder states atomically.
 func (s folderStates) Save(user string, m map[string]*State) error {
 	p, err := s.path(user)
 	if err != nil {
 		return err
 	}
+	return s.write(user, p, m)
+}
+
+// write replaces the file p of user with v in JSON, atomically.
+func (s folderStates) write(user, p string, v any) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("migrate: folder state: %w", err)
 	}
-	b, err := json.MarshalIndent(m, "", "\t")
+	b, err := json.MarshalIndent(v, "", "\t")
 	if err != nil {
 		return fmt.Errorf("migrate: folder state: %w", err)
 	}
@@ -248,6 +294,11 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 	var saveErr error
 	uids := store.uids(u.Name)
 	defer uids.Close()
+	warned, err := store.LoadSkipped(u.Name)
+	if err != nil {
+		return err
+	}
+	skipped := map[string]string{}
 	fail := func(err error) {
 		if saveErr == nil {
 			saveErr = err
@@ -288,11 +339,19 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			r.cfg.Warn(fmt.Sprintf("user %s: ", u.Name) + fmt.Sprintf(format, args...))
 		}
 	}
+	// skip warns about the entry src on the console unless an earlier run did already; the
+	// audit log has a notice every time.
+	skip := func(src, reason, format string, args ...any) {
+		skipped[src] = reason
+		if _, ok := warned[src]; !ok {
+			warn(format, args...)
+		}
+	}
 	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
 		switch m.T {
 		case msgFolderSkipped:
 			log(EventNotice, folderWith(m.Folder, "kind", EventFolderSkipped, "detail", m.Err))
-			warn("%s not migrated: %s", filepath.Join(rootPath, m.Folder), m.Err)
+			skip(m.Folder, m.Err, "%s not migrated: %s", filepath.Join(rootPath, m.Folder), m.Err)
 		case msgFolderStart:
 			if m.FolderInfo == nil {
 				return
@@ -337,7 +396,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			case folderFailNotMbox:
 				f.Outcome = OutcomeSkipped
 				log(EventNotice, folderWith(m.Folder, "kind", EventFolderNotMbox, "detail", m.Err))
-				warn("folder %s (%s) not migrated: %s", f.Name, filepath.Join(rootPath, m.Folder), m.Err)
+				skip(m.Folder, m.Err, "folder %s (%s) not migrated: %s", f.Name, filepath.Join(rootPath, m.Folder), m.Err)
 				return
 			case folderFailLock:
 				f.Outcome = OutcomeLockTimeout
@@ -372,6 +431,19 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			}
 		}
 	})
+	if err != nil {
+		// The worker may have stopped before it met every entry: keep those it did not.
+		for src, reason := range warned {
+			if _, ok := skipped[src]; !ok {
+				skipped[src] = reason
+			}
+		}
+	}
+	if !maps.Equal(skipped, warned) {
+		if serr := store.SaveSkipped(u.Name, skipped); serr != nil {
+			fail(serr)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("migrate: folders in %s: %w", rootPath, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,5 +262,71 @@ func TestRunFolderInterruptedSavesState(t *testing.T) {
 	must(t, Verify(context.Background(), tr.config(), func(u UserVerify) { v = append(v, u) }))
 	if len(v) != 1 || len(v[0].Folders) != 1 || v[0].Folders[0].Err != nil || v[0].Folders[0].Result.Found != n {
 		t.Fatalf("verify: %+v", v)
+	}
+}
+
+// An entry of ~/mail that is skipped (a symlink, a file that is not an mbox) is warned about
+// on the console the first time only, so that cron mails it once, while the audit log notes
+// it every time and the plan keeps listing it; an entry skipped anew is warned about again.
+func TestRunFoldersSkippedWarnOnce(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "sam")
+	tr.mkdir("home/sam/mail", 0o700, "sam")
+	tr.write("home/sam/mail/Archive", msgA, "sam")
+	tr.write("home/sam/mail/notes.txt", "just notes, not mail\n", "sam")
+	must(t, os.Symlink("/etc/passwd", tr.path("home/sam/mail/evil")))
+	notices := func() int {
+		n := 0
+		for _, e := range tr.audit() {
+			if e["event"] == EventNotice && (e["kind"] == EventFolderSkipped || e["kind"] == EventFolderNotMbox) {
+				n++
+			}
+		}
+		return n
+	}
+	runWarn := func() []string {
+		var mu sync.Mutex
+		var warnings []string
+		cfg := tr.config()
+		cfg.Warn = func(s string) {
+			mu.Lock()
+			defer mu.Unlock()
+			warnings = append(warnings, s)
+		}
+		if _, res := run(t, cfg); res["sam"].Err != nil {
+			t.Fatalf("run: %+v", res["sam"])
+		}
+		return warnings
+	}
+	for i, tc := range []struct {
+		change func()
+		warn   []string // substrings, one per warning expected
+		audit  int      // notices in the audit log so far
+	}{
+		{nil, []string{"mail/evil not migrated", "folder notes.txt"}, 2},
+		{nil, nil, 4},
+		{func() { tr.write("home/sam/mail/more.txt", "more notes\n", "sam") }, []string{"folder more.txt"}, 7},
+		{func() { must(t, os.Remove(tr.path("home/sam/mail/evil"))) }, nil, 9},
+		{func() { must(t, os.Symlink("/etc/passwd", tr.path("home/sam/mail/evil"))) }, []string{"mail/evil not migrated"}, 12},
+	} {
+		if tc.change != nil {
+			tc.change()
+		}
+		got := runWarn()
+		ok := len(got) == len(tc.warn)
+		for j := 0; ok && j < len(got); j++ {
+			ok = strings.Contains(got[j], tc.warn[j])
+		}
+		if !ok {
+			t.Errorf("run %d: warnings %q, want %q", i+1, got, tc.warn)
+		}
+		if n := notices(); n != tc.audit {
+			t.Errorf("run %d: %d skip notices in the audit log, want %d", i+1, n, tc.audit)
+		}
+	}
+	_, skipped, err := PlanFolders(tr.path("home/sam"), "")
+	must(t, err)
+	if len(skipped) != 1 || skipped[0].Source != "evil" {
+		t.Errorf("plan: skipped %+v, want evil", skipped)
 	}
 }
