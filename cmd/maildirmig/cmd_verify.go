@@ -32,9 +32,11 @@ func verifyCommand(u *ui) *cli.Command {
 				checked++
 				r := v.Result
 				bad := false
+				deleted := len(r.Deleted)
 				for _, f := range v.Folders {
 					r.Messages += f.Result.Messages
 					r.Found += f.Result.Found
+					deleted += len(f.Result.Deleted)
 					switch fr := f.Result; {
 					case f.Err != nil:
 						bad = true
@@ -56,11 +58,11 @@ func verifyCommand(u *ui) *cli.Command {
 					failed++
 					u.errorf("user %s: %d of %d messages verified in %s%s; %s", v.User, r.Found, r.Messages, v.Dst, folders, describeVerify(r))
 				case !u.quiet:
-					deleted := ""
-					if n := len(r.Deleted); n > 0 {
-						deleted = fmt.Sprintf("; %d deleted by the user since (first: %s)", n, r.Deleted[0])
+					gone := ""
+					if deleted > 0 {
+						gone = fmt.Sprintf("; %d deleted by the user since", deleted)
 					}
-					u.printf("%s: %d of %d messages verified in %s%s%s\n", v.User, r.Found, r.Messages, v.Dst, folders, deleted)
+					u.printf("%s: %d of %d messages verified in %s%s%s\n", v.User, r.Found, r.Messages, v.Dst, folders, gone)
 				}
 			})
 			if err != nil {
