@@ -34,7 +34,7 @@ func fixtures(t testing.TB) map[string][]byte {
 
 func TestFixtures(t *testing.T) {
 	t.Parallel()
-	counts := map[string]int{"plain.mbox": 3, "crlf.mbox": 2, "mboxcl2.mbox": 2, "loose.mbox": 3, "uw-pseudo.mbox": 2, "lead.mbox": 1}
+	counts := map[string]int{"plain.mbox": 3, "crlf.mbox": 2, "mboxcl2.mbox": 2, "loose.mbox": 3, "uw-pseudo.mbox": 2, "lead.mbox": 1, "postfix.mbox": 2, "status.mbox": 3}
 	for name, data := range fixtures(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
