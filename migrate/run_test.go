@@ -436,24 +436,11 @@ func TestRunInterruptedSavesState(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "lee")
 	const n = 40
-	big := strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
-	var src strings.Builder
-	at := map[int64]int64{} // message boundary → messages before it
-	for i := range n {
-		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\n", i, i, big)
-		at[int64(src.Len())] = int64(i + 1)
-	}
-	tr.write("var/mail/lee", src.String(), "lee")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := tr.config()
-	cfg.Convert.FlushEvery = 1
-	cfg.Progress = func(int64) { cancel() }
-	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted Run: %v", err)
-	}
+	src, at := bigMailbox(n)
+	tr.write("var/mail/lee", src, "lee")
+	runInterrupted(t, tr.config())
 	st, err := StateStore{Dir: tr.path("var/lib/maildirmig")}.Load("lee", KindSpool, tr.path("var/mail/lee"))
-	if err != nil || st == nil || st.Offset == int64(src.Len()) || at[st.Offset] != st.Messages {
+	if err != nil || st == nil || st.Offset == int64(len(src)) || at[st.Offset] != st.Messages {
 		t.Fatalf("state after the interruption: %+v, %v; want one at a message boundary before the end", st, err)
 	}
 	before := len(tr.files("lee"))
@@ -506,20 +493,12 @@ func TestRunLooseResumeMidFile(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "lyn")
 	const n = 41 // the Takeout message, then pairs of a dated one and a one-word one
-	big := strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
 	src := "From 1844@xxx\nSubject: takeout\n\nfirst\n\n"
 	for i := 1; i < n; i += 2 {
-		src += fmt.Sprintf("From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\nFrom 999@xxx\nSubject: %d\n\nx\n\n", i, i, big, i+1)
+		src += fmt.Sprintf("From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\nFrom 999@xxx\nSubject: %d\n\nx\n\n", i, i, bigBody, i+1)
 	}
 	tr.write("var/mail/lyn", src, "lyn")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := tr.config()
-	cfg.Convert.FlushEvery = 1
-	cfg.Progress = func(int64) { cancel() }
-	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted Run: %v", err)
-	}
+	runInterrupted(t, tr.config())
 	st, err := StateStore{Dir: tr.path("var/lib/maildirmig")}.Load("lyn", KindSpool, tr.path("var/mail/lyn"))
 	if err != nil || st == nil || st.Offset == 0 || st.Offset == int64(len(src)) || !st.Loose {
 		t.Fatalf("state after the interruption: %+v, %v; want a loose resume point inside the file", st, err)
@@ -641,5 +620,33 @@ func TestRunAfterDeletedByUser(t *testing.T) {
 				t.Fatalf("--after truncate: after %q, err %v; deleted by the user: %v", got.After, got.Err, tt.deleted)
 			}
 		})
+	}
+}
+
+// bigBody is a message body long enough that reading one message reports progress.
+var bigBody = strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
+
+// bigMailbox returns an mbox of n messages with bigBody, and for each message boundary the
+// number of messages before it.
+func bigMailbox(n int) (string, map[int64]int64) {
+	var src strings.Builder
+	at := map[int64]int64{}
+	for i := range n {
+		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\n", i, i, bigBody)
+		at[int64(src.Len())] = int64(i + 1)
+	}
+	return src.String(), at
+}
+
+// runInterrupted runs cfg with a resume point after every message and cancels it at the first
+// progress report, as Ctrl-C in the middle of a mailbox does.
+func runInterrupted(t *testing.T, cfg Config) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.Convert.FlushEvery = 1
+	cfg.Progress = func(int64) { cancel() }
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Run: %v", err)
 	}
 }

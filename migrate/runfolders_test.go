@@ -219,27 +219,14 @@ func TestRunFolderInterruptedSavesState(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "lia")
 	const n = 40
-	big := strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
-	var src strings.Builder
-	at := map[int64]int64{} // message boundary → messages before it
-	for i := range n {
-		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\n", i, i, big)
-		at[int64(src.Len())] = int64(i + 1)
-	}
+	src, at := bigMailbox(n)
 	tr.mkdir("home/lia/mail", 0o700, "lia")
-	tr.write("home/lia/mail/Big", src.String(), "lia")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := tr.config()
-	cfg.Convert.FlushEvery = 1
-	cfg.Progress = func(int64) { cancel() }
-	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted Run: %v", err)
-	}
+	tr.write("home/lia/mail/Big", src, "lia")
+	runInterrupted(t, tr.config())
 	states, err := folderStates{Dir: tr.path("var/lib/maildirmig/folders")}.Load("lia")
 	must(t, err)
 	st := states["Big"]
-	if st == nil || st.Offset == int64(src.Len()) || at[st.Offset] != st.Messages {
+	if st == nil || st.Offset == int64(len(src)) || at[st.Offset] != st.Messages {
 		t.Fatalf("state after the interruption: %+v; want one at a message boundary before the end", st)
 	}
 	dir := tr.path("home/lia/Maildir/.Big")
