@@ -852,10 +852,7 @@ func TestPublishAfterDovecotChangedTheUIDList(t *testing.T) {
 	const guid = "0123456789abcdef0123456789abcdef"
 	t.Run("new UIDs", func(t *testing.T) {
 		t.Parallel()
-		md := filepath.Join(t.TempDir(), "Maildir")
-		mkdirs(t, md)
-		ul := filepath.Join(md, "dovecot-uidlist")
-		must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+		md, ul := maildirWithUIDList(t, "3 V5 N2 G"+guid+"\n1 :a\n")
 		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
 		r := add(t, w, msg(0, "x\n"))
 		if r.UID != 2 {
@@ -875,10 +872,7 @@ func TestPublishAfterDovecotChangedTheUIDList(t *testing.T) {
 	})
 	t.Run("ours listed", func(t *testing.T) {
 		t.Parallel()
-		md := filepath.Join(t.TempDir(), "Maildir")
-		mkdirs(t, md)
-		ul := filepath.Join(md, "dovecot-uidlist")
-		must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+		md, ul := maildirWithUIDList(t, "3 V5 N2 G"+guid+"\n1 :a\n")
 		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
 		r := add(t, w, msg(0, "x\n"))
 		dovecot := "3 V5 N8 G" + guid + "\n1 :a\n7 :" + r.Name + "\n"
@@ -915,10 +909,7 @@ func TestPublishAfterDovecotChangedTheUIDList(t *testing.T) {
 	})
 	t.Run("line cut short", func(t *testing.T) {
 		t.Parallel()
-		md := filepath.Join(t.TempDir(), "Maildir")
-		mkdirs(t, md)
-		ul := filepath.Join(md, "dovecot-uidlist")
-		must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+		md, ul := maildirWithUIDList(t, "3 V5 N2 G"+guid+"\n1 :a\n")
 		_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
 		r := add(t, w, msg(0, "x\n"))
 		must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n2 :cut"), 0o600))
@@ -1132,10 +1123,7 @@ func TestUIDListReplacedWithSameSize(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			md := filepath.Join(t.TempDir(), "Maildir")
-			mkdirs(t, md)
-			ul := filepath.Join(md, "dovecot-uidlist")
-			must(t, os.WriteFile(ul, []byte("3 V5 N2 G"+guid+"\n1 :a\n"), 0o600))
+			md, ul := maildirWithUIDList(t, "3 V5 N2 G"+guid+"\n1 :a\n")
 			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
 			r := add(t, w, msg(0, "x\n"))
 			must(t, w.Flush())
@@ -1226,4 +1214,15 @@ func TestLockTakenOverMidBatch(t *testing.T) {
 	if _, err := os.Lstat(lock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock left behind (%v)", err)
 	}
+}
+
+// maildirWithUIDList makes an empty Maildir whose dovecot-uidlist holds content, as Dovecot
+// left it, and returns the Maildir's and the uidlist's paths.
+func maildirWithUIDList(t *testing.T, content string) (md, ul string) {
+	t.Helper()
+	md = filepath.Join(t.TempDir(), "Maildir")
+	mkdirs(t, md)
+	ul = filepath.Join(md, "dovecot-uidlist")
+	must(t, os.WriteFile(ul, []byte(content), 0o600))
+	return md, ul
 }
