@@ -636,7 +636,8 @@ func (w *Writer) undatedFile(base string) (string, error) {
 		for _, s := range []int{subCur, subNew} {
 			err := w.d.eachName(s, func(n string) {
 				if head, rest, ok := splitTime(baseOf(n)); ok && head != undatedHead {
-					w.undated[keyOf(rest)] = head
+					// A copy: the head alone, not the whole name it is cut from.
+					w.undated[keyOf(rest)] = strings.Clone(head)
 				}
 			})
 			if err != nil {
