@@ -221,9 +221,11 @@ func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 	const delivered = "<delivered.after.kill@mdmt.test>"
 	p.Deliver(t, u.Name, []byte("From: sender@example.org\nTo: "+u.Name+"@localhost\nSubject: after the kill\nMessage-ID: "+delivered+"\n\nnew mail\n"))
 	p.WaitQueueEmpty(t)
-	if fi, err := os.Stat(spool); err != nil || fi.ModTime().Equal(touched) || fi.Size() == int64(len(undatedMbox(u.Name, undatedMessages))) {
-		t.Fatalf("the delivery did not reach the spool: %v, %v", fi, err)
+	after, err := os.Stat(spool)
+	if err != nil || after.ModTime().Equal(touched) || after.Size() == fi.Size() {
+		t.Fatalf("the delivery did not reach the spool: %v, %v", after, err)
 	}
+	delivery := after.ModTime().Truncate(time.Second)
 
 	r := runBinary(t, args...)
 	t.Logf("re-run: exit %d, %d files before\n%s%s", r.code, before, r.stdout, r.stderr)
@@ -238,6 +240,31 @@ func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 	v := runBinary(t, verify...)
 	if ok := fmt.Sprintf("%s: %d of %d messages verified", u.Name, total, total); v.code != 0 || !strings.Contains(v.stdout, ok) {
 		t.Fatalf("verify: exit %d, stdout %q, stderr %q; want %q", v.code, v.stdout, v.stderr, ok)
+	}
+
+	// Dovecot shows the messages once each, in spool order, each undated one received at the
+	// spool's mtime as the run that wrote it saw it.
+	firstMTime := fi.ModTime().Unix()
+	d := mailtest.NewDovecot(t, mailtest.DovecotConfig{MailLocation: "maildir:~/Maildir",
+		Users: []mailtest.User{{Name: u.Name, Password: "pw", UID: u.UID, GID: u.GID, Home: u.Home}}})
+	recs := d.Fetch(t, u.Name, "INBOX")
+	if len(recs) != total {
+		t.Fatalf("Dovecot shows %d messages, want %d", len(recs), total)
+	}
+	id := bounceIDs(u.Name, undatedMessages)
+	for i, rec := range recs {
+		got := rec.HeaderValue("Message-ID")
+		switch {
+		case i == undatedMessages:
+			if got != delivered {
+				t.Errorf("Dovecot's last message is %s, want the delivered %s", got, delivered)
+			}
+		case got != id[i]:
+			t.Fatalf("Dovecot's message %d is %s, want %s", i+1, got, id[i])
+		case rec.Received.Unix() != firstMTime && rec.Received.Unix() != delivery.Unix():
+			t.Errorf("message %d received %v, want the spool's mtime before the kill (%v) or after the delivery (%v)",
+				i+1, rec.Received, time.Unix(firstMTime, 0), delivery)
+		}
 	}
 
 	// The duplicate an earlier version's re-run wrote: the same message, its name's time part

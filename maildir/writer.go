@@ -151,8 +151,8 @@ type Writer struct {
 
 	// undated maps the key of a base name in cur/ or new/ without its time
 	// part ("<secs>.M<usecs>") to that part: earlier versions named a
-	// message without a date of its own by the source's mtime. It is built by the
-	// first Add of such a message that finds no file of its own name.
+	// message without a date of its own by the source's mtime. It is built
+	// by the first Add of such a message that finds no file of its name.
 	undated map[baseKey]string
 
 	ul      *uidlist  // header only: the lines are in the file, or in tail
