@@ -32,6 +32,9 @@ type checkOptions struct {
 	maxListed, jobs                           int
 }
 
+// checkFormatFlag chooses check's output.
+var checkFormatFlag = enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json|prometheus` (prometheus: for node_exporter's textfile collector)"}, "text", "json", "prometheus")
+
 // maildirNameFlag names the Maildir beneath each home, for check and skel.
 var maildirNameFlag = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
 
@@ -39,8 +42,9 @@ func checkCommand(u *ui) *cli.Command {
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "integrity check of every user's Maildir, for cron and monitoring",
-		ArgsUsage: "[MAILDIR...]",
-		Description: "Looks at every user's Maildir (or those of --user, or the MAILDIR paths given) without\n" +
+		ArgsUsage: "[USER|MAILDIR...]",
+		Description: "Looks at every user's Maildir (or those of the USERs named, and the MAILDIR paths given:\n" +
+			"an argument with a / in it is a path, so ./Maildir for one in the current directory) without\n" +
 			"changing anything and prints one line per problem: missing, symlinked or foreign-owned\n" +
 			"Maildir, cur, new or tmp; directories not 0700 and messages not 0600; files that are not\n" +
 			"messages; S= sizes that lie; flags in new/; tmp/ files older than 36 hours; a\n" +
@@ -52,7 +56,7 @@ func checkCommand(u *ui) *cli.Command {
 			"Exit status (Nagios plugin convention): 0 healthy, 1 warnings, 2 critical, 3 could not check.",
 		Flags: append(systemFlags(),
 			maildirNameFlag,
-			&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json|prometheus` (prometheus: for node_exporter's textfile collector)"},
+			checkFormatFlag,
 			&cli.BoolFlag{Name: "fix", Usage: "repair what is safe: modes, missing cur/new/tmp, tmp/ files older than 36 hours"},
 			&cli.IntFlag{Name: "max-listed", Value: 20, Usage: "list at most `N` problems per user and kind (all are counted; -1 lists all)"},
 		),
@@ -60,13 +64,15 @@ func checkCommand(u *ui) *cli.Command {
 			o := checkOptions{
 				root: c.String("root"), passwd: c.String("passwd"), spoolDir: c.String("spool-dir"),
 				stateDir: c.String("state-dir"), auditLog: c.String("audit-log"), maildir: c.String("maildir"), users: c.StringSlice("user"),
-				paths: c.Args().Slice(), format: c.String("format"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
+				format: c.String("format"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
 				maxListed: c.Int("max-listed"), jobs: c.Int("jobs"),
 			}
-			switch o.format {
-			case "text", "json", "prometheus":
-			default:
-				return usagef("--format %q: want text, json or prometheus", o.format)
+			for _, a := range c.Args().Slice() {
+				if strings.Contains(a, "/") {
+					o.paths = append(o.paths, a)
+				} else {
+					o.users = append(o.users, a)
+				}
 			}
 			if o.maxListed == 0 {
 				return usagef("--max-listed 0: want a positive number, or -1 for all")
@@ -187,29 +193,28 @@ type skelOptions struct {
 
 func skelCommand(u *ui) *cli.Command {
 	return &cli.Command{
-		Name:  "skel",
-		Usage: "create Maildir/{cur,new,tmp} (0700) in /etc/skel, and with --existing for users lacking one",
+		Name:      "skel",
+		Usage:     "create Maildir/{cur,new,tmp} (0700) in /etc/skel, and with --existing for users lacking one",
+		ArgsUsage: userArgsUsage,
 		Description: "Makes /etc/skel/Maildir with cur/, new/ and tmp/, mode 0700, so that useradd -m gives\n" +
 			"every new user a Maildir. Safe to run again: what exists is kept and set to 0700. A skel\n" +
 			"Maildir that is a symlink or not a directory is refused. With --existing, every user whose\n" +
 			"home has no Maildir gets an empty one, owned by the user, so that Dovecot with\n" +
-			"mail_location = maildir:~/Maildir works for users who never received mail.",
+			"mail_location = maildir:~/Maildir works for users who never received mail; USERs named\n" +
+			"(with --existing only) limit that to them.",
 		Flags: []cli.Flag{
 			rootFlag, passwdFlag, userFlag, dryRunFlag, quietFlag, maildirNameFlag,
 			&cli.StringFlag{Name: "skel-dir", Value: "/etc/skel", Usage: "the skeleton `DIR` useradd copies into new homes (under --root)"},
 			&cli.BoolFlag{Name: "existing", Usage: "also give every existing user without a Maildir an empty one"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 0 {
-				return usagef("skel takes no arguments, got %q", c.Args().First())
-			}
 			o := skelOptions{
 				root: c.String("root"), passwd: c.String("passwd"), skelDir: c.String("skel-dir"),
-				maildir: c.String("maildir"), users: c.StringSlice("user"),
+				maildir: c.String("maildir"), users: selectedUsers(c),
 				existing: c.Bool("existing"), dryRun: c.Bool("dry-run"),
 			}
 			if len(o.users) > 0 && !o.existing {
-				return usagef("--user selects users for --existing")
+				return usagef("user names select users for --existing, which was not given")
 			}
 			return runSkel(u, o)
 		},
@@ -218,6 +223,14 @@ func skelCommand(u *ui) *cli.Command {
 
 func runSkel(u *ui, o skelOptions) error {
 	skel := underRoot(o.root, o.skelDir)
+	// The users first: a mistyped name must leave everything as it was.
+	var list []check.User
+	if o.existing {
+		var err error
+		if list, err = mailUsers(o.root, o.passwd, o.users); err != nil {
+			return exitCode(exitFatal, consoleError{err})
+		}
+	}
 	if o.dryRun {
 		if _, err := os.Lstat(filepath.Join(skel, o.maildir)); errors.Is(err, os.ErrNotExist) {
 			u.printf("would create %s\n", filepath.Join(skel, o.maildir))
@@ -235,10 +248,6 @@ func runSkel(u *ui, o skelOptions) error {
 	}
 	if !o.existing {
 		return nil
-	}
-	list, err := mailUsers(o.root, o.passwd, o.users)
-	if err != nil {
-		return exitCode(exitFatal, consoleError{err})
 	}
 	failed := 0
 	for _, usr := range list {

@@ -27,7 +27,7 @@ func init() {
 
 // Flags of the batch commands.
 var (
-	afterFlag         = &cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}
+	afterFlag         = enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
 	forceFlag         = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed again from the start: messages already in the Maildir are recognised by content and date wherever they now are in the source and not written twice; messages deleted from the Maildir come back"}
 	lockTimeoutFlag   = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
 	auditMessagesFlag = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
@@ -46,7 +46,7 @@ func batchConfig(c *cli.Context, source migrate.Source) migrate.Config {
 		SpoolDir:  c.String("spool-dir"),
 		StateDir:  c.String("state-dir"),
 		AuditLog:  c.String("audit-log"),
-		Users:     c.StringSlice("user"),
+		Users:     selectedUsers(c),
 		MinUID:    c.Int("min-uid"),
 		NoRoot:    c.Bool("no-root"),
 		Maildir:   c.String("maildir"),
@@ -71,10 +71,11 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 	}
 	return func(u *ui) *cli.Command {
 		return &cli.Command{
-			Name:  name,
-			Usage: "migrate " + what + " to ~USER/Maildir",
+			Name:      name,
+			Usage:     "migrate " + what + " to ~USER/Maildir",
+			ArgsUsage: userArgsUsage,
 			Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
-				"~USER/Maildir, --jobs users at a time. Each source is dotlocked and fcntl-locked as Postfix and\n" +
+				"~USER/Maildir, --jobs users at a time (only the USERs named, when some are). Each source is dotlocked and fcntl-locked as Postfix and\n" +
 				"Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
 				"migrates only what was appended since and never brings back a message the user deleted.\n" +
 				"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +

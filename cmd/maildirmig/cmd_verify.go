@@ -11,9 +11,10 @@ import (
 
 func verifyCommand(u *ui) *cli.Command {
 	return &cli.Command{
-		Name:  "verify",
-		Usage: "prove every migrated message is in the Maildir, byte for byte",
-		Description: "For every user a previous mbox or Mailbox run migrated, re-reads the migrated part of the\n" +
+		Name:      "verify",
+		Usage:     "prove every migrated message is in the Maildir, byte for byte",
+		ArgsUsage: userArgsUsage,
+		Description: "For every user (or every USER named) a previous mbox or Mailbox run migrated, re-reads the migrated part of the\n" +
 			"source, recomputes what was stored for each message, and finds the Maildir file with that\n" +
 			"position and content (as the user). Prints one line per user; a message the user deleted\n" +
 			"since counts as missing. Migrated mbox folders are verified the same way, from their sources\n" +
