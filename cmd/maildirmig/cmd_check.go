@@ -82,8 +82,44 @@ func checkCommand(u *ui) *cli.Command {
 	}
 }
 
-// runCheck checks and prints the report; its error carries the Nagios exit code.
+// runCheck checks and prints the report; its error carries the Nagios exit code. Whatever
+// happens, the report is written in the format asked for, a check that could not run
+// included (status 3 and the error), so that monitoring never reads an empty file.
 func runCheck(ctx context.Context, u *ui, o checkOptions) error {
+	start := time.Now()
+	r, err := checkReport(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
+		r.Error = consoleError{err}.Error()
+	}
+	var werr error
+	switch o.format {
+	case "json":
+		werr = check.WriteJSON(u.stdout, &r)
+	case "prometheus":
+		werr = check.WritePrometheus(u.stdout, &r, start)
+	default:
+		werr = check.WriteText(u.stdout, &r, u.quiet)
+		for _, h := range r.Hints() {
+			u.hintf("%s", h)
+		}
+	}
+	switch {
+	case err != nil:
+		return exitCode(int(r.Status()), consoleError{err})
+	case werr != nil:
+		return exitCode(int(check.Unknown), fmt.Errorf("writing the report: %w", werr))
+	case r.Status() != check.OK:
+		return exitCode(int(r.Status()), nil)
+	}
+	return nil
+}
+
+// checkReport runs the check of o. An error means the check could not run, or not to its
+// end: the report then holds what was found, if anything.
+func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 	cfg := check.Config{
 		Paths:     o.paths,
 		Maildir:   o.maildir,
@@ -95,7 +131,7 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 	if len(o.paths) == 0 || len(o.users) > 0 {
 		list, err := mailUsers(o.root, o.passwd, o.users)
 		if err != nil {
-			return exitCode(int(check.Unknown), consoleError{err})
+			return check.Failed(err), err
 		}
 		cfg.Users = list
 		mc := migrate.Config{Root: o.root, SpoolDir: o.spoolDir}
@@ -111,7 +147,7 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 		// events, so an administrator can tell afterwards who changed what.
 		audit, err := migrate.OpenAuditUnder(o.root, o.auditLog)
 		if err != nil {
-			return exitCode(int(check.Unknown), err)
+			return check.Failed(err), err
 		}
 		defer audit.Close()
 		cfg.OnFix = func(p check.Problem) {
@@ -123,32 +159,11 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 			mu.Unlock()
 		}
 	}
-	start := time.Now()
 	r, err := check.Run(ctx, cfg)
 	if err != nil {
-		return err
+		return check.Failed(err), err
 	}
-	switch o.format {
-	case "json":
-		err = check.WriteJSON(u.stdout, &r)
-	case "prometheus":
-		err = check.WritePrometheus(u.stdout, &r, start)
-	default:
-		err = check.WriteText(u.stdout, &r, u.quiet)
-		for _, h := range r.Hints() {
-			u.hintf("%s", h)
-		}
-	}
-	if err != nil {
-		return exitCode(int(check.Unknown), fmt.Errorf("writing the report: %w", err))
-	}
-	if logErr != nil {
-		return exitCode(int(check.Unknown), logErr)
-	}
-	if s := r.Status(); s != check.OK {
-		return exitCode(int(s), nil)
-	}
-	return nil
+	return r, logErr
 }
 
 // mailUsers lists the users to check or give a Maildir, with homes resolved under root. Run
