@@ -109,7 +109,12 @@ type Config struct {
 	Maildir  string // the Maildir beneath a home ("" = "Maildir")
 	SpoolDir string // where USER spool files are ("" = no spool check)
 	Mailbox  string // an mbox in the home that Postfix may deliver to ("" = none)
-	StateDir string // maildirmig's state directory, for the time of each user's migration ("" = none)
+
+	// Migrated, when set, returns when the user's mbox src (the spool, or with mailbox the
+	// mbox in the home) was last migrated, or the zero time when it never was: a spool that
+	// changed after that still receives mail. Without it, or for a source never migrated, the
+	// Maildir's last change stands in. maildirmig answers from its migration state.
+	Migrated func(user, src string, mailbox bool) (time.Time, error)
 
 	Fix        bool
 	Now        time.Time     // zero = time.Now()

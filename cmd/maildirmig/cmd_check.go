@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,7 +137,26 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 		cfg.Users = list
 		mc := migrate.Config{Root: o.root, SpoolDir: o.spoolDir}
 		cfg.SpoolDir = mc.SpoolDirectory()
-		cfg.StateDir = underRoot(o.root, o.stateDir)
+		store := migrate.StateStore{Dir: underRoot(o.root, o.stateDir)}
+		cfg.Migrated = func(user, src string, mailbox bool) (time.Time, error) {
+			source := migrate.SourceSpool
+			if mailbox {
+				source = migrate.SourceMailbox
+			}
+			// migrate keys the state on the absolute path it read (it makes --root absolute).
+			if abs, err := filepath.Abs(src); err == nil {
+				src = abs
+			}
+			st, err := store.Load(user, source.Kind(), src)
+			if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+				// Run by a user, check cannot read root's state: the Maildir's time stands in.
+				return time.Time{}, nil
+			}
+			if st == nil || err != nil {
+				return time.Time{}, err
+			}
+			return st.Time, nil
+		}
 	}
 	var (
 		mu     sync.Mutex
