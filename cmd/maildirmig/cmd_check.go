@@ -54,7 +54,9 @@ func checkCommand(u *ui) *cli.Command {
 			"home with that user's identity. --fix repairs, as the user, modes, missing cur/new/tmp and\n" +
 			"stale tmp/ files, says what it changed and records it in the audit log; it never deletes a\n" +
 			"message.\n" +
-			"Exit status (Nagios plugin convention): 0 healthy, 1 warnings, 2 critical, 3 could not check.",
+			"Exit status (Nagios plugin convention): " + checkExitStatusLine() + ". Whatever the status,\n" +
+			"--format json and prometheus write a whole report: status 3 with the error when the check\n" +
+			"could not run. A usage error exits 2 and writes nothing.",
 		Flags: append(systemFlags(),
 			maildirNameFlag,
 			checkFormatFlag,

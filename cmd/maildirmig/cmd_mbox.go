@@ -81,7 +81,7 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 				"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
 				"with their subscriptions, locked as Dovecot locks them; --after applies to the INBOX only, the\n" +
 				"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
-				"Exit status: 0 done, 1 fatal, 2 usage, 3 some users failed, 75 only lock timeouts, 130 interrupted.",
+				"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed, exitTempFail, exitInterrupted) + ".",
 			Flags: systemFlags(maildirNameFlag, keepHeadersFlag, unescapeFlag, fsyncFlag, afterFlag, forceFlag,
 				lockTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
 			Action: func(c *cli.Context) error {

@@ -53,6 +53,37 @@ func exitStatusText(codes []exitMeaning) string {
 	return b.String()
 }
 
+// exitStatusLine renders some of exitCodes on one line, for a command's --help: "0 all done,
+// 1 fatal error, ..." (each meaning up to its first colon or parenthesis).
+func exitStatusLine(codes ...int) string {
+	var parts []string
+	for _, c := range codes {
+		for _, e := range exitCodes {
+			if e.code == c {
+				parts = append(parts, fmt.Sprintf("%d %s", c, shortMeaning(e.meaning)))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkExitStatusLine renders checkExitCodes on one line.
+func checkExitStatusLine() string {
+	var parts []string
+	for _, e := range checkExitCodes {
+		parts = append(parts, fmt.Sprintf("%d %s", e.code, e.meaning))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// shortMeaning is the part of a meaning before its explanation.
+func shortMeaning(m string) string {
+	if i := strings.IndexAny(m, ":(;"); i > 0 {
+		m = m[:i]
+	}
+	return strings.TrimSpace(m)
+}
+
 // exitError carries an exit code up to run. A nil err means the command already reported
 // everything it had to say and only the code remains.
 type exitError struct {
