@@ -196,9 +196,12 @@ func selectedUsers(c *cli.Context) []string {
 // newApp builds the command-line interface. Commands reach the console only through u.
 func newApp(u *ui) *cli.App {
 	app := &cli.App{
-		Name:                 "maildirmig",
-		Usage:                "migrate mbox spools to Maildir and keep Maildirs healthy",
-		Description:          "Exit status of every command but check:\n" + exitStatusText(exitCodes),
+		Name:  "maildirmig",
+		Usage: "migrate mbox spools to Maildir and keep Maildirs healthy",
+		Description: "Moves every user's mail from mbox (the spool, or ~USER/Mailbox) into ~USER/Maildir as\n" +
+			"that user, proves it, gives new users a Maildir and checks Maildirs from cron. Each command\n" +
+			"has its own --help. Exit status of every command but check (which follows the Nagios plugin\n" +
+			"convention: " + checkExitStatusLine() + "):\n\n" + strings.TrimSuffix(exitStatusText(exitCodes), "\n"),
 		Version:              version(),
 		Writer:               u.stdout,
 		ErrWriter:            u.stderr,
