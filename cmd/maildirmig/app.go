@@ -6,8 +6,9 @@ package main
 //   - Diagnostics start "maildirmig: error: ", "maildirmig: warning: " or "maildirmig: hint: ",
 //     are lower case and have no final period. An error about one user names the user and the
 //     file: "maildirmig: error: user alice: spool /var/mail/alice is a symlink".
-//   - A progress bar is drawn only when stderr is a terminal (or --progress always); in cron or a
-//     pipe there is at most one line per user, and -q silences that too.
+//   - A progress line is drawn only when stderr is a terminal (or --progress always), below the
+//     lines printed, which all go through it (ui.emit) so that none is lost or overdrawn; in cron
+//     or a pipe there is at most one line per user and the summary, and -q silences those too.
 //   - Errors travel up as values to run, which prints them once and picks the exit code; nothing
 //     below run calls os.Exit, so deferred cleanups (locks, the audit log) always run.
 
@@ -40,6 +41,7 @@ type ui struct {
 	stderr io.Writer
 	term   io.Writer
 	quiet  bool
+	meter  *meter // while a progress line is shown, every line goes through it
 }
 
 func newUI(stdin io.Reader, stdout, stderr io.Writer) *ui {
@@ -91,7 +93,7 @@ func isControl(p []byte, i int) bool {
 }
 
 func (u *ui) errorf(format string, args ...any) {
-	fmt.Fprintf(u.stderr, "maildirmig: error: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: error: "+format+"\n", args...)
 }
 
 // warningf prints a warning unless -q was given: cron mails whatever lands on stderr.
@@ -99,16 +101,25 @@ func (u *ui) warningf(format string, args ...any) {
 	if u.quiet {
 		return
 	}
-	fmt.Fprintf(u.stderr, "maildirmig: warning: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: warning: "+format+"\n", args...)
 }
 
 func (u *ui) hintf(format string, args ...any) {
-	fmt.Fprintf(u.stderr, "maildirmig: hint: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: hint: "+format+"\n", args...)
 }
 
 // printf writes a result line on stdout.
 func (u *ui) printf(format string, args ...any) {
-	fmt.Fprintf(u.stdout, format, args...)
+	u.emit(u.stdout, format, args...)
+}
+
+// emit writes to w, above the progress line when one is shown.
+func (u *ui) emit(w io.Writer, format string, args ...any) {
+	if m := u.meter; m != nil {
+		m.Print(w, fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(w, format, args...)
 }
 
 // terminal reports whether w is a terminal.

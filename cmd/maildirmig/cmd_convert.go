@@ -135,7 +135,7 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 		Maildir:     maildir.Options{Fsync: o.fsync},
 		Notice:      notes.print,
 		Progress:    m.Add,
-		OnMessage:   func(migrate.MessageRecord) { durable++ },
+		OnMessage:   func(migrate.MessageRecord) { durable++; m.Message() },
 	})
 	m.Close()
 	notes.flush()

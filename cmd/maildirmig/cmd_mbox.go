@@ -119,37 +119,38 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 	}
 }
 
-// runBatch migrates and reports: one line per user on stdout (unless a progress bar is drawn
-// or -q), one error line per failed user, and a summary.
+// runBatch migrates and reports: one line per user on stdout (unless -q), one error line per
+// failed user, and a summary; on a terminal, a progress line below them.
 func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) error {
-	show := u.showProgress(progress)
-	var total int64
-	if show {
+	var m *meter
+	if u.showProgress(progress) {
 		// The bar needs the total; the plan's sizes give it without reading the spools.
 		if plan, err := migrate.Plan(ctx, cfg); err == nil {
+			var total int64
 			for _, e := range plan {
 				if e.Action == migrate.ActionMigrate {
 					total += e.Todo()
 				}
 			}
-			m := newMeter(u, true, total, len(plan))
-			defer m.Close()
-			cfg.Progress = m.Add
-			cfg.UserDone = func(r migrate.UserResult) { m.UserDone(0) }
+			m = newMeter(u, true, total, len(plan))
 		}
 	}
+	if m == nil {
+		m = newMeter(u, false, 0, 0)
+	}
+	defer m.Close()
+	cfg.Progress = m.Add
+	cfg.Message = func(string) { m.Message() }
+	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
 	var mu sync.Mutex
-	userDone := cfg.UserDone
 	cfg.UserDone = func(r migrate.UserResult) {
-		if userDone != nil {
-			userDone(r)
-		}
+		m.UserDone(r.User, 0)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case r.Err != nil:
 			u.errorf("user %s: %v", r.User, r.Err)
-		case !show && !u.quiet && r.Outcome != migrate.OutcomeNoMailbox:
+		case !u.quiet && r.Outcome != migrate.OutcomeNoMailbox:
 			u.printf("%s\n", userLine(r))
 		}
 	}
@@ -166,6 +167,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		u.warningf("%s", msg)
 	}
 	sum, err := migrate.Run(ctx, cfg)
+	m.Close()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		u.errorf("interrupted after %d users; locks released, partial files removed; run again to finish", sum.Users)
 		return exitCode(exitInterrupted, nil)

@@ -54,6 +54,9 @@ maildirmig check follows the Nagios plugin convention instead: 0 healthy, 1 warn
 # Output
 
 Results go to stdout, diagnostics to stderr, prefixed "maildirmig: error:", "maildirmig:
-warning:" or "maildirmig: hint:". A progress bar is drawn only when stderr is a terminal.
+warning:" or "maildirmig: hint:". On a terminal (stderr), a progress line
+below the results shows the bytes done of the total, the messages read, the users done, the
+users being migrated and the time left; the results are printed above it whether stdout is the
+terminal or a file. In cron or a pipe, there is one line per user and a summary, nothing else.
 */
 package main
