@@ -41,7 +41,8 @@ type ui struct {
 	stderr io.Writer
 	term   io.Writer
 	quiet  bool
-	meter  *meter // while a progress line is shown, every line goes through it
+	args   []string // the command line, as run got it
+	meter  *meter   // while a progress line is shown, every line goes through it
 }
 
 func newUI(stdin io.Reader, stdout, stderr io.Writer) *ui {
@@ -245,17 +246,26 @@ func newApp(u *ui) *cli.App {
 func strict(u *ui, cmd *cli.Command) {
 	name := cmd.Name
 	cmd.HideHelpCommand = true
-	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-		return &usageError{msg: err.Error(), cmd: name}
+	// usage names the command in a usage error and lets the command's hook act on it.
+	usage := func(c *cli.Context, err error) error {
+		err = inCommand(name, err)
+		var ue *usageError
+		if h := usageHooks[name]; h != nil && errors.As(err, &ue) {
+			h(u, c, ue)
+		}
+		return err
+	}
+	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+		return usage(c, &usageError{msg: err.Error()})
 	}
 	before, action := cmd.Before, cmd.Action
 	cmd.Before = func(c *cli.Context) error {
 		u.quiet = c.Bool("quiet")
 		if err := checkArgs(c); err != nil {
-			return inCommand(name, err)
+			return usage(c, err)
 		}
 		if before != nil {
-			return inCommand(name, before(c))
+			return usage(c, before(c))
 		}
 		return nil
 	}
@@ -267,10 +277,14 @@ func strict(u *ui, cmd *cli.Command) {
 			if errors.Is(err, users.ErrNoSuchUser) && name != "check" {
 				err = &usageError{msg: consoleError{err}.Error(), hint: "user names are login names from " + passwdName(c)}
 			}
-			return inCommand(name, err)
+			return usage(c, err)
 		}
 	}
 }
+
+// usageHooks lets a command act on its usage errors before they are reported: check writes
+// its report for monitoring. Filled by init functions.
+var usageHooks = map[string]func(u *ui, c *cli.Context, ue *usageError){}
 
 // passwdName names the passwd file users are read from, for a hint.
 func passwdName(c *cli.Context) string {

@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-// TestCheckOutputEveryExit: whatever check's exit status, 0 to 3, every format gives a whole,
+// TestCheckOutputEveryExit: whatever check's exit status, 0 to 3 (a usage error is 3, "could
+// not check", as the Nagios plugin guidelines want), every format gives a whole,
 // valid report whose status is that exit status: prometheus text that parses and carries
 // maildirmig_check_status and the time of the run, a JSON object (with the error when the
 // check could not run), a Nagios summary line. A check that cannot run must not leave an
@@ -39,6 +40,9 @@ func TestCheckOutputEveryExit(t *testing.T) {
 			return os.Remove(filepath.Join(root, "etc/passwd"))
 		}, err: "passwd"},
 		{name: "unknown user", code: 3, args: []string{"carol"}, err: "no such user: carol"},
+		{name: "usage error", code: 3, args: []string{"--max-listed", "0"}, err: "--max-listed 0"},
+		{name: "unknown flag", code: 3, args: []string{"--no-such-flag"}, err: "flag provided but not defined: -no-such-flag"},
+		{name: "flag after a user", code: 3, args: []string{"alice", "--fix"}, err: "flag --fix after the arguments"},
 		{name: "audit log unwritable", code: 3, setup: func(root string) error {
 			return os.WriteFile(filepath.Join(root, "var/log"), nil, 0o600)
 		}, args: []string{"--fix"}, err: "var/log"},

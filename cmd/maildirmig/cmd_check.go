@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,21 @@ import (
 
 func init() {
 	commandFactories = append(commandFactories, checkCommand, skelCommand)
+	usageHooks["check"] = checkUsageError
+}
+
+// checkUsageError makes a usage error of check what monitoring can read: exit 3 ("could not
+// check", as the Nagios plugin guidelines want for bad arguments) and a report saying so in
+// the format asked for, unless --format itself is the mistake.
+func checkUsageError(u *ui, c *cli.Context, ue *usageError) {
+	ue.code = int(check.Unknown)
+	// A flag the parser refused leaves no parsed flags behind: read --format from the words.
+	format := flagValue(u.args, checkFormatFlag.Name, checkFormatFlag.Value)
+	if !slices.Contains(enumChoices[checkFormatFlag], format) {
+		return
+	}
+	r := check.Failed(errors.New(ue.msg))
+	_ = writeCheckReport(u, format, &r, time.Now())
 }
 
 // checkOptions are the settings of one check run.
@@ -56,7 +72,7 @@ func checkCommand(u *ui) *cli.Command {
 			"message.\n" +
 			"Exit status (Nagios plugin convention): " + checkExitStatusLine() + ". Whatever the status,\n" +
 			"--format json and prometheus write a whole report: status 3 with the error when the check\n" +
-			"could not run. A usage error exits 2 and writes nothing.",
+			"could not run or was called wrongly (unless --format itself is wrong).",
 		Flags: append(systemFlags(),
 			maildirNameFlag,
 			checkFormatFlag,
@@ -97,18 +113,7 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 		}
 		r.Error = consoleError{err}.Error()
 	}
-	var werr error
-	switch o.format {
-	case "json":
-		werr = check.WriteJSON(u.stdout, &r)
-	case "prometheus":
-		werr = check.WritePrometheus(u.stdout, &r, start)
-	default:
-		werr = check.WriteText(u.stdout, &r, u.quiet)
-		for _, h := range r.Hints() {
-			u.hintf("%s", h)
-		}
-	}
+	werr := writeCheckReport(u, o.format, &r, start)
 	switch {
 	case err != nil:
 		return exitCode(int(r.Status()), consoleError{err})
@@ -118,6 +123,42 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 		return exitCode(int(r.Status()), nil)
 	}
 	return nil
+}
+
+// flagValue returns the last value given to the flag --name (or -name) in args, or def.
+func flagValue(args []string, name, def string) string {
+	v := def
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		for _, p := range []string{"--" + name, "-" + name} {
+			switch {
+			case a == p && i+1 < len(args):
+				v = args[i+1]
+				i++
+			case strings.HasPrefix(a, p+"="):
+				v = strings.TrimPrefix(a, p+"=")
+			}
+		}
+	}
+	return v
+}
+
+// writeCheckReport writes r in format, of a check started at start.
+func writeCheckReport(u *ui, format string, r *check.Report, start time.Time) error {
+	switch format {
+	case "json":
+		return check.WriteJSON(u.stdout, r)
+	case "prometheus":
+		return check.WritePrometheus(u.stdout, r, start)
+	}
+	err := check.WriteText(u.stdout, r, u.quiet)
+	for _, h := range r.Hints() {
+		u.hintf("%s", h)
+	}
+	return err
 }
 
 // checkReport runs the check of o. An error means the check could not run, or not to its

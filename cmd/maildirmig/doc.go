@@ -49,7 +49,7 @@ names are the same on every run for the same message, so a second run writes not
 	130  interrupted: locks released, no half-written message left behind
 
 maildirmig check follows the Nagios plugin convention instead: 0 healthy, 1 warnings, 2 critical,
-3 could not check.
+3 could not check (a usage error too).
 
 # Output
 

@@ -35,13 +35,13 @@ var exitCodes = []exitMeaning{
 	{exitInterrupted, "interrupted: locks released, no half-written message left behind"},
 }
 
-// checkExitCodes are check's, the Nagios plugin convention (check.Severity), except that a
-// usage error exits 2 as for every command.
+// checkExitCodes are check's, the Nagios plugin convention (check.Severity): a usage error
+// is "could not check" too, as the plugin guidelines want, so that monitoring reads it.
 var checkExitCodes = []exitMeaning{
 	{0, "healthy"},
 	{1, "warnings"},
 	{2, "critical"},
-	{3, "could not check"},
+	{3, "could not check (a usage error too)"},
 }
 
 // exitStatusText renders codes for --help and the manual, one code per line.
@@ -109,6 +109,7 @@ type usageError struct {
 	msg  string
 	cmd  string
 	hint string // a more precise hint than --help, when the mistake is recognisable
+	code int    // the exit status when not exitUsage (check's is 3)
 }
 
 func (e *usageError) Error() string { return e.msg }
@@ -143,6 +144,9 @@ func report(ctx context.Context, u *ui, err error) int {
 			help = "maildirmig " + ue.cmd + " --help"
 		}
 		u.hintf("see '%s'", help)
+		if ue.code != 0 {
+			return ue.code
+		}
 		return exitUsage
 	}
 	var ee *exitError
@@ -163,5 +167,6 @@ func report(ctx context.Context, u *ui, err error) int {
 // run is main without the exit: it runs args and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	u := newUI(stdin, stdout, stderr)
+	u.args = args
 	return report(ctx, u, newApp(u).RunContext(ctx, args))
 }
