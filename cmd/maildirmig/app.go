@@ -295,6 +295,7 @@ func passwdName(c *cli.Context) string {
 }
 
 // checkArgs refuses what the flag parser lets through: enumerated values outside their list,
+// numbers out of their range,
 // a flag after the first argument (the parser stops at it and would take "--root" for a user
 // name), and arguments to a command that declares none.
 func checkArgs(c *cli.Context) error {
@@ -307,6 +308,26 @@ func checkArgs(c *cli.Context) error {
 			if v := c.String(sf.Name); !slices.Contains(choices, v) {
 				return usagef("--%s %q: want %s", sf.Name, v, orList(choices))
 			}
+		}
+	}
+	for _, f := range c.Command.Flags {
+		var bad string
+		switch f {
+		case jobsFlag:
+			if n := c.Int(jobsFlag.Name); n < 1 {
+				bad = fmt.Sprintf("--jobs %d: want 1 or more", n)
+			}
+		case minUIDFlag:
+			if n := c.Int(minUIDFlag.Name); n < 0 && c.IsSet(minUIDFlag.Name) {
+				bad = fmt.Sprintf("--min-uid %d: want a uid, 0 or more", n)
+			}
+		case lockTimeoutFlag:
+			if d := c.Duration(lockTimeoutFlag.Name); d <= 0 {
+				bad = fmt.Sprintf("--lock-timeout %s: want a duration above zero, such as 30s", d)
+			}
+		}
+		if bad != "" {
+			return usagef("%s", bad)
 		}
 	}
 	for _, a := range c.Args().Slice() {

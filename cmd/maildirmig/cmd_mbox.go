@@ -75,13 +75,14 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 			Usage:     "migrate " + what + " to ~USER/Maildir",
 			ArgsUsage: userArgsUsage,
 			Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
-				"~USER/Maildir, --jobs users at a time (only the USERs named, when some are). Each source is dotlocked and fcntl-locked as Postfix and\n" +
-				"Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
+				"~USER/Maildir, --jobs users at a time; only the USERs named, when some are. Each source is\n" +
+				"dotlocked and fcntl-locked as Postfix and Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
 				"migrates only what was appended since and never brings back a message the user deleted.\n" +
 				"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
 				"with their subscriptions, locked as Dovecot locks them; --after applies to the INBOX only, the\n" +
 				"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
-				"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed, exitTempFail, exitInterrupted) + ".",
+				"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed) + ",\n" +
+				exitStatusLine(exitTempFail, exitInterrupted) + ".",
 			Flags: systemFlags(maildirNameFlag, keepHeadersFlag, unescapeFlag, fsyncFlag, afterFlag, forceFlag,
 				lockTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
 			Action: func(c *cli.Context) error {
@@ -100,9 +101,6 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 				case migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate:
 				default:
 					return usagef("--after %q: want keep, rename or truncate", cfg.After)
-				}
-				if cfg.Jobs < 1 {
-					return usagef("--jobs %d: want 1 or more", cfg.Jobs)
 				}
 				cfg.Convert.KeepHeaders = c.Bool("keep-headers")
 				cfg.Force = c.Bool("force")
