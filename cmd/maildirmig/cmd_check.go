@@ -116,7 +116,15 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 	werr := writeCheckReport(u, o.format, &r, start)
 	switch {
 	case err != nil:
-		return exitCode(int(r.Status()), consoleError{err})
+		e := &exitError{code: int(r.Status()), err: consoleError{err}}
+		if errors.Is(err, users.ErrNoSuchUser) {
+			for _, name := range o.users {
+				if fi, serr := os.Stat(name); serr == nil && fi.IsDir() {
+					e.hint = fmt.Sprintf("an argument without a / is a user name; write ./%s for the Maildir in this directory", name)
+				}
+			}
+		}
+		return e
 	case werr != nil:
 		return exitCode(int(check.Unknown), fmt.Errorf("writing the report: %w", werr))
 	case r.Status() != check.OK:

@@ -89,6 +89,7 @@ func shortMeaning(m string) string {
 type exitError struct {
 	code int
 	err  error
+	hint string // printed after err, when set
 }
 
 func (e *exitError) Error() string {
@@ -153,6 +154,9 @@ func report(ctx context.Context, u *ui, err error) int {
 	if errors.As(err, &ee) {
 		if ee.err != nil {
 			u.errorf("%s", ee.err)
+		}
+		if ee.hint != "" {
+			u.hintf("%s", ee.hint)
 		}
 		return ee.code
 	}
