@@ -239,10 +239,11 @@ func newApp(u *ui) *cli.App {
 	return app
 }
 
-// strict makes cmd mean what it says: a usage error (exit 2, with a hint towards cmd's --help)
-// for a bad flag, a value an enumerated flag does not take, a flag after the arguments, or an
-// argument given to a command that takes none; no "help" subcommand that would shadow a user
-// called help. The checks run before the command does anything.
+// strict makes cmd mean what it says: a usage error (exit 2, 3 for check; with a hint towards
+// cmd's --help) for a bad flag, a value out of its list or range, a flag after the arguments,
+// an argument given to a command that takes none, a user name not in passwd; no "help"
+// subcommand that would shadow a user called help. The checks run before the command does
+// anything.
 func strict(u *ui, cmd *cli.Command) {
 	name := cmd.Name
 	cmd.HideHelpCommand = true
@@ -295,21 +296,9 @@ func passwdName(c *cli.Context) string {
 }
 
 // checkArgs refuses what the flag parser lets through: enumerated values outside their list,
-// numbers out of their range,
-// a flag after the first argument (the parser stops at it and would take "--root" for a user
-// name), and arguments to a command that declares none.
+// numbers out of their range, a flag after the first argument (the parser stops at it and
+// would take "--root" for a user name), and arguments to a command that declares none.
 func checkArgs(c *cli.Context) error {
-	for _, f := range c.Command.Flags {
-		sf, ok := f.(*cli.StringFlag)
-		if !ok {
-			continue
-		}
-		if choices := enumChoices[sf]; choices != nil {
-			if v := c.String(sf.Name); !slices.Contains(choices, v) {
-				return usagef("--%s %q: want %s", sf.Name, v, orList(choices))
-			}
-		}
-	}
 	for _, f := range c.Command.Flags {
 		var bad string
 		switch f {
@@ -324,6 +313,13 @@ func checkArgs(c *cli.Context) error {
 		case lockTimeoutFlag:
 			if d := c.Duration(lockTimeoutFlag.Name); d <= 0 {
 				bad = fmt.Sprintf("--lock-timeout %s: want a duration above zero, such as 30s", d)
+			}
+		default:
+			sf, ok := f.(*cli.StringFlag)
+			if choices := enumChoices[sf]; ok && choices != nil {
+				if v := c.String(sf.Name); !slices.Contains(choices, v) {
+					bad = fmt.Sprintf("--%s %q: want %s", sf.Name, v, orList(choices))
+				}
 			}
 		}
 		if bad != "" {
