@@ -109,7 +109,12 @@ type Config struct {
 	Maildir  string // the Maildir beneath a home ("" = "Maildir")
 	SpoolDir string // where USER spool files are ("" = no spool check)
 	Mailbox  string // an mbox in the home that Postfix may deliver to ("" = none)
-	StateDir string // maildirmig's state directory, for the time of each user's migration ("" = none)
+
+	// Migrated, when set, returns when the user's mbox src (the spool, or with mailbox the
+	// mbox in the home) was last migrated, or the zero time when it never was: a spool that
+	// changed after that still receives mail. Without it, or for a source never migrated, the
+	// Maildir's last change stands in. maildirmig answers from its migration state.
+	Migrated func(user, src string, mailbox bool) (time.Time, error)
 
 	Fix        bool
 	Now        time.Time     // zero = time.Now()
@@ -144,13 +149,29 @@ type Report struct {
 	Unknowns  int64          `json:"unknowns"`
 	Fixed     int64          `json:"fixed"`
 
-	worst Severity
+	// Error says why the check could not run, or not to the end; the status is then
+	// Unknown, or Critical when something critical was found before.
+	Error string `json:"error,omitempty"`
+
+	worst  Severity
+	failed bool // made by Failed: its counts say nothing
+}
+
+// Failed returns the report of a check that could not run because of err: no counts, status
+// Unknown, so that monitoring gets a report saying so rather than nothing.
+func Failed(err error) Report {
+	return Report{Problems: []Problem{}, Counts: map[Kind]int64{}, Error: err.Error(), worst: Unknown, failed: true}
 }
 
 // Status is the report's overall state: critical if anything critical is left, else unknown if
 // something could not be checked, else warning if any warning is left, else OK. Repaired
 // problems do not count.
-func (r *Report) Status() Severity { return r.worst }
+func (r *Report) Status() Severity {
+	if r.Error != "" && r.worst < Unknown {
+		return Unknown
+	}
+	return r.worst
+}
 
 // Run checks every user and path of cfg. Problems, including a user that cannot be checked,
 // go into the report; the error is only for a cancelled ctx.
@@ -306,5 +327,5 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		Status Severity `json:"status"`
 		Exit   int      `json:"exit"`
 		plain
-	}{r.worst, int(r.worst), plain(r)})
+	}{r.Status(), int(r.Status()), plain(r)})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,23 +260,31 @@ func TestUIDListDovecotReads(t *testing.T) {
 func TestSpoolAfterStateTime(t *testing.T) {
 	t.Parallel()
 	_, cfg := healthy(t)
-	cfg.StateDir = t.TempDir()
 	spool := filepath.Join(cfg.SpoolDir, "alice")
-	state := func(at time.Time) {
-		b, err := json.Marshal(map[string]any{"user": "alice", "source": "/var/spool/mail/alice", "time": at})
-		must(t, err)
-		write(t, filepath.Join(cfg.StateDir, "alice.json"), string(b), 0o600)
+	var migrated time.Time
+	var asked []string
+	cfg.Migrated = func(user, src string, mailbox bool) (time.Time, error) {
+		asked = append(asked, fmt.Sprint(user, " ", src, " ", mailbox))
+		return migrated, nil
 	}
-	// The Maildir changed after the spool, but the state says the migration was earlier still:
-	// the state wins.
-	state(now.Add(-72 * time.Hour))
+	// The Maildir changed after the spool, but the migration was earlier still: the
+	// migration's time wins.
+	migrated = now.Add(-72 * time.Hour)
 	if r := run(t, cfg); r.Counts[SpoolReceiving] != 1 {
-		t.Errorf("spool changed after the state's time: problems %+v", r.Problems)
+		t.Errorf("spool changed after the migration: problems %+v", r.Problems)
 	}
-	state(now.Add(-24 * time.Hour))
+	if want := "alice " + spool + " false"; len(asked) != 1 || asked[0] != want {
+		t.Errorf("Migrated asked %q, want %q", asked, want)
+	}
+	migrated = now.Add(-24 * time.Hour)
 	must(t, os.Chtimes(spool, now.Add(-30*time.Hour), now.Add(-30*time.Hour)))
 	if r := run(t, cfg); len(r.Problems) != 0 {
 		t.Errorf("spool unchanged since the migration: problems %+v", r.Problems)
+	}
+	// A state that cannot be read is said, not guessed around.
+	cfg.Migrated = func(string, string, bool) (time.Time, error) { return time.Time{}, errors.New("state unreadable") }
+	if r := run(t, cfg); r.Counts[Unchecked] != 1 || r.Status() != Unknown {
+		t.Errorf("unreadable state: problems %+v", r.Problems)
 	}
 }
 

@@ -43,6 +43,9 @@ func WriteText(w io.Writer, r *Report, quiet bool) error {
 func Summary(r *Report) string {
 	s := fmt.Sprintf("%s: %d users, %d maildirs, %d folders, %d messages, %d bytes: ",
 		strings.ToUpper(r.Status().String()), r.Users, r.Maildirs, r.Folders, r.Messages, r.Bytes)
+	if r.Error != "" {
+		return strings.ToUpper(Unknown.String()) + ": could not check: " + r.Error
+	}
 	if r.Criticals+r.Warnings+r.Unknowns == 0 {
 		s += "no problems"
 	} else {
@@ -62,13 +65,21 @@ func WriteJSON(w io.Writer, r *Report) error {
 }
 
 // WritePrometheus writes the report in the Prometheus text format, for node_exporter's textfile
-// collector. Every kind gets a sample, zero included, so that alerts see a problem go away.
+// collector. Every kind gets a sample, zero included, so that alerts see a problem go away; a
+// report that could not be made (Failed) has its status, 3, and its time and nothing else, so
+// that a failing check reaches the alerts instead of leaving an empty file, and no count of
+// zero problems claims a health nobody looked at.
 func WritePrometheus(w io.Writer, r *Report, now time.Time) error {
 	var b strings.Builder
 	gauge := func(name, help string, v any) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", name, help, name, name, v)
 	}
 	gauge("maildirmig_check_status", "Nagios status of the last check: 0 ok, 1 warning, 2 critical, 3 unknown.", int(r.Status()))
+	if r.failed {
+		gauge("maildirmig_check_last_run_timestamp_seconds", "When the last check ran.", now.Unix())
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	gauge("maildirmig_check_users", "Users checked.", r.Users)
 	gauge("maildirmig_check_maildirs", "Maildirs checked, folders excluded.", r.Maildirs)
 	gauge("maildirmig_check_folders", "Maildir++ folders checked.", r.Folders)

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -24,8 +23,9 @@ const (
 // directory (exists true: already reported, and nothing to compare with).
 func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 	type spool struct {
-		path string
-		st   unix.Stat_t
+		path    string
+		st      unix.Stat_t
+		mailbox bool // in the home, not the spool directory
 	}
 	var found []spool
 	if c.cfg.SpoolDir != "" && validUserName(c.user) {
@@ -35,7 +35,7 @@ func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 		// it is looked at, never opened.
 		err := unix.Fstatat(unix.AT_FDCWD, p, &st, nofollow)
 		if err == nil {
-			found = append(found, spool{p, st})
+			found = append(found, spool{p, st, false})
 		} else if !errors.Is(err, unix.ENOENT) {
 			c.unchecked(p, &os.PathError{Op: "lstat", Path: p, Err: err})
 		}
@@ -45,7 +45,7 @@ func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 		var st unix.Stat_t
 		err := unix.Fstatat(hfd, c.cfg.Mailbox, &st, nofollow)
 		if err == nil {
-			found = append(found, spool{p, st})
+			found = append(found, spool{p, st, true})
 		} else if !errors.Is(err, unix.ENOENT) {
 			c.unchecked(p, &os.PathError{Op: "fstatat", Path: p, Err: err})
 		}
@@ -65,7 +65,13 @@ func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 			c.report(p)
 			continue
 		}
-		since, how := c.migratedAt(s.path)
+		since, how, err := c.migratedAt(s.path, s.mailbox)
+		if err != nil {
+			// Without the time of the migration the Maildir's would hide a spool still
+			// receiving mail once the user has read some: say so rather than guess.
+			c.unchecked(s.path, err)
+			continue
+		}
 		if since.IsZero() {
 			since, how = md.newest, "the Maildir last changed"
 		}
@@ -79,31 +85,18 @@ func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 	}
 }
 
-// migratedAt returns when maildirmig last migrated src for the user, from the state directory
-// (the "time" and "source" fields migrate writes), or the zero time.
-func (c *checker) migratedAt(src string) (time.Time, string) {
-	if c.cfg.StateDir == "" || !validUserName(c.user) {
-		return time.Time{}, ""
+// migratedAt returns when src was last migrated for the user, with a second of slack (a
+// truncation or rename under the lock may land just after the state's time was taken), or
+// the zero time when it never was or Config.Migrated is not set.
+func (c *checker) migratedAt(src string, mailbox bool) (time.Time, string, error) {
+	if c.cfg.Migrated == nil {
+		return time.Time{}, "", nil
 	}
-	b, err := os.ReadFile(filepath.Join(c.cfg.StateDir, c.user+".json"))
-	if err != nil {
-		return time.Time{}, ""
+	t, err := c.cfg.Migrated(c.user, src, mailbox)
+	if err != nil || t.IsZero() {
+		return time.Time{}, "", err
 	}
-	var st struct {
-		Source string    `json:"source"`
-		Time   time.Time `json:"time"`
-	}
-	if json.Unmarshal(b, &st) != nil {
-		return time.Time{}, ""
-	}
-	// The state names the source as migrate saw it, possibly without --root; match on the
-	// file name so that a state about ~/Mailbox says nothing about the spool.
-	if st.Source != "" && filepath.Base(st.Source) != filepath.Base(src) {
-		return time.Time{}, ""
-	}
-	// A second of slack: a truncation or rename under the lock may land just after the
-	// state's time stamp was taken.
-	return st.Time.Add(time.Second), "the migration"
+	return t.Add(time.Second), "the migration", nil
 }
 
 func validUserName(name string) bool {

@@ -72,6 +72,7 @@ type Config struct {
 
 	// Callbacks, for the console; they may be called from several goroutines at once.
 	Progress  func(n int64)                 // source bytes consumed
+	Message   func(user string)             // one more message of the user's read (INBOX or folder)
 	UserStart func(user string, size int64) // a user's migration begins
 	UserDone  func(UserResult)
 	Notice    func(user string, e Event)
@@ -698,6 +699,9 @@ func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int
 		case "record":
 			if m.Record != nil {
 				record(*m.Record)
+			}
+			if m.Record != nil && r.cfg.Message != nil {
+				r.cfg.Message(u.Name)
 			}
 			if m.Record != nil && r.cfg.AuditMessages {
 				rec := m.Record

@@ -419,6 +419,9 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			if m.Record != nil {
 				uids.record(filepath.Join(rootPath, m.Folder), *m.Record)
 			}
+			if m.Record != nil && r.cfg.Message != nil {
+				r.cfg.Message(u.Name)
+			}
 			if m.Record != nil && r.cfg.AuditMessages {
 				rec := m.Record
 				log(EventMessage, folderWith(m.Folder, "index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,

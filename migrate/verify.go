@@ -15,6 +15,7 @@ import (
 
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
+	"github.com/maildirmig/maildirmig/users"
 )
 
 func newSHA256() hash.Hash { return sha256.New() }
@@ -171,13 +172,16 @@ func VerifyAs(ctx context.Context, cred Credentials, src *os.File, size int64, h
 
 // UserVerify is the outcome of verifying one user.
 type UserVerify struct {
-	User    string
-	Src     string
-	Dst     string
-	State   bool // false: the user was never migrated, nothing to verify
-	Result  VerifyResult
-	Err     error
-	Folders []FolderVerify // the user's migrated mbox folders (none with Config.NoFolders)
+	User  string
+	Src   string
+	Dst   string
+	State bool // false: the user was never migrated, nothing to verify
+	// Unmigrated lists, when State is false, the user's spool and ~/Mailbox that hold mail
+	// (non-empty regular files) although no run migrated them.
+	Unmigrated []string
+	Result     VerifyResult
+	Err        error
+	Folders    []FolderVerify // the user's migrated mbox folders (none with Config.NoFolders)
 }
 
 // Verify re-reads, for every selected user with a state, the migrated part of the source and
@@ -239,9 +243,27 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 				v.State = true
 			}
 		}
+		if !v.State && v.Err == nil {
+			v.Unmigrated = unmigrated(&cfg, u)
+		}
 		done(v)
 	}
 	return nil
+}
+
+// unmigrated lists u's spool and ~/Mailbox that hold mail, looked at without following a
+// symlink and never opened: for verify to tell a user nobody migrated from one with no mail.
+func unmigrated(cfg *Config, u users.User) []string {
+	var out []string
+	for _, source := range []Source{SourceSpool, SourceMailbox} {
+		c := *cfg
+		c.Source = source
+		p, _, _ := c.Paths(u)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *State, home, uids string) (VerifyResult, error) {

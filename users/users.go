@@ -41,6 +41,10 @@ type Options struct {
 	NoRoot bool
 }
 
+// ErrNoSuchUser is wrapped by List's error when a name it was given is not in the passwd
+// database: a mistyped name, which callers may treat as a usage error.
+var ErrNoSuchUser = errors.New("no such user")
+
 // Default uid bounds, as Debian's login.defs sets them.
 const (
 	defaultUIDMin = 1000
@@ -78,7 +82,7 @@ func List(opts Options) ([]User, error) {
 			sel = append(sel, u)
 		}
 		if len(missing) > 0 {
-			return nil, fmt.Errorf("users: no such user: %s", strings.Join(missing, ", "))
+			return nil, fmt.Errorf("users: %w: %s", ErrNoSuchUser, strings.Join(missing, ", "))
 		}
 	} else {
 		minUID, maxUID := loginDefs(filepath.Join(rootOr(opts.Root), "etc/login.defs"))

@@ -1,6 +1,7 @@
 package users
 
 import (
+	"errors"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -42,6 +43,9 @@ func TestList(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("List() error = %v, want one containing %q", err, tt.wantErr)
+				}
+				if unknown := len(tt.opts.Names) > 0; errors.Is(err, ErrNoSuchUser) != unknown {
+					t.Errorf("errors.Is(%v, ErrNoSuchUser) = %v, want %v", err, !unknown, unknown)
 				}
 				return
 			}

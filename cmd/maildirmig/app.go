@@ -6,63 +6,28 @@ package main
 //   - Diagnostics start "maildirmig: error: ", "maildirmig: warning: " or "maildirmig: hint: ",
 //     are lower case and have no final period. An error about one user names the user and the
 //     file: "maildirmig: error: user alice: spool /var/mail/alice is a symlink".
-//   - A progress bar is drawn only when stderr is a terminal (or --progress always); in cron or a
-//     pipe there is at most one line per user, and -q silences that too.
+//   - A progress line is drawn only when stderr is a terminal (or --progress always), below the
+//     lines printed, which all go through it (ui.emit) so that none is lost or overdrawn; in cron
+//     or a pipe there is at most one line per user and the summary, and -q silences those too.
 //   - Errors travel up as values to run, which prints them once and picks the exit code; nothing
 //     below run calls os.Exit, so deferred cleanups (locks, the audit log) always run.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/maildirmig/maildirmig/users"
 )
-
-// Exit codes, as documented in the manual (doc.go).
-const (
-	exitOK          = 0
-	exitFatal       = 1
-	exitUsage       = 2
-	exitUsersFailed = 3
-	exitTempFail    = 75 // EX_TEMPFAIL: a lock could not be taken
-	exitInterrupted = 130
-)
-
-// exitError carries an exit code up to run. A nil err means the command already reported
-// everything it had to say and only the code remains.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
-	}
-	return e.err.Error()
-}
-
-func (e *exitError) Unwrap() error { return e.err }
-
-// exitCode returns an error that makes run exit with code after printing err (when not nil).
-func exitCode(code int, err error) error { return &exitError{code: code, err: err} }
-
-// usageError is a mistake on the command line: exit 2, with a hint towards --help.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
-}
 
 // ui is where a command writes. Tests and testscript drive it with buffers.
 //
@@ -76,6 +41,8 @@ type ui struct {
 	stderr io.Writer
 	term   io.Writer
 	quiet  bool
+	args   []string // the command line, as run got it
+	meter  *meter   // while a progress line is shown, every line goes through it
 }
 
 func newUI(stdin io.Reader, stdout, stderr io.Writer) *ui {
@@ -127,7 +94,7 @@ func isControl(p []byte, i int) bool {
 }
 
 func (u *ui) errorf(format string, args ...any) {
-	fmt.Fprintf(u.stderr, "maildirmig: error: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: error: "+format+"\n", args...)
 }
 
 // warningf prints a warning unless -q was given: cron mails whatever lands on stderr.
@@ -135,16 +102,25 @@ func (u *ui) warningf(format string, args ...any) {
 	if u.quiet {
 		return
 	}
-	fmt.Fprintf(u.stderr, "maildirmig: warning: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: warning: "+format+"\n", args...)
 }
 
 func (u *ui) hintf(format string, args ...any) {
-	fmt.Fprintf(u.stderr, "maildirmig: hint: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: hint: "+format+"\n", args...)
 }
 
 // printf writes a result line on stdout.
 func (u *ui) printf(format string, args ...any) {
-	fmt.Fprintf(u.stdout, format, args...)
+	u.emit(u.stdout, format, args...)
+}
+
+// emit writes to w, above the progress line when one is shown.
+func (u *ui) emit(w io.Writer, format string, args ...any) {
+	if m := u.meter; m != nil {
+		m.Print(w, fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(w, format, args...)
 }
 
 // terminal reports whether w is a terminal.
@@ -193,10 +169,10 @@ var (
 	spoolDirFlag = &cli.StringFlag{Name: "spool-dir", Usage: "mail spool `DIR` (default /var/spool/mail, or /var/mail where that is the real one)"}
 	auditLogFlag = &cli.StringFlag{Name: "audit-log", Value: "/var/log/maildirmig/audit.jsonl", Usage: "append the JSON Lines audit log to `FILE`"}
 	stateDirFlag = &cli.StringFlag{Name: "state-dir", Value: "/var/lib/maildirmig", Usage: "keep per-user migration state in `DIR`"}
-	userFlag     = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable)"}
+	userFlag     = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable; the same as naming users as arguments)"}
 	dryRunFlag   = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
 	jobsFlag     = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), Usage: "work on `N` users at a time"}
-	progressFlag = &cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}
+	progressFlag = enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, "auto", "always", "never")
 	quietFlag    = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
 )
 
@@ -220,11 +196,24 @@ func systemFlags(extra ...cli.Flag) []cli.Flag {
 	}, extra...)
 }
 
+// userArgsUsage is the ArgsUsage of a command that takes user names as arguments.
+const userArgsUsage = "[USER...]"
+
+// selectedUsers returns the users named with --user and as arguments: both select, and
+// together they add up. None means every user.
+func selectedUsers(c *cli.Context) []string {
+	return append(c.StringSlice("user"), c.Args().Slice()...)
+}
+
 // newApp builds the command-line interface. Commands reach the console only through u.
 func newApp(u *ui) *cli.App {
 	app := &cli.App{
-		Name:                 "maildirmig",
-		Usage:                "migrate mbox spools to Maildir and keep Maildirs healthy",
+		Name:  "maildirmig",
+		Usage: "migrate mbox spools to Maildir and keep Maildirs healthy",
+		Description: "Moves every user's mail from mbox (the spool, or ~USER/Mailbox) into ~USER/Maildir as\n" +
+			"that user, proves it, gives new users a Maildir and checks Maildirs from cron. Each command\n" +
+			"has its own --help. Exit status of every command but check (which follows the Nagios plugin\n" +
+			"convention: " + checkExitStatusLine() + "):\n\n" + strings.TrimSuffix(exitStatusText(exitCodes), "\n"),
 		Version:              version(),
 		Writer:               u.stdout,
 		ErrWriter:            u.stderr,
@@ -242,20 +231,158 @@ func newApp(u *ui) *cli.App {
 	sort.SliceStable(app.Commands, func(i, j int) bool {
 		return commandRank(app.Commands[i].Name) < commandRank(app.Commands[j].Name)
 	})
-	onUsage := func(_ *cli.Context, err error, _ bool) error { return &usageError{msg: err.Error()} }
-	app.OnUsageError = onUsage
-	for _, c := range app.Commands {
-		c.OnUsageError = onUsage
-		before := c.Before
-		c.Before = func(c *cli.Context) error {
-			u.quiet = c.Bool("quiet")
-			if before != nil {
-				return before(c)
-			}
-			return nil
-		}
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return &usageError{msg: err.Error()} }
+	app.Action = func(c *cli.Context) error { return topLevel(c) }
+	for _, cmd := range app.Commands {
+		strict(u, cmd)
 	}
 	return app
+}
+
+// strict makes cmd mean what it says: a usage error (exit 2, 3 for check; with a hint towards
+// cmd's --help) for a bad flag, a value out of its list or range, a flag after the arguments,
+// an argument given to a command that takes none, a user name not in passwd; no "help"
+// subcommand that would shadow a user called help. The checks run before the command does
+// anything.
+func strict(u *ui, cmd *cli.Command) {
+	name := cmd.Name
+	cmd.HideHelpCommand = true
+	// usage names the command in a usage error and lets the command's hook act on it.
+	usage := func(c *cli.Context, err error) error {
+		err = inCommand(name, err)
+		var ue *usageError
+		if h := usageHooks[name]; h != nil && errors.As(err, &ue) {
+			h(u, c, ue)
+		}
+		return err
+	}
+	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+		return usage(c, &usageError{msg: err.Error()})
+	}
+	before, action := cmd.Before, cmd.Action
+	cmd.Before = func(c *cli.Context) error {
+		u.quiet = c.Bool("quiet")
+		if err := checkArgs(c); err != nil {
+			return usage(c, err)
+		}
+		if before != nil {
+			return usage(c, before(c))
+		}
+		return nil
+	}
+	if action != nil {
+		cmd.Action = func(c *cli.Context) error {
+			err := action(c)
+			// A user name that is not in passwd is a typing mistake: nothing was done. check
+			// keeps its "could not check" (3), which monitoring reads.
+			if errors.Is(err, users.ErrNoSuchUser) && name != "check" {
+				err = &usageError{msg: consoleError{err}.Error(), hint: "user names are login names from " + passwdName(c)}
+			}
+			return usage(c, err)
+		}
+	}
+}
+
+// usageHooks lets a command act on its usage errors before they are reported: check writes
+// its report for monitoring. Filled by init functions.
+var usageHooks = map[string]func(u *ui, c *cli.Context, ue *usageError){}
+
+// passwdName names the passwd file users are read from, for a hint.
+func passwdName(c *cli.Context) string {
+	if p := c.String("passwd"); p != "" {
+		return p
+	}
+	return underRoot(c.String("root"), "/etc/passwd")
+}
+
+// checkArgs refuses what the flag parser lets through: enumerated values outside their list,
+// numbers out of their range, a flag after the first argument (the parser stops at it and
+// would take "--root" for a user name), and arguments to a command that declares none.
+func checkArgs(c *cli.Context) error {
+	for _, f := range c.Command.Flags {
+		var bad string
+		switch f {
+		case jobsFlag:
+			if n := c.Int(jobsFlag.Name); n < 1 {
+				bad = fmt.Sprintf("--jobs %d: want 1 or more", n)
+			}
+		case minUIDFlag:
+			if n := c.Int(minUIDFlag.Name); n < 0 && c.IsSet(minUIDFlag.Name) {
+				bad = fmt.Sprintf("--min-uid %d: want a uid, 0 or more", n)
+			}
+		case lockTimeoutFlag:
+			if d := c.Duration(lockTimeoutFlag.Name); d <= 0 {
+				bad = fmt.Sprintf("--lock-timeout %s: want a duration above zero, such as 30s", d)
+			}
+		default:
+			sf, ok := f.(*cli.StringFlag)
+			if choices := enumChoices[sf]; ok && choices != nil {
+				if v := c.String(sf.Name); !slices.Contains(choices, v) {
+					bad = fmt.Sprintf("--%s %q: want %s", sf.Name, v, orList(choices))
+				}
+			}
+		}
+		if bad != "" {
+			return usagef("%s", bad)
+		}
+	}
+	for _, a := range c.Args().Slice() {
+		if len(a) > 1 && a[0] == '-' {
+			return &usageError{msg: fmt.Sprintf("flag %s after the arguments", a), hint: "give the flags first: maildirmig " + c.Command.Name + " [flags] " + c.Command.ArgsUsage}
+		}
+	}
+	if c.Command.ArgsUsage == "" && c.NArg() > 0 {
+		return usagef("%s takes no arguments, got %q", c.Command.Name, c.Args().First())
+	}
+	return nil
+}
+
+// enumChoices lists the values of each enumerated flag; checkArgs refuses any other. It is
+// filled by enum during package initialisation only.
+var enumChoices = map[*cli.StringFlag][]string{}
+
+// enum registers the values f accepts (its default among them) and returns f.
+func enum(f *cli.StringFlag, choices ...string) *cli.StringFlag {
+	enumChoices[f] = choices
+	return f
+}
+
+// orList writes choices as "a, b or c".
+func orList(choices []string) string {
+	if len(choices) == 1 {
+		return choices[0]
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}
+
+// topLevel runs when no command was named: "help" and "help CMD" print help; anything else
+// is a usage error, an unknown command most often.
+func topLevel(c *cli.Context) error {
+	args := c.Args().Slice()
+	switch {
+	case len(args) == 0:
+		return usagef("no command given")
+	case args[0] == "help" && len(args) == 1:
+		return cli.ShowAppHelp(c)
+	case args[0] == "help" && len(args) == 2:
+		if cmd := c.App.Command(args[1]); cmd != nil {
+			return cli.ShowCommandHelp(c, cmd.Name)
+		}
+		return unknownCommand(c, args[1])
+	case args[0] == "help":
+		return usagef("help takes one command name, got %d", len(args)-1)
+	}
+	return unknownCommand(c, args[0])
+}
+
+func unknownCommand(c *cli.Context, name string) error {
+	e := &usageError{msg: fmt.Sprintf("unknown command %q", name)}
+	for _, cmd := range c.App.Commands {
+		if !cmd.Hidden && strings.EqualFold(cmd.Name, name) {
+			e.hint = fmt.Sprintf("did you mean 'maildirmig %s'?", cmd.Name)
+		}
+	}
+	return e
 }
 
 // commandOrder is the order of the commands in --help: the night of the switch first, then the
@@ -283,32 +410,3 @@ func extraCommands(u *ui) []*cli.Command {
 
 // commandFactories is filled by init functions in cmd_*.go.
 var commandFactories []func(*ui) *cli.Command
-
-// run is main without the exit: it runs args and returns the exit code.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	u := newUI(stdin, stdout, stderr)
-	app := newApp(u)
-	err := app.RunContext(ctx, args)
-	if err == nil {
-		return exitOK
-	}
-	var ue *usageError
-	if errors.As(err, &ue) {
-		u.errorf("%s", strings.TrimSuffix(ue.msg, "."))
-		u.hintf("see 'maildirmig --help'")
-		return exitUsage
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			u.errorf("%s", ee.err)
-		}
-		return ee.code
-	}
-	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		u.errorf("interrupted")
-		return exitInterrupted
-	}
-	u.errorf("%s", err)
-	return exitFatal
-}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +21,21 @@ import (
 
 func init() {
 	commandFactories = append(commandFactories, checkCommand, skelCommand)
+	usageHooks["check"] = checkUsageError
+}
+
+// checkUsageError makes a usage error of check what monitoring can read: exit 3 ("could not
+// check", as the Nagios plugin guidelines want for bad arguments) and a report saying so in
+// the format asked for, unless --format itself is the mistake.
+func checkUsageError(u *ui, c *cli.Context, ue *usageError) {
+	ue.code = int(check.Unknown)
+	// A flag the parser refused leaves no parsed flags behind: read --format from the words.
+	format := flagValue(u.args, checkFormatFlag.Name, checkFormatFlag.Value)
+	if !slices.Contains(enumChoices[checkFormatFlag], format) {
+		return
+	}
+	r := check.Failed(errors.New(ue.msg))
+	_ = writeCheckReport(u, format, &r, time.Now())
 }
 
 // checkOptions are the settings of one check run.
@@ -32,6 +49,9 @@ type checkOptions struct {
 	maxListed, jobs                           int
 }
 
+// checkFormatFlag chooses check's output.
+var checkFormatFlag = enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json|prometheus` (prometheus: for node_exporter's textfile collector)"}, "text", "json", "prometheus")
+
 // maildirNameFlag names the Maildir beneath each home, for check and skel.
 var maildirNameFlag = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
 
@@ -39,8 +59,9 @@ func checkCommand(u *ui) *cli.Command {
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "integrity check of every user's Maildir, for cron and monitoring",
-		ArgsUsage: "[MAILDIR...]",
-		Description: "Looks at every user's Maildir (or those of --user, or the MAILDIR paths given) without\n" +
+		ArgsUsage: "[USER|MAILDIR...]",
+		Description: "Looks at every user's Maildir (or those of the USERs named, and the MAILDIR paths given:\n" +
+			"an argument with a / in it is a path, so ./Maildir for one in the current directory) without\n" +
 			"changing anything and prints one line per problem: missing, symlinked or foreign-owned\n" +
 			"Maildir, cur, new or tmp; directories not 0700 and messages not 0600; files that are not\n" +
 			"messages; S= sizes that lie; flags in new/; tmp/ files older than 36 hours; a\n" +
@@ -49,10 +70,12 @@ func checkCommand(u *ui) *cli.Command {
 			"home with that user's identity. --fix repairs, as the user, modes, missing cur/new/tmp and\n" +
 			"stale tmp/ files, says what it changed and records it in the audit log; it never deletes a\n" +
 			"message.\n" +
-			"Exit status (Nagios plugin convention): 0 healthy, 1 warnings, 2 critical, 3 could not check.",
+			"Exit status (Nagios plugin convention): " + checkExitStatusLine() + ". Whatever the status,\n" +
+			"--format json and prometheus write a whole report: status 3 with the error when the check\n" +
+			"could not run or was called wrongly (unless --format itself is wrong).",
 		Flags: append(systemFlags(),
 			maildirNameFlag,
-			&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json|prometheus` (prometheus: for node_exporter's textfile collector)"},
+			checkFormatFlag,
 			&cli.BoolFlag{Name: "fix", Usage: "repair what is safe: modes, missing cur/new/tmp, tmp/ files older than 36 hours"},
 			&cli.IntFlag{Name: "max-listed", Value: 20, Usage: "list at most `N` problems per user and kind (all are counted; -1 lists all)"},
 		),
@@ -60,13 +83,15 @@ func checkCommand(u *ui) *cli.Command {
 			o := checkOptions{
 				root: c.String("root"), passwd: c.String("passwd"), spoolDir: c.String("spool-dir"),
 				stateDir: c.String("state-dir"), auditLog: c.String("audit-log"), maildir: c.String("maildir"), users: c.StringSlice("user"),
-				paths: c.Args().Slice(), format: c.String("format"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
+				format: c.String("format"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
 				maxListed: c.Int("max-listed"), jobs: c.Int("jobs"),
 			}
-			switch o.format {
-			case "text", "json", "prometheus":
-			default:
-				return usagef("--format %q: want text, json or prometheus", o.format)
+			for _, a := range c.Args().Slice() {
+				if strings.Contains(a, "/") {
+					o.paths = append(o.paths, a)
+				} else {
+					o.users = append(o.users, a)
+				}
 			}
 			if o.maxListed == 0 {
 				return usagef("--max-listed 0: want a positive number, or -1 for all")
@@ -76,8 +101,77 @@ func checkCommand(u *ui) *cli.Command {
 	}
 }
 
-// runCheck checks and prints the report; its error carries the Nagios exit code.
+// runCheck checks and prints the report; its error carries the Nagios exit code. Whatever
+// happens, the report is written in the format asked for, a check that could not run
+// included (status 3 and the error), so that monitoring never reads an empty file.
 func runCheck(ctx context.Context, u *ui, o checkOptions) error {
+	start := time.Now()
+	r, err := checkReport(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
+		r.Error = consoleError{err}.Error()
+	}
+	werr := writeCheckReport(u, o.format, &r, start)
+	switch {
+	case err != nil:
+		e := &exitError{code: int(r.Status()), err: consoleError{err}}
+		if errors.Is(err, users.ErrNoSuchUser) {
+			for _, name := range o.users {
+				if fi, serr := os.Stat(name); serr == nil && fi.IsDir() {
+					e.hint = fmt.Sprintf("an argument without a / is a user name; write ./%s for the Maildir in this directory", name)
+				}
+			}
+		}
+		return e
+	case werr != nil:
+		return exitCode(int(check.Unknown), fmt.Errorf("writing the report: %w", werr))
+	case r.Status() != check.OK:
+		return exitCode(int(r.Status()), nil)
+	}
+	return nil
+}
+
+// flagValue returns the last value given to the flag --name (or -name) in args, or def.
+func flagValue(args []string, name, def string) string {
+	v := def
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		for _, p := range []string{"--" + name, "-" + name} {
+			switch {
+			case a == p && i+1 < len(args):
+				v = args[i+1]
+				i++
+			case strings.HasPrefix(a, p+"="):
+				v = strings.TrimPrefix(a, p+"=")
+			}
+		}
+	}
+	return v
+}
+
+// writeCheckReport writes r in format, of a check started at start.
+func writeCheckReport(u *ui, format string, r *check.Report, start time.Time) error {
+	switch format {
+	case "json":
+		return check.WriteJSON(u.stdout, r)
+	case "prometheus":
+		return check.WritePrometheus(u.stdout, r, start)
+	}
+	err := check.WriteText(u.stdout, r, u.quiet)
+	for _, h := range r.Hints() {
+		u.hintf("%s", h)
+	}
+	return err
+}
+
+// checkReport runs the check of o. An error means the check could not run, or not to its
+// end: the report then holds what was found, if anything.
+func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 	cfg := check.Config{
 		Paths:     o.paths,
 		Maildir:   o.maildir,
@@ -89,12 +183,31 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 	if len(o.paths) == 0 || len(o.users) > 0 {
 		list, err := mailUsers(o.root, o.passwd, o.users)
 		if err != nil {
-			return exitCode(int(check.Unknown), consoleError{err})
+			return check.Failed(err), err
 		}
 		cfg.Users = list
 		mc := migrate.Config{Root: o.root, SpoolDir: o.spoolDir}
 		cfg.SpoolDir = mc.SpoolDirectory()
-		cfg.StateDir = underRoot(o.root, o.stateDir)
+		store := migrate.StateStore{Dir: underRoot(o.root, o.stateDir)}
+		cfg.Migrated = func(user, src string, mailbox bool) (time.Time, error) {
+			source := migrate.SourceSpool
+			if mailbox {
+				source = migrate.SourceMailbox
+			}
+			// migrate keys the state on the absolute path it read (it makes --root absolute).
+			if abs, err := filepath.Abs(src); err == nil {
+				src = abs
+			}
+			st, err := store.Load(user, source.Kind(), src)
+			if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+				// Run by a user, check cannot read root's state: the Maildir's time stands in.
+				return time.Time{}, nil
+			}
+			if st == nil || err != nil {
+				return time.Time{}, err
+			}
+			return st.Time, nil
+		}
 	}
 	var (
 		mu     sync.Mutex
@@ -105,7 +218,7 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 		// events, so an administrator can tell afterwards who changed what.
 		audit, err := migrate.OpenAuditUnder(o.root, o.auditLog)
 		if err != nil {
-			return exitCode(int(check.Unknown), err)
+			return check.Failed(err), err
 		}
 		defer audit.Close()
 		cfg.OnFix = func(p check.Problem) {
@@ -117,32 +230,11 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 			mu.Unlock()
 		}
 	}
-	start := time.Now()
 	r, err := check.Run(ctx, cfg)
 	if err != nil {
-		return err
+		return check.Failed(err), err
 	}
-	switch o.format {
-	case "json":
-		err = check.WriteJSON(u.stdout, &r)
-	case "prometheus":
-		err = check.WritePrometheus(u.stdout, &r, start)
-	default:
-		err = check.WriteText(u.stdout, &r, u.quiet)
-		for _, h := range r.Hints() {
-			u.hintf("%s", h)
-		}
-	}
-	if err != nil {
-		return exitCode(int(check.Unknown), fmt.Errorf("writing the report: %w", err))
-	}
-	if logErr != nil {
-		return exitCode(int(check.Unknown), logErr)
-	}
-	if s := r.Status(); s != check.OK {
-		return exitCode(int(s), nil)
-	}
-	return nil
+	return r, logErr
 }
 
 // mailUsers lists the users to check or give a Maildir, with homes resolved under root. Run
@@ -187,29 +279,28 @@ type skelOptions struct {
 
 func skelCommand(u *ui) *cli.Command {
 	return &cli.Command{
-		Name:  "skel",
-		Usage: "create Maildir/{cur,new,tmp} (0700) in /etc/skel, and with --existing for users lacking one",
+		Name:      "skel",
+		Usage:     "create Maildir/{cur,new,tmp} (0700) in /etc/skel, and with --existing for users lacking one",
+		ArgsUsage: userArgsUsage,
 		Description: "Makes /etc/skel/Maildir with cur/, new/ and tmp/, mode 0700, so that useradd -m gives\n" +
 			"every new user a Maildir. Safe to run again: what exists is kept and set to 0700. A skel\n" +
 			"Maildir that is a symlink or not a directory is refused. With --existing, every user whose\n" +
 			"home has no Maildir gets an empty one, owned by the user, so that Dovecot with\n" +
-			"mail_location = maildir:~/Maildir works for users who never received mail.",
+			"mail_location = maildir:~/Maildir works for users who never received mail; USERs named\n" +
+			"(with --existing only) limit that to them.",
 		Flags: []cli.Flag{
 			rootFlag, passwdFlag, userFlag, dryRunFlag, quietFlag, maildirNameFlag,
 			&cli.StringFlag{Name: "skel-dir", Value: "/etc/skel", Usage: "the skeleton `DIR` useradd copies into new homes (under --root)"},
 			&cli.BoolFlag{Name: "existing", Usage: "also give every existing user without a Maildir an empty one"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 0 {
-				return usagef("skel takes no arguments, got %q", c.Args().First())
-			}
 			o := skelOptions{
 				root: c.String("root"), passwd: c.String("passwd"), skelDir: c.String("skel-dir"),
-				maildir: c.String("maildir"), users: c.StringSlice("user"),
+				maildir: c.String("maildir"), users: selectedUsers(c),
 				existing: c.Bool("existing"), dryRun: c.Bool("dry-run"),
 			}
 			if len(o.users) > 0 && !o.existing {
-				return usagef("--user selects users for --existing")
+				return usagef("user names select users for --existing, which was not given")
 			}
 			return runSkel(u, o)
 		},
@@ -218,6 +309,14 @@ func skelCommand(u *ui) *cli.Command {
 
 func runSkel(u *ui, o skelOptions) error {
 	skel := underRoot(o.root, o.skelDir)
+	// The users first: a mistyped name must leave everything as it was.
+	var list []check.User
+	if o.existing {
+		var err error
+		if list, err = mailUsers(o.root, o.passwd, o.users); err != nil {
+			return exitCode(exitFatal, consoleError{err})
+		}
+	}
 	if o.dryRun {
 		if _, err := os.Lstat(filepath.Join(skel, o.maildir)); errors.Is(err, os.ErrNotExist) {
 			u.printf("would create %s\n", filepath.Join(skel, o.maildir))
@@ -235,10 +334,6 @@ func runSkel(u *ui, o skelOptions) error {
 	}
 	if !o.existing {
 		return nil
-	}
-	list, err := mailUsers(o.root, o.passwd, o.users)
-	if err != nil {
-		return exitCode(exitFatal, consoleError{err})
 	}
 	failed := 0
 	for _, usr := range list {

@@ -27,18 +27,27 @@ func cmdCheckTree(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: check-tree DIR")
 	}
-	root := ts.MkAbs(args[0])
+	ts.Check(makeCheckTree(ts.MkAbs(args[0])))
+}
+
+// makeCheckTree builds check-tree's healthy system under root, for scripts and Go tests.
+func makeCheckTree(root string) (err error) {
+	check := func(e error) {
+		if err == nil && e != nil {
+			err = e
+		}
+	}
 	dirs := []string{"root", "etc", "var/mail", "home/bob", "home/alice/Maildir",
 		"home/alice/Maildir/cur", "home/alice/Maildir/new", "home/alice/Maildir/tmp",
 		"home/alice/Maildir/.Sent", "home/alice/Maildir/.Sent/cur", "home/alice/Maildir/.Sent/new", "home/alice/Maildir/.Sent/tmp"}
 	for _, d := range dirs {
-		ts.Check(os.MkdirAll(filepath.Join(root, d), 0o700))
-		ts.Check(os.Chmod(filepath.Join(root, d), 0o700))
+		check(os.MkdirAll(filepath.Join(root, d), 0o700))
+		check(os.Chmod(filepath.Join(root, d), 0o700))
 	}
 	for _, d := range []string{"etc", "home", "var"} {
-		ts.Check(os.Chmod(filepath.Join(root, d), 0o755))
+		check(os.Chmod(filepath.Join(root, d), 0o755))
 	}
-	ts.Check(os.Chmod(filepath.Join(root, "var/mail"), 0o1777))
+	check(os.Chmod(filepath.Join(root, "var/mail"), 0o1777))
 	msg := "From: bob@example.org\nSubject: hi\n\nhello\n"
 	files := []struct {
 		path, content string
@@ -56,36 +65,39 @@ func cmdCheckTree(ts *testscript.TestScript, neg bool, args []string) {
 	old := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 	for _, f := range files {
 		p := filepath.Join(root, f.path)
-		ts.Check(os.WriteFile(p, []byte(f.content), f.mode))
-		ts.Check(os.Chmod(p, f.mode))
-		ts.Check(os.Chtimes(p, old, old))
+		check(os.WriteFile(p, []byte(f.content), f.mode))
+		check(os.Chmod(p, f.mode))
+		check(os.Chtimes(p, old, old))
 	}
 	// Directories too: a Maildir that changed now would hide a spool touched now.
-	ts.Check(filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+	check(filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || !fi.IsDir() {
 			return err
 		}
 		return os.Chtimes(p, old, old)
 	}))
-	if os.Geteuid() != 0 {
-		return
+	if os.Geteuid() != 0 || err != nil {
+		return err
 	}
 	// check looks at each home as its user, who must be able to pass through every directory
 	// above it, as through /home; testscript's work directory is 0700.
 	for d := root; d != "/"; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		ts.Check(err)
+		fi, e := os.Stat(d)
+		if e != nil {
+			return e
+		}
 		if fi.Mode().Perm()&0o001 == 0 {
-			ts.Check(os.Chmod(d, fi.Mode().Perm()|0o001))
+			check(os.Chmod(d, fi.Mode().Perm()|0o001))
 		}
 	}
 	for _, d := range []string{"home/alice", "var/mail/alice"} {
-		ts.Check(filepath.Walk(filepath.Join(root, d), func(p string, _ os.FileInfo, err error) error {
+		check(filepath.Walk(filepath.Join(root, d), func(p string, _ os.FileInfo, err error) error {
 			if err != nil {
 				return err
 			}
 			return os.Lchown(p, aliceUID, aliceUID)
 		}))
 	}
-	ts.Check(os.Chown(filepath.Join(root, "home/bob"), bobUID, bobUID))
+	check(os.Chown(filepath.Join(root, "home/bob"), bobUID, bobUID))
+	return err
 }

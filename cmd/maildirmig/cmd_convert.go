@@ -35,8 +35,8 @@ type convertOptions struct {
 // Flags shared by the commands that write messages.
 var (
 	keepHeadersFlag = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
-	unescapeFlag    = &cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}
-	fsyncFlag       = &cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}
+	unescapeFlag    = enum(&cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}, "none", "mboxrd", "mboxo")
+	fsyncFlag       = enum(&cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}, "batch", "always", "none")
 )
 
 func convertCommand(u *ui) *cli.Command {
@@ -135,7 +135,7 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 		Maildir:     maildir.Options{Fsync: o.fsync},
 		Notice:      notes.print,
 		Progress:    m.Add,
-		OnMessage:   func(migrate.MessageRecord) { durable++ },
+		OnMessage:   func(migrate.MessageRecord) { durable++; m.Message() },
 	})
 	m.Close()
 	notes.flush()

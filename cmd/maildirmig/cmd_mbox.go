@@ -27,7 +27,7 @@ func init() {
 
 // Flags of the batch commands.
 var (
-	afterFlag         = &cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}
+	afterFlag         = enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
 	forceFlag         = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed again from the start: messages already in the Maildir are recognised by content and date wherever they now are in the source and not written twice; messages deleted from the Maildir come back"}
 	lockTimeoutFlag   = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
 	auditMessagesFlag = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
@@ -46,7 +46,7 @@ func batchConfig(c *cli.Context, source migrate.Source) migrate.Config {
 		SpoolDir:  c.String("spool-dir"),
 		StateDir:  c.String("state-dir"),
 		AuditLog:  c.String("audit-log"),
-		Users:     c.StringSlice("user"),
+		Users:     selectedUsers(c),
 		MinUID:    c.Int("min-uid"),
 		NoRoot:    c.Bool("no-root"),
 		Maildir:   c.String("maildir"),
@@ -71,16 +71,18 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 	}
 	return func(u *ui) *cli.Command {
 		return &cli.Command{
-			Name:  name,
-			Usage: "migrate " + what + " to ~USER/Maildir",
+			Name:      name,
+			Usage:     "migrate " + what + " to ~USER/Maildir",
+			ArgsUsage: userArgsUsage,
 			Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
-				"~USER/Maildir, --jobs users at a time. Each source is dotlocked and fcntl-locked as Postfix and\n" +
-				"Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
+				"~USER/Maildir, --jobs users at a time; only the USERs named, when some are. Each source is\n" +
+				"dotlocked and fcntl-locked as Postfix and Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
 				"migrates only what was appended since and never brings back a message the user deleted.\n" +
 				"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
 				"with their subscriptions, locked as Dovecot locks them; --after applies to the INBOX only, the\n" +
 				"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
-				"Exit status: 0 done, 1 fatal, 2 usage, 3 some users failed, 75 only lock timeouts, 130 interrupted.",
+				"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed) + ",\n" +
+				exitStatusLine(exitTempFail, exitInterrupted) + ".",
 			Flags: systemFlags(maildirNameFlag, keepHeadersFlag, unescapeFlag, fsyncFlag, afterFlag, forceFlag,
 				lockTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
 			Action: func(c *cli.Context) error {
@@ -100,9 +102,6 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 				default:
 					return usagef("--after %q: want keep, rename or truncate", cfg.After)
 				}
-				if cfg.Jobs < 1 {
-					return usagef("--jobs %d: want 1 or more", cfg.Jobs)
-				}
 				cfg.Convert.KeepHeaders = c.Bool("keep-headers")
 				cfg.Force = c.Bool("force")
 				cfg.LockTimeout = c.Duration("lock-timeout")
@@ -118,37 +117,38 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 	}
 }
 
-// runBatch migrates and reports: one line per user on stdout (unless a progress bar is drawn
-// or -q), one error line per failed user, and a summary.
+// runBatch migrates and reports: one line per user on stdout (unless -q), one error line per
+// failed user, and a summary; on a terminal, a progress line below them.
 func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) error {
-	show := u.showProgress(progress)
-	var total int64
-	if show {
+	var m *meter
+	if u.showProgress(progress) {
 		// The bar needs the total; the plan's sizes give it without reading the spools.
 		if plan, err := migrate.Plan(ctx, cfg); err == nil {
+			var total int64
 			for _, e := range plan {
 				if e.Action == migrate.ActionMigrate {
 					total += e.Todo()
 				}
 			}
-			m := newMeter(u, true, total, len(plan))
-			defer m.Close()
-			cfg.Progress = m.Add
-			cfg.UserDone = func(r migrate.UserResult) { m.UserDone(0) }
+			m = newMeter(u, true, total, len(plan))
 		}
 	}
+	if m == nil {
+		m = newMeter(u, false, 0, 0)
+	}
+	defer m.Close()
+	cfg.Progress = m.Add
+	cfg.Message = func(string) { m.Message() }
+	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
 	var mu sync.Mutex
-	userDone := cfg.UserDone
 	cfg.UserDone = func(r migrate.UserResult) {
-		if userDone != nil {
-			userDone(r)
-		}
+		m.UserDone(r.User, 0)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case r.Err != nil:
 			u.errorf("user %s: %v", r.User, r.Err)
-		case !show && !u.quiet && r.Outcome != migrate.OutcomeNoMailbox:
+		case !u.quiet && r.Outcome != migrate.OutcomeNoMailbox:
 			u.printf("%s\n", userLine(r))
 		}
 	}
@@ -165,6 +165,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		u.warningf("%s", msg)
 	}
 	sum, err := migrate.Run(ctx, cfg)
+	m.Close()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		u.errorf("interrupted after %d users; locks released, partial files removed; run again to finish", sum.Users)
 		return exitCode(exitInterrupted, nil)

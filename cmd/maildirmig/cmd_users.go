@@ -8,9 +8,10 @@ import (
 
 func usersCommand(u *ui) *cli.Command {
 	return &cli.Command{
-		Name:  "users",
-		Usage: "print the migration plan: who has mail, how much, where it goes",
-		Description: "Lists the users mbox (or, with --mailbox, Mailbox) would migrate: uid, bytes and messages\n" +
+		Name:      "users",
+		Usage:     "print the migration plan: who has mail, how much, where it goes",
+		ArgsUsage: userArgsUsage,
+		Description: "Lists the users (or the USERs named) mbox (or, with --mailbox, Mailbox) would migrate: uid, bytes and messages\n" +
 			"still to migrate (messages are counted for sources up to 64 MiB), source, destination, and\n" +
 			"the free space of each destination filesystem against what it will receive. Users whose\n" +
 			"source is unsafe, changed since the last run, or would not fit are marked refuse, with the\n" +

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -11,22 +13,32 @@ import (
 
 func verifyCommand(u *ui) *cli.Command {
 	return &cli.Command{
-		Name:  "verify",
-		Usage: "prove every migrated message is in the Maildir, byte for byte",
-		Description: "For every user a previous mbox or Mailbox run migrated, re-reads the migrated part of the\n" +
-			"source, recomputes what was stored for each message, and finds the Maildir file with that\n" +
-			"position and content (as the user). Prints one line per user; a message the user deleted\n" +
-			"since counts as missing, and one stored in more than one file as a failure. Migrated mbox folders are verified the same way, from their sources\n" +
-			"beneath ~USER/mail (--folders). Exit status: 0 all present, 1 fatal, 3 some users failed.",
+		Name:      "verify",
+		Usage:     "prove every migrated message is in the Maildir, byte for byte",
+		ArgsUsage: userArgsUsage,
+		Description: "For every user (or every USER named) a previous mbox or Mailbox run migrated, re-reads\n" +
+			"the migrated part of the source, recomputes what was stored for each message, and finds the\n" +
+			"Maildir file with that position and content (as the user). Prints one line per user and a\n" +
+			"summary; a message the user deleted since counts as missing, and one stored in more than one\n" +
+			"file as a failure. Migrated mbox folders are verified the same way, from their sources\n" +
+			"beneath ~USER/mail (--folders). A user whose spool\n" +
+			"or ~/Mailbox holds mail that no run migrated is named in a warning; when no user at all was\n" +
+			"migrated, verify fails.\n" +
+			"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed, exitInterrupted) + ".",
 		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
 		Action: func(c *cli.Context) error {
 			cfg := batchConfig(c, migrate.SourceSpool)
 			if err := checkFolders(cfg); err != nil {
 				return err
 			}
-			failed, checked := 0, 0
+			failed, checked, never := 0, 0, 0
+			var messages, found, deletedAll int64
 			err := migrate.Verify(c.Context, cfg, func(v migrate.UserVerify) {
 				if !v.State && v.Err == nil {
+					if len(v.Unmigrated) > 0 {
+						never++
+						u.warningf("user %s: never migrated: %s holds mail", v.User, strings.Join(v.Unmigrated, " and "))
+					}
 					return
 				}
 				checked++
@@ -64,12 +76,22 @@ func verifyCommand(u *ui) *cli.Command {
 					}
 					u.printf("%s: %d of %d messages verified in %s%s%s\n", v.User, r.Found, r.Messages, v.Dst, folders, gone)
 				}
+				messages += r.Messages
+				found += r.Found
+				deletedAll += int64(deleted)
 			})
 			if err != nil {
 				if c.Context.Err() != nil {
 					return exitCode(exitInterrupted, nil)
 				}
 				return exitCode(exitFatal, err)
+			}
+			if checked == 0 {
+				u.hintf("verify proves what mbox or Mailbox migrated, from their state in %s: give the same --root and --state-dir as the migration", underRoot(c.String("root"), c.String("state-dir")))
+				return exitCode(exitFatal, errors.New("nothing verified: no selected user was migrated"))
+			}
+			if !u.quiet {
+				u.printf("%s\n", verifySummary(checked, failed, never, found, messages, deletedAll))
 			}
 			if failed > 0 {
 				u.errorf("%d of %d users failed verification", failed, checked)
@@ -78,6 +100,19 @@ func verifyCommand(u *ui) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// verifySummary is verify's last line: what was proved, and what could not be.
+func verifySummary(checked, failed, never int, found, messages, deleted int64) string {
+	s := fmt.Sprintf("%d user%s verified: %d of %d messages in the Maildirs", checked, plural(checked), found, messages)
+	if deleted > 0 {
+		s += fmt.Sprintf(", %d deleted by the users since", deleted)
+	}
+	s += fmt.Sprintf("; %d failed", failed)
+	if never > 0 {
+		s += fmt.Sprintf("; %d user%s with mail never migrated", never, plural(never))
+	}
+	return s
 }
 
 func describeVerify(r migrate.VerifyResult) string {

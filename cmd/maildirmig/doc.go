@@ -12,6 +12,13 @@ Usage:
 	maildirmig skel      create Maildir/{cur,new,tmp} (0700) in /etc/skel; --existing for users lacking one
 	maildirmig check     integrity check for cron and monitoring
 
+users, mbox, Mailbox, verify, check and skel --existing take user names as arguments:
+"maildirmig mbox alice bob" works on those two only, as --user alice --user bob does, and
+names given both ways add up. A name that is not in passwd is a usage error and nothing is
+done. Flags go before the arguments. A mistyped command, flag or flag value is a usage error
+(exit 2) with a hint towards the command's --help; "maildirmig help CMD" is "maildirmig CMD
+--help".
+
 # Reading mbox
 
 A message starts at a From_ line: "From ", a sender and an asctime date, as Postfix, Dovecot,
@@ -37,18 +44,21 @@ named with the time 0, so that a touch or a delivery between two runs changes no
 # Exit codes
 
 	0    all done
-	1    fatal error (nothing usable could be done; the message says why)
-	2    usage error
-	3    some users failed (the others were migrated)
+	1    fatal error: nothing usable could be done (the message says why)
+	2    usage error: a mistyped command, flag, value or user name; nothing was done
+	3    some users failed; the others were done ("2 of 40 users failed")
 	75   a spool lock could not be taken in time (EX_TEMPFAIL): run again later
-	130  interrupted
+	130  interrupted: locks released, no half-written message left behind
 
 maildirmig check follows the Nagios plugin convention instead: 0 healthy, 1 warnings, 2 critical,
-3 could not check.
+3 could not check (a usage error too).
 
 # Output
 
 Results go to stdout, diagnostics to stderr, prefixed "maildirmig: error:", "maildirmig:
-warning:" or "maildirmig: hint:". A progress bar is drawn only when stderr is a terminal.
+warning:" or "maildirmig: hint:". On a terminal (stderr), a progress line
+below the results shows the bytes done of the total, the messages read, the users done, the
+users being migrated and the time left; the results are printed above it whether stdout is the
+terminal or a file. In cron or a pipe, there is one line per user and a summary, nothing else.
 */
 package main
