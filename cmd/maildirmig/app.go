@@ -260,7 +260,7 @@ func newApp(u *ui) *cli.App {
 
 // commandOrder is the order of the commands in --help: the night of the switch first, then the
 // single-file converter, then the days after.
-var commandOrder = []string{"users", "mbox", "Mailbox", "convert", "verify", "skel", "check"}
+var commandOrder = []string{"preflight", "users", "mbox", "Mailbox", "convert", "verify", "skel", "check"}
 
 func commandRank(name string) int {
 	for i, n := range commandOrder {
