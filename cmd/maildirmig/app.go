@@ -195,7 +195,7 @@ var (
 	stateDirFlag = &cli.StringFlag{Name: "state-dir", Value: "/var/lib/maildirmig", Usage: "keep per-user migration state in `DIR`"}
 	userFlag     = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable)"}
 	dryRunFlag   = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
-	jobsFlag     = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), Usage: "work on `N` users at a time"}
+	jobsFlag     = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
 	progressFlag = &cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}
 	quietFlag    = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
 )
