@@ -165,3 +165,34 @@ func TestShellSyntax(t *testing.T) {
 		})
 	}
 }
+
+// TestFishCompletion asks fish itself for the completions of what an administrator types.
+func TestFishCompletion(t *testing.T) {
+	if _, err := exec.LookPath("fish"); err != nil {
+		t.Skip("fish not installed")
+	}
+	script := filepath.Join(t.TempDir(), "maildirmig.fish")
+	if err := os.WriteFile(script, generate(t, "completion", "fish"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for line, want := range map[string]string{
+		"maildirmig pre":              "preflight",
+		"maildirmig check --format ":  "json prometheus text",
+		"maildirmig mbox --after ":    "keep rename truncate",
+		"maildirmig mbox --user roo":  "root",
+		"maildirmig preflight --dove": "--dovecot-config",
+	} {
+		out, err := exec.Command("fish", "--no-config", "-c", "source "+script+"; complete -C '"+line+"'").CombinedOutput()
+		if err != nil {
+			t.Fatalf("fish: %v\n%s", err, out)
+		}
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			got = append(got, strings.SplitN(l, "\t", 2)[0])
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != want {
+			t.Errorf("completing %q: %q, want %q", line, got, want)
+		}
+	}
+}
