@@ -25,7 +25,7 @@ case $version in
 *) echo "build.sh: version $version must start with a digit" >&2; exit 2 ;;
 esac
 
-rm -rf dist/stage
+rm -rf dist/stage dist/*.deb dist/*.rpm
 mkdir -p dist/stage
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.versionStamp=$version" -o dist/stage/maildirmig ./cmd/maildirmig
 gzip -9 -n -c packaging/man/maildirmig.8 > dist/stage/maildirmig.8.gz

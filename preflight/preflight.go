@@ -96,6 +96,8 @@ func rank(s Severity) int {
 var (
 	PostfixSettings = []string{"home_mailbox", "mailbox_command", "mailbox_transport", "mail_spool_directory", "mailbox_delivery_lock"}
 	DovecotSettings = []string{"mail_location", "pop3_uidl_format", "base_dir"}
+	// Dovecot24Settings are read where doveconf knows no mail_location: Dovecot 2.4 split it.
+	Dovecot24Settings = []string{"mail_driver", "mail_path", "mail_inbox_path", "pop3_uidl_format", "base_dir"}
 )
 
 // Run reads the configuration and the plan and returns the report. Its error is for what
@@ -116,10 +118,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	dc := doveconfArgs(cfg.DovecotConf)
 	out, err = cfg.Command(ctx, "doveconf", append(append(dc, "-h"), DovecotSettings...)...)
+	settings := DovecotSettings
 	if err != nil {
-		return nil, fmt.Errorf("preflight: doveconf: %w", err)
+		out24, err24 := cfg.Command(ctx, "doveconf", append(append(dc, "-h"), Dovecot24Settings...)...)
+		if err24 != nil {
+			return nil, fmt.Errorf("preflight: doveconf: %w", err)
+		}
+		out, settings = out24, Dovecot24Settings
 	}
-	if err := assign(r.Dovecot, DovecotSettings, out); err != nil {
+	if err := assign(r.Dovecot, settings, out); err != nil {
 		return nil, fmt.Errorf("preflight: doveconf: %w", err)
 	}
 	out, err = cfg.Command(ctx, "doveconf", append(dc, "namespace")...)
@@ -257,23 +264,47 @@ func parseLocation(s string) location {
 	return l
 }
 
+// location24 is the location Dovecot 2.4's mail_driver, mail_path and mail_inbox_path say.
+func location24(driver, path, inbox string) location {
+	l := location{driver: driver, root: path, inbox: inbox}
+	for _, pre := range []string{"~/", "%h/", "%{home}/"} {
+		if v, ok := strings.CutPrefix(path, pre); ok {
+			l.folders = filepath.Clean(v)
+		}
+	}
+	return l
+}
+
 func (r *Report) dovecot(cfg Config, m migrate.Config, ns namespace) location {
 	cur := r.Dovecot["mail_location"]
 	loc := parseLocation(cur)
-	want := "maildir:~/" + m.Maildir
+	fix := []string{"mail_location = maildir:~/" + m.Maildir}
+	setting := "mail_location"
+	if _, v24 := r.Dovecot["mail_driver"]; v24 {
+		loc = location24(r.Dovecot["mail_driver"], r.Dovecot["mail_path"], r.Dovecot["mail_inbox_path"])
+		cur = "mail_driver = " + loc.driver + ", mail_path = " + loc.root
+		if loc.inbox != "" {
+			cur += ", mail_inbox_path = " + loc.inbox
+		}
+		fix = []string{"mail_driver = maildir", "mail_path = ~/" + m.Maildir}
+		if loc.inbox != "" {
+			fix = append(fix, "# and remove mail_inbox_path: a Maildir's INBOX is mail_path itself")
+		}
+		setting = "mail_driver"
+	}
 	where := "in " + orDefault(cfg.DovecotConf, "/etc/dovecot/conf.d/10-mail.conf")
 	switch {
 	case loc.driver == "maildir" && (loc.root == "~/"+m.Maildir || loc.root == "%h/"+m.Maildir):
-		r.add(Finding{Severity: check.OK, Topic: "dovecot", Setting: "mail_location", Value: cur,
+		r.add(Finding{Severity: check.OK, Topic: "dovecot", Setting: setting, Value: cur,
 			Message: "Dovecot reads ~/" + m.Maildir})
 	case loc.driver == "":
-		r.add(Finding{Severity: check.Warning, Topic: "dovecot", Setting: "mail_location",
-			Message: "mail_location is empty: Dovecot guesses the format at each login, and finds ~/" + m.Maildir + " only once it exists; set it explicitly " + where,
-			Fix:     []string{"mail_location = " + want}})
+		r.add(Finding{Severity: check.Warning, Topic: "dovecot", Setting: setting,
+			Message: setting + " is empty: Dovecot guesses the format at each login, and finds ~/" + m.Maildir + " only once it exists; set it explicitly " + where,
+			Fix:     fix})
 	default:
-		r.add(Finding{Severity: check.Warning, Topic: "dovecot", Setting: "mail_location", Value: cur,
+		r.add(Finding{Severity: check.Warning, Topic: "dovecot", Setting: setting, Value: cur,
 			Message: "Dovecot reads " + cur + ": switch it " + where + " on the night",
-			Fix:     []string{"mail_location = " + want}})
+			Fix:     fix})
 	}
 	if loc.driver == "mbox" || loc.driver == "" {
 		switch {
@@ -312,9 +343,9 @@ func (r *Report) dovecot(cfg Config, m migrate.Config, ns namespace) location {
 	return loc
 }
 
-// uidlVar matches one % variable of Dovecot 2.3's template syntax: %[modifiers][width]letter or
-// %{name}.
-var uidlVar = regexp.MustCompile(`%[-0-9.LUXRHNMDTE]*(\{[a-z_]+\}|[a-zA-Z%])`)
+// uidlVar matches one % variable of Dovecot's template syntax: 2.3's %[modifiers][width]letter
+// or %{name}, and 2.4's %{name | filter}.
+var uidlVar = regexp.MustCompile(`%[-0-9.LUXRHNMDTE]*(\{[a-z_.]+[^}]*\}|[a-zA-Z%])`)
 
 // unstableUIDL returns the variables of format that do not survive the move from mbox to
 // Maildir, "" when all do: only the UID and UIDVALIDITY are carried over; %m is a hash of the
@@ -322,7 +353,12 @@ var uidlVar = regexp.MustCompile(`%[-0-9.LUXRHNMDTE]*(\{[a-z_]+\}|[a-zA-Z%])`)
 func unstableUIDL(format string) string {
 	var bad []string
 	for _, m := range uidlVar.FindAllStringSubmatch(format, -1) {
-		switch m[1] {
+		name := m[1]
+		if strings.HasPrefix(name, "{") {
+			// Dovecot 2.4 writes %{uid | hex(8)}: the variable is the first word.
+			name = "{" + strings.Fields(strings.Trim(name, "{}"))[0] + "}"
+		}
+		switch name {
 		case "u", "v", "%", "{uid}", "{uidvalidity}":
 		default:
 			bad = append(bad, m[0])
