@@ -4,6 +4,7 @@ Maildir, gives new users a Maildir, and checks from cron that every Maildir stay
 
 Usage:
 
+	maildirmig preflight before the night: what Postfix and Dovecot must still change
 	maildirmig users     print the migration plan: users, sources, sizes, destinations, free space
 	maildirmig mbox      migrate every user's /var/spool/mail/USER to ~USER/Maildir
 	maildirmig Mailbox   migrate every user's ~USER/Mailbox to ~USER/Maildir
@@ -41,12 +42,19 @@ names are the same on every run for the same message, so a second run writes not
 	75   a spool lock could not be taken in time (EX_TEMPFAIL): run again later
 	130  interrupted
 
-maildirmig check follows the Nagios plugin convention instead: 0 healthy, 1 warnings, 2 critical,
-3 could not check.
+maildirmig check and maildirmig preflight follow the Nagios plugin convention instead:
+0 healthy (ready), 1 warnings, 2 critical, 3 could not check.
 
 # Output
 
 Results go to stdout, diagnostics to stderr, prefixed "maildirmig: error:", "maildirmig:
 warning:" or "maildirmig: hint:". A progress bar is drawn only when stderr is a terminal.
+
+# Manual and completion
+
+The man page (maildirmig man) and the bash, zsh and fish completion scripts (maildirmig
+completion bash|zsh|fish) are generated from the command definitions; the copies under
+packaging/ are checked against them by the tests (go test ./cmd/maildirmig -update rewrites
+them).
 */
 package main
