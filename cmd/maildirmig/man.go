@@ -62,7 +62,7 @@ var manFiles = [][2]string{
 	{"/var/lib/maildirmig", "per-user migration state (root only): what was migrated, so that a re-run continues"},
 	{"/var/log/maildirmig/audit.jsonl", "the audit log (JSON Lines, append-only, mode 0600)"},
 	{"/etc/passwd", "the users (through NSS, or --passwd FILE)"},
-	{"/lib/systemd/system/maildirmig-check.service, maildirmig-check.timer", "the nightly check, as a systemd timer"},
+	{"/usr/lib/systemd/system/maildirmig-check.service, maildirmig-check.timer", "the nightly check, as a systemd timer"},
 	{"/etc/cron.d/maildirmig", "the nightly check, for systems without systemd (commented out)"},
 	{"/etc/logrotate.d/maildirmig", "monthly rotation of the audit log"},
 }
