@@ -368,17 +368,36 @@ func unstableUIDL(format string) string {
 }
 
 func (r *Report) daemons(ctx context.Context, cfg Config) {
+	// Before the switch, the runbook holds Postfix's local delivery and stops Dovecot for the
+	// night; after it, running is what they should be doing.
+	switching := false
+	for _, f := range r.Findings {
+		switch f.Setting {
+		case "home_mailbox", "mail_location", "mail_driver":
+			switching = switching || f.Severity != check.OK
+		}
+	}
 	_, err := cfg.Command(ctx, "postfix", append(postconfArgs(cfg.PostfixDir), "status")...)
-	r.add(running("postfix", err == nil))
-	r.add(running("dovecot", dovecotRunning(r.Dovecot["base_dir"])))
+	f := running("postfix", err == nil)
+	if err == nil && switching {
+		f.Message += ": hold its local delivery for the night, so that mail waits in the queue"
+		f.Fix = []string{postconfEdit(cfg.PostfixDir, "defer_transports", "local") + "; postfix reload"}
+	}
+	r.add(f)
+	up := dovecotRunning(r.Dovecot["base_dir"])
+	f = running("dovecot", up)
+	if up && switching {
+		f.Message += ": stop it for the night, so that no client changes a mailbox while it moves"
+		f.Fix = []string{"systemctl stop dovecot"}
+	}
+	r.add(f)
 }
 
 func running(name string, yes bool) Finding {
-	f := Finding{Severity: check.OK, Topic: "daemons", Setting: name, Value: "stopped",
-		Message: name + " is not running"}
+	f := Finding{Severity: check.OK, Topic: "daemons", Setting: name, Value: "stopped", Message: name + " is not running"}
 	if yes {
 		f.Value = "running"
-		f.Message = name + " is running: maildirmig locks each spool as it does, but stop it or hold its queue for the night (see the runbook)"
+		f.Message = name + " is running"
 	}
 	return f
 }
