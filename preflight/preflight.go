@@ -468,6 +468,10 @@ func (r *Report) plan(ctx context.Context, cfg Config, m migrate.Config, loc loc
 		}
 		r.add(f)
 	}
+	if m.Source == migrate.SourceSpool && (r.Postfix["home_mailbox"] == "Mailbox" || strings.HasSuffix(loc.inbox, "/Mailbox")) {
+		r.add(Finding{Severity: check.Warning, Topic: "users", Value: "~/Mailbox",
+			Message: "mail is delivered to ~/Mailbox, not to the spool: the night's command is maildirmig Mailbox (check it with preflight --mailbox)"})
+	}
 	var opts string
 	if loc.driver == "mbox" && loc.folders != "" && loc.folders != migrate.DefaultFolderRoot {
 		opts += " --folders " + shellQuote(loc.folders)

@@ -135,3 +135,45 @@ func TestRunCannotCheck(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestRunMailboxHint: a server that delivers to ~/Mailbox is told that the night's command is
+// maildirmig Mailbox, unless preflight was asked about that already.
+func TestRunMailboxHint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	passwd := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwd, []byte("alice:x:42352:42352::"+dir+":/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tools := func(_ context.Context, name string, args ...string) ([]byte, error) {
+		line := name + " " + strings.Join(args, " ")
+		switch {
+		case strings.HasPrefix(line, "postconf -h"):
+			return []byte("Mailbox\n\n\n" + dir + "\n\n"), nil
+		case strings.HasPrefix(line, "doveconf -h mail_location"):
+			return []byte("mbox:~/mail:INBOX=~/Mailbox\n%08Xu%08Xv\n\n"), nil
+		case line == "doveconf namespace":
+			return nil, nil
+		}
+		return nil, errors.New("exit status 1")
+	}
+	for _, source := range []migrate.Source{migrate.SourceSpool, migrate.SourceMailbox} {
+		r, err := Run(context.Background(), Config{
+			Migrate: migrate.Config{Source: source, Passwd: passwd, SpoolDir: dir, StateDir: filepath.Join(dir, "state"), MinUID: -1},
+			Command: tools,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hinted := false
+		for _, f := range r.Findings {
+			hinted = hinted || strings.Contains(f.Message, "the night's command is maildirmig Mailbox")
+		}
+		if hinted != (source == migrate.SourceSpool) {
+			t.Errorf("source %v: hint given %v", source, hinted)
+		}
+		if source == migrate.SourceMailbox && r.Commands[1] != "maildirmig Mailbox" {
+			t.Errorf("commands %q", r.Commands)
+		}
+	}
+}
