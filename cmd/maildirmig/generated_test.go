@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated files under packaging/ instead of comparing them")
@@ -193,6 +194,48 @@ func TestFishCompletion(t *testing.T) {
 		sort.Strings(got)
 		if strings.Join(got, " ") != want {
 			t.Errorf("completing %q: %q, want %q", line, got, want)
+		}
+	}
+}
+
+// zshHarness types a line and two tabs into an interactive zsh with the generated completion
+// on its fpath, and prints what zsh drew up to the first word expected (the test's timeout
+// ends a wait for a word that never comes).
+const zshHarness = `zmodload zsh/zpty
+zpty z 'zsh -f -i'
+zpty -w z 'PS1=""; fpath=(%s $fpath); autoload -Uz compinit; compinit -u -D; unsetopt beep'
+zpty -w z 'print MARK1'
+zpty -r z line '*MARK1*'; zpty -r z line '*MARK1*'
+zpty -n -w z $'%s\t\t'
+zpty -r z out '*%s*'
+print -r -- "$out"
+zpty -d z
+`
+
+// TestZshCompletion has an interactive zsh complete what an administrator types.
+func TestZshCompletion(t *testing.T) {
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Skip("zsh not installed")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "_maildirmig"), generate(t, "completion", "zsh"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for line, want := range map[string][]string{
+		"maildirmig check --format ": {"json", "prometheus", "text"},
+		"maildirmig prefl":           {"maildirmig preflight"},
+		"maildirmig mbox --after ":   {"keep", "rename", "truncate"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, "zsh", "-f", "-c", fmt.Sprintf(zshHarness, dir, line, want[len(want)-1])).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("zsh: %v\n%s", err, out)
+		}
+		for _, w := range want {
+			if !bytes.Contains(out, []byte(w)) {
+				t.Errorf("completing %q: no %q in what zsh drew:\n%q", line, w, out)
+			}
 		}
 	}
 }
