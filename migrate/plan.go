@@ -30,6 +30,7 @@ type PlanEntry struct {
 	UID      int
 	Src      string
 	Dst      string
+	Home     string // the home directory, resolved under Config.Root
 	Size     int64  // source size, -1 without a mailbox
 	Migrated int64  // bytes migrated by earlier runs
 	Messages int64  // messages in the part still to migrate; -1 when not counted
@@ -60,7 +61,7 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 			return out, err
 		}
 		src, home, dst := cfg.Paths(u)
-		e := PlanEntry{User: u.Name, UID: u.UID, Src: src, Dst: dst, Size: -1, Messages: -1, Free: -1}
+		e := PlanEntry{User: u.Name, UID: u.UID, Src: src, Dst: dst, Home: home, Size: -1, Messages: -1, Free: -1}
 		var fs unix.Statfs_t
 		if err := unix.Statfs(home, &fs); err == nil {
 			e.Free = int64(fs.Bavail) * int64(fs.Bsize)

@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -144,24 +143,6 @@ func (u *ui) showProgress(mode string) bool {
 	}
 }
 
-// version reports the module version the binary was built from.
-func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := info.Main.Version
-	if v == "" || v == "(devel)" {
-		v = "devel"
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += "+" + s.Value[:12]
-			}
-		}
-	}
-	return v
-}
-
 // Flags shared by every command that touches system files.
 var (
 	rootFlag     = &cli.StringFlag{Name: "root", Usage: "resolve /etc/passwd, the spool, homes, /etc/skel, the audit log and the state directory under `DIR`"}
@@ -171,7 +152,7 @@ var (
 	stateDirFlag = &cli.StringFlag{Name: "state-dir", Value: "/var/lib/maildirmig", Usage: "keep per-user migration state in `DIR`"}
 	userFlag     = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable; the same as naming users as arguments)"}
 	dryRunFlag   = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
-	jobsFlag     = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), Usage: "work on `N` users at a time"}
+	jobsFlag     = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
 	progressFlag = enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, "auto", "always", "never")
 	quietFlag    = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
 )
@@ -212,8 +193,8 @@ func newApp(u *ui) *cli.App {
 		Usage: "migrate mbox spools to Maildir and keep Maildirs healthy",
 		Description: "Moves every user's mail from mbox (the spool, or ~USER/Mailbox) into ~USER/Maildir as\n" +
 			"that user, proves it, gives new users a Maildir and checks Maildirs from cron. Each command\n" +
-			"has its own --help. Exit status of every command but check (which follows the Nagios plugin\n" +
-			"convention: " + checkExitStatusLine() + "):\n\n" + strings.TrimSuffix(exitStatusText(exitCodes), "\n"),
+			"has its own --help. Exit status of every command but check and preflight (which follow the\n" +
+			"Nagios plugin convention: " + checkExitStatusLine() + "):\n\n" + strings.TrimSuffix(exitStatusText(exitCodes), "\n"),
 		Version:              version(),
 		Writer:               u.stdout,
 		ErrWriter:            u.stderr,
@@ -387,7 +368,7 @@ func unknownCommand(c *cli.Context, name string) error {
 
 // commandOrder is the order of the commands in --help: the night of the switch first, then the
 // single-file converter, then the days after.
-var commandOrder = []string{"users", "mbox", "Mailbox", "convert", "verify", "skel", "check"}
+var commandOrder = []string{"preflight", "users", "mbox", "Mailbox", "convert", "verify", "skel", "check"}
 
 func commandRank(name string) int {
 	for i, n := range commandOrder {

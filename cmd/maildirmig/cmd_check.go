@@ -370,7 +370,7 @@ type consoleError struct{ err error }
 
 func (e consoleError) Error() string {
 	s := e.err.Error()
-	for _, p := range []string{"check: ", "users: "} {
+	for _, p := range []string{"check: ", "users: ", "preflight: "} {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s

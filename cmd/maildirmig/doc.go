@@ -4,6 +4,7 @@ Maildir, gives new users a Maildir, and checks from cron that every Maildir stay
 
 Usage:
 
+	maildirmig preflight before the night: what Postfix and Dovecot must still change
 	maildirmig users     print the migration plan: users, sources, sizes, destinations, free space
 	maildirmig mbox      migrate every user's /var/spool/mail/USER to ~USER/Maildir
 	maildirmig Mailbox   migrate every user's ~USER/Mailbox to ~USER/Maildir
@@ -50,8 +51,9 @@ named with the time 0, so that a touch or a delivery between two runs changes no
 	75   a spool lock could not be taken in time (EX_TEMPFAIL): run again later
 	130  interrupted: locks released, no half-written message left behind
 
-maildirmig check follows the Nagios plugin convention instead: 0 healthy, 1 warnings, 2 critical,
-3 could not check (a usage error too).
+maildirmig check and maildirmig preflight follow the Nagios plugin convention instead:
+0 healthy (check), ready (preflight), 1 warnings, 2 critical, 3 could not check (a usage error
+too).
 
 # Output
 
@@ -60,5 +62,12 @@ warning:" or "maildirmig: hint:". On a terminal (stderr), a progress line
 below the results shows the bytes done of the total, the messages read, the users done, the
 users being migrated and the time left; the results are printed above it whether stdout is the
 terminal or a file. In cron or a pipe, there is one line per user and a summary, nothing else.
+
+# Manual and completion
+
+The man page (maildirmig man) and the bash, zsh and fish completion scripts (maildirmig
+completion bash|zsh|fish) are generated from the command definitions; the copies under
+packaging/ are checked against them by the tests (go test ./cmd/maildirmig -update rewrites
+them).
 */
 package main

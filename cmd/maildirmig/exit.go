@@ -25,7 +25,7 @@ type exitMeaning struct {
 	meaning string
 }
 
-// exitCodes are the exit codes of every command but check, in the words of the documentation.
+// exitCodes are the exit codes of every command but check and preflight, in the words of the documentation.
 var exitCodes = []exitMeaning{
 	{exitOK, "all done"},
 	{exitFatal, "fatal error: nothing usable could be done (the message says why)"},
@@ -35,10 +35,10 @@ var exitCodes = []exitMeaning{
 	{exitInterrupted, "interrupted: locks released, no half-written message left behind"},
 }
 
-// checkExitCodes are check's, the Nagios plugin convention (check.Severity): a usage error
-// is "could not check" too, as the plugin guidelines want, so that monitoring reads it.
+// checkExitCodes are check's and preflight's, the Nagios plugin convention (check.Severity): a
+// usage error is "could not check" too, as the plugin guidelines want, so that monitoring reads it.
 var checkExitCodes = []exitMeaning{
-	{0, "healthy"},
+	{0, "healthy (check), ready (preflight)"},
 	{1, "warnings"},
 	{2, "critical"},
 	{3, "could not check (a usage error too)"},
