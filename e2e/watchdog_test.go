@@ -280,3 +280,48 @@ func TestInterruptRun(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchdogStoppedMailboxLock: for ~USER/Mailbox the dotlock is held by a worker of its own,
+// as the user, for the whole migration. The user stops that one: root must not wait for its
+// answer for ever when releasing the lock, but fail the user after --stall-timeout and end;
+// the lock it held must not keep the next run out.
+func TestWatchdogStoppedMailboxLock(t *testing.T) {
+	requireUserTools(t)
+	u := addUser(t, "wdmbox", "-s", "/usr/sbin/nologin")
+	_, _, _, common := batchDirs(t)
+	const n = 6000
+	writeSpool(t, u.Home, "Mailbox", u.UID, u.GID, n)
+	maildir := filepath.Join(u.Home, "Maildir")
+	args := append(append([]string{"Mailbox", "--no-folders", "--stall-timeout", "2s"}, common...), "--user", u.Name)
+	cmd, wait := startBinary(t, args...)
+	// The lock worker starts first and lives until the end; the converting worker comes next.
+	lock := workerOf(t, cmd.Process, u.UID)
+	if lock == 0 || !waitWriting(lock, maildir) {
+		wait()
+		t.Fatal("the run ended before the lock worker could be stopped")
+	}
+	if err := syscall.Kill(lock, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	r := wait()
+	t.Logf("exit %d %.1fs after the SIGSTOP\n%s%s", r.code, time.Since(began).Seconds(), r.stdout, r.stderr)
+	if r.code != 3 {
+		t.Errorf("exit %d, want 3", r.code)
+	}
+	if want := "worker made no progress for 2s (stopped)"; !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr lacks %q", want)
+	}
+	if ps := processesOf(u.UID); len(ps) > 0 {
+		t.Errorf("processes of %s left running: %v", u.Name, ps)
+	}
+	r = runBinary(t, args...)
+	t.Logf("re-run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 0 {
+		t.Fatalf("re-run: exit %d", r.code)
+	}
+	exactlyOnce(t, maildir, "Mailbox", n)
+	if _, err := os.Lstat(filepath.Join(u.Home, "Mailbox.lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Mailbox.lock is still there after the re-run (%v)", err)
+	}
+}
