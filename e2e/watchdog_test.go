@@ -325,3 +325,38 @@ func TestWatchdogStoppedMailboxLock(t *testing.T) {
 		t.Errorf("Mailbox.lock is still there after the re-run (%v)", err)
 	}
 }
+
+// TestWatchdogStoppedConvert: root's convert into a user's Maildir runs a worker as that user
+// too; stopped, it is killed after --stall-timeout and convert fails with the reason.
+func TestWatchdogStoppedConvert(t *testing.T) {
+	requireUserTools(t)
+	u := addUser(t, "wdconv", "-s", "/usr/sbin/nologin")
+	const n = 6000
+	writeSpool(t, u.Home, "old.mbox", u.UID, u.GID, n)
+	maildir := filepath.Join(u.Home, "Maildir")
+	args := []string{"convert", "--stall-timeout", "2s", "--from", filepath.Join(u.Home, "old.mbox"), maildir}
+	cmd, wait := startBinary(t, args...)
+	pid := workerOf(t, cmd.Process, u.UID)
+	if pid == 0 || !waitWriting(pid, maildir) {
+		wait()
+		t.Fatal("the worker ended before it could be stopped mid-mbox")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	r := wait()
+	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1", r.code)
+	}
+	if want := "worker made no progress for 2s (stopped); killed"; !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr lacks %q", want)
+	}
+	if ps := processesOf(u.UID); len(ps) > 0 {
+		t.Errorf("processes of %s left running: %v", u.Name, ps)
+	}
+	if r := runBinary(t, args...); r.code != 0 {
+		t.Fatalf("re-run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	exactlyOnce(t, maildir, "old.mbox", n)
+}
