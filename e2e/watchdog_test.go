@@ -215,16 +215,20 @@ func TestWatchdogStoppedWorker(t *testing.T) {
 func TestInterruptRun(t *testing.T) {
 	requireUserTools(t)
 	u := addUser(t, "wdint", "-s", "/usr/sbin/nologin")
-	const n = 8000
+	const n = 4000
 	maildir := filepath.Join(u.Home, "Maildir")
 	for _, tc := range []struct {
-		name string
-		sig  syscall.Signal
-		stop bool
+		name         string
+		sig          syscall.Signal
+		stop         bool
+		keepStopping bool
 	}{
-		{"SIGTERM", syscall.SIGTERM, false},
-		{"SIGINT", syscall.SIGINT, false},
-		{"SIGTERM-stopped-worker", syscall.SIGTERM, true},
+		{"SIGTERM", syscall.SIGTERM, false, false},
+		{"SIGINT", syscall.SIGINT, false, false},
+		{"SIGTERM-stopped-worker", syscall.SIGTERM, true, false},
+		// The user keeps stopping the worker, so it cannot abort: root kills it after the
+		// grace period, and must not claim its partial files were removed.
+		{"SIGTERM-worker-kept-stopped", syscall.SIGTERM, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := os.RemoveAll(maildir); err != nil {
@@ -244,11 +248,25 @@ func TestInterruptRun(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			ended := make(chan struct{})
+			if tc.keepStopping {
+				go func() {
+					for {
+						select {
+						case <-ended:
+							return
+						default:
+							_ = syscall.Kill(pid, syscall.SIGSTOP)
+						}
+					}
+				}()
+			}
 			began := time.Now()
 			if err := cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
 			r := wait()
+			close(ended)
 			tmp, _ := os.ReadDir(filepath.Join(maildir, "tmp"))
 			t.Logf("%s: exit %d %.2fs after the signal, %d files in tmp/\n%s%s", tc.name, r.code, time.Since(began).Seconds(), len(tmp), r.stdout, r.stderr)
 			if r.code != 130 {
@@ -262,7 +280,10 @@ func TestInterruptRun(t *testing.T) {
 				if len(tmp) != 0 {
 					t.Errorf("the run says partial files were removed, but tmp/ holds %d files", len(tmp))
 				}
-			case strings.Contains(r.stderr, "the next run removes them"):
+				if tc.keepStopping {
+					t.Errorf("a worker its user kept stopping cannot have removed its partial files")
+				}
+			case strings.Contains(r.stderr, "the worker of "+u.Name+" was killed before it removed its partial files from tmp/, the next run removes them"):
 			default:
 				t.Errorf("stderr says nothing of the partial files")
 			}
