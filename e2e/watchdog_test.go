@@ -381,3 +381,47 @@ func TestWatchdogStoppedConvert(t *testing.T) {
 	}
 	exactlyOnce(t, maildir, "old.mbox", n)
 }
+
+// TestWatchdogStoppedFolderWorker: the mbox folders of ~/mail are migrated by a worker of
+// their own; stopped by its user, it is killed too, after --stall-timeout plus the lock timeout
+// it may spend waiting for a folder's lock, and a re-run migrates the folder exactly once.
+func TestWatchdogStoppedFolderWorker(t *testing.T) {
+	requireUserTools(t)
+	u := addUser(t, "wdfold", "-s", "/usr/sbin/nologin")
+	_, _, _, common := batchDirs(t)
+	mail := filepath.Join(u.Home, "mail")
+	if err := os.Mkdir(mail, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(mail, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6000
+	writeSpool(t, mail, "big", u.UID, u.GID, n)
+	folder := filepath.Join(u.Home, "Maildir", ".big")
+	args := append(append([]string{"mbox", "--stall-timeout", "2s", "--lock-timeout", "1s"}, common...), "--user", u.Name)
+	cmd, wait := startBinary(t, args...)
+	pid := workerOf(t, cmd.Process, u.UID)
+	if pid == 0 || !waitWriting(pid, folder) {
+		wait()
+		t.Fatal("the folder worker ended before it could be stopped mid-folder")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	r := wait()
+	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 3 {
+		t.Errorf("exit %d, want 3", r.code)
+	}
+	if want := "worker made no progress for 3s (stopped); killed"; !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr lacks %q", want)
+	}
+	if ps := processesOf(u.UID); len(ps) > 0 {
+		t.Errorf("processes of %s left running: %v", u.Name, ps)
+	}
+	if r := runBinary(t, args...); r.code != 0 {
+		t.Fatalf("re-run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	exactlyOnce(t, folder, "big", n)
+}
