@@ -425,3 +425,41 @@ func TestWatchdogStoppedFolderWorker(t *testing.T) {
 	}
 	exactlyOnce(t, folder, "big", n)
 }
+
+// TestWatchdogStoppedVerifyWorker: verify reads the Maildir through a worker as the user too;
+// stopped, it is killed after --stall-timeout and that user's verification fails with the
+// reason.
+func TestWatchdogStoppedVerifyWorker(t *testing.T) {
+	requireUserTools(t)
+	u := addUser(t, "wdver", "-s", "/usr/sbin/nologin")
+	spool, _, _, common := batchDirs(t)
+	const n = 2000
+	writeSpool(t, spool, u.Name, u.UID, u.GID, n)
+	if r := runBinary(t, append(append([]string{"mbox", "--no-folders"}, common...), "--user", u.Name)...); r.code != 0 {
+		t.Fatalf("mbox: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	args := append(append([]string{"verify", "--no-folders", "--stall-timeout", "2s"}, common...), "--user", u.Name)
+	cmd, wait := startBinary(t, args...)
+	pid := workerOf(t, cmd.Process, u.UID)
+	if pid == 0 {
+		wait()
+		t.Fatal("verify ended before its worker could be stopped")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	r := wait()
+	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 3 {
+		t.Errorf("exit %d, want 3", r.code)
+	}
+	if want := "worker made no progress for 2s (stopped); killed"; !strings.Contains(r.stdout+r.stderr, want) {
+		t.Errorf("output lacks %q", want)
+	}
+	if ps := processesOf(u.UID); len(ps) > 0 {
+		t.Errorf("processes of %s left running: %v", u.Name, ps)
+	}
+	if r := runBinary(t, args...); r.code != 0 {
+		t.Errorf("verify again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
