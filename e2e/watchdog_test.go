@@ -463,3 +463,53 @@ func TestWatchdogStoppedVerifyWorker(t *testing.T) {
 		t.Errorf("verify again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestInterruptStoppedMailboxLock: a SIGTERM must end a Mailbox run within a few seconds even
+// when the user stopped the worker holding ~/Mailbox.lock: root waits for its answer only for
+// the grace period of an interrupt, not for the stall timeout. The time is logged.
+func TestInterruptStoppedMailboxLock(t *testing.T) {
+	requireUserTools(t)
+	u := addUser(t, "wdmint", "-s", "/usr/sbin/nologin")
+	_, _, _, common := batchDirs(t)
+	const n = 4000
+	writeSpool(t, u.Home, "Mailbox", u.UID, u.GID, n)
+	maildir := filepath.Join(u.Home, "Maildir")
+	args := append(append([]string{"Mailbox", "--no-folders"}, common...), "--user", u.Name)
+	cmd, wait := startBinary(t, args...)
+	lock := workerOf(t, cmd.Process, u.UID)
+	if lock == 0 || !waitWriting(lock, maildir) {
+		wait()
+		t.Fatal("the run ended before the lock worker could be stopped")
+	}
+	if err := syscall.Kill(lock, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := wait()
+	t.Logf("exit %d %.2fs after the signal\n%s%s", r.code, time.Since(began).Seconds(), r.stdout, r.stderr)
+	if r.code != 130 {
+		t.Errorf("exit %d, want 130", r.code)
+	}
+	// Continued, the lock worker removed its lock before it ended.
+	if _, err := os.Lstat(filepath.Join(u.Home, "Mailbox.lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run says locks were released, but Mailbox.lock is there (%v)", err)
+	}
+	// The converting worker aborted; the lock worker writes no message files.
+	if tmp, _ := os.ReadDir(filepath.Join(maildir, "tmp")); !strings.Contains(r.stderr, "partial files removed") || len(tmp) != 0 {
+		t.Errorf("stderr does not say partial files were removed, or tmp/ holds %d files", len(tmp))
+	}
+	if ps := processesOf(u.UID); len(ps) > 0 {
+		t.Errorf("processes of %s left running: %v", u.Name, ps)
+	}
+	r = runBinary(t, args...)
+	if r.code != 0 {
+		t.Fatalf("re-run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	exactlyOnce(t, maildir, "Mailbox", n)
+	if _, err := os.Lstat(filepath.Join(u.Home, "Mailbox.lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Mailbox.lock is still there after the re-run (%v)", err)
+	}
+}

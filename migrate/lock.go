@@ -392,6 +392,7 @@ const MailboxLockName = "Mailbox.lock"
 // lockSource takes the dotlock of the user's source: as root beside a spool, whose directory
 // is root's; in a worker as the user for ~USER/Mailbox, whose directory is the user's home
 // (root following or reading anything the user planted there is what must not happen).
+// ctx is the user's migration's: its end also cuts short the release of a Mailbox lock.
 func (r *runner) lockSource(ctx context.Context, u users.User, src, home string) (sourceLock, error) {
 	if r.cfg.Source != SourceMailbox {
 		return TakeDotlock(ctx, dotlockPath(src), r.cfg.LockTimeout)
@@ -512,11 +513,15 @@ type workerLock struct {
 	stderr *bytes.Buffer
 	uid    int
 	stall  time.Duration
+	run    context.Context
 	mu     sync.Mutex
 	once   sync.Once
 	err    error
 }
 
+// spawnMailboxLock starts the worker and waits for the lock, which the worker gives up on by
+// the lock timeout; once ctx ends (an interrupt), the worker's answers are waited for
+// abortGrace at most.
 func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest) (sourceLock, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -540,7 +545,7 @@ func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest)
 	}
 	outf := out.(*os.File)
 	w := &workerLock{cmd: cmd, in: in, outf: outf, out: json.NewDecoder(io.LimitReader(outf, 1<<20)), stderr: &stderr, uid: cred.UID,
-		stall: stallTimeoutOf(ctx)}
+		stall: stallTimeoutOf(ctx), run: ctx}
 	if _, err := in.Write(append(body, '\n')); err != nil {
 		return nil, w.fail(fmt.Errorf("migrate: mailbox lock: %w", err))
 	}
@@ -566,9 +571,12 @@ func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest)
 	return w, nil
 }
 
-// answer reads the worker's next line, waiting for it no longer than patience.
+// answer reads the worker's next line, waiting for it no longer than patience, nor than
+// abortGrace once the run is interrupted.
 func (w *workerLock) answer(patience time.Duration) (workerMsg, error) {
 	_ = w.outf.SetReadDeadline(time.Now().Add(patience))
+	hurry := context.AfterFunc(w.run, func() { _ = w.outf.SetReadDeadline(time.Now().Add(abortGrace)) })
+	defer hurry()
 	return w.read(patience)
 }
 
@@ -577,7 +585,10 @@ func (w *workerLock) read(patience time.Duration) (workerMsg, error) {
 	var m workerMsg
 	if err := w.out.Decode(&m); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return m, &stallError{timeout: patience, state: procState(w.cmd.Process.Pid), gone: true}
+			if w.run != nil && w.run.Err() != nil {
+				patience = min(patience, abortGrace)
+			}
+			return m, &stallError{timeout: patience, state: procState(w.cmd.Process.Pid), gone: true, noFiles: true}
 		}
 		return m, fmt.Errorf("migrate: mailbox lock worker as uid %d: %w%s", w.uid, err, w.said())
 	}

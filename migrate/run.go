@@ -416,7 +416,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	}
 	lockCtx, cancel := context.WithTimeout(ctx, r.cfg.LockTimeout)
 	defer cancel()
-	dl, err := r.lockSource(lockCtx, u, src, home)
+	dl, err := r.lockSource(ctx, u, src, home)
 	if err != nil {
 		return ctxLockError(ctx, err)
 	}

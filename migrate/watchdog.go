@@ -64,6 +64,7 @@ type stallError struct {
 	timeout time.Duration
 	state   string // what /proc said of it when it was killed
 	gone    bool   // it died; else root stopped waiting for it
+	noFiles bool   // it writes no message files (the Mailbox lock's): none can be left in tmp/
 }
 
 func (e *stallError) Error() string {
@@ -74,7 +75,9 @@ func (e *stallError) Error() string {
 	return s
 }
 
-func (e *stallError) Is(target error) bool { return target == ErrStalled || target == ErrWorkerKilled }
+func (e *stallError) Is(target error) bool {
+	return target == ErrStalled || target == ErrWorkerKilled && !e.noFiles
+}
 
 // interruptedError is a worker's end when the run was interrupted; it wraps the context's error.
 type interruptedError struct {
