@@ -291,9 +291,10 @@ func checkArgs(c *cli.Context) error {
 			if n := c.Int(minUIDFlag.Name); n < 0 && c.IsSet(minUIDFlag.Name) {
 				bad = fmt.Sprintf("--min-uid %d: want a uid, 0 or more", n)
 			}
-		case lockTimeoutFlag:
-			if d := c.Duration(lockTimeoutFlag.Name); d <= 0 {
-				bad = fmt.Sprintf("--lock-timeout %s: want a duration above zero, such as 30s", d)
+		case lockTimeoutFlag, stallTimeoutFlag:
+			name := f.Names()[0]
+			if d := c.Duration(name); d <= 0 {
+				bad = fmt.Sprintf("--%s %s: want a duration above zero, such as 30s", name, d)
 			}
 		default:
 			sf, ok := f.(*cli.StringFlag)

@@ -25,12 +25,13 @@ func verifyCommand(u *ui) *cli.Command {
 			"or ~/Mailbox holds mail that no run migrated is named in a warning; when no user at all was\n" +
 			"migrated, verify fails.\n" +
 			"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed, exitInterrupted) + ".",
-		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
+		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag, stallTimeoutFlag),
 		Action: func(c *cli.Context) error {
 			cfg := batchConfig(c, migrate.SourceSpool)
 			if err := checkFolders(cfg); err != nil {
 				return err
 			}
+			cfg.StallTimeout = c.Duration("stall-timeout")
 			failed, checked, never := 0, 0, 0
 			var messages, found, deletedAll int64
 			err := migrate.Verify(c.Context, cfg, func(v migrate.UserVerify) {

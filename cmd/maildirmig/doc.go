@@ -42,6 +42,21 @@ names are the same on every run for the same message, so a second run writes not
 holds only a date read from the message itself, and a message dated by the mbox file's mtime is
 named with the time 0, so that a touch or a delivery between two runs changes nothing.
 
+# Workers, stalls and interrupts
+
+Root does the work inside a home through a worker: maildirmig again, running as the user. Root
+watches each worker, and one that reads and writes nothing for --stall-timeout (default 2m;
+stopped by its user with SIGSTOP, blocked on a FIFO, on a hung NFS home) is killed: that user
+fails with the reason ("worker made no progress for 2m0s (stopped); killed"), the spool's locks
+are released, the other users go on, and the run exits 3. Time a worker spends waiting for a
+lock, up to --lock-timeout, is allowed on top. A killed worker may leave files in its
+Maildir's tmp/; the next run removes them.
+
+SIGINT and SIGTERM end a run within a few seconds with exit code 130: each worker is asked to
+abort, removes the files of the batch it was writing and exits; one that has not done so after
+2 seconds is killed. Root releases every lock it holds, and the last line says whether files
+were left in tmp/ for the next run to remove.
+
 # Exit codes
 
 	0    all done

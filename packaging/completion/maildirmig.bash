@@ -49,10 +49,10 @@ _maildirmig() {
 		--root|--spool-dir|--state-dir|--folders) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--passwd|--audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-		--jobs|-j|--maildir|--lock-timeout|--min-uid) COMPREPLY=(); return ;;
+		--jobs|-j|--maildir|--lock-timeout|--stall-timeout|--min-uid) COMPREPLY=(); return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --keep-headers --unescape --fsync --after --force --lock-timeout --audit-messages --min-uid --no-root --folders --no-folders --help' -- "$cur"))
+			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --keep-headers --unescape --fsync --after --force --lock-timeout --stall-timeout --audit-messages --min-uid --no-root --folders --no-folders --help' -- "$cur"))
 			return
 		fi
 		COMPREPLY=($(compgen -u -- "$cur"))
@@ -66,10 +66,10 @@ _maildirmig() {
 		--root|--spool-dir|--state-dir|--folders) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--passwd|--audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-		--jobs|-j|--maildir|--lock-timeout|--min-uid) COMPREPLY=(); return ;;
+		--jobs|-j|--maildir|--lock-timeout|--stall-timeout|--min-uid) COMPREPLY=(); return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --keep-headers --unescape --fsync --after --force --lock-timeout --audit-messages --min-uid --no-root --folders --no-folders --help' -- "$cur"))
+			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --keep-headers --unescape --fsync --after --force --lock-timeout --stall-timeout --audit-messages --min-uid --no-root --folders --no-folders --help' -- "$cur"))
 			return
 		fi
 		COMPREPLY=($(compgen -u -- "$cur"))
@@ -80,9 +80,10 @@ _maildirmig() {
 		case $prev in --progress) COMPREPLY=($(compgen -W 'auto always never' -- "$cur")); return ;; esac
 		case $prev in
 		--from) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		--stall-timeout) COMPREPLY=(); return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W '--from --keep-headers --unescape --fsync --progress --quiet -q --help' -- "$cur"))
+			COMPREPLY=($(compgen -W '--from --keep-headers --unescape --fsync --stall-timeout --progress --quiet -q --help' -- "$cur"))
 			return
 		fi
 		COMPREPLY=($(compgen -d -- "$cur"))
@@ -93,10 +94,10 @@ _maildirmig() {
 		--root|--spool-dir|--state-dir|--folders) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--passwd|--audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-		--jobs|-j|--maildir|--min-uid) COMPREPLY=(); return ;;
+		--jobs|-j|--maildir|--min-uid|--stall-timeout) COMPREPLY=(); return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --min-uid --no-root --folders --no-folders --help' -- "$cur"))
+			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --min-uid --no-root --folders --no-folders --stall-timeout --help' -- "$cur"))
 			return
 		fi
 		COMPREPLY=($(compgen -u -- "$cur"))
