@@ -725,7 +725,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 		return "", nil, err
 	}
 	if _, err := io.CopyBuffer(io.MultiWriter(f, c), m.Content, w.buf); err != nil {
-		return fail(fmt.Errorf("maildir: write %s: %w", f.Name(), err))
+		return fail(fmt.Errorf("maildir: write %s: %w", f.Name(), bare(err, f.Name())))
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
 	if err := unix.Fchmod(fd, 0o600); err != nil {
@@ -747,9 +747,20 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 	}
 	if err := f.Close(); err != nil {
 		w.removeTmp(name)
-		return "", nil, fmt.Errorf("maildir: close %s: %w", f.Name(), err)
+		return "", nil, fmt.Errorf("maildir: close %s: %w", f.Name(), bare(err, f.Name()))
 	}
 	return name, c, nil
+}
+
+// bare drops the *os.PathError that an *os.File method put around err
+// when it is about the file named path: the message that wraps it names the
+// file already. Another file's error (the source's, when a copy fails on the
+// read side) keeps its path.
+func bare(err error, path string) error {
+	if pe, ok := err.(*os.PathError); ok && pe.Path == path {
+		return pe.Err
+	}
+	return err
 }
 
 func mtimeOf(t time.Time) unix.Timespec {
@@ -1125,7 +1136,7 @@ func (w *Writer) rescan(f *os.File, display string) (*uidlist, error) {
 			ue.Path = display
 			return nil, ue
 		}
-		return nil, fmt.Errorf("maildir: read %s: %w", display, err)
+		return nil, fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 	}
 	if len(listed) > 0 {
 		tail := w.tail[:0]
@@ -1208,14 +1219,14 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 	bw.WriteByte('\n')
 	if old != nil {
 		if _, err := old.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("maildir: read %s: %w", display, err)
+			return fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 		}
 		_, err := scanUIDList(old, func(l uidLine) error {
 			bw.WriteString(l.text)
 			return bw.WriteByte('\n')
 		})
 		if err != nil {
-			return fmt.Errorf("maildir: read %s: %w", display, err)
+			return fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 		}
 	}
 	for _, l := range w.tail {
@@ -1223,7 +1234,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 		bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("maildir: write %s.lock: %w", display, err)
+		return fmt.Errorf("maildir: write %s.lock: %w", display, bare(err, display+".lock"))
 	}
 	return w.install(lk)
 }
@@ -1258,7 +1269,7 @@ func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 	write := func(b []byte) error {
 		_, err := f.Write(b)
 		if err = w.traced(err, "append "+uidlistName); err != nil {
-			return fmt.Errorf("maildir: append to %s: %w", display, err)
+			return fmt.Errorf("maildir: append to %s: %w", display, bare(err, display))
 		}
 		return nil
 	}
@@ -1294,7 +1305,7 @@ func (w *Writer) writeKeywords() error {
 	data := keywordsBytes(&w.kw)
 	err := w.writeControl(keywordsName, func(out io.Writer) error {
 		if _, err := out.Write(data); err != nil {
-			return fmt.Errorf("maildir: write %s/%s.lock: %w", w.d.path, keywordsName, err)
+			return fmt.Errorf("maildir: write %s/%s.lock: %w", w.d.path, keywordsName, bare(err, w.d.path+"/"+keywordsName+".lock"))
 		}
 		return nil
 	})
@@ -1557,7 +1568,7 @@ func (w *Writer) install(l *ctlLock) error {
 		}
 	}
 	if cerr != nil {
-		return fmt.Errorf("maildir: close %s: %w", display, cerr)
+		return fmt.Errorf("maildir: close %s: %w", display, bare(cerr, display))
 	}
 	return nil
 }
