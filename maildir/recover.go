@@ -495,3 +495,30 @@ func heldError(display string, h lockHolder, st *unix.Stat_t) error {
 	since := time.Unix(st.Mtim.Unix()).Format("15:04:05")
 	return fmt.Errorf("maildir: %s is held by another process (Dovecot?) since %s", display, since)
 }
+
+// TmpInUse says whether name, a file in the tmp/ directory open as tmpfd,
+// is a file of a maildirmig run that is still alive: its run marker is
+// there and locked. Such a file carries its message's date as mtime, not
+// the time it was written, so an age rule on mtime (check's 36 hours) would
+// take it for an interrupted delivery. A run marker itself is in use while
+// locked. It only looks (F_OFD_GETLK), and never follows a symlink.
+func TmpInUse(tmpfd int, name string) bool {
+	marker := name
+	if _, _, ok := parseMarker(name); !ok {
+		token, host, _, legacy, ok := parseTmp(name)
+		if !ok || legacy {
+			return false
+		}
+		marker = markerPrefix + token + "." + host
+	}
+	fd, err := openBeneath(tmpfd, marker, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
+		return false
+	}
+	return lk.Type != unix.F_UNLCK
+}

@@ -443,3 +443,42 @@ func TestParseRecords(t *testing.T) {
 		t.Errorf("parseRecords(nil): %s records", got)
 	}
 }
+
+// TestTmpInUse: the tmp/ files and the marker of a live Writer are in use, whatever their
+// mtime; after Close, and for files of other programs, they are not.
+func TestTmpInUse(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	d, w := newTestWriter(t, md, Options{BatchFiles: 10})
+	add(t, w, msg(0, "pending\n"))
+	names := tmpNames(t, md)
+	if len(names) != 2 {
+		t.Fatalf("tmp/ holds %v, want a marker and a pending file", names)
+	}
+	must(t, os.WriteFile(filepath.Join(md, "tmp", "1700000000.M1P2.other"), nil, 0o600))
+	tmpfd := d.sub[subTmp]
+	// The Writer is in this very process: F_OFD_GETLK sees its lock all the same, where a
+	// classic fcntl lock would never show a process its own.
+	for _, n := range names {
+		if !TmpInUse(tmpfd, n) {
+			t.Errorf("%s of a live Writer not in use", n)
+		}
+	}
+	if TmpInUse(tmpfd, "1700000000.M1P2.other") {
+		t.Errorf("a foreign file in use")
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	marker := names[0]
+	if !strings.HasPrefix(marker, markerPrefix) {
+		marker = names[1]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(md, "tmp", marker), nil, 0o600))
+	if TmpInUse(tmpfd, marker) {
+		t.Errorf("an unlocked marker in use")
+	}
+}
