@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // TestKilledConvertRecovers kills the real maildirmig with SIGKILL while it holds
@@ -128,4 +130,113 @@ func killWhileLocked(t *testing.T, src, md string) (bool, []string) {
 		left = append(left, e.Name())
 	}
 	return err == nil, left
+}
+
+// TestKilledMboxRecovers kills the real `maildirmig mbox` (root, and through its death the
+// worker running as the user) with SIGKILL while the worker holds dovecot-uidlist.lock in a
+// real user's Maildir, then proves that one re-run exits 0 at once and leaves every message
+// exactly once, tmp/ empty, no lock and no temporary state file, and that verify agrees.
+func TestKilledMboxRecovers(t *testing.T) {
+	mailtest.RequireRoot(t)
+	for _, p := range []string{"useradd", "userdel"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s not installed: cannot make a real user", p)
+		}
+	}
+	const messages = 3000
+	u := addUser(t, "killed", "-s", "/usr/sbin/nologin")
+	spool := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(spool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeSpool(t, spool, u.Name, u.UID, u.GID, messages)
+	state := filepath.Join(t.TempDir(), "state")
+	common := []string{"--spool-dir", spool, "--state-dir", state, "--audit-log", filepath.Join(t.TempDir(), "audit.jsonl"), "--user", u.Name}
+	md := filepath.Join(u.Home, "Maildir")
+	lock := filepath.Join(md, "dovecot-uidlist.lock")
+	killed := false
+	for try := 0; try < 10 && !killed; try++ {
+		if err := os.RemoveAll(md); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(state); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, append([]string{"mbox"}, common...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+	poll:
+		for {
+			select {
+			case <-done:
+				break poll
+			default:
+			}
+			if _, err := os.Lstat(lock); err == nil {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				_, err := os.Lstat(lock)
+				killed = err == nil
+				break poll
+			}
+		}
+	}
+	if !killed {
+		t.Skip("ten runs ended or were killed outside a locked batch")
+	}
+	// The worker dies with root (its parent-death signal); give the kernel a moment to reap it.
+	for i := 0; i < 100 && userHasProcess(u.UID); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	tmp, _ := os.ReadDir(filepath.Join(md, "tmp"))
+	t.Logf("the killed run left dovecot-uidlist.lock and %d entries in tmp/", len(tmp))
+
+	r := runBinary(t, append([]string{"mbox"}, common...)...)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("re-run: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if left, _ := os.ReadDir(filepath.Join(md, "tmp")); len(left) != 0 {
+		t.Errorf("tmp/ after the re-run holds %d entries", len(left))
+	}
+	if _, err := os.Lstat(lock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dovecot-uidlist.lock after the re-run: %v", err)
+	}
+	files := checkTree(t, md, u.UID, u.GID)
+	ids := messageIDs(t, md, files)
+	for i := 0; i < messages; i++ {
+		id, _, _ := testMessage(u.Name, i)
+		if ids[id] != 1 {
+			t.Errorf("message %s is there %d times, want once", id, ids[id])
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n") - 1; n != messages {
+		t.Errorf("dovecot-uidlist lists %d files, want %d", n, messages)
+	}
+	temps, _ := filepath.Glob(filepath.Join(state, ".*.tmp"))
+	temps2, _ := filepath.Glob(filepath.Join(state, "folders", ".*.tmp"))
+	if len(temps)+len(temps2) != 0 {
+		t.Errorf("temporary state files left: %v %v", temps, temps2)
+	}
+	if v := runBinary(t, append([]string{"verify"}, common...)...); v.code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+}
+
+// userHasProcess says whether a process runs as uid.
+func userHasProcess(uid int) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && int(st.Uid) == uid && e.Name()[0] >= '0' && e.Name()[0] <= '9' {
+			return true
+		}
+	}
+	return false
 }
