@@ -67,7 +67,9 @@ func parseRecords(b []byte) []lockRecord {
 	var out []lockRecord
 	for line := range strings.SplitSeq(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) != 5 || !strings.HasSuffix(f[0], ".lock") {
+		// Only the dotlocks a Writer takes: the marker is the user's file,
+		// and a name with a "/" would reach out of the Maildir.
+		if len(f) != 5 || f[0] != uidlistName+".lock" && f[0] != keywordsName+".lock" {
 			continue
 		}
 		var n [4]int64

@@ -435,7 +435,7 @@ func TestParseTmp(t *testing.T) {
 
 func TestParseRecords(t *testing.T) {
 	t.Parallel()
-	recs := parseRecords([]byte("dovecot-uidlist.lock 2049 77 1700000000 123\nbad line\ndovecot-keywords.lock 1 2 3 4\ndovecot-uidlist.lock 2049 78 17000"))
+	recs := parseRecords([]byte("dovecot-uidlist.lock 2049 77 1700000000 123\nbad line\n../../etc/x.lock 1 2 3 4\ndovecot-keywords.lock 1 2 3 4\ndovecot-uidlist.lock 2049 78 17000"))
 	if len(recs) != 2 || recs[0].ino != 77 || recs[0].mtime.Nsec != 123 || recs[1].name != "dovecot-keywords.lock" {
 		t.Errorf("parseRecords: %+v", recs)
 	}
