@@ -491,6 +491,9 @@ func heldError(display string, h lockHolder, st *unix.Stat_t) error {
 	if h.pid != 0 && h.alive {
 		return fmt.Errorf("maildir: %s is held by maildirmig pid %d", display, h.pid)
 	}
+	if h.pid != 0 {
+		return fmt.Errorf("maildir: %s was left by a maildirmig that died (pid %d) and could not be taken over", display, h.pid)
+	}
 	if st == nil {
 		return fmt.Errorf("maildir: %s is held by another process", display)
 	}

@@ -482,3 +482,22 @@ func TestTmpInUse(t *testing.T) {
 		t.Errorf("an unlocked marker in use")
 	}
 }
+
+func TestHeldError(t *testing.T) {
+	t.Parallel()
+	st := &unix.Stat_t{Mtim: unix.NsecToTimespec(time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local).UnixNano())}
+	for _, c := range []struct {
+		h    lockHolder
+		st   *unix.Stat_t
+		want string
+	}{
+		{lockHolder{pid: 42, alive: true}, st, "maildir: /m/dovecot-uidlist.lock is held by maildirmig pid 42"},
+		{lockHolder{pid: 42}, st, "maildir: /m/dovecot-uidlist.lock was left by a maildirmig that died (pid 42) and could not be taken over"},
+		{lockHolder{}, st, "maildir: /m/dovecot-uidlist.lock is held by another process (Dovecot?) since 03:04:05"},
+		{lockHolder{}, nil, "maildir: /m/dovecot-uidlist.lock is held by another process"},
+	} {
+		if got := heldError("/m/dovecot-uidlist.lock", c.h, c.st).Error(); got != c.want {
+			t.Errorf("heldError(%+v) = %q, want %q", c.h, got, c.want)
+		}
+	}
+}
