@@ -151,7 +151,8 @@ func TestKilledMboxRecovers(t *testing.T) {
 	}
 	writeSpool(t, spool, u.Name, u.UID, u.GID, messages)
 	state := filepath.Join(t.TempDir(), "state")
-	common := []string{"--spool-dir", spool, "--state-dir", state, "--audit-log", filepath.Join(t.TempDir(), "audit.jsonl"), "--user", u.Name}
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	common := []string{"--spool-dir", spool, "--state-dir", state, "--audit-log", audit, "--user", u.Name}
 	md := filepath.Join(u.Home, "Maildir")
 	lock := filepath.Join(md, "dovecot-uidlist.lock")
 	killed := false
@@ -223,6 +224,16 @@ func TestKilledMboxRecovers(t *testing.T) {
 	temps2, _ := filepath.Glob(filepath.Join(state, "folders", ".*.tmp"))
 	if len(temps)+len(temps2) != 0 {
 		t.Errorf("temporary state files left: %v %v", temps, temps2)
+	}
+	// The audit log says what the re-run cleaned up.
+	log, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"kind":"recovered"`, `removed dovecot-uidlist.lock left by a maildirmig that died (pid `, ` files left in tmp/ by a maildirmig that died (pid `} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the audit log does not say %s", want)
+		}
 	}
 	if v := runBinary(t, append([]string{"verify"}, common...)...); v.code != 0 {
 		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
