@@ -501,3 +501,53 @@ func TestHeldError(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadRecordMustMatch: a dead run's marker takes over only the very dotlock it recorded.
+// Dovecot may have taken that lock over as stale since and made its own, on ext4 often with
+// the same inode number: the mtime in the record tells them apart, and Dovecot's lock stays.
+func TestDeadRecordMustMatch(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		shift time.Duration // of the recorded mtime against the lock's
+		taken bool
+	}{
+		{"same lock", 0, true},
+		{"inode reused", time.Second, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			var notices []string
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone, Recovered: func(s string) { notices = append(notices, s) }})
+			defer w.Close()
+			w.lockWait = 300 * time.Millisecond
+			lock := filepath.Join(md, "dovecot-uidlist.lock")
+			must(t, os.WriteFile(lock, nil, 0o600))
+			var st unix.Stat_t
+			must(t, unix.Lstat(lock, &st))
+			rec := lockRecord{name: "dovecot-uidlist.lock", dev: st.Dev, ino: st.Ino, mtime: unix.NsecToTimespec(st.Mtim.Nano() - c.shift.Nanoseconds())}
+			dead := fmt.Sprintf(".maildirmig.P%dI0123abcd.%s", deadPID(t), testHost)
+			must(t, os.WriteFile(filepath.Join(md, "tmp", dead), []byte(rec.String()), 0o600))
+
+			add(t, w, msg(0, "x\n"))
+			err := w.Flush()
+			_, lerr := os.Lstat(lock)
+			if c.taken {
+				if err != nil || len(notices) != 1 || !strings.HasPrefix(notices[0], "took over dovecot-uidlist.lock left by a maildirmig that died") {
+					t.Errorf("Flush: %v, notices %q; want the dead run's lock taken over", err, notices)
+				}
+				if lerr == nil {
+					t.Errorf("dovecot-uidlist.lock still there after Flush")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "held by another process (Dovecot?)") || len(notices) != 0 {
+				t.Errorf("Flush: %v, notices %q; want the lock left to its holder", err, notices)
+			}
+			if lerr != nil {
+				t.Errorf("the lock was removed: %v", lerr)
+			}
+		})
+	}
+}
