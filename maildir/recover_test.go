@@ -435,11 +435,22 @@ func TestParseTmp(t *testing.T) {
 
 func TestParseRecords(t *testing.T) {
 	t.Parallel()
-	recs := parseRecords([]byte("dovecot-uidlist.lock 2049 77 1700000000 123\nbad line\n../../etc/x.lock 1 2 3 4\ndovecot-keywords.lock 1 2 3 4\ndovecot-uidlist.lock 2049 78 17000"))
-	if len(recs) != 2 || recs[0].ino != 77 || recs[0].mtime.Nsec != 123 || recs[1].name != "dovecot-keywords.lock" {
+	const tok = "P42I0123abcd"
+	in := strings.Join([]string{
+		"dovecot-uidlist.lock 1700000000.P42I0123abcdLaabbccddeeff.mx 2049 77",
+		"bad line",
+		"../../etc/x.lock 1700000000.P42I0123abcdLaabbccddeeff.mx 1 2",      // not a lock of ours
+		"dovecot-keywords.lock ../../etc/passwd 1 2",                        // not a tmp/ name
+		"dovecot-keywords.lock 1700000000.P43I0123abcdLaabbccddeeff.mx 1 2", // another run's
+		"dovecot-keywords.lock 1700000000.P42I0123abcdL00.mx 3 4",
+		"dovecot-uidlist.lock 1700000000.P42I0123abcdL11.mx 2049",
+	}, "\n")
+	recs := parseRecords([]byte(in), tok)
+	if len(recs) != 2 || recs[0].ino != 77 || recs[0].tmp != "1700000000.P42I0123abcdLaabbccddeeff.mx" ||
+		recs[1].name != "dovecot-keywords.lock" || recs[1].dev != 3 {
 		t.Errorf("parseRecords: %+v", recs)
 	}
-	if got := strconv.Itoa(len(parseRecords(nil))); got != "0" {
+	if got := strconv.Itoa(len(parseRecords(nil, tok))); got != "0" {
 		t.Errorf("parseRecords(nil): %s records", got)
 	}
 }
@@ -502,18 +513,19 @@ func TestHeldError(t *testing.T) {
 	}
 }
 
-// TestDeadRecordMustMatch: a dead run's marker takes over only the very dotlock it recorded.
-// Dovecot may have taken that lock over as stale since and made its own, on ext4 often with
-// the same inode number: the mtime in the record tells them apart, and Dovecot's lock stays.
+// TestDeadRecordMustMatch: a dead run's marker takes over only the very dotlock it recorded,
+// whose tmp/ name is still the same inode. Dovecot may have taken that lock over as stale since
+// and made its own, on ext4 often with the same inode number as a freed one: the tmp/ name kept
+// the recorded inode alive, so Dovecot's lock cannot match it, and stays.
 func TestDeadRecordMustMatch(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name  string
-		shift time.Duration // of the recorded mtime against the lock's
 		taken bool
 	}{
-		{"same lock", 0, true},
-		{"inode reused", time.Second, false},
+		{"same lock", true},
+		{"Dovecot's lock since", false},
+		{"tmp name gone", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -522,23 +534,39 @@ func TestDeadRecordMustMatch(t *testing.T) {
 			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone, Recovered: func(s string) { notices = append(notices, s) }})
 			defer w.Close()
 			w.lockWait = 300 * time.Millisecond
+			pid := deadPID(t)
+			token := fmt.Sprintf("P%dI0123abcd", pid)
 			lock := filepath.Join(md, "dovecot-uidlist.lock")
-			must(t, os.WriteFile(lock, nil, 0o600))
+			tmp := "1700000000." + token + "L00aa." + testHost
+			must(t, os.WriteFile(filepath.Join(md, "tmp", tmp), nil, 0o600))
+			switch c.name {
+			case "same lock":
+				must(t, os.Link(filepath.Join(md, "tmp", tmp), lock))
+			case "Dovecot's lock since", "tmp name gone":
+				must(t, os.WriteFile(lock, nil, 0o600))
+			}
 			var st unix.Stat_t
 			must(t, unix.Lstat(lock, &st))
-			rec := lockRecord{name: "dovecot-uidlist.lock", dev: st.Dev, ino: st.Ino, mtime: unix.NsecToTimespec(st.Mtim.Nano() - c.shift.Nanoseconds())}
-			dead := fmt.Sprintf(".maildirmig.P%dI0123abcd.%s", deadPID(t), testHost)
-			must(t, os.WriteFile(filepath.Join(md, "tmp", dead), []byte(rec.String()), 0o600))
+			if c.name == "tmp name gone" {
+				must(t, os.Remove(filepath.Join(md, "tmp", tmp)))
+			}
+			// The record names the lock file there now: only its tmp/ name tells.
+			rec := lockRecord{name: "dovecot-uidlist.lock", tmp: tmp, dev: st.Dev, ino: st.Ino}
+			must(t, os.WriteFile(filepath.Join(md, "tmp", markerPrefix+token+"."+testHost), []byte(rec.String()), 0o600))
 
 			add(t, w, msg(0, "x\n"))
 			err := w.Flush()
 			_, lerr := os.Lstat(lock)
 			if c.taken {
-				if err != nil || len(notices) != 1 || !strings.HasPrefix(notices[0], "took over dovecot-uidlist.lock left by a maildirmig that died") {
+				want := fmt.Sprintf("took over dovecot-uidlist.lock left by a maildirmig that died (pid %d)", pid)
+				if err != nil || len(notices) != 1 || notices[0] != want {
 					t.Errorf("Flush: %v, notices %q; want the dead run's lock taken over", err, notices)
 				}
 				if lerr == nil {
 					t.Errorf("dovecot-uidlist.lock still there after Flush")
+				}
+				if _, err := os.Lstat(filepath.Join(md, "tmp", tmp)); err == nil {
+					t.Errorf("the dead lock's tmp/ name is still there")
 				}
 				return
 			}
