@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,15 +22,17 @@ import (
 // batch: with MAILDIR_TEST_HELPER=batch it adds helperMessages messages to
 // MAILDIR_TEST_DIR in batches of helperBatch, and in the second batch, once
 // dovecot-uidlist.lock is taken and a few files are renamed in, says "ready"
-// on stdout and waits to be killed.
+// on stdout and waits to be killed. With MAILDIR_TEST_HELPER=rewrite it
+// stops instead when the first batch's dovecot-uidlist has been written
+// into dovecot-uidlist.lock, before the rename.
 const (
 	helperMessages = 120
 	helperBatch    = 50
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("MAILDIR_TEST_HELPER") == "batch" {
-		helperBatchRun(os.Getenv("MAILDIR_TEST_DIR"))
+	if mode := os.Getenv("MAILDIR_TEST_HELPER"); mode != "" {
+		helperBatchRun(mode, os.Getenv("MAILDIR_TEST_DIR"))
 		return
 	}
 	os.Exit(m.Run())
@@ -39,7 +42,7 @@ func helperMessage(i int) *Message {
 	return &Message{Date: testDate, Position: int64(i), New: true, Content: strings.NewReader(fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i))}
 }
 
-func helperBatchRun(md string) {
+func helperBatchRun(mode, md string) {
 	d, err := Open(md, true)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -53,10 +56,11 @@ func helperBatchRun(md string) {
 	renames := 0
 	w.trace = func(event string) error {
 		if strings.HasPrefix(event, "rename tmp/") {
-			if renames++; renames == helperBatch+10 {
-				fmt.Println("ready")
-				time.Sleep(time.Hour) // until killed; a bare select {} would be a deadlock the runtime ends
-			}
+			renames++
+		}
+		if mode == "batch" && renames == helperBatch+10 || mode == "rewrite" && event == "fsync dovecot-uidlist.lock" {
+			fmt.Println("ready")
+			time.Sleep(time.Hour) // until killed; a bare select {} would be a deadlock the runtime ends
 		}
 		return nil
 	}
@@ -73,9 +77,13 @@ func helperBatchRun(md string) {
 // startHelper runs the helper on md until it is in the middle of its second
 // batch, holding dovecot-uidlist.lock, with files of its own in tmp/.
 func startHelper(t *testing.T, md string) *exec.Cmd {
+	return startHelperMode(t, md, "batch")
+}
+
+func startHelperMode(t *testing.T, md, mode string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MAILDIR_TEST_HELPER=batch", "MAILDIR_TEST_DIR="+md)
+	cmd.Env = append(os.Environ(), "MAILDIR_TEST_HELPER="+mode, "MAILDIR_TEST_DIR="+md)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -578,4 +586,50 @@ func TestDeadRecordMustMatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecoverAfterKillInRewrite: a run killed after it wrote the new dovecot-uidlist into
+// dovecot-uidlist.lock, before the rename, left a lock whose mtime and content changed since it
+// was taken; the next Writer takes it over at once all the same, and the re-run lists every
+// message exactly once.
+func TestRecoverAfterKillInRewrite(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	cmd := startHelperMode(t, md, "rewrite")
+	pid := cmd.Process.Pid
+	killHelper(t, cmd)
+	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist.lock"))
+	if err != nil || !bytes.HasPrefix(b, []byte("3 V")) {
+		t.Fatalf("the killed run left dovecot-uidlist.lock holding %q, %v; want a uidlist written into it", b, err)
+	}
+	var notices []string
+	d, err := Open(md, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	w, err := NewWriter(d, Options{Host: testHost, Recovered: func(s string) { notices = append(notices, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("removed dovecot-uidlist.lock left by a maildirmig that died (pid %d)", pid)
+	if len(notices) == 0 || notices[0] != want {
+		t.Errorf("notices %q, want first %q", notices, want)
+	}
+	w.lockWait = time.Second
+	for i := range helperMessages {
+		if _, err := w.Add(helperMessage(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := tmpNames(t, md); len(names) != 0 {
+		t.Errorf("tmp/ after the re-run: %v", names)
+	}
+	checkExactlyOnce(t, md, helperMessages)
 }
