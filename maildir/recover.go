@@ -183,8 +183,8 @@ func (m *runMarker) release(l *ctlLock) {
 			break
 		}
 	}
-	// Truncating first means a record can never name a dotlock already
-	// gone, even when the rewrite of the others fails.
+	// Truncating first leaves no record of l even when the rewrite of
+	// the others fails.
 	_ = unix.Ftruncate(int(m.f.Fd()), 0)
 	if len(m.locks) > 0 {
 		_ = m.record()
