@@ -376,7 +376,7 @@ func TestConcurrentWritersRecover(t *testing.T) {
 	w0.Close()
 	d0.Close()
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	errs := make(chan error, 1000)
 	for k := range 8 {
 		wg.Go(func() {
 			d, err := Open(md, false)
@@ -386,7 +386,10 @@ func TestConcurrentWritersRecover(t *testing.T) {
 			}
 			defer d.Close()
 			for round := range 5 {
-				w, err := NewWriter(d, Options{Host: testHost, Fsync: FsyncNone, BatchFiles: 4})
+				// Batches keep files in tmp/ while the other Writers start and recover.
+				w, err := NewWriter(d, Options{Host: testHost, BatchFiles: 4, Recovered: func(s string) {
+					errs <- fmt.Errorf("writer %d cleaned up though no run died: %s", k, s)
+				}})
 				if err != nil {
 					errs <- err
 					return
