@@ -309,10 +309,12 @@ func (w *Writer) probe(token string) (alive bool, dead *deadRun, err error) {
 		return false, nil, fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, name, err)
 	}
 	f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
+	// A dead run's marker is truncated: it must be a file of its own, not
+	// a hard link a user made to some other file (root runs convert too).
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
 		f.Close()
-		return false, nil, &unsafeError{f.Name(), "is not a regular file"}
+		return false, nil, &unsafeError{f.Name(), "is not a regular file with one link"}
 	}
 	if err := ofdLock(fd); err != nil {
 		f.Close()

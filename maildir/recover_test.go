@@ -636,3 +636,33 @@ func TestRecoverAfterKillInRewrite(t *testing.T) {
 	}
 	checkExactlyOnce(t, md, helperMessages)
 }
+
+// TestRecoverRefusesLinkedMarker: a "marker" that is a hard link to another file is neither
+// truncated nor removed as a dead run's; the files of its run are left alone, and NewWriter
+// says why.
+func TestRecoverRefusesLinkedMarker(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w0 := newTestWriter(t, md, Options{})
+	w0.Close()
+	precious := filepath.Join(t.TempDir(), "precious")
+	must(t, os.WriteFile(precious, []byte("dovecot-uidlist.lock x 1 2\n"), 0o600))
+	marker := filepath.Join(md, "tmp", markerPrefix+"P4194304I0123abcd."+testHost)
+	must(t, os.Link(precious, marker))
+	file := filepath.Join(md, "tmp", "1700000000.P4194304I0123abcdQ0R00."+testHost)
+	must(t, os.WriteFile(file, nil, 0o600))
+	var notices []string
+	_, w := newTestWriter(t, md, Options{Recovered: func(s string) { notices = append(notices, s) }})
+	defer w.Close()
+	if got := readFile(t, precious); got != "dovecot-uidlist.lock x 1 2\n" {
+		t.Errorf("the linked file changed: %q", got)
+	}
+	for _, p := range []string{marker, file} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if len(notices) != 1 || !strings.Contains(notices[0], "is not a regular file with one link") {
+		t.Errorf("notices %q", notices)
+	}
+}
