@@ -157,7 +157,8 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		}
 	}
 	cfg.Notice = func(user string, e migrate.Event) {
-		if e.Kind == migrate.EventRenumbered || e.Kind == migrate.EventKeywordsDropped {
+		switch e.Kind {
+		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered:
 			mu.Lock()
 			defer mu.Unlock()
 			u.warningf("user %s: %s", user, e.Detail)
