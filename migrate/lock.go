@@ -454,10 +454,10 @@ func serveMailboxLock(req *workerRequest, emit func(workerMsg)) error {
 		if errors.Is(err, ErrLockTimeout) {
 			kind = folderFailLock
 		}
-		emit(workerMsg{T: "lock-failed", Kind: kind, Err: err.Error(), Unsafe: errors.Is(err, ErrUnsafeHome)})
+		emit(workerMsg{T: msgLockFailed, Kind: kind, Err: err.Error(), Unsafe: errors.Is(err, ErrUnsafeHome)})
 		return nil
 	}
-	emit(workerMsg{T: "locked"})
+	emit(workerMsg{T: msgLocked})
 	// The parent sends a command only after reading the answer to the one before, so nothing
 	// past the request was read ahead from stdin.
 	cmds := make(chan workerRequest)
@@ -486,18 +486,18 @@ func serveMailboxLock(req *workerRequest, emit func(workerMsg)) error {
 				if err := lk.Release(); err != nil {
 					return err
 				}
-				emit(workerMsg{T: "released"})
+				emit(workerMsg{T: msgReleased})
 				return nil
 			}
 			if c.Op != opRename {
-				emit(workerMsg{T: "rename-failed", Err: fmt.Sprintf("migrate: mailbox lock: unknown command %q", c.Op)})
+				emit(workerMsg{T: msgRenameFailed, Err: fmt.Sprintf("migrate: mailbox lock: unknown command %q", c.Op)})
 				continue
 			}
 			if err := lk.RenameSource(c.RenameFrom, c.RenameTo, c.Dev, c.Inode); err != nil {
-				emit(workerMsg{T: "rename-failed", Err: err.Error()})
+				emit(workerMsg{T: msgRenameFailed, Err: err.Error()})
 				continue
 			}
-			emit(workerMsg{T: "renamed"})
+			emit(workerMsg{T: msgRenamed})
 		}
 	}
 }
@@ -561,11 +561,11 @@ func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest)
 		return nil, w.fail(ctx.Err())
 	case err != nil:
 		return nil, w.fail(err)
-	case m.T == "lock-failed" && m.Kind == folderFailLock:
+	case m.T == msgLockFailed && m.Kind == folderFailLock:
 		return nil, w.fail(fmt.Errorf("%w: %s", ErrLockTimeout, m.Err))
-	case m.T == "lock-failed":
+	case m.T == msgLockFailed:
 		return nil, w.fail(&remoteError{msg: m.Err, unsafe: m.Unsafe})
-	case m.T != "locked":
+	case m.T != msgLocked:
 		return nil, w.fail(fmt.Errorf("migrate: mailbox lock worker said %q", m.T))
 	}
 	return w, nil
@@ -592,7 +592,7 @@ func (w *workerLock) read(patience time.Duration) (workerMsg, error) {
 		}
 		return m, fmt.Errorf("migrate: mailbox lock worker as uid %d: %w%s", w.uid, err, w.said())
 	}
-	if m.T == "error" {
+	if m.T == msgError {
 		return m, &remoteError{msg: m.Err, unsafe: m.Unsafe}
 	}
 	return m, nil
@@ -664,9 +664,9 @@ func (w *workerLock) RenameSource(from, to string, dev, ino uint64) error {
 		return w.fail(err)
 	case err != nil:
 		return err
-	case m.T == "rename-failed":
+	case m.T == msgRenameFailed:
 		return &remoteError{msg: m.Err}
-	case m.T != "renamed":
+	case m.T != msgRenamed:
 		return fmt.Errorf("migrate: mailbox lock worker said %q", m.T)
 	}
 	return nil
@@ -686,7 +686,7 @@ func (w *workerLock) Release() error {
 			err, stalled = aerr, true
 		case aerr != nil:
 			err = aerr
-		case m.T != "released":
+		case m.T != msgReleased:
 			err = fmt.Errorf("migrate: mailbox lock worker said %q", m.T)
 		}
 		patience := w.stall

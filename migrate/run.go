@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -443,35 +442,14 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	}
 	next := &State{User: u.Name, UID: u.UID, Kind: kind, Source: src, Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(home, r.cfg.Maildir),
 		KeepHeaders: r.cfg.Convert.KeepHeaders, Unescape: unescapeName(r.cfg.Convert.Unescape), Zone: r.zone}
-	start, index, h, forced, err := prev.resumeForced(f, st, r.cfg.Force)
+	rs, zoneKept, err := startResume(f, src, st, prev, next, r.cfg.Force)
 	if err != nil {
 		return err
 	}
-	if why := prev.differs(next); why != "" && start > 0 {
-		if !r.cfg.Force {
-			return fmt.Errorf("%w: %s: %s (run with the same options, or with --force to migrate it again from the start)", ErrStateMismatch, src, why)
-		}
-		start, index, h, forced = 0, prev.BaseIndex, newSHA256(), true
+	if zoneKept != nil {
+		log(EventNotice, with("kind", zoneKept.Kind, "message", zoneKept.Message, "offset", zoneKept.Offset, "detail", zoneKept.Detail))
 	}
-	if start > 0 && prev.Zone != "" && prev.Zone != next.Zone {
-		// The names of the messages still to migrate must not depend on who runs us: a
-		// resumed message is recognised by its name.
-		if _, lerr := time.LoadLocation(prev.Zone); lerr != nil {
-			return fmt.Errorf("%w: %s: earlier runs read From_ dates without a zone in %s, which cannot be loaded here (run with TZ=%s, or with --force to migrate it again from the start)", ErrStateMismatch, src, prev.Zone, prev.Zone)
-		}
-		log(EventNotice, with("kind", EventZoneKept, "message", -1, "offset", start, "detail", fmt.Sprintf("reading From_ dates without a zone in %s, as earlier runs did, not %s", prev.Zone, next.Zone)))
-		next.Zone = prev.Zone
-	}
-	if prev != nil {
-		next.BaseIndex, next.Bytes, next.UIDValidity = prev.BaseIndex, prev.Bytes, prev.UIDValidity
-		if start == 0 {
-			next.BaseIndex = index
-		}
-	}
-	if start > 0 {
-		// The rest of the source is split as its start was.
-		next.Loose, next.LooseFrom = prev.Loose, prev.LooseFrom
-	}
+	start, index := rs.start, rs.index
 	uids, err := r.state.openUIDs(u.Name, kind, src, start == 0)
 	if err != nil {
 		return err
@@ -483,18 +461,12 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 			fmt.Fprintf(uidw, "%d %d\n", rec.Index, rec.UID)
 		}
 	}
-	baseBytes := next.Bytes
-	// hashed is how far h has read: the state is saved at each resume point the worker
-	// reports, once this process has checked it is one.
-	hashed := start
+	// The state is saved at each resume point the worker reports, once this process has
+	// checked it is one.
 	advance := func(end int64, s Stats) error {
-		if err := checkResumePoint(f, st.Size, hashed, end); err != nil {
+		if err := rs.advance(end, s); err != nil {
 			return err
 		}
-		if _, err := io.Copy(h, io.NewSectionReader(f, hashed, end-hashed)); err != nil {
-			return fmt.Errorf("migrate: hashing %s: %w", src, err)
-		}
-		hashed = end
 		// The UID records of the messages before end are on disk before the state says
 		// they are migrated.
 		if err := uidw.Flush(); err != nil {
@@ -503,16 +475,6 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		if err := uids.Sync(); err != nil {
 			return fmt.Errorf("migrate: state: %w", err)
 		}
-		next.Size, next.Offset, next.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
-		next.Messages = index + s.Messages
-		next.Bytes = baseBytes + end - start
-		if s.UIDValidity != 0 {
-			next.UIDValidity = s.UIDValidity
-		}
-		if start == 0 && end > 0 {
-			next.Loose, next.LooseFrom = s.Loose, s.LooseFrom
-		}
-		next.Time = time.Now().UTC()
 		return r.state.Save(next)
 	}
 	res.Stats.EndOffset = start
@@ -520,7 +482,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		if err := checkSpace(home, st.Size-start); err != nil {
 			return err
 		}
-		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next, forced, advance, record, with, log)
+		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next, rs.forced, advance, record, with, log)
 		if err != nil {
 			return err
 		}
@@ -563,30 +525,6 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	next.After, next.Intent, next.IntentTo = after, "", ""
 	next.Time = time.Now().UTC()
 	return r.state.Save(next)
-}
-
-// EventZoneKept is the notice that a resumed migration reads From_ dates in the zone the
-// earlier runs used, not in this process's.
-const EventZoneKept = "zone-kept"
-
-// checkResumePoint refuses an end offset a worker reported unless it is one: not before
-// from, not beyond the source's size, and at the end of the source or at a line starting
-// "From ".
-func checkResumePoint(f *os.File, size, from, end int64) error {
-	if end < from || end > size {
-		return fmt.Errorf("migrate: the worker reported offset %d, outside %d..%d of %s", end, from, size, f.Name())
-	}
-	if end == size {
-		return nil
-	}
-	var b [5]byte
-	if _, err := f.ReadAt(b[:], end); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("migrate: reading %s: %w", f.Name(), err)
-	}
-	if string(b[:]) != "From " {
-		return fmt.Errorf("migrate: the worker reported offset %d of %s, which does not start a message", end, f.Name())
-	}
-	return nil
 }
 
 // prove has a worker show that every message of the locked source's first size bytes is in
@@ -674,55 +612,26 @@ func checkSpace(home string, need int64) error {
 // messages already in the Maildir are matched wherever they now are in the source. durable
 // gets each resume point the worker reports, and an error from it stops the worker.
 func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, forced bool, durable func(int64, Stats) error, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
-	opts := r.cfg.Convert
-	req := &workerRequest{
-		Op: opConvert, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, Size: size,
-		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), Location: loadableZone(next.Zone), Loose: next.Loose, LooseFrom: next.LooseFrom,
-		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes,
-		StartOffset: start, StartIndex: index, FlushEvery: opts.FlushEvery, AnyPosition: forced,
-	}
+	req := r.request(opConvert, u, home)
+	req.Size, req.Location, req.Loose, req.LooseFrom = size, loadableZone(next.Zone), next.Loose, next.LooseFrom
+	req.StartOffset, req.StartIndex, req.AnyPosition = start, index, forced
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var st Stats
 	var got bool
 	var bad error
 	err := runWorker(wctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, func(m workerMsg) {
+		r.dispatch(u.Name, m, with, "", record, log)
 		switch m.T {
-		case "durable":
+		case msgDurable:
 			if m.Stats != nil && bad == nil {
 				if bad = durable(m.Stats.EndOffset, *m.Stats); bad != nil {
 					stop()
 				}
 			}
-		case "stats":
+		case msgStats:
 			if m.Stats != nil {
 				st, got = *m.Stats, true
-			}
-		case "event":
-			if m.Event == nil {
-				return
-			}
-			e := *m.Event
-			log(EventNotice, with("kind", e.Kind, "message", e.Message, "offset", e.Offset, "detail", e.Detail))
-			if r.cfg.Notice != nil {
-				r.cfg.Notice(u.Name, e)
-			}
-		case "record":
-			if m.Record != nil {
-				record(*m.Record)
-			}
-			if m.Record != nil && r.cfg.Message != nil {
-				r.cfg.Message(u.Name)
-			}
-			if m.Record != nil && r.cfg.AuditMessages {
-				rec := m.Record
-				log(EventMessage, with("index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,
-					"stored_sha256", nonEmpty(rec.StoredSHA256), "name", nonEmpty(rec.Name), "sub", nonEmpty(rec.Sub),
-					"uid_imap", rec.UID, "existed", rec.Existed, "skipped", rec.Skipped))
-			}
-		case "progress":
-			if r.cfg.Progress != nil {
-				r.cfg.Progress(m.N)
 			}
 		}
 	})
@@ -733,6 +642,41 @@ func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int
 		err = errors.New("migrate: the worker ended without a result")
 	}
 	return st, err
+}
+
+// request is a request for op about the user u, whose home is at home, with the run's
+// destination and conversion options.
+func (r *runner) request(op string, u users.User, home string) *workerRequest {
+	req := convertRequest(op, r.cfg.Convert)
+	req.Home, req.Owner, req.Maildir = home, owner(u), r.cfg.Maildir
+	return req
+}
+
+// dispatch handles the answers every conversion of a user's sources has in common, the
+// INBOX's and each folder's: a notice goes to the audit log and the console, a message record
+// to the UID records, the console's count and with AuditMessages the audit log, progress to
+// the console. fields gives the audit fields of the source; label, when not empty, prefixes
+// its notices on the console.
+func (r *runner) dispatch(user string, m workerMsg, fields func(...any) map[string]any, label string, record func(MessageRecord), log func(string, map[string]any)) {
+	dispatch(m, func(e Event) {
+		log(EventNotice, fields("kind", e.Kind, "message", e.Message, "offset", e.Offset, "detail", e.Detail))
+		if r.cfg.Notice != nil {
+			if label != "" {
+				e.Detail = label + ": " + e.Detail
+			}
+			r.cfg.Notice(user, e)
+		}
+	}, func(rec MessageRecord) {
+		record(rec)
+		if r.cfg.Message != nil {
+			r.cfg.Message(user)
+		}
+		if r.cfg.AuditMessages {
+			log(EventMessage, fields("index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,
+				"stored_sha256", nonEmpty(rec.StoredSHA256), "name", nonEmpty(rec.Name), "sub", nonEmpty(rec.Sub),
+				"uid_imap", rec.UID, "existed", rec.Existed, "skipped", rec.Skipped))
+		}
+	}, r.cfg.Progress)
 }
 
 // zoneName names the zone From_ dates without one are read in: loc's, or for the local zone

@@ -10,8 +10,6 @@ package migrate
 import (
 	"bufio"
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -61,15 +59,6 @@ type FolderResult struct {
 	Err     error
 }
 
-// Worker answers about folders.
-const (
-	msgFolderSkipped = "folder-skipped"
-	msgFolderStart   = "folder-start"
-	msgFolderDone    = "folder-done"
-	msgFolderFailed  = "folder-failed"
-	msgFolderFrom    = "folder-from" // N: the offset the folder is converted from
-)
-
 // Kinds of a folder's failure, as the worker reports them.
 const (
 	folderFailNotMbox = "not-mbox"
@@ -94,16 +83,9 @@ func (s folderStates) Load(user string) (map[string]*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return map[string]*State{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("migrate: folder state: %w", err)
-	}
 	m := map[string]*State{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("migrate: folder state %s: %w", p, err)
+	if _, err := readStateFile(p, &m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -184,15 +166,8 @@ func (s folderStates) LoadSkipped(user string) (map[string]string, error) {
 		return nil, err
 	}
 	m := map[string]string{}
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return m, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("migrate: folder state: %w", err)
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("migrate: folder state %s: %w", p, err)
+	if _, err := readStateFile(p, &m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -203,7 +178,7 @@ func (s folderStates) SaveSkipped(user string, m map[string]string) error {
 	if err != nil {
 		return err
 	}
-	return s.write(user, p, m)
+	return writeStateFile(s.Dir, p, m)
 }
 
 // Save replaces the user's folder states atomically.
@@ -212,37 +187,7 @@ func (s folderStates) Save(user string, m map[string]*State) error {
 	if err != nil {
 		return err
 	}
-	return s.write(user, p, m)
-}
-
-// write replaces the file p of user with v in JSON, atomically.
-func (s folderStates) write(user, p string, v any) error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return fmt.Errorf("migrate: folder state: %w", err)
-	}
-	b, err := json.MarshalIndent(v, "", "\t")
-	if err != nil {
-		return fmt.Errorf("migrate: folder state: %w", err)
-	}
-	tmp, err := os.CreateTemp(s.Dir, stateTempPattern(p))
-	if err != nil {
-		return fmt.Errorf("migrate: folder state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		return fmt.Errorf("migrate: folder state: %w", err)
-	}
-	return syncDir(s.Dir)
+	return writeStateFile(s.Dir, p, m)
 }
 
 // folderRoot is the folder root relative to a home.
@@ -279,16 +224,9 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 	if err != nil {
 		return err
 	}
-	opts := r.cfg.Convert
-	req := &workerRequest{
-		Op: opFolders, Home: home, Owner: owner(u), Maildir: r.cfg.Maildir, FolderRoot: rootDir, FolderStates: prev,
-		Force: r.cfg.Force, LockTimeout: r.cfg.LockTimeout,
-		KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), FlushEvery: opts.FlushEvery,
-		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes,
-	}
-	if opts.Location != nil {
-		req.Location = opts.Location.String()
-	}
+	req := r.request(opFolders, u, home)
+	req.FolderRoot, req.FolderStates, req.Zone = rootDir, prev, r.zone
+	req.Force, req.LockTimeout = r.cfg.Force, r.cfg.LockTimeout
 	maildirPath := filepath.Join(home, r.cfg.Maildir)
 	byName := map[string]int{} // Source → index in res.Folders
 	var saveErr error
@@ -348,6 +286,8 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 		}
 	}
 	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
+		r.dispatch(u.Name, m, func(kv ...any) map[string]any { return folderWith(m.Folder, kv...) }, "folder "+folderName(res, byName, m.Folder),
+			func(rec MessageRecord) { uids.record(filepath.Join(rootPath, m.Folder), rec) }, log)
 		switch m.T {
 		case msgFolderSkipped:
 			log(EventNotice, folderWith(m.Folder, "kind", EventFolderSkipped, "detail", m.Err))
@@ -381,7 +321,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			log(EventFolderDone, folderWith(m.Folder, "outcome", f.Outcome, "messages", f.Stats.Messages, "written", f.Stats.Written,
 				"existed", f.Stats.Existed, "skipped", f.Stats.Skipped, "bytes", f.Stats.Bytes, "end_offset", next.Offset,
 				"uidvalidity", next.UIDValidity, "next_uid", f.Stats.NextUID, "renumbered", f.Stats.Renumbered, "loose", f.Stats.Loose))
-		case "durable":
+		case msgDurable:
 			if m.State != nil && m.Stats != nil {
 				remember(m.Folder, m.State, m.Stats.Messages)
 			}
@@ -405,33 +345,6 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 				f.Outcome = OutcomeFailed
 			}
 			log(EventFolderFailed, folderWith(m.Folder, "outcome", f.Outcome, "err", m.Err))
-		case "event":
-			if m.Event == nil {
-				return
-			}
-			e := *m.Event
-			log(EventNotice, folderWith(m.Folder, "kind", e.Kind, "message", e.Message, "offset", e.Offset, "detail", e.Detail))
-			if r.cfg.Notice != nil {
-				e.Detail = "folder " + folderName(res, byName, m.Folder) + ": " + e.Detail
-				r.cfg.Notice(u.Name, e)
-			}
-		case "record":
-			if m.Record != nil {
-				uids.record(filepath.Join(rootPath, m.Folder), *m.Record)
-			}
-			if m.Record != nil && r.cfg.Message != nil {
-				r.cfg.Message(u.Name)
-			}
-			if m.Record != nil && r.cfg.AuditMessages {
-				rec := m.Record
-				log(EventMessage, folderWith(m.Folder, "index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,
-					"stored_sha256", nonEmpty(rec.StoredSHA256), "name", nonEmpty(rec.Name), "sub", nonEmpty(rec.Sub),
-					"uid_imap", rec.UID, "existed", rec.Existed, "skipped", rec.Skipped))
-			}
-		case "progress":
-			if r.cfg.Progress != nil {
-				r.cfg.Progress(m.N)
-			}
 		}
 	})
 	if err != nil {
@@ -644,7 +557,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		}()
 	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS):
 		// Dovecot reads such a folder under its fcntl lock alone, and so do we.
-		emit(workerMsg{T: "event", Folder: f.Source, Event: &Event{Kind: EventFolderNoDotlock, Message: -1,
+		emit(workerMsg{T: msgEvent, Folder: f.Source, Event: &Event{Kind: EventFolderNoDotlock, Message: -1,
 			Detail: fmt.Sprintf("no dotlock beside %s (%v): fcntl lock only", f.Source, errors.Unwrap(err))}})
 	default:
 		return nil, Stats{}, ctxLockError(ctx, err)
@@ -662,44 +575,24 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		return nil, Stats{}, fmt.Errorf("migrate: %s: %w", f.Source, err)
 	}
 	prev := req.FolderStates[f.Source]
-	start, index, h, forced, err := prev.resumeForced(src, st, req.Force)
+	// The destination as root records it: the request's home is root's path of it.
+	next = &State{Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(req.Home, req.Maildir, f.Maildir),
+		KeepHeaders: req.KeepHeaders, Unescape: unescapeName(mbox.Unescape(req.Unescape)), Zone: req.Zone}
+	rs, zoneKept, err := startResume(src, path.Join("~", req.FolderRoot, f.Source), st, prev, next, req.Force)
 	if err != nil {
 		return nil, Stats{}, err
 	}
-	next = &State{Dev: uint64(st.Dev), Inode: st.Ino, KeepHeaders: req.KeepHeaders, Unescape: unescapeName(mbox.Unescape(req.Unescape))}
-	if prev != nil {
-		next.BaseIndex, next.Bytes, next.UIDValidity = prev.BaseIndex, prev.Bytes, prev.UIDValidity
-		if start == 0 {
-			next.BaseIndex = index
-		}
+	if zoneKept != nil {
+		emit(workerMsg{T: msgEvent, Folder: f.Source, Event: zoneKept})
 	}
+	start, index := rs.start, rs.index
 	stats = Stats{EndOffset: start, UIDValidity: next.UIDValidity}
-	baseBytes := next.Bytes
-	// hashed is how far h has read; advance returns the state of the folder migrated up to
-	// the resume point end.
-	hashed := start
+	// advance returns the state of the folder migrated up to the resume point end.
 	advance := func(end int64, s Stats) (*State, error) {
-		if end < hashed || end > st.Size {
-			return nil, fmt.Errorf("migrate: %s: resume point %d outside %d..%d", f.Source, end, hashed, st.Size)
+		if err := rs.advance(end, s); err != nil {
+			return nil, err
 		}
-		if _, err := io.Copy(h, io.NewSectionReader(src, hashed, end-hashed)); err != nil {
-			return nil, fmt.Errorf("migrate: hashing %s: %w", f.Source, err)
-		}
-		hashed = end
 		at := *next
-		at.Size, at.Offset, at.SHA256 = st.Size, end, hex.EncodeToString(h.Sum(nil))
-		at.Messages = index + s.Messages
-		at.Bytes = baseBytes + end - start
-		if s.UIDValidity != 0 {
-			at.UIDValidity = s.UIDValidity
-		}
-		switch {
-		case start > 0:
-			at.Loose, at.LooseFrom = prev.Loose, prev.LooseFrom
-		case end > 0:
-			at.Loose, at.LooseFrom = s.Loose, s.LooseFrom
-		}
-		at.Time = time.Now().UTC()
 		return &at, nil
 	}
 	// Root keeps the UID records of the folder, afresh when it is converted from the start.
@@ -721,15 +614,13 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		defer d.Close()
 		freq := *req
 		freq.StartOffset, freq.StartIndex = start, index
-		freq.Loose, freq.LooseFrom, freq.AnyPosition = false, nil, forced
-		if start > 0 {
-			freq.Loose, freq.LooseFrom = prev.Loose, prev.LooseFrom
-		}
+		freq.Loose, freq.LooseFrom, freq.AnyPosition = next.Loose, next.LooseFrom, rs.forced
+		freq.Location = loadableZone(next.Zone)
 		// Each resume point goes to root with the state to save there, as for the INBOX,
 		// so that an interrupted folder resumes from it.
 		var bad error
 		stats, err = convertChecked(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, func(m workerMsg) {
-			if m.T == "durable" && m.Stats != nil && bad == nil {
+			if m.T == msgDurable && m.Stats != nil && bad == nil {
 				m.State, bad = advance(m.Stats.EndOffset, *m.Stats)
 				if bad != nil {
 					return
@@ -808,7 +699,7 @@ func verifyFolders(ctx context.Context, cfg *Config, u users.User, home string) 
 	var out []FolderVerify
 	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
 		switch {
-		case m.T == "verified" && m.Verified != nil:
+		case m.T == msgVerified && m.Verified != nil:
 			v := FolderVerify{Source: m.Folder, Result: *m.Verified}
 			// A message the user deleted through Dovecot is no loss, as for the INBOX.
 			if st := states[m.Folder]; st != nil {
@@ -847,7 +738,7 @@ func serveVerifyFolders(ctx context.Context, req *workerRequest, emit func(worke
 			emit(workerMsg{T: msgFolderFailed, Folder: src, Err: err.Error()})
 			continue
 		}
-		emit(workerMsg{T: "verified", Folder: src, Verified: &res})
+		emit(workerMsg{T: msgVerified, Folder: src, Verified: &res})
 	}
 	return nil
 }

@@ -132,33 +132,43 @@ func (s StateStore) legacy(user, src string) (*State, error) {
 	return st, nil
 }
 
-// readState reads one state file, nil when there is none. It never follows a symlink.
+// readState reads one state file, nil when there is none.
 func readState(p string) (*State, error) {
+	var st State
+	if ok, err := readStateFile(p, &st); !ok || err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// readStateFile decodes the JSON state file p into v, and reports false when there is none.
+// It never follows a symlink and reads only a regular file: every state file, the INBOX's
+// and the folders', is read here.
+func readStateFile(p string, v any) (bool, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
-		return nil, nil
+		return false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("migrate: state: %w", &os.PathError{Op: "open", Path: p, Err: err})
+		return false, fmt.Errorf("migrate: state: %w", &os.PathError{Op: "open", Path: p, Err: err})
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("migrate: state: %w", err)
+		return false, fmt.Errorf("migrate: state: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("migrate: state %s: not a regular file", p)
+		return false, fmt.Errorf("migrate: state %s: not a regular file", p)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("migrate: state: %w", err)
+		return false, fmt.Errorf("migrate: state: %w", err)
 	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("migrate: state %s: %w", p, err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("migrate: state %s: %w", p, err)
 	}
-	return &st, nil
+	return true, nil
 }
 
 // Save writes the state of st's source atomically: a crash leaves the old state or the new
@@ -171,15 +181,30 @@ func (s StateStore) Save(st *State) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+	if err := writeStateFile(s.Dir, p, st); err != nil {
+		return err
+	}
+	if old, err := s.legacy(st.User, st.Source); err == nil && old != nil {
+		if lp, err := s.path(st.User); err == nil {
+			_ = os.Remove(lp)
+		}
+	}
+	return nil
+}
+
+// writeStateFile replaces the state file p in dir with v in JSON, atomically: a crash leaves
+// the old file or the new one, and a temporary file SweepStateTemps recognises. Every state
+// file is written here.
+func writeStateFile(dir, p string, v any) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
-	b, err := json.MarshalIndent(st, "", "\t")
+	b, err := json.MarshalIndent(v, "", "\t")
 	if err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
 	b = append(b, '\n')
-	tmp, err := os.CreateTemp(s.Dir, stateTempPattern(p))
+	tmp, err := os.CreateTemp(dir, stateTempPattern(p))
 	if err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
@@ -201,12 +226,7 @@ func (s StateStore) Save(st *State) error {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
-	if old, err := s.legacy(st.User, st.Source); err == nil && old != nil {
-		if lp, err := s.path(st.User); err == nil {
-			_ = os.Remove(lp)
-		}
-	}
-	return syncDir(s.Dir)
+	return syncDir(dir)
 }
 
 // stateWriting, set by tests, is called with the temporary file of a state write before it is

@@ -160,7 +160,7 @@ func VerifyAs(ctx context.Context, cred Credentials, src *os.File, size int64, h
 	var res VerifyResult
 	var got bool
 	err := runWorker(ctx, cred, req, src, func(m workerMsg) {
-		if m.T == "verified" && m.Verified != nil {
+		if m.T == msgVerified && m.Verified != nil {
 			res, got = *m.Verified, true
 		}
 	})
@@ -311,7 +311,7 @@ func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File,
 	var res VerifyResult
 	var got bool
 	err = runWorker(ctx, cred, req, src, func(m workerMsg) {
-		if m.T == "verified" && m.Verified != nil {
+		if m.T == msgVerified && m.Verified != nil {
 			res, got = *m.Verified, true
 		}
 	})

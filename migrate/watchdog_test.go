@@ -39,7 +39,7 @@ func init() {
 			n++
 			time.Sleep(50 * time.Millisecond)
 		}
-		emit(workerMsg{T: "progress", N: int64(n)})
+		emit(workerMsg{T: msgProgress, N: int64(n)})
 		return nil
 	}
 }
@@ -103,7 +103,7 @@ func TestWatchdogKeepsSlowWorker(t *testing.T) {
 	ctx := withStallTimeout(context.Background(), 400*time.Millisecond)
 	var got int64
 	err := spawnWorker(ctx, Credentials{UID: trickleUID, GID: trickleUID}, &workerRequest{Op: opTestTrickle, Path: src}, nil, func(m workerMsg) {
-		if m.T == "progress" {
+		if m.T == msgProgress {
 			got = m.N
 		}
 	})

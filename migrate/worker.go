@@ -64,6 +64,7 @@ type workerRequest struct {
 	// opFolders only.
 	FolderRoot   string            `json:"folder_root,omitempty"`   // relative to Home: "mail"
 	FolderStates map[string]*State `json:"folder_states,omitempty"` // by Folder.Source
+	Zone         string            `json:"zone,omitempty"`          // root's zoneName: a new folder state's Zone
 	Force        bool              `json:"force,omitempty"`
 	LockTimeout  time.Duration     `json:"lock_timeout,omitempty"`
 
@@ -75,9 +76,38 @@ type workerRequest struct {
 	Inode      uint64 `json:"inode,omitempty"`
 }
 
+// msgType names what one line of a worker's answer is.
+type msgType string
+
+// Worker answers. Every operation may end with msgError; the rest are per operation.
+const (
+	msgError    msgType = "error"    // Err: the operation failed; Unsafe: for a reason of safety
+	msgAborted  msgType = "aborted"  // stopped on request; Err: its pending tmp files could not be removed
+	msgRecord   msgType = "record"   // Record: one message converted (Folder: of that folder)
+	msgEvent    msgType = "event"    // Event: a fallback or oddity, for the audit log
+	msgProgress msgType = "progress" // N: more source bytes read
+	msgDurable  msgType = "durable"  // Stats: every message before Stats.EndOffset is durable (State: a folder's)
+	msgStats    msgType = "stats"    // Stats: the conversion's result
+	msgVerified msgType = "verified" // Verified: the proof of one source
+
+	// The Mailbox lock worker's.
+	msgLocked       msgType = "locked"
+	msgLockFailed   msgType = "lock-failed" // Kind: folderFailLock for a timeout
+	msgReleased     msgType = "released"
+	msgRenamed      msgType = "renamed"
+	msgRenameFailed msgType = "rename-failed"
+
+	// The folder operation's, each with Folder.
+	msgFolderSkipped msgType = "folder-skipped" // Err: why the entry is not migrated
+	msgFolderStart   msgType = "folder-start"   // FolderInfo
+	msgFolderDone    msgType = "folder-done"    // Stats, State: what to remember
+	msgFolderFailed  msgType = "folder-failed"  // Kind: a folderFail* kind; Err
+	msgFolderFrom    msgType = "folder-from"    // N: the offset the folder is converted from
+)
+
 // workerMsg is one line of the worker's answer.
 type workerMsg struct {
-	T        string         `json:"t"` // "record", "event", "progress", "missing", "durable", "stats", "verified", "error"
+	T        msgType        `json:"t"`
 	Record   *MessageRecord `json:"record,omitempty"`
 	Event    *Event         `json:"event,omitempty"`
 	N        int64          `json:"n,omitempty"`
@@ -141,12 +171,12 @@ func WorkerMain() int {
 	}
 	var req workerRequest
 	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
-		emit(workerMsg{T: "error", Err: fmt.Sprintf("migrate: worker request: %v", err)})
+		emit(workerMsg{T: msgError, Err: fmt.Sprintf("migrate: worker request: %v", err)})
 		return 1
 	}
 	if op := workerOps[req.Op]; op != nil {
 		if err := op(&req, emit); err != nil {
-			emit(workerMsg{T: "error", Err: err.Error()})
+			emit(workerMsg{T: msgError, Err: err.Error()})
 			return 1
 		}
 		return 0
@@ -159,13 +189,13 @@ func WorkerMain() int {
 	if err := serve(ctx, &req, src, emit); err != nil {
 		if ctx.Err() != nil {
 			// Root asked us to stop: say whether the pending batch's tmp files are gone.
-			m := workerMsg{T: "aborted"}
+			m := workerMsg{T: msgAborted}
 			if errors.Is(err, errAbortFailed) {
 				m.Err = err.Error()
 			}
 			emit(m)
 		}
-		emit(workerMsg{T: "error", Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome)})
+		emit(workerMsg{T: msgError, Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome)})
 		return 1
 	}
 	if encErr != nil {
@@ -260,7 +290,7 @@ func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(work
 		if err != nil {
 			return err
 		}
-		emit(workerMsg{T: "verified", Verified: &res})
+		emit(workerMsg{T: msgVerified, Verified: &res})
 		return nil
 	}
 	return fmt.Errorf("migrate: worker: unknown operation %q", req.Op)
@@ -312,7 +342,7 @@ func serveConvert(ctx context.Context, req *workerRequest, src *os.File, size in
 	if err != nil {
 		return err
 	}
-	emit(workerMsg{T: "stats", Stats: &st})
+	emit(workerMsg{T: msgStats, Stats: &st})
 	return nil
 }
 
@@ -343,28 +373,28 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 		FlushEvery:  req.FlushEvery,
 		Loose:       req.Loose,
 		LooseFrom:   req.LooseFrom,
-		Notice:      func(e Event) { emit(workerMsg{T: "event", Event: &e, Folder: folder}) },
+		Notice:      func(e Event) { emit(workerMsg{T: msgEvent, Event: &e, Folder: folder}) },
 		OnDurable: func(s Stats) {
 			// A resume point only once every message before it was found as stored.
 			if len(chk.res.Missing) == 0 && len(chk.res.Bad) == 0 {
-				emit(workerMsg{T: "durable", Stats: &s, Folder: folder})
+				emit(workerMsg{T: msgDurable, Stats: &s, Folder: folder})
 			}
 		},
 		OnMessage: func(r MessageRecord) {
 			chk.check(r)
-			emit(workerMsg{T: "record", Record: &r, Folder: folder})
+			emit(workerMsg{T: msgRecord, Record: &r, Folder: folder})
 		},
 		Progress: func(n int64) {
 			// One line per MiB at most: the parent only draws a bar with it.
 			pending += n
 			if pending >= 1<<20 {
-				emit(workerMsg{T: "progress", N: pending, Folder: folder})
+				emit(workerMsg{T: msgProgress, N: pending, Folder: folder})
 				pending = 0
 			}
 		},
 	})
 	if pending > 0 {
-		emit(workerMsg{T: "progress", N: pending, Folder: folder})
+		emit(workerMsg{T: msgProgress, N: pending, Folder: folder})
 	}
 	if err != nil {
 		return st, err
@@ -536,10 +566,10 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src 
 			continue
 		}
 		switch m.T {
-		case "error":
+		case msgError:
 			workerErr = &remoteError{msg: m.Err, unsafe: m.Unsafe}
 			continue
-		case "aborted":
+		case msgAborted:
 			abortFailed = m.Err != ""
 			continue
 		}
@@ -650,25 +680,22 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// convertRequest is a request for op with the conversion options of opts: the one place
+// where they are put into a request.
+func convertRequest(op string, opts ConvertOptions) *workerRequest {
+	return &workerRequest{Op: op, KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), FlushEvery: opts.FlushEvery,
+		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes}
+}
+
 // ConvertAs converts the mbox src into the Maildir at maildirPath as the given user: in a
 // worker process running with those credentials when this process is root, in-process
 // otherwise. opts' callbacks are called in this process; StartOffset and StartIndex are
 // honoured. The Maildir's parent directory is opened by path, with the user's rights.
 func ConvertAs(ctx context.Context, cred Credentials, src *os.File, maildirPath string, opts ConvertOptions) (Stats, error) {
-	req := &workerRequest{
-		Op:          opConvert,
-		Path:        maildirPath,
-		KeepHeaders: opts.KeepHeaders,
-		Unescape:    int(opts.Unescape),
-		Fsync:       int(opts.Maildir.Fsync),
-		Host:        opts.Maildir.Host,
-		BatchFiles:  opts.Maildir.BatchFiles,
-		BatchBytes:  opts.Maildir.BatchBytes,
-		StartOffset: opts.StartOffset,
-		StartIndex:  opts.StartIndex,
-		Loose:       opts.Loose,
-		LooseFrom:   opts.LooseFrom,
-	}
+	req := convertRequest(opConvert, opts)
+	req.Path = maildirPath
+	req.StartOffset, req.StartIndex = opts.StartOffset, opts.StartIndex
+	req.Loose, req.LooseFrom = opts.Loose, opts.LooseFrom
 	if opts.Location != nil {
 		req.Location = opts.Location.String()
 	}
@@ -676,7 +703,7 @@ func ConvertAs(ctx context.Context, cred Credentials, src *os.File, maildirPath 
 	var got bool
 	err := runWorker(withStallTimeout(ctx, opts.StallTimeout), cred, req, src, func(m workerMsg) {
 		dispatch(m, opts.Notice, opts.OnMessage, opts.Progress)
-		if m.T == "stats" && m.Stats != nil {
+		if m.T == msgStats && m.Stats != nil {
 			st, got = *m.Stats, true
 		}
 	})
@@ -688,15 +715,15 @@ func ConvertAs(ctx context.Context, cred Credentials, src *os.File, maildirPath 
 
 func dispatch(m workerMsg, notice func(Event), onMessage func(MessageRecord), progress func(int64)) {
 	switch m.T {
-	case "event":
+	case msgEvent:
 		if notice != nil && m.Event != nil {
 			notice(*m.Event)
 		}
-	case "record":
+	case msgRecord:
 		if onMessage != nil && m.Record != nil {
 			onMessage(*m.Record)
 		}
-	case "progress":
+	case msgProgress:
 		if progress != nil {
 			progress(m.N)
 		}

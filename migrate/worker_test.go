@@ -47,7 +47,7 @@ func init() {
 		if err != nil {
 			return err
 		}
-		emit(workerMsg{T: "event", Event: &Event{Kind: opTestSelf, Detail: string(b)}})
+		emit(workerMsg{T: msgEvent, Event: &Event{Kind: opTestSelf, Detail: string(b)}})
 		return nil
 	}
 }
@@ -63,7 +63,7 @@ func TestWorkerIsolated(t *testing.T) {
 	const uid = 42190
 	var self *workerSelf
 	err := spawnWorker(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestSelf}, nil, func(m workerMsg) {
-		if m.T == "event" && m.Event != nil && m.Event.Kind == opTestSelf {
+		if m.T == msgEvent && m.Event != nil && m.Event.Kind == opTestSelf {
 			self = new(workerSelf)
 			if err := json.Unmarshal([]byte(m.Event.Detail), self); err != nil {
 				t.Errorf("worker said %q: %v", m.Event.Detail, err)
