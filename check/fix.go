@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // The repairs below run with the user's filesystem identity when check runs as root (asUser),
@@ -17,7 +19,7 @@ import (
 // fail on a mode without read permission, so the file is pinned with O_PATH and changed through
 // its /proc/self/fd link, which names the inode itself.
 func chmodAt(dfd int, name string, st *unix.Stat_t, mode uint32) error {
-	fd, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := safefs.Open(dfd, name, unix.O_PATH, 0)
 	if err != nil {
 		return &os.PathError{Op: "openat", Path: name, Err: err}
 	}
@@ -48,7 +50,7 @@ func mkdirOwned(dfd int, name string, uid, gid int) error {
 	if err := unix.Mkdirat(dfd, name, wantDir); err != nil {
 		return &os.PathError{Op: "mkdirat", Path: name, Err: err}
 	}
-	fd, err := unix.Openat(dfd, name, dirFlags, 0)
+	fd, err := safefs.OpenDir(dfd, name)
 	if err != nil {
 		return &os.PathError{Op: "openat", Path: name, Err: err}
 	}

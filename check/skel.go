@@ -9,6 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/maildir"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // ErrUnsafe is wrapped by the errors of MakeSkel and EnsureMaildir that refuse a path because
@@ -45,23 +47,21 @@ func MakeSkel(skelDir, name string) ([]string, error) {
 
 // EnsureMaildir makes an empty Maildir, home/name/{cur,new,tmp} mode 0700, owned by u, when the
 // home has nothing called name; it reports whether it created one. An existing entry is left as
-// it is (check reports what is wrong with it). The home must be a directory owned by u. Run as
+// it is (check reports what is wrong with it). The home is opened by the rule of
+// safefs.OpenHome: not a symlink, a directory owned by u, writable by nobody else. Run as
 // root, the directories are made with u's filesystem identity, so they are u's without a chown
 // and the kernel checks every step as it would for u; each is made beneath descriptors opened
 // without following symlinks, so a user who races us can at most make the creation fail.
 func EnsureMaildir(u User, name string) (bool, error) {
-	home, err := unix.Open(u.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	home, err := safefs.OpenHome(u.Home, u.UID)
+	if errors.Is(err, safefs.ErrUnsafe) {
+		return false, unsafef("user %s: home %v", u.Name, err)
+	}
 	if err != nil {
-		return false, fmt.Errorf("check: user %s: %w", u.Name, &os.PathError{Op: "open", Path: u.Home, Err: err})
+		return false, fmt.Errorf("check: user %s: %w", u.Name, err)
 	}
 	defer unix.Close(home)
 	var st unix.Stat_t
-	if err := unix.Fstat(home, &st); err != nil {
-		return false, fmt.Errorf("check: user %s: %w", u.Name, &os.PathError{Op: "fstat", Path: u.Home, Err: err})
-	}
-	if int(st.Uid) != u.UID {
-		return false, unsafef("user %s: home %s is owned by uid %d, not by the user", u.Name, u.Home, st.Uid)
-	}
 	err = unix.Fstatat(home, name, &st, nofollow)
 	if err == nil {
 		return false, nil
@@ -117,7 +117,7 @@ func ensureDir(dfd int, path, name string, uid, gid int, fixMode bool) (int, []s
 	} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return -1, nil, unsafef("%s is a %s, not a directory", path, maildir.FileType(st.Mode))
 	}
-	fd, err := unix.Openat(dfd, name, dirFlags, 0)
+	fd, err := safefs.OpenDir(dfd, name)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 		return -1, nil, unsafef("%s changed into a symlink or file", path)
 	}

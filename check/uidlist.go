@@ -8,6 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/maildir"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // uidlist checks the dovecot-uidlist at path (est is its lstat) beneath the Maildir mfd. Dovecot
@@ -30,7 +32,7 @@ func (c *checker) uidlist(mfd int, path string, est *unix.Stat_t) {
 		c.report(c.problem(Critical, BadUIDList, path, fmt.Sprintf("dovecot-uidlist mode %04o: the user cannot read it", est.Mode&permBits)))
 		return
 	}
-	fd, err := unix.Openat(mfd, "dovecot-uidlist", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	fd, err := safefs.Open(mfd, "dovecot-uidlist", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return // Dovecot replaced it while we looked
 	}

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/maildir"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // checker checks one user or one path, recording into its own report.
@@ -53,7 +55,6 @@ func errText(err error) string {
 }
 
 const (
-	dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	nofollow = unix.AT_SYMLINK_NOFOLLOW
 	wantDir  = 0o700
 	wantFile = 0o600
@@ -81,6 +82,8 @@ func (c *checker) checkUser(u User) {
 // userMaildir opens u's home and checks the Maildir in it. It returns the home's descriptor
 // (-1 when there is no home), the Maildir's facts and whether something by its name exists.
 func (c *checker) userMaildir(u User) (int, *maildirInfo, bool) {
+	// Unlike the writers (safefs.OpenHome), check follows a symlinked home as Dovecot does: it
+	// runs with u's identity here and reports what Dovecot would see.
 	home, err := unix.Open(u.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		// No home, no Maildir, nothing Dovecot could use; only a spool with mail matters.
@@ -317,7 +320,7 @@ func (c *checker) isDir(st *unix.Stat_t, path, what string) bool {
 // openDir opens name beneath dfd without following a symlink and makes sure it is the
 // directory that st described (a user may swap it in between).
 func (c *checker) openDir(dfd int, name, path string, st *unix.Stat_t) (int, bool) {
-	fd, err := unix.Openat(dfd, name, dirFlags, 0)
+	fd, err := safefs.OpenDir(dfd, name)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 			c.report(c.problem(Critical, Symlink, path, "changed into a symlink or file while checking"))
@@ -396,7 +399,7 @@ func (c *checker) who() string {
 // a million messages costs bounded memory.
 func (c *checker) readDir(fd int, path string, fn func(name string)) {
 	// An independent descriptor: reading moves the offset, which a dup would share.
-	rfd, err := unix.Openat(fd, ".", dirFlags, 0)
+	rfd, err := safefs.OpenDir(fd, ".")
 	if err != nil {
 		c.unchecked(path, &os.PathError{Op: "openat", Path: path, Err: err})
 		return

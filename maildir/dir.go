@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // ErrUnsafe is matched (with errors.Is) by the errors that refuse a Maildir,
@@ -146,13 +148,13 @@ func displayDir(dirfd int) string {
 // openDir opens the single component name beneath dirfd as a directory,
 // never following a symlink, creating it 0700 when asked.
 func openDir(dirfd int, name string, create bool, display string) (int, error) {
-	fd, err := openBeneath(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC)
+	fd, err := safefs.Open(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err == unix.ENOENT && create {
 		merr := unix.Mkdirat(dirfd, name, 0o700)
 		if merr != nil && merr != unix.EEXIST {
 			return -1, fmt.Errorf("maildir: create %s: %w", display, merr)
 		}
-		fd, err = openBeneath(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC)
+		fd, err = safefs.Open(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err == nil && merr == nil {
 			// The umask may have taken bits from 0700; a Maildir is exactly 0700.
 			if cerr := unix.Fchmod(fd, 0o700); cerr != nil {
@@ -165,51 +167,6 @@ func openDir(dirfd int, name string, create bool, display string) (int, error) {
 		return -1, describeOpenError(dirfd, name, display, err)
 	}
 	return fd, nil
-}
-
-// openBeneath opens name (one component) beneath dirfd with openat2
-// RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH, or openat O_NOFOLLOW where the kernel
-// lacks openat2.
-func openBeneath(dirfd int, name string, flags int) (int, error) {
-	return openBeneathMode(dirfd, name, flags, 0)
-}
-
-// noOpenat2 makes openBeneath behave as on a kernel without openat2 (tests).
-var noOpenat2 bool
-
-// openBeneathMode is openBeneath with a mode for O_CREAT.
-func openBeneathMode(dirfd int, name string, flags int, mode uint32) (int, error) {
-	for {
-		if noOpenat2 {
-			return openatNoFollow(dirfd, name, flags, mode)
-		}
-		fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
-			Flags:   uint64(flags | unix.O_NOFOLLOW),
-			Mode:    uint64(mode),
-			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH,
-		})
-		switch err {
-		case unix.EINTR, unix.EAGAIN:
-			// openat2 answers EAGAIN when a concurrent rename made the
-			// lookup racy; retrying is what the kernel asks for.
-			continue
-		case unix.ENOSYS, unix.EPERM:
-			// ENOSYS: kernel before 5.6; EPERM: a seccomp filter that
-			// does not know openat2. O_NOFOLLOW still guards the only
-			// component we resolve.
-			return openatNoFollow(dirfd, name, flags, mode)
-		}
-		return fd, err
-	}
-}
-
-func openatNoFollow(dirfd int, name string, flags int, mode uint32) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, mode)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
 }
 
 // describeOpenError turns a failed open into an error that says what is
@@ -307,7 +264,7 @@ func (d *Dir) Messages() ([]Entry, error) {
 // readNames lists one subdirectory. It reads through a fresh open of ".", so
 // the directory offset of the kept descriptor is never moved.
 func (d *Dir) readNames(s int) ([]string, error) {
-	fd, err := openBeneath(d.sub[s], ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	fd, err := safefs.Open(d.sub[s], ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: open %s/%s: %w", d.path, subNames[s], err)
 	}
@@ -325,7 +282,7 @@ func (d *Dir) readNames(s int) ([]string, error) {
 // hundred at a time, so that listing a huge Maildir does not hold all its
 // names at once.
 func (d *Dir) eachName(s int, fn func(name string)) error {
-	fd, err := openBeneath(d.sub[s], ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	fd, err := safefs.Open(d.sub[s], ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("maildir: open %s/%s: %w", d.path, subNames[s], err)
 	}
@@ -366,7 +323,7 @@ func (d *Dir) OpenMessage(sub, name string) (*os.File, error) {
 	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("maildir: open %s: not a file name", display)
 	}
-	fd, err := openBeneath(d.sub[s], name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	fd, err := safefs.Open(d.sub[s], name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if err == unix.ELOOP {
 			return nil, &unsafeError{display, "is a symlink (not followed)"}

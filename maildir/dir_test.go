@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // TestOpenCreatesMaildir is not parallel: the umask is process-wide. A umask
@@ -153,8 +155,8 @@ func TestOpenRefusesUnsafe(t *testing.T) {
 // O_NOFOLLOW fallback that kernels before 5.6 get. It is not parallel: it
 // switches a package-wide setting while it runs.
 func TestOpenWithoutOpenat2(t *testing.T) {
-	noOpenat2 = true
-	defer func() { noOpenat2 = false }()
+	was := safefs.SetFallback(true)
+	defer safefs.SetFallback(was)
 	for _, name := range []string{"Maildir", "Maildir/cur", "Maildir/tmp"} {
 		root := t.TempDir()
 		target := filepath.Join(root, "elsewhere")

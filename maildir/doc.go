@@ -2,8 +2,9 @@
 //
 // A [Dir] holds open descriptors on a Maildir and its cur, new and tmp
 // subdirectories. Every directory and file is opened relative to one of them
-// without following symbolic links (openat2 RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH,
-// or openat O_NOFOLLOW on kernels without openat2), so a user who owns the
+// through internal/safefs, which follows no symbolic link (openat2
+// RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS, or openat O_NOFOLLOW
+// one component at a time on kernels without openat2), so a user who owns the
 // Maildir cannot redirect the writer with a symlink, even by racing it.
 //
 // A [Writer] adds messages the way the Maildir convention asks: each one is

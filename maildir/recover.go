@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // A Writer proves it is alive to the Writers that come after it with a run
@@ -118,7 +120,7 @@ func (w *Writer) claim() error {
 		}
 		token := "P" + strconv.Itoa(w.pid) + "I" + hex.EncodeToString(rnd[:])
 		name := markerPrefix + token + "." + w.host
-		fd, err := openBeneathMode(tmpfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err := safefs.Open(tmpfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err == unix.EEXIST && try < 10 {
 			continue
 		}
@@ -301,7 +303,7 @@ type deadRun struct {
 // that run at the same time.
 func (w *Writer) probe(token string) (alive bool, dead *deadRun, err error) {
 	name := markerPrefix + token + "." + w.host
-	fd, err := openBeneath(w.d.sub[subTmp], name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	fd, err := safefs.Open(w.d.sub[subTmp], name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err == unix.ENOENT {
 		return false, &deadRun{token: token}, nil
 	}
@@ -456,7 +458,7 @@ func (w *Writer) holder(lock string, st *unix.Stat_t) (h lockHolder, taken bool)
 	})
 	b := make([]byte, 4096)
 	for _, token := range tokens {
-		fd, err := openBeneath(w.d.sub[subTmp], markerPrefix+token+"."+w.host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+		fd, err := safefs.Open(w.d.sub[subTmp], markerPrefix+token+"."+w.host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			continue
 		}
@@ -520,7 +522,7 @@ func TmpInUse(tmpfd int, name string) bool {
 		}
 		marker = markerPrefix + token + "." + host
 	}
-	fd, err := openBeneath(tmpfd, marker, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	fd, err := safefs.Open(tmpfd, marker, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}

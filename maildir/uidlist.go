@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 const (
@@ -324,7 +326,7 @@ func readSmallFile(dirfd int, name, display string) ([]byte, *unix.Stat_t, error
 // following a symlink, and refuses anything but a regular file. It returns
 // nil, nil, nil when the file does not exist.
 func openControl(dirfd int, name, display string) (*os.File, *unix.Stat_t, error) {
-	fd, err := openBeneath(dirfd, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	fd, err := safefs.Open(dirfd, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err == unix.ENOENT {
 		return nil, nil, nil
 	}

@@ -20,6 +20,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // Fsync says when the Writer makes messages durable.
@@ -792,7 +794,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 			return "", nil, fmt.Errorf("maildir: tmp name: %w", err)
 		}
 		name = fmt.Sprintf("%d.%sQ%dR%s.%s", time.Now().Unix(), w.marker.token, m.Position, hex.EncodeToString(rnd[:]), w.host)
-		fd, err = openBeneathMode(tmpfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err = safefs.Open(tmpfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err != unix.EEXIST || try == 10 {
 			break
 		}
@@ -996,7 +998,7 @@ func (w *Writer) syncPending() error {
 // but not for its mtime, which is the message's date for Dovecot; it was
 // measured no faster here.
 func (w *Writer) syncTmp(name string) error {
-	fd, err := openBeneath(w.d.sub[subTmp], name, unix.O_RDONLY|unix.O_CLOEXEC)
+	fd, err := safefs.Open(w.d.sub[subTmp], name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, name, err)
 	}
@@ -1330,7 +1332,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 // the file's identity after. seen is the file publish checked.
 func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 	display := w.d.path + "/" + uidlistName
-	fd, err := openBeneath(w.d.fd, uidlistName, unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	fd, err := safefs.Open(w.d.fd, uidlistName, unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: open %s: %w", display, err)
 	}
@@ -1529,7 +1531,7 @@ func (w *Writer) createLock(name string) (*ctlLock, error) {
 		return nil, fmt.Errorf("maildir: lock name: %w", err)
 	}
 	tmp := fmt.Sprintf("%d.%sL%s.%s", time.Now().Unix(), w.marker.token, hex.EncodeToString(rnd[:]), w.host)
-	fd, err := openBeneathMode(tmpfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	fd, err := safefs.Open(tmpfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, tmp, err)
 	}
@@ -1574,7 +1576,7 @@ func (w *Writer) createLock(name string) (*ctlLock, error) {
 func (w *Writer) createLockInPlace(name string) (*ctlLock, error) {
 	lock := name + ".lock"
 	display := w.d.path + "/" + lock
-	fd, err := openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	fd, err := safefs.Open(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err == unix.EEXIST {
 		return nil, unix.EEXIST
 	}
