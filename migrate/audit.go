@@ -151,6 +151,9 @@ func MkdirUnder(root, dir string) (path, notice string, err error) {
 
 // resolveUnder is how every level is looked up beneath root: an absolute symlink is taken
 // relative to root and ".." stops at it, as when that system runs; magic links are refused.
+// It is not safefs's policy, and need not be: these are root's own directories of the
+// system under --root (/var/log, /var/lib), where a symlink such as /var/log -> /srv/log is
+// the administrator's, and nothing a user owns lies on the way.
 const resolveUnder = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
 // mkdirUnder opens the directory dir beneath root ("" is "/"), making each missing level 0700,

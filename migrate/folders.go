@@ -46,6 +46,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/safefs"
 	"github.com/maildirmig/maildirmig/maildir"
 )
 
@@ -154,7 +155,7 @@ func (w *folderWalk) dir(dirfd int, parents []string, depth int) error {
 				w.skip(source, fmt.Sprintf("more than %d levels deep", maxFolderDepth))
 				continue
 			}
-			fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			fd, err := safefs.OpenDir(dirfd, name)
 			if err != nil {
 				if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 					w.skip(source, "replaced while it was read")
@@ -376,6 +377,18 @@ func DecodeMUTF7(s string) (string, error) {
 	return b.String(), nil
 }
 
+// beneathError words an error of safefs opening path beneath a folder root or home: a
+// symlink or a file where a directory should be is unsafe (maildir.ErrUnsafe).
+func beneathError(path string, err error) error {
+	switch {
+	case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR):
+		err = fmt.Errorf("%w: %s: a symlink or not a directory on the way", maildir.ErrUnsafe, path)
+	case errors.Is(err, unix.EXDEV):
+		return fmt.Errorf("migrate: open %s: bad path", path)
+	}
+	return &os.PathError{Op: "open", Path: path, Err: err}
+}
+
 func isMUTF7Base64(r rune) bool {
 	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == ','
 }
@@ -385,34 +398,9 @@ func isMUTF7Base64(r rune) bool {
 // FIFO. It is how the caller opens a Folder's Source beneath the folder root, or a
 // subscription list.
 func OpenBeneath(dirfd int, path string) (*os.File, error) {
-	levels := strings.Split(path, "/")
-	fd := dirfd
-	closeFD := func() {
-		if fd != dirfd {
-			unix.Close(fd)
-		}
-	}
-	for i, level := range levels {
-		if level == "" || level == "." || level == ".." {
-			closeFD()
-			return nil, fmt.Errorf("migrate: open %s: bad path", path)
-		}
-		last := i == len(levels)-1
-		flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		if last {
-			flags |= unix.O_NONBLOCK
-		} else {
-			flags |= unix.O_DIRECTORY
-		}
-		next, err := unix.Openat(fd, level, flags, 0)
-		closeFD()
-		if err != nil {
-			if errors.Is(err, unix.ELOOP) || (!last && errors.Is(err, unix.ENOTDIR)) {
-				err = fmt.Errorf("%w: %s is a symlink or not a directory", maildir.ErrUnsafe, strings.Join(levels[:i+1], "/"))
-			}
-			return nil, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		fd = next
+	fd, err := safefs.Open(dirfd, path, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, beneathError(path, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {

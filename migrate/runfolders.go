@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/safefs"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/users"
@@ -494,28 +495,12 @@ func folderSubscriptions(home, root int, rootDir string) ([]string, error) {
 // openDirBeneath opens the directory path (levels separated by '/') beneath dirfd, following
 // no symlink at any level.
 func openDirBeneath(dirfd int, path string) (int, error) {
-	fd := dirfd
-	for _, level := range strings.Split(path, "/") {
-		if level == "" || level == "." || level == ".." {
-			if fd != dirfd {
-				unix.Close(fd)
-			}
-			return -1, &os.PathError{Op: "open", Path: path, Err: unix.EINVAL}
-		}
-		next, err := unix.Openat(fd, level, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if fd != dirfd {
-			unix.Close(fd)
-		}
-		if err != nil {
-			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-				err = fmt.Errorf("%w: a symlink or not a directory", maildir.ErrUnsafe)
-			}
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		fd = next
+	if path == "" || path == "." {
+		return -1, &os.PathError{Op: "open", Path: path, Err: unix.EINVAL}
 	}
-	if fd == dirfd {
-		return dupCloexec(dirfd)
+	fd, err := safefs.OpenDir(dirfd, path)
+	if err != nil {
+		return -1, beneathError(path, err)
 	}
 	return fd, nil
 }
@@ -659,6 +644,7 @@ func PlanFolders(home, rootDir string) ([]Folder, []SkippedFolder, error) {
 	if err := CheckFolderRoot(rootDir); err != nil {
 		return nil, nil, err
 	}
+	// Only a plan: the home is not checked for its owner here, the worker does that.
 	hfd, err := unix.Open(home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {

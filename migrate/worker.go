@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/safefs"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 )
@@ -312,27 +313,13 @@ func openDestination(req *workerRequest) (*maildir.Dir, error) {
 // openHome opens req.Home without following a symlink and refuses it unless it belongs to
 // req.Owner and is writable by nobody else.
 func openHome(req *workerRequest) (int, error) {
-	fd, err := unix.Open(req.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			return -1, fmt.Errorf("%w: home %s is a symlink or not a directory", ErrUnsafeHome, req.Home)
-		}
-		return -1, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "open", Path: req.Home, Err: err})
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "fstat", Path: req.Home, Err: err})
-	}
+	fd, err := safefs.OpenHome(req.Home, req.Owner)
+	var unsafe *safefs.UnsafeError
 	switch {
-	case int(st.Uid) != req.Owner:
-		err = fmt.Errorf("%w: home %s is owned by uid %d, not %d", ErrUnsafeHome, req.Home, st.Uid, req.Owner)
-	case st.Mode&0o022 != 0:
-		err = fmt.Errorf("%w: home %s is group or world writable (mode %04o)", ErrUnsafeHome, req.Home, st.Mode&0o7777)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, err
+	case errors.As(err, &unsafe):
+		return -1, fmt.Errorf("%w: home %s %s", ErrUnsafeHome, unsafe.Path, unsafe.Reason)
+	case err != nil:
+		return -1, fmt.Errorf("migrate: home: %w", err)
 	}
 	return fd, nil
 }
