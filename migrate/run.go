@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/lock"
 	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/users"
 )
@@ -429,7 +430,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 			err = errors.Join(err, fmt.Errorf("migrate: releasing the dotlock of %s: %w", src, rerr))
 		}
 	}()
-	if err := LockFile(lockCtx, f, r.cfg.LockTimeout, r.withFlock); err != nil {
+	if err := lock.File(lockCtx, f, r.cfg.LockTimeout, r.withFlock); err != nil {
 		return ctxLockError(ctx, err)
 	}
 	if st, err = RecheckSpool(f, src, uid); err != nil {

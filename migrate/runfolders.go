@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/lock"
 	"github.com/maildirmig/maildirmig/internal/safefs"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
@@ -530,7 +531,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	defer cancel()
 	// The dotlock is made through the directory's descriptor, so that a directory swapped
 	// since it was opened cannot move it elsewhere.
-	dl, err := takeDotlock(lockCtx, parent, base+".lock", path.Join("~", req.FolderRoot, f.Source)+".lock", timeout)
+	dl, err := lock.TakeDotlockAt(lockCtx, parent, base+".lock", path.Join("~", req.FolderRoot, f.Source)+".lock", timeout)
 	switch {
 	case err == nil:
 		defer func() {
@@ -552,7 +553,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		return nil, Stats{}, err
 	}
 	defer src.Close()
-	if err := lockShared(lockCtx, src, timeout); err != nil {
+	if err := lock.Shared(lockCtx, src, timeout); err != nil {
 		return nil, Stats{}, ctxLockError(ctx, err)
 	}
 	var st unix.Stat_t
@@ -625,13 +626,6 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		return nil, stats, err
 	}
 	return next, stats, nil
-}
-
-// lockShared takes an OFD read lock on the whole of f, as Dovecot does to read an mbox: it
-// keeps out every writer that takes fcntl locks (Dovecot, Postfix, procmail, mutt) and needs
-// no write access to the user's folder.
-func lockShared(ctx context.Context, f *os.File, timeout time.Duration) error {
-	return lockOFD(ctx, f, unix.F_RDLCK, time.Now().Add(timeout), timeout)
 }
 
 // PlanFolders lists, without reading or locking anything, the mbox folders beneath the folder

@@ -1,4 +1,4 @@
-package migrate
+package lock
 
 import (
 	"bufio"
@@ -33,15 +33,15 @@ func TestOFDLocksConflict(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := context.Background()
-	if err := LockFile(ctx, a, time.Second, true); err != nil {
+	if err := File(ctx, a, time.Second, true); err != nil {
 		t.Fatalf("first lock: %v", err)
 	}
-	err = LockFile(ctx, b, 200*time.Millisecond, false)
-	if !errors.Is(err, ErrLockTimeout) {
-		t.Fatalf("second lock on another open file = %v, want ErrLockTimeout", err)
+	err = File(ctx, b, 200*time.Millisecond, false)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("second lock on another open file = %v, want ErrTimeout", err)
 	}
 	a.Close()
-	if err := LockFile(ctx, b, time.Second, true); err != nil {
+	if err := File(ctx, b, time.Second, true); err != nil {
 		t.Fatalf("lock after the holder closed: %v", err)
 	}
 }
@@ -81,9 +81,9 @@ func TestClassicLockBlocksUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	err = LockFile(context.Background(), f, 300*time.Millisecond, false)
-	if !errors.Is(err, ErrLockTimeout) {
-		t.Fatalf("lock while another process holds a classic fcntl lock = %v, want ErrLockTimeout", err)
+	err = File(context.Background(), f, 300*time.Millisecond, false)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("lock while another process holds a classic fcntl lock = %v, want ErrTimeout", err)
 	}
 	if !strings.Contains(err.Error(), fmt.Sprintf("pid %d", cmd.Process.Pid)) {
 		t.Errorf("error %q does not name the holder pid %d", err, cmd.Process.Pid)
@@ -92,7 +92,7 @@ func TestClassicLockBlocksUs(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := LockFile(context.Background(), f, time.Second, false); err != nil {
+	if err := File(context.Background(), f, time.Second, false); err != nil {
 		t.Fatalf("lock after the helper exited: %v", err)
 	}
 }
@@ -118,9 +118,9 @@ func TestDotlock(t *testing.T) {
 	}{
 		{name: "free"},
 		{name: "dead pid on this host", content: fmt.Sprintf("%d:%s", deadPID(t), host)},
-		{name: "live pid on this host", content: fmt.Sprintf("%d:%s", os.Getpid(), host), wantErr: ErrLockTimeout},
-		{name: "dead pid elsewhere", content: fmt.Sprintf("%d:otherhost.example", deadPID(t)), wantErr: ErrLockTimeout},
-		{name: "empty, as postfix writes it", content: "", wantErr: ErrLockTimeout},
+		{name: "live pid on this host", content: fmt.Sprintf("%d:%s", os.Getpid(), host), wantErr: ErrTimeout},
+		{name: "dead pid elsewhere", content: fmt.Sprintf("%d:otherhost.example", deadPID(t)), wantErr: ErrTimeout},
+		{name: "empty, as postfix writes it", content: "", wantErr: ErrTimeout},
 		{name: "unchanged for ten minutes", content: fmt.Sprintf("%d:%s", os.Getpid(), host), age: 10 * time.Minute},
 	}
 	for _, tt := range tests {
@@ -258,8 +258,8 @@ func TestDotlockForeign(t *testing.T) {
 			case <-time.After(time.Minute):
 				t.Fatal("TakeDotlock still blocked a minute after its timeout")
 			}
-			if !errors.Is(err, ErrLockTimeout) {
-				t.Fatalf("TakeDotlock = %v, want ErrLockTimeout", err)
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("TakeDotlock = %v, want ErrTimeout", err)
 			}
 			if strings.Contains(err.Error(), "notarealhash") {
 				t.Errorf("the error quotes what the lock points at: %v", err)
