@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/audit"
 	"github.com/maildirmig/maildirmig/internal/lock"
 	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/users"
@@ -36,6 +37,22 @@ const (
 	AfterRename   = "rename"   // renamed to <source>.migrated-<time>
 	AfterTruncate = "truncate" // emptied in place (the MTA keeps delivering to the same file)
 )
+
+// Audit log events of a migration.
+const (
+	EventRunStart   = "run-start"
+	EventRunEnd     = "run-end"
+	EventUserStart  = "user-start"
+	EventUserDone   = "user-done"
+	EventUserSkip   = "user-skipped"
+	EventUserFailed = "user-failed"
+	EventNotice     = audit.EventNotice // with "kind": an Event's Kind or one of the Event* kinds
+	EventMessage    = "message"
+	EventAfter      = "source-after"
+)
+
+// EventStateDirFixed is the notice kind Run logs when it narrowed the state directory's mode.
+const EventStateDirFixed = "state-dir-mode-fixed"
 
 // Outcomes of one user's migration.
 const (
@@ -197,22 +214,22 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	audit, err := OpenAuditUnder(cfg.Root, cfg.AuditLog)
+	alog, err := audit.OpenUnder(cfg.Root, cfg.AuditLog)
 	if err != nil {
-		return sum, err
+		return sum, fmt.Errorf("migrate: %w", err)
 	}
-	sum.Run = audit.Run()
-	defer audit.Close()
-	stateDir, notice, err := MkdirUnder(cfg.Root, cfg.StateDir)
+	sum.Run = alog.Run()
+	defer alog.Close()
+	stateDir, notice, err := audit.MkdirUnder(cfg.Root, cfg.StateDir)
 	if err != nil {
-		return sum, err
+		return sum, fmt.Errorf("migrate: %w", err)
 	}
 	if notice != "" {
-		if err := audit.Log(EventNotice, map[string]any{"kind": EventStateDirFixed, "detail": notice}); err != nil {
+		if err := alog.Event(EventNotice, map[string]any{"kind": EventStateDirFixed, "detail": notice}); err != nil {
 			return sum, err
 		}
 	}
-	for _, n := range append(audit.Notices(), notice) {
+	for _, n := range append(alog.Notices(), notice) {
 		if n != "" && cfg.Warn != nil {
 			cfg.Warn(n)
 		}
@@ -221,13 +238,13 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if os.Geteuid() != 0 && cfg.Warn != nil {
 		cfg.Warn(fmt.Sprintf("not running as root: migrating in-process as uid %d, and expecting every spool and home to belong to uid %d", os.Geteuid(), os.Geteuid()))
 	}
-	if err := audit.Log(EventRunStart, map[string]any{"argv": cfg.Argv, "version": cfg.Version, "users": len(list), "jobs": cfg.Jobs, "root": nonEmpty(cfg.Root), "after": cfg.After}); err != nil {
+	if err := alog.Event(EventRunStart, map[string]any{"argv": cfg.Argv, "version": cfg.Version, "users": len(list), "jobs": cfg.Jobs, "root": nonEmpty(cfg.Root), "after": cfg.After}); err != nil {
 		return sum, err
 	}
-	if err := sweepStateTemps(audit, stateDir, cfg.Warn); err != nil {
+	if err := sweepStateTemps(alog, stateDir, cfg.Warn); err != nil {
 		return sum, err
 	}
-	r := &runner{cfg: cfg, audit: audit, state: state, withFlock: cfg.Source == SourceSpool && cfg.Root == "" && postfixUsesFlock(),
+	r := &runner{cfg: cfg, audit: alog, state: state, withFlock: cfg.Source == SourceSpool && cfg.Root == "" && postfixUsesFlock(),
 		zone: zoneName(cfg.Convert.Location)}
 
 	runCtx, cancel := context.WithCancel(withStallTimeout(ctx, cfg.StallTimeout))
@@ -261,13 +278,13 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	_ = g.Wait()
 	sum.Elapsed = time.Since(start)
-	endErr := audit.Log(EventRunEnd, map[string]any{
+	endErr := alog.Event(EventRunEnd, map[string]any{
 		"users": sum.Users, "migrated": sum.Migrated, "up_to_date": sum.UpToDate, "no_mailbox": sum.NoMailbox,
 		"failed": sum.Failed, "lock_timeouts": sum.LockTimeouts, "messages": sum.Messages, "written": sum.Written,
 		"existed": sum.Existed, "bytes": sum.Bytes, "seconds": sum.Elapsed.Seconds(), "interrupted": ctx.Err() != nil,
 	})
-	if err := audit.f.Sync(); err != nil && endErr == nil {
-		endErr = fmt.Errorf("migrate: audit log: %w", err)
+	if err := alog.Sync(); err != nil && endErr == nil {
+		endErr = fmt.Errorf("migrate: %w", err)
 	}
 	switch {
 	case fatal != nil:
@@ -334,7 +351,7 @@ func postfixUsesFlock() bool {
 
 type runner struct {
 	cfg       Config
-	audit     *Audit
+	audit     *audit.Log
 	state     StateStore
 	withFlock bool
 	zone      string // zoneName of cfg.Convert.Location
@@ -359,7 +376,7 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 	}
 	var auditErr error
 	log := func(event string, fields map[string]any) {
-		if err := r.audit.Log(event, fields); err != nil && auditErr == nil {
+		if err := r.audit.Event(event, fields); err != nil && auditErr == nil {
 			auditErr = err
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/audit"
 )
 
 // ErrSourceChanged is wrapped by the error returned when the already migrated part of a source
@@ -292,7 +294,7 @@ func SweepStateTemps(dir string) ([]string, error) {
 // sweepStateTemps removes the temporary state files of runs that died, in the state directory
 // and its folders/, and says so in the audit log; what it could not remove is a warning. Only
 // a failed audit write is an error.
-func sweepStateTemps(audit *Audit, stateDir string, warn func(string)) error {
+func sweepStateTemps(log *audit.Log, stateDir string, warn func(string)) error {
 	for _, dir := range []string{stateDir, filepath.Join(stateDir, "folders")} {
 		removed, err := SweepStateTemps(dir)
 		if err != nil && warn != nil {
@@ -302,7 +304,7 @@ func sweepStateTemps(audit *Audit, stateDir string, warn func(string)) error {
 			continue
 		}
 		detail := fmt.Sprintf("removed %d temporary state files in %s left by a maildirmig that died: %s", len(removed), dir, strings.Join(removed, " "))
-		if err := audit.Log(EventNotice, map[string]any{"kind": EventRecovered, "detail": detail}); err != nil {
+		if err := log.Event(EventNotice, map[string]any{"kind": EventRecovered, "detail": detail}); err != nil {
 			return err
 		}
 	}

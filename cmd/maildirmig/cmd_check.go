@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/maildirmig/maildirmig/check"
+	"github.com/maildirmig/maildirmig/internal/audit"
 	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
 )
@@ -216,13 +217,13 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 	if cfg.Fix {
 		// Repairs change users' files as root: each goes into the audit log with the migration's
 		// events, so an administrator can tell afterwards who changed what.
-		audit, err := migrate.OpenAuditUnder(o.root, o.auditLog)
+		alog, err := audit.OpenUnder(o.root, o.auditLog)
 		if err != nil {
 			return check.Failed(err), err
 		}
-		defer audit.Close()
+		defer alog.Close()
 		cfg.OnFix = func(p check.Problem) {
-			err := audit.Log("check-fix", map[string]any{"user": nonEmptyString(p.User), "path": p.Path, "kind": string(p.Kind), "fixed": p.Fixed})
+			err := alog.Event("check-fix", map[string]any{"user": nonEmptyString(p.User), "path": p.Path, "kind": string(p.Kind), "fixed": p.Fixed})
 			mu.Lock()
 			if logErr == nil {
 				logErr = err

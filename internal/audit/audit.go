@@ -1,4 +1,14 @@
-package migrate
+// Package audit writes maildirmig's audit log: JSON Lines, append-only, mode 0600, one
+// object per event with time, run and event first, then the fields the event needs (user,
+// uid, src and dst first, the others in alphabetical order).
+//
+// Each line is one write(2) on an O_APPEND file, so runs at the same time never interleave
+// inside a line, and a line cut short by a crash or a full disk is ended before the next one
+// is written. A failed write fails every later one: the caller must stop, since what it does
+// then would not be on record. The log and its directory are root's; an existing log must be
+// a regular file of ours with one link, never a symlink, and a wrong mode is corrected and
+// said so in the log.
+package audit
 
 import (
 	"bytes"
@@ -17,23 +27,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Audit event names.
-const (
-	EventRunStart   = "run-start"
-	EventRunEnd     = "run-end"
-	EventUserStart  = "user-start"
-	EventUserDone   = "user-done"
-	EventUserSkip   = "user-skipped"
-	EventUserFailed = "user-failed"
-	EventNotice     = "notice"
-	EventMessage    = "message"
-	EventAfter      = "source-after"
-)
+// EventNotice is the event of a fallback, an oddity or a correction; its "kind" says which.
+const EventNotice = "notice"
 
-// Audit is an append-only JSON Lines log: one object per event with time, run and event first.
+// Log is an append-only JSON Lines log: one object per event with time, run and event first.
 // Writes are single write(2) calls on an O_APPEND file, so concurrent runs do not interleave
 // inside a line. After a failed write every later Log fails too: the run must stop.
-type Audit struct {
+type Log struct {
 	mu      sync.Mutex
 	f       *os.File
 	run     string
@@ -46,20 +46,20 @@ type Audit struct {
 	cut bool
 }
 
-// EventAuditFixed is the notice kind OpenAudit logs when it corrected the log's mode.
+// EventAuditFixed is the notice kind Open logs when it corrected the log's mode.
 const EventAuditFixed = "audit-log-mode-fixed"
 
-// OpenAudit opens (creating it 0600, and its directory 0700) the audit log at path for
-// appending. It is OpenAuditUnder with no root.
-func OpenAudit(path string) (*Audit, error) {
-	return OpenAuditUnder("", path)
+// Open opens (creating it 0600, and its directory 0700) the audit log at path for
+// appending. It is OpenUnder with no root.
+func Open(path string) (*Log, error) {
+	return OpenUnder("", path)
 }
 
-// OpenAuditUnder opens the audit log at path resolved beneath root (a mounted system's "/":
+// OpenUnder opens the audit log at path resolved beneath root (a mounted system's "/":
 // an absolute symlink in it stays inside it), creating missing directories 0700 and the log
 // 0600. An existing log must be a regular file, not a symlink, owned by us (root), with one
 // link; a mode other than 0600 is corrected and said so in the log and by Notices.
-func OpenAuditUnder(root, path string) (*Audit, error) {
+func OpenUnder(root, path string) (*Log, error) {
 	if root == "" {
 		if abs, err := filepath.Abs(path); err == nil {
 			path = abs
@@ -67,11 +67,11 @@ func OpenAuditUnder(root, path string) (*Audit, error) {
 	}
 	dir, name := filepath.Split(filepath.Clean(path))
 	if !filepath.IsAbs(path) || name == "" || name == "." || name == ".." {
-		return nil, fmt.Errorf("migrate: audit log %q: want an absolute file path", path)
+		return nil, fmt.Errorf("audit: log %q: want an absolute file path", path)
 	}
 	dirfd, _, err := mkdirUnder(root, dir, false)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: audit log: %w", err)
+		return nil, fmt.Errorf("audit: log: %w", err)
 	}
 	defer unix.Close(dirfd)
 	shown := filepath.Join(root, path)
@@ -79,9 +79,9 @@ func OpenAuditUnder(root, path string) (*Audit, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0o600)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
-			return nil, fmt.Errorf("migrate: audit log %s is a symlink", shown)
+			return nil, fmt.Errorf("audit: log %s is a symlink", shown)
 		}
-		return nil, fmt.Errorf("migrate: audit log: %w", &os.PathError{Op: "open", Path: shown, Err: err})
+		return nil, fmt.Errorf("audit: log: %w", &os.PathError{Op: "open", Path: shown, Err: err})
 	}
 	f := os.NewFile(uintptr(fd), shown)
 	var notices []string
@@ -89,18 +89,18 @@ func OpenAuditUnder(root, path string) (*Audit, error) {
 	err = unix.Fstat(fd, &st)
 	switch {
 	case err != nil:
-		err = fmt.Errorf("migrate: audit log: %w", &os.PathError{Op: "fstat", Path: shown, Err: err})
+		err = fmt.Errorf("audit: log: %w", &os.PathError{Op: "fstat", Path: shown, Err: err})
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		err = fmt.Errorf("migrate: audit log %s is not a regular file", shown)
+		err = fmt.Errorf("audit: log %s is not a regular file", shown)
 	case int(st.Uid) != os.Geteuid():
-		err = fmt.Errorf("migrate: audit log %s is owned by uid %d, not %d", shown, st.Uid, os.Geteuid())
+		err = fmt.Errorf("audit: log %s is owned by uid %d, not %d", shown, st.Uid, os.Geteuid())
 	case st.Nlink != 1:
-		err = fmt.Errorf("migrate: audit log %s has %d links", shown, st.Nlink)
+		err = fmt.Errorf("audit: log %s has %d links", shown, st.Nlink)
 	case st.Mode&0o7777 != 0o600:
 		if err = unix.Fchmod(fd, 0o600); err == nil {
 			notices = append(notices, fmt.Sprintf("audit log %s had mode %04o, set to 0600", shown, st.Mode&0o7777))
 		} else {
-			err = fmt.Errorf("migrate: audit log %s: %w", shown, err)
+			err = fmt.Errorf("audit: log %s: %w", shown, err)
 		}
 	}
 	if err == nil {
@@ -110,7 +110,7 @@ func OpenAuditUnder(root, path string) (*Audit, error) {
 	if err == nil && st.Size > 0 {
 		var last [1]byte
 		if _, rerr := unix.Pread(fd, last[:], st.Size-1); rerr != nil {
-			err = fmt.Errorf("migrate: audit log: %w", &os.PathError{Op: "read", Path: shown, Err: rerr})
+			err = fmt.Errorf("audit: log: %w", &os.PathError{Op: "read", Path: shown, Err: rerr})
 		}
 		cut = last[0] != '\n'
 	}
@@ -118,9 +118,9 @@ func OpenAuditUnder(root, path string) (*Audit, error) {
 		f.Close()
 		return nil, err
 	}
-	a := &Audit{f: f, run: newRunID(), now: time.Now, notices: notices, cut: cut}
+	a := &Log{f: f, run: newRunID(), now: time.Now, notices: notices, cut: cut}
 	for _, n := range notices {
-		if err := a.Log(EventNotice, map[string]any{"kind": EventAuditFixed, "detail": n}); err != nil {
+		if err := a.Event(EventNotice, map[string]any{"kind": EventAuditFixed, "detail": n}); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -128,17 +128,17 @@ func OpenAuditUnder(root, path string) (*Audit, error) {
 	return a, nil
 }
 
-// Notices says what OpenAuditUnder corrected, for the console.
-func (a *Audit) Notices() []string { return a.notices }
+// Notices says what OpenUnder corrected, for the console.
+func (a *Log) Notices() []string { return a.notices }
 
 // MkdirUnder makes sure the directory dir exists beneath root, owned by us (root) and open to
-// nobody else (0700: a wider mode is narrowed), as OpenAuditUnder does for the audit log's
+// nobody else (0700: a wider mode is narrowed), as OpenUnder does for the audit log's
 // directory, and returns its path. notice says
 // what was corrected, if anything. It is for the state directory.
 func MkdirUnder(root, dir string) (path, notice string, err error) {
 	fd, notice, err := mkdirUnder(root, dir, true)
 	if err != nil {
-		return "", "", fmt.Errorf("migrate: state directory: %w", err)
+		return "", "", fmt.Errorf("state directory: %w", err)
 	}
 	unix.Close(fd)
 	if root == "" {
@@ -230,11 +230,11 @@ func newRunID() string {
 }
 
 // Run returns this run's identifier.
-func (a *Audit) Run() string { return a.run }
+func (a *Log) Run() string { return a.run }
 
-// Log appends one event. Keys of fields come after time, run and event: user, uid, src and dst
+// Event appends one event. Keys of fields come after time, run and event: user, uid, src and dst
 // first, the others in alphabetical order. Nil values are left out.
-func (a *Audit) Log(event string, fields map[string]any) error {
+func (a *Log) Event(event string, fields map[string]any) error {
 	if a == nil {
 		return nil
 	}
@@ -297,7 +297,7 @@ func (a *Audit) Log(event string, fields map[string]any) error {
 		err = errors.New("short write")
 	}
 	if err != nil {
-		a.err = fmt.Errorf("migrate: audit log: %w", err)
+		a.err = fmt.Errorf("audit: log: %w", err)
 		return a.err
 	}
 	a.cut = false
@@ -305,7 +305,7 @@ func (a *Audit) Log(event string, fields map[string]any) error {
 }
 
 // Close closes the log; it returns the first write error, if any.
-func (a *Audit) Close() error {
+func (a *Log) Close() error {
 	if a == nil {
 		return nil
 	}
@@ -316,10 +316,21 @@ func (a *Audit) Close() error {
 		return a.err
 	}
 	if cerr != nil {
-		return fmt.Errorf("migrate: audit log: %w", cerr)
+		return fmt.Errorf("audit: log: %w", cerr)
 	}
 	return nil
 }
 
-// EventStateDirFixed is the notice kind Run logs when it narrowed the state directory's mode.
-const EventStateDirFixed = "state-dir-mode-fixed"
+// Sync makes what was logged durable.
+func (a *Log) Sync() error {
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("audit: log: %w", err)
+	}
+	return nil
+}
+
+// dupCloexec duplicates fd with close-on-exec set in the same step: a worker started at that
+// moment must not inherit it.
+func dupCloexec(fd int) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+}

@@ -1,4 +1,4 @@
-package migrate
+package audit
 
 import (
 	"encoding/json"
@@ -15,20 +15,20 @@ func TestAudit(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "log", "maildirmig")
 	path := filepath.Join(dir, "audit.jsonl")
-	a, err := OpenAudit(path)
+	a, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Log(EventRunStart, map[string]any{"argv": []string{"maildirmig", "mbox"}, "version": "devel"}); err != nil {
+	if err := a.Event("run-start", map[string]any{"argv": []string{"maildirmig", "mbox"}, "version": "devel"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Log(EventUserFailed, map[string]any{"zeta": 1, "err": errors.New("migrate: boom"), "src": "/var/mail/alice", "user": "alice", "uid": 1001, "nothing": nil}); err != nil {
+	if err := a.Event("user-failed", map[string]any{"zeta": 1, "err": errors.New("boom"), "src": "/var/mail/alice", "user": "alice", "uid": 1001, "nothing": nil}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Log(EventRunEnd, nil); err == nil {
+	if err := a.Event("run-end", nil); err == nil {
 		t.Error("Log after Close succeeded")
 	}
 	b, err := os.ReadFile(path)
@@ -48,7 +48,7 @@ func TestAudit(t *testing.T) {
 			t.Errorf("line %q: run %v, want %s", l, m["run"], a.Run())
 		}
 	}
-	if !strings.HasPrefix(lines[1], `{"time":"`) || !strings.Contains(lines[1], `,"event":"user-failed","user":"alice","uid":1001,"src":"/var/mail/alice","err":"migrate: boom","zeta":1}`) {
+	if !strings.HasPrefix(lines[1], `{"time":"`) || !strings.Contains(lines[1], `,"event":"user-failed","user":"alice","uid":1001,"src":"/var/mail/alice","err":"boom","zeta":1}`) {
 		t.Errorf("field order or content wrong: %s", lines[1])
 	}
 	for p, want := range map[string]os.FileMode{path: 0o600, dir: 0o700} {
@@ -61,11 +61,11 @@ func TestAudit(t *testing.T) {
 		}
 	}
 	// A second run appends.
-	a2, err := OpenAudit(path)
+	a2, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a2.Log(EventRunEnd, nil); err != nil {
+	if err := a2.Event("run-end", nil); err != nil {
 		t.Fatal(err)
 	}
 	a2.Close()
@@ -86,8 +86,8 @@ func TestAuditRefusesSymlink(t *testing.T) {
 	if err := os.Symlink(target, path); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenAudit(path); err == nil {
-		t.Fatal("OpenAudit through a symlink succeeded")
+	if _, err := Open(path); err == nil {
+		t.Fatal("Open through a symlink succeeded")
 	}
 	if b, _ := os.ReadFile(target); string(b) != "secret" {
 		t.Errorf("target changed to %q", b)
@@ -127,13 +127,13 @@ func TestAuditRefusesExisting(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "audit.jsonl")
 			tt.plant(t, dir, path)
-			a, err := OpenAudit(path)
+			a, err := Open(path)
 			if err == nil {
 				a.Close()
-				t.Fatal("OpenAudit accepted it")
+				t.Fatal("Open accepted it")
 			}
 			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("OpenAudit = %v, want it to say %q", err, tt.want)
+				t.Errorf("Open = %v, want it to say %q", err, tt.want)
 			}
 		})
 	}
@@ -144,7 +144,7 @@ func TestAuditFixesMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	must(t, os.WriteFile(path, nil, 0o644))
 	must(t, os.Chmod(path, 0o644))
-	a, err := OpenAudit(path)
+	a, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestAuditUnderRoot(t *testing.T) {
 	must(t, os.Mkdir(filepath.Join(root, "data"), 0o755))
 	must(t, os.Symlink("/data", filepath.Join(root, "var")))
 	must(t, os.Symlink(host, filepath.Join(root, "hostlink")))
-	a, err := OpenAuditUnder(root, "/var/log/maildirmig/audit.jsonl")
+	a, err := OpenUnder(root, "/var/log/maildirmig/audit.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestAuditUnderRoot(t *testing.T) {
 		t.Errorf("the log is not beneath the root's /data: %v", err)
 	}
 	// The host directory the second link names is not under root: nothing may appear in it.
-	if _, err := OpenAuditUnder(root, "/hostlink/audit.jsonl"); err == nil {
+	if _, err := OpenUnder(root, "/hostlink/audit.jsonl"); err == nil {
 		t.Error("OpenAuditUnder followed an absolute symlink out of the root")
 	}
 	if entries, _ := os.ReadDir(host); len(entries) != 0 {
@@ -238,13 +238,13 @@ func TestAuditAfterCutLine(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
 	path := filepath.Join(dir, "audit.jsonl")
-	a, err := OpenAudit(path)
+	a, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var werr error
 	for i := 0; i < 10000 && werr == nil; i++ {
-		werr = a.Log(EventMessage, map[string]any{"user": "alice", "messages": i, "detail": strings.Repeat("x", 300)})
+		werr = a.Event("message", map[string]any{"user": "alice", "messages": i, "detail": strings.Repeat("x", 300)})
 	}
 	if !errors.Is(werr, unix.ENOSPC) {
 		t.Fatalf("filling the log: %v, want ENOSPC", werr)
@@ -260,12 +260,12 @@ func TestAuditAfterCutLine(t *testing.T) {
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, "size=64k"); err != nil {
 		t.Fatalf("remount with more space: %v", err)
 	}
-	a, err = OpenAudit(path)
+	a, err = Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range []string{EventRunStart, EventRunEnd} {
-		if err := a.Log(e, nil); err != nil {
+	for _, e := range []string{"run-start", "run-end"} {
+		if err := a.Event(e, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -292,7 +292,14 @@ func TestAuditAfterCutLine(t *testing.T) {
 	if cut != 1 {
 		t.Errorf("%d lines do not parse, want only the one cut short", cut)
 	}
-	if strings.Join(events, " ") != EventRunStart+" "+EventRunEnd {
+	if strings.Join(events, " ") != "run-start"+" "+"run-end" {
 		t.Errorf("the second run's lines: %q, want run-start and run-end, each on its own line", events)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
