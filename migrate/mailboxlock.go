@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/lock"
+	"github.com/maildirmig/maildirmig/internal/worker"
 	"github.com/maildirmig/maildirmig/users"
 )
 
@@ -169,7 +168,7 @@ type workerLock struct {
 	in     io.WriteCloser
 	outf   *os.File
 	out    *json.Decoder
-	stderr *bytes.Buffer
+	stderr *worker.Stderr
 	uid    int
 	stall  time.Duration
 	run    context.Context
@@ -180,17 +179,16 @@ type workerLock struct {
 
 // spawnMailboxLock starts the worker and waits for the lock, which the worker gives up on by
 // the lock timeout; once ctx ends (an interrupt), the worker's answers are waited for
-// abortGrace at most.
+// worker.AbortGrace at most.
 func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest) (sourceLock, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: mailbox lock: %w", err)
 	}
 	// Not ctx: the lock outlives the locking deadline; cancellation is the caller's Release.
-	cmd := workerCommand(context.Background(), cred, req.Home)
-	var stderr bytes.Buffer
-	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
-	cmd.WaitDelay = reapWait
+	cmd := worker.Command(cred, req.Home)
+	stderr := new(worker.Stderr)
+	cmd.Stderr = stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("migrate: mailbox lock: %w", err)
@@ -203,8 +201,8 @@ func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest)
 		return nil, fmt.Errorf("migrate: starting the mailbox lock worker as uid %d: %w", cred.UID, err)
 	}
 	outf := out.(*os.File)
-	w := &workerLock{cmd: cmd, in: in, outf: outf, out: json.NewDecoder(io.LimitReader(outf, 1<<20)), stderr: &stderr, uid: cred.UID,
-		stall: stallTimeoutOf(ctx), run: ctx}
+	w := &workerLock{cmd: cmd, in: in, outf: outf, out: json.NewDecoder(io.LimitReader(outf, 1<<20)), stderr: stderr, uid: cred.UID,
+		stall: worker.StallTimeout(ctx), run: ctx}
 	if _, err := in.Write(append(body, '\n')); err != nil {
 		return nil, w.fail(fmt.Errorf("migrate: mailbox lock: %w", err))
 	}
@@ -231,10 +229,10 @@ func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest)
 }
 
 // answer reads the worker's next line, waiting for it no longer than patience, nor than
-// abortGrace once the run is interrupted.
+// worker.AbortGrace once the run is interrupted.
 func (w *workerLock) answer(patience time.Duration) (workerMsg, error) {
 	_ = w.outf.SetReadDeadline(time.Now().Add(patience))
-	hurry := context.AfterFunc(w.run, func() { _ = w.outf.SetReadDeadline(time.Now().Add(abortGrace)) })
+	hurry := context.AfterFunc(w.run, func() { _ = w.outf.SetReadDeadline(time.Now().Add(worker.AbortGrace)) })
 	defer hurry()
 	return w.read(patience)
 }
@@ -245,9 +243,9 @@ func (w *workerLock) read(patience time.Duration) (workerMsg, error) {
 	if err := w.out.Decode(&m); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if w.run != nil && w.run.Err() != nil {
-				patience = min(patience, abortGrace)
+				patience = min(patience, worker.AbortGrace)
 			}
-			return m, &stallError{timeout: patience, state: procState(w.cmd.Process.Pid), gone: true, noFiles: true}
+			return m, &worker.StallError{Timeout: patience, State: worker.ProcState(w.cmd.Process.Pid), Gone: true, NoFiles: true}
 		}
 		return m, fmt.Errorf("migrate: mailbox lock worker as uid %d: %w%s", w.uid, err, w.said())
 	}
@@ -257,53 +255,20 @@ func (w *workerLock) read(patience time.Duration) (workerMsg, error) {
 	return m, nil
 }
 
-func (w *workerLock) said() string {
-	if msg := strings.TrimSpace(w.stderr.String()); msg != "" {
-		return ": " + truncate(msg, 500)
-	}
-	return ""
-}
+func (w *workerLock) said() string { return w.stderr.Said() }
 
 // fail stops the worker (its lock, if any, goes with it) and returns err.
 func (w *workerLock) fail(err error) error {
 	w.once.Do(func() {
 		w.in.Close()
-		if _, gone := endWorker(w.cmd, true, abortGrace); !gone {
-			var se *stallError
+		if _, gone := worker.End(w.cmd, true, worker.AbortGrace); !gone {
+			var se *worker.StallError
 			if errors.As(err, &se) {
-				se.gone = false
+				se.Gone = false
 			}
 		}
 	})
 	return err
-}
-
-// endWorker waits for the worker cmd to end: asked with SIGTERM when term (and SIGCONT, for one
-// its user stopped), killed when it has not ended after patience, and given up on when it is
-// still not gone reapWait later (uninterruptible sleep on a hung filesystem). It returns what
-// Wait said and whether the worker is gone.
-func endWorker(cmd *exec.Cmd, term bool, patience time.Duration) (error, bool) {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	if term {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-	}
-	t := time.NewTimer(patience)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		return err, true
-	case <-t.C:
-	}
-	_ = cmd.Process.Kill()
-	t.Reset(reapWait)
-	select {
-	case err := <-done:
-		return err, true
-	case <-t.C:
-		return nil, false
-	}
 }
 
 // RenameSource has the worker rename the source as the user.
@@ -319,7 +284,7 @@ func (w *workerLock) RenameSource(from, to string, dev, ino uint64) error {
 	}
 	m, err := w.answer(w.stall)
 	switch {
-	case errors.As(err, new(*stallError)):
+	case errors.As(err, new(*worker.StallError)):
 		return w.fail(err)
 	case err != nil:
 		return err
@@ -341,7 +306,7 @@ func (w *workerLock) Release() error {
 		w.in.Close()
 		m, aerr := w.answer(w.stall)
 		switch {
-		case errors.As(aerr, new(*stallError)):
+		case errors.As(aerr, new(*worker.StallError)):
 			err, stalled = aerr, true
 		case aerr != nil:
 			err = aerr
@@ -351,12 +316,12 @@ func (w *workerLock) Release() error {
 		patience := w.stall
 		if stalled {
 			// Continued, it may still remove its lock before it is killed.
-			patience = abortGrace
+			patience = worker.AbortGrace
 		}
-		werr, gone := endWorker(w.cmd, stalled, patience)
-		var se *stallError
+		werr, gone := worker.End(w.cmd, stalled, patience)
+		var se *worker.StallError
 		if !gone && errors.As(err, &se) {
-			se.gone = false
+			se.Gone = false
 		}
 		if werr != nil && err == nil {
 			err = fmt.Errorf("migrate: mailbox lock worker as uid %d: %w%s", w.uid, werr, w.said())

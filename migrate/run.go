@@ -19,6 +19,7 @@ import (
 
 	"github.com/maildirmig/maildirmig/internal/audit"
 	"github.com/maildirmig/maildirmig/internal/lock"
+	"github.com/maildirmig/maildirmig/internal/worker"
 	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/users"
 )
@@ -247,7 +248,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	r := &runner{cfg: cfg, audit: alog, state: state, withFlock: cfg.Source == SourceSpool && cfg.Root == "" && postfixUsesFlock(),
 		zone: zoneName(cfg.Convert.Location)}
 
-	runCtx, cancel := context.WithCancel(withStallTimeout(ctx, cfg.StallTimeout))
+	runCtx, cancel := context.WithCancel(worker.WithStallTimeout(ctx, cfg.StallTimeout))
 	defer cancel()
 	var mu sync.Mutex
 	var fatal error

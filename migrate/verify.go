@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maildirmig/maildirmig/internal/worker"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/users"
@@ -189,7 +190,7 @@ type UserVerify struct {
 // per user. The error is for what stops the whole verification.
 func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 	cfg.defaults()
-	ctx = withStallTimeout(ctx, cfg.StallTimeout)
+	ctx = worker.WithStallTimeout(ctx, cfg.StallTimeout)
 	list, err := cfg.listUsers()
 	if err != nil {
 		return err

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/worker"
 )
 
 // Test-only worker operations: each stands for a way a real worker can block or be slow.
@@ -77,7 +78,7 @@ func TestWatchdogKillsWorkerBlockedOnFIFO(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	ctx := withStallTimeout(context.Background(), 300*time.Millisecond)
+	ctx := worker.WithStallTimeout(context.Background(), 300*time.Millisecond)
 	err := spawnWorker(ctx, Credentials{UID: fifoUID, GID: fifoUID}, &workerRequest{Op: opTestReadFIFO, Path: fifo}, nil, func(workerMsg) {})
 	if !errors.Is(err, ErrStalled) || !errors.Is(err, ErrWorkerKilled) {
 		t.Fatalf("worker blocked on a FIFO: err = %v, want ErrStalled", err)
@@ -100,7 +101,7 @@ func TestWatchdogKeepsSlowWorker(t *testing.T) {
 	if err := os.WriteFile(src, []byte(strings.Repeat("x", 30)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx := withStallTimeout(context.Background(), 400*time.Millisecond)
+	ctx := worker.WithStallTimeout(context.Background(), 400*time.Millisecond)
 	var got int64
 	err := spawnWorker(ctx, Credentials{UID: trickleUID, GID: trickleUID}, &workerRequest{Op: opTestTrickle, Path: src}, nil, func(m workerMsg) {
 		if m.T == msgProgress {
@@ -127,7 +128,7 @@ func TestWatchdogStoppedWorkerInterrupted(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(withStallTimeout(context.Background(), time.Hour))
+	ctx, cancel := context.WithCancel(worker.WithStallTimeout(context.Background(), time.Hour))
 	done := make(chan error, 1)
 	go func() {
 		done <- spawnWorker(ctx, Credentials{UID: stoppedUID, GID: stoppedUID}, &workerRequest{Op: opTestReadFIFO, Path: fifo}, nil, func(workerMsg) {})
@@ -190,44 +191,4 @@ func blockedOnFIFO(pid int) bool {
 		}
 	}
 	return false
-}
-
-// TestWatchdogGivesUpOnUnreapedWorker: a worker in uninterruptible sleep (a hung NFS server)
-// dies of SIGKILL only when its system call returns, which may be never. Root must not wait
-// for that: reapWait after the kill it stops reading the worker and reports it left behind.
-// The test stands for the hung worker with a process whose end the supervisor is never told
-// of, as it would not be of one that cannot die.
-func TestWatchdogGivesUpOnUnreapedWorker(t *testing.T) {
-	t.Parallel()
-	cmd := exec.Command("sleep", "60")
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	cmd.Stdout = w
-	if err := cmd.Start(); err != nil {
-		t.Skipf("cannot start sleep: %v", err)
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	sv := newSupervisor(cmd.Process, 100*time.Millisecond, r)
-	go sv.watch(context.Background())
-	select {
-	case <-sv.gaveUp:
-	case <-time.After(time.Minute):
-		t.Fatal("the supervisor never gave up on a worker it could not reap")
-	}
-	// The reader's end is closed, so a reader blocked on it returns.
-	if _, err := r.Read(make([]byte, 1)); err == nil {
-		t.Error("the worker's output is still open after root gave up on it")
-	}
-	close(sv.stop)
-	stalled, killed := sv.result()
-	if stalled == nil || !killed {
-		t.Fatalf("stalled = %v, killed = %v", stalled, killed)
-	}
-	if !strings.Contains(stalled.Error(), "killed, but still not gone after") {
-		t.Errorf("err = %q: does not say the worker was left behind", stalled)
-	}
 }

@@ -1,8 +1,6 @@
 package migrate
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -10,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,16 +16,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/safefs"
+	"github.com/maildirmig/maildirmig/internal/worker"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 )
 
-// The privilege-separation protocol. Root opens and locks the spool, then starts maildirmig
-// itself again with workerEnv set, as the user (uid, gid and supplementary groups), the spool
-// as fd 3, a JSON request on stdin; the worker answers with JSON lines on stdout. Everything
-// the worker creates is the user's without any chown, and a symlink the user planted can hand
-// the worker nothing the user could not reach already.
-const workerEnv = "MAILDIRMIG_WORKER"
+// The privilege-separation protocol, over the transport of package worker: root opens and
+// locks the spool, then runs a worker as the user with the spool as fd 3 and a workerRequest
+// on stdin; the worker answers with workerMsg lines.
 
 // Worker operations.
 const (
@@ -151,13 +145,13 @@ type lostMessage struct {
 
 // IsWorker reports whether this process was started as a per-user worker. cmd/maildirmig
 // checks it before anything else and then runs WorkerMain.
-func IsWorker() bool { return os.Getenv(workerEnv) == "1" }
+func IsWorker() bool { return worker.Is() }
 
 // WorkerMain serves one request from stdin, with the source at fd 3, and returns the exit code.
 func WorkerMain() int {
 	// The worker runs as the user, who must not ptrace it or read its memory: from here on the
 	// kernel refuses a new attach, and one made before this line is caught just after.
-	if err := hardenWorker(); err != nil {
+	if err := worker.Harden(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -208,40 +202,6 @@ func WorkerMain() int {
 // workerOps holds operations served outside serve, with stdin past the request still unread:
 // the Mailbox lock worker, and what a test binary registers to look at a worker from inside.
 var workerOps = map[string]func(req *workerRequest, emit func(workerMsg)) error{}
-
-// hardenWorker makes this process non-dumpable (no ptrace by its uid, no /proc/PID/mem or
-// environ for it) and refuses to go on if a tracer attached in the moment before.
-func hardenWorker() error {
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return fmt.Errorf("migrate: worker: prctl(PR_SET_DUMPABLE): %w", err)
-	}
-	tracer, err := tracerPid()
-	if err != nil {
-		return fmt.Errorf("migrate: worker: %w", err)
-	}
-	if tracer != 0 {
-		return fmt.Errorf("migrate: worker: traced by pid %d, refusing to run", tracer)
-	}
-	return nil
-}
-
-// tracerPid reads TracerPid from /proc/self/status.
-func tracerPid() (int, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
-			var pid int
-			if _, err := fmt.Sscan(strings.TrimSpace(v), &pid); err != nil {
-				return 0, fmt.Errorf("TracerPid %q: %w", v, err)
-			}
-			return pid, nil
-		}
-	}
-	return 0, errors.New("no TracerPid in /proc/self/status")
-}
 
 // ErrUnsafeHome is wrapped by the error that refuses a home directory.
 var ErrUnsafeHome = errors.New("migrate: unsafe home")
@@ -480,11 +440,20 @@ func fileSHA256(r io.Reader) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// DefaultStallTimeout is how long a worker may make no progress before root kills it.
+const DefaultStallTimeout = worker.DefaultStallTimeout
+
+// ErrStalled is wrapped by the error of a user whose worker root killed for making no
+// progress (a stopped worker, or one blocked on a FIFO or a hung home).
+var ErrStalled = worker.ErrStalled
+
+// ErrWorkerKilled is wrapped by the error of a user whose worker root killed, for a stall or
+// because it did not abort within the grace period of an interrupt: the tmp files of its
+// pending batch may be left, for the next run to remove.
+var ErrWorkerKilled = worker.ErrKilled
+
 // Credentials say whom a worker runs as.
-type Credentials struct {
-	UID, GID int
-	Groups   []int
-}
+type Credentials = worker.Credentials
 
 // runWorker runs req as cred, in a worker process when this process is root and cred is not,
 // in-process otherwise. Each message of the answer goes to handle.
@@ -500,122 +469,35 @@ func runWorker(ctx context.Context, cred Credentials, req *workerRequest, src *o
 	return spawnWorker(ctx, cred, req, src, handle)
 }
 
-// spawnWorker re-executes this program as cred. /proc/self/exe names the running binary even
-// where its path is not reachable for the user (a test binary in root's private build
-// directory), since execve resolves that link without walking the path.
+// spawnWorker runs req as cred in a worker process. The protocol's own answers (msgError,
+// msgAborted) are taken here; every other goes to handle.
 func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
-	var extra []*os.File
-	if src != nil {
-		// The worker gets a read-only descriptor on the same file: it has no business writing it.
-		ro, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", src.Fd()), os.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("migrate: reopening the source read-only: %w", err)
-		}
-		defer ro.Close()
-		extra = append(extra, ro)
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return fmt.Errorf("migrate: worker request: %w", err)
-	}
-	// Not ctx: the supervisor below ends the worker, gracefully on an interrupt.
-	cmd := workerCommand(context.Background(), cred, req.Home)
-	cmd.Stdin = bytes.NewReader(body)
-	var stderr bytes.Buffer
-	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
-	cmd.ExtraFiles = extra
-	// Once the worker is gone, whatever still holds its stdin or stderr (nothing of ours) is
-	// not waited for long.
-	cmd.WaitDelay = reapWait
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("migrate: worker: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("migrate: starting the worker as uid %d: %w", cred.UID, err)
-	}
-	stall := stallTimeoutOf(ctx)
-	if req.LockTimeout > 0 {
-		// Waiting for a lock is no progress, and is allowed for up to the lock timeout.
-		stall += req.LockTimeout
-	}
-	sv := newSupervisor(cmd.Process, stall, out.(*os.File))
-	go sv.watch(ctx)
-	var workerErr error
+	var reported error
 	abortFailed := false
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		sv.touch()
-		var m workerMsg
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			workerErr = fmt.Errorf("migrate: worker said %q: %w", truncate(sc.Text(), 200), err)
-			continue
-		}
+	err := worker.Run(ctx, worker.Spec{Cred: cred, Home: req.Home, Request: req, Source: src, Patience: req.LockTimeout}, func(m workerMsg) {
 		switch m.T {
 		case msgError:
-			workerErr = &remoteError{msg: m.Err, unsafe: m.Unsafe}
-			continue
+			reported = &remoteError{msg: m.Err, unsafe: m.Unsafe}
 		case msgAborted:
 			abortFailed = m.Err != ""
-			continue
+		default:
+			handle(m)
 		}
-		sv.handling(true)
-		handle(m)
-		sv.handling(false)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var werr error
-	select {
-	case werr = <-waited:
-		close(sv.exited)
-	case <-sv.gaveUp:
-		// Killed, and still not gone (uninterruptible sleep): the goroutine above reaps it
-		// whenever it dies; its user's locks are root's and are released by the caller.
-	}
-	close(sv.stop)
-	stalled, killed := sv.result()
+	})
+	var stalled *worker.StallError
+	var interrupted *worker.InterruptedError
 	switch {
-	case stalled != nil:
-		return stalled
-	case ctx.Err() != nil:
-		return &interruptedError{err: ctx.Err(), killed: killed || abortFailed}
-	case workerErr != nil:
-		return workerErr
-	case werr != nil:
-		msg := strings.TrimSpace(stderr.String())
-		if msg != "" {
-			return fmt.Errorf("migrate: worker as uid %d: %w: %s", cred.UID, werr, truncate(msg, 500))
-		}
-		return fmt.Errorf("migrate: worker as uid %d: %w", cred.UID, werr)
+	case errors.As(err, &stalled):
+		return err
+	case errors.As(err, &interrupted):
+		interrupted.Killed = interrupted.Killed || abortFailed
+		return err
+	case reported != nil:
+		return reported
+	case err != nil:
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
-}
-
-// workerCommand is this program again, as cred, in a session of its own, with the worker's
-// environment; stdin, stdout and stderr are the caller's to set (never a terminal).
-func workerCommand(ctx context.Context, cred Credentials, home string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "/proc/self/exe")
-	cmd.Args = []string{"maildirmig"}
-	if len(os.Args) > 0 {
-		cmd.Args[0] = filepath.Base(os.Args[0])
-	}
-	cmd.Dir = "/"
-	cmd.Env = workerEnviron(home)
-	groups := make([]uint32, len(cred.Groups))
-	for i, g := range cred.Groups {
-		groups[i] = uint32(g)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: uint32(cred.UID), Gid: uint32(cred.GID), Groups: groups},
-		Pdeathsig:  syscall.SIGKILL,
-		// A session of its own has no controlling terminal: the worker cannot open root's
-		// /dev/tty (and push input into root's shell with TIOCSTI), and a terminal's Ctrl-C
-		// reaches it through us, once.
-		Setsid: true,
-	}
-	return cmd
 }
 
 // remoteError is an error a worker reported; errors.Is(err, ErrUnsafeHome) holds for a refusal
@@ -628,43 +510,6 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Is(target error) bool {
 	return e.unsafe && (target == ErrUnsafeHome || target == maildir.ErrUnsafe)
-}
-
-func workerEnviron(home string) []string {
-	env := []string{workerEnv + "=1", "PATH=/usr/bin:/bin"}
-	if home != "" {
-		env = append(env, "HOME="+home)
-	}
-	for _, k := range []string{"TZ", "LANG", "LC_ALL", "GOCOVERDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
-
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		q := p
-		if len(q) > l.n {
-			q = q[:l.n]
-		}
-		l.n -= len(q)
-		_, _ = l.w.Write(q)
-	}
-	return len(p), nil
 }
 
 // convertRequest is a request for op with the conversion options of opts: the one place
@@ -688,7 +533,7 @@ func ConvertAs(ctx context.Context, cred Credentials, src *os.File, maildirPath 
 	}
 	var st Stats
 	var got bool
-	err := runWorker(withStallTimeout(ctx, opts.StallTimeout), cred, req, src, func(m workerMsg) {
+	err := runWorker(worker.WithStallTimeout(ctx, opts.StallTimeout), cred, req, src, func(m workerMsg) {
 		dispatch(m, opts.Notice, opts.OnMessage, opts.Progress)
 		if m.T == msgStats && m.Stats != nil {
 			st, got = *m.Stats, true

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/worker"
 )
 
 // workerSelf is what a worker sees of itself.
@@ -35,7 +37,7 @@ func init() {
 			return err
 		}
 		s.Dumpable = d
-		if s.Tracer, err = tracerPid(); err != nil {
+		if s.Tracer, err = worker.TracerPid(); err != nil {
 			return err
 		}
 		if fd, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0); err == nil {

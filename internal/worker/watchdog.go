@@ -1,4 +1,4 @@
-package migrate
+package worker
 
 import (
 	"bufio"
@@ -30,71 +30,74 @@ const DefaultStallTimeout = 2 * time.Minute
 // worker in uninterruptible sleep on a hung filesystem dies only when the filesystem answers,
 // and root does not wait for that.
 var (
-	abortGrace = 2 * time.Second
-	reapWait   = 2 * time.Second
+	AbortGrace = 2 * time.Second
+	ReapWait   = 2 * time.Second
 )
 
 // ErrStalled is wrapped by the error of a user whose worker root killed for making no progress.
-var ErrStalled = errors.New("migrate: worker made no progress")
+var ErrStalled = errors.New("worker: made no progress")
 
-// ErrWorkerKilled is wrapped by the error of a worker root killed, for a stall or because it
+// ErrKilled is wrapped by the error of a worker root killed, for a stall or because it
 // did not abort within the grace period of an interrupt: the tmp files of its pending batch
 // may be left, for the next run to remove.
-var ErrWorkerKilled = errors.New("migrate: worker killed")
+var ErrKilled = errors.New("worker: killed")
 
 type stallKey struct{}
 
-// withStallTimeout makes every worker started under ctx watched with timeout d (0: the default).
-func withStallTimeout(ctx context.Context, d time.Duration) context.Context {
+// WithStallTimeout makes every worker started under ctx watched with timeout d (0: the default).
+func WithStallTimeout(ctx context.Context, d time.Duration) context.Context {
 	if d <= 0 {
 		return ctx
 	}
 	return context.WithValue(ctx, stallKey{}, d)
 }
 
-func stallTimeoutOf(ctx context.Context) time.Duration {
+// StallTimeout is the stall timeout of the workers started under ctx.
+func StallTimeout(ctx context.Context) time.Duration {
 	if d, ok := ctx.Value(stallKey{}).(time.Duration); ok && d > 0 {
 		return d
 	}
 	return DefaultStallTimeout
 }
 
-// stallError says why root killed a worker.
-type stallError struct {
-	timeout time.Duration
-	state   string // what /proc said of it when it was killed
-	gone    bool   // it died; else root stopped waiting for it
-	noFiles bool   // it writes no message files (the Mailbox lock's): none can be left in tmp/
+// StallError says why root killed a worker. It matches ErrStalled, and ErrKilled unless
+// NoFiles.
+type StallError struct {
+	Timeout time.Duration
+	State   string // what /proc said of it when it was killed
+	Gone    bool   // it died; else root stopped waiting for it
+	NoFiles bool   // it writes no message files (the Mailbox lock's): none can be left in tmp/
 }
 
-func (e *stallError) Error() string {
-	s := fmt.Sprintf("worker made no progress for %v (%s); killed", e.timeout, e.state)
-	if !e.gone {
-		s += fmt.Sprintf(", but still not gone after %v (uninterruptible sleep): left to die on its own", reapWait)
+func (e *StallError) Error() string {
+	s := fmt.Sprintf("worker made no progress for %v (%s); killed", e.Timeout, e.State)
+	if !e.Gone {
+		s += fmt.Sprintf(", but still not gone after %v (uninterruptible sleep): left to die on its own", ReapWait)
 	}
 	return s
 }
 
-func (e *stallError) Is(target error) bool {
-	return target == ErrStalled || target == ErrWorkerKilled && !e.noFiles
+func (e *StallError) Is(target error) bool {
+	return target == ErrStalled || target == ErrKilled && !e.NoFiles
 }
 
-// interruptedError is a worker's end when the run was interrupted; it wraps the context's error.
-type interruptedError struct {
-	err    error
-	killed bool // it did not abort within abortGrace, or said its abort failed
+// InterruptedError is a worker's end when the run was interrupted; it wraps the context's
+// error, and matches ErrKilled when Killed.
+type InterruptedError struct {
+	Err    error
+	Killed bool // it did not abort within AbortGrace, or said its abort failed
 }
 
-func (e *interruptedError) Error() string {
-	if e.killed {
-		return e.err.Error() + "; worker killed before it could remove its partial files"
+func (e *InterruptedError) Error() string {
+	if e.Killed {
+		return e.Err.Error() + "; worker killed before it could remove its partial files"
 	}
-	return e.err.Error()
+	return e.Err.Error()
 }
 
-func (e *interruptedError) Unwrap() error { return e.err }
+func (e *InterruptedError) Unwrap() error { return e.Err }
 
-func (e *interruptedError) Is(target error) bool { return e.killed && target == ErrWorkerKilled }
+func (e *InterruptedError) Is(target error) bool { return e.Killed && target == ErrKilled }
 
 // supervisor watches one worker process from root.
 type supervisor struct {
@@ -110,7 +113,7 @@ type supervisor struct {
 	last    time.Time // last progress
 	io      uint64    // rchar+wchar at last
 	busy    int       // root is handling an answer
-	stalled *stallError
+	stalled *StallError
 	killed  bool // SIGKILL sent
 }
 
@@ -141,7 +144,7 @@ func (s *supervisor) handling(on bool) {
 }
 
 // watch kills the worker when it stalls, or asks it to abort when ctx ends and kills it if it
-// does not within abortGrace. It returns once the reader is done.
+// does not within AbortGrace. It returns once the reader is done.
 func (s *supervisor) watch(ctx context.Context) {
 	defer close(s.finished)
 	tick := time.NewTicker(min(max(s.stall/8, 20*time.Millisecond), 5*time.Second))
@@ -176,16 +179,16 @@ func (s *supervisor) check(now time.Time) bool {
 	if now.Sub(s.last) < s.stall {
 		return false
 	}
-	s.stalled = &stallError{timeout: s.stall, state: procState(s.proc.Pid)}
+	s.stalled = &StallError{Timeout: s.stall, State: ProcState(s.proc.Pid)}
 	return true
 }
 
 // interrupt asks the worker to abort (a stopped one is continued so that it can), then kills it
-// if it has not ended within abortGrace.
+// if it has not ended within AbortGrace.
 func (s *supervisor) interrupt() {
 	_ = s.proc.Signal(syscall.SIGTERM)
 	_ = s.proc.Signal(syscall.SIGCONT)
-	t := time.NewTimer(abortGrace)
+	t := time.NewTimer(AbortGrace)
 	defer t.Stop()
 	select {
 	case <-s.exited:
@@ -197,20 +200,20 @@ func (s *supervisor) interrupt() {
 	s.kill()
 }
 
-// kill sends SIGKILL and waits reapWait for the worker to be gone; then root gives up on it:
+// kill sends SIGKILL and waits ReapWait for the worker to be gone; then root gives up on it:
 // its answers are no longer read, and the caller returns without reaping it.
 func (s *supervisor) kill() {
 	s.mu.Lock()
 	s.killed = true
 	s.mu.Unlock()
 	_ = s.proc.Kill()
-	t := time.NewTimer(reapWait)
+	t := time.NewTimer(ReapWait)
 	defer t.Stop()
 	select {
 	case <-s.exited:
 		s.mu.Lock()
 		if s.stalled != nil {
-			s.stalled.gone = true
+			s.stalled.Gone = true
 		}
 		s.mu.Unlock()
 		return
@@ -222,7 +225,7 @@ func (s *supervisor) kill() {
 
 // result returns the stall, if the watchdog killed the worker for one, and whether the worker
 // was killed at all.
-func (s *supervisor) result() (*stallError, bool) {
+func (s *supervisor) result() (*StallError, bool) {
 	<-s.finished
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,8 +256,8 @@ func procIO(pid int) (uint64, bool) {
 	return sum, found == 2
 }
 
-// procState describes pid's scheduling state, from /proc/PID/stat, for the stall message.
-func procState(pid int) string {
+// ProcState describes pid's scheduling state, from /proc/PID/stat, for the stall message.
+func ProcState(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) {
 		switch b[i+2] {
