@@ -95,6 +95,31 @@ func (r *resume) advance(end int64, s Stats) error {
 	return nil
 }
 
+// run is the conversion of the source from its resume point: convert (nil when there is
+// nothing to convert) converts the rest and reports each resume point to its durable
+// callback, which advances there and has save record the state; the end it returns is
+// advanced to and saved too. save may be nil when the caller records next itself. It
+// returns the conversion's stats: with nothing converted, EndOffset is the start.
+func (r *resume) run(convert func(durable func(end int64, s Stats) error) (Stats, error), save func() error) (Stats, error) {
+	advance := func(end int64, s Stats) error {
+		if err := r.advance(end, s); err != nil {
+			return err
+		}
+		if save == nil {
+			return nil
+		}
+		return save()
+	}
+	stats := Stats{EndOffset: r.start, UIDValidity: r.next.UIDValidity}
+	if convert != nil {
+		var err error
+		if stats, err = convert(advance); err != nil {
+			return stats, err
+		}
+	}
+	return stats, advance(stats.EndOffset, stats)
+}
+
 // EventZoneKept is the notice that a resumed migration reads From_ dates in the zone the
 // earlier runs used, not in this process's.
 const EventZoneKept = "zone-kept"

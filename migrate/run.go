@@ -482,12 +482,9 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	}
 	// The state is saved at each resume point the worker reports, once this process has
 	// checked it is one.
-	advance := func(end int64, s Stats) error {
-		if err := rs.advance(end, s); err != nil {
-			return err
-		}
-		// The UID records of the messages before end are on disk before the state says
-		// they are migrated.
+	save := func() error {
+		// The UID records of the messages before the resume point are on disk before the
+		// state says they are migrated.
 		if err := uidw.Flush(); err != nil {
 			return fmt.Errorf("migrate: state: %w", err)
 		}
@@ -496,25 +493,21 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 		}
 		return r.state.Save(next)
 	}
-	res.Stats.EndOffset = start
+	var convert func(durable func(int64, Stats) error) (Stats, error)
+	res.Outcome = OutcomeUpToDate
 	if start < st.Size {
-		if err := checkSpace(home, st.Size-start); err != nil {
-			return err
-		}
-		stats, err := r.convert(ctx, u, f, st.Size, home, start, index, next, rs.forced, advance, record, with, log)
-		if err != nil {
-			return err
-		}
-		res.Stats = stats
 		res.Outcome = OutcomeMigrated
-	} else {
-		res.Outcome = OutcomeUpToDate
-		res.Stats.UIDValidity = next.UIDValidity
+		convert = func(durable func(int64, Stats) error) (Stats, error) {
+			if err := checkSpace(home, st.Size-start); err != nil {
+				return Stats{}, err
+			}
+			return r.convert(ctx, u, f, st.Size, home, start, index, next, rs.forced, durable, record, with, log)
+		}
 	}
-	end := res.Stats.EndOffset
-	if err := advance(end, res.Stats); err != nil {
+	if res.Stats, err = rs.run(convert, save); err != nil {
 		return err
 	}
+	end := res.Stats.EndOffset
 	if r.cfg.After == AfterKeep || end == 0 || end != st.Size {
 		return nil
 	}

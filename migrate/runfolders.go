@@ -572,60 +572,55 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		emit(workerMsg{T: msgEvent, Folder: f.Source, Event: zoneKept})
 	}
 	start, index := rs.start, rs.index
-	stats = Stats{EndOffset: start, UIDValidity: next.UIDValidity}
-	// advance returns the state of the folder migrated up to the resume point end.
-	advance := func(end int64, s Stats) (*State, error) {
-		if err := rs.advance(end, s); err != nil {
-			return nil, err
-		}
-		at := *next
-		return &at, nil
-	}
 	// Root keeps the UID records of the folder, afresh when it is converted from the start.
 	emit(workerMsg{T: msgFolderFrom, Folder: f.Source, N: start})
+	var convert func(durable func(int64, Stats) error) (Stats, error)
+	// A folder never migrated gets its Maildir++ folder even when it is empty.
 	if start < st.Size || prev == nil {
-		if start < st.Size {
-			if err := CheckMbox(io.NewSectionReader(src, start, st.Size-start), st.Size-start); err != nil {
-				return nil, Stats{}, fmt.Errorf("%w: %w", errNotMbox, err)
-			}
-		}
-		inbox, err := openInbox()
-		if err != nil {
-			return nil, Stats{}, err
-		}
-		d, err := OpenFolder(inbox, f.Maildir)
-		if err != nil {
-			return nil, Stats{}, err
-		}
-		defer d.Close()
-		freq := *req
-		freq.StartOffset, freq.StartIndex = start, index
-		freq.Loose, freq.LooseFrom, freq.AnyPosition = next.Loose, next.LooseFrom, rs.forced
-		freq.Location = loadableZone(next.Zone)
-		// Each resume point goes to root with the state to save there, as for the INBOX,
-		// so that an interrupted folder resumes from it.
-		var bad error
-		stats, err = convertChecked(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, func(m workerMsg) {
-			if m.T == msgDurable && m.Stats != nil && bad == nil {
-				m.State, bad = advance(m.Stats.EndOffset, *m.Stats)
-				if bad != nil {
-					return
+		convert = func(durable func(int64, Stats) error) (Stats, error) {
+			if start < st.Size {
+				if err := CheckMbox(io.NewSectionReader(src, start, st.Size-start), st.Size-start); err != nil {
+					return Stats{}, fmt.Errorf("%w: %w", errNotMbox, err)
 				}
 			}
-			emit(m)
-		})
-		if err == nil {
-			err = bad
-		}
-		if err != nil {
-			return nil, stats, err
+			inbox, err := openInbox()
+			if err != nil {
+				return Stats{}, err
+			}
+			d, err := OpenFolder(inbox, f.Maildir)
+			if err != nil {
+				return Stats{}, err
+			}
+			defer d.Close()
+			freq := *req
+			freq.StartOffset, freq.StartIndex = start, index
+			freq.Loose, freq.LooseFrom, freq.AnyPosition = next.Loose, next.LooseFrom, rs.forced
+			freq.Location = loadableZone(next.Zone)
+			// Each resume point goes to root with the state to save there, so that an
+			// interrupted folder resumes from it.
+			var bad error
+			stats, err := convertChecked(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, func(m workerMsg) {
+				if m.T == msgDurable && m.Stats != nil && bad == nil {
+					if bad = durable(m.Stats.EndOffset, *m.Stats); bad != nil {
+						return
+					}
+					at := *next
+					m.State = &at
+				}
+				emit(m)
+			})
+			if err == nil {
+				err = bad
+			}
+			return stats, err
 		}
 	}
-	next, err = advance(stats.EndOffset, stats)
-	if err != nil {
+	// Root records the state: it comes with each resume point and with the folder's end.
+	if stats, err = rs.run(convert, nil); err != nil {
 		return nil, stats, err
 	}
-	return next, stats, nil
+	at := *next
+	return &at, stats, nil
 }
 
 // PlanFolders lists, without reading or locking anything, the mbox folders beneath the folder
