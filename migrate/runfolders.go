@@ -753,10 +753,7 @@ func verifyFolder(ctx context.Context, req *workerRequest, home int, src string,
 		return VerifyResult{}, err
 	}
 	defer d.Close()
-	vreq := *req
-	vreq.StartIndex, vreq.KeepHeaders, vreq.Unescape = st.BaseIndex, st.KeepHeaders, int(unescapeValue(st.Unescape))
-	vreq.Loose, vreq.LooseFrom = st.Loose, st.LooseFrom
-	return verifyMaildir(ctx, &vreq, f, st.Offset, d)
+	return verifyMaildir(ctx, st.verifyRequest(opVerify), f, st.Offset, d)
 }
 
 func unescapeValue(name string) mbox.Unescape {

@@ -283,6 +283,14 @@ func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *S
 	return verifyState(ctx, Credentials{UID: uid, GID: gid, Groups: groups}, want, f, st.Offset, home, st, false, uids)
 }
 
+// verifyRequest is a request for op that reads a source as st records it was migrated:
+// from its first message's position, with its options, zone and mode. The INBOX's proof
+// and each folder's are made from it.
+func (st *State) verifyRequest(op string) *workerRequest {
+	return &workerRequest{Op: op, StartIndex: st.BaseIndex, KeepHeaders: st.KeepHeaders, Unescape: int(unescapeValue(st.Unescape)),
+		Location: loadableZone(st.Zone), Loose: st.Loose, LooseFrom: st.LooseFrom}
+}
+
 // verifyState proves, as cred, that every message of src[0:size) is in the Maildir st
 // records, read with the options and zone st records; with uidlist, that Maildir's
 // dovecot-uidlist must exist with st.UIDValidity too.
@@ -294,15 +302,8 @@ func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File,
 	if err != nil || name == "." || strings.HasPrefix(name, "..") {
 		return VerifyResult{}, fmt.Errorf("migrate: verify: %s is not beneath %s", st.Maildir, home)
 	}
-	unescape := mbox.UnescapeNone
-	switch st.Unescape {
-	case "mboxrd":
-		unescape = mbox.UnescapeMboxrd
-	case "mboxo":
-		unescape = mbox.UnescapeMboxo
-	}
-	req := &workerRequest{Op: opVerify, Home: home, Owner: owner, Maildir: name, Size: size, StartIndex: st.BaseIndex,
-		KeepHeaders: st.KeepHeaders, Unescape: int(unescape), Location: loadableZone(st.Zone), Loose: st.Loose, LooseFrom: st.LooseFrom}
+	req := st.verifyRequest(opVerify)
+	req.Home, req.Owner, req.Maildir, req.Size = home, owner, name, size
 	if uidlist {
 		req.UIDValidity = st.UIDValidity
 		if req.UIDValidity == 0 {
