@@ -237,7 +237,7 @@ func (c *converter) add(m *mbox.Message) error {
 	if !c.opts.KeepHeaders {
 		header = mbox.StripMeta(header)
 	}
-	flags, isNew := Flags(m.Meta)
+	flags, isNew := messageFlags(m.Meta)
 	date, mtime := c.date(m, pos, rec.Offset)
 	res, err := c.w.Add(&maildir.Message{
 		Date:     date,
@@ -330,10 +330,10 @@ func (c *converter) date(m *mbox.Message, pos, off int64) (date, mtime time.Time
 	return time.Time{}, c.srcMTime
 }
 
-// Flags maps an mbox message's Status, X-Status and keywords to Maildir flag letters, and
+// messageFlags maps an mbox message's Status, X-Status and keywords to Maildir flag letters, and
 // tells whether the message belongs in new/: only a message no client has seen (no "O" in
 // Status), with no flags and no keywords, does.
-func Flags(meta mbox.Meta) (flags string, isNew bool) {
+func messageFlags(meta mbox.Meta) (flags string, isNew bool) {
 	var set [128]bool
 	if strings.ContainsRune(meta.Status, 'R') {
 		set['S'] = true

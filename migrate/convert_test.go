@@ -42,9 +42,9 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			flags, isNew := Flags(tt.meta)
+			flags, isNew := messageFlags(tt.meta)
 			if flags != tt.flags || isNew != tt.isNew {
-				t.Errorf("Flags(%+v) = %q, %v; want %q, %v", tt.meta, flags, isNew, tt.flags, tt.isNew)
+				t.Errorf("messageFlags(%+v) = %q, %v; want %q, %v", tt.meta, flags, isNew, tt.flags, tt.isNew)
 			}
 		})
 	}

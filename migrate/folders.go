@@ -68,16 +68,16 @@ type SkippedFolder struct {
 // maxFolderDepth bounds the recursion; Dovecot's own limit on hierarchy levels is 16.
 const maxFolderDepth = 16
 
-// DiscoverFolders lists the mbox folders beneath the directory rootfd (the folder root, for
+// discoverFolders lists the mbox folders beneath the directory rootfd (the folder root, for
 // instance ~/mail, opened by the caller), sorted by Name. Nothing is followed: symlinks,
 // FIFOs, devices and sockets are skipped and reported; so are entries whose names Maildir++
-// cannot hold (see MaildirFolderName), files that would land on a Maildir++ directory already
+// cannot hold (see maildirFolderName), files that would land on a Maildir++ directory already
 // taken, and a top-level file named INBOX, which Dovecot hides behind the real INBOX.
 // Dovecot's index and control files (.imap/, dovecot.index*, dovecot-uidlist...), its and
 // UW-IMAP's subscription lists and dotlocks (*.lock) are not mail and are skipped silently;
 // so are directories holding no mbox file. Files are not read: whether each is an mbox is for
 // the conversion to find out.
-func DiscoverFolders(rootfd int) ([]Folder, []SkippedFolder, error) {
+func discoverFolders(rootfd int) ([]Folder, []SkippedFolder, error) {
 	w := &folderWalk{}
 	if err := w.dir(rootfd, nil, 0); err != nil {
 		return nil, nil, err
@@ -144,7 +144,7 @@ func (w *folderWalk) dir(dirfd int, parents []string, depth int) error {
 				continue
 			}
 			imapName := imapNameOf(levels)
-			dirName, err := MaildirFolderName(imapName)
+			dirName, err := maildirFolderName(imapName)
 			if err != nil {
 				w.skip(source, err.Error())
 				continue
@@ -237,14 +237,14 @@ func imapNameOf(stored []string) string {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
-// MaildirFolderName returns the Maildir++ directory that Dovecot 2.3 (maildir:~/Maildir,
+// maildirFolderName returns the Maildir++ directory that Dovecot 2.3 (maildir:~/Maildir,
 // the default LAYOUT=maildir++) uses for the IMAP folder imapName, given with '/' between
 // hierarchy levels as mbox clients see it: a '.', then the levels in modified UTF-7 joined by
 // '.' ("Entwürfe/Alt" → ".Entw&APw-rfe.Alt"). A '.' inside a level becomes a hierarchy level
 // of its own, as Dovecot's default separator makes it. It refuses INBOX, empty levels, a
 // level beginning with '~' or '.', control characters, and names longer than a file name
 // may be.
-func MaildirFolderName(imapName string) (string, error) {
+func maildirFolderName(imapName string) (string, error) {
 	if imapName == "" {
 		return "", errors.New("migrate: empty folder name")
 	}
@@ -271,7 +271,7 @@ func MaildirFolderName(imapName string) (string, error) {
 			}
 		}
 		b.WriteByte('.')
-		b.WriteString(EncodeMUTF7(level))
+		b.WriteString(encodeMUTF7(level))
 	}
 	if b.Len() > 255 {
 		return "", fmt.Errorf("migrate: folder name %q is too long for a Maildir++ directory", imapName)
@@ -282,9 +282,9 @@ func MaildirFolderName(imapName string) (string, error) {
 // mutf7 is RFC 3501's base64 alphabet: ',' instead of '/', no padding.
 var mutf7 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
 
-// EncodeMUTF7 encodes s in IMAP's modified UTF-7 (RFC 3501 5.1.3), the charset of mailbox
+// encodeMUTF7 encodes s in IMAP's modified UTF-7 (RFC 3501 5.1.3), the charset of mailbox
 // names on the wire and in Dovecot's files.
-func EncodeMUTF7(s string) string {
+func encodeMUTF7(s string) string {
 	var b strings.Builder
 	var run []rune
 	flush := func() {
@@ -393,11 +393,11 @@ func isMUTF7Base64(r rune) bool {
 	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == ','
 }
 
-// OpenBeneath opens the regular file at path (levels separated by '/', no "..") beneath the
+// openBeneath opens the regular file at path (levels separated by '/', no "..") beneath the
 // directory dirfd for reading, following no symlink at any level, and without blocking on a
 // FIFO. It is how the caller opens a Folder's Source beneath the folder root, or a
 // subscription list.
-func OpenBeneath(dirfd int, path string) (*os.File, error) {
+func openBeneath(dirfd int, path string) (*os.File, error) {
 	fd, err := safefs.Open(dirfd, path, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, beneathError(path, err)
@@ -419,10 +419,10 @@ func OpenBeneath(dirfd int, path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// OpenFolder opens, creating it when missing, the Maildir++ folder dirName (as returned by
-// MaildirFolderName) beneath the Maildir parent, with the empty "maildirfolder" file that
+// openFolder opens, creating it when missing, the Maildir++ folder dirName (as returned by
+// maildirFolderName) beneath the Maildir parent, with the empty "maildirfolder" file that
 // marks a Maildir++ folder for Maildir++ deliverers (maildrop, Courier deliverquota).
-func OpenFolder(parent *maildir.Dir, dirName string) (*maildir.Dir, error) {
+func openFolder(parent *maildir.Dir, dirName string) (*maildir.Dir, error) {
 	if len(dirName) < 2 || dirName[0] != '.' || dirName == ".." || strings.ContainsAny(dirName, "/\x00") {
 		return nil, fmt.Errorf("migrate: %q is not a Maildir++ folder name", dirName)
 	}
@@ -451,10 +451,10 @@ func OpenFolder(parent *maildir.Dir, dirName string) (*maildir.Dir, error) {
 // subscriptionsV2 is the header of Dovecot's subscription files since 2.2.
 const subscriptionsV2 = "V\t2\n\n"
 
-// ReadSubscriptions reads Dovecot's mbox subscription file (~/mail/.subscriptions) and
+// readSubscriptions reads Dovecot's mbox subscription file (~/mail/.subscriptions) and
 // returns the subscribed IMAP names, in UTF-8 with '/' between hierarchy levels, in file
 // order. Files older than the "V 2" header hold names with mbox's separator, '/'.
-func ReadSubscriptions(r io.Reader) ([]string, error) {
+func readSubscriptions(r io.Reader) ([]string, error) {
 	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
 	if err != nil {
 		return nil, fmt.Errorf("migrate: subscriptions: %w", err)
@@ -479,11 +479,11 @@ func ReadSubscriptions(r io.Reader) ([]string, error) {
 	return names, nil
 }
 
-// ReadMailboxList reads UW-IMAP's ~/.mailboxlist and returns the subscribed names that lie
+// readMailboxList reads UW-IMAP's ~/.mailboxlist and returns the subscribed names that lie
 // beneath the folder root prefix (relative to the home directory, for instance "mail"),
 // without it, plus INBOX, in UTF-8 with '/' between levels. Names outside the root are
 // returned in others.
-func ReadMailboxList(r io.Reader, prefix string) (names, others []string, err error) {
+func readMailboxList(r io.Reader, prefix string) (names, others []string, err error) {
 	prefix = strings.Trim(prefix, "/") + "/"
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
@@ -517,18 +517,18 @@ func subscriptionLine(name string) (string, bool) {
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX", true
 	}
-	dir, err := MaildirFolderName(name)
+	dir, err := maildirFolderName(name)
 	if err != nil {
 		return "", false
 	}
 	return strings.ReplaceAll(dir[1:], ".", "\t"), true
 }
 
-// WriteSubscriptions adds names (IMAP names, '/' between levels) to the subscriptions file of
+// writeSubscriptions adds names (IMAP names, '/' between levels) to the subscriptions file of
 // the Maildir d, in Dovecot's format, keeping every subscription it already holds. The file
 // is replaced atomically (written beside it, synced, renamed) through d's descriptor and
 // never through a symlink. Names that no Maildir++ folder can have are left out.
-func WriteSubscriptions(d *maildir.Dir, names []string) error {
+func writeSubscriptions(d *maildir.Dir, names []string) error {
 	var lines []string
 	seen := make(map[string]bool)
 	add := func(line string) {
@@ -537,7 +537,7 @@ func WriteSubscriptions(d *maildir.Dir, names []string) error {
 			lines = append(lines, line)
 		}
 	}
-	old, err := OpenBeneath(d.FD(), "subscriptions")
+	old, err := openBeneath(d.FD(), "subscriptions")
 	switch {
 	case err == nil:
 		data, err := io.ReadAll(io.LimitReader(old, 16<<20))

@@ -32,8 +32,8 @@ func TestMUTF7(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.utf8, func(t *testing.T) {
 			t.Parallel()
-			if got := EncodeMUTF7(tt.utf8); got != tt.mutf7 {
-				t.Errorf("EncodeMUTF7(%q) = %q, want %q", tt.utf8, got, tt.mutf7)
+			if got := encodeMUTF7(tt.utf8); got != tt.mutf7 {
+				t.Errorf("encodeMUTF7(%q) = %q, want %q", tt.utf8, got, tt.mutf7)
 			}
 			got, err := DecodeMUTF7(tt.mutf7)
 			if err != nil || got != tt.utf8 {
@@ -67,7 +67,7 @@ func FuzzMUTF7(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if !strings.ContainsRune(s, 0xfffd) && utf8Valid(s) {
-			enc := EncodeMUTF7(s)
+			enc := encodeMUTF7(s)
 			got, err := DecodeMUTF7(enc)
 			if err != nil || got != s {
 				t.Fatalf("round trip of %q through %q gave %q, %v", s, enc, got, err)
@@ -75,7 +75,7 @@ func FuzzMUTF7(f *testing.F) {
 		}
 		// Whatever decodes must encode back to the same bytes: names are compared encoded.
 		if dec, err := DecodeMUTF7(s); err == nil {
-			if enc := EncodeMUTF7(dec); enc != s {
+			if enc := encodeMUTF7(dec); enc != s {
 				t.Fatalf("%q decodes to %q, which encodes to %q", s, dec, enc)
 			}
 		}
@@ -107,16 +107,16 @@ func TestMaildirFolderName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := MaildirFolderName(tt.name)
+			got, err := maildirFolderName(tt.name)
 			if err != nil || got != tt.want {
-				t.Errorf("MaildirFolderName(%q) = %q, %v, want %q", tt.name, got, err, tt.want)
+				t.Errorf("maildirFolderName(%q) = %q, %v, want %q", tt.name, got, err, tt.want)
 			}
 		})
 	}
 	for _, bad := range []string{"", "INBOX", "inbox", "~x", "a/~b", "a.~b", ".hidden", "a.", "a..b", "a//b", "/a", "a/",
 		"new\nline", "\xff", strings.Repeat("x", 255)} {
-		if got, err := MaildirFolderName(bad); err == nil {
-			t.Errorf("MaildirFolderName(%q) = %q, want an error", bad, got)
+		if got, err := maildirFolderName(bad); err == nil {
+			t.Errorf("maildirFolderName(%q) = %q, want an error", bad, got)
 		}
 	}
 }
@@ -192,7 +192,7 @@ func TestDiscoverFolders(t *testing.T) {
 		"fifo":                             "|",
 		"bad\xffname":                      oneMessage,
 	})
-	folders, skipped, err := DiscoverFolders(openDir(t, root))
+	folders, skipped, err := discoverFolders(openDir(t, root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestDiscoverFoldersKeepsCallerOffset(t *testing.T) {
 	root := folderTree(t, map[string]string{"A": oneMessage, "B": oneMessage})
 	fd := openDir(t, root)
 	for i := 0; i < 2; i++ {
-		folders, _, err := DiscoverFolders(fd)
+		folders, _, err := discoverFolders(fd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,26 +249,26 @@ func TestOpenBeneath(t *testing.T) {
 	})
 	fd := openDir(t, root)
 	for _, ok := range []string{"Archive/2019", "file"} {
-		f, err := OpenBeneath(fd, ok)
+		f, err := openBeneath(fd, ok)
 		if err != nil {
-			t.Errorf("OpenBeneath(%q): %v", ok, err)
+			t.Errorf("openBeneath(%q): %v", ok, err)
 			continue
 		}
 		b, err := io.ReadAll(f)
 		f.Close()
 		if err != nil || string(b) != oneMessage {
-			t.Errorf("OpenBeneath(%q) read %q, %v", ok, b, err)
+			t.Errorf("openBeneath(%q) read %q, %v", ok, b, err)
 		}
 	}
 	for _, bad := range []string{"link", "dirlink/2019", "fifo", "dir", "../x", "Archive/../file", "", "missing"} {
-		f, err := OpenBeneath(fd, bad)
+		f, err := openBeneath(fd, bad)
 		if err == nil {
 			f.Close()
-			t.Errorf("OpenBeneath(%q) succeeded, want an error", bad)
+			t.Errorf("openBeneath(%q) succeeded, want an error", bad)
 		}
 	}
-	if _, err := OpenBeneath(fd, "link"); !errors.Is(err, maildir.ErrUnsafe) {
-		t.Errorf("OpenBeneath(link) = %v, want ErrUnsafe", err)
+	if _, err := openBeneath(fd, "link"); !errors.Is(err, maildir.ErrUnsafe) {
+		t.Errorf("openBeneath(link) = %v, want ErrUnsafe", err)
 	}
 }
 
@@ -281,7 +281,7 @@ func TestOpenFolder(t *testing.T) {
 	}
 	defer parent.Close()
 	for i := 0; i < 2; i++ { // the second run finds it all there
-		d, err := OpenFolder(parent, ".Archive.2019")
+		d, err := openFolder(parent, ".Archive.2019")
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
@@ -299,9 +299,9 @@ func TestOpenFolder(t *testing.T) {
 	}
 
 	for _, bad := range []string{"Archive", ".", "..", "", ".a/b"} {
-		if d, err := OpenFolder(parent, bad); err == nil {
+		if d, err := openFolder(parent, bad); err == nil {
 			d.Close()
-			t.Errorf("OpenFolder(%q) succeeded, want an error", bad)
+			t.Errorf("openFolder(%q) succeeded, want an error", bad)
 		}
 	}
 
@@ -315,11 +315,11 @@ func TestOpenFolder(t *testing.T) {
 	if err := os.Symlink(target, filepath.Join(trap, "maildirfolder")); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := OpenFolder(parent, ".Trap"); !errors.Is(err, maildir.ErrUnsafe) {
+	if d, err := openFolder(parent, ".Trap"); !errors.Is(err, maildir.ErrUnsafe) {
 		if err == nil {
 			d.Close()
 		}
-		t.Errorf("OpenFolder with a symlinked maildirfolder = %v, want ErrUnsafe", err)
+		t.Errorf("openFolder with a symlinked maildirfolder = %v, want ErrUnsafe", err)
 	}
 	if _, err := os.Lstat(target); !os.IsNotExist(err) {
 		t.Errorf("the symlink's target was created: %v", err)
@@ -327,11 +327,11 @@ func TestOpenFolder(t *testing.T) {
 	if err := os.Symlink(filepath.Join(home, "Maildir", ".Archive.2019"), filepath.Join(home, "Maildir", ".Link")); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := OpenFolder(parent, ".Link"); !errors.Is(err, maildir.ErrUnsafe) {
+	if d, err := openFolder(parent, ".Link"); !errors.Is(err, maildir.ErrUnsafe) {
 		if err == nil {
 			d.Close()
 		}
-		t.Errorf("OpenFolder on a symlinked folder = %v, want ErrUnsafe", err)
+		t.Errorf("openFolder on a symlinked folder = %v, want ErrUnsafe", err)
 	}
 }
 
@@ -351,7 +351,7 @@ func TestReadSubscriptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := ReadSubscriptions(strings.NewReader(tt.file))
+			got, err := readSubscriptions(strings.NewReader(tt.file))
 			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %q, %v, want %q", got, err, tt.want)
 			}
@@ -361,7 +361,7 @@ func TestReadSubscriptions(t *testing.T) {
 
 func TestReadMailboxList(t *testing.T) {
 	t.Parallel()
-	names, others, err := ReadMailboxList(strings.NewReader("INBOX\nmail/Sent\nmail/Archive/2019\n~/mail/Entw&APw-rfe\nnews/comp\nmail/\n"), "mail")
+	names, others, err := readMailboxList(strings.NewReader("INBOX\nmail/Sent\nmail/Archive/2019\n~/mail/Entw&APw-rfe\nnews/comp\nmail/\n"), "mail")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestWriteSubscriptions(t *testing.T) {
 		return string(b)
 	}
 
-	if err := WriteSubscriptions(d, []string{"INBOX", "Archive/2019", "Entwürfe", "a.b", "~bad", "Sent"}); err != nil {
+	if err := writeSubscriptions(d, []string{"INBOX", "Archive/2019", "Entwürfe", "a.b", "~bad", "Sent"}); err != nil {
 		t.Fatal(err)
 	}
 	want := "V\t2\n\nINBOX\nArchive\t2019\nEntw&APw-rfe\na\tb\nSent\n"
@@ -402,7 +402,7 @@ func TestWriteSubscriptions(t *testing.T) {
 	}
 
 	// What the Maildir already had is kept; nothing is repeated.
-	if err := WriteSubscriptions(d, []string{"Sent", "Trash"}); err != nil {
+	if err := writeSubscriptions(d, []string{"Sent", "Trash"}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := read(), want+"Trash\n"; got != want {
@@ -419,7 +419,7 @@ func TestWriteSubscriptions(t *testing.T) {
 	}
 
 	// The same V2 format reads back, with "a.b" now two levels as Maildir++ holds it.
-	got, err := ReadSubscriptions(strings.NewReader(read()))
+	got, err := readSubscriptions(strings.NewReader(read()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,8 +444,8 @@ func TestWriteSubscriptionsRefusesSymlink(t *testing.T) {
 	if err := os.Symlink(target, filepath.Join(path, "subscriptions")); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteSubscriptions(d, []string{"Sent"}); err == nil {
-		t.Error("WriteSubscriptions through a symlink succeeded")
+	if err := writeSubscriptions(d, []string{"Sent"}); err == nil {
+		t.Error("writeSubscriptions through a symlink succeeded")
 	}
 	if b, _ := os.ReadFile(target); string(b) != "precious\n" {
 		t.Errorf("the symlink's target changed: %q", b)

@@ -31,8 +31,8 @@ type sourceLock interface {
 	RenameSource(from, to string, dev, ino uint64) error
 }
 
-// MailboxLockName is the dotlock of ~USER/Mailbox.
-const MailboxLockName = "Mailbox.lock"
+// mailboxLockName is the dotlock of ~USER/Mailbox.
+const mailboxLockName = "Mailbox.lock"
 
 // lockSource takes the dotlock of the user's source: as root beside a spool, whose directory
 // is root's; in a worker as the user for ~USER/Mailbox, whose directory is the user's home
@@ -80,7 +80,7 @@ func lockMailboxHere(ctx context.Context, req *workerRequest) (sourceLock, error
 	if err != nil {
 		return nil, err
 	}
-	dl, err := lock.TakeDotlockAt(ctx, home, MailboxLockName, MailboxLockName, req.LockTimeout)
+	dl, err := lock.TakeDotlockAt(ctx, home, mailboxLockName, mailboxLockName, req.LockTimeout)
 	if err != nil {
 		unix.Close(home)
 		return nil, fmt.Errorf("%w (in %s)", err, req.Home)

@@ -41,7 +41,7 @@ func TestRunMailboxLockPlanted(t *testing.T) {
 			t.Parallel()
 			tr := newTree(t, "alice")
 			tr.write("home/alice/Mailbox", msgA, "alice")
-			lock := tr.path("home/alice/" + MailboxLockName)
+			lock := tr.path("home/alice/" + mailboxLockName)
 			tt.plant(tr, lock)
 			cfg := tr.config()
 			cfg.Source = SourceMailbox
@@ -108,7 +108,7 @@ func TestRunMailboxRename(t *testing.T) {
 	if _, err := os.Lstat(tr.path("home/alice/Mailbox")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Mailbox still there: %v", err)
 	}
-	if _, err := os.Lstat(tr.path("home/alice/" + MailboxLockName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(tr.path("home/alice/" + mailboxLockName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Mailbox.lock left behind: %v", err)
 	}
 	if got := tr.files("alice"); len(got) != 2 {
@@ -133,7 +133,7 @@ func TestMailboxLockIsTheUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st unix.Stat_t
-	must(t, unix.Lstat(filepath.Join(home, MailboxLockName), &st))
+	must(t, unix.Lstat(filepath.Join(home, mailboxLockName), &st))
 	if int(st.Uid) != uid {
 		t.Errorf("Mailbox.lock owned by uid %d, want the user's %d", st.Uid, uid)
 	}
@@ -146,7 +146,7 @@ func TestMailboxLockIsTheUsers(t *testing.T) {
 	if err := lk.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(filepath.Join(home, MailboxLockName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(home, mailboxLockName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock left after Release: %v", err)
 	}
 }

@@ -83,7 +83,7 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 }
 
 func planUser(e *PlanEntry, user string, uid int, store StateStore, cfg Config) (action, reason string) {
-	f, st, err := OpenSpool(e.Src, uid)
+	f, st, err := openSpool(e.Src, uid)
 	if errors.Is(err, ErrNoMailbox) {
 		return ActionNoMailbox, ""
 	}
@@ -151,7 +151,7 @@ func (e PlanEntry) Todo() int64 {
 // planFolders adds the user's folders to e; a folder that cannot be listed makes the user
 // refused, as the run would fail it.
 func planFolders(e *PlanEntry, user, home string, cfg Config) {
-	folders, skipped, err := PlanFolders(home, cfg.folderRoot())
+	folders, skipped, err := listFolders(home, cfg.folderRoot())
 	if err != nil {
 		if e.Action != ActionRefuse {
 			e.Action, e.Reason = ActionRefuse, err.Error()

@@ -428,7 +428,7 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 
 func (r *runner) migrate(ctx context.Context, u users.User, src, home string, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) (err error) {
 	uid := owner(u)
-	f, st, err := OpenSpool(src, uid)
+	f, st, err := openSpool(src, uid)
 	if err != nil {
 		return err
 	}
@@ -451,7 +451,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	if err := lock.File(lockCtx, f, r.cfg.LockTimeout, r.withFlock); err != nil {
 		return ctxLockError(ctx, err)
 	}
-	if st, err = RecheckSpool(f, src, uid); err != nil {
+	if st, err = recheckSpool(f, src, uid); err != nil {
 		return err
 	}
 	kind := r.cfg.Source.Kind()

@@ -1,7 +1,7 @@
 package migrate
 
 // The folder part of a batch migration. After the INBOX, a worker running as the user opens
-// the folder root (~/mail) beneath the home, finds the mbox folders with DiscoverFolders,
+// the folder root (~/mail) beneath the home, finds the mbox folders with discoverFolders,
 // and converts each into its Maildir++ folder under the same locks Dovecot takes on an mbox
 // folder; root keeps a state per folder and writes the audit log from what the worker says.
 // The sources stay as they are: --after is for the spool, which the MTA keeps delivering to;
@@ -408,7 +408,7 @@ func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg))
 		return fmt.Errorf("migrate: folders: %w", err)
 	}
 	defer unix.Close(root)
-	folders, skipped, err := DiscoverFolders(root)
+	folders, skipped, err := discoverFolders(root)
 	if err != nil {
 		return err
 	}
@@ -468,20 +468,20 @@ func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg))
 	if err != nil {
 		return err
 	}
-	return WriteSubscriptions(inbox, names)
+	return writeSubscriptions(inbox, names)
 }
 
 // folderSubscriptions reads Dovecot's ~/mail/.subscriptions, or else UW-IMAP's ~/.mailboxlist.
 func folderSubscriptions(home, root int, rootDir string) ([]string, error) {
-	f, err := OpenBeneath(root, ".subscriptions")
+	f, err := openBeneath(root, ".subscriptions")
 	if err == nil {
 		defer f.Close()
-		return ReadSubscriptions(f)
+		return readSubscriptions(f)
 	}
 	if !errors.Is(err, unix.ENOENT) {
 		return nil, err
 	}
-	f, err = OpenBeneath(home, ".mailboxlist")
+	f, err = openBeneath(home, ".mailboxlist")
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
@@ -489,7 +489,7 @@ func folderSubscriptions(home, root int, rootDir string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	names, _, err := ReadMailboxList(f, rootDir)
+	names, _, err := readMailboxList(f, rootDir)
 	return names, err
 }
 
@@ -548,7 +548,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	default:
 		return nil, Stats{}, ctxLockError(ctx, err)
 	}
-	src, err := OpenBeneath(parent, base)
+	src, err := openBeneath(parent, base)
 	if err != nil {
 		return nil, Stats{}, err
 	}
@@ -587,7 +587,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 			if err != nil {
 				return Stats{}, err
 			}
-			d, err := OpenFolder(inbox, f.Maildir)
+			d, err := openFolder(inbox, f.Maildir)
 			if err != nil {
 				return Stats{}, err
 			}
@@ -623,10 +623,10 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	return &at, stats, nil
 }
 
-// PlanFolders lists, without reading or locking anything, the mbox folders beneath the folder
+// listFolders lists, without reading or locking anything, the mbox folders beneath the folder
 // root of the home (opened without following symlinks), sorted by name, with the entries that
 // would be skipped. A missing folder root gives nothing.
-func PlanFolders(home, rootDir string) ([]Folder, []SkippedFolder, error) {
+func listFolders(home, rootDir string) ([]Folder, []SkippedFolder, error) {
 	if rootDir == "" {
 		rootDir = DefaultFolderRoot
 	}
@@ -650,7 +650,7 @@ func PlanFolders(home, rootDir string) ([]Folder, []SkippedFolder, error) {
 		return nil, nil, fmt.Errorf("migrate: folders: %w", err)
 	}
 	defer unix.Close(root)
-	folders, skipped, err := DiscoverFolders(root)
+	folders, skipped, err := discoverFolders(root)
 	sort.Slice(folders, func(i, j int) bool { return folders[i].Name < folders[j].Name })
 	return folders, skipped, err
 }
@@ -727,7 +727,7 @@ func verifyFolder(ctx context.Context, req *workerRequest, home int, src string,
 		return VerifyResult{}, err
 	}
 	defer unix.Close(root)
-	f, err := OpenBeneath(root, src)
+	f, err := openBeneath(root, src)
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -739,7 +739,7 @@ func verifyFolder(ctx context.Context, req *workerRequest, home int, src string,
 	if _, _, _, err := st.Resume(f, fst, false); err != nil {
 		return VerifyResult{}, err
 	}
-	dirName, err := MaildirFolderName(imapNameOf(strings.Split(src, "/")))
+	dirName, err := maildirFolderName(imapNameOf(strings.Split(src, "/")))
 	if err != nil {
 		return VerifyResult{}, err
 	}

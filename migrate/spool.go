@@ -9,17 +9,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNoMailbox is wrapped by the error OpenSpool returns when the user has no mailbox: not a
+// ErrNoMailbox is wrapped by the error openSpool returns when the user has no mailbox: not a
 // failure, there is simply nothing to migrate.
 var ErrNoMailbox = errors.New("migrate: no mailbox")
 
 // ErrUnsafeSpool is wrapped by the errors that refuse a spool for safety reasons.
 var ErrUnsafeSpool = errors.New("migrate: unsafe spool")
 
-// OpenSpool opens the mailbox at path for reading and locking without following a symlink and
+// openSpool opens the mailbox at path for reading and locking without following a symlink and
 // without blocking on a FIFO, and refuses it unless it is a regular file owned by uid with a
 // single link: a spool that is a symlink or a hard link to /etc/shadow must never be read.
-func OpenSpool(path string, uid int) (*os.File, unix.Stat_t, error) {
+func openSpool(path string, uid int) (*os.File, unix.Stat_t, error) {
 	var st unix.Stat_t
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -60,9 +60,9 @@ func checkSpoolStat(path string, st *unix.Stat_t, uid int) error {
 	return nil
 }
 
-// RecheckSpool verifies, after locking, that path still names the open file f with one link:
+// recheckSpool verifies, after locking, that path still names the open file f with one link:
 // the lock is only worth something on the file the MTA delivers to.
-func RecheckSpool(f *os.File, path string, uid int) (unix.Stat_t, error) {
+func recheckSpool(f *os.File, path string, uid int) (unix.Stat_t, error) {
 	var fst, pst unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
 		return fst, fmt.Errorf("migrate: spool: %w", &os.PathError{Op: "fstat", Path: path, Err: err})

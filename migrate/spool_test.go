@@ -38,14 +38,14 @@ func TestOpenSpool(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "alice")
 			tt.setup(t, dir, path)
-			f, _, err := OpenSpool(path, tt.uid)
+			f, _, err := openSpool(path, tt.uid)
 			if f != nil {
 				defer f.Close()
 			}
 			if tt.name == "directory" {
 				// Opening a directory read-write fails before any check: refused all the same.
 				if err == nil {
-					t.Fatal("OpenSpool on a directory succeeded")
+					t.Fatal("openSpool on a directory succeeded")
 				}
 				return
 			}
@@ -56,7 +56,7 @@ func TestOpenSpool(t *testing.T) {
 				return
 			}
 			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("OpenSpool = %v, want %v", err, tt.wantErr)
+				t.Fatalf("openSpool = %v, want %v", err, tt.wantErr)
 			}
 		})
 	}
@@ -67,17 +67,17 @@ func TestRecheckSpool(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "alice")
 	write(t, path, "From x\n")
-	f, _, err := OpenSpool(path, os.Geteuid())
+	f, _, err := openSpool(path, os.Geteuid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := RecheckSpool(f, path, os.Geteuid()); err != nil {
+	if _, err := recheckSpool(f, path, os.Geteuid()); err != nil {
 		t.Fatalf("unchanged spool: %v", err)
 	}
 	must(t, os.Rename(path, path+".old"))
 	write(t, path, "From y\n")
-	if _, err := RecheckSpool(f, path, os.Geteuid()); !errors.Is(err, ErrUnsafeSpool) {
+	if _, err := recheckSpool(f, path, os.Geteuid()); !errors.Is(err, ErrUnsafeSpool) {
 		t.Fatalf("replaced spool: %v, want ErrUnsafeSpool", err)
 	}
 }

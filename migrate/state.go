@@ -195,7 +195,7 @@ func (s StateStore) Save(st *State) error {
 }
 
 // writeStateFile replaces the state file p in dir with v in JSON, atomically: a crash leaves
-// the old file or the new one, and a temporary file SweepStateTemps recognises. Every state
+// the old file or the new one, and a temporary file removeDeadStateTemps recognises. Every state
 // file is written here.
 func writeStateFile(dir, p string, v any) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -237,21 +237,21 @@ var stateWriting func(tmp string)
 
 // stateTempPattern is the os.CreateTemp pattern of the file a state file target is written
 // into before it is renamed over target: its name and the writer's pid, so that a later run
-// tells a run that died from one writing now (SweepStateTemps).
+// tells a run that died from one writing now (removeDeadStateTemps).
 func stateTempPattern(target string) string {
 	return "." + filepath.Base(target) + ".P" + strconv.Itoa(os.Getpid()) + ".*.tmp"
 }
 
 // legacyTempAge is how old a temporary state file of an earlier build, which did not carry
-// the writer's pid, must be before SweepStateTemps removes it: a write takes milliseconds.
+// the writer's pid, must be before removeDeadStateTemps removes it: a write takes milliseconds.
 const legacyTempAge = time.Hour
 
-// SweepStateTemps removes from dir the temporary files of state writes whose writer died:
+// removeDeadStateTemps removes from dir the temporary files of state writes whose writer died:
 // .NAME.P<pid>.<digits>.tmp when no process has that pid on this host (the state directory
 // is root's and local), and .NAME.<digits>.tmp of an earlier build once legacyTempAge old. A
 // temporary file of a live run, this one or another at the same time, is never touched. It
 // returns the names removed.
-func SweepStateTemps(dir string) ([]string, error) {
+func removeDeadStateTemps(dir string) ([]string, error) {
 	d, err := os.Open(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -296,7 +296,7 @@ func SweepStateTemps(dir string) ([]string, error) {
 // a failed audit write is an error.
 func sweepStateTemps(log *audit.Log, stateDir string, warn func(string)) error {
 	for _, dir := range []string{stateDir, filepath.Join(stateDir, "folders")} {
-		removed, err := SweepStateTemps(dir)
+		removed, err := removeDeadStateTemps(dir)
 		if err != nil && warn != nil {
 			warn(strings.TrimPrefix(err.Error(), "migrate: "))
 		}

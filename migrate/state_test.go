@@ -232,7 +232,7 @@ func TestParseStateTemp(t *testing.T) {
 }
 
 // TestSweepStateTempsAfterKill: a run killed with SIGKILL in the middle of a state write leaves
-// its temporary file; SweepStateTemps removes it, and an old one of an earlier build, but not
+// its temporary file; removeDeadStateTemps removes it, and an old one of an earlier build, but not
 // the temporary file of a live run (this one, or another process) nor a fresh file of an
 // earlier build.
 func TestSweepStateTempsAfterKill(t *testing.T) {
@@ -268,7 +268,7 @@ func TestSweepStateTempsAfterKill(t *testing.T) {
 	old := time.Now().Add(-2 * legacyTempAge)
 	must(t, os.Chtimes(filepath.Join(dir, oldLegacy), old, old))
 
-	removed, err := SweepStateTemps(dir)
+	removed, err := removeDeadStateTemps(dir)
 	must(t, err)
 	sort.Strings(removed)
 	want := []string{filepath.Base(killed[0]), oldLegacy}

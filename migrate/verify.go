@@ -150,27 +150,6 @@ func nameKey(name string) (string, bool) {
 	return fmt.Sprintf("%d:%s", pos, rest[x+1:x+17]), true
 }
 
-// VerifyAs proves, as the user cred, that every message of src[0:size) is in the Maildir
-// maildirName under home, reading the source with the options it was migrated with.
-func VerifyAs(ctx context.Context, cred Credentials, src *os.File, size int64, home, maildirName string, startIndex int64, keepHeaders bool, unescape mbox.Unescape) (VerifyResult, error) {
-	req := &workerRequest{Op: opVerify, Home: home, Owner: cred.UID, Maildir: maildirName, Size: size,
-		StartIndex: startIndex, KeepHeaders: keepHeaders, Unescape: int(unescape)}
-	if os.Geteuid() != 0 {
-		req.Owner = os.Geteuid()
-	}
-	var res VerifyResult
-	var got bool
-	err := runWorker(ctx, cred, req, src, func(m workerMsg) {
-		if m.T == msgVerified && m.Verified != nil {
-			res, got = *m.Verified, true
-		}
-	})
-	if err == nil && !got {
-		err = fmt.Errorf("migrate: the worker ended without a result")
-	}
-	return res, err
-}
-
 // UserVerify is the outcome of verifying one user.
 type UserVerify struct {
 	User  string
@@ -272,7 +251,7 @@ func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *S
 	if st.Offset == 0 {
 		return VerifyResult{}, nil
 	}
-	f, fst, err := OpenSpool(st.Source, want)
+	f, fst, err := openSpool(st.Source, want)
 	if err != nil {
 		return VerifyResult{}, err
 	}
