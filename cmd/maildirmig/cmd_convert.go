@@ -33,14 +33,7 @@ type convertOptions struct {
 	stall       time.Duration
 }
 
-// Flags shared by the commands that write messages.
-var (
-	keepHeadersFlag = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
-	unescapeFlag    = enum(&cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}, "none", "mboxrd", "mboxo")
-	fsyncFlag       = enum(&cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}, "batch", "always", "none")
-)
-
-func convertCommand(u *ui) *cli.Command {
+func convertCommand(u *ui, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
 		Usage:     "convert one mbox into one Maildir (a drop-in for perfect_maildir.pl)",
@@ -51,7 +44,7 @@ func convertCommand(u *ui) *cli.Command {
 			"run over the same mbox writes nothing.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "read the mbox from `FILE` (default: standard input)"},
-			keepHeadersFlag, unescapeFlag, fsyncFlag, stallTimeoutFlag, progressFlag, quietFlag,
+			f.keepHeaders, f.unescape, f.fsync, f.stallTimeout, f.progress, f.quiet,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
