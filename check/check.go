@@ -6,10 +6,11 @@
 // The check is read-only unless Config.Fix is set. Run as root, it looks at each user's home
 // with that user's filesystem identity (setfsuid, setfsgid and the user's groups, on one locked
 // thread), so the kernel grants it exactly what it would grant the user and Dovecot. It never
-// follows a symlink inside a home: every directory is opened with O_NOFOLLOW|O_DIRECTORY
-// beneath a descriptor that was itself opened that way, and everything else is looked at with
-// fstatat(AT_SYMLINK_NOFOLLOW). Message files are never opened. The only file read is
-// dovecot-uidlist, opened with O_NOFOLLOW|O_NONBLOCK and read only when it is a regular file
+// follows a symlink inside a home: every directory is opened through internal/safefs (no
+// symlink in any component, beneath a descriptor that was itself opened that way), and
+// everything else is looked at with fstatat(AT_SYMLINK_NOFOLLOW). Message files are never
+// opened. The only file read is dovecot-uidlist, opened through safefs with O_NONBLOCK and
+// read only when it is a regular file
 // owned by the user with a single link, so a FIFO, a device or a hard link to someone else's
 // file is reported and never read.
 //

@@ -77,7 +77,9 @@ func Open(path string, create bool) (*Dir, error) {
 	return openAt(pfd, base, create, filepath.Clean(parent))
 }
 
-// openAt walks name beneath dirfd; parent names dirfd in messages ("" when unknown).
+// openAt opens name beneath dirfd one component at a time, each through
+// safefs, so that a missing one can be made (mkdir -p) and a refusal names the
+// component at fault; parent names dirfd in messages ("" when unknown).
 func openAt(dirfd int, name string, create bool, parent string) (*Dir, error) {
 	comps, err := splitRelative(name)
 	if err != nil {

@@ -117,10 +117,10 @@ func parseDecimal(s string) (int64, error) {
 	return strconv.ParseInt(s, 10, 64)
 }
 
-// EscapeHost makes a host name safe inside a Maildir name: '/' becomes
+// escapeHost makes a host name safe inside a Maildir name: '/' becomes
 // `\057` and ':' becomes `\072`, as the Maildir convention asks, and ',' becomes
 // `\054` so that a host name can never fake an S= or W= field.
-func EscapeHost(host string) string {
+func escapeHost(host string) string {
 	if !strings.ContainsAny(host, "/:,") {
 		return host
 	}

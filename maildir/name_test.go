@@ -76,10 +76,10 @@ func TestEscapeHost(t *testing.T) {
 		"mail.example.org": "mail.example.org",
 		"a/b:c,d":          `a\057b\072c\054d`,
 	} {
-		if got := EscapeHost(in); got != want {
-			t.Errorf("EscapeHost(%q) = %q, want %q", in, got, want)
+		if got := escapeHost(in); got != want {
+			t.Errorf("escapeHost(%q) = %q, want %q", in, got, want)
 		}
-		if _, err := ParseName("1.M1." + EscapeHost(in) + ",S=1,W=1:2,S"); err != nil {
+		if _, err := ParseName("1.M1." + escapeHost(in) + ",S=1,W=1:2,S"); err != nil {
 			t.Errorf("escaped host %q gives invalid name: %v", in, err)
 		}
 	}

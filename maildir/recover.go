@@ -7,12 +7,15 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
+
+// Dead-run recovery: a Writer holds a run marker in tmp/ while it writes,
+// and on start removes what a dead run of this host left (its tmp/ files, its
+// control dotlock) and nothing a live writer holds. The rules follow.
 
 // A Writer proves it is alive to the Writers that come after it with a run
 // marker: a file of its own in tmp/, named
@@ -51,49 +54,6 @@ type runMarker struct {
 	name  string
 	token string // P<pid>I<hex>
 	locks []*ctlLock
-}
-
-// lockRecord is one dotlock a marker says its run holds.
-type lockRecord struct {
-	name     string // dovecot-uidlist.lock ...
-	tmp      string // its other name in tmp/
-	dev, ino uint64
-}
-
-func (r lockRecord) String() string {
-	return fmt.Sprintf("%s %s %d %d\n", r.name, r.tmp, r.dev, r.ino)
-}
-
-// parseRecords reads the records of the marker of the run token.
-func parseRecords(b []byte, token string) []lockRecord {
-	var out []lockRecord
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Fields(line)
-		// Only the dotlocks a Writer takes, and tmp/ names of that run:
-		// the marker is the user's file, and a name with a "/" would
-		// reach out of the Maildir.
-		if len(f) != 4 || f[0] != uidlistName+".lock" && f[0] != keywordsName+".lock" {
-			continue
-		}
-		if t, _, _, legacy, ok := parseTmp(f[1]); !ok || legacy || t != token || strings.Contains(f[1], "/") {
-			continue
-		}
-		dev, derr := parseDecimal(f[2])
-		ino, ierr := parseDecimal(f[3])
-		if derr == nil && ierr == nil {
-			out = append(out, lockRecord{name: f[0], tmp: f[1], dev: uint64(dev), ino: uint64(ino)})
-		}
-	}
-	return out
-}
-
-// inPlace says whether the dotlock r records is still the one it
-// recorded: its name and its tmp/ name are one inode, the recorded one.
-func (w *Writer) inPlace(r lockRecord) bool {
-	var lk, tmp unix.Stat_t
-	return unix.Fstatat(w.d.fd, r.name, &lk, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-		unix.Fstatat(w.d.sub[subTmp], r.tmp, &tmp, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-		lk.Dev == r.dev && lk.Ino == r.ino && tmp.Dev == r.dev && tmp.Ino == r.ino
 }
 
 // ofdLock takes an OFD write lock on the whole of fd without waiting; it
@@ -165,32 +125,6 @@ func (m *runMarker) record() error {
 		return err
 	}
 	return unix.Ftruncate(fd, int64(b.Len()))
-}
-
-// hold records l among the dotlocks held, before it is made visible.
-func (m *runMarker) hold(l *ctlLock) error {
-	m.locks = append(m.locks, l)
-	if err := m.record(); err != nil {
-		m.release(l)
-		return fmt.Errorf("maildir: record %s in %s: %w", l.rec.name, m.f.Name(), err)
-	}
-	return nil
-}
-
-// release forgets l, before it goes away.
-func (m *runMarker) release(l *ctlLock) {
-	for i, x := range m.locks {
-		if x == l {
-			m.locks = append(m.locks[:i], m.locks[i+1:]...)
-			break
-		}
-	}
-	// Truncating first leaves no record of l even when the rewrite of
-	// the others fails.
-	_ = unix.Ftruncate(int(m.f.Fd()), 0)
-	if len(m.locks) > 0 {
-		_ = m.record()
-	}
 }
 
 // Close releases the run marker: its lock, and its file in tmp/. The
@@ -439,72 +373,6 @@ func (w *Writer) notify(detail string) {
 	if w.opts.Recovered != nil {
 		w.opts.Recovered(detail)
 	}
-}
-
-// lockHolder is what lockControl learned of the holder of a dotlock.
-type lockHolder struct {
-	pid   int  // a maildirmig on this host, 0 when no marker records the lock
-	alive bool // that maildirmig is alive
-}
-
-// holder looks for the run marker that records the dotlock st as its
-// run's. A dead run's dotlock is removed at once (taken is true).
-func (w *Writer) holder(lock string, st *unix.Stat_t) (h lockHolder, taken bool) {
-	var tokens []string
-	_ = w.d.eachName(subTmp, func(n string) {
-		if token, host, ok := parseMarker(n); ok && host == w.host && (w.marker == nil || token != w.marker.token) {
-			tokens = append(tokens, token)
-		}
-	})
-	b := make([]byte, 4096)
-	for _, token := range tokens {
-		fd, err := safefs.Open(w.d.sub[subTmp], markerPrefix+token+"."+w.host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		n, _ := unix.Pread(fd, b, 0)
-		unix.Close(fd)
-		mine := false
-		for _, rec := range parseRecords(b[:max(n, 0)], token) {
-			mine = mine || rec.name == lock && rec.dev == st.Dev && rec.ino == st.Ino && w.inPlace(rec)
-		}
-		if !mine {
-			continue
-		}
-		alive, dead, err := w.probe(token)
-		if err != nil || alive {
-			return lockHolder{pid: pidOf(token), alive: true}, false
-		}
-		removed, tmps := w.takeOver(dead)
-		for _, tmp := range tmps {
-			_ = unix.Unlinkat(w.d.sub[subTmp], tmp, 0)
-		}
-		if dead.f != nil {
-			// Its marker and other files stay for the next Writer's recovery.
-			_ = unix.Ftruncate(int(dead.f.Fd()), 0)
-			dead.f.Close()
-		}
-		for _, name := range removed {
-			w.notify(fmt.Sprintf("took over %s left by a maildirmig that died (pid %d)", name, pidOf(token)))
-		}
-		return lockHolder{pid: pidOf(token)}, len(removed) > 0
-	}
-	return lockHolder{}, false
-}
-
-// heldError says who holds the dotlock display, as far as lockControl saw.
-func heldError(display string, h lockHolder, st *unix.Stat_t) error {
-	if h.pid != 0 && h.alive {
-		return fmt.Errorf("maildir: %s is held by maildirmig pid %d", display, h.pid)
-	}
-	if h.pid != 0 {
-		return fmt.Errorf("maildir: %s was left by a maildirmig that died (pid %d) and could not be taken over", display, h.pid)
-	}
-	if st == nil {
-		return fmt.Errorf("maildir: %s is held by another process", display)
-	}
-	since := time.Unix(st.Mtim.Unix()).Format("15:04:05")
-	return fmt.Errorf("maildir: %s is held by another process (Dovecot?) since %s", display, since)
 }
 
 // TmpInUse says whether name, a file in the tmp/ directory open as tmpfd,

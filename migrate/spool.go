@@ -36,7 +36,7 @@ func openSpool(path string, uid int) (*os.File, unix.Stat_t, error) {
 		f.Close()
 		return nil, st, fmt.Errorf("migrate: spool: %w", &os.PathError{Op: "fstat", Path: path, Err: err})
 	}
-	if err := checkSpoolStat(path, &st, uid); err != nil {
+	if err := CheckSourceOwner(path, &st, uid); err != nil {
 		f.Close()
 		return nil, st, err
 	}
@@ -48,14 +48,33 @@ func openSpool(path string, uid int) (*os.File, unix.Stat_t, error) {
 	return f, st, nil
 }
 
-func checkSpoolStat(path string, st *unix.Stat_t, uid int) error {
+// UnsafeSourceError refuses a source file root would read for a user; it matches
+// ErrUnsafeSpool. Name and Reason make a sentence: "/var/mail/bob is owned by uid 0, not 1001".
+type UnsafeSourceError struct {
+	Name   string
+	Reason string
+}
+
+func (e *UnsafeSourceError) Error() string {
+	return ErrUnsafeSpool.Error() + ": " + e.Name + " " + e.Reason
+}
+
+// Is lets errors.Is(err, ErrUnsafeSpool) hold.
+func (e *UnsafeSourceError) Is(target error) bool { return target == ErrUnsafeSpool }
+
+// CheckSourceOwner is the rule for every mbox root reads on behalf of the user uid (a spool,
+// ~/Mailbox, a file given to convert): st, the file's fstat, must show a regular file owned by
+// uid with a single link. Root must not be the one who reads into the user's Maildir a file the
+// user could not read (a symlink to /etc/shadow, another user's mbox), nor someone else's file
+// under a name the user made (a hard link). The error is an *UnsafeSourceError.
+func CheckSourceOwner(name string, st *unix.Stat_t, uid int) error {
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return fmt.Errorf("%w: %s is not a regular file", ErrUnsafeSpool, path)
+		return &UnsafeSourceError{name, "is not a regular file"}
 	case int(st.Uid) != uid:
-		return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrUnsafeSpool, path, st.Uid, uid)
+		return &UnsafeSourceError{name, fmt.Sprintf("is owned by uid %d, not %d", st.Uid, uid)}
 	case st.Nlink != 1:
-		return fmt.Errorf("%w: %s has %d links (a hard link to another file?)", ErrUnsafeSpool, path, st.Nlink)
+		return &UnsafeSourceError{name, fmt.Sprintf("has %d links (a hard link to another file?)", st.Nlink)}
 	}
 	return nil
 }
@@ -73,7 +92,7 @@ func recheckSpool(f *os.File, path string, uid int) (unix.Stat_t, error) {
 	if fst.Dev != pst.Dev || fst.Ino != pst.Ino {
 		return fst, fmt.Errorf("%w: %s was replaced while locking", ErrUnsafeSpool, path)
 	}
-	return fst, checkSpoolStat(path, &fst, uid)
+	return fst, CheckSourceOwner(path, &fst, uid)
 }
 
 // dupCloexec duplicates fd with close-on-exec set in the same step: a worker for another user

@@ -6,6 +6,10 @@
 // (60000 when absent, which leaves out nobody), plus root unless NoRoot; users with a nologin
 // shell are included, because mail is delivered to them all the same. Named users are taken
 // whatever their uid. Which users actually have a mailbox is decided by the caller.
+//
+// LookupUID finds one user by uid the same way, for a caller that knows a file's owner and
+// needs the account: convert, run as root, writes as the owner of the Maildir with the groups
+// a login would give them.
 package users
 
 import (
@@ -276,4 +280,97 @@ func loginDefs(path string) (minUID, maxUID int) {
 		return nil
 	})
 	return
+}
+
+// LookupUID returns the user whose uid is uid, found as a login would find them: through NSS
+// (getent passwd UID, which finds LDAP and SSSD users even where they are not enumerated), or
+// in the files Options.Passwd or Options.Root name. Groups are the user's groups as
+// initgroups gives them (getent initgroups NAME; from the group file's member lists with
+// files). A uid with no entry gives an error wrapping ErrNoSuchUser.
+func LookupUID(uid int, opts Options) (User, error) {
+	if opts.Passwd == "" && opts.Root == "" {
+		u, err := getentUID(uid)
+		if err == nil || !errors.Is(err, errNoGetent) {
+			return u, err
+		}
+	}
+	all, err := readPasswd(opts)
+	if err != nil {
+		return User{}, err
+	}
+	for _, u := range all {
+		if u.UID == uid {
+			groups, err := readGroups(opts)
+			if err != nil {
+				return User{}, err
+			}
+			u.Groups = groups[u.Name]
+			return u, nil
+		}
+	}
+	return User{}, fmt.Errorf("users: %w: uid %d", ErrNoSuchUser, uid)
+}
+
+// errNoGetent says getent is not installed: the files are read instead.
+var errNoGetent = errors.New("users: no getent")
+
+// getentUID asks NSS for uid's passwd entry and groups.
+func getentUID(uid int) (User, error) {
+	out, err := exec.Command("getent", "passwd", strconv.Itoa(uid)).Output()
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return User{}, errNoGetent
+	}
+	var xe *exec.ExitError
+	if errors.As(err, &xe) && xe.ExitCode() == 2 {
+		// getent's "key not found".
+		return User{}, fmt.Errorf("users: %w: uid %d", ErrNoSuchUser, uid)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("users: getent passwd %d: %w", uid, err)
+	}
+	var u User
+	found := false
+	err = eachLine(out, func(n int, line string) error {
+		if found {
+			return nil
+		}
+		f := strings.Split(line, ":")
+		if len(f) != 7 {
+			return fmt.Errorf("users: getent passwd %d: %d fields, want 7", uid, len(f))
+		}
+		got, err1 := strconv.Atoi(f[2])
+		gid, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil || got != uid || gid < 0 {
+			return fmt.Errorf("users: getent passwd %d: unexpected entry %q", uid, line)
+		}
+		u = User{Name: f[0], UID: uid, GID: gid, Home: f[5], Shell: f[6]}
+		found = true
+		return nil
+	})
+	if err != nil {
+		return User{}, err
+	}
+	if !found {
+		return User{}, fmt.Errorf("users: %w: uid %d", ErrNoSuchUser, uid)
+	}
+	// "NAME  GID GID ...": the groups initgroups(3) would give, the primary one among them.
+	out, err = exec.Command("getent", "initgroups", u.Name).Output()
+	if err != nil {
+		return User{}, fmt.Errorf("users: getent initgroups %s: %w", u.Name, err)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) == 0 || fields[0] != u.Name {
+		return User{}, fmt.Errorf("users: getent initgroups %s: unexpected answer %q", u.Name, out)
+	}
+	for _, g := range fields[1:] {
+		gid, err := strconv.Atoi(g)
+		if err != nil || gid < 0 {
+			return User{}, fmt.Errorf("users: getent initgroups %s: bad gid %q", u.Name, g)
+		}
+		if !containsInt(u.Groups, gid) {
+			u.Groups = append(u.Groups, gid)
+		}
+	}
+	return u, nil
 }

@@ -2,7 +2,9 @@ package users
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -109,5 +111,58 @@ func TestLoginDefs(t *testing.T) {
 				t.Errorf("loginDefs = %d, %d, want %d, %d", min, max, tt.min, tt.max)
 			}
 		})
+	}
+}
+
+// TestLookupUIDThroughNSS: a user only NSS knows (an LDAP or SSSD account, played here by a
+// getent on PATH that answers for uid 70001 alone, as SSSD does without enumeration) is found
+// with the groups initgroups gives.
+func TestLookupUIDThroughNSS(t *testing.T) {
+	bin := t.TempDir()
+	script := `#!/bin/sh
+case "$1 $2" in
+"passwd 70001") echo 'ldapuser:*:70001:70002:LDAP user:/home/ldapuser:/bin/sh' ;;
+"initgroups ldapuser") echo 'ldapuser              70002 70010 70011' ;;
+*) exit 2 ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(bin, "getent"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	u, err := LookupUID(70001, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := User{Name: "ldapuser", UID: 70001, GID: 70002, Home: "/home/ldapuser", Shell: "/bin/sh", Groups: []int{70002, 70010, 70011}}
+	if !reflect.DeepEqual(u, want) {
+		t.Errorf("LookupUID(70001) = %+v, want %+v", u, want)
+	}
+	if _, err := LookupUID(70003, Options{}); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("LookupUID(70003): err = %v, want ErrNoSuchUser", err)
+	}
+}
+
+func TestLookupUIDFiles(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nalias:x:1000:1000::/home/alias:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/group"), []byte("alice:x:1000:\nmail:x:8:alice\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, err := LookupUID(1000, Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Name != "alice" || u.GID != 1000 || !reflect.DeepEqual(u.Groups, []int{8}) {
+		t.Errorf("LookupUID(1000) = %+v, want the first entry, alice, in group 8", u)
+	}
+	if _, err := LookupUID(1001, Options{Root: root}); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("LookupUID(1001): err = %v, want ErrNoSuchUser", err)
 	}
 }

@@ -19,12 +19,13 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
 )
 
@@ -143,19 +144,74 @@ func (u *ui) showProgress(mode string) bool {
 	}
 }
 
-// Flags shared by every command that touches system files.
+// flags are the flag objects of one App. urfave/cli v2 flags keep state while an App runs (a
+// parsed value, whether it was set), so every App gets its own: tests run Apps in parallel.
+type flags struct {
+	// Every command that touches system files takes these.
+	root, passwd, spoolDir, auditLog, stateDir *cli.StringFlag
+	user                                       *cli.StringSliceFlag
+	dryRun, quiet                              *cli.BoolFlag
+	jobs                                       *cli.IntFlag
+	progress                                   *cli.StringFlag
+
+	// The commands that write messages.
+	maildirName, unescape, fsync *cli.StringFlag
+	keepHeaders                  *cli.BoolFlag
+
+	// The batch commands.
+	after, folders                          *cli.StringFlag
+	force, auditMessages, noRoot, noFolders *cli.BoolFlag
+	stallTimeout, lockTimeout               *cli.DurationFlag
+	minUID                                  *cli.IntFlag
+
+	// check and preflight.
+	checkFormat, preflightFormat, postfixConfig, dovecotConfig *cli.StringFlag
+
+	// enums lists the values of each enumerated flag; checkArgs refuses any other.
+	enums map[*cli.StringFlag][]string
+}
+
+// Values of the enumerated flags whose usage errors are read before parsing (see usageHooks).
 var (
-	rootFlag     = &cli.StringFlag{Name: "root", Usage: "resolve /etc/passwd, the spool, homes, /etc/skel, the audit log and the state directory under `DIR`"}
-	passwdFlag   = &cli.StringFlag{Name: "passwd", Usage: "read users from passwd `FILE` instead of the system database"}
-	spoolDirFlag = &cli.StringFlag{Name: "spool-dir", Usage: "mail spool `DIR` (default /var/spool/mail, or /var/mail where that is the real one)"}
-	auditLogFlag = &cli.StringFlag{Name: "audit-log", Value: "/var/log/maildirmig/audit.jsonl", Usage: "append the JSON Lines audit log to `FILE`"}
-	stateDirFlag = &cli.StringFlag{Name: "state-dir", Value: "/var/lib/maildirmig", Usage: "keep per-user migration state in `DIR`"}
-	userFlag     = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable; the same as naming users as arguments)"}
-	dryRunFlag   = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
-	jobsFlag     = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
-	progressFlag = enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, "auto", "always", "never")
-	quietFlag    = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
+	checkFormats     = []string{"text", "json", "prometheus"}
+	preflightFormats = []string{"text", "json"}
 )
+
+// newFlags makes the flag objects of one App.
+func newFlags() *flags {
+	f := &flags{enums: map[*cli.StringFlag][]string{}}
+	f.root = &cli.StringFlag{Name: "root", Usage: "resolve /etc/passwd, the spool, homes, /etc/skel, the audit log and the state directory under `DIR`"}
+	f.passwd = &cli.StringFlag{Name: "passwd", Usage: "read users from passwd `FILE` instead of the system database"}
+	f.spoolDir = &cli.StringFlag{Name: "spool-dir", Usage: "mail spool `DIR` (default /var/spool/mail, or /var/mail where that is the real one)"}
+	f.auditLog = &cli.StringFlag{Name: "audit-log", Value: "/var/log/maildirmig/audit.jsonl", Usage: "append the JSON Lines audit log to `FILE`"}
+	f.stateDir = &cli.StringFlag{Name: "state-dir", Value: "/var/lib/maildirmig", Usage: "keep per-user migration state in `DIR`"}
+	f.user = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable; the same as naming users as arguments)"}
+	f.dryRun = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
+	f.jobs = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
+	f.progress = f.enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, "auto", "always", "never")
+	f.quiet = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
+
+	f.maildirName = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
+	f.keepHeaders = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
+	f.unescape = f.enum(&cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}, "none", "mboxrd", "mboxo")
+	f.fsync = f.enum(&cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}, "batch", "always", "none")
+
+	f.after = f.enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
+	f.force = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed again from the start: messages already in the Maildir are recognised by content and date wherever they now are in the source and not written twice; messages deleted from the Maildir come back"}
+	f.stallTimeout = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and writes nothing for `DURATION` (stopped, blocked, on a hung home) and fail that user; waiting for a lock is allowed on top"}
+	f.lockTimeout = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
+	f.auditMessages = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
+	f.minUID = &cli.IntFlag{Name: "min-uid", Value: -1, Usage: "select users from `UID` up (default: UID_MIN from login.defs); root is always included"}
+	f.noRoot = &cli.BoolFlag{Name: "no-root", Usage: "leave root's mail alone"}
+	f.folders = &cli.StringFlag{Name: "folders", Value: migrate.DefaultFolderRoot, Usage: "migrate the mbox folders beneath ~USER/`DIR` to Maildir++ folders (Dovecot's mbox:~/mail); they are kept whatever --after says"}
+	f.noFolders = &cli.BoolFlag{Name: "no-folders", Usage: "migrate the INBOX only, not the folders"}
+
+	f.checkFormat = f.enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json|prometheus` (prometheus: for node_exporter's textfile collector)"}, checkFormats...)
+	f.preflightFormat = f.enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json`"}, preflightFormats...)
+	f.postfixConfig = &cli.StringFlag{Name: "postfix-config", Usage: "read Postfix's configuration from `DIR` (postconf -c DIR)"}
+	f.dovecotConfig = &cli.StringFlag{Name: "dovecot-config", Usage: "read Dovecot's configuration from `FILE` (doveconf -c FILE)"}
+	return f
+}
 
 func defaultJobs() int {
 	n := runtime.GOMAXPROCS(0)
@@ -168,12 +224,12 @@ func defaultJobs() int {
 	return n
 }
 
-// systemFlags returns the flags every command that touches system files takes, followed by
+// system returns the flags every command that touches system files takes, followed by
 // extra, the command's own.
-func systemFlags(extra ...cli.Flag) []cli.Flag {
+func (f *flags) system(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
-		rootFlag, passwdFlag, spoolDirFlag, auditLogFlag, stateDirFlag, userFlag,
-		dryRunFlag, jobsFlag, progressFlag, quietFlag,
+		f.root, f.passwd, f.spoolDir, f.auditLog, f.stateDir, f.user,
+		f.dryRun, f.jobs, f.progress, f.quiet,
 	}, extra...)
 }
 
@@ -204,20 +260,32 @@ func newApp(u *ui) *cli.App {
 		Suggest:              true,
 		// Errors are printed once, by run; the library must not exit or print them itself.
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands: []*cli.Command{
-			convertCommand(u),
-		},
+		Commands:       commands(u, newFlags()),
 	}
-	app.Commands = append(app.Commands, extraCommands(u)...)
-	sort.SliceStable(app.Commands, func(i, j int) bool {
-		return commandRank(app.Commands[i].Name) < commandRank(app.Commands[j].Name)
-	})
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return &usageError{msg: err.Error()} }
 	app.Action = func(c *cli.Context) error { return topLevel(c) }
-	for _, cmd := range app.Commands {
-		strict(u, cmd)
-	}
 	return app
+}
+
+// commands are the commands of the App, in the order of --help: the night of the switch
+// first, then the single-file converter, then the days after; the hidden ones last.
+func commands(u *ui, f *flags) []*cli.Command {
+	cmds := []*cli.Command{
+		preflightCommand(u, f),
+		usersCommand(u, f),
+		mboxCommand(u, f, "mbox"),
+		mboxCommand(u, f, "Mailbox"),
+		convertCommand(u, f),
+		verifyCommand(u, f),
+		skelCommand(u, f),
+		checkCommand(u, f),
+		completionCommand(u),
+		manCommand(u),
+	}
+	for _, cmd := range cmds {
+		strict(u, f, cmd)
+	}
+	return cmds
 }
 
 // strict makes cmd mean what it says: a usage error (exit 2, 3 for check; with a hint towards
@@ -225,7 +293,7 @@ func newApp(u *ui) *cli.App {
 // an argument given to a command that takes none, a user name not in passwd; no "help"
 // subcommand that would shadow a user called help. The checks run before the command does
 // anything.
-func strict(u *ui, cmd *cli.Command) {
+func strict(u *ui, f *flags, cmd *cli.Command) {
 	name := cmd.Name
 	cmd.HideHelpCommand = true
 	// usage names the command in a usage error and lets the command's hook act on it.
@@ -243,7 +311,7 @@ func strict(u *ui, cmd *cli.Command) {
 	before, action := cmd.Before, cmd.Action
 	cmd.Before = func(c *cli.Context) error {
 		u.quiet = c.Bool("quiet")
-		if err := checkArgs(c); err != nil {
+		if err := f.checkArgs(c); err != nil {
 			return usage(c, err)
 		}
 		if before != nil {
@@ -264,9 +332,12 @@ func strict(u *ui, cmd *cli.Command) {
 	}
 }
 
-// usageHooks lets a command act on its usage errors before they are reported: check writes
-// its report for monitoring. Filled by init functions.
-var usageHooks = map[string]func(u *ui, c *cli.Context, ue *usageError){}
+// usageHooks lets a command act on its usage errors before they are reported: check and
+// preflight write their report for monitoring.
+var usageHooks = map[string]func(u *ui, c *cli.Context, ue *usageError){
+	"check":     checkUsageError,
+	"preflight": preflightUsageError,
+}
 
 // passwdName names the passwd file users are read from, for a hint.
 func passwdName(c *cli.Context) string {
@@ -279,26 +350,26 @@ func passwdName(c *cli.Context) string {
 // checkArgs refuses what the flag parser lets through: enumerated values outside their list,
 // numbers out of their range, a flag after the first argument (the parser stops at it and
 // would take "--root" for a user name), and arguments to a command that declares none.
-func checkArgs(c *cli.Context) error {
-	for _, f := range c.Command.Flags {
+func (f *flags) checkArgs(c *cli.Context) error {
+	for _, fl := range c.Command.Flags {
 		var bad string
-		switch f {
-		case jobsFlag:
-			if n := c.Int(jobsFlag.Name); n < 1 {
+		switch fl {
+		case f.jobs:
+			if n := c.Int(f.jobs.Name); n < 1 {
 				bad = fmt.Sprintf("--jobs %d: want 1 or more", n)
 			}
-		case minUIDFlag:
-			if n := c.Int(minUIDFlag.Name); n < 0 && c.IsSet(minUIDFlag.Name) {
+		case f.minUID:
+			if n := c.Int(f.minUID.Name); n < 0 && c.IsSet(f.minUID.Name) {
 				bad = fmt.Sprintf("--min-uid %d: want a uid, 0 or more", n)
 			}
-		case lockTimeoutFlag, stallTimeoutFlag:
-			name := f.Names()[0]
+		case f.lockTimeout, f.stallTimeout:
+			name := fl.Names()[0]
 			if d := c.Duration(name); d <= 0 {
 				bad = fmt.Sprintf("--%s %s: want a duration above zero, such as 30s", name, d)
 			}
 		default:
-			sf, ok := f.(*cli.StringFlag)
-			if choices := enumChoices[sf]; ok && choices != nil {
+			sf, ok := fl.(*cli.StringFlag)
+			if choices := f.enums[sf]; ok && choices != nil {
 				if v := c.String(sf.Name); !slices.Contains(choices, v) {
 					bad = fmt.Sprintf("--%s %q: want %s", sf.Name, v, orList(choices))
 				}
@@ -319,14 +390,10 @@ func checkArgs(c *cli.Context) error {
 	return nil
 }
 
-// enumChoices lists the values of each enumerated flag; checkArgs refuses any other. It is
-// filled by enum during package initialisation only.
-var enumChoices = map[*cli.StringFlag][]string{}
-
-// enum registers the values f accepts (its default among them) and returns f.
-func enum(f *cli.StringFlag, choices ...string) *cli.StringFlag {
-	enumChoices[f] = choices
-	return f
+// enum registers the values sf accepts (its default among them) and returns sf.
+func (f *flags) enum(sf *cli.StringFlag, choices ...string) *cli.StringFlag {
+	f.enums[sf] = choices
+	return sf
 }
 
 // orList writes choices as "a, b or c".
@@ -366,29 +433,3 @@ func unknownCommand(c *cli.Context, name string) error {
 	}
 	return e
 }
-
-// commandOrder is the order of the commands in --help: the night of the switch first, then the
-// single-file converter, then the days after.
-var commandOrder = []string{"preflight", "users", "mbox", "Mailbox", "convert", "verify", "skel", "check"}
-
-func commandRank(name string) int {
-	for i, n := range commandOrder {
-		if n == name {
-			return i
-		}
-	}
-	return len(commandOrder)
-}
-
-// extraCommands collects the commands registered by the other cmd_*.go files, so each file
-// stays self-contained.
-func extraCommands(u *ui) []*cli.Command {
-	var cmds []*cli.Command
-	for _, f := range commandFactories {
-		cmds = append(cmds, f(u))
-	}
-	return cmds
-}
-
-// commandFactories is filled by init functions in cmd_*.go.
-var commandFactories []func(*ui) *cli.Command

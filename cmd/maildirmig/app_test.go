@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestEscaper(t *testing.T) {
@@ -54,5 +58,36 @@ func TestNamesReachTerminalEscaped(t *testing.T) {
 	}
 	if strings.ContainsAny(errb.String(), "\x1b\a") || !strings.Contains(errb.String(), `\x1b[2J`) {
 		t.Errorf("stderr %q carries the raw escape sequence", errb.String())
+	}
+}
+
+// TestFlagsPerApp: urfave/cli v2 flags keep what a run parsed, so two Apps (tests run them in
+// parallel) must share no flag object, and each App's enumerated flags are checked against
+// their own lists.
+func TestFlagsPerApp(t *testing.T) {
+	t.Parallel()
+	seen := map[any]string{}
+	for i, app := range []*cli.App{newApp(newUI(nil, io.Discard, io.Discard)), newApp(newUI(nil, io.Discard, io.Discard))} {
+		for _, cmd := range app.Commands {
+			for _, f := range cmd.Flags {
+				if prev, ok := seen[f]; ok && !strings.HasPrefix(prev, fmt.Sprint(i)) {
+					t.Errorf("app %d %s --%s: flag object shared with app %s", i, cmd.Name, f.Names()[0], prev)
+				}
+				seen[f] = fmt.Sprintf("%d %s", i, cmd.Name)
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no flags found")
+	}
+	for _, args := range [][]string{
+		{"maildirmig", "convert", "--unescape", "mboxcl", "Maildir"},
+		{"maildirmig", "mbox", "--after", "delete"},
+		{"maildirmig", "check", "--progress", "sometimes"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), args, nil, io.Discard, &stderr); code == 0 || !strings.Contains(stderr.String(), "want ") {
+			t.Errorf("%v: exit %d, stderr %q: want the value refused", args[1:], code, stderr.String())
+		}
 	}
 }

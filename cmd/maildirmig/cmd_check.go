@@ -20,19 +20,14 @@ import (
 	"github.com/maildirmig/maildirmig/users"
 )
 
-func init() {
-	commandFactories = append(commandFactories, checkCommand, skelCommand)
-	usageHooks["check"] = checkUsageError
-}
-
 // checkUsageError makes a usage error of check what monitoring can read: exit 3 ("could not
 // check", as the Nagios plugin guidelines want for bad arguments) and a report saying so in
 // the format asked for, unless --format itself is the mistake.
 func checkUsageError(u *ui, c *cli.Context, ue *usageError) {
 	ue.code = int(check.Unknown)
 	// A flag the parser refused leaves no parsed flags behind: read --format from the words.
-	format := flagValue(u.args, checkFormatFlag.Name, checkFormatFlag.Value)
-	if !slices.Contains(enumChoices[checkFormatFlag], format) {
+	format := flagValue(u.args, "format", checkFormats[0])
+	if !slices.Contains(checkFormats, format) {
 		return
 	}
 	r := check.Failed(errors.New(ue.msg))
@@ -50,13 +45,7 @@ type checkOptions struct {
 	maxListed, jobs                           int
 }
 
-// checkFormatFlag chooses check's output.
-var checkFormatFlag = enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json|prometheus` (prometheus: for node_exporter's textfile collector)"}, "text", "json", "prometheus")
-
-// maildirNameFlag names the Maildir beneath each home, for check and skel.
-var maildirNameFlag = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
-
-func checkCommand(u *ui) *cli.Command {
+func checkCommand(u *ui, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "integrity check of every user's Maildir, for cron and monitoring",
@@ -74,9 +63,9 @@ func checkCommand(u *ui) *cli.Command {
 			"Exit status (Nagios plugin convention): " + checkExitStatusLine() + ". Whatever the status,\n" +
 			"--format json and prometheus write a whole report: status 3 with the error when the check\n" +
 			"could not run or was called wrongly (unless --format itself is wrong).",
-		Flags: append(systemFlags(),
-			maildirNameFlag,
-			checkFormatFlag,
+		Flags: f.system(
+			f.maildirName,
+			f.checkFormat,
 			&cli.BoolFlag{Name: "fix", Usage: "repair what is safe: modes, missing cur/new/tmp, tmp/ files older than 36 hours"},
 			&cli.IntFlag{Name: "max-listed", Value: 20, Usage: "list at most `N` problems per user and kind (all are counted; -1 lists all)"},
 		),
@@ -278,7 +267,7 @@ type skelOptions struct {
 	existing, dryRun               bool
 }
 
-func skelCommand(u *ui) *cli.Command {
+func skelCommand(u *ui, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "skel",
 		Usage:     "create Maildir/{cur,new,tmp} (0700) in /etc/skel, and with --existing for users lacking one",
@@ -290,7 +279,7 @@ func skelCommand(u *ui) *cli.Command {
 			"mail_location = maildir:~/Maildir works for users who never received mail; USERs named\n" +
 			"(with --existing only) limit that to them.",
 		Flags: []cli.Flag{
-			rootFlag, passwdFlag, userFlag, dryRunFlag, quietFlag, maildirNameFlag,
+			f.root, f.passwd, f.user, f.dryRun, f.quiet, f.maildirName,
 			&cli.StringFlag{Name: "skel-dir", Value: "/etc/skel", Usage: "the skeleton `DIR` useradd copies into new homes (under --root)"},
 			&cli.BoolFlag{Name: "existing", Usage: "also give every existing user without a Maildir an empty one"},
 		},

@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -20,6 +17,7 @@ import (
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/migrate"
+	"github.com/maildirmig/maildirmig/users"
 )
 
 // convertOptions are the settings of one convert run.
@@ -33,14 +31,7 @@ type convertOptions struct {
 	stall       time.Duration
 }
 
-// Flags shared by the commands that write messages.
-var (
-	keepHeadersFlag = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
-	unescapeFlag    = enum(&cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}, "none", "mboxrd", "mboxo")
-	fsyncFlag       = enum(&cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}, "batch", "always", "none")
-)
-
-func convertCommand(u *ui) *cli.Command {
+func convertCommand(u *ui, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
 		Usage:     "convert one mbox into one Maildir (a drop-in for perfect_maildir.pl)",
@@ -51,7 +42,7 @@ func convertCommand(u *ui) *cli.Command {
 			"run over the same mbox writes nothing.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "read the mbox from `FILE` (default: standard input)"},
-			keepHeadersFlag, unescapeFlag, fsyncFlag, stallTimeoutFlag, progressFlag, quietFlag,
+			f.keepHeaders, f.unescape, f.fsync, f.stallTimeout, f.progress, f.quiet,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -113,9 +104,15 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	if err != nil {
 		return exitCode(exitFatal, err)
 	}
-	if !piped {
-		if err := checkSourceOwner(fi, name, cred); err != nil {
-			u.errorf("%v", err)
+	// Root reads for the Maildir's owner only what the owner could; a pipe is root's own choice.
+	if !piped && os.Geteuid() == 0 && cred.UID != 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+			return exitCode(exitFatal, &os.PathError{Op: "fstat", Path: name, Err: err})
+		}
+		var ue *migrate.UnsafeSourceError
+		if err := migrate.CheckSourceOwner(name, &st, cred.UID); errors.As(err, &ue) {
+			u.errorf("%s %s", ue.Name, ue.Reason)
 			u.hintf("as root, convert copies a user's own mbox into their Maildir; chown the file to the Maildir's owner if it really is theirs")
 			return exitCode(exitFatal, nil)
 		}
@@ -158,27 +155,6 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	return nil
 }
 
-// checkSourceOwner refuses, when root writes into someone else's Maildir, a source file that
-// is not that user's own: root must not be the one who reads a file the user could not (a
-// symlink in their home to /etc/shadow, another user's mbox) into their Maildir. A file with
-// several links could be someone else's file under a name the user made, so it is refused too.
-func checkSourceOwner(fi os.FileInfo, name string, cred migrate.Credentials) error {
-	if os.Geteuid() != 0 || cred.UID == 0 {
-		return nil
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("%s: cannot tell who owns it", name)
-	}
-	if int(st.Uid) != cred.UID {
-		return fmt.Errorf("%s is owned by uid %d, not by uid %d who owns the Maildir", name, st.Uid, cred.UID)
-	}
-	if st.Nlink != 1 {
-		return fmt.Errorf("%s has %d links; refusing a file that may be someone else's", name, st.Nlink)
-	}
-	return nil
-}
-
 // maildirOwner says whom convert writes as. Root writes as the owner of the Maildir, or of
 // the directory that will hold it, so that every file is theirs without a chown; anyone else
 // writes as themselves.
@@ -202,19 +178,15 @@ func maildirOwner(target string) (migrate.Credentials, error) {
 	if cred.UID == 0 {
 		return migrate.Credentials{}, nil
 	}
-	// The owner's primary group and supplementary groups, as a login would give them; an owner
-	// without a passwd entry gets the directory's group alone.
-	if pw, err := user.LookupId(strconv.Itoa(cred.UID)); err == nil {
-		if gid, err := strconv.Atoi(pw.Gid); err == nil {
-			cred.GID = gid
-		}
-		if ids, err := pw.GroupIds(); err == nil {
-			for _, id := range ids {
-				if g, err := strconv.Atoi(id); err == nil {
-					cred.Groups = append(cred.Groups, g)
-				}
-			}
-		}
+	// The owner's primary and supplementary groups, as a login would give them (through NSS, so
+	// an LDAP or SSSD user is found as mbox finds them); an owner without a passwd entry gets
+	// the directory's group alone.
+	pw, err := users.LookupUID(cred.UID, users.Options{})
+	switch {
+	case err == nil:
+		cred.GID, cred.Groups = pw.GID, pw.Groups
+	case !errors.Is(err, users.ErrNoSuchUser):
+		return migrate.Credentials{}, fmt.Errorf("owner of %s: %w", target, err)
 	}
 	return cred, nil
 }

@@ -8,34 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/maildirmig/maildirmig/migrate"
-)
-
-func init() {
-	// The per-user worker is this same program started again as the user (see package
-	// migrate); it must take over before the command line is parsed, in main and in the test
-	// binary alike.
-	if migrate.IsWorker() {
-		os.Exit(migrate.WorkerMain())
-	}
-	commandFactories = append(commandFactories, mboxCommand("mbox"), mboxCommand("Mailbox"), usersCommand, verifyCommand)
-}
-
-// Flags of the batch commands.
-var (
-	afterFlag         = enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
-	forceFlag         = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed again from the start: messages already in the Maildir are recognised by content and date wherever they now are in the source and not written twice; messages deleted from the Maildir come back"}
-	stallTimeoutFlag  = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and writes nothing for `DURATION` (stopped, blocked, on a hung home) and fail that user; waiting for a lock is allowed on top"}
-	lockTimeoutFlag   = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
-	auditMessagesFlag = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
-	minUIDFlag        = &cli.IntFlag{Name: "min-uid", Value: -1, Usage: "select users from `UID` up (default: UID_MIN from login.defs); root is always included"}
-	noRootFlag        = &cli.BoolFlag{Name: "no-root", Usage: "leave root's mail alone"}
-	foldersFlag       = &cli.StringFlag{Name: "folders", Value: migrate.DefaultFolderRoot, Usage: "migrate the mbox folders beneath ~USER/`DIR` to Maildir++ folders (Dovecot's mbox:~/mail); they are kept whatever --after says"}
-	noFoldersFlag     = &cli.BoolFlag{Name: "no-folders", Usage: "migrate the INBOX only, not the folders"}
 )
 
 // batchConfig reads the flags the batch commands share.
@@ -65,57 +41,55 @@ func checkFolders(cfg migrate.Config) error {
 	return nil
 }
 
-func mboxCommand(name string) func(*ui) *cli.Command {
+func mboxCommand(u *ui, f *flags, name string) *cli.Command {
 	source, what := migrate.SourceSpool, "every user's spool (/var/spool/mail/USER)"
 	if name == "Mailbox" {
 		source, what = migrate.SourceMailbox, "every user's ~USER/Mailbox"
 	}
-	return func(u *ui) *cli.Command {
-		return &cli.Command{
-			Name:      name,
-			Usage:     "migrate " + what + " to ~USER/Maildir",
-			ArgsUsage: userArgsUsage,
-			Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
-				"~USER/Maildir, --jobs users at a time; only the USERs named, when some are. Each source is\n" +
-				"dotlocked and fcntl-locked as Postfix and Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
-				"migrates only what was appended since and never brings back a message the user deleted.\n" +
-				"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
-				"with their subscriptions, locked as Dovecot locks them; --after applies to the INBOX only, the\n" +
-				"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
-				"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed) + ",\n" +
-				exitStatusLine(exitTempFail, exitInterrupted) + ".",
-			Flags: systemFlags(maildirNameFlag, keepHeadersFlag, unescapeFlag, fsyncFlag, afterFlag, forceFlag,
-				lockTimeoutFlag, stallTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
-			Action: func(c *cli.Context) error {
-				cfg := batchConfig(c, source)
-				if err := checkFolders(cfg); err != nil {
-					return err
-				}
-				var err error
-				if cfg.Convert.Unescape, err = parseUnescape(c.String("unescape")); err != nil {
-					return err
-				}
-				if cfg.Convert.Maildir.Fsync, err = parseFsync(c.String("fsync")); err != nil {
-					return err
-				}
-				switch cfg.After = c.String("after"); cfg.After {
-				case migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate:
-				default:
-					return usagef("--after %q: want keep, rename or truncate", cfg.After)
-				}
-				cfg.Convert.KeepHeaders = c.Bool("keep-headers")
-				cfg.Force = c.Bool("force")
-				cfg.LockTimeout = c.Duration("lock-timeout")
-				cfg.StallTimeout = c.Duration("stall-timeout")
-				cfg.AuditMessages = c.Bool("audit-messages")
-				cfg.Argv = os.Args
-				cfg.Version = version()
-				if c.Bool("dry-run") {
-					return runPlan(c.Context, u, cfg)
-				}
-				return runBatch(c.Context, u, cfg, c.String("progress"))
-			},
-		}
+	return &cli.Command{
+		Name:      name,
+		Usage:     "migrate " + what + " to ~USER/Maildir",
+		ArgsUsage: userArgsUsage,
+		Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
+			"~USER/Maildir, --jobs users at a time; only the USERs named, when some are. Each source is\n" +
+			"dotlocked and fcntl-locked as Postfix and Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
+			"migrates only what was appended since and never brings back a message the user deleted.\n" +
+			"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
+			"with their subscriptions, locked as Dovecot locks them; --after applies to the INBOX only, the\n" +
+			"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
+			"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed) + ",\n" +
+			exitStatusLine(exitTempFail, exitInterrupted) + ".",
+		Flags: f.system(f.maildirName, f.keepHeaders, f.unescape, f.fsync, f.after, f.force,
+			f.lockTimeout, f.stallTimeout, f.auditMessages, f.minUID, f.noRoot, f.folders, f.noFolders),
+		Action: func(c *cli.Context) error {
+			cfg := batchConfig(c, source)
+			if err := checkFolders(cfg); err != nil {
+				return err
+			}
+			var err error
+			if cfg.Convert.Unescape, err = parseUnescape(c.String("unescape")); err != nil {
+				return err
+			}
+			if cfg.Convert.Maildir.Fsync, err = parseFsync(c.String("fsync")); err != nil {
+				return err
+			}
+			switch cfg.After = c.String("after"); cfg.After {
+			case migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate:
+			default:
+				return usagef("--after %q: want keep, rename or truncate", cfg.After)
+			}
+			cfg.Convert.KeepHeaders = c.Bool("keep-headers")
+			cfg.Force = c.Bool("force")
+			cfg.LockTimeout = c.Duration("lock-timeout")
+			cfg.StallTimeout = c.Duration("stall-timeout")
+			cfg.AuditMessages = c.Bool("audit-messages")
+			cfg.Argv = os.Args
+			cfg.Version = version()
+			if c.Bool("dry-run") {
+				return runPlan(c.Context, u, cfg)
+			}
+			return runBatch(c.Context, u, cfg, c.String("progress"))
+		},
 	}
 }
 

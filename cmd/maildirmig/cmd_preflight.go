@@ -12,30 +12,16 @@ import (
 	"github.com/maildirmig/maildirmig/preflight"
 )
 
-func init() {
-	commandFactories = append(commandFactories, preflightCommand)
-	usageHooks["preflight"] = preflightUsageError
-}
-
-// preflightFormatFlag chooses preflight's output.
-var preflightFormatFlag = enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json`"}, "text", "json")
-
 // preflightUsageError makes a usage error "could not check" (3), as check does, and still
 // writes the JSON object when JSON was asked for, so that monitoring reads a status.
 func preflightUsageError(u *ui, c *cli.Context, ue *usageError) {
 	ue.code = int(check.Unknown)
-	if flagValue(u.args, preflightFormatFlag.Name, preflightFormatFlag.Value) == "json" {
+	if flagValue(u.args, "format", preflightFormats[0]) == "json" {
 		_ = preflight.WriteJSONError(u.stdout, errors.New(ue.msg))
 	}
 }
 
-// Flags that point preflight at a Postfix or Dovecot other than the system's.
-var (
-	postfixConfigFlag = &cli.StringFlag{Name: "postfix-config", Usage: "read Postfix's configuration from `DIR` (postconf -c DIR)"}
-	dovecotConfigFlag = &cli.StringFlag{Name: "dovecot-config", Usage: "read Dovecot's configuration from `FILE` (doveconf -c FILE)"}
-)
-
-func preflightCommand(u *ui) *cli.Command {
+func preflightCommand(u *ui, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:  "preflight",
 		Usage: "before the night: what Postfix and Dovecot must still change, and what maildirmig will do",
@@ -52,11 +38,11 @@ func preflightCommand(u *ui) *cli.Command {
 			"switch), 2 critical (mail would be lost, go astray or be downloaded again), 3 could not check\n" +
 			"(a usage error too).",
 		Flags: []cli.Flag{
-			rootFlag, passwdFlag, spoolDirFlag, stateDirFlag, userFlag, quietFlag, maildirNameFlag,
-			minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag,
+			f.root, f.passwd, f.spoolDir, f.stateDir, f.user, f.quiet, f.maildirName,
+			f.minUID, f.noRoot, f.folders, f.noFolders,
 			&cli.BoolFlag{Name: "mailbox", Usage: "the night migrates ~USER/Mailbox instead of the spool"},
-			postfixConfigFlag, dovecotConfigFlag,
-			preflightFormatFlag,
+			f.postfixConfig, f.dovecotConfig,
+			f.preflightFormat,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {

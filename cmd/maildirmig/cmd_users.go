@@ -6,7 +6,7 @@ import (
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
-func usersCommand(u *ui) *cli.Command {
+func usersCommand(u *ui, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "users",
 		Usage:     "print the migration plan: who has mail, how much, where it goes",
@@ -18,7 +18,7 @@ func usersCommand(u *ui) *cli.Command {
 			"reason. Below each user, one line per mbox folder found beneath ~USER/mail (--folders) with\n" +
 			"its Maildir++ folder, and one per entry there that would not be migrated. Nothing is locked\n" +
 			"or written.",
-		Flags: systemFlags(maildirNameFlag, forceFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag,
+		Flags: f.system(f.maildirName, f.force, f.minUID, f.noRoot, f.folders, f.noFolders,
 			&cli.BoolFlag{Name: "mailbox", Usage: "plan for ~USER/Mailbox instead of the spool"}),
 		Action: func(c *cli.Context) error {
 			source := migrate.SourceSpool

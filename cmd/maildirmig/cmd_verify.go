@@ -11,7 +11,7 @@ import (
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
-func verifyCommand(u *ui) *cli.Command {
+func verifyCommand(u *ui, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "prove every migrated message is in the Maildir, byte for byte",
@@ -25,7 +25,7 @@ func verifyCommand(u *ui) *cli.Command {
 			"or ~/Mailbox holds mail that no run migrated is named in a warning; when no user at all was\n" +
 			"migrated, verify fails.\n" +
 			"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed, exitInterrupted) + ".",
-		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag, stallTimeoutFlag),
+		Flags: f.system(f.maildirName, f.minUID, f.noRoot, f.folders, f.noFolders, f.stallTimeout),
 		Action: func(c *cli.Context) error {
 			cfg := batchConfig(c, migrate.SourceSpool)
 			if err := checkFolders(cfg); err != nil {

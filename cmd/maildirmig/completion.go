@@ -7,10 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	commandFactories = append(commandFactories, completionCommand)
-}
-
 // completionShells are the shells completionCommand writes for.
 var completionShells = map[string]func(*cli.App) string{
 	"bash": bashCompletion,

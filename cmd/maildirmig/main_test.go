@@ -9,9 +9,15 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/maildirmig/maildirmig/migrate"
 )
 
 func TestMain(m *testing.M) {
+	// The worker the scripts' migrations start is this test binary again, as main does it.
+	if migrate.IsWorker() {
+		os.Exit(migrate.WorkerMain())
+	}
 	testscript.Main(m, map[string]func(){
 		"maildirmig": func() { os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr)) },
 	})

@@ -7,10 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	commandFactories = append(commandFactories, manCommand)
-}
-
 // manCommand prints the man page, generated from the command definitions so that it never
 // drifts from --help: maildirmig man > /usr/local/share/man/man8/maildirmig.8
 func manCommand(u *ui) *cli.Command {

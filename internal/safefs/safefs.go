@@ -24,8 +24,8 @@
 // in its last component, and refused ([ErrUnsafe]) unless it is a directory owned by the user
 // that nobody else may write to. Components above the home (/home, a mount point) are root's.
 //
-// Why not os.Root (Go 1.24): it follows symlinks that stay inside the root, so a user's symlink
-// from cur/ to their own ~/.ssh still resolves; it ignores O_NOFOLLOW on the last component; it
+// Why not os.Root (Go 1.24): it follows symlinks that stay inside the root, so a symlink a user
+// made there (cur/ to ~/.ssh, when the root is the home) still resolves; it ignores O_NOFOLLOW on the last component; it
 // has no RENAME_NOREPLACE, which delivery needs so a rename never replaces a message; its Chmod
 // and Chown act by path, not on an open descriptor whose identity was checked, and Chown on a
 // hard link changes the file it points to, which may be root's. The packages that use safefs
