@@ -131,10 +131,10 @@ func OpenUnder(root, path string) (*Log, error) {
 // Notices says what OpenUnder corrected, for the console.
 func (a *Log) Notices() []string { return a.notices }
 
-// MkdirUnder makes sure the directory dir exists beneath root, owned by us (root) and open to
-// nobody else (0700: a wider mode is narrowed), as OpenUnder does for the audit log's
-// directory, and returns its path. notice says
-// what was corrected, if anything. It is for the state directory.
+// MkdirUnder makes sure the directory dir exists beneath root, resolved as OpenUnder
+// resolves the log's, owned by us (root) and open to nobody else (0700: a wider mode is
+// narrowed), and returns its path; notice says what was corrected, if anything. It is how
+// the migration makes its state directory, root's other private directory.
 func MkdirUnder(root, dir string) (path, notice string, err error) {
 	fd, notice, err := mkdirUnder(root, dir, true)
 	if err != nil {

@@ -185,7 +185,7 @@ func TestAuditUnderRoot(t *testing.T) {
 	}
 	// The host directory the second link names is not under root: nothing may appear in it.
 	if _, err := OpenUnder(root, "/hostlink/audit.jsonl"); err == nil {
-		t.Error("OpenAuditUnder followed an absolute symlink out of the root")
+		t.Error("OpenUnder followed an absolute symlink out of the root")
 	}
 	if entries, _ := os.ReadDir(host); len(entries) != 0 {
 		t.Errorf("files written outside the root: %v", entries)
