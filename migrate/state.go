@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -444,4 +445,129 @@ func (s *State) differs(next *State) string {
 		return fmt.Sprintf("it was migrated with --unescape %s, not %s", unesc(s.Unescape), unesc(next.Unescape))
 	}
 	return ""
+}
+
+// folderStates keeps, per user, the State of each mbox folder, by its Source beneath the
+// folder root, in one file in a subdirectory of the state directory (a user name holds no
+// '/', so no user's own state file can clash with it): root learns a user's folders only from
+// the worker, and hands it all their states at once. The records are the INBOX's State, read
+// and written as every state file is (readStateFile, writeStateFile).
+type folderStates struct {
+	Dir string
+}
+
+func (s folderStates) path(user string) (string, error) {
+	return StateStore{Dir: s.Dir}.path(user)
+}
+
+func (s folderStates) Load(user string) (map[string]*State, error) {
+	p, err := s.path(user)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]*State{}
+	if _, err := readStateFile(p, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// folderUIDs keeps, in the process that holds the states, the UID records of the folders a worker
+// converts, as run.go keeps those of the INBOX.
+type folderUIDs struct {
+	store StateStore
+	user  string
+	files map[string]*os.File // by the folder's full source path
+	bufs  map[string]*bufio.Writer
+}
+
+func (s folderStates) uids(user string) *folderUIDs {
+	return &folderUIDs{store: StateStore{Dir: s.Dir}, user: user, files: map[string]*os.File{}, bufs: map[string]*bufio.Writer{}}
+}
+
+// uidsPath names the UID records of the folder whose full source path is src.
+func (s folderStates) uidsPath(user, src string) (string, error) {
+	return StateStore{Dir: s.Dir}.uidsPath(user, kindFolder, src)
+}
+
+// open starts the records of src; fresh empties them, for a folder converted from offset 0.
+func (u *folderUIDs) open(src string, fresh bool) error {
+	if f := u.files[src]; f != nil {
+		f.Close()
+	}
+	f, err := u.store.openUIDs(u.user, kindFolder, src, fresh)
+	if err != nil {
+		return err
+	}
+	u.files[src], u.bufs[src] = f, bufio.NewWriter(f)
+	return nil
+}
+
+func (u *folderUIDs) record(src string, rec MessageRecord) {
+	if w := u.bufs[src]; w != nil && !rec.Skipped {
+		fmt.Fprintf(w, "%d %d\n", rec.Index, rec.UID)
+	}
+}
+
+// sync makes the records of src durable, before a state saying they are migrated.
+func (u *folderUIDs) sync(src string) error {
+	w := u.bufs[src]
+	if w == nil {
+		return fmt.Errorf("migrate: state: no UID records open for %s", src)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("migrate: state: %w", err)
+	}
+	if err := u.files[src].Sync(); err != nil {
+		return fmt.Errorf("migrate: state: %w", err)
+	}
+	return nil
+}
+
+func (u *folderUIDs) Close() {
+	for _, f := range u.files {
+		f.Close()
+	}
+}
+
+// skippedPath names the record of the entries beneath a user's folder root that the last run
+// skipped, by Source, with the reason: a skipped entry is warned about on the console only
+// the first time, so that cron does not mail the same warning every night.
+func (s folderStates) skippedPath(user string) (string, error) {
+	p, err := s.path(user)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(p, ".json") + ".skipped", nil
+}
+
+// LoadSkipped returns the entries the last run skipped; none when there is no record.
+func (s folderStates) LoadSkipped(user string) (map[string]string, error) {
+	p, err := s.skippedPath(user)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	if _, err := readStateFile(p, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// SaveSkipped replaces the record of skipped entries atomically.
+func (s folderStates) SaveSkipped(user string, m map[string]string) error {
+	p, err := s.skippedPath(user)
+	if err != nil {
+		return err
+	}
+	return writeStateFile(s.Dir, p, m)
+}
+
+// Save replaces the user's folder states atomically.
+func (s folderStates) Save(user string, m map[string]*State) error {
+	p, err := s.path(user)
+	if err != nil {
+		return err
+	}
+	return writeStateFile(s.Dir, p, m)
 }

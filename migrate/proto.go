@@ -1,0 +1,232 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/maildirmig/maildirmig/internal/worker"
+	"github.com/maildirmig/maildirmig/maildir"
+)
+
+// The root/worker protocol, over the transport of package worker: root opens and locks the
+// spool, then runs a worker as the user with the spool as fd 3 and a workerRequest on stdin;
+// the worker answers with workerMsg lines, each a named msgType. What the worker does with a
+// request is in worker.go; what root does with the answers, in run.go and runfolders.go
+// through dispatch for the answers every conversion has.
+
+// Worker operations.
+const (
+	opConvert = "convert" // Convert, then re-read every message file against its record
+	opVerify  = "verify"  // prove every message of src[0:Size) is in the Maildir
+	opFolders = "folders" // migrate the mbox folders beneath FolderRoot (no source fd)
+
+	opVerifyFolders = "verify-folders" // prove the migrated part of every folder in FolderStates
+)
+
+type workerRequest struct {
+	Op          string `json:"op"`
+	Home        string `json:"home,omitempty"`    // the home to open (O_NOFOLLOW, owner and mode checked)
+	Owner       int    `json:"owner"`             // uid the home must belong to
+	Maildir     string `json:"maildir,omitempty"` // relative to Home
+	Path        string `json:"path,omitempty"`    // a Maildir path, for ConvertAs (no home checks)
+	Size        int64  `json:"size"`              // source bytes to read (0 = the whole file)
+	KeepHeaders bool   `json:"keep_headers,omitempty"`
+	Unescape    int    `json:"unescape,omitempty"`
+	Location    string `json:"location,omitempty"`
+	Fsync       int    `json:"fsync,omitempty"`
+	Host        string `json:"host,omitempty"`
+	BatchFiles  int    `json:"batch_files,omitempty"`
+	BatchBytes  int64  `json:"batch_bytes,omitempty"`
+	StartOffset int64  `json:"start_offset,omitempty"`
+	StartIndex  int64  `json:"start_index,omitempty"`
+	UIDValidity uint32 `json:"uidvalidity,omitempty"`  // opVerify: the Maildir's dovecot-uidlist must have it
+	FlushEvery  int    `json:"flush_every,omitempty"`  // opConvert: messages between two resume points
+	Loose       bool   `json:"loose,omitempty"`        // read in loose mode keyed on LooseFrom (mbox.Options)
+	AnyPosition bool   `json:"any_position,omitempty"` // opConvert: maildir.Options.AnyPosition (a forced restart)
+	LooseFrom   []byte `json:"loose_from,omitempty"`
+
+	// opFolders only.
+	FolderRoot   string            `json:"folder_root,omitempty"`   // relative to Home: "mail"
+	FolderStates map[string]*State `json:"folder_states,omitempty"` // by Folder.Source
+	Zone         string            `json:"zone,omitempty"`          // root's zoneName: a new folder state's Zone
+	Force        bool              `json:"force,omitempty"`
+	LockTimeout  time.Duration     `json:"lock_timeout,omitempty"`
+
+	// opRename, to the Mailbox lock worker: rename RenameFrom to RenameTo in the home if
+	// RenameFrom still is the file Dev/Inode.
+	RenameFrom string `json:"rename_from,omitempty"`
+	RenameTo   string `json:"rename_to,omitempty"`
+	Dev        uint64 `json:"dev,omitempty"`
+	Inode      uint64 `json:"inode,omitempty"`
+}
+
+// msgType names what one line of a worker's answer is.
+type msgType string
+
+// Worker answers. Every operation may end with msgError; the rest are per operation.
+const (
+	msgError    msgType = "error"    // Err: the operation failed; Unsafe: for a reason of safety
+	msgAborted  msgType = "aborted"  // stopped on request; Err: its pending tmp files could not be removed
+	msgRecord   msgType = "record"   // Record: one message converted (Folder: of that folder)
+	msgEvent    msgType = "event"    // Event: a fallback or oddity, for the audit log
+	msgProgress msgType = "progress" // N: more source bytes read
+	msgDurable  msgType = "durable"  // Stats: every message before Stats.EndOffset is durable (State: a folder's)
+	msgStats    msgType = "stats"    // Stats: the conversion's result
+	msgVerified msgType = "verified" // Verified: the proof of one source
+
+	// The Mailbox lock worker's.
+	msgLocked       msgType = "locked"
+	msgLockFailed   msgType = "lock-failed" // Kind: folderFailLock for a timeout
+	msgReleased     msgType = "released"
+	msgRenamed      msgType = "renamed"
+	msgRenameFailed msgType = "rename-failed"
+
+	// The folder operation's, each with Folder.
+	msgFolderSkipped msgType = "folder-skipped" // Err: why the entry is not migrated
+	msgFolderStart   msgType = "folder-start"   // FolderInfo
+	msgFolderDone    msgType = "folder-done"    // Stats, State: what to remember
+	msgFolderFailed  msgType = "folder-failed"  // Kind: a folderFail* kind; Err
+	msgFolderFrom    msgType = "folder-from"    // N: the offset the folder is converted from
+)
+
+// workerMsg is one line of the worker's answer.
+type workerMsg struct {
+	T        msgType        `json:"t"`
+	Record   *MessageRecord `json:"record,omitempty"`
+	Event    *Event         `json:"event,omitempty"`
+	N        int64          `json:"n,omitempty"`
+	Stats    *Stats         `json:"stats,omitempty"`
+	Verified *VerifyResult  `json:"verified,omitempty"`
+	Err      string         `json:"err,omitempty"`
+	Unsafe   bool           `json:"unsafe,omitempty"`
+
+	// opFolders: Folder names the folder (its Source) a record, event or progress belongs to.
+	Folder     string  `json:"folder,omitempty"`
+	FolderInfo *Folder `json:"folder_info,omitempty"` // "folder-start"
+	State      *State  `json:"state,omitempty"`       // "folder-done": what to remember
+	Kind       string  `json:"kind,omitempty"`        // "folder-failed": a folderFail* kind
+}
+
+// VerifyResult sums up the proof that a source's messages are in a Maildir.
+type VerifyResult struct {
+	Messages int64    `json:"messages"` // source messages read (UW pseudo-message excluded)
+	Found    int64    `json:"found"`    // found in the Maildir with the expected content
+	Missing  []string `json:"missing,omitempty"`
+	Bad      []string `json:"bad,omitempty"` // found, but the file's content is not what was stored
+	// Deleted lists messages that are not in the Maildir because the user deleted them
+	// through Dovecot: their recorded UID is no longer in its dovecot-uidlist.
+	Deleted []string `json:"deleted,omitempty"`
+	// Duplicate lists messages stored more than once, with their files: verify proves
+	// every message is there exactly once.
+	Duplicate []string `json:"duplicate,omitempty"`
+
+	// From the worker to the process that holds the UID records, which sorts out Deleted.
+	Lost    []lostMessage `json:"lost,omitempty"`
+	Listing *uidListing   `json:"listing,omitempty"`
+}
+
+// lostMessage is a message of the source with no file in the Maildir: its position, and
+// its index in VerifyResult.Missing.
+type lostMessage struct {
+	Pos     int64 `json:"pos"`
+	Missing int   `json:"missing"`
+}
+
+// DefaultStallTimeout is how long a worker may make no progress before root kills it.
+const DefaultStallTimeout = worker.DefaultStallTimeout
+
+// ErrStalled is wrapped by the error of a user whose worker root killed for making no
+// progress (a stopped worker, or one blocked on a FIFO or a hung home).
+var ErrStalled = worker.ErrStalled
+
+// ErrWorkerKilled is wrapped by the error of a user whose worker root killed, for a stall or
+// because it did not abort within the grace period of an interrupt: the tmp files of its
+// pending batch may be left, for the next run to remove.
+var ErrWorkerKilled = worker.ErrKilled
+
+// Credentials say whom a worker runs as.
+type Credentials = worker.Credentials
+
+// runWorker runs req as cred, in a worker process when this process is root and cred is not,
+// in-process otherwise. Each message of the answer goes to handle.
+func runWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
+	if os.Geteuid() != 0 || cred.UID == 0 {
+		var werr error
+		err := serve(ctx, req, src, handle)
+		if err != nil {
+			werr = err
+		}
+		return werr
+	}
+	return spawnWorker(ctx, cred, req, src, handle)
+}
+
+// spawnWorker runs req as cred in a worker process. The protocol's own answers (msgError,
+// msgAborted) are taken here; every other goes to handle.
+func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
+	var reported error
+	abortFailed := false
+	err := worker.Run(ctx, worker.Spec{Cred: cred, Home: req.Home, Request: req, Source: src, Patience: req.LockTimeout}, func(m workerMsg) {
+		switch m.T {
+		case msgError:
+			reported = &remoteError{msg: m.Err, unsafe: m.Unsafe}
+		case msgAborted:
+			abortFailed = m.Err != ""
+		default:
+			handle(m)
+		}
+	})
+	var stalled *worker.StallError
+	var interrupted *worker.InterruptedError
+	switch {
+	case errors.As(err, &stalled):
+		return err
+	case errors.As(err, &interrupted):
+		interrupted.Killed = interrupted.Killed || abortFailed
+		return err
+	case reported != nil:
+		return reported
+	case err != nil:
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// remoteError is an error a worker reported; errors.Is(err, ErrUnsafeHome) holds for a refusal
+// made for safety.
+type remoteError struct {
+	msg    string
+	unsafe bool
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Is(target error) bool {
+	return e.unsafe && (target == ErrUnsafeHome || target == maildir.ErrUnsafe)
+}
+
+// convertRequest is a request for op with the conversion options of opts: the one place
+// where they are put into a request.
+func convertRequest(op string, opts ConvertOptions) *workerRequest {
+	return &workerRequest{Op: op, KeepHeaders: opts.KeepHeaders, Unescape: int(opts.Unescape), FlushEvery: opts.FlushEvery,
+		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes}
+}
+
+func dispatch(m workerMsg, notice func(Event), onMessage func(MessageRecord), progress func(int64)) {
+	switch m.T {
+	case msgEvent:
+		if notice != nil && m.Event != nil {
+			notice(*m.Event)
+		}
+	case msgRecord:
+		if onMessage != nil && m.Record != nil {
+			onMessage(*m.Record)
+		}
+	case msgProgress:
+		if progress != nil {
+			progress(m.N)
+		}
+	}
+}
