@@ -382,7 +382,7 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 		}
 	}
 	log(EventUserStart, with())
-	err := r.migrate(ctx, u, src, home, &res, with, log)
+	err := r.inbox(ctx, u, src, home, &res, with, log)
 	if !r.cfg.NoFolders && ctx.Err() == nil && !errors.Is(err, ErrUnsafeHome) {
 		noMailbox := errors.Is(err, ErrNoMailbox)
 		ferr := r.folders(ctx, u, home, &res, with, log)
@@ -426,7 +426,10 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 	return res, auditErr
 }
 
-func (r *runner) migrate(ctx context.Context, u users.User, src, home string, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) (err error) {
+// inbox migrates the user's INBOX source, the spool or ~/Mailbox: root opens and locks it,
+// resumes it where its state ends, has a worker convert the rest (resume.run), and applies
+// --after once all of it is migrated and proved.
+func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) (err error) {
 	uid := owner(u)
 	f, st, err := openSpool(src, uid)
 	if err != nil {
