@@ -497,9 +497,9 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 		return r.state.Save(next)
 	}
 	var convert func(durable func(int64, Stats) error) (Stats, error)
-	res.Outcome = OutcomeUpToDate
+	outcome := OutcomeUpToDate
 	if start < st.Size {
-		res.Outcome = OutcomeMigrated
+		outcome = OutcomeMigrated
 		convert = func(durable func(int64, Stats) error) (Stats, error) {
 			if err := checkSpace(home, st.Size-start); err != nil {
 				return Stats{}, err
@@ -507,9 +507,12 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 			return r.convert(ctx, u, f, st.Size, home, start, index, next, rs.forced, durable, record, with, log)
 		}
 	}
-	if res.Stats, err = rs.run(convert, save); err != nil {
+	res.Stats.EndOffset = start
+	stats, err := rs.run(convert, save)
+	if err != nil {
 		return err
 	}
+	res.Stats, res.Outcome = stats, outcome
 	end := res.Stats.EndOffset
 	if r.cfg.After == AfterKeep || end == 0 || end != st.Size {
 		return nil
