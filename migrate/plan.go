@@ -96,17 +96,13 @@ func planUser(e *PlanEntry, user string, uid int, store StateStore, cfg Config) 
 	if err != nil {
 		return ActionRefuse, err.Error()
 	}
-	start, _, _, err := prev.Resume(f, st, cfg.Force)
+	// Where the run would resume, by the rules it would apply.
+	next := &State{Maildir: e.Dst, KeepHeaders: cfg.Convert.KeepHeaders, Unescape: unescapeName(cfg.Convert.Unescape), Zone: zoneName(cfg.Convert.Location)}
+	rs, _, err := startResume(f, e.Src, st, prev, next, cfg.Force)
 	if err != nil {
 		return ActionRefuse, err.Error()
 	}
-	next := &State{Maildir: e.Dst, KeepHeaders: cfg.Convert.KeepHeaders, Unescape: unescapeName(cfg.Convert.Unescape)}
-	if why := prev.differs(next); why != "" && start > 0 {
-		if !cfg.Force {
-			return ActionRefuse, fmt.Sprintf("%v: %s: %s", ErrStateMismatch, e.Src, why)
-		}
-		start = 0
-	}
+	start := rs.start
 	e.Migrated = start
 	if start >= st.Size {
 		e.Messages = 0

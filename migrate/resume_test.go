@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -89,6 +90,13 @@ func TestResumeRefusesOtherOptions(t *testing.T) {
 			}
 			if n := len(src.files(tr, "ona")); n != 1 {
 				t.Fatalf("%d files after the refusal, want 1", n)
+			}
+			if src.name == "inbox" {
+				// A dry run says so, by the same rule.
+				plan, err := Plan(context.Background(), cfg)
+				if err != nil || len(plan) != 1 || plan[0].Action != ActionRefuse || !strings.Contains(plan[0].Reason, "--keep-headers") {
+					t.Fatalf("plan with --keep-headers: %+v, %v; want the user refused", plan, err)
+				}
 			}
 			cfg.Force = true
 			_, res = run(t, cfg)
