@@ -69,7 +69,7 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 		}
 		e.Action, e.Reason = planUser(&e, u.Name, owner(u), store, cfg)
 		if !cfg.NoFolders {
-			planFolders(&e, u.Name, home, cfg)
+			planFolders(&e, u.Name, owner(u), home, cfg)
 		}
 		if e.Action == ActionMigrate && e.Free >= 0 {
 			need[e.FS] += e.Todo()
@@ -146,8 +146,8 @@ func (e PlanEntry) Todo() int64 {
 
 // planFolders adds the user's folders to e; a folder that cannot be listed makes the user
 // refused, as the run would fail it.
-func planFolders(e *PlanEntry, user, home string, cfg Config) {
-	folders, skipped, err := listFolders(home, cfg.folderRoot())
+func planFolders(e *PlanEntry, user string, uid int, home string, cfg Config) {
+	folders, skipped, err := listFolders(home, uid, cfg.folderRoot())
 	if err != nil {
 		if e.Action != ActionRefuse {
 			e.Action, e.Reason = ActionRefuse, err.Error()

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -256,22 +255,23 @@ func folderName(res *UserResult, byName map[string]int, src string) string {
 }
 
 // listFolders lists, without reading or locking anything, the mbox folders beneath the folder
-// root of the home (opened without following symlinks), sorted by name, with the entries that
-// would be skipped. A missing folder root gives nothing.
-func listFolders(home, rootDir string) ([]Folder, []SkippedFolder, error) {
+// root of the home, sorted by name, with the entries that would be skipped. A missing folder
+// root gives nothing; a home the worker would refuse (openHome, for uid) is an error.
+func listFolders(home string, uid int, rootDir string) ([]Folder, []SkippedFolder, error) {
 	if rootDir == "" {
 		rootDir = DefaultFolderRoot
 	}
 	if err := CheckFolderRoot(rootDir); err != nil {
 		return nil, nil, err
 	}
-	// Only a plan: the home is not checked for its owner here, the worker does that.
-	hfd, err := unix.Open(home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// As a run: no folder root, no folders, and a home opened by the worker's rule.
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(home, rootDir), &st); errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil, nil, nil
+	}
+	hfd, err := openHome(&workerRequest{Home: home, Owner: uid})
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, nil, nil
-		}
-		return nil, nil, fmt.Errorf("migrate: home: %w", &os.PathError{Op: "open", Path: home, Err: err})
+		return nil, nil, err
 	}
 	defer unix.Close(hfd)
 	root, err := openDirBeneath(hfd, rootDir)

@@ -314,9 +314,27 @@ func TestRunFoldersSkippedWarnOnce(t *testing.T) {
 			t.Errorf("run %d: %d skip notices in the audit log, want %d", i+1, n, tc.audit)
 		}
 	}
-	_, skipped, err := listFolders(tr.path("home/sam"), "")
+	_, skipped, err := listFolders(tr.path("home/sam"), owner(usersUser("sam", tr.uids["sam"])), "")
 	must(t, err)
 	if len(skipped) != 1 || skipped[0].Source != "evil" {
 		t.Errorf("plan: skipped %+v, want evil", skipped)
+	}
+}
+
+// A home the worker refuses (writable by others) fails its user's folders in a run, and a dry
+// run says so too: both open the home by the same rule.
+func TestPlanFoldersUnsafeHome(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "uma")
+	tr.mkdir("home/uma/mail", 0o700, "uma")
+	tr.write("home/uma/mail/Archive", msgB, "uma")
+	must(t, os.Chmod(tr.path("home/uma"), 0o777))
+	plan, err := Plan(context.Background(), tr.config())
+	if err != nil || len(plan) != 1 || plan[0].Action != ActionRefuse || !strings.Contains(plan[0].Reason, "writable") {
+		t.Fatalf("plan: %+v, %v; want uma refused for her home", plan, err)
+	}
+	_, res := run(t, tr.config())
+	if r := res["uma"]; r.Outcome != OutcomeFailed || !strings.Contains(fmt.Sprint(r.Err), "writable") {
+		t.Fatalf("run: outcome %q, err %v; want uma failed for her home", r.Outcome, r.Err)
 	}
 }
