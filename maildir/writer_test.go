@@ -1330,3 +1330,117 @@ func TestAnyPositionUndated(t *testing.T) {
 		t.Errorf("%d files in new/, want 2", n)
 	}
 }
+
+// openBelow counts this process's descriptors open on files in dir (not on
+// dir itself).
+func openBelow(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	must(t, err)
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, dir+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// A batch keeps its tmp files open until their fsync, so that they are not
+// opened twice, but never more than maxHeld of them; the rest are opened
+// again for it. Commit and Abort leave none open, a failed sync neither.
+func TestBatchHoldsFewDescriptors(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"commit", "abort", "sync failure"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{BatchFiles: 5})
+			w.maxHeld = 2
+			log := &traceLog{}
+			if end == "sync failure" {
+				log.fail = func(event string) error {
+					if strings.HasPrefix(event, "fsync tmp/") {
+						return syscall.EIO
+					}
+					return nil
+				}
+			}
+			w.trace = log.record
+			for i := range 4 {
+				add(t, w, msg(int64(i), fmt.Sprintf("message %d\n", i)))
+				if w.held > 2 {
+					t.Fatalf("after message %d: %d tmp files held open, at most 2 wanted", i, w.held)
+				}
+			}
+			if n := openBelow(t, md+"/tmp"); n != 2 {
+				t.Errorf("%d descriptors open in tmp/ before the batch's sync, want 2", n)
+			}
+			// The same content and position again: not written, its tmp file closed.
+			if r := add(t, w, msg(3, "message 3\n")); !r.Existed {
+				t.Errorf("a message added twice was not reported Existed")
+			}
+			var err error
+			switch end {
+			case "abort":
+				err = w.Abort()
+			default:
+				err = w.Commit()
+			}
+			if end == "sync failure" {
+				if !errors.Is(err, syscall.EIO) {
+					t.Fatalf("Commit with failing fsyncs: %v, want EIO", err)
+				}
+				must(t, w.Abort())
+			} else {
+				must(t, err)
+			}
+			if n := openBelow(t, md+"/tmp"); n != 0 || w.held != 0 {
+				t.Errorf("%d descriptors left open in tmp/ (held %d)", n, w.held)
+			}
+			if n := countFiles(t, md, "tmp"); n != 0 {
+				t.Errorf("%d files left in tmp/", n)
+			}
+			want := 0
+			if end == "commit" {
+				want = 4
+				synced := 0
+				for _, e := range log.list() {
+					if strings.HasPrefix(e, "fsync tmp/") {
+						synced++
+					}
+				}
+				if synced != 4 {
+					t.Errorf("%d tmp files fsynced, want the 4 written", synced)
+				}
+			}
+			if n := countFiles(t, md, "new"); n != want {
+				t.Errorf("%d files in new/, want %d", n, want)
+			}
+		})
+	}
+}
+
+// TestAddModeUnderUmask is not parallel: the umask is process-wide. Message
+// files are 0600 whatever the umask, and a umask that leaves 0600 whole
+// costs no fchmod.
+func TestAddModeUnderUmask(t *testing.T) {
+	for _, mask := range []int{0o277, 0o177, 0o077, 0o022, 0} {
+		for _, mode := range []Fsync{FsyncBatch, FsyncNone} {
+			old := unix.Umask(mask)
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{Fsync: mode})
+			unix.Umask(old)
+			if w.umask != uint32(mask) {
+				t.Errorf("umask %04o read as %04o", mask, w.umask)
+			}
+			r := add(t, w, msg(0, "a\n"))
+			must(t, w.Commit())
+			fi, err := os.Lstat(filepath.Join(md, r.Sub, r.Name))
+			must(t, err)
+			if fi.Mode() != 0o600 {
+				t.Errorf("umask %04o, %s: mode %v, want 0600", mask, mode, fi.Mode())
+			}
+		}
+	}
+}
