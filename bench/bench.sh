@@ -9,7 +9,8 @@
 # about 100 KB each and 50 users of about 20 MB each. --quick divides every count by ten.
 # Then, --reps times each (default 3), every tool back to back with its floor:
 #
-#   maildirmig convert (durable default)    against  tar x && sync   of the same Maildir
+#   maildirmig convert (durable default,    against  tar x && sync   of the same Maildir
+#     --fsync syncfs; and --fsync batch)
 #   maildirmig convert --fsync none          against  tar x
 #   mb2md -s MBOX -d DIR                     (Debian package mb2md)
 #   doveadm backup (dsync), mbox → Maildir   (run as $BENCH_USER, default nobody: it refuses root)
@@ -80,6 +81,12 @@ timed() {
 : >"$work/times"
 med() { awk -v k="$1" '$1 == k { print $2 }' "$work/times" | median; }
 rss() { awk -v k="$1" '$1 == k { print $3 }' "$work/times" | sort -g | tail -1 | awk '{ printf "%.1f", $1 / 1024 }'; }
+# dirty DIR: appends to $work/dirty the kernel's Dirty+Writeback KiB right after a durable
+# run, and the KiB that run wrote into DIR.
+dirty() {
+	echo "$(awk '/^(Dirty|Writeback):/ { k += $2 } END { print k }' /proc/meminfo) $(du -sk "$1" | cut -f1)" >>"$work/dirty"
+}
+: >"$work/dirty"
 count() { find "$1" -type f \( -path '*/cur/*' -o -path '*/new/*' \) | wc -l; }
 
 echo "bench: building the corpus" >&2
@@ -98,6 +105,9 @@ for n in "${sizes[@]}"; do
 	for r in $(seq "$reps"); do
 		echo "bench: $n messages, round $r" >&2
 		rm -rf "$work/d"; timed "convert/$n" "$bin" convert -q --from "$in" "$work/d"
+		dirty "$work/d"
+		rm -rf "$work/d"; timed "batch/$n" "$bin" convert -q --fsync batch --from "$in" "$work/d"
+		dirty "$work/d"
 		rm -rf "$work/d"; mkdir "$work/d"; timed "tarsync/$n" sh -c 'tar -C "$1" -xf "$2" && sync' - "$work/d" "$work/m$n.tar"
 		rm -rf "$work/d"; timed "none/$n" "$bin" convert -q --fsync none --from "$in" "$work/d"
 		rm -rf "$work/d"; mkdir "$work/d"; timed "tar/$n" tar -C "$work/d" -xf "$work/m$n.tar"
@@ -210,6 +220,8 @@ sc() {
 }
 calls_batch=$(sc "$bin" convert -q --from "$work/m$n.mbox" "$work/d")
 top_batch=$(awk 'NR > 2 && !/^-/ && !/total/ { print }' "$work/strace" | sort -k4 -g -r | head -12)
+calls_fbatch=$(sc "$bin" convert -q --fsync batch --from "$work/m$n.mbox" "$work/d")
+top_fbatch=$(awk 'NR > 2 && !/^-/ && !/total/ { print }' "$work/strace" | sort -k4 -g -r | head -12)
 calls_none=$(sc "$bin" convert -q --fsync none --from "$work/m$n.mbox" "$work/d")
 top_none=$(awk 'NR > 2 && !/^-/ && !/total/ { print }' "$work/strace" | sort -k4 -g -r | head -12)
 mkdir -p "$work/d"
@@ -225,7 +237,9 @@ mkdir -p "$out/bench"
 	echo "tool	messages	MB	median s	ratio	peak RSS MiB"
 	for n in "${sizes[@]}"; do
 		c=$(med "convert/$n") ts=$(med "tarsync/$n") no=$(med "none/$n") t=$(med "tar/$n")
-		echo "maildirmig convert	$n	$(mb "$work/m$n.mbox")	$c	$(ratio "$c" "$ts")× tar x && sync	$(rss "convert/$n")"
+		b=$(med "batch/$n")
+		echo "maildirmig convert (--fsync syncfs)	$n	$(mb "$work/m$n.mbox")	$c	$(ratio "$c" "$ts")× tar x && sync	$(rss "convert/$n")"
+		echo "maildirmig convert --fsync batch	$n		$b	$(ratio "$b" "$ts")× tar x && sync	$(rss "batch/$n")"
 		echo "tar x && sync	$n		$ts		$(rss "tarsync/$n")"
 		echo "maildirmig convert --fsync none	$n		$no	$(ratio "$no" "$t")× tar x	$(rss "none/$n")"
 		echo "tar x	$n		$t		$(rss "tar/$n")"
@@ -251,6 +265,7 @@ column -t -s '	' "$work/users.tsv"
 for n in "${sizes[@]}"; do
 	m=$(mb "$work/m$n.mbox")
 	printf 'maildirmig convert\t%s\t%s\n' "$m" "$(med "convert/$n")"
+	printf 'maildirmig convert --fsync batch\t%s\t%s\n' "$m" "$(med "batch/$n")"
 	printf 'tar x and sync\t%s\t%s\n' "$m" "$(med "tarsync/$n")"
 	printf 'maildirmig convert --fsync none\t%s\t%s\n' "$m" "$(med "none/$n")"
 	printf 'tar x\t%s\t%s\n' "$m" "$(med "tar/$n")"
@@ -292,6 +307,9 @@ HEAD
 	table "$work/single.tsv"
 	cat <<MID
 
+After each durable run the kernel still held at most $(awk '{ if ($1 > m) m = $1 } END { print m + 0 }' "$work/dirty") KiB dirty or under
+writeback (Dirty+Writeback in /proc/meminfo, the whole machine's), against $(awk '{ if ($2 > m) m = $2 } END { print m + 0 }' "$work/dirty") KiB written.
+
 ![time against mbox size](bench/size.png)
 
 ## Many users (\`maildirmig mbox\` as root)
@@ -309,13 +327,22 @@ MID
 ## System calls
 
 \`strace -c -f\` of \`maildirmig convert\` on the $sn-message mbox, per message: $calls_batch
-(durable default), $calls_none (\`--fsync none\`); \`tar x\` of the same Maildir: $calls_tar.
+(durable default, \`--fsync syncfs\`), $calls_fbatch (\`--fsync batch\`), $calls_none (\`--fsync none\`);
+\`tar x\` of the same Maildir: $calls_tar. The counts include the Go runtime's own calls (futex,
+nanosleep: its threads waking each other while syscalls block).
 
-Durable default, the most frequent calls:
+Durable default (\`--fsync syncfs\`), the most frequent calls:
 
 \`\`\`
 % time     seconds  usecs/call     calls    errors syscall
 $top_batch
+\`\`\`
+
+\`--fsync batch\`:
+
+\`\`\`
+% time     seconds  usecs/call     calls    errors syscall
+$top_fbatch
 \`\`\`
 
 \`--fsync none\`:

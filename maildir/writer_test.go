@@ -462,7 +462,7 @@ func TestKeywordsFile(t *testing.T) {
 
 func TestFsyncModes(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone, FsyncSyncfs} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			md := filepath.Join(t.TempDir(), "Maildir")
@@ -472,7 +472,7 @@ func TestFsyncModes(t *testing.T) {
 				rs = append(rs, add(t, w, msg(int64(i), strings.Repeat("x", i)+"\n")))
 				visible := countFiles(t, md, "new")
 				want := i + 1
-				if mode == FsyncBatch {
+				if mode.batched() {
 					want = (i + 1) / 3 * 3 // only whole batches are visible
 				}
 				if visible != want {
@@ -496,8 +496,10 @@ func TestFsyncModes(t *testing.T) {
 	if f, err := ParseFsync("sometimes"); err == nil {
 		t.Errorf("ParseFsync accepted %v", f)
 	}
-	if f, err := ParseFsync("always"); err != nil || f != FsyncAlways {
-		t.Errorf("ParseFsync(always) = %v, %v", f, err)
+	for _, f := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone, FsyncSyncfs} {
+		if g, err := ParseFsync(f.String()); err != nil || g != f {
+			t.Errorf("ParseFsync(%s) = %v, %v", f, g, err)
+		}
 	}
 }
 
@@ -625,7 +627,7 @@ func (l *traceLog) list() []string {
 
 func TestSyncBeforeRename(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone, FsyncSyncfs} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			md := filepath.Join(t.TempDir(), "Maildir")
@@ -647,10 +649,27 @@ func TestSyncBeforeRename(t *testing.T) {
 			synced := map[string]bool{}       // files fsynced (tmp/ names and control file locks)
 			unsynced := map[string][]string{} // directory → entries renamed into it since its last fsync
 			onDisk := map[string]bool{}       // sub/name renamed and its directory fsynced since
+			var written []string              // tmp/ files written since the last syncfs
 			renames, durable, syncs := 0, 0, 0
 			for i, e := range log.list() {
 				f := strings.Fields(e)
 				switch f[0] {
+				case "write":
+					written = append(written, f[1])
+				case "syncfs":
+					// The whole file system: every file written and every
+					// directory entry made so far.
+					syncs++
+					for _, p := range written {
+						synced[p] = true
+					}
+					written = nil
+					for dir, ps := range unsynced {
+						for _, p := range ps {
+							onDisk[p] = true
+						}
+						delete(unsynced, dir)
+					}
 				case "fsync":
 					syncs++
 					switch f[1] {
@@ -698,12 +717,21 @@ func TestSyncBeforeRename(t *testing.T) {
 // tried again: a second fsync can succeed while the data is lost.
 func TestSyncFailureKeepsBatchOut(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []Fsync{FsyncBatch, FsyncSyncfs} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			testSyncFailureKeepsBatchOut(t, mode)
+		})
+	}
+}
+
+func testSyncFailureKeepsBatchOut(t *testing.T, mode Fsync) {
 	md := filepath.Join(t.TempDir(), "Maildir")
 	var reported []Result
-	_, w := newTestWriter(t, md, Options{BatchFiles: 3, Durable: func(r Result) { reported = append(reported, r) }})
+	_, w := newTestWriter(t, md, Options{Fsync: mode, BatchFiles: 3, Durable: func(r Result) { reported = append(reported, r) }})
 	var failed atomic.Bool
 	log := &traceLog{fail: func(event string) error {
-		if strings.HasPrefix(event, "fsync tmp/") && failed.CompareAndSwap(false, true) {
+		if (strings.HasPrefix(event, "fsync tmp/") || event == "syncfs") && failed.CompareAndSwap(false, true) {
 			return syscall.EIO
 		}
 		return nil

@@ -36,7 +36,7 @@ type convertOptions struct {
 var (
 	keepHeadersFlag = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
 	unescapeFlag    = &cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}
-	fsyncFlag       = &cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}
+	fsyncFlag       = &cli.StringFlag{Name: "fsync", Value: "syncfs", Usage: "durability: `syncfs|batch|always|none`; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) twice a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes"}
 )
 
 func convertCommand(u *ui) *cli.Command {
@@ -83,14 +83,16 @@ func parseUnescape(s string) (mbox.Unescape, error) {
 
 func parseFsync(s string) (maildir.Fsync, error) {
 	switch s {
-	case "batch", "":
+	case "batch":
 		return maildir.FsyncBatch, nil
 	case "always":
 		return maildir.FsyncAlways, nil
 	case "none":
 		return maildir.FsyncNone, nil
+	case "syncfs", "":
+		return maildir.FsyncSyncfs, nil
 	}
-	return 0, usagef("--fsync %q: want batch, always or none", s)
+	return 0, usagef("--fsync %q: want syncfs, batch, always or none", s)
 }
 
 func runConvert(ctx context.Context, u *ui, o convertOptions) error {
