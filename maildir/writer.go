@@ -177,10 +177,10 @@ type Writer struct {
 	anyPos map[baseKey]int64
 
 	// undated maps the key of a base name in cur/ or new/ without its time
-	// part ("<secs>.") to that time: earlier versions named a message
-	// without a date of its own by the source's mtime. It is built by the
-	// first Add of such a message that finds no file of its own name.
-	undated map[baseKey]int64
+	// part ("<secs>.M<usecs>") to that part: earlier versions named a
+	// message without a date of its own by the source's mtime. It is built
+	// by the first Add of such a message that finds no file of its name.
+	undated map[baseKey]string
 
 	ul      *uidlist  // header only: the lines are in the file, or in tail
 	tail    []uidLine // lines not yet in the file; Abort may still drop some
@@ -544,7 +544,7 @@ func (c *counter) Write(p []byte) (int, error) {
 // cur/ with RENAME_NOREPLACE (never overwrite), immediately (FsyncAlways/None)
 // or at the end of the batch (FsyncBatch). A zero Date and dates before 1970
 // give the time part 0 (0.M0Q...); a message with a zero Date also matches a
-// file of a name that differs from its own only by the seconds, as earlier
+// file of a name that differs from its own only by the time part, as earlier
 // versions named it after the source's mtime. UIDs are assigned here, in
 // call order (= mbox order).
 func (w *Writer) Add(m *Message) (Result, error) {
@@ -670,39 +670,55 @@ func (w *Writer) Add(m *Message) (Result, error) {
 }
 
 // undatedFile returns the base name of a file in cur/ or new/ that differs
-// from base, a name with the time part 0, only by its seconds, or "" when
-// there is none. The first call lists cur/ and new/ once more: only a source
-// with messages without a date of their own pays for it.
+// from base, a name with the time part 0, only by its time part
+// ("<secs>.M<usecs>"), or "" when there is none. The first call lists cur/
+// and new/ once more: only a source with messages without a date of their
+// own pays for it.
 func (w *Writer) undatedFile(base string) (string, error) {
-	const undatedHead = "0."
-	if !strings.HasPrefix(base, undatedHead) {
+	const undatedHead = "0.M0"
+	head, rest, ok := splitTime(base)
+	if !ok || head != undatedHead {
 		return "", nil
 	}
 	if w.undated == nil {
-		w.undated = map[baseKey]int64{}
+		w.undated = map[baseKey]string{}
 		for _, s := range []int{subCur, subNew} {
 			err := w.d.eachName(s, func(n string) {
-				b := baseOf(n)
-				dot := strings.IndexByte(b, '.')
-				if dot < 1 || !strings.HasPrefix(b[dot+1:], "M0Q") {
-					return
+				if head, rest, ok := splitTime(baseOf(n)); ok && head != undatedHead {
+					// A copy: the head alone, not the whole name it is cut from.
+					w.undated[keyOf(rest)] = strings.Clone(head)
 				}
-				secs, err := parseDecimal(b[:dot])
-				if err != nil || secs == 0 || strconv.FormatInt(secs, 10) != b[:dot] {
-					return
-				}
-				w.undated[keyOf(b[dot+1:])] = secs
 			})
 			if err != nil {
 				return "", err
 			}
 		}
 	}
-	secs, ok := w.undated[keyOf(base[len(undatedHead):])]
-	if !ok {
-		return "", nil
+	if head, ok := w.undated[keyOf(rest)]; ok {
+		return head + rest, nil
 	}
-	return strconv.FormatInt(secs, 10) + "." + base[len(undatedHead):], nil
+	return "", nil
+}
+
+// splitTime splits a base name this Writer makes after its time part: head
+// is "<secs>.M<usecs>", rest starts with "Q". ok is false for a name of
+// another form.
+func splitTime(base string) (head, rest string, ok bool) {
+	digits := func(i int) int {
+		for i < len(base) && '0' <= base[i] && base[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	dot := digits(0)
+	if dot == 0 || !strings.HasPrefix(base[dot:], ".M") {
+		return "", "", false
+	}
+	q := digits(dot + 2)
+	if q == dot+2 || q == len(base) || base[q] != 'Q' {
+		return "", "", false
+	}
+	return base[:q], base[q:], true
 }
 
 // splitPosition splits a base name this Writer makes around its position:

@@ -1305,13 +1305,13 @@ func TestAddUndatedName(t *testing.T) {
 func TestAddUndatedFindsMTimeName(t *testing.T) {
 	t.Parallel()
 	md := filepath.Join(t.TempDir(), "Maildir")
-	oldMTime := time.Unix(1700000000, 0)
+	oldMTime := time.Unix(1700000000, 123456789)
 	_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
 	// What the previous version wrote: the mtime as the message's date.
 	old := add(t, w, &Message{Date: oldMTime, Position: 0, New: true, Content: strings.NewReader("Subject: a\n\nx\n")})
 	dated := add(t, w, &Message{Date: testDate, Position: 1, New: true, Content: strings.NewReader("Subject: b\n\ny\n")})
 	must(t, w.Commit())
-	if !strings.HasPrefix(old.Name, "1700000000.M0Q0X") {
+	if !strings.HasPrefix(old.Name, "1700000000.M123456Q0X") {
 		t.Fatalf("old-style name %s", old.Name)
 	}
 
@@ -1469,6 +1469,27 @@ func TestAddModeUnderUmask(t *testing.T) {
 			if fi.Mode() != 0o600 {
 				t.Errorf("umask %04o, %s: mode %v, want 0600", mask, mode, fi.Mode())
 			}
+		}
+	}
+}
+
+func TestSplitTime(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		base, head, rest string
+		ok               bool
+	}{
+		{"1614834367.M890123Q12X0123456789abcdef.mx,S=3,W=4", "1614834367.M890123", "Q12X0123456789abcdef.mx,S=3,W=4", true},
+		{"0.M0Q0Xab.h,S=1,W=1", "0.M0", "Q0Xab.h,S=1,W=1", true},
+		{"1614834367.MQ1X01.mx", "", "", false},
+		{".M0Q1X01.mx", "", "", false},
+		{"1614834367.M890123", "", "", false},
+		{"1614834367.12345_1.host", "", "", false},
+		{"1614834367.M890123P7Q1X01.mx", "", "", false},
+	} {
+		head, rest, ok := splitTime(tc.base)
+		if ok != tc.ok || head != tc.head || rest != tc.rest {
+			t.Errorf("splitTime(%q) = %q, %q, %v", tc.base, head, rest, ok)
 		}
 	}
 }
