@@ -114,6 +114,11 @@ type Options struct {
 	// match. Identical messages with the same date all match the same file,
 	// so such duplicates of a message already there are not written again.
 	AnyPosition bool
+
+	// Recovered, when set, hears what NewWriter and the control file locks
+	// cleaned up after a maildirmig that died: its tmp/ files, its dotlock
+	// taken over. Each call is one sentence for a log.
+	Recovered func(detail string)
 }
 
 const (
@@ -216,9 +221,10 @@ type Writer struct {
 	waiting      []Result // added, to be reported to Options.Durable
 	dirty        [2]bool  // cur/, new/ received a rename since their last fsync
 
-	buf []byte
-	pid int
-	ctr counter // the message being written
+	buf    []byte
+	pid    int
+	marker *runMarker // this Writer's run marker in tmp/, until Close
+	ctr    counter    // the message being written
 
 	// umask is the process's umask when the Writer was made: when it
 	// leaves 0600 whole, a file created 0600 needs no fchmod.
@@ -240,6 +246,10 @@ type Writer struct {
 	// possibly from several goroutines at once; an error it returns is
 	// taken as that call's failure.
 	trace func(event string) error
+
+	// lockWait, when set by tests, replaces the 30 seconds lockControl
+	// waits for a live holder.
+	lockWait time.Duration
 }
 
 // syncWorkers is how many files of a batch are fsynced at once. Concurrent
@@ -317,6 +327,22 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 	if opts.AnyPosition {
 		w.anyPos = map[baseKey]int64{}
 	}
+	if err := w.claim(); err != nil {
+		return nil, err
+	}
+	if err := w.open(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// open cleans up after dead runs, then reads what the Maildir holds.
+func (w *Writer) open() error {
+	d, opts := w.d, w.opts
+	if err := w.recover(); err != nil {
+		return err
+	}
 	for _, s := range []int{subCur, subNew} {
 		err := d.eachName(s, func(n string) {
 			if n == "" || n[0] == '.' {
@@ -331,12 +357,12 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 			}
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	f, st, err := openControl(d.fd, uidlistName, d.path+"/"+uidlistName)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if f != nil {
 		ul, err := scanUIDList(f, func(l uidLine) error {
@@ -351,13 +377,13 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 			f.Close()
 			if ue, ok := errors.AsType[*UIDListError](err); ok {
 				ue.Path = d.path + "/" + uidlistName
-				return nil, ue
+				return ue
 			}
-			return nil, fmt.Errorf("maildir: %s/%s: %w", d.path, uidlistName, err)
+			return fmt.Errorf("maildir: %s/%s: %w", d.path, uidlistName, err)
 		}
 		if ul.guid == "" {
 			if ul.guid, err = newGUID(); err != nil {
-				return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
+				return fmt.Errorf("maildir: mailbox guid: %w", err)
 			}
 		}
 		w.ul, w.pubStat, w.pubFile = ul, st, f
@@ -366,20 +392,20 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 	} else {
 		guid, err := newGUID()
 		if err != nil {
-			return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
+			return fmt.Errorf("maildir: mailbox guid: %w", err)
 		}
 		w.ul = &uidlist{version: '3', validity: uint32(time.Now().Unix()), next: 1, guid: guid}
 	}
 	b, _, err := readSmallFile(d.fd, keywordsName, d.path+"/"+keywordsName)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if b != nil {
 		if w.kw, err = parseKeywords(bytes.NewReader(b)); err != nil {
-			return nil, fmt.Errorf("maildir: %s/%s: %w", d.path, keywordsName, err)
+			return fmt.Errorf("maildir: %s/%s: %w", d.path, keywordsName, err)
 		}
 	}
-	return w, nil
+	return nil
 }
 
 // SetUIDBase tells the writer the mbox's UIDVALIDITY and LAST USED UID
@@ -814,7 +840,7 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		if _, err := rand.Read(rnd[:]); err != nil {
 			return "", -1, nil, fmt.Errorf("maildir: tmp name: %w", err)
 		}
-		name = fmt.Sprintf("%d.P%dQ%dR%s.%s", time.Now().Unix(), w.pid, m.Position, hex.EncodeToString(rnd[:]), w.host)
+		name = fmt.Sprintf("%d.%sQ%dR%s.%s", time.Now().Unix(), w.marker.token, m.Position, hex.EncodeToString(rnd[:]), w.host)
 		fd, err = openBeneathMode(tmpfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err != unix.EEXIST || try == 10 {
 			break
@@ -836,7 +862,7 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		return "", -1, nil, err
 	}
 	if err := w.copyTo(fd, m.Content, c); err != nil {
-		return fail(fmt.Errorf("maildir: write %s: %w", display, err))
+		return fail(fmt.Errorf("maildir: write %s: %w", display, bare(err, display)))
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
 	if w.umask&0o600 != 0 {
@@ -915,6 +941,17 @@ func writeAll(fd int, b []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// bare drops the *os.PathError that an *os.File method put around err
+// when it is about the file named path: the message that wraps it names the
+// file already. Another file's error (the source's, when a copy fails on the
+// read side) keeps its path.
+func bare(err error, path string) error {
+	if pe, ok := err.(*os.PathError); ok && pe.Path == path {
+		return pe.Err
+	}
+	return err
 }
 
 func mtimeOf(t time.Time) unix.Timespec {
@@ -1345,7 +1382,7 @@ func (w *Writer) rescan(f *os.File, display string) (*uidlist, error) {
 			ue.Path = display
 			return nil, ue
 		}
-		return nil, fmt.Errorf("maildir: read %s: %w", display, err)
+		return nil, fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 	}
 	if len(listed) > 0 {
 		tail := w.tail[:0]
@@ -1428,14 +1465,14 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 	bw.WriteByte('\n')
 	if old != nil {
 		if _, err := old.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("maildir: read %s: %w", display, err)
+			return fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 		}
 		_, err := scanUIDList(old, func(l uidLine) error {
 			bw.WriteString(l.text)
 			return bw.WriteByte('\n')
 		})
 		if err != nil {
-			return fmt.Errorf("maildir: read %s: %w", display, err)
+			return fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 		}
 	}
 	for _, l := range w.tail {
@@ -1443,7 +1480,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 		bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("maildir: write %s.lock: %w", display, err)
+		return fmt.Errorf("maildir: write %s.lock: %w", display, bare(err, display+".lock"))
 	}
 	return w.install(lk)
 }
@@ -1478,7 +1515,7 @@ func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 	write := func(b []byte) error {
 		_, err := f.Write(b)
 		if err = w.traced(err, "append "+uidlistName); err != nil {
-			return fmt.Errorf("maildir: append to %s: %w", display, err)
+			return fmt.Errorf("maildir: append to %s: %w", display, bare(err, display))
 		}
 		return nil
 	}
@@ -1514,7 +1551,7 @@ func (w *Writer) writeKeywords() error {
 	data := keywordsBytes(&w.kw)
 	err := w.writeControl(keywordsName, func(out io.Writer) error {
 		if _, err := out.Write(data); err != nil {
-			return fmt.Errorf("maildir: write %s/%s.lock: %w", w.d.path, keywordsName, err)
+			return fmt.Errorf("maildir: write %s/%s.lock: %w", w.d.path, keywordsName, bare(err, w.d.path+"/"+keywordsName+".lock"))
 		}
 		return nil
 	})
@@ -1546,7 +1583,8 @@ type ctlLock struct {
 	dev     uint64
 	ino     uint64
 	touched time.Time
-	done    bool // renamed over name, or removed
+	done    bool       // renamed over name, or removed
+	rec     lockRecord // what the run marker says of it while held
 }
 
 // held returns an error matching errLockLost unless name.lock is still ours.
@@ -1569,39 +1607,73 @@ func (l *ctlLock) refresh() {
 	}
 	if futimens(int(l.f.Fd()), unix.NsecToTimespec(now.UnixNano())) == nil {
 		l.touched = now
+		l.remember()
+	}
+}
+
+// remember records the lock's mtime now in the run marker, so that the
+// record still matches after a refresh or a write. It is best effort: a
+// record that does not match costs a later run lockStale, nothing more.
+func (l *ctlLock) remember() {
+	m := l.w.marker
+	var st unix.Stat_t
+	if m == nil || unix.Fstat(int(l.f.Fd()), &st) != nil {
+		return
+	}
+	l.rec.mtime = st.Mtim
+	_ = m.record()
+}
+
+// forget takes the lock out of the run marker, before it goes away.
+func (l *ctlLock) forget() {
+	if m := l.w.marker; m != nil {
+		m.release(l)
 	}
 }
 
 // lockControl takes the dotlock of the control file name, waiting up to 30
-// seconds for another holder and taking over a lock older than lockStale.
+// seconds for another holder. It takes over at once a lock whose holder is
+// a maildirmig that died on this host (its run marker says so), and any
+// other lock older than lockStale, as Dovecot does.
+//
+// The lock is made as a file of this run in tmp/, recorded in the run
+// marker, then hard-linked to name.lock (which fails when it exists) and
+// unlinked from tmp/: a kill at any point leaves either no lock or one that
+// the marker records.
 func (w *Writer) lockControl(name string) (*ctlLock, error) {
 	lock := name + ".lock"
 	display := w.d.path + "/" + lock
-	deadline := time.Now().Add(30 * time.Second)
+	wait := 30 * time.Second
+	if w.lockWait > 0 {
+		wait = w.lockWait
+	}
+	deadline := time.Now().Add(wait)
+	var (
+		last   lockHolder
+		lastSt *unix.Stat_t
+	)
 	for {
-		fd, err := openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		l, err := w.createLock(name)
 		if err == nil {
-			l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
-			var st unix.Stat_t
-			if err := unix.Fstat(fd, &st); err != nil {
-				l.f.Close()
-				_ = unix.Unlinkat(w.d.fd, lock, 0)
-				return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
-			}
-			l.dev, l.ino = st.Dev, st.Ino
 			return l, nil
 		}
 		if err != unix.EEXIST {
-			return nil, fmt.Errorf("maildir: create %s: %w", display, err)
+			return nil, err
 		}
 		var st unix.Stat_t
-		if unix.Fstatat(w.d.fd, lock, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-			time.Since(time.Unix(st.Mtim.Unix())) > lockStale {
-			_ = unix.Unlinkat(w.d.fd, lock, 0)
-			continue
+		if unix.Fstatat(w.d.fd, lock, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			h, taken := w.holder(lock, &st)
+			if taken {
+				continue
+			}
+			if h.pid == 0 && time.Since(time.Unix(st.Mtim.Unix())) > lockStale {
+				_ = unix.Unlinkat(w.d.fd, lock, 0)
+				continue
+			}
+			last, lastSt = h, &st
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("maildir: %s is held by another process", display)
+			return nil, heldError(display, last, lastSt)
 		}
 		if err := w.traced(nil, "wait "+lock); err != nil {
 			return nil, err
@@ -1610,12 +1682,96 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 	}
 }
 
+// createLock makes name.lock, as lockControl says; it returns EEXIST
+// unwrapped when the lock is there already.
+func (w *Writer) createLock(name string) (*ctlLock, error) {
+	lock := name + ".lock"
+	display := w.d.path + "/" + lock
+	tmpfd := w.d.sub[subTmp]
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("maildir: lock name: %w", err)
+	}
+	tmp := fmt.Sprintf("%d.%sL%s.%s", time.Now().Unix(), w.marker.token, hex.EncodeToString(rnd[:]), w.host)
+	fd, err := openBeneathMode(tmpfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, tmp, err)
+	}
+	now := time.Now()
+	l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: now}
+	fail := func(err error) (*ctlLock, error) {
+		l.f.Close()
+		_ = unix.Unlinkat(tmpfd, tmp, 0)
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := futimens(fd, unix.NsecToTimespec(now.UnixNano())); err != nil {
+		return fail(fmt.Errorf("maildir: set mtime of %s/tmp/%s: %w", w.d.path, tmp, err))
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fail(fmt.Errorf("maildir: stat %s/tmp/%s: %w", w.d.path, tmp, err))
+	}
+	l.dev, l.ino = st.Dev, st.Ino
+	l.rec = lockRecord{name: lock, dev: st.Dev, ino: st.Ino, mtime: st.Mtim}
+	if err := w.marker.hold(l); err != nil {
+		return fail(err)
+	}
+	err = unix.Linkat(tmpfd, tmp, w.d.fd, lock, 0)
+	switch err {
+	case nil:
+		_ = unix.Unlinkat(tmpfd, tmp, 0)
+		return l, nil
+	case unix.EPERM, unix.EOPNOTSUPP, unix.EMLINK:
+		// A file system without hard links: the lock is created in
+		// place, and a kill before it is recorded costs lockStale.
+		w.marker.release(l)
+		l.f.Close()
+		_ = unix.Unlinkat(tmpfd, tmp, 0)
+		return w.createLockInPlace(name)
+	}
+	w.marker.release(l)
+	if err == unix.EEXIST {
+		fail(nil)
+		return nil, unix.EEXIST
+	}
+	return fail(fmt.Errorf("maildir: create %s: %w", display, err))
+}
+
+// createLockInPlace makes name.lock by an exclusive create, then records it.
+func (w *Writer) createLockInPlace(name string) (*ctlLock, error) {
+	lock := name + ".lock"
+	display := w.d.path + "/" + lock
+	fd, err := openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err == unix.EEXIST {
+		return nil, unix.EEXIST
+	}
+	if err != nil {
+		return nil, fmt.Errorf("maildir: create %s: %w", display, err)
+	}
+	l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		l.f.Close()
+		_ = unix.Unlinkat(w.d.fd, lock, 0)
+		return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
+	}
+	l.dev, l.ino = st.Dev, st.Ino
+	l.rec = lockRecord{name: lock, dev: st.Dev, ino: st.Ino, mtime: st.Mtim}
+	if err := w.marker.hold(l); err != nil {
+		l.f.Close()
+		_ = unix.Unlinkat(w.d.fd, lock, 0)
+		return nil, err
+	}
+	return l, nil
+}
+
 // drop releases a lock that was not installed.
 func (l *ctlLock) drop() {
 	if l.done {
 		return
 	}
 	l.done = true
+	l.forget()
 	// A lock taken over is the other holder's now: not ours to remove.
 	if l.held() == nil {
 		_ = unix.Unlinkat(l.w.d.fd, l.name+".lock", 0)
@@ -1629,6 +1785,8 @@ func (w *Writer) install(l *ctlLock) error {
 	lock := l.name + ".lock"
 	display := w.d.path + "/" + lock
 	fd := int(l.f.Fd())
+	// What was written changed the mtime the run marker records.
+	l.remember()
 	if err := unix.Fchmod(fd, 0o600); err != nil {
 		return fmt.Errorf("maildir: chmod %s: %w", display, err)
 	}
@@ -1642,6 +1800,9 @@ func (w *Writer) install(l *ctlLock) error {
 	if err := l.held(); err != nil {
 		return err
 	}
+	// Out of the marker before the rename: a record must never name a
+	// file that no longer is the lock.
+	l.forget()
 	if err := w.traced(unix.Renameat(w.d.fd, lock, w.d.fd, l.name), "rename "+lock+" "+l.name); err != nil {
 		return fmt.Errorf("maildir: rename %s to %s: %w", display, l.name, err)
 	}
@@ -1653,7 +1814,7 @@ func (w *Writer) install(l *ctlLock) error {
 		}
 	}
 	if cerr != nil {
-		return fmt.Errorf("maildir: close %s: %w", display, cerr)
+		return fmt.Errorf("maildir: close %s: %w", display, bare(cerr, display))
 	}
 	return nil
 }

@@ -247,8 +247,11 @@ func TestAddNeverOverwrites(t *testing.T) {
 			if len(durable) != 1 || !durable[0].Existed || durable[0].Name != r.Name {
 				t.Errorf("Durable saw %+v, want the planted name as Existed", durable)
 			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
 			if left, _ := os.ReadDir(filepath.Join(md, "tmp")); len(left) != 0 {
-				t.Errorf("tmp/ not empty: %v", left)
+				t.Errorf("tmp/ not empty after Close: %v", left)
 			}
 		})
 	}
@@ -262,6 +265,7 @@ func TestReAddIsIdempotent(t *testing.T) {
 	run := func() []Result {
 		d, w := newTestWriter(t, md, Options{})
 		defer d.Close()
+		defer w.Close()
 		w.SetUIDBase(1234, 10)
 		var rs []Result
 		for i, b := range bodies {
@@ -574,13 +578,20 @@ func TestWriterRefusesSymlinkedControlFiles(t *testing.T) {
 	}
 }
 
+// countFiles counts the files of md/sub but the run markers of live Writers.
 func countFiles(t *testing.T, md, sub string) int {
 	t.Helper()
 	es, err := os.ReadDir(filepath.Join(md, sub))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(es)
+	n := 0
+	for _, e := range es {
+		if !strings.HasPrefix(e.Name(), markerPrefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func sortedNames(t *testing.T, md string) []string {
@@ -1385,6 +1396,7 @@ func TestBatchHoldsFewDescriptors(t *testing.T) {
 			md := filepath.Join(t.TempDir(), "Maildir")
 			_, w := newTestWriter(t, md, Options{BatchFiles: 5})
 			w.maxHeld = 2
+			base := openBelow(t, md+"/tmp") // the Writer's run marker
 			log := &traceLog{}
 			if end == "sync failure" {
 				log.fail = func(event string) error {
@@ -1401,7 +1413,7 @@ func TestBatchHoldsFewDescriptors(t *testing.T) {
 					t.Fatalf("after message %d: %d tmp files held open, at most 2 wanted", i, w.held)
 				}
 			}
-			if n := openBelow(t, md+"/tmp"); n != 2 {
+			if n := openBelow(t, md+"/tmp") - base; n != 2 {
 				t.Errorf("%d descriptors open in tmp/ before the batch's sync, want 2", n)
 			}
 			// The same content and position again: not written, its tmp file closed.
@@ -1423,7 +1435,7 @@ func TestBatchHoldsFewDescriptors(t *testing.T) {
 			} else {
 				must(t, err)
 			}
-			if n := openBelow(t, md+"/tmp"); n != 0 || w.held != 0 {
+			if n := openBelow(t, md+"/tmp") - base; n != 0 || w.held != 0 {
 				t.Errorf("%d descriptors left open in tmp/ (held %d)", n, w.held)
 			}
 			if n := countFiles(t, md, "tmp"); n != 0 {
