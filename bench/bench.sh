@@ -61,6 +61,7 @@ cleanup() {
 trap cleanup EXIT
 
 bin=$work/maildirmig
+version=$(cd "$repo" && git describe --always --dirty 2>/dev/null || echo unknown)
 (cd "$repo" && go build -o "$bin" ./cmd/maildirmig && go build -o "$work/corpus" ./bench/corpus && go build -o "$work/plot" ./bench/plot)
 
 # median reads numbers, one a line, and prints their median.
@@ -282,7 +283,7 @@ done | "$work/plot" -o "$out/bench/jobs.png" -logx -xticks 1,2,4,8 -title "maild
 	cat <<HEAD
 # Benchmarks
 
-Made by \`bench/bench.sh$([ "$quick" = 1 ] && echo " --quick") --reps $reps\` on $(date -u +%Y-%m-%d) (maildirmig $(cd "$repo" && git describe --always --dirty 2>/dev/null || echo unknown)).
+Made by \`bench/bench.sh$([ "$quick" = 1 ] && echo " --quick") --reps $reps\` on $(date -u +%Y-%m-%d) (maildirmig $version).
 Every figure is the median of $reps runs; each tool ran back to back with its floor, on the same
 input and disk, with a \`sync\` before each run and a warm page cache for the input. Peak RSS is the
 largest of the runs (\`/usr/bin/time\`; for \`maildirmig mbox\` the largest of root and its workers).
