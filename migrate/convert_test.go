@@ -224,15 +224,15 @@ func BenchmarkConvertRetained(b *testing.B) {
 }
 
 // BenchmarkConvert measures the whole convert path per message: the mbox read, the header
-// filter, hashing, the Maildir writer and its syncs, for 2,048 messages of about 1 KiB, durable
-// (batch) and with no fsync. One op is one mailbox, into a fresh Maildir.
+// filter, hashing, the Maildir writer and its syncs, for 2,048 messages of about 1 KiB, in the
+// two durable modes and with no fsync. One op is one mailbox, into a fresh Maildir.
 func BenchmarkConvert(b *testing.B) {
 	const n = 2048
 	var src bytes.Buffer
 	for i := range n {
 		fmt.Fprintf(&src, "From bench@example.org Mon Jan  1 10:%02d:%02d 2024\nSubject: message %d\nMessage-ID: <%d@example.org>\nStatus: RO\n\n%s\n", i/60%60, i%60, i, i, benchBody)
 	}
-	for _, mode := range []maildir.Fsync{maildir.FsyncBatch, maildir.FsyncNone} {
+	for _, mode := range []maildir.Fsync{maildir.FsyncSyncfs, maildir.FsyncBatch, maildir.FsyncNone} {
 		b.Run(mode.String(), func(b *testing.B) {
 			b.SetBytes(int64(src.Len()))
 			for i := 0; b.Loop(); i++ {
