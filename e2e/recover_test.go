@@ -230,7 +230,11 @@ func TestKilledMboxRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"kind":"recovered"`, `removed dovecot-uidlist.lock left by a maildirmig that died (pid `, ` files left in tmp/ by a maildirmig that died (pid `} {
+	said := []string{`"kind":"recovered"`, `removed dovecot-uidlist.lock left by a maildirmig that died (pid `}
+	if len(tmp) > 1 { // the killed run's marker and some of its files
+		said = append(said, ` left in tmp/ by a maildirmig that died (pid `)
+	}
+	for _, want := range said {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("the audit log does not say %s", want)
 		}

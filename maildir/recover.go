@@ -28,15 +28,19 @@ import (
 // the 36-hour rule of check --fix.
 //
 // The marker also says which control dotlock (dovecot-uidlist.lock,
-// dovecot-keywords.lock) the run holds, by device, inode and mtime, since a
-// dotlock's content is the new control file and cannot carry a pid. A dotlock
-// recorded by a dead run's marker is taken over at once; one recorded by a
-// live run's is left alone, and so is one that no marker records (Dovecot's),
-// until it is lockStale old. The record is written before the dotlock
-// appears and cleared before it goes away, so a record never outlives its
-// dotlock: a crash between the two leaves a dotlock without a record, which
-// costs lockStale, never a live holder's lock. The mtime in the record keeps
-// a dotlock that reuses the inode number of a recorded one from matching it.
+// dovecot-keywords.lock) the run holds, since a dotlock's content is the new
+// control file and cannot carry a pid. The dotlock is made as a file of the
+// run in tmp/, recorded in the marker by that name and its device and inode,
+// then hard-linked to its place; the tmp/ name stays until just before the
+// dotlock is renamed over the control file or removed. A dotlock is the dead
+// run's only while the recorded tmp/ name is the same inode as the dotlock:
+// that name keeps the inode alive, so no later file (a dotlock Dovecot made
+// after taking the dead one over as stale) can have its number. Such a
+// dotlock is taken over at once; one recorded by a live run's marker is left
+// alone, and so is one that no marker records (Dovecot's), until it is
+// lockStale old. A kill in the one call between the removal of the tmp/
+// name and the rename leaves a dotlock that costs lockStale, never a live
+// holder's lock.
 const markerPrefix = ".maildirmig."
 
 // runMarker is the marker a Writer holds locked.
@@ -50,39 +54,44 @@ type runMarker struct {
 // lockRecord is one dotlock a marker says its run holds.
 type lockRecord struct {
 	name     string // dovecot-uidlist.lock ...
+	tmp      string // its other name in tmp/
 	dev, ino uint64
-	mtime    unix.Timespec
 }
 
 func (r lockRecord) String() string {
-	return fmt.Sprintf("%s %d %d %d %d\n", r.name, r.dev, r.ino, r.mtime.Sec, r.mtime.Nsec)
+	return fmt.Sprintf("%s %s %d %d\n", r.name, r.tmp, r.dev, r.ino)
 }
 
-// matches says whether st, a dotlock now, is the one r records.
-func (r lockRecord) matches(st *unix.Stat_t) bool {
-	return st.Dev == r.dev && st.Ino == r.ino && st.Mtim == r.mtime
-}
-
-func parseRecords(b []byte) []lockRecord {
+// parseRecords reads the records of the marker of the run token.
+func parseRecords(b []byte, token string) []lockRecord {
 	var out []lockRecord
 	for line := range strings.SplitSeq(string(b), "\n") {
 		f := strings.Fields(line)
-		// Only the dotlocks a Writer takes: the marker is the user's file,
-		// and a name with a "/" would reach out of the Maildir.
-		if len(f) != 5 || f[0] != uidlistName+".lock" && f[0] != keywordsName+".lock" {
+		// Only the dotlocks a Writer takes, and tmp/ names of that run:
+		// the marker is the user's file, and a name with a "/" would
+		// reach out of the Maildir.
+		if len(f) != 4 || f[0] != uidlistName+".lock" && f[0] != keywordsName+".lock" {
 			continue
 		}
-		var n [4]int64
-		ok := true
-		for i := range n {
-			v, err := parseDecimal(f[i+1])
-			n[i], ok = v, ok && err == nil
+		if t, _, _, legacy, ok := parseTmp(f[1]); !ok || legacy || t != token || strings.Contains(f[1], "/") {
+			continue
 		}
-		if ok {
-			out = append(out, lockRecord{name: f[0], dev: uint64(n[0]), ino: uint64(n[1]), mtime: unix.Timespec{Sec: n[2], Nsec: n[3]}})
+		dev, derr := parseDecimal(f[2])
+		ino, ierr := parseDecimal(f[3])
+		if derr == nil && ierr == nil {
+			out = append(out, lockRecord{name: f[0], tmp: f[1], dev: uint64(dev), ino: uint64(ino)})
 		}
 	}
 	return out
+}
+
+// inPlace says whether the dotlock r records is still the one it
+// recorded: its name and its tmp/ name are one inode, the recorded one.
+func (w *Writer) inPlace(r lockRecord) bool {
+	var lk, tmp unix.Stat_t
+	return unix.Fstatat(w.d.fd, r.name, &lk, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		unix.Fstatat(w.d.sub[subTmp], r.tmp, &tmp, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		lk.Dev == r.dev && lk.Ino == r.ino && tmp.Dev == r.dev && tmp.Ino == r.ino
 }
 
 // ofdLock takes an OFD write lock on the whole of fd without waiting; it
@@ -174,8 +183,8 @@ func (m *runMarker) release(l *ctlLock) {
 			break
 		}
 	}
-	// Truncating first means a record can never name a dotlock already
-	// gone, even when the rewrite of the others fails.
+	// Truncating first leaves no record of l even when the rewrite of
+	// the others fails.
 	_ = unix.Ftruncate(int(m.f.Fd()), 0)
 	if len(m.locks) > 0 {
 		_ = m.record()
@@ -301,10 +310,12 @@ func (w *Writer) probe(token string) (alive bool, dead *deadRun, err error) {
 		return false, nil, fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, name, err)
 	}
 	f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
+	// A dead run's marker is truncated: it must be a file of its own, not
+	// a hard link a user made to some other file (root runs convert too).
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
 		f.Close()
-		return false, nil, &unsafeError{f.Name(), "is not a regular file"}
+		return false, nil, &unsafeError{f.Name(), "is not a regular file with one link"}
 	}
 	if err := ofdLock(fd); err != nil {
 		f.Close()
@@ -317,34 +328,21 @@ func (w *Writer) probe(token string) (alive bool, dead *deadRun, err error) {
 }
 
 // takeOver removes the dotlocks the dead run's marker records that are
-// still in place, each only if it is still the very file recorded, after
-// clearing the record. It returns the names removed.
-func (w *Writer) takeOver(r *deadRun) []string {
+// still the very files recorded. It returns the names removed; their tmp/
+// names are left to the caller.
+func (w *Writer) takeOver(r *deadRun) (removed []string, tmps []string) {
 	if r.f == nil {
-		return nil
+		return nil, nil
 	}
 	b := make([]byte, 4096)
 	n, _ := unix.Pread(int(r.f.Fd()), b, 0)
-	recs := parseRecords(b[:max(n, 0)])
-	var found []lockRecord
-	for _, rec := range recs {
-		var st unix.Stat_t
-		if unix.Fstatat(w.d.fd, rec.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && rec.matches(&st) {
-			found = append(found, rec)
-		}
-	}
-	if len(recs) > 0 && unix.Ftruncate(int(r.f.Fd()), 0) != nil {
-		return nil
-	}
-	var removed []string
-	for _, rec := range found {
-		var st unix.Stat_t
-		if unix.Fstatat(w.d.fd, rec.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && rec.matches(&st) &&
-			unix.Unlinkat(w.d.fd, rec.name, 0) == nil {
+	for _, rec := range parseRecords(b[:max(n, 0)], r.token) {
+		tmps = append(tmps, rec.tmp)
+		if w.inPlace(rec) && unix.Unlinkat(w.d.fd, rec.name, 0) == nil {
 			removed = append(removed, rec.name)
 		}
 	}
-	return removed
+	return removed, tmps
 }
 
 // bury removes a dead run's marker and unlocks it.
@@ -409,7 +407,8 @@ func (w *Writer) recover() error {
 		if alive {
 			continue
 		}
-		for _, name := range w.takeOver(dead) {
+		removed, _ := w.takeOver(dead)
+		for _, name := range removed {
 			w.notify(fmt.Sprintf("removed %s left by a maildirmig that died (pid %d)", name, pidOf(token)))
 		}
 		w.removeDead(files, pidOf(token))
@@ -465,8 +464,8 @@ func (w *Writer) holder(lock string, st *unix.Stat_t) (h lockHolder, taken bool)
 		n, _ := unix.Pread(fd, b, 0)
 		unix.Close(fd)
 		mine := false
-		for _, rec := range parseRecords(b[:max(n, 0)]) {
-			mine = mine || rec.name == lock && rec.matches(st)
+		for _, rec := range parseRecords(b[:max(n, 0)], token) {
+			mine = mine || rec.name == lock && rec.dev == st.Dev && rec.ino == st.Ino && w.inPlace(rec)
 		}
 		if !mine {
 			continue
@@ -475,9 +474,14 @@ func (w *Writer) holder(lock string, st *unix.Stat_t) (h lockHolder, taken bool)
 		if err != nil || alive {
 			return lockHolder{pid: pidOf(token), alive: true}, false
 		}
-		removed := w.takeOver(dead)
+		removed, tmps := w.takeOver(dead)
+		for _, tmp := range tmps {
+			_ = unix.Unlinkat(w.d.sub[subTmp], tmp, 0)
+		}
 		if dead.f != nil {
-			dead.f.Close() // its marker and files stay for the next Writer's recovery
+			// Its marker and other files stay for the next Writer's recovery.
+			_ = unix.Ftruncate(int(dead.f.Fd()), 0)
+			dead.f.Close()
 		}
 		for _, name := range removed {
 			w.notify(fmt.Sprintf("took over %s left by a maildirmig that died (pid %d)", name, pidOf(token)))

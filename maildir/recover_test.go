@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,15 +22,17 @@ import (
 // batch: with MAILDIR_TEST_HELPER=batch it adds helperMessages messages to
 // MAILDIR_TEST_DIR in batches of helperBatch, and in the second batch, once
 // dovecot-uidlist.lock is taken and a few files are renamed in, says "ready"
-// on stdout and waits to be killed.
+// on stdout and waits to be killed. With MAILDIR_TEST_HELPER=rewrite it
+// stops instead when the first batch's dovecot-uidlist has been written
+// into dovecot-uidlist.lock, before the rename.
 const (
 	helperMessages = 120
 	helperBatch    = 50
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("MAILDIR_TEST_HELPER") == "batch" {
-		helperBatchRun(os.Getenv("MAILDIR_TEST_DIR"))
+	if mode := os.Getenv("MAILDIR_TEST_HELPER"); mode != "" {
+		helperBatchRun(mode, os.Getenv("MAILDIR_TEST_DIR"))
 		return
 	}
 	os.Exit(m.Run())
@@ -39,7 +42,7 @@ func helperMessage(i int) *Message {
 	return &Message{Date: testDate, Position: int64(i), New: true, Content: strings.NewReader(fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i))}
 }
 
-func helperBatchRun(md string) {
+func helperBatchRun(mode, md string) {
 	d, err := Open(md, true)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -53,10 +56,11 @@ func helperBatchRun(md string) {
 	renames := 0
 	w.trace = func(event string) error {
 		if strings.HasPrefix(event, "rename tmp/") {
-			if renames++; renames == helperBatch+10 {
-				fmt.Println("ready")
-				time.Sleep(time.Hour) // until killed; a bare select {} would be a deadlock the runtime ends
-			}
+			renames++
+		}
+		if mode == "batch" && renames == helperBatch+10 || mode == "rewrite" && event == "fsync dovecot-uidlist.lock" {
+			fmt.Println("ready")
+			time.Sleep(time.Hour) // until killed; a bare select {} would be a deadlock the runtime ends
 		}
 		return nil
 	}
@@ -73,9 +77,13 @@ func helperBatchRun(md string) {
 // startHelper runs the helper on md until it is in the middle of its second
 // batch, holding dovecot-uidlist.lock, with files of its own in tmp/.
 func startHelper(t *testing.T, md string) *exec.Cmd {
+	return startHelperMode(t, md, "batch")
+}
+
+func startHelperMode(t *testing.T, md, mode string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MAILDIR_TEST_HELPER=batch", "MAILDIR_TEST_DIR="+md)
+	cmd.Env = append(os.Environ(), "MAILDIR_TEST_HELPER="+mode, "MAILDIR_TEST_DIR="+md)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -368,7 +376,7 @@ func TestConcurrentWritersRecover(t *testing.T) {
 	w0.Close()
 	d0.Close()
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	errs := make(chan error, 1000)
 	for k := range 8 {
 		wg.Go(func() {
 			d, err := Open(md, false)
@@ -378,7 +386,10 @@ func TestConcurrentWritersRecover(t *testing.T) {
 			}
 			defer d.Close()
 			for round := range 5 {
-				w, err := NewWriter(d, Options{Host: testHost, Fsync: FsyncNone, BatchFiles: 4})
+				// Batches keep files in tmp/ while the other Writers start and recover.
+				w, err := NewWriter(d, Options{Host: testHost, BatchFiles: 4, Recovered: func(s string) {
+					errs <- fmt.Errorf("writer %d cleaned up though no run died: %s", k, s)
+				}})
 				if err != nil {
 					errs <- err
 					return
@@ -435,11 +446,22 @@ func TestParseTmp(t *testing.T) {
 
 func TestParseRecords(t *testing.T) {
 	t.Parallel()
-	recs := parseRecords([]byte("dovecot-uidlist.lock 2049 77 1700000000 123\nbad line\n../../etc/x.lock 1 2 3 4\ndovecot-keywords.lock 1 2 3 4\ndovecot-uidlist.lock 2049 78 17000"))
-	if len(recs) != 2 || recs[0].ino != 77 || recs[0].mtime.Nsec != 123 || recs[1].name != "dovecot-keywords.lock" {
+	const tok = "P42I0123abcd"
+	in := strings.Join([]string{
+		"dovecot-uidlist.lock 1700000000.P42I0123abcdLaabbccddeeff.mx 2049 77",
+		"bad line",
+		"../../etc/x.lock 1700000000.P42I0123abcdLaabbccddeeff.mx 1 2",      // not a lock of ours
+		"dovecot-keywords.lock ../../etc/passwd 1 2",                        // not a tmp/ name
+		"dovecot-keywords.lock 1700000000.P43I0123abcdLaabbccddeeff.mx 1 2", // another run's
+		"dovecot-keywords.lock 1700000000.P42I0123abcdL00.mx 3 4",
+		"dovecot-uidlist.lock 1700000000.P42I0123abcdL11.mx 2049",
+	}, "\n")
+	recs := parseRecords([]byte(in), tok)
+	if len(recs) != 2 || recs[0].ino != 77 || recs[0].tmp != "1700000000.P42I0123abcdLaabbccddeeff.mx" ||
+		recs[1].name != "dovecot-keywords.lock" || recs[1].dev != 3 {
 		t.Errorf("parseRecords: %+v", recs)
 	}
-	if got := strconv.Itoa(len(parseRecords(nil))); got != "0" {
+	if got := strconv.Itoa(len(parseRecords(nil, tok))); got != "0" {
 		t.Errorf("parseRecords(nil): %s records", got)
 	}
 }
@@ -499,5 +521,148 @@ func TestHeldError(t *testing.T) {
 		if got := heldError("/m/dovecot-uidlist.lock", c.h, c.st).Error(); got != c.want {
 			t.Errorf("heldError(%+v) = %q, want %q", c.h, got, c.want)
 		}
+	}
+}
+
+// TestDeadRecordMustMatch: a dead run's marker takes over only the very dotlock it recorded,
+// whose tmp/ name is still the same inode. Dovecot may have taken that lock over as stale since
+// and made its own, on ext4 often with the same inode number as a freed one: the tmp/ name kept
+// the recorded inode alive, so Dovecot's lock cannot match it, and stays.
+func TestDeadRecordMustMatch(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		taken bool
+	}{
+		{"same lock", true},
+		{"Dovecot's lock since", false},
+		{"tmp name gone", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			var notices []string
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncNone, Recovered: func(s string) { notices = append(notices, s) }})
+			defer w.Close()
+			w.lockWait = 300 * time.Millisecond
+			pid := deadPID(t)
+			token := fmt.Sprintf("P%dI0123abcd", pid)
+			lock := filepath.Join(md, "dovecot-uidlist.lock")
+			tmp := "1700000000." + token + "L00aa." + testHost
+			must(t, os.WriteFile(filepath.Join(md, "tmp", tmp), nil, 0o600))
+			switch c.name {
+			case "same lock":
+				must(t, os.Link(filepath.Join(md, "tmp", tmp), lock))
+			case "Dovecot's lock since", "tmp name gone":
+				must(t, os.WriteFile(lock, nil, 0o600))
+			}
+			var st unix.Stat_t
+			must(t, unix.Lstat(lock, &st))
+			if c.name == "tmp name gone" {
+				must(t, os.Remove(filepath.Join(md, "tmp", tmp)))
+			}
+			// The record names the lock file there now: only its tmp/ name tells.
+			rec := lockRecord{name: "dovecot-uidlist.lock", tmp: tmp, dev: st.Dev, ino: st.Ino}
+			must(t, os.WriteFile(filepath.Join(md, "tmp", markerPrefix+token+"."+testHost), []byte(rec.String()), 0o600))
+
+			add(t, w, msg(0, "x\n"))
+			err := w.Flush()
+			_, lerr := os.Lstat(lock)
+			if c.taken {
+				want := fmt.Sprintf("took over dovecot-uidlist.lock left by a maildirmig that died (pid %d)", pid)
+				if err != nil || len(notices) != 1 || notices[0] != want {
+					t.Errorf("Flush: %v, notices %q; want the dead run's lock taken over", err, notices)
+				}
+				if lerr == nil {
+					t.Errorf("dovecot-uidlist.lock still there after Flush")
+				}
+				if _, err := os.Lstat(filepath.Join(md, "tmp", tmp)); err == nil {
+					t.Errorf("the dead lock's tmp/ name is still there")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "held by another process (Dovecot?)") || len(notices) != 0 {
+				t.Errorf("Flush: %v, notices %q; want the lock left to its holder", err, notices)
+			}
+			if lerr != nil {
+				t.Errorf("the lock was removed: %v", lerr)
+			}
+		})
+	}
+}
+
+// TestRecoverAfterKillInRewrite: a run killed after it wrote the new dovecot-uidlist into
+// dovecot-uidlist.lock, before the rename, left a lock whose mtime and content changed since it
+// was taken; the next Writer takes it over at once all the same, and the re-run lists every
+// message exactly once.
+func TestRecoverAfterKillInRewrite(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	cmd := startHelperMode(t, md, "rewrite")
+	pid := cmd.Process.Pid
+	killHelper(t, cmd)
+	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist.lock"))
+	if err != nil || !bytes.HasPrefix(b, []byte("3 V")) {
+		t.Fatalf("the killed run left dovecot-uidlist.lock holding %q, %v; want a uidlist written into it", b, err)
+	}
+	var notices []string
+	d, err := Open(md, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	w, err := NewWriter(d, Options{Host: testHost, Recovered: func(s string) { notices = append(notices, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("removed dovecot-uidlist.lock left by a maildirmig that died (pid %d)", pid)
+	if len(notices) == 0 || notices[0] != want {
+		t.Errorf("notices %q, want first %q", notices, want)
+	}
+	w.lockWait = time.Second
+	for i := range helperMessages {
+		if _, err := w.Add(helperMessage(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := tmpNames(t, md); len(names) != 0 {
+		t.Errorf("tmp/ after the re-run: %v", names)
+	}
+	checkExactlyOnce(t, md, helperMessages)
+}
+
+// TestRecoverRefusesLinkedMarker: a "marker" that is a hard link to another file is neither
+// truncated nor removed as a dead run's; the files of its run are left alone, and NewWriter
+// says why.
+func TestRecoverRefusesLinkedMarker(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w0 := newTestWriter(t, md, Options{})
+	w0.Close()
+	precious := filepath.Join(t.TempDir(), "precious")
+	must(t, os.WriteFile(precious, []byte("dovecot-uidlist.lock x 1 2\n"), 0o600))
+	marker := filepath.Join(md, "tmp", markerPrefix+"P4194304I0123abcd."+testHost)
+	must(t, os.Link(precious, marker))
+	file := filepath.Join(md, "tmp", "1700000000.P4194304I0123abcdQ0R00."+testHost)
+	must(t, os.WriteFile(file, nil, 0o600))
+	var notices []string
+	_, w := newTestWriter(t, md, Options{Recovered: func(s string) { notices = append(notices, s) }})
+	defer w.Close()
+	if got := readFile(t, precious); got != "dovecot-uidlist.lock x 1 2\n" {
+		t.Errorf("the linked file changed: %q", got)
+	}
+	for _, p := range []string{marker, file} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if len(notices) != 1 || !strings.Contains(notices[0], "is not a regular file with one link") {
+		t.Errorf("notices %q", notices)
 	}
 }

@@ -1607,28 +1607,24 @@ func (l *ctlLock) refresh() {
 	}
 	if futimens(int(l.f.Fd()), unix.NsecToTimespec(now.UnixNano())) == nil {
 		l.touched = now
-		l.remember()
 	}
 }
 
-// remember records the lock's mtime now in the run marker, so that the
-// record still matches after a refresh or a write. It is best effort: a
-// record that does not match costs a later run lockStale, nothing more.
-func (l *ctlLock) remember() {
-	m := l.w.marker
-	var st unix.Stat_t
-	if m == nil || unix.Fstat(int(l.f.Fd()), &st) != nil {
-		return
+// unlinkTmp removes the lock's other name in tmp/, which kept its inode
+// from being reused while the run marker recorded it.
+func (l *ctlLock) unlinkTmp() {
+	if l.rec.tmp != "" {
+		_ = unix.Unlinkat(l.w.d.sub[subTmp], l.rec.tmp, 0)
+		l.rec.tmp = ""
 	}
-	l.rec.mtime = st.Mtim
-	_ = m.record()
 }
 
-// forget takes the lock out of the run marker, before it goes away.
+// forget takes the lock out of the run marker and removes its tmp/ name.
 func (l *ctlLock) forget() {
 	if m := l.w.marker; m != nil {
 		m.release(l)
 	}
+	l.unlinkTmp()
 }
 
 // lockControl takes the dotlock of the control file name, waiting up to 30
@@ -1637,9 +1633,8 @@ func (l *ctlLock) forget() {
 // other lock older than lockStale, as Dovecot does.
 //
 // The lock is made as a file of this run in tmp/, recorded in the run
-// marker, then hard-linked to name.lock (which fails when it exists) and
-// unlinked from tmp/: a kill at any point leaves either no lock or one that
-// the marker records.
+// marker, then hard-linked to name.lock (which fails when it exists); the
+// tmp/ name stays until the lock goes (see recover.go).
 func (w *Writer) lockControl(name string) (*ctlLock, error) {
 	lock := name + ".lock"
 	display := w.d.path + "/" + lock
@@ -1697,29 +1692,24 @@ func (w *Writer) createLock(name string) (*ctlLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, tmp, err)
 	}
-	now := time.Now()
-	l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: now}
+	l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
 	fail := func(err error) (*ctlLock, error) {
 		l.f.Close()
 		_ = unix.Unlinkat(tmpfd, tmp, 0)
 		return nil, err
 	}
 	var st unix.Stat_t
-	if err := futimens(fd, unix.NsecToTimespec(now.UnixNano())); err != nil {
-		return fail(fmt.Errorf("maildir: set mtime of %s/tmp/%s: %w", w.d.path, tmp, err))
-	}
 	if err := unix.Fstat(fd, &st); err != nil {
 		return fail(fmt.Errorf("maildir: stat %s/tmp/%s: %w", w.d.path, tmp, err))
 	}
 	l.dev, l.ino = st.Dev, st.Ino
-	l.rec = lockRecord{name: lock, dev: st.Dev, ino: st.Ino, mtime: st.Mtim}
+	l.rec = lockRecord{name: lock, tmp: tmp, dev: st.Dev, ino: st.Ino}
 	if err := w.marker.hold(l); err != nil {
 		return fail(err)
 	}
 	err = unix.Linkat(tmpfd, tmp, w.d.fd, lock, 0)
 	switch err {
 	case nil:
-		_ = unix.Unlinkat(tmpfd, tmp, 0)
 		return l, nil
 	case unix.EPERM, unix.EOPNOTSUPP, unix.EMLINK:
 		// A file system without hard links: the lock is created in
@@ -1737,7 +1727,9 @@ func (w *Writer) createLock(name string) (*ctlLock, error) {
 	return fail(fmt.Errorf("maildir: create %s: %w", display, err))
 }
 
-// createLockInPlace makes name.lock by an exclusive create, then records it.
+// createLockInPlace makes name.lock by an exclusive create. Without a tmp/
+// name to keep its inode, it is not recorded: a kill while it is held costs
+// lockStale.
 func (w *Writer) createLockInPlace(name string) (*ctlLock, error) {
 	lock := name + ".lock"
 	display := w.d.path + "/" + lock
@@ -1756,12 +1748,6 @@ func (w *Writer) createLockInPlace(name string) (*ctlLock, error) {
 		return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
 	}
 	l.dev, l.ino = st.Dev, st.Ino
-	l.rec = lockRecord{name: lock, dev: st.Dev, ino: st.Ino, mtime: st.Mtim}
-	if err := w.marker.hold(l); err != nil {
-		l.f.Close()
-		_ = unix.Unlinkat(w.d.fd, lock, 0)
-		return nil, err
-	}
 	return l, nil
 }
 
@@ -1785,8 +1771,6 @@ func (w *Writer) install(l *ctlLock) error {
 	lock := l.name + ".lock"
 	display := w.d.path + "/" + lock
 	fd := int(l.f.Fd())
-	// What was written changed the mtime the run marker records.
-	l.remember()
 	if err := unix.Fchmod(fd, 0o600); err != nil {
 		return fmt.Errorf("maildir: chmod %s: %w", display, err)
 	}
@@ -1800,8 +1784,9 @@ func (w *Writer) install(l *ctlLock) error {
 	if err := l.held(); err != nil {
 		return err
 	}
-	// Out of the marker before the rename: a record must never name a
-	// file that no longer is the lock.
+	// dovecot-uidlist must have one link (check refuses more): the tmp/
+	// name goes first. Until the rename, a kill leaves a lock that no
+	// record matches, which costs lockStale.
 	l.forget()
 	if err := w.traced(unix.Renameat(w.d.fd, lock, w.d.fd, l.name), "rename "+lock+" "+l.name); err != nil {
 		return fmt.Errorf("maildir: rename %s to %s: %w", display, l.name, err)
