@@ -195,6 +195,7 @@ func (m *runMarker) release(l *ctlLock) {
 // Writer must not be used after. A Writer never closed leaves its marker to
 // the next one, which removes it once the process is gone.
 func (w *Writer) Close() error {
+	w.closePending()
 	m := w.marker
 	if m == nil {
 		return nil

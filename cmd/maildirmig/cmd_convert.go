@@ -37,7 +37,7 @@ type convertOptions struct {
 var (
 	keepHeadersFlag = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
 	unescapeFlag    = enum(&cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}, "none", "mboxrd", "mboxo")
-	fsyncFlag       = enum(&cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}, "batch", "always", "none")
+	fsyncFlag       = enum(&cli.StringFlag{Name: "fsync", Value: "syncfs", Usage: "durability: `syncfs|batch|always|none`; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) twice a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes"}, "syncfs", "batch", "always", "none")
 )
 
 func convertCommand(u *ui) *cli.Command {
@@ -84,15 +84,11 @@ func parseUnescape(s string) (mbox.Unescape, error) {
 }
 
 func parseFsync(s string) (maildir.Fsync, error) {
-	switch s {
-	case "batch", "":
-		return maildir.FsyncBatch, nil
-	case "always":
-		return maildir.FsyncAlways, nil
-	case "none":
-		return maildir.FsyncNone, nil
+	f, err := maildir.ParseFsync(s)
+	if err != nil {
+		return 0, usagef("--fsync %q: want %s", s, orList(enumChoices[fsyncFlag]))
 	}
-	return 0, usagef("--fsync %q: want batch, always or none", s)
+	return f, nil
 }
 
 func runConvert(ctx context.Context, u *ui, o convertOptions) error {
