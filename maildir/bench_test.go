@@ -17,7 +17,7 @@ var benchBody = []byte("Subject: benchmark\n\n" + strings.Repeat("0123456789abcd
 // BenchmarkAdd measures messages/s for 4 KiB messages, as a migration of a
 // typical spool writes them. Batches hold the default 512 files.
 func BenchmarkAdd(b *testing.B) {
-	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+	for _, mode := range []Fsync{FsyncBatch, FsyncSyncfs, FsyncAlways, FsyncNone} {
 		b.Run(mode.String(), func(b *testing.B) {
 			benchAdd(b, mode)
 		})

@@ -466,7 +466,7 @@ func TestKeywordsFile(t *testing.T) {
 
 func TestFsyncModes(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone, FsyncSyncfs} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			md := filepath.Join(t.TempDir(), "Maildir")
@@ -476,7 +476,7 @@ func TestFsyncModes(t *testing.T) {
 				rs = append(rs, add(t, w, msg(int64(i), strings.Repeat("x", i)+"\n")))
 				visible := countFiles(t, md, "new")
 				want := i + 1
-				if mode == FsyncBatch {
+				if mode.batched() {
 					want = (i + 1) / 3 * 3 // only whole batches are visible
 				}
 				if visible != want {
@@ -500,8 +500,10 @@ func TestFsyncModes(t *testing.T) {
 	if f, err := ParseFsync("sometimes"); err == nil {
 		t.Errorf("ParseFsync accepted %v", f)
 	}
-	if f, err := ParseFsync("always"); err != nil || f != FsyncAlways {
-		t.Errorf("ParseFsync(always) = %v, %v", f, err)
+	for _, f := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone, FsyncSyncfs} {
+		if g, err := ParseFsync(f.String()); err != nil || g != f {
+			t.Errorf("ParseFsync(%s) = %v, %v", f, g, err)
+		}
 	}
 }
 
@@ -636,7 +638,7 @@ func (l *traceLog) list() []string {
 
 func TestSyncBeforeRename(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone} {
+	for _, mode := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone, FsyncSyncfs} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			md := filepath.Join(t.TempDir(), "Maildir")
@@ -658,10 +660,27 @@ func TestSyncBeforeRename(t *testing.T) {
 			synced := map[string]bool{}       // files fsynced (tmp/ names and control file locks)
 			unsynced := map[string][]string{} // directory → entries renamed into it since its last fsync
 			onDisk := map[string]bool{}       // sub/name renamed and its directory fsynced since
+			var written []string              // tmp/ files written since the last syncfs
 			renames, durable, syncs := 0, 0, 0
 			for i, e := range log.list() {
 				f := strings.Fields(e)
 				switch f[0] {
+				case "write":
+					written = append(written, f[1])
+				case "syncfs":
+					// The whole file system: every file written and every
+					// directory entry made so far.
+					syncs++
+					for _, p := range written {
+						synced[p] = true
+					}
+					written = nil
+					for dir, ps := range unsynced {
+						for _, p := range ps {
+							onDisk[p] = true
+						}
+						delete(unsynced, dir)
+					}
 				case "fsync":
 					syncs++
 					switch f[1] {
@@ -709,12 +728,21 @@ func TestSyncBeforeRename(t *testing.T) {
 // tried again: a second fsync can succeed while the data is lost.
 func TestSyncFailureKeepsBatchOut(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []Fsync{FsyncBatch, FsyncSyncfs} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			testSyncFailureKeepsBatchOut(t, mode)
+		})
+	}
+}
+
+func testSyncFailureKeepsBatchOut(t *testing.T, mode Fsync) {
 	md := filepath.Join(t.TempDir(), "Maildir")
 	var reported []Result
-	_, w := newTestWriter(t, md, Options{BatchFiles: 3, Durable: func(r Result) { reported = append(reported, r) }})
+	_, w := newTestWriter(t, md, Options{Fsync: mode, BatchFiles: 3, Durable: func(r Result) { reported = append(reported, r) }})
 	var failed atomic.Bool
 	log := &traceLog{fail: func(event string) error {
-		if strings.HasPrefix(event, "fsync tmp/") && failed.CompareAndSwap(false, true) {
+		if (strings.HasPrefix(event, "fsync tmp/") || event == "syncfs") && failed.CompareAndSwap(false, true) {
 			return syscall.EIO
 		}
 		return nil
@@ -1339,6 +1367,121 @@ func TestAnyPositionUndated(t *testing.T) {
 	}
 	if n := countFiles(t, md, "new"); n != 2 {
 		t.Errorf("%d files in new/, want 2", n)
+	}
+}
+
+// openBelow counts this process's descriptors open on files in dir (not on
+// dir itself).
+func openBelow(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	must(t, err)
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, dir+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// A batch keeps its tmp files open until their fsync, so that they are not
+// opened twice, but never more than maxHeld of them; the rest are opened
+// again for it. Commit and Abort leave none open, a failed sync neither.
+func TestBatchHoldsFewDescriptors(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"commit", "abort", "sync failure"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{BatchFiles: 5})
+			w.maxHeld = 2
+			base := openBelow(t, md+"/tmp") // the Writer's run marker
+			log := &traceLog{}
+			if end == "sync failure" {
+				log.fail = func(event string) error {
+					if strings.HasPrefix(event, "fsync tmp/") {
+						return syscall.EIO
+					}
+					return nil
+				}
+			}
+			w.trace = log.record
+			for i := range 4 {
+				add(t, w, msg(int64(i), fmt.Sprintf("message %d\n", i)))
+				if w.held > 2 {
+					t.Fatalf("after message %d: %d tmp files held open, at most 2 wanted", i, w.held)
+				}
+			}
+			if n := openBelow(t, md+"/tmp") - base; n != 2 {
+				t.Errorf("%d descriptors open in tmp/ before the batch's sync, want 2", n)
+			}
+			// The same content and position again: not written, its tmp file closed.
+			if r := add(t, w, msg(3, "message 3\n")); !r.Existed {
+				t.Errorf("a message added twice was not reported Existed")
+			}
+			var err error
+			switch end {
+			case "abort":
+				err = w.Abort()
+			default:
+				err = w.Commit()
+			}
+			if end == "sync failure" {
+				if !errors.Is(err, syscall.EIO) {
+					t.Fatalf("Commit with failing fsyncs: %v, want EIO", err)
+				}
+				must(t, w.Abort())
+			} else {
+				must(t, err)
+			}
+			if n := openBelow(t, md+"/tmp") - base; n != 0 || w.held != 0 {
+				t.Errorf("%d descriptors left open in tmp/ (held %d)", n, w.held)
+			}
+			if n := countFiles(t, md, "tmp"); n != 0 {
+				t.Errorf("%d files left in tmp/", n)
+			}
+			want := 0
+			if end == "commit" {
+				want = 4
+				synced := 0
+				for _, e := range log.list() {
+					if strings.HasPrefix(e, "fsync tmp/") {
+						synced++
+					}
+				}
+				if synced != 4 {
+					t.Errorf("%d tmp files fsynced, want the 4 written", synced)
+				}
+			}
+			if n := countFiles(t, md, "new"); n != want {
+				t.Errorf("%d files in new/, want %d", n, want)
+			}
+		})
+	}
+}
+
+// TestAddModeUnderUmask is not parallel: the umask is process-wide. Message
+// files are 0600 whatever the umask, and a umask that leaves 0600 whole
+// costs no fchmod.
+func TestAddModeUnderUmask(t *testing.T) {
+	for _, mask := range []int{0o277, 0o177, 0o077, 0o022, 0} {
+		for _, mode := range []Fsync{FsyncBatch, FsyncNone} {
+			old := unix.Umask(mask)
+			md := filepath.Join(t.TempDir(), "Maildir")
+			_, w := newTestWriter(t, md, Options{Fsync: mode})
+			unix.Umask(old)
+			if w.umask != uint32(mask) {
+				t.Errorf("umask %04o read as %04o", mask, w.umask)
+			}
+			r := add(t, w, msg(0, "a\n"))
+			must(t, w.Commit())
+			fi, err := os.Lstat(filepath.Join(md, r.Sub, r.Name))
+			must(t, err)
+			if fi.Mode() != 0o600 {
+				t.Errorf("umask %04o, %s: mode %v, want 0600", mask, mode, fi.Mode())
+			}
+		}
 	}
 }
 

@@ -2,10 +2,14 @@ package migrate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/maildirmig/maildirmig/maildir"
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/worker"
@@ -99,5 +103,30 @@ func TestWorkerIsolated(t *testing.T) {
 	}
 	if self.Tracer != 0 {
 		t.Errorf("worker traced by %d", self.Tracer)
+	}
+}
+
+// The check after writing reads back a message found already in the Maildir, whose content
+// only its name vouched for, and trusts the hash of what this run wrote itself.
+func TestRecordCheckerReadsExistedMessages(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	d, err := maildir.Open(md, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	for name, body := range map[string]string{"1.M1Q0X0.host,S=5:2,S": "good\n", "2.M2Q1X0.host,S=5:2,S": "evil\n"} {
+		if err := os.WriteFile(filepath.Join(md, "cur", name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chk := &recordChecker{d: d}
+	chk.check(MessageRecord{Index: 0, Sub: "cur", Name: "1.M1Q0X0.host,S=5:2,S", StoredSHA256: sum("good\n"), Existed: true})
+	chk.check(MessageRecord{Index: 1, Sub: "cur", Name: "2.M2Q1X0.host,S=5:2,S", StoredSHA256: sum("good\n"), Existed: true})
+	chk.check(MessageRecord{Index: 2, Sub: "cur", Name: "3.M3Q2X0.host,S=5:2,S", StoredSHA256: sum("new\n"), Existed: true})
+	if chk.res.Messages != 3 || chk.res.Found != 1 || len(chk.res.Bad) != 1 || len(chk.res.Missing) != 1 {
+		t.Errorf("existed messages: %+v, want 1 found, 1 bad (message 2), 1 missing (message 3)", chk.res)
 	}
 }

@@ -171,10 +171,12 @@ type flags struct {
 	enums map[*cli.StringFlag][]string
 }
 
-// Values of the enumerated flags whose usage errors are read before parsing (see usageHooks).
+// Values of the enumerated flags that are needed outside an App: for usage errors read before
+// parsing (see usageHooks), and where a value is parsed.
 var (
 	checkFormats     = []string{"text", "json", "prometheus"}
 	preflightFormats = []string{"text", "json"}
+	fsyncModes       = []string{"syncfs", "batch", "always", "none"}
 )
 
 // newFlags makes the flag objects of one App.
@@ -194,7 +196,7 @@ func newFlags() *flags {
 	f.maildirName = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
 	f.keepHeaders = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
 	f.unescape = f.enum(&cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}, "none", "mboxrd", "mboxo")
-	f.fsync = f.enum(&cli.StringFlag{Name: "fsync", Value: "batch", Usage: "durability: `batch|always|none` (batch: nothing visible before it is on disk, few syncs)"}, "batch", "always", "none")
+	f.fsync = f.enum(&cli.StringFlag{Name: "fsync", Value: "syncfs", Usage: "durability: `syncfs|batch|always|none`; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) twice a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes"}, fsyncModes...)
 
 	f.after = f.enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
 	f.force = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed again from the start: messages already in the Maildir are recognised by content and date wherever they now are in the source and not written twice; messages deleted from the Maildir come back"}

@@ -75,15 +75,11 @@ func parseUnescape(s string) (mbox.Unescape, error) {
 }
 
 func parseFsync(s string) (maildir.Fsync, error) {
-	switch s {
-	case "batch", "":
-		return maildir.FsyncBatch, nil
-	case "always":
-		return maildir.FsyncAlways, nil
-	case "none":
-		return maildir.FsyncNone, nil
+	f, err := maildir.ParseFsync(s)
+	if err != nil {
+		return 0, usagef("--fsync %q: want %s", s, orList(fsyncModes))
 	}
-	return 0, usagef("--fsync %q: want batch, always or none", s)
+	return f, nil
 }
 
 func runConvert(ctx context.Context, u *ui, o convertOptions) error {

@@ -43,7 +43,7 @@ _maildirmig() {
 	mbox)
 		case $prev in --progress) COMPREPLY=($(compgen -W 'auto always never' -- "$cur")); return ;; esac
 		case $prev in --unescape) COMPREPLY=($(compgen -W 'none mboxrd mboxo' -- "$cur")); return ;; esac
-		case $prev in --fsync) COMPREPLY=($(compgen -W 'batch always none' -- "$cur")); return ;; esac
+		case $prev in --fsync) COMPREPLY=($(compgen -W 'syncfs batch always none' -- "$cur")); return ;; esac
 		case $prev in --after) COMPREPLY=($(compgen -W 'keep rename truncate' -- "$cur")); return ;; esac
 		case $prev in
 		--root|--spool-dir|--state-dir|--folders) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -60,7 +60,7 @@ _maildirmig() {
 	Mailbox)
 		case $prev in --progress) COMPREPLY=($(compgen -W 'auto always never' -- "$cur")); return ;; esac
 		case $prev in --unescape) COMPREPLY=($(compgen -W 'none mboxrd mboxo' -- "$cur")); return ;; esac
-		case $prev in --fsync) COMPREPLY=($(compgen -W 'batch always none' -- "$cur")); return ;; esac
+		case $prev in --fsync) COMPREPLY=($(compgen -W 'syncfs batch always none' -- "$cur")); return ;; esac
 		case $prev in --after) COMPREPLY=($(compgen -W 'keep rename truncate' -- "$cur")); return ;; esac
 		case $prev in
 		--root|--spool-dir|--state-dir|--folders) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -76,7 +76,7 @@ _maildirmig() {
 		;;
 	convert)
 		case $prev in --unescape) COMPREPLY=($(compgen -W 'none mboxrd mboxo' -- "$cur")); return ;; esac
-		case $prev in --fsync) COMPREPLY=($(compgen -W 'batch always none' -- "$cur")); return ;; esac
+		case $prev in --fsync) COMPREPLY=($(compgen -W 'syncfs batch always none' -- "$cur")); return ;; esac
 		case $prev in --progress) COMPREPLY=($(compgen -W 'auto always never' -- "$cur")); return ;; esac
 		case $prev in
 		--from) COMPREPLY=($(compgen -f -- "$cur")); return ;;
