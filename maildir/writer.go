@@ -20,6 +20,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/fault"
 )
 
 // Fsync says when the Writer makes messages durable.
@@ -698,7 +700,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 		w.removeTmp(name)
 		return "", nil, err
 	}
-	if _, err := io.CopyBuffer(io.MultiWriter(f, c), m.Content, w.buf); err != nil {
+	if _, err := fault.Write.On(f, "write").N64(io.CopyBuffer(io.MultiWriter(f, c), m.Content, w.buf)); err != nil {
 		return fail(fmt.Errorf("maildir: write %s: %w", f.Name(), err))
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
@@ -710,7 +712,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 	}
 	switch w.opts.Fsync {
 	case FsyncAlways:
-		if err := w.traced(unix.Fsync(fd), "fsync tmp/"+name); err != nil {
+		if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+name); err != nil {
 			return fail(fmt.Errorf("maildir: fsync %s: %w", f.Name(), err))
 		}
 	case FsyncBatch:
@@ -719,7 +721,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 		// the journal. It is only advice: the fsync is the guarantee.
 		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
-	if err := f.Close(); err != nil {
+	if err := fault.Close.On(f, "close").Err(f.Close()); err != nil {
 		w.removeTmp(name)
 		return "", nil, fmt.Errorf("maildir: close %s: %w", f.Name(), err)
 	}
@@ -752,11 +754,11 @@ func (w *Writer) removeTmp(name string) {
 func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err error) {
 	tmpfd, dstfd := w.d.sub[subTmp], w.d.sub[sub]
 	event := "rename tmp/" + tmp + " " + subNames[sub] + "/" + name
-	err = w.traced(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE), event)
+	err = w.traced(fault.Move.Err(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE)), event)
 	if err == unix.EINVAL || err == unix.ENOSYS {
 		// File systems without RENAME_NOREPLACE: a hard link also fails
 		// rather than replace, and the tmp name goes after.
-		err = w.traced(unix.Linkat(tmpfd, tmp, dstfd, name, 0), event)
+		err = w.traced(fault.Move.Err(unix.Linkat(tmpfd, tmp, dstfd, name, 0)), event)
 		if err == nil {
 			err = unix.Unlinkat(tmpfd, tmp, 0)
 			if err != nil {
@@ -829,6 +831,7 @@ func (w *Writer) flush() error {
 		}
 	}
 	w.pending, w.pendingBytes = w.pending[:0], 0
+	fault.BatchMoved.Hit()
 	if w.opts.Fsync == FsyncNone {
 		w.dirty = [2]bool{}
 	} else if err := w.syncDirs(); err != nil {
@@ -876,7 +879,7 @@ func (w *Writer) syncTmp(name string) error {
 	if err != nil {
 		return fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, name, err)
 	}
-	err = w.traced(unix.Fsync(fd), "fsync tmp/"+name)
+	err = w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+name)
 	unix.Close(fd)
 	if err != nil {
 		return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, name, err)
@@ -1196,7 +1199,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 		bw.WriteString(l.text)
 		bw.WriteByte('\n')
 	}
-	if err := bw.Flush(); err != nil {
+	if err := fault.UIDListRewrite.On(lk.f, "write").Err(bw.Flush()); err != nil {
 		return fmt.Errorf("maildir: write %s.lock: %w", display, err)
 	}
 	return w.install(lk)
@@ -1230,7 +1233,7 @@ func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 		return nil, err
 	}
 	write := func(b []byte) error {
-		_, err := f.Write(b)
+		_, err := fault.UIDListAppend.On(f, "write").N(f.Write(b))
 		if err = w.traced(err, "append "+uidlistName); err != nil {
 			return fmt.Errorf("maildir: append to %s: %w", display, err)
 		}
@@ -1343,6 +1346,7 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 				return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
 			}
 			l.dev, l.ino = st.Dev, st.Ino
+			fault.Locked.Hit()
 			return l, nil
 		}
 		if err != unix.EEXIST {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/fault"
 )
 
 // ErrSourceChanged is wrapped by the error returned when the already migrated part of a source
@@ -183,7 +185,7 @@ func (s StateStore) Save(st *State) error {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
+	if _, err := fault.State.On(tmp, "write").N(tmp.Write(b)); err != nil {
 		tmp.Close()
 		return fmt.Errorf("migrate: state: %w", err)
 	}
@@ -197,6 +199,7 @@ func (s StateStore) Save(st *State) error {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
+	fault.StateSaved.Hit()
 	if old, err := s.legacy(st.User, st.Source); err == nil && old != nil {
 		if lp, err := s.path(st.User); err == nil {
 			_ = os.Remove(lp)
