@@ -345,91 +345,10 @@ func (g *faultRig) checkExact(t *testing.T, label string) int {
 		t.Errorf(label+": "+format, args...)
 	}
 	for _, u := range g.users {
-		md := filepath.Join(u.Home, "Maildir")
-		if ents, err := os.ReadDir(filepath.Join(md, "tmp")); err != nil || len(ents) > 0 {
-			fail("%s: tmp/ holds %d files (%v), want none", u.Name, len(ents), err)
+		if _, err := os.Lstat(filepath.Join(g.spool, u.Name+".lock")); err == nil {
+			fail("%s: the spool's dotlock %s.lock left behind", u.Name, u.Name)
 		}
-		for _, lock := range []string{filepath.Join(md, "dovecot-uidlist.lock"), filepath.Join(md, "dovecot-keywords.lock"), filepath.Join(g.spool, u.Name+".lock")} {
-			if _, err := os.Lstat(lock); err == nil {
-				fail("%s: %s left behind", u.Name, lock)
-			}
-		}
-		keys := map[string]string{} // base name → key
-		count := map[string]int{}
-		for _, f := range messageFiles(t, md) {
-			b, err := os.ReadFile(filepath.Join(md, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			key := contentKey(b)
-			if !contains(u.want, key) {
-				if m := messageIDRe.FindSubmatch(b); m != nil {
-					key = "id:" + string(m[1])
-				} else {
-					key = "unknown " + f
-				}
-			}
-			base := filepath.Base(f)
-			if i := strings.IndexByte(base, ':'); i >= 0 {
-				base = base[:i]
-			}
-			keys[base] = key
-			count[key]++
-		}
-		want := map[string]int{}
-		for _, k := range u.want {
-			want[k]++
-		}
-		var wrong []string
-		for k, n := range count {
-			if n != want[k] {
-				wrong = append(wrong, fmt.Sprintf("%s %d times, want %d", k, n, want[k]))
-			}
-		}
-		for k, n := range want {
-			if count[k] == 0 {
-				wrong = append(wrong, fmt.Sprintf("%s missing, want %d", k, n))
-			}
-		}
-		if len(wrong) > 0 {
-			sort.Strings(wrong)
-			fail("%s (%s): %d message files for %d messages, %d wrong: %s", u.Name, u.kind, len(keys), len(u.want), len(wrong), strings.Join(firstN(wrong, 3), "; "))
-		}
-		// dovecot-uidlist: every file once, nothing else, UIDs ascending, in mbox order.
-		lines, next, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
-		if err != nil {
-			fail("%s: %v", u.Name, err)
-			continue
-		}
-		listed := map[string]int{}
-		var order []string
-		var last uint64
-		for _, l := range lines {
-			listed[l.base]++
-			if l.uid <= last {
-				fail("%s: dovecot-uidlist: uid %d after %d", u.Name, l.uid, last)
-			}
-			last = l.uid
-			if k, ok := keys[l.base]; ok {
-				order = append(order, k)
-			}
-		}
-		if next <= last {
-			fail("%s: dovecot-uidlist: next uid %d, not above the last uid %d", u.Name, next, last)
-		}
-		for base := range keys {
-			if listed[base] != 1 {
-				fail("%s: %s listed %d times in dovecot-uidlist, want once", u.Name, base, listed[base])
-			}
-		}
-		for base := range listed {
-			if _, ok := keys[base]; !ok {
-				fail("%s: dovecot-uidlist lists %s, which is not in cur/ or new/", u.Name, base)
-			}
-		}
-		if len(wrong) == 0 && strings.Join(order, " ") != strings.Join(u.want, " ") {
-			fail("%s: the uidlist does not give the messages in mbox order", u.Name)
-		}
+		checkMaildirExact(t, fail, filepath.Join(u.Home, "Maildir"), u.Name, u.kind, u.want)
 	}
 	if ents, err := os.ReadDir(g.state); err == nil {
 		for _, e := range ents {
@@ -448,6 +367,106 @@ func (g *faultRig) checkExact(t *testing.T, label string) int {
 		}
 	}
 	return problems
+}
+
+// checkMaildirExact asserts that the Maildir md (of name, whose spool is of kind) holds the
+// messages want, each once, listed once in dovecot-uidlist in that order, and nothing in tmp/
+// or a control file's dotlock.
+func checkMaildirExact(t *testing.T, fail func(string, ...any), md, name, kind string, want []string) {
+	t.Helper()
+	if ents, err := os.ReadDir(filepath.Join(md, "tmp")); err != nil || len(ents) > 0 {
+		fail("%s: tmp/ holds %d files (%v), want none", name, len(ents), err)
+	}
+	for _, lock := range []string{"dovecot-uidlist.lock", "dovecot-keywords.lock"} {
+		if _, err := os.Lstat(filepath.Join(md, lock)); err == nil {
+			fail("%s: %s/%s left behind", name, md, lock)
+		}
+	}
+	keys := map[string]string{} // base name → key
+	count := map[string]int{}
+	for _, f := range messageFiles(t, md) {
+		b, err := os.ReadFile(filepath.Join(md, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := contentKey(b)
+		if !contains(want, key) {
+			if m := messageIDRe.FindSubmatch(b); m != nil {
+				key = "id:" + string(m[1])
+			} else {
+				key = "unknown " + f
+			}
+		}
+		base := filepath.Base(f)
+		if i := strings.IndexByte(base, ':'); i >= 0 {
+			base = base[:i]
+		}
+		keys[base] = key
+		count[key]++
+	}
+	wantN := map[string]int{}
+	for _, k := range want {
+		wantN[k]++
+	}
+	var wrong []string
+	for k, n := range count {
+		if n != wantN[k] {
+			wrong = append(wrong, fmt.Sprintf("%s %d times, want %d", k, n, wantN[k]))
+		}
+	}
+	for k, n := range wantN {
+		if count[k] == 0 {
+			wrong = append(wrong, fmt.Sprintf("%s missing, want %d", k, n))
+		}
+	}
+	if len(wrong) > 0 {
+		sort.Strings(wrong)
+		fail("%s (%s): %d message files for %d messages, %d wrong: %s", name, kind, len(keys), len(want), len(wrong), strings.Join(firstN(wrong, 3), "; "))
+	}
+	// dovecot-uidlist: every file once, nothing else, UIDs ascending, in mbox order.
+	lines, next, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
+	if err != nil {
+		fail("%s: %v", name, err)
+		return
+	}
+	listed := map[string]int{}
+	var order []string
+	var last uint64
+	descending := 0
+	for _, l := range lines {
+		listed[l.base]++
+		if l.uid <= last && descending == 0 {
+			fail("%s: dovecot-uidlist: uid %d after %d", name, l.uid, last)
+		}
+		if l.uid <= last {
+			descending++
+		}
+		last = l.uid
+		if k, ok := keys[l.base]; ok {
+			order = append(order, k)
+		}
+	}
+	if next <= last {
+		fail("%s: dovecot-uidlist: next uid %d, not above the last uid %d", name, next, last)
+	}
+	var badList []string
+	for base := range keys {
+		if listed[base] != 1 {
+			badList = append(badList, fmt.Sprintf("%s listed %d times", base, listed[base]))
+		}
+	}
+	for base := range listed {
+		if _, ok := keys[base]; !ok {
+			badList = append(badList, fmt.Sprintf("%s listed but not in cur/ or new/", base))
+		}
+	}
+	if len(badList) > 0 {
+		sort.Strings(badList)
+		fail("%s: dovecot-uidlist: %d of %d files not listed exactly once: %s", name, len(badList), len(keys), strings.Join(firstN(badList, 2), "; "))
+	}
+	if len(wrong) == 0 && strings.Join(order, " ") != strings.Join(want, " ") {
+		fail("%s: the uidlist does not give the messages in mbox order", name)
+	}
 }
 
 func contains(list []string, s string) bool {
@@ -716,14 +735,19 @@ func checkFaultMessage(t *testing.T, label, stderr, errText string, g *faultRig,
 // checkWhole asserts that every file in cur/ and new/ is a whole message of the user's spool.
 func checkWhole(t *testing.T, label string, u *faultUser) {
 	t.Helper()
-	md := filepath.Join(u.Home, "Maildir")
+	checkWholeIn(t, label+": "+u.Name, filepath.Join(u.Home, "Maildir"), u.want)
+}
+
+// checkWholeIn asserts that every file in md's cur/ and new/ is one of the messages want.
+func checkWholeIn(t *testing.T, label, md string, want []string) {
+	t.Helper()
 	for _, f := range messageFiles(t, md) {
 		b, err := os.ReadFile(filepath.Join(md, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !contains(u.want, contentKey(b)) {
-			t.Errorf("%s: %s/%s is not a whole message of the spool (%d bytes)", label, u.Name, f, len(b))
+		if !contains(want, contentKey(b)) {
+			t.Errorf("%s: %s is not a whole message of the spool (%d bytes)", label, f, len(b))
 		}
 	}
 }
@@ -735,4 +759,52 @@ func TestFaultSpecRefused(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, `maildirmig: error: MAILDIRMIG_FAULT="write:0:eio": count "0" is not a positive number`) {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// TestConvertFaults injects an errno at each writing point of `maildirmig convert --from F`
+// on a loose-mode spool of dateless bounces: exit 1 with the file named, nothing half written,
+// F untouched. F's mtime then changes (a touch), and one plain re-run, which has no state to
+// go by, must bring the Maildir to every message exactly once.
+func TestConvertFaults(t *testing.T) {
+	mailtest.RequireRoot(t)
+	points := []string{"write:3:eio", "fsync:2:enospc", "close:4:edquot", "move:3:eio", "uidlist-rewrite:1:enospc", "uidlist-append:1:edquot"}
+	texts := map[string]string{"eio": "input/output error", "enospc": "no space left on device", "edquot": "disk quota exceeded"}
+	for _, spec := range points {
+		dir := t.TempDir()
+		src, md := filepath.Join(dir, "mbox"), filepath.Join(dir, "Maildir")
+		b, want := looseSpool("convert", 560)
+		if err := os.WriteFile(src, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(src, old, old); err != nil {
+			t.Fatal(err)
+		}
+		r := runWithFault(t, spec, "convert", "--from", src, md)
+		label := "convert with " + spec
+		if r.code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s%s", label, r.code, r.stdout, r.stderr)
+		}
+		errno := spec[strings.LastIndexByte(spec, ':')+1:]
+		if !regexp.MustCompile(`(?m)^maildirmig: error: .*` + regexp.QuoteMeta(md) + `.*` + texts[errno] + `$`).MatchString(r.stderr) {
+			t.Errorf("%s: no error line naming %s and saying %q:\n%s", label, md, texts[errno], r.stderr)
+		}
+		if after, err := os.ReadFile(src); err != nil || !bytes.Equal(after, b) {
+			t.Errorf("%s: the source changed", label)
+		}
+		checkWholeIn(t, label, md, want)
+		// A touch, a restore, a delivery: anything may change the source's mtime between runs.
+		if err := os.Chtimes(src, time.Now(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		again := runBinary(t, "convert", "--from", src, md)
+		if again.code != 0 {
+			t.Errorf("%s: re-run: exit %d\n%s%s", label, again.code, again.stdout, again.stderr)
+		}
+		checkMaildirExact(t, func(format string, args ...any) {
+			t.Helper()
+			t.Errorf(label+": "+format, args...)
+		}, md, "convert", "loose", want)
+	}
+	t.Logf("convert faults run: %d", len(points))
 }
