@@ -80,7 +80,7 @@ func runWithFault(t *testing.T, spec string, args ...string) faultRun {
 				return
 			case <-tick.C:
 			}
-			kids, stopped := descendants(root)
+			kids, stopped := runTree(root)
 			if !stopped {
 				continue
 			}
@@ -108,8 +108,8 @@ func runWithFault(t *testing.T, spec string, args ...string) faultRun {
 	return r
 }
 
-// descendants returns the processes beneath root and whether one of them is stopped.
-func descendants(root int) (pids []int, stopped bool) {
+// runTree returns the processes beneath root and whether one of them is stopped.
+func runTree(root int) (pids []int, stopped bool) {
 	ents, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
 	state := map[int]byte{}
