@@ -5,6 +5,7 @@ package fault
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -156,7 +157,11 @@ func killSelf() {
 // not signal root (a worker runs as the user) stops instead, for the test to kill the run.
 func killRun() {
 	if os.Geteuid() != 0 {
-		_ = unix.Kill(os.Getpid(), unix.SIGSTOP)
+		// Stopped through this very thread, which then stops before its next
+		// instruction: a signal to the process may be taken by another thread,
+		// and this one would run on in the meantime.
+		runtime.LockOSThread()
+		_ = unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGSTOP)
 		killSelf() // continued by someone other than the test: die all the same
 	}
 	me := strconv.Itoa(os.Getpid())
