@@ -701,7 +701,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 		return "", nil, err
 	}
 	if _, err := fault.Write.On(f, "write").N64(io.CopyBuffer(io.MultiWriter(f, c), m.Content, w.buf)); err != nil {
-		return fail(pathErr("write", f.Name(), err))
+		return fail(fmt.Errorf("maildir: write %s: %w", f.Name(), err))
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
 	if err := unix.Fchmod(fd, 0o600); err != nil {
@@ -723,7 +723,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 	}
 	if err := fault.Close.On(f, "close").Err(f.Close()); err != nil {
 		w.removeTmp(name)
-		return "", nil, pathErr("close", f.Name(), err)
+		return "", nil, fmt.Errorf("maildir: close %s: %w", f.Name(), err)
 	}
 	return name, c, nil
 }
@@ -885,16 +885,6 @@ func (w *Writer) syncTmp(name string) error {
 		return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, name, err)
 	}
 	return nil
-}
-
-// pathErr wraps err, from op on the file at path, naming the path once: an *os.PathError
-// for that path already names it.
-func pathErr(op, path string, err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) && pe.Path == path {
-		return fmt.Errorf("maildir: %w", err)
-	}
-	return fmt.Errorf("maildir: %s %s: %w", op, path, err)
 }
 
 // traced passes a successful call's event to the test hook.
@@ -1210,7 +1200,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 		bw.WriteByte('\n')
 	}
 	if err := fault.UIDListRewrite.On(lk.f, "write").Err(bw.Flush()); err != nil {
-		return pathErr("write", display+".lock", err)
+		return fmt.Errorf("maildir: write %s.lock: %w", display, err)
 	}
 	return w.install(lk)
 }
@@ -1245,7 +1235,7 @@ func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 	write := func(b []byte) error {
 		_, err := fault.UIDListAppend.On(f, "write").N(f.Write(b))
 		if err = w.traced(err, "append "+uidlistName); err != nil {
-			return pathErr("append to", display, err)
+			return fmt.Errorf("maildir: append to %s: %w", display, err)
 		}
 		return nil
 	}
@@ -1421,7 +1411,7 @@ func (w *Writer) install(l *ctlLock) error {
 		}
 	}
 	if cerr != nil {
-		return pathErr("close", display, cerr)
+		return fmt.Errorf("maildir: close %s: %w", display, cerr)
 	}
 	return nil
 }

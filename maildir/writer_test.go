@@ -1226,26 +1226,3 @@ func maildirWithUIDList(t *testing.T, content string) (md, ul string) {
 	must(t, os.WriteFile(ul, []byte(content), 0o600))
 	return md, ul
 }
-
-// TestPathErrNamesOnce: a failed write on a full disk used to say the file's path twice
-// ("write F: write F: no space left on device").
-func TestPathErrNamesOnce(t *testing.T) {
-	const p = "/home/u/Maildir/tmp/1.P2Q3R4.host"
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{&os.PathError{Op: "write", Path: p, Err: syscall.ENOSPC}, "maildir: write " + p + ": no space left on device"},
-		{&os.PathError{Op: "close", Path: "/elsewhere", Err: syscall.EIO}, "maildir: close " + p + ": close /elsewhere: input/output error"},
-		{syscall.EDQUOT, "maildir: close " + p + ": disk quota exceeded"},
-	} {
-		op := "write"
-		if !strings.Contains(tc.want, "write") {
-			op = "close"
-		}
-		err := pathErr(op, p, tc.err)
-		if err.Error() != tc.want || !errors.Is(err, tc.err) {
-			t.Errorf("pathErr(%s, %v) = %q, want %q wrapping it", op, tc.err, err, tc.want)
-		}
-	}
-}
