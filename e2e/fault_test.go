@@ -587,44 +587,48 @@ func TestKillAndRerun(t *testing.T) {
 		}
 	}
 	g := newFaultRig(t, "fk", sizes...)
-	failed := 0
+	ran, delivered, failed := 0, 0, 0
 	for i, kp := range points {
-		label := fmt.Sprintf("kill point %s (deliver %v)", kp.spec, kp.deliver)
-		g.reset(t)
-		r := runWithFault(t, kp.spec, g.args("mbox")...)
-		wholeRun := strings.HasSuffix(kp.spec, ":kill-run")
-		switch {
-		case wholeRun && !r.signaled:
-			t.Errorf("%s: the run was not killed (exit %d, frozen %v): the point was not reached\n%s%s", label, r.code, r.frozen, r.stdout, r.stderr)
-		case !wholeRun && (r.code != 3 || !strings.Contains(r.stderr, "killed")):
-			t.Errorf("%s: exit %d, want 3 with a worker killed: the point was not reached\n%s%s", label, r.code, r.stdout, r.stderr)
-		}
+		name := kp.spec
 		if kp.deliver {
-			if n := g.deliver(t, strconv.Itoa(i)); n > 0 {
-				t.Logf("%s: %d spool dotlocks of the killed run held Postfix back until stale", label, n)
+			name += "+deliver"
+		}
+		if !t.Run(name, func(t *testing.T) {
+			ran++
+			if kp.deliver {
+				delivered++
 			}
-		}
-		again := runBinary(t, g.args("mbox")...)
-		bad := 0
-		if again.code != 0 {
-			bad++
-			t.Errorf("%s: re-run: exit %d, want 0\n%s%s", label, again.code, again.stdout, again.stderr)
-		}
-		if n := g.checkExact(t, label); n > 0 || bad > 0 {
+			killAndRerun(t, g, kp, strconv.Itoa(i))
+		}) {
 			failed++
 		}
 	}
-	t.Logf("kill points run: %d (%d with a Postfix delivery between kill and re-run), %d failed", len(points), countDeliver(points), failed)
+	t.Logf("kill points run: %d (%d with a Postfix delivery between kill and re-run), %d failed", ran, delivered, failed)
 }
 
-func countDeliver(points []killPoint) int {
-	n := 0
-	for _, p := range points {
-		if p.deliver {
-			n++
+// killAndRerun runs the kill point kp on the rig's accounts, then one plain re-run, and checks
+// the result is exact.
+func killAndRerun(t *testing.T, g *faultRig, kp killPoint, tag string) {
+	label := fmt.Sprintf("kill point %s (deliver %v)", kp.spec, kp.deliver)
+	g.reset(t)
+	r := runWithFault(t, kp.spec, g.args("mbox")...)
+	wholeRun := strings.HasSuffix(kp.spec, ":kill-run")
+	switch {
+	case wholeRun && !r.signaled:
+		t.Errorf("%s: the run was not killed (exit %d, frozen %v): the point was not reached\n%s%s", label, r.code, r.frozen, r.stdout, r.stderr)
+	case !wholeRun && (r.code != 3 || !strings.Contains(r.stderr, "killed")):
+		t.Errorf("%s: exit %d, want 3 with a worker killed: the point was not reached\n%s%s", label, r.code, r.stdout, r.stderr)
+	}
+	if kp.deliver {
+		if n := g.deliver(t, tag); n > 0 {
+			t.Logf("%s: %d spool dotlocks of the killed run held Postfix back until stale", label, n)
 		}
 	}
-	return n
+	again := runBinary(t, g.args("mbox")...)
+	if again.code != 0 {
+		t.Errorf("%s: re-run: exit %d, want 0\n%s%s", label, again.code, again.stdout, again.stderr)
+	}
+	g.checkExact(t, label)
 }
 
 // errnoPoints are the points that take an injected errno, each with the pass it fails
@@ -642,42 +646,55 @@ func TestInjectedErrors(t *testing.T) {
 		sizes[0].n = 520
 	}
 	g := newFaultRig(t, "fe", sizes...)
-	texts := map[string]string{"eio": "input/output error", "enospc": "no space left on device", "edquot": "disk quota exceeded"}
-	runs := 0
+	runs, failed := 0, 0
 	for i, point := range errnoPoints {
 		for j, e := range errnos {
 			if testing.Short() && (i+j)%3 != 0 {
 				continue
 			}
-			runs++
 			spec := point + ":" + e
-			label := "fault " + spec
-			g.reset(t)
-			before := g.spoolSums(t)
-			r := runWithFault(t, spec, g.args("mbox")...)
-			wantCode := 3
-			if strings.HasPrefix(point, "audit:") {
-				// A failed write to the audit log stops the run.
-				wantCode = 1
+			if !t.Run(spec, func(t *testing.T) {
+				runs++
+				injectAndRerun(t, g, spec)
+			}) {
+				failed++
 			}
-			if r.code != wantCode {
-				t.Errorf("%s: exit %d, want %d\n%s%s", label, r.code, wantCode, r.stdout, r.stderr)
-			}
-			checkFaultMessage(t, label, r.stderr, texts[e], g, point)
-			if after := g.spoolSums(t); fmt.Sprint(after) != fmt.Sprint(before) {
-				t.Errorf("%s: a spool changed", label)
-			}
-			for _, u := range g.users {
-				checkWhole(t, label, u)
-			}
-			again := runBinary(t, g.args("mbox")...)
-			if again.code != 0 {
-				t.Errorf("%s: re-run: exit %d, want 0\n%s%s", label, again.code, again.stdout, again.stderr)
-			}
-			g.checkExact(t, label)
 		}
 	}
-	t.Logf("injected faults run: %d (%d points x %d errnos%s)", runs, len(errnoPoints), len(errnos), map[bool]string{true: ", a third of them under -short"}[testing.Short()])
+	t.Logf("injected faults run: %d (of %d points x %d errnos), %d failed", runs, len(errnoPoints), len(errnos), failed)
+}
+
+var errnoTexts = map[string]string{"eio": "input/output error", "enospc": "no space left on device", "edquot": "disk quota exceeded"}
+
+// injectAndRerun runs with the errno fault spec (POINT:N:ERRNO) on the rig's accounts, checks
+// what the failed run said and left, then has one plain re-run finish the job exactly.
+func injectAndRerun(t *testing.T, g *faultRig, spec string) {
+	point := spec[:strings.LastIndexByte(spec, ':')]
+	errno := spec[len(point)+1:]
+	label := "fault " + spec
+	g.reset(t)
+	before := g.spoolSums(t)
+	r := runWithFault(t, spec, g.args("mbox")...)
+	wantCode := 3
+	if strings.HasPrefix(point, "audit:") {
+		// A failed write to the audit log stops the run.
+		wantCode = 1
+	}
+	if r.code != wantCode {
+		t.Errorf("%s: exit %d, want %d\n%s%s", label, r.code, wantCode, r.stdout, r.stderr)
+	}
+	checkFaultMessage(t, label, r.stderr, errnoTexts[errno], g, point)
+	if after := g.spoolSums(t); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("%s: a spool changed", label)
+	}
+	for _, u := range g.users {
+		checkWhole(t, label, u)
+	}
+	again := runBinary(t, g.args("mbox")...)
+	if again.code != 0 {
+		t.Errorf("%s: re-run: exit %d, want 0\n%s%s", label, again.code, again.stdout, again.stderr)
+	}
+	g.checkExact(t, label)
 }
 
 // checkFaultMessage asserts the console names the failed user and the file the failed call was
@@ -768,43 +785,44 @@ func TestFaultSpecRefused(t *testing.T) {
 func TestConvertFaults(t *testing.T) {
 	mailtest.RequireRoot(t)
 	points := []string{"write:3:eio", "fsync:2:enospc", "close:4:edquot", "move:3:eio", "uidlist-rewrite:1:enospc", "uidlist-append:1:edquot"}
-	texts := map[string]string{"eio": "input/output error", "enospc": "no space left on device", "edquot": "disk quota exceeded"}
 	for _, spec := range points {
-		dir := t.TempDir()
-		src, md := filepath.Join(dir, "mbox"), filepath.Join(dir, "Maildir")
-		b, want := looseSpool("convert", 560)
-		if err := os.WriteFile(src, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		old := time.Now().Add(-time.Hour)
-		if err := os.Chtimes(src, old, old); err != nil {
-			t.Fatal(err)
-		}
-		r := runWithFault(t, spec, "convert", "--from", src, md)
-		label := "convert with " + spec
-		if r.code != 1 {
-			t.Errorf("%s: exit %d, want 1\n%s%s", label, r.code, r.stdout, r.stderr)
-		}
-		errno := spec[strings.LastIndexByte(spec, ':')+1:]
-		if !regexp.MustCompile(`(?m)^maildirmig: error: .*` + regexp.QuoteMeta(md) + `.*` + texts[errno] + `$`).MatchString(r.stderr) {
-			t.Errorf("%s: no error line naming %s and saying %q:\n%s", label, md, texts[errno], r.stderr)
-		}
-		if after, err := os.ReadFile(src); err != nil || !bytes.Equal(after, b) {
-			t.Errorf("%s: the source changed", label)
-		}
-		checkWholeIn(t, label, md, want)
-		// A touch, a restore, a delivery: anything may change the source's mtime between runs.
-		if err := os.Chtimes(src, time.Now(), time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		again := runBinary(t, "convert", "--from", src, md)
-		if again.code != 0 {
-			t.Errorf("%s: re-run: exit %d\n%s%s", label, again.code, again.stdout, again.stderr)
-		}
-		checkMaildirExact(t, func(format string, args ...any) {
-			t.Helper()
-			t.Errorf(label+": "+format, args...)
-		}, md, "convert", "loose", want)
+		t.Run(spec, func(t *testing.T) {
+			dir := t.TempDir()
+			src, md := filepath.Join(dir, "mbox"), filepath.Join(dir, "Maildir")
+			b, want := looseSpool("convert", 560)
+			if err := os.WriteFile(src, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			old := time.Now().Add(-time.Hour)
+			if err := os.Chtimes(src, old, old); err != nil {
+				t.Fatal(err)
+			}
+			r := runWithFault(t, spec, "convert", "--from", src, md)
+			label := "convert with " + spec
+			if r.code != 1 {
+				t.Errorf("%s: exit %d, want 1\n%s%s", label, r.code, r.stdout, r.stderr)
+			}
+			errno := spec[strings.LastIndexByte(spec, ':')+1:]
+			if !regexp.MustCompile(`(?m)^maildirmig: error: .*` + regexp.QuoteMeta(md) + `.*` + errnoTexts[errno] + `$`).MatchString(r.stderr) {
+				t.Errorf("%s: no error line naming %s and saying %q:\n%s", label, md, errnoTexts[errno], r.stderr)
+			}
+			if after, err := os.ReadFile(src); err != nil || !bytes.Equal(after, b) {
+				t.Errorf("%s: the source changed", label)
+			}
+			checkWholeIn(t, label, md, want)
+			// A touch, a restore, a delivery: anything may change the source's mtime between runs.
+			if err := os.Chtimes(src, time.Now(), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			again := runBinary(t, "convert", "--from", src, md)
+			if again.code != 0 {
+				t.Errorf("%s: re-run: exit %d\n%s%s", label, again.code, again.stdout, again.stderr)
+			}
+			checkMaildirExact(t, func(format string, args ...any) {
+				t.Helper()
+				t.Errorf(label+": "+format, args...)
+			}, md, "convert", "loose", want)
+		})
 	}
 	t.Logf("convert faults run: %d", len(points))
 }
