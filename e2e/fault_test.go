@@ -826,3 +826,22 @@ func TestConvertFaults(t *testing.T) {
 	}
 	t.Logf("convert faults run: %d", len(points))
 }
+
+// TestFaultHooksCompiledAway shows that the hooks cost a normal build nothing: its binary has
+// not one symbol of internal/fault (every hook was inlined to nothing), while the faultinject
+// build has them.
+func TestFaultHooksCompiledAway(t *testing.T) {
+	symbols := func(bin string) int {
+		out, err := exec.Command("go", "tool", "nm", bin).Output()
+		if err != nil {
+			t.Skipf("go tool nm %s: %v", bin, err)
+		}
+		return strings.Count(string(out), "maildirmig/internal/fault.")
+	}
+	if n := symbols(binary); n != 0 {
+		t.Errorf("the normal build has %d symbols of internal/fault, want none", n)
+	}
+	if n := symbols(faultBinary(t)); n == 0 {
+		t.Errorf("the faultinject build has no symbol of internal/fault: the test cannot tell")
+	}
+}
