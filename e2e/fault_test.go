@@ -424,7 +424,10 @@ func checkMaildirExact(t *testing.T, fail func(string, ...any), md, name, kind s
 		fail("%s (%s): %d message files for %d messages, %d wrong: %s", name, kind, len(keys), len(want), len(wrong), strings.Join(firstN(wrong, 3), "; "))
 	}
 	// dovecot-uidlist: every file once, nothing else, UIDs ascending, in mbox order.
-	lines, next, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
+	// The header's next UID may lag behind lines appended after it (a run killed before its
+	// Commit): Dovecot gives the next message a UID above both, as it does after its own
+	// appends, so only the lines are held to account.
+	lines, _, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
 	if err != nil {
 		fail("%s: %v", name, err)
 		return
@@ -445,9 +448,6 @@ func checkMaildirExact(t *testing.T, fail func(string, ...any), md, name, kind s
 		if k, ok := keys[l.base]; ok {
 			order = append(order, k)
 		}
-	}
-	if next <= last {
-		fail("%s: dovecot-uidlist: next uid %d, not above the last uid %d", name, next, last)
 	}
 	var badList []string
 	for base := range keys {
