@@ -153,3 +153,57 @@ func dirtyFile(b *testing.B) (stop func()) {
 		os.Remove(path)
 	}
 }
+
+// BenchmarkAddAgain measures a re-run over a Maildir that already holds all
+// of its 10,000 messages, each Add finding its file: messages with a date of
+// their own, messages without one written under that name, and messages
+// without one that an earlier version named after the source's mtime (the
+// first Add lists cur/ and new/ again to find those). One op is one re-run.
+func BenchmarkAddAgain(b *testing.B) {
+	const n = 10000
+	mtime := time.Unix(1700000000, 123456789)
+	date := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name        string
+		first, then Message
+	}{
+		{"dated", Message{Date: date}, Message{Date: date}},
+		{"undated", Message{MTime: mtime}, Message{MTime: mtime.Add(time.Hour)}},
+		{"undated-earlier-names", Message{Date: mtime}, Message{MTime: mtime.Add(time.Hour)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			d, err := Open(filepath.Join(b.TempDir(), "Maildir"), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			add := func(m Message) {
+				w, err := NewWriter(d, Options{Host: testHost, Fsync: FsyncNone})
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := bytes.NewReader(benchBody)
+				for i := 0; i < n; i++ {
+					r.Reset(benchBody)
+					m.Position, m.New, m.Content = int64(i), true, r
+					if _, err := w.Add(&m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := w.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			add(tc.first)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				add(tc.then)
+			}
+			b.StopTimer()
+			if es, err := os.ReadDir(filepath.Join(d.Path(), "new")); err != nil || len(es) != n {
+				b.Fatalf("%d files (%v), want %d", len(es), err, n)
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

@@ -14,7 +14,9 @@
 // only the Maildir's files are synced, never the whole file system (syncfs),
 // so a small mailbox does not wait for other processes' writes. Message names are
 // deterministic: the same content, date, source position and host give the same
-// base name on every run, so a second run recognises what it already wrote.
+// base name on every run, so a second run recognises what it already wrote; the
+// date in a name is only one read from the message itself, never a fallback such
+// as the source's mtime, which goes into the file's mtime alone.
 // The name carries S= (the file size) and W= (the size with bare LFs counted as
 // CRLF), which Dovecot trusts. The writer keeps Dovecot's dovecot-uidlist
 // (version 3) and dovecot-keywords, so IMAP and POP3 clients keep the UIDs,

@@ -111,6 +111,10 @@ func TestDovecotReadsWhatWeWrite(t *testing.T) {
 		{Message{Date: time.Date(2016, 2, 3, 4, 5, 6, 0, time.UTC), UID: 11, Keywords: []string{"Junk"},
 			Content: strings.NewReader("Subject: renumbered\n\n\n")},
 			want{"Junk", time.Date(2016, 2, 3, 4, 5, 6, 0, time.UTC), "Subject: renumbered\n\n\n", 42}},
+		// No date of its own: named with the time 0, received at the given mtime.
+		{Message{MTime: time.Date(2019, 7, 8, 9, 10, 11, 0, time.UTC), Flags: "S",
+			Content: strings.NewReader("Subject: undated\n\nbounce\n")},
+			want{"\\Seen", time.Date(2019, 7, 8, 9, 10, 11, 0, time.UTC), "Subject: undated\n\nbounce\n", 43}},
 	}
 	for i := range inputs {
 		inputs[i].m.Position = int64(i)
@@ -126,15 +130,15 @@ func TestDovecotReadsWhatWeWrite(t *testing.T) {
 	chownTree(t, md, mailUID)
 
 	status := doveadm(t, dir, mailUID, "mailbox", "status", "uidvalidity uidnext messages", "INBOX")
-	if len(status) != 1 || status[0]["uidvalidity"] != "1234567" || status[0]["uidnext"] != "44" || status[0]["messages"] != "5" {
+	if len(status) != 1 || status[0]["uidvalidity"] != "1234567" || status[0]["uidnext"] != "45" || status[0]["messages"] != "6" {
 		t.Errorf("mailbox status %v", status)
 	}
 	recs, log := doveadmLog(t, dir, mailUID, "fetch", "uid flags date.received.unixtime size.physical size.virtual text", "mailbox", "INBOX", "all")
 	if len(recs) != len(inputs)+1 {
 		t.Fatalf("doveadm sees %d messages, want %d: %v", len(recs), len(inputs), recs)
 	}
-	if liar := recs[len(inputs)]; liar["uid"] != "43" || liar["size.virtual"] != "999" || liar["size.physical"] != "4" {
-		t.Errorf("control file: %v, want uid 43 with the sizes of its name", liar)
+	if liar := recs[len(inputs)]; liar["uid"] != "44" || liar["size.virtual"] != "999" || liar["size.physical"] != "4" {
+		t.Errorf("control file: %v, want uid 44 with the sizes of its name", liar)
 	}
 	for i, r := range recs[:len(inputs)] {
 		wt := inputs[i].want

@@ -98,7 +98,17 @@ const (
 
 // Message is one message to add to a Maildir.
 type Message struct {
-	Date     time.Time // name time part and the file's mtime (Dovecot's INTERNALDATE)
+	// Date is the message's own date, read from the message itself (its
+	// From_ line or its Date: header): the time part of its name, and its
+	// file's mtime unless MTime is set. A message without a date of its own
+	// has a zero Date, and its name the time part 0, so that its name is the
+	// same on every run whatever date it is given to show.
+	Date time.Time
+	// MTime, when not zero, is the file's mtime (Dovecot's INTERNALDATE)
+	// instead of Date: a date found outside the message, such as the mbox
+	// file's mtime, which may differ from run to run and so must never go
+	// into the name.
+	MTime    time.Time
 	Flags    string    // system flag letters from "DFPRST", any order
 	Keywords []string  // keyword names, mapped to letters a..z through dovecot-keywords
 	New      bool      // put in new/ (only honoured when there are no Flags and no Keywords)
@@ -140,6 +150,12 @@ type Writer struct {
 	// name found by NewWriter without its Q<position> part to that
 	// position, from which the file's base name is made again.
 	anyPos map[baseKey]int64
+
+	// undated maps the key of a base name in cur/ or new/ without its time
+	// part ("<secs>.M<usecs>") to that part: earlier versions named a
+	// message without a date of its own by the source's mtime. It is built
+	// by the first Add of such a message that finds no file of its name.
+	undated map[baseKey]string
 
 	ul      *uidlist  // header only: the lines are in the file, or in tail
 	tail    []uidLine // lines not yet in the file; Abort may still drop some
@@ -470,8 +486,8 @@ func (c *counter) Write(p []byte) (int, error) {
 }
 
 // Add writes one message into tmp/ (O_CREAT|O_EXCL, 0600, fchmod 0600, mtime =
-// Date), hashing it as it streams, computes S= and W= (W = size with every bare
-// LF counted as CRLF), and builds the name
+// MTime, else Date), hashing it as it streams, computes S= and W= (W = size
+// with every bare LF counted as CRLF), and builds the name
 //
 //	<unix secs of Date>.M<usecs>Q<Position>X<first 16 hex digits of sha256>.<host>,S=<size>,W=<vsize>
 //
@@ -481,8 +497,11 @@ func (c *counter) Write(p []byte) (int, error) {
 // exists in cur/ or new/ (or was added earlier in this run) the tmp file is
 // removed and Result.Existed is true. Otherwise the file is moved into new/ or
 // cur/ with RENAME_NOREPLACE (never overwrite), immediately (FsyncAlways/None)
-// or at the end of the batch (FsyncBatch). Dates before 1970 use 0. UIDs are
-// assigned here, in call order (= mbox order).
+// or at the end of the batch (FsyncBatch). A zero Date and dates before 1970
+// give the time part 0 (0.M0Q...); a message with a zero Date also matches a
+// file of a name that differs from its own only by the time part, as earlier
+// versions named it after the source's mtime. UIDs are assigned here, in
+// call order (= mbox order).
 func (w *Writer) Add(m *Message) (Result, error) {
 	flags, err := w.flagString(m)
 	if err != nil {
@@ -504,6 +523,18 @@ func (w *Writer) Add(m *Message) (Result, error) {
 
 	key := keyOf(base)
 	e, ok := w.known[key]
+	if !ok && m.Date.IsZero() {
+		var other string
+		if other, err = w.undatedFile(base); err != nil {
+			w.removeTmp(tmp)
+			return Result{}, err
+		}
+		if other != "" {
+			if e, ok = w.known[keyOf(other)]; ok {
+				base, key = other, keyOf(other)
+			}
+		}
+	}
 	if !ok && w.anyPos != nil {
 		if head, _, rest, split := splitPosition(base); split {
 			if pos, found := w.anyPos[keyOf(head+rest)]; found {
@@ -589,6 +620,58 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		return r, err
 	}
 	return r, nil
+}
+
+// undatedFile returns the base name of a file in cur/ or new/ that differs
+// from base, a name with the time part 0, only by its time part
+// ("<secs>.M<usecs>"), or "" when there is none. The first call lists cur/
+// and new/ once more: only a source with messages without a date of their
+// own pays for it.
+func (w *Writer) undatedFile(base string) (string, error) {
+	const undatedHead = "0.M0"
+	head, rest, ok := splitTime(base)
+	if !ok || head != undatedHead {
+		return "", nil
+	}
+	if w.undated == nil {
+		w.undated = map[baseKey]string{}
+		for _, s := range []int{subCur, subNew} {
+			err := w.d.eachName(s, func(n string) {
+				if head, rest, ok := splitTime(baseOf(n)); ok && head != undatedHead {
+					// A copy: the head alone, not the whole name it is cut from.
+					w.undated[keyOf(rest)] = strings.Clone(head)
+				}
+			})
+			if err != nil {
+				return "", err
+			}
+		}
+	}
+	if head, ok := w.undated[keyOf(rest)]; ok {
+		return head + rest, nil
+	}
+	return "", nil
+}
+
+// splitTime splits a base name this Writer makes after its time part: head
+// is "<secs>.M<usecs>", rest starts with "Q". ok is false for a name of
+// another form.
+func splitTime(base string) (head, rest string, ok bool) {
+	digits := func(i int) int {
+		for i < len(base) && '0' <= base[i] && base[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	dot := digits(0)
+	if dot == 0 || !strings.HasPrefix(base[dot:], ".M") {
+		return "", "", false
+	}
+	q := digits(dot + 2)
+	if q == dot+2 || q == len(base) || base[q] != 'Q' {
+		return "", "", false
+	}
+	return base[:q], base[q:], true
 }
 
 // splitPosition splits a base name this Writer makes around its position:
@@ -707,7 +790,11 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 	if err := unix.Fchmod(fd, 0o600); err != nil {
 		return fail(fmt.Errorf("maildir: chmod %s: %w", f.Name(), err))
 	}
-	if err := futimens(fd, mtimeOf(m.Date)); err != nil {
+	mtime := m.Date
+	if !m.MTime.IsZero() {
+		mtime = m.MTime
+	}
+	if err := futimens(fd, mtimeOf(mtime)); err != nil {
 		return fail(fmt.Errorf("maildir: set mtime of %s: %w", f.Name(), err))
 	}
 	switch w.opts.Fsync {

@@ -1226,3 +1226,128 @@ func maildirWithUIDList(t *testing.T, content string) (md, ul string) {
 	must(t, os.WriteFile(ul, []byte(content), 0o600))
 	return md, ul
 }
+
+// undated is a message without a date of its own, shown with mtime.
+func undated(pos int64, body string, mtime time.Time) *Message {
+	return &Message{MTime: mtime, Position: pos, New: true, Content: strings.NewReader(body)}
+}
+
+// A message without a date of its own is named with the time part 0, whatever
+// mtime it is given to show: a second run, after the source's mtime changed
+// (a delivery, a touch, a restore), finds the file the first run wrote.
+func TestAddUndatedName(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	first := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+	a := add(t, w, undated(0, "Subject: a\n\nx\n", first))
+	b := add(t, w, undated(1, "Subject: b\n\ny\n", first))
+	must(t, w.Commit())
+	for _, r := range []Result{a, b} {
+		if !strings.HasPrefix(r.Name, "0.M0Q") || r.Existed {
+			t.Fatalf("undated message named %s (existed %v), want a new file named 0.M0Q...", r.Name, r.Existed)
+		}
+		fi, err := os.Stat(filepath.Join(md, r.Sub, r.Name))
+		must(t, err)
+		if !fi.ModTime().Equal(first) {
+			t.Errorf("%s: mtime %v, want the given %v", r.Name, fi.ModTime(), first)
+		}
+	}
+
+	_, w = newTestWriter(t, md, Options{Fsync: FsyncNone})
+	later := first.Add(36 * time.Hour)
+	a2 := add(t, w, undated(0, "Subject: a\n\nx\n", later))
+	b2 := add(t, w, undated(1, "Subject: b\n\ny\n", later))
+	c2 := add(t, w, undated(2, "Subject: c\n\nz\n", later))
+	must(t, w.Commit())
+	if !a2.Existed || a2.Name != a.Name || a2.UID != a.UID || !b2.Existed || b2.Name != b.Name || b2.UID != b.UID {
+		t.Errorf("second run with another mtime: %+v, %+v; want the files %s and %s found", a2, b2, a.Name, b.Name)
+	}
+	if c2.Existed || !strings.HasPrefix(c2.Name, "0.M0Q2X") {
+		t.Errorf("new undated message: %+v", c2)
+	}
+	if n := countFiles(t, md, "new"); n != 3 {
+		t.Errorf("%d files in new/, want 3", n)
+	}
+}
+
+// Earlier versions named a message without a date of its own after the
+// source's mtime: such a file is the message's, found again whatever its
+// seconds, while a file of another position or content is not.
+func TestAddUndatedFindsMTimeName(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	oldMTime := time.Unix(1700000000, 123456789)
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+	// What the previous version wrote: the mtime as the message's date.
+	old := add(t, w, &Message{Date: oldMTime, Position: 0, New: true, Content: strings.NewReader("Subject: a\n\nx\n")})
+	dated := add(t, w, &Message{Date: testDate, Position: 1, New: true, Content: strings.NewReader("Subject: b\n\ny\n")})
+	must(t, w.Commit())
+	if !strings.HasPrefix(old.Name, "1700000000.M123456Q0X") {
+		t.Fatalf("old-style name %s", old.Name)
+	}
+
+	_, w = newTestWriter(t, md, Options{Fsync: FsyncNone})
+	now := oldMTime.Add(time.Hour)
+	a := add(t, w, undated(0, "Subject: a\n\nx\n", now))
+	// The dated message keeps its name; the same bytes undated at its
+	// position are another name (its own file has another time part).
+	b := add(t, w, &Message{Date: testDate, Position: 1, New: true, Content: strings.NewReader("Subject: b\n\ny\n")})
+	moved := add(t, w, undated(2, "Subject: a\n\nx\n", now))
+	other := add(t, w, undated(3, "Subject: a\n\nx, changed\n", now))
+	must(t, w.Commit())
+	if !a.Existed || a.Name != old.Name || a.UID != old.UID {
+		t.Errorf("undated message again: %+v; want the file %s (UID %d) found", a, old.Name, old.UID)
+	}
+	if !b.Existed || b.Name != dated.Name {
+		t.Errorf("dated message again: %+v; want its name %s kept", b, dated.Name)
+	}
+	if moved.Existed || other.Existed {
+		t.Errorf("another position or content matched an old file: %+v, %+v", moved, other)
+	}
+	if n := countFiles(t, md, "new"); n != 4 {
+		t.Errorf("%d files in new/, want 4", n)
+	}
+}
+
+// AnyPosition still matches an undated message that moved up in its source.
+func TestAnyPositionUndated(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	mtime := time.Unix(1700000000, 0)
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncNone})
+	add(t, w, undated(0, "Subject: gone\n\n0\n", mtime))
+	kept := add(t, w, undated(1, "Subject: kept\n\n1\n", mtime))
+	must(t, w.Commit())
+
+	_, w = newTestWriter(t, md, Options{Fsync: FsyncNone, AnyPosition: true})
+	r := add(t, w, undated(0, "Subject: kept\n\n1\n", mtime.Add(time.Minute)))
+	must(t, w.Commit())
+	if !r.Existed || r.Name != kept.Name || r.UID != kept.UID {
+		t.Errorf("moved undated message: %+v; want %s found", r, kept.Name)
+	}
+	if n := countFiles(t, md, "new"); n != 2 {
+		t.Errorf("%d files in new/, want 2", n)
+	}
+}
+
+func TestSplitTime(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		base, head, rest string
+		ok               bool
+	}{
+		{"1614834367.M890123Q12X0123456789abcdef.mx,S=3,W=4", "1614834367.M890123", "Q12X0123456789abcdef.mx,S=3,W=4", true},
+		{"0.M0Q0Xab.h,S=1,W=1", "0.M0", "Q0Xab.h,S=1,W=1", true},
+		{"1614834367.MQ1X01.mx", "", "", false},
+		{".M0Q1X01.mx", "", "", false},
+		{"1614834367.M890123", "", "", false},
+		{"1614834367.12345_1.host", "", "", false},
+		{"1614834367.M890123P7Q1X01.mx", "", "", false},
+	} {
+		head, rest, ok := splitTime(tc.base)
+		if ok != tc.ok || head != tc.head || rest != tc.rest {
+			t.Errorf("splitTime(%q) = %q, %q, %v", tc.base, head, rest, ok)
+		}
+	}
+}

@@ -229,8 +229,10 @@ func (c *converter) add(m *mbox.Message) error {
 		header = mbox.StripMeta(header)
 	}
 	flags, isNew := Flags(m.Meta)
+	date, mtime := c.date(m, pos, rec.Offset)
 	res, err := c.w.Add(&maildir.Message{
-		Date:     c.date(m, pos, rec.Offset),
+		Date:     date,
+		MTime:    mtime,
 		Flags:    flags,
 		Keywords: m.Meta.Keywords,
 		New:      isNew,
@@ -303,17 +305,20 @@ func (c *converter) durable(sync func() error) error {
 }
 
 // date picks the message's received date: the From_ line's, else the Date: header's, else
-// the mbox file's mtime. Each fallback is reported.
-func (c *converter) date(m *mbox.Message, pos, off int64) time.Time {
+// the mbox file's mtime. Each fallback is reported. The first two are the message's own and
+// come back as date, which names its file; the mtime comes back as mtime alone, with a zero
+// date, because a delivery, a touch or a restore changes it between two runs, and a name
+// made from it would not be recognised by the next run.
+func (c *converter) date(m *mbox.Message, pos, off int64) (date, mtime time.Time) {
 	if !m.Date.IsZero() {
-		return m.Date
+		return m.Date, time.Time{}
 	}
 	if t, ok := mbox.DateHeader(m.Header); ok {
 		c.notice(Event{Kind: EventDateFromHeader, Message: pos, Offset: off, Detail: "no date on the From_ line; using the Date: header"})
-		return t
+		return t, time.Time{}
 	}
 	c.notice(Event{Kind: EventDateFromMTime, Message: pos, Offset: off, Detail: "no date on the From_ line nor in a Date: header; using the mbox file's mtime"})
-	return c.srcMTime
+	return time.Time{}, c.srcMTime
 }
 
 // Flags maps an mbox message's Status, X-Status and keywords to Maildir flag letters, and

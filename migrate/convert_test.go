@@ -283,3 +283,89 @@ func TestConvertResumePoints(t *testing.T) {
 		t.Errorf("resumed: %+v after %d files; %d listed, want 5", st, files, listed())
 	}
 }
+
+// looseUndated is a loose-mode mbox of n messages with neither a From_ date nor a Date:
+// header, as a bounce spool of "From MAILER-DAEMON" lines is: each message's date comes
+// from the mbox file's mtime.
+func looseUndated(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "From MAILER-DAEMON\nSubject: bounce %d\n\nundeliverable %d\n\n", i, i)
+	}
+	return b.String()
+}
+
+// An interrupted conversion of messages dated by the mbox's mtime, run again after that
+// mtime changed (a delivery, a touch), finds every file the first run made durable and
+// writes only the rest: the mtime is each file's date, never part of its name.
+func TestConvertUndatedAgainAfterMTimeChange(t *testing.T) {
+	t.Parallel()
+	const n, stopAt = 30, 10
+	src := looseUndated(n)
+	d, err := maildir.Open(filepath.Join(t.TempDir(), "Maildir"), true)
+	must(t, err)
+	defer d.Close()
+	opts := ConvertOptions{Location: time.UTC, Maildir: maildir.Options{Host: "test.example", BatchFiles: 4}}
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := 0
+	opts.Progress = func(int64) {
+		if seen++; seen == stopAt {
+			cancel()
+		}
+	}
+	first := time.Date(2024, 2, 3, 4, 5, 6, 0, time.UTC)
+	if _, err := Convert(ctx, strings.NewReader(src), int64(len(src)), first, d, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Convert: %v", err)
+	}
+	entries, err := d.Messages()
+	must(t, err)
+	durable := len(entries)
+	if durable == 0 || durable >= n {
+		t.Fatalf("%d files after the interruption; want some of the %d", durable, n)
+	}
+
+	later := first.Add(25 * time.Hour)
+	opts.Progress = nil
+	var events []Event
+	opts.Notice = func(e Event) { events = append(events, e) }
+	st, err := Convert(context.Background(), strings.NewReader(src), int64(len(src)), later, d, opts)
+	must(t, err)
+	if st.Messages != n || st.Existed != int64(durable) || st.Written != int64(n-durable) {
+		t.Fatalf("re-run after the mtime changed: %+v; want %d found and %d written", st, durable, n-durable)
+	}
+	if entries, err = d.Messages(); err != nil || len(entries) != n {
+		t.Fatalf("%d files after the re-run (%v), want each of the %d messages once", len(entries), err, n)
+	}
+	fromMTime := 0
+	for _, e := range events {
+		if e.Kind == EventDateFromMTime {
+			fromMTime++
+		}
+	}
+	if fromMTime != n {
+		t.Errorf("%d date-from-mtime notices, want %d", fromMTime, n)
+	}
+	// Those written by the re-run show its mtime; the name holds no date.
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name, "0.M0Q") {
+			t.Errorf("%s/%s: name of an undated message not 0.M0Q...", e.Sub, e.Name)
+		}
+		fi, err := os.Stat(filepath.Join(d.Path(), e.Sub, e.Name))
+		must(t, err)
+		if pos := positionOf(t, e.Name); pos >= int64(durable) && !fi.ModTime().Equal(later) {
+			t.Errorf("%s: mtime %v, want %v", e.Name, fi.ModTime(), later)
+		}
+	}
+}
+
+// positionOf returns the Q<position> of a name the writer gave.
+func positionOf(t *testing.T, name string) int64 {
+	t.Helper()
+	k, ok := nameKey(name)
+	if !ok {
+		t.Fatalf("%s: not a name of ours", name)
+	}
+	pos, err := strconv.ParseInt(k[:strings.IndexByte(k, ':')], 10, 64)
+	must(t, err)
+	return pos
+}

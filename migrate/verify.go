@@ -19,10 +19,14 @@ import (
 
 func newSHA256() hash.Hash { return sha256.New() }
 
-// verifyMaildir re-reads src[0:size) and proves every message is in d: it recomputes what
-// Convert stored for each message and finds the file whose base name carries that message's
-// position and content hash (the deterministic part of the names the writer gives), then
-// re-reads the file and compares the whole hash.
+// verifyMaildir re-reads src[0:size) and proves every message is in d exactly once: it
+// recomputes what Convert stored for each message and finds the file whose base name carries
+// that message's position and content hash (the deterministic part of the names the writer
+// gives), then re-reads the file and compares the whole hash.
+//
+// Two files with the same position and content hash are one source message stored twice (by
+// a run whose names differed from an earlier run's in their date or host part): a duplicate.
+// Identical messages at two positions of the source are two messages, each with its file.
 func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64, d *maildir.Dir) (VerifyResult, error) {
 	var res VerifyResult
 	entries, err := d.Messages()
@@ -34,8 +38,19 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 	// already in the Maildir whatever their position (maildir.Options.AnyPosition): their
 	// names carry the position they had then.
 	byHash := make(map[string]maildir.Entry, len(entries))
+	// twice holds, for a key more than one file has, all those files.
+	var twice map[string][]maildir.Entry
 	for _, e := range entries {
 		if k, ok := nameKey(e.Name); ok {
+			if prev, dup := byKey[k]; dup {
+				if twice == nil {
+					twice = map[string][]maildir.Entry{}
+				}
+				if len(twice[k]) == 0 {
+					twice[k] = []maildir.Entry{prev}
+				}
+				twice[k] = append(twice[k], e)
+			}
 			byKey[k] = e
 			byHash[k[strings.IndexByte(k, ':')+1:]] = e
 		}
@@ -76,7 +91,15 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 		}
 		sum := hex.EncodeToString(h.Sum(nil))
 		res.Messages++
-		e, ok := byKey[fmt.Sprintf("%d:%s", pos, sum[:16])]
+		key := fmt.Sprintf("%d:%s", pos, sum[:16])
+		e, ok := byKey[key]
+		if files := twice[key]; len(files) > 1 {
+			names := make([]string, len(files))
+			for i, f := range files {
+				names[i] = f.Sub + "/" + f.Name
+			}
+			res.Duplicate = append(res.Duplicate, fmt.Sprintf("message %d (%s)", pos+1, strings.Join(names, ", ")))
+		}
 		if !ok {
 			e, ok = byHash[sum[:16]]
 		}
@@ -201,6 +224,7 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 			v.Result.Missing = append(v.Result.Missing, res.Missing...)
 			v.Result.Bad = append(v.Result.Bad, res.Bad...)
 			v.Result.Deleted = append(v.Result.Deleted, res.Deleted...)
+			v.Result.Duplicate = append(v.Result.Duplicate, res.Duplicate...)
 			if err != nil {
 				v.Err = err
 				break

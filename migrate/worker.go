@@ -103,6 +103,9 @@ type VerifyResult struct {
 	// Deleted lists messages that are not in the Maildir because the user deleted them
 	// through Dovecot: their recorded UID is no longer in its dovecot-uidlist.
 	Deleted []string `json:"deleted,omitempty"`
+	// Duplicate lists messages stored more than once, with their files: verify proves
+	// every message is there exactly once.
+	Duplicate []string `json:"duplicate,omitempty"`
 
 	// From the worker to the process that holds the UID records, which sorts out Deleted.
 	Lost    []lostMessage `json:"lost,omitempty"`
@@ -378,6 +381,9 @@ func (r VerifyResult) describe() string {
 	}
 	if n := len(r.Deleted); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d deleted by the user since", n))
+	}
+	if n := len(r.Duplicate); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d stored more than once (first: %s)", n, r.Duplicate[0]))
 	}
 	if len(parts) == 0 {
 		return "all present"

@@ -16,7 +16,7 @@ func verifyCommand(u *ui) *cli.Command {
 		Description: "For every user a previous mbox or Mailbox run migrated, re-reads the migrated part of the\n" +
 			"source, recomputes what was stored for each message, and finds the Maildir file with that\n" +
 			"position and content (as the user). Prints one line per user; a message the user deleted\n" +
-			"since counts as missing. Migrated mbox folders are verified the same way, from their sources\n" +
+			"since counts as missing, and one stored in more than one file as a failure. Migrated mbox folders are verified the same way, from their sources\n" +
 			"beneath ~USER/mail (--folders). Exit status: 0 all present, 1 fatal, 3 some users failed.",
 		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
 		Action: func(c *cli.Context) error {
@@ -41,7 +41,7 @@ func verifyCommand(u *ui) *cli.Command {
 					case f.Err != nil:
 						bad = true
 						u.errorf("user %s: folder %s: %v", v.User, f.Source, f.Err)
-					case len(fr.Missing) > 0 || len(fr.Bad) > 0:
+					case len(fr.Missing) > 0 || len(fr.Bad) > 0 || len(fr.Duplicate) > 0:
 						bad = true
 						u.errorf("user %s: folder %s: %d of %d messages verified; %s", v.User, f.Source, fr.Found, fr.Messages, describeVerify(fr))
 					}
@@ -54,7 +54,7 @@ func verifyCommand(u *ui) *cli.Command {
 				case v.Err != nil:
 					failed++
 					u.errorf("user %s: %v", v.User, v.Err)
-				case len(r.Missing) > 0 || len(r.Bad) > 0 || bad:
+				case len(r.Missing) > 0 || len(r.Bad) > 0 || len(r.Duplicate) > 0 || bad:
 					failed++
 					u.errorf("user %s: %d of %d messages verified in %s%s; %s", v.User, r.Found, r.Messages, v.Dst, folders, describeVerify(r))
 				case !u.quiet:
@@ -101,6 +101,15 @@ func describeVerify(r migrate.VerifyResult) string {
 		s += "different content: " + r.Bad[0]
 		if len(r.Bad) > 1 {
 			s += " and " + strconv.Itoa(len(r.Bad)-1) + " more"
+		}
+	}
+	if len(r.Duplicate) > 0 {
+		if s != "" {
+			s += "; "
+		}
+		s += "stored more than once: " + r.Duplicate[0]
+		if len(r.Duplicate) > 1 {
+			s += " and " + strconv.Itoa(len(r.Duplicate)-1) + " more"
 		}
 	}
 	return s

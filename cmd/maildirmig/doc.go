@@ -30,7 +30,9 @@ date), made durable, then renamed into new/ or cur/ without ever replacing a fil
 X-Status become Maildir flags (R→S, A→R, F→F, T→D, D→T), X-Keywords become Dovecot keywords, and
 X-IMAPbase, X-IMAP and X-UID become dovecot-uidlist, so IMAP UIDs and POP3 UIDLs do not change.
 These mbox-internal headers are removed from the messages unless --keep-headers is given. File
-names are the same on every run for the same message, so a second run writes nothing.
+names are the same on every run for the same message, so a second run writes nothing: a name
+holds only a date read from the message itself, and a message dated by the mbox file's mtime is
+named with the time 0, so that a touch or a delivery between two runs changes nothing.
 
 # Exit codes
 
