@@ -15,7 +15,8 @@
 //
 // With Config.Fix, what is safe to repair is repaired, as the user, through the same
 // descriptors: modes (only of what the user owns), missing cur/new/tmp, and tmp/ files older
-// than Config.StaleTmp. A message is never deleted.
+// than Config.StaleTmp, but never those of a maildirmig still writing (its run marker is
+// locked), whose mtime is their message's date. A message is never deleted.
 package check
 
 import (

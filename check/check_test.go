@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maildirmig/maildirmig/maildir"
 	"golang.org/x/sys/unix"
 )
 
@@ -410,5 +411,34 @@ func TestCancelled(t *testing.T) {
 	cfg.Users = append(cfg.Users, cfg.Users[0], cfg.Users[0])
 	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run with a cancelled context: %v", err)
+	}
+}
+
+// TestLiveMigrationTmpNotStale: the tmp/ files of a maildirmig still writing carry their
+// messages' dates as mtime, years old; check does not call them stale, and --fix leaves them.
+func TestLiveMigrationTmpNotStale(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	d, err := maildir.Open(filepath.Join(u.Home, "Maildir"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	w, err := maildir.NewWriter(d, maildir.Options{BatchFiles: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	old := cfg.Now.AddDate(-3, 0, 0)
+	if _, err := w.Add(&maildir.Message{Date: old, New: true, Content: strings.NewReader("pending\n")}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Fix = true
+	r := run(t, cfg)
+	for _, p := range r.Problems {
+		t.Errorf("problem reported beside a live migration: %+v", p)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatalf("the migration after check --fix: %v", err)
 	}
 }

@@ -259,7 +259,8 @@ func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
 	}
 	if sub == "tmp" {
 		age := c.cfg.Now.Sub(mtime(&st))
-		if age > c.cfg.StaleTmp {
+		// A live maildirmig's tmp/ files carry their messages' dates as mtime.
+		if age > c.cfg.StaleTmp && !maildir.TmpInUse(dfd, name) {
 			p := c.problem(Warning, StaleTmp, path,
 				fmt.Sprintf("tmp/ file last changed %s ago (an interrupted delivery)", age.Round(time.Hour)))
 			if c.cfg.Fix {

@@ -27,6 +27,14 @@
 // serving the Maildir meanwhile numbers our files as we do; [Writer.Commit]
 // rewrites the header once at the end when it must give a higher next UID.
 //
+// A Writer holds an OFD lock on a run marker of its own in tmp/ until
+// [Writer.Close], and its tmp/ files carry the marker's run token, so that
+// NewWriter can clean up after a writer that died: it removes the tmp/ files
+// of this host's runs whose marker is unlocked or gone, and takes over at
+// once the dovecot-uidlist.lock such a run held, never a live run's or
+// Dovecot's. [TmpInUse] tells a checker which tmp/ files are
+// still being written.
+//
 // [ParseName], [CheckUIDList], [FileType], [Dir.Messages] and [Dir.OpenMessage]
 // serve readers that check or verify a Maildir.
 package maildir

@@ -89,6 +89,11 @@ type Options struct {
 	// match. Identical messages with the same date all match the same file,
 	// so such duplicates of a message already there are not written again.
 	AnyPosition bool
+
+	// Recovered, when set, hears what NewWriter and the control file locks
+	// cleaned up after a maildirmig that died: its tmp/ files, its dotlock
+	// taken over. Each call is one sentence for a log.
+	Recovered func(detail string)
 }
 
 const (
@@ -191,8 +196,9 @@ type Writer struct {
 	waiting      []Result // added, to be reported to Options.Durable
 	dirty        [2]bool  // cur/, new/ received a rename since their last fsync
 
-	buf []byte
-	pid int
+	buf    []byte
+	pid    int
+	marker *runMarker // this Writer's run marker in tmp/, until Close
 
 	// syncErr is a failed sync of the pending batch: its files stay out
 	// of cur/ and new/ until Abort, because a second fsync may succeed
@@ -207,6 +213,10 @@ type Writer struct {
 	// possibly from several goroutines at once; an error it returns is
 	// taken as that call's failure.
 	trace func(event string) error
+
+	// lockWait, when set by tests, replaces the 30 seconds lockControl
+	// waits for a live holder.
+	lockWait time.Duration
 }
 
 // syncWorkers is how many files of a batch are fsynced at once. Concurrent
@@ -272,6 +282,22 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 	if opts.AnyPosition {
 		w.anyPos = map[baseKey]int64{}
 	}
+	if err := w.claim(); err != nil {
+		return nil, err
+	}
+	if err := w.open(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// open cleans up after dead runs, then reads what the Maildir holds.
+func (w *Writer) open() error {
+	d, opts := w.d, w.opts
+	if err := w.recover(); err != nil {
+		return err
+	}
 	for _, s := range []int{subCur, subNew} {
 		err := d.eachName(s, func(n string) {
 			if n == "" || n[0] == '.' {
@@ -286,12 +312,12 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 			}
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	f, st, err := openControl(d.fd, uidlistName, d.path+"/"+uidlistName)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if f != nil {
 		ul, err := scanUIDList(f, func(l uidLine) error {
@@ -306,13 +332,13 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 			f.Close()
 			if ue, ok := errors.AsType[*UIDListError](err); ok {
 				ue.Path = d.path + "/" + uidlistName
-				return nil, ue
+				return ue
 			}
-			return nil, fmt.Errorf("maildir: %s/%s: %w", d.path, uidlistName, err)
+			return fmt.Errorf("maildir: %s/%s: %w", d.path, uidlistName, err)
 		}
 		if ul.guid == "" {
 			if ul.guid, err = newGUID(); err != nil {
-				return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
+				return fmt.Errorf("maildir: mailbox guid: %w", err)
 			}
 		}
 		w.ul, w.pubStat, w.pubFile = ul, st, f
@@ -321,20 +347,20 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 	} else {
 		guid, err := newGUID()
 		if err != nil {
-			return nil, fmt.Errorf("maildir: mailbox guid: %w", err)
+			return fmt.Errorf("maildir: mailbox guid: %w", err)
 		}
 		w.ul = &uidlist{version: '3', validity: uint32(time.Now().Unix()), next: 1, guid: guid}
 	}
 	b, _, err := readSmallFile(d.fd, keywordsName, d.path+"/"+keywordsName)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if b != nil {
 		if w.kw, err = parseKeywords(bytes.NewReader(b)); err != nil {
-			return nil, fmt.Errorf("maildir: %s/%s: %w", d.path, keywordsName, err)
+			return fmt.Errorf("maildir: %s/%s: %w", d.path, keywordsName, err)
 		}
 	}
-	return w, nil
+	return nil
 }
 
 // SetUIDBase tells the writer the mbox's UIDVALIDITY and LAST USED UID
@@ -767,7 +793,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 		if _, err := rand.Read(rnd[:]); err != nil {
 			return "", nil, fmt.Errorf("maildir: tmp name: %w", err)
 		}
-		name = fmt.Sprintf("%d.P%dQ%dR%s.%s", time.Now().Unix(), w.pid, m.Position, hex.EncodeToString(rnd[:]), w.host)
+		name = fmt.Sprintf("%d.%sQ%dR%s.%s", time.Now().Unix(), w.marker.token, m.Position, hex.EncodeToString(rnd[:]), w.host)
 		fd, err = openBeneathMode(tmpfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err != unix.EEXIST || try == 10 {
 			break
@@ -784,7 +810,7 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 		return "", nil, err
 	}
 	if _, err := fault.Write.On(f, "write").N64(io.CopyBuffer(io.MultiWriter(f, c), m.Content, w.buf)); err != nil {
-		return fail(fmt.Errorf("maildir: write %s: %w", f.Name(), err))
+		return fail(fmt.Errorf("maildir: write %s: %w", f.Name(), bare(err, f.Name())))
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
 	if err := unix.Fchmod(fd, 0o600); err != nil {
@@ -810,9 +836,20 @@ func (w *Writer) writeTmp(m *Message) (string, *counter, error) {
 	}
 	if err := fault.Close.On(f, "close").Err(f.Close()); err != nil {
 		w.removeTmp(name)
-		return "", nil, fmt.Errorf("maildir: close %s: %w", f.Name(), err)
+		return "", nil, fmt.Errorf("maildir: close %s: %w", f.Name(), bare(err, f.Name()))
 	}
 	return name, c, nil
+}
+
+// bare drops the *os.PathError that an *os.File method put around err
+// when it is about the file named path: the message that wraps it names the
+// file already. Another file's error (the source's, when a copy fails on the
+// read side) keeps its path.
+func bare(err error, path string) error {
+	if pe, ok := err.(*os.PathError); ok && pe.Path == path {
+		return pe.Err
+	}
+	return err
 }
 
 func mtimeOf(t time.Time) unix.Timespec {
@@ -1189,7 +1226,7 @@ func (w *Writer) rescan(f *os.File, display string) (*uidlist, error) {
 			ue.Path = display
 			return nil, ue
 		}
-		return nil, fmt.Errorf("maildir: read %s: %w", display, err)
+		return nil, fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 	}
 	if len(listed) > 0 {
 		tail := w.tail[:0]
@@ -1272,14 +1309,14 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 	bw.WriteByte('\n')
 	if old != nil {
 		if _, err := old.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("maildir: read %s: %w", display, err)
+			return fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 		}
 		_, err := scanUIDList(old, func(l uidLine) error {
 			bw.WriteString(l.text)
 			return bw.WriteByte('\n')
 		})
 		if err != nil {
-			return fmt.Errorf("maildir: read %s: %w", display, err)
+			return fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 		}
 	}
 	for _, l := range w.tail {
@@ -1287,7 +1324,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 		bw.WriteByte('\n')
 	}
 	if err := fault.UIDListRewrite.On(lk.f, "write").Err(bw.Flush()); err != nil {
-		return fmt.Errorf("maildir: write %s.lock: %w", display, err)
+		return fmt.Errorf("maildir: write %s.lock: %w", display, bare(err, display+".lock"))
 	}
 	return w.install(lk)
 }
@@ -1322,7 +1359,7 @@ func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 	write := func(b []byte) error {
 		_, err := fault.UIDListAppend.On(f, "write").N(f.Write(b))
 		if err = w.traced(err, "append "+uidlistName); err != nil {
-			return fmt.Errorf("maildir: append to %s: %w", display, err)
+			return fmt.Errorf("maildir: append to %s: %w", display, bare(err, display))
 		}
 		return nil
 	}
@@ -1358,7 +1395,7 @@ func (w *Writer) writeKeywords() error {
 	data := keywordsBytes(&w.kw)
 	err := w.writeControl(keywordsName, func(out io.Writer) error {
 		if _, err := out.Write(data); err != nil {
-			return fmt.Errorf("maildir: write %s/%s.lock: %w", w.d.path, keywordsName, err)
+			return fmt.Errorf("maildir: write %s/%s.lock: %w", w.d.path, keywordsName, bare(err, w.d.path+"/"+keywordsName+".lock"))
 		}
 		return nil
 	})
@@ -1390,7 +1427,8 @@ type ctlLock struct {
 	dev     uint64
 	ino     uint64
 	touched time.Time
-	done    bool // renamed over name, or removed
+	done    bool       // renamed over name, or removed
+	rec     lockRecord // what the run marker says of it while held
 }
 
 // held returns an error matching errLockLost unless name.lock is still ours.
@@ -1416,37 +1454,66 @@ func (l *ctlLock) refresh() {
 	}
 }
 
+// unlinkTmp removes the lock's other name in tmp/, which kept its inode
+// from being reused while the run marker recorded it.
+func (l *ctlLock) unlinkTmp() {
+	if l.rec.tmp != "" {
+		_ = unix.Unlinkat(l.w.d.sub[subTmp], l.rec.tmp, 0)
+		l.rec.tmp = ""
+	}
+}
+
+// forget takes the lock out of the run marker and removes its tmp/ name.
+func (l *ctlLock) forget() {
+	if m := l.w.marker; m != nil {
+		m.release(l)
+	}
+	l.unlinkTmp()
+}
+
 // lockControl takes the dotlock of the control file name, waiting up to 30
-// seconds for another holder and taking over a lock older than lockStale.
+// seconds for another holder. It takes over at once a lock whose holder is
+// a maildirmig that died on this host (its run marker says so), and any
+// other lock older than lockStale, as Dovecot does.
+//
+// The lock is made as a file of this run in tmp/, recorded in the run
+// marker, then hard-linked to name.lock (which fails when it exists); the
+// tmp/ name stays until the lock goes (see recover.go).
 func (w *Writer) lockControl(name string) (*ctlLock, error) {
 	lock := name + ".lock"
 	display := w.d.path + "/" + lock
-	deadline := time.Now().Add(30 * time.Second)
+	wait := 30 * time.Second
+	if w.lockWait > 0 {
+		wait = w.lockWait
+	}
+	deadline := time.Now().Add(wait)
+	var (
+		last   lockHolder
+		lastSt *unix.Stat_t
+	)
 	for {
-		fd, err := openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		l, err := w.createLock(name)
 		if err == nil {
-			l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
-			var st unix.Stat_t
-			if err := unix.Fstat(fd, &st); err != nil {
-				l.f.Close()
-				_ = unix.Unlinkat(w.d.fd, lock, 0)
-				return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
-			}
-			l.dev, l.ino = st.Dev, st.Ino
 			fault.Locked.Hit()
 			return l, nil
 		}
 		if err != unix.EEXIST {
-			return nil, fmt.Errorf("maildir: create %s: %w", display, err)
+			return nil, err
 		}
 		var st unix.Stat_t
-		if unix.Fstatat(w.d.fd, lock, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-			time.Since(time.Unix(st.Mtim.Unix())) > lockStale {
-			_ = unix.Unlinkat(w.d.fd, lock, 0)
-			continue
+		if unix.Fstatat(w.d.fd, lock, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			h, taken := w.holder(lock, &st)
+			if taken {
+				continue
+			}
+			if h.pid == 0 && time.Since(time.Unix(st.Mtim.Unix())) > lockStale {
+				_ = unix.Unlinkat(w.d.fd, lock, 0)
+				continue
+			}
+			last, lastSt = h, &st
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("maildir: %s is held by another process", display)
+			return nil, heldError(display, last, lastSt)
 		}
 		if err := w.traced(nil, "wait "+lock); err != nil {
 			return nil, err
@@ -1455,12 +1522,87 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 	}
 }
 
+// createLock makes name.lock, as lockControl says; it returns EEXIST
+// unwrapped when the lock is there already.
+func (w *Writer) createLock(name string) (*ctlLock, error) {
+	lock := name + ".lock"
+	display := w.d.path + "/" + lock
+	tmpfd := w.d.sub[subTmp]
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("maildir: lock name: %w", err)
+	}
+	tmp := fmt.Sprintf("%d.%sL%s.%s", time.Now().Unix(), w.marker.token, hex.EncodeToString(rnd[:]), w.host)
+	fd, err := openBeneathMode(tmpfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, tmp, err)
+	}
+	l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
+	fail := func(err error) (*ctlLock, error) {
+		l.f.Close()
+		_ = unix.Unlinkat(tmpfd, tmp, 0)
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fail(fmt.Errorf("maildir: stat %s/tmp/%s: %w", w.d.path, tmp, err))
+	}
+	l.dev, l.ino = st.Dev, st.Ino
+	l.rec = lockRecord{name: lock, tmp: tmp, dev: st.Dev, ino: st.Ino}
+	if err := w.marker.hold(l); err != nil {
+		return fail(err)
+	}
+	err = unix.Linkat(tmpfd, tmp, w.d.fd, lock, 0)
+	switch err {
+	case nil:
+		return l, nil
+	case unix.EPERM, unix.EOPNOTSUPP, unix.EMLINK:
+		// A file system without hard links: the lock is created in
+		// place, and a kill before it is recorded costs lockStale.
+		w.marker.release(l)
+		l.f.Close()
+		_ = unix.Unlinkat(tmpfd, tmp, 0)
+		return w.createLockInPlace(name)
+	}
+	w.marker.release(l)
+	if err == unix.EEXIST {
+		fail(nil)
+		return nil, unix.EEXIST
+	}
+	return fail(fmt.Errorf("maildir: create %s: %w", display, err))
+}
+
+// createLockInPlace makes name.lock by an exclusive create. Without a tmp/
+// name to keep its inode, it is not recorded: a kill while it is held costs
+// lockStale.
+func (w *Writer) createLockInPlace(name string) (*ctlLock, error) {
+	lock := name + ".lock"
+	display := w.d.path + "/" + lock
+	fd, err := openBeneathMode(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err == unix.EEXIST {
+		return nil, unix.EEXIST
+	}
+	if err != nil {
+		return nil, fmt.Errorf("maildir: create %s: %w", display, err)
+	}
+	l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		l.f.Close()
+		_ = unix.Unlinkat(w.d.fd, lock, 0)
+		return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
+	}
+	l.dev, l.ino = st.Dev, st.Ino
+	return l, nil
+}
+
 // drop releases a lock that was not installed.
 func (l *ctlLock) drop() {
 	if l.done {
 		return
 	}
 	l.done = true
+	l.forget()
 	// A lock taken over is the other holder's now: not ours to remove.
 	if l.held() == nil {
 		_ = unix.Unlinkat(l.w.d.fd, l.name+".lock", 0)
@@ -1487,6 +1629,10 @@ func (w *Writer) install(l *ctlLock) error {
 	if err := l.held(); err != nil {
 		return err
 	}
+	// dovecot-uidlist must have one link (check refuses more): the tmp/
+	// name goes first. Until the rename, a kill leaves a lock that no
+	// record matches, which costs lockStale.
+	l.forget()
 	if err := w.traced(unix.Renameat(w.d.fd, lock, w.d.fd, l.name), "rename "+lock+" "+l.name); err != nil {
 		return fmt.Errorf("maildir: rename %s to %s: %w", display, l.name, err)
 	}
@@ -1498,7 +1644,7 @@ func (w *Writer) install(l *ctlLock) error {
 		}
 	}
 	if cerr != nil {
-		return fmt.Errorf("maildir: close %s: %w", display, cerr)
+		return fmt.Errorf("maildir: close %s: %w", display, bare(cerr, display))
 	}
 	return nil
 }

@@ -247,8 +247,11 @@ func TestAddNeverOverwrites(t *testing.T) {
 			if len(durable) != 1 || !durable[0].Existed || durable[0].Name != r.Name {
 				t.Errorf("Durable saw %+v, want the planted name as Existed", durable)
 			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
 			if left, _ := os.ReadDir(filepath.Join(md, "tmp")); len(left) != 0 {
-				t.Errorf("tmp/ not empty: %v", left)
+				t.Errorf("tmp/ not empty after Close: %v", left)
 			}
 		})
 	}
@@ -262,6 +265,7 @@ func TestReAddIsIdempotent(t *testing.T) {
 	run := func() []Result {
 		d, w := newTestWriter(t, md, Options{})
 		defer d.Close()
+		defer w.Close()
 		w.SetUIDBase(1234, 10)
 		var rs []Result
 		for i, b := range bodies {
@@ -572,13 +576,20 @@ func TestWriterRefusesSymlinkedControlFiles(t *testing.T) {
 	}
 }
 
+// countFiles counts the files of md/sub but the run markers of live Writers.
 func countFiles(t *testing.T, md, sub string) int {
 	t.Helper()
 	es, err := os.ReadDir(filepath.Join(md, sub))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(es)
+	n := 0
+	for _, e := range es {
+		if !strings.HasPrefix(e.Name(), markerPrefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func sortedNames(t *testing.T, md string) []string {

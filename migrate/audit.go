@@ -42,6 +42,10 @@ type Audit struct {
 	err     error
 	now     func() time.Time
 	notices []string
+	// cut says the log did not end in a newline when it was opened: a
+	// run killed, or out of space, in the middle of a line. The next line
+	// starts with a newline, so that each whole line stays a JSON object.
+	cut bool
 }
 
 // EventAuditFixed is the notice kind OpenAudit logs when it corrected the log's mode.
@@ -73,7 +77,8 @@ func OpenAuditUnder(root, path string) (*Audit, error) {
 	}
 	defer unix.Close(dirfd)
 	shown := filepath.Join(root, path)
-	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0o600)
+	// Read as well as write: the last byte says whether a line was cut short.
+	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0o600)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
 			return nil, fmt.Errorf("migrate: audit log %s is a symlink", shown)
@@ -103,11 +108,19 @@ func OpenAuditUnder(root, path string) (*Audit, error) {
 	if err == nil {
 		err = unix.SetNonblock(fd, false)
 	}
+	cut := false
+	if err == nil && st.Size > 0 {
+		var last [1]byte
+		if _, rerr := unix.Pread(fd, last[:], st.Size-1); rerr != nil {
+			err = fmt.Errorf("migrate: audit log: %w", &os.PathError{Op: "read", Path: shown, Err: rerr})
+		}
+		cut = last[0] != '\n'
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	a := &Audit{f: f, run: newRunID(), now: time.Now, notices: notices}
+	a := &Audit{f: f, run: newRunID(), now: time.Now, notices: notices, cut: cut}
 	for _, n := range notices {
 		if err := a.Log(EventNotice, map[string]any{"kind": EventAuditFixed, "detail": n}); err != nil {
 			f.Close()
@@ -230,9 +243,14 @@ func (a *Audit) Log(event string, fields map[string]any) error {
 		return a.err
 	}
 	var buf bytes.Buffer
+	start := 0
+	if a.cut {
+		buf.WriteByte('\n')
+		start = 1
+	}
 	buf.WriteByte('{')
 	put := func(k string, v any) {
-		if buf.Len() > 1 {
+		if buf.Len() > start+1 {
 			buf.WriteByte(',')
 		}
 		kb, _ := json.Marshal(k)
@@ -281,6 +299,7 @@ func (a *Audit) Log(event string, fields map[string]any) error {
 		a.err = fmt.Errorf("migrate: audit log: %w", err)
 		return a.err
 	}
+	a.cut = false
 	return nil
 }
 

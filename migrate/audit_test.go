@@ -109,7 +109,7 @@ func TestAuditRefusesExisting(t *testing.T) {
 		}, "has 2 links"},
 		{"fifo", false, func(t *testing.T, dir, path string) {
 			must(t, unix.Mkfifo(path, 0o600))
-		}, "no such device"},
+		}, "is not a regular file"},
 		{"directory", false, func(t *testing.T, dir, path string) {
 			must(t, os.Mkdir(path, 0o700))
 		}, "is a directory"},
@@ -221,5 +221,78 @@ func TestMkdirUnder(t *testing.T) {
 		if _, _, err := MkdirUnder(root, "/var/lib/maildirmig"); err == nil || !strings.Contains(err.Error(), "owned by uid 42193") {
 			t.Errorf("MkdirUnder on another uid's directory = %v", err)
 		}
+	}
+}
+
+// TestAuditAfterCutLine: a run that ran out of space in the middle of a line left the log
+// without a final newline; the next run starts its lines on a new line, so that every whole
+// line still parses as JSON. The space runs out for real, on a small tmpfs.
+func TestAuditAfterCutLine(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=8k,mode=0700"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	path := filepath.Join(dir, "audit.jsonl")
+	a, err := OpenAudit(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	for i := 0; i < 10000 && werr == nil; i++ {
+		werr = a.Log(EventMessage, map[string]any{"user": "alice", "messages": i, "detail": strings.Repeat("x", 300)})
+	}
+	if !errors.Is(werr, unix.ENOSPC) {
+		t.Fatalf("filling the log: %v, want ENOSPC", werr)
+	}
+	a.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 0 || b[len(b)-1] == '\n' {
+		t.Fatalf("the full file system left the log ending %q: no line was cut", b[max(0, len(b)-20):])
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, "size=64k"); err != nil {
+		t.Fatalf("remount with more space: %v", err)
+	}
+	a, err = OpenAudit(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []string{EventRunStart, EventRunEnd} {
+		if err := a.Log(e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	cut := 0
+	var events []string
+	for _, l := range lines {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil {
+			cut++
+			continue
+		}
+		if m["run"] == a.Run() {
+			events = append(events, m["event"].(string))
+		}
+	}
+	if cut != 1 {
+		t.Errorf("%d lines do not parse, want only the one cut short", cut)
+	}
+	if strings.Join(events, " ") != EventRunStart+" "+EventRunEnd {
+		t.Errorf("the second run's lines: %q, want run-start and run-end, each on its own line", events)
 	}
 }

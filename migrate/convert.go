@@ -52,6 +52,7 @@ const (
 	EventKeywordsDropped = "keywords-dropped"  // more than 26 keywords: the rest could not be kept
 	EventRenumbered      = "uids-renumbered"   // some IMAP UIDs could not be kept: clients will re-download
 	EventPseudoSkipped   = "uw-pseudo-message" // UW-IMAP's folder-internal-data message was not copied
+	EventRecovered       = "recovered"         // what a maildirmig that died left in the Maildir was cleaned up
 )
 
 // MessageRecord tells what became of one source message.
@@ -99,10 +100,14 @@ const (
 // removed) and returns what was made durable so far, with the error.
 func Convert(ctx context.Context, src io.ReaderAt, size int64, srcMTime time.Time, d *maildir.Dir, opts ConvertOptions) (Stats, error) {
 	c := &converter{opts: opts, st: Stats{EndOffset: opts.StartOffset}, srcMTime: srcMTime}
+	if opts.Maildir.Recovered == nil {
+		opts.Maildir.Recovered = func(detail string) { c.notice(Event{Kind: EventRecovered, Message: -1, Detail: detail}) }
+	}
 	w, err := maildir.NewWriter(d, opts.Maildir)
 	if err != nil {
 		return c.st, err
 	}
+	defer w.Close()
 	c.w = w
 	section := io.NewSectionReader(src, opts.StartOffset, size-opts.StartOffset)
 	c.r = mbox.NewReader(section, size-opts.StartOffset, mbox.Options{

@@ -369,3 +369,43 @@ func positionOf(t *testing.T, name string) int64 {
 	must(t, err)
 	return pos
 }
+
+// TestConvertRecoversDeadRun: Convert cleans up after a maildirmig that died on this host (its
+// tmp/ files and its run marker, whose lock the kernel dropped), says so in a recovered event,
+// and leaves tmp/ empty when it ends.
+func TestConvertRecoversDeadRun(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	d, err := maildir.Open(md, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	host := "mx.example.org"
+	// The pid does not matter: the marker is not locked, so its run is dead.
+	dead := []string{".maildirmig.P4194304I0123abcd." + host, "1700000000.P4194304I0123abcdQ0R001122334455." + host}
+	for _, n := range dead {
+		if err := os.WriteFile(filepath.Join(md, "tmp", n), []byte("half a message"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var events []Event
+	_, err = Convert(context.Background(), strings.NewReader(twoMessages), int64(len(twoMessages)), time.Unix(0, 0), d, ConvertOptions{
+		Maildir: maildir.Options{Host: host, Fsync: maildir.FsyncNone},
+		Notice:  func(e Event) { events = append(events, e) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(filepath.Join(md, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 0 {
+		t.Errorf("tmp/ holds %d files after Convert", len(ents))
+	}
+	want := Event{Kind: EventRecovered, Message: -1, Detail: "removed 1 file left in tmp/ by a maildirmig that died (pid 4194304)"}
+	if len(events) != 1 || events[0] != want {
+		t.Errorf("events %+v, want %+v", events, want)
+	}
+}

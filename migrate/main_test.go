@@ -16,6 +16,9 @@ func TestMain(m *testing.M) {
 	if IsWorker() {
 		os.Exit(WorkerMain())
 	}
+	if dir := os.Getenv(stateHelperEnv); dir != "" {
+		os.Exit(stateWriteHelper(dir))
+	}
 	if path := os.Getenv(helperEnv); path != "" {
 		os.Exit(classicLockHelper(path))
 	}

@@ -218,6 +218,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := audit.Log(EventRunStart, map[string]any{"argv": cfg.Argv, "version": cfg.Version, "users": len(list), "jobs": cfg.Jobs, "root": nonEmpty(cfg.Root), "after": cfg.After}); err != nil {
 		return sum, err
 	}
+	if err := sweepStateTemps(audit, stateDir, cfg.Warn); err != nil {
+		return sum, err
+	}
 	r := &runner{cfg: cfg, audit: audit, state: state, withFlock: cfg.Source == SourceSpool && cfg.Root == "" && postfixUsesFlock(),
 		zone: zoneName(cfg.Convert.Location)}
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/maildirmig/maildirmig/maildir"
+	"golang.org/x/sys/unix"
 )
 
 // tree is a --root directory with users, spools and homes. When the test runs as root, every
@@ -648,5 +650,41 @@ func runInterrupted(t *testing.T, cfg Config) {
 	cfg.Progress = func(int64) { cancel() }
 	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Run: %v", err)
+	}
+}
+
+// TestRunSweepsStateTemps: a run removes the temporary state files of a run that died (its pid
+// is gone), in the state directory and its folders/, and says so in the audit log.
+func TestRunSweepsStateTemps(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "alice")
+	tr.write("var/mail/alice", msgA, "alice")
+	dead := exec.Command("true")
+	must(t, dead.Run())
+	if unix.Kill(dead.Process.Pid, 0) != unix.ESRCH {
+		t.Skip("the pid of an ended process is in use again")
+	}
+	left := []string{
+		fmt.Sprintf("var/lib/maildirmig/.alice.spool-0123456789ab.json.P%d.42.tmp", dead.Process.Pid),
+		fmt.Sprintf("var/lib/maildirmig/folders/.alice.json.P%d.43.tmp", dead.Process.Pid),
+	}
+	tr.mkdir("var/lib/maildirmig/folders", 0o700, "")
+	for _, p := range left {
+		tr.write(p, "{", "")
+	}
+	run(t, tr.config())
+	for _, p := range left {
+		if _, err := os.Lstat(tr.path(p)); err == nil {
+			t.Errorf("%s left", p)
+		}
+	}
+	recovered := 0
+	for _, e := range tr.audit() {
+		if e["event"] == EventNotice && e["kind"] == EventRecovered {
+			recovered++
+		}
+	}
+	if recovered != 2 {
+		t.Errorf("%d recovered notices in the audit log, want one per directory", recovered)
 	}
 }

@@ -224,7 +224,7 @@ func (s folderStates) write(user, p string, v any) error {
 	if err != nil {
 		return fmt.Errorf("migrate: folder state: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.Dir, "."+user+".*.tmp")
+	tmp, err := os.CreateTemp(s.Dir, stateTempPattern(p))
 	if err != nil {
 		return fmt.Errorf("migrate: folder state: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -180,11 +181,14 @@ func (s StateStore) Save(st *State) error {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
 	b = append(b, '\n')
-	tmp, err := os.CreateTemp(s.Dir, "."+st.User+".*.tmp")
+	tmp, err := os.CreateTemp(s.Dir, stateTempPattern(p))
 	if err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	if stateWriting != nil {
+		stateWriting(tmp.Name())
+	}
 	if _, err := fault.State.On(tmp, "write").N(tmp.Write(b)); err != nil {
 		tmp.Close()
 		return fmt.Errorf("migrate: state: %w", err)
@@ -206,6 +210,115 @@ func (s StateStore) Save(st *State) error {
 		}
 	}
 	return syncDir(s.Dir)
+}
+
+// stateWriting, set by tests, is called with the temporary file of a state write before it is
+// written.
+var stateWriting func(tmp string)
+
+// stateTempPattern is the os.CreateTemp pattern of the file a state file target is written
+// into before it is renamed over target: its name and the writer's pid, so that a later run
+// tells a run that died from one writing now (SweepStateTemps).
+func stateTempPattern(target string) string {
+	return "." + filepath.Base(target) + ".P" + strconv.Itoa(os.Getpid()) + ".*.tmp"
+}
+
+// legacyTempAge is how old a temporary state file of an earlier build, which did not carry
+// the writer's pid, must be before SweepStateTemps removes it: a write takes milliseconds.
+const legacyTempAge = time.Hour
+
+// SweepStateTemps removes from dir the temporary files of state writes whose writer died:
+// .NAME.P<pid>.<digits>.tmp when no process has that pid on this host (the state directory
+// is root's and local), and .NAME.<digits>.tmp of an earlier build once legacyTempAge old. A
+// temporary file of a live run, this one or another at the same time, is never touched. It
+// returns the names removed.
+func SweepStateTemps(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("migrate: state: %w", err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: state: %w", err)
+	}
+	var removed []string
+	var first error
+	for _, n := range names {
+		pid, legacy, ok := parseStateTemp(n)
+		if !ok {
+			continue
+		}
+		if legacy {
+			var st unix.Stat_t
+			if unix.Fstatat(int(d.Fd()), n, &st, unix.AT_SYMLINK_NOFOLLOW) != nil ||
+				time.Since(time.Unix(st.Mtim.Unix())) < legacyTempAge {
+				continue
+			}
+		} else if pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		if err := unix.Unlinkat(int(d.Fd()), n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			if first == nil {
+				first = fmt.Errorf("migrate: state: remove %s: %w", filepath.Join(dir, n), err)
+			}
+			continue
+		}
+		removed = append(removed, n)
+	}
+	return removed, first
+}
+
+// sweepStateTemps removes the temporary state files of runs that died, in the state directory
+// and its folders/, and says so in the audit log; what it could not remove is a warning. Only
+// a failed audit write is an error.
+func sweepStateTemps(audit *Audit, stateDir string, warn func(string)) error {
+	for _, dir := range []string{stateDir, filepath.Join(stateDir, "folders")} {
+		removed, err := SweepStateTemps(dir)
+		if err != nil && warn != nil {
+			warn(strings.TrimPrefix(err.Error(), "migrate: "))
+		}
+		if len(removed) == 0 {
+			continue
+		}
+		detail := fmt.Sprintf("removed %d temporary state files in %s left by a maildirmig that died: %s", len(removed), dir, strings.Join(removed, " "))
+		if err := audit.Log(EventNotice, map[string]any{"kind": EventRecovered, "detail": detail}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseStateTemp recognises a temporary state file name: .NAME.P<pid>.<digits>.tmp, or
+// .NAME.<digits>.tmp of an earlier build (legacy).
+func parseStateTemp(name string) (pid int, legacy, ok bool) {
+	rest, found := strings.CutSuffix(name, ".tmp")
+	if !found || !strings.HasPrefix(rest, ".") {
+		return 0, false, false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i < 2 || !isDigits(rest[i+1:]) {
+		return 0, false, false
+	}
+	head := rest[:i]
+	if j := strings.LastIndexByte(head, '.'); j >= 1 && len(head) > j+2 && head[j+1] == 'P' && isDigits(head[j+2:]) {
+		if pid, err := strconv.Atoi(head[j+2:]); err == nil && pid > 0 {
+			return pid, false, true
+		}
+	}
+	return 0, true, true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func syncDir(dir string) error {

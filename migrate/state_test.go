@@ -1,12 +1,18 @@
 package migrate
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,5 +190,98 @@ func TestResumeAfterRenameIntent(t *testing.T) {
 	s.IntentTo = path + ".elsewhere"
 	if _, _, _, err := s.Resume(f, st, false); !errors.Is(err, ErrSourceChanged) {
 		t.Errorf("Resume with the renamed file not where announced = %v, want ErrSourceChanged", err)
+	}
+}
+
+// stateHelperEnv makes the test binary a run that saves alice's state into the directory it
+// names and is killed in the middle of the write: it says "ready" once its temporary file is
+// there, and waits.
+const stateHelperEnv = "MIGRATE_TEST_STATE_HELPER"
+
+func stateWriteHelper(dir string) int {
+	stateWriting = func(string) {
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
+	}
+	err := StateStore{Dir: dir}.Save(&State{User: "alice", Source: "/var/mail/alice"})
+	fmt.Fprintln(os.Stderr, "the state write was not killed:", err)
+	return 1
+}
+
+func TestParseStateTemp(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name       string
+		pid        int
+		legacy, ok bool
+	}{
+		{".alice.spool-0123456789ab.json.P4321.998877.tmp", 4321, false, true},
+		{".al.ice.json.P12.3.tmp", 12, false, true},
+		{".alice.998877.tmp", 0, true, true},
+		{".x.P12.998877.tmp", 12, false, true}, // a legacy file of user x.P12 looks like pid 12's
+		{".alice.json.P12.abc.tmp", 0, false, false},
+		{"alice.json", 0, false, false},
+		{".alice.tmp", 0, false, false},
+		{"alice.1.tmp", 0, false, false},
+	} {
+		pid, legacy, ok := parseStateTemp(c.name)
+		if pid != c.pid || legacy != c.legacy || ok != c.ok {
+			t.Errorf("parseStateTemp(%q) = %d %v %v, want %d %v %v", c.name, pid, legacy, ok, c.pid, c.legacy, c.ok)
+		}
+	}
+}
+
+// TestSweepStateTempsAfterKill: a run killed with SIGKILL in the middle of a state write leaves
+// its temporary file; SweepStateTemps removes it, and an old one of an earlier build, but not
+// the temporary file of a live run (this one, or another process) nor a fresh file of an
+// earlier build.
+func TestSweepStateTempsAfterKill(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), stateHelperEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	must(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	killed, err := filepath.Glob(filepath.Join(dir, fmt.Sprintf(".alice.*.json.P%d.*.tmp", cmd.Process.Pid)))
+	must(t, err)
+	if len(killed) != 1 {
+		t.Fatalf("the killed write left %v, want one temporary file", killed)
+	}
+
+	mine, err := os.CreateTemp(dir, stateTempPattern(filepath.Join(dir, "bob.json")))
+	must(t, err)
+	mine.Close()
+	keep := []string{filepath.Base(mine.Name()), ".carol.json.P1.123.tmp", ".dave.4455.tmp", "erin.json"}
+	oldLegacy := ".frank.6677.tmp"
+	for _, n := range keep[1:] {
+		must(t, os.WriteFile(filepath.Join(dir, n), nil, 0o600))
+	}
+	must(t, os.WriteFile(filepath.Join(dir, oldLegacy), nil, 0o600))
+	old := time.Now().Add(-2 * legacyTempAge)
+	must(t, os.Chtimes(filepath.Join(dir, oldLegacy), old, old))
+
+	removed, err := SweepStateTemps(dir)
+	must(t, err)
+	sort.Strings(removed)
+	want := []string{filepath.Base(killed[0]), oldLegacy}
+	sort.Strings(want)
+	if !slices.Equal(removed, want) {
+		t.Errorf("removed %q, want %q", removed, want)
+	}
+	for _, n := range keep {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	if _, err := os.Lstat(killed[0]); err == nil {
+		t.Errorf("%s left", killed[0])
 	}
 }

@@ -1,0 +1,257 @@
+package e2e
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
+)
+
+// TestKilledConvertRecovers kills the real maildirmig with SIGKILL while it holds
+// dovecot-uidlist.lock in the middle of a batch, with its files in tmp/, and proves that one
+// re-run takes the lock over at once (Dovecot's rule would make it wait two minutes and fail),
+// removes the dead run's tmp/ files, and ends with every message in the Maildir and in
+// dovecot-uidlist exactly once.
+func TestKilledConvertRecovers(t *testing.T) {
+	const messages = 3000
+	dir := t.TempDir()
+	src := filepath.Join(dir, "mbox")
+	if err := os.WriteFile(src, buildMbox("killed", messages), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var md string
+	var tmpLeft []string
+	for try := 0; ; try++ {
+		md = filepath.Join(dir, "Maildir"+string(rune('a'+try)))
+		lockHeld, left := killWhileLocked(t, src, md)
+		if lockHeld && len(left) > 1 {
+			tmpLeft = left
+			break
+		}
+		if try == 9 {
+			t.Skip("ten runs ended or were killed outside a locked batch: the machine is too slow or too fast for this test")
+		}
+	}
+	t.Logf("the killed run left dovecot-uidlist.lock and %d entries in tmp/", len(tmpLeft))
+
+	began := time.Now()
+	r := runCommand(exec.Command(binary, "convert", "--from", src, md))
+	t.Logf("the re-run took %v", time.Since(began).Round(time.Millisecond))
+	if r.code != 0 {
+		t.Fatalf("re-run: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "held by") {
+		t.Errorf("re-run complained of the lock: %s", r.stderr)
+	}
+	if left, _ := os.ReadDir(filepath.Join(md, "tmp")); len(left) != 0 {
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Errorf("tmp/ after the re-run: %v", names)
+	}
+	if _, err := os.Lstat(filepath.Join(md, "dovecot-uidlist.lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dovecot-uidlist.lock after the re-run: %v", err)
+	}
+	files := messageFiles(t, md)
+	if len(files) != messages {
+		t.Errorf("%d message files, want %d", len(files), messages)
+	}
+	bases := map[string]bool{}
+	for _, f := range files {
+		base, _, _ := strings.Cut(filepath.Base(f), ":")
+		bases[base] = true
+	}
+	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	listed := map[string]int{}
+	uids := map[string]bool{}
+	for _, l := range lines[1:] {
+		uid, base, ok := strings.Cut(l, " :")
+		if !ok || uids[uid] {
+			t.Errorf("uidlist line %q malformed or its UID given twice", l)
+		}
+		uids[uid] = true
+		listed[base]++
+	}
+	for base := range bases {
+		if listed[base] != 1 {
+			t.Errorf("%s listed %d times", base, listed[base])
+		}
+	}
+	if len(listed) != len(bases) {
+		t.Errorf("dovecot-uidlist lists %d files, the Maildir holds %d", len(listed), len(bases))
+	}
+}
+
+// killWhileLocked runs convert from src into md and kills it with SIGKILL as soon as it sees
+// dovecot-uidlist.lock. It reports whether the lock was still there after the kill, and what
+// tmp/ held.
+func killWhileLocked(t *testing.T, src, md string) (bool, []string) {
+	t.Helper()
+	cmd := exec.Command(binary, "convert", "--from", src, md)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	lock := filepath.Join(md, "dovecot-uidlist.lock")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Lstat(lock); err == nil {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			break
+		}
+		select {
+		case <-done:
+			return false, nil
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			return false, nil
+		}
+	}
+	_, err := os.Lstat(lock)
+	ents, _ := os.ReadDir(filepath.Join(md, "tmp"))
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	return err == nil, left
+}
+
+// TestKilledMboxRecovers kills the real `maildirmig mbox` (root, and through its death the
+// worker running as the user) with SIGKILL while the worker holds dovecot-uidlist.lock in a
+// real user's Maildir, then proves that one re-run exits 0 at once and leaves every message
+// exactly once, tmp/ empty, no lock and no temporary state file, and that verify agrees.
+func TestKilledMboxRecovers(t *testing.T) {
+	mailtest.RequireRoot(t)
+	for _, p := range []string{"useradd", "userdel"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s not installed: cannot make a real user", p)
+		}
+	}
+	const messages = 3000
+	u := addUser(t, "killed", "-s", "/usr/sbin/nologin")
+	spool := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(spool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeSpool(t, spool, u.Name, u.UID, u.GID, messages)
+	state := filepath.Join(t.TempDir(), "state")
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	common := []string{"--spool-dir", spool, "--state-dir", state, "--audit-log", audit, "--user", u.Name}
+	md := filepath.Join(u.Home, "Maildir")
+	lock := filepath.Join(md, "dovecot-uidlist.lock")
+	killed := false
+	for try := 0; try < 10 && !killed; try++ {
+		if err := os.RemoveAll(md); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(state); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, append([]string{"mbox"}, common...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+	poll:
+		for {
+			select {
+			case <-done:
+				break poll
+			default:
+			}
+			if _, err := os.Lstat(lock); err == nil {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				_, err := os.Lstat(lock)
+				killed = err == nil
+				break poll
+			}
+		}
+	}
+	if !killed {
+		t.Skip("ten runs ended or were killed outside a locked batch")
+	}
+	// The worker dies with root (its parent-death signal); give the kernel a moment to reap it.
+	for i := 0; i < 100 && userHasProcess(u.UID); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	tmp, _ := os.ReadDir(filepath.Join(md, "tmp"))
+	t.Logf("the killed run left dovecot-uidlist.lock and %d entries in tmp/", len(tmp))
+
+	r := runBinary(t, append([]string{"mbox"}, common...)...)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("re-run: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if left, _ := os.ReadDir(filepath.Join(md, "tmp")); len(left) != 0 {
+		t.Errorf("tmp/ after the re-run holds %d entries", len(left))
+	}
+	if _, err := os.Lstat(lock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dovecot-uidlist.lock after the re-run: %v", err)
+	}
+	files := checkTree(t, md, u.UID, u.GID)
+	ids := messageIDs(t, md, files)
+	for i := 0; i < messages; i++ {
+		id, _, _ := testMessage(u.Name, i)
+		if ids[id] != 1 {
+			t.Errorf("message %s is there %d times, want once", id, ids[id])
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n") - 1; n != messages {
+		t.Errorf("dovecot-uidlist lists %d files, want %d", n, messages)
+	}
+	temps, _ := filepath.Glob(filepath.Join(state, ".*.tmp"))
+	temps2, _ := filepath.Glob(filepath.Join(state, "folders", ".*.tmp"))
+	if len(temps)+len(temps2) != 0 {
+		t.Errorf("temporary state files left: %v %v", temps, temps2)
+	}
+	// The audit log says what the re-run cleaned up.
+	log, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := []string{`"kind":"recovered"`, `removed dovecot-uidlist.lock left by a maildirmig that died (pid `}
+	if len(tmp) > 1 { // the killed run's marker and some of its files
+		said = append(said, ` left in tmp/ by a maildirmig that died (pid `)
+	}
+	for _, want := range said {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the audit log does not say %s", want)
+		}
+	}
+	if v := runBinary(t, append([]string{"verify"}, common...)...); v.code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+}
+
+// userHasProcess says whether a process runs as uid.
+func userHasProcess(uid int) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && int(st.Uid) == uid && e.Name()[0] >= '0' && e.Name()[0] <= '9' {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,533 @@
+package maildir
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Writer proves it is alive to the Writers that come after it with a run
+// marker: a file of its own in tmp/, named
+//
+//	.maildirmig.P<pid>I<8 hex digits>.<host>
+//
+// on which it holds an OFD write lock (F_OFD_SETLK) from before it writes
+// its first file until Close. The kernel drops the lock when the process
+// dies, however it dies, so a marker that can be locked, or a marker that is
+// gone, is a dead run's: no pid check, so no trap in a reused pid or another
+// PID namespace. Every file the Writer puts in tmp/ carries the same
+// P<pid>I<hex> token after its time part, so a later Writer on this host
+// knows whose it is: the files of a dead run are removed, those of a live run
+// (this host or another) and of other programs (Dovecot, an MDA) are left to
+// the 36-hour rule of check --fix.
+//
+// The marker also says which control dotlock (dovecot-uidlist.lock,
+// dovecot-keywords.lock) the run holds, since a dotlock's content is the new
+// control file and cannot carry a pid. The dotlock is made as a file of the
+// run in tmp/, recorded in the marker by that name and its device and inode,
+// then hard-linked to its place; the tmp/ name stays until just before the
+// dotlock is renamed over the control file or removed. A dotlock is the dead
+// run's only while the recorded tmp/ name is the same inode as the dotlock:
+// that name keeps the inode alive, so no later file (a dotlock Dovecot made
+// after taking the dead one over as stale) can have its number. Such a
+// dotlock is taken over at once; one recorded by a live run's marker is left
+// alone, and so is one that no marker records (Dovecot's), until it is
+// lockStale old. A kill in the one call between the removal of the tmp/
+// name and the rename leaves a dotlock that costs lockStale, never a live
+// holder's lock.
+const markerPrefix = ".maildirmig."
+
+// runMarker is the marker a Writer holds locked.
+type runMarker struct {
+	f     *os.File
+	name  string
+	token string // P<pid>I<hex>
+	locks []*ctlLock
+}
+
+// lockRecord is one dotlock a marker says its run holds.
+type lockRecord struct {
+	name     string // dovecot-uidlist.lock ...
+	tmp      string // its other name in tmp/
+	dev, ino uint64
+}
+
+func (r lockRecord) String() string {
+	return fmt.Sprintf("%s %s %d %d\n", r.name, r.tmp, r.dev, r.ino)
+}
+
+// parseRecords reads the records of the marker of the run token.
+func parseRecords(b []byte, token string) []lockRecord {
+	var out []lockRecord
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		// Only the dotlocks a Writer takes, and tmp/ names of that run:
+		// the marker is the user's file, and a name with a "/" would
+		// reach out of the Maildir.
+		if len(f) != 4 || f[0] != uidlistName+".lock" && f[0] != keywordsName+".lock" {
+			continue
+		}
+		if t, _, _, legacy, ok := parseTmp(f[1]); !ok || legacy || t != token || strings.Contains(f[1], "/") {
+			continue
+		}
+		dev, derr := parseDecimal(f[2])
+		ino, ierr := parseDecimal(f[3])
+		if derr == nil && ierr == nil {
+			out = append(out, lockRecord{name: f[0], tmp: f[1], dev: uint64(dev), ino: uint64(ino)})
+		}
+	}
+	return out
+}
+
+// inPlace says whether the dotlock r records is still the one it
+// recorded: its name and its tmp/ name are one inode, the recorded one.
+func (w *Writer) inPlace(r lockRecord) bool {
+	var lk, tmp unix.Stat_t
+	return unix.Fstatat(w.d.fd, r.name, &lk, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		unix.Fstatat(w.d.sub[subTmp], r.tmp, &tmp, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		lk.Dev == r.dev && lk.Ino == r.ino && tmp.Dev == r.dev && tmp.Ino == r.ino
+}
+
+// ofdLock takes an OFD write lock on the whole of fd without waiting; it
+// fails with EAGAIN or EACCES when another open file description holds one.
+func ofdLock(fd int) error {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+	for {
+		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func isLocked(err error) bool { return err == unix.EAGAIN || err == unix.EACCES }
+
+// claim creates the Writer's run marker in tmp/ and locks it.
+func (w *Writer) claim() error {
+	tmpfd := w.d.sub[subTmp]
+	for try := 0; ; try++ {
+		var rnd [4]byte
+		if _, err := rand.Read(rnd[:]); err != nil {
+			return fmt.Errorf("maildir: run id: %w", err)
+		}
+		token := "P" + strconv.Itoa(w.pid) + "I" + hex.EncodeToString(rnd[:])
+		name := markerPrefix + token + "." + w.host
+		fd, err := openBeneathMode(tmpfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		if err == unix.EEXIST && try < 10 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, name, err)
+		}
+		f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
+		err = ofdLock(fd)
+		if err == nil {
+			// A Writer that found the marker unlocked between its
+			// create and its lock took it for a dead run's and removed
+			// it: then this one starts again under another name.
+			var a, b unix.Stat_t
+			err = unix.Fstat(fd, &a)
+			if err == nil && unix.Fstatat(tmpfd, name, &b, unix.AT_SYMLINK_NOFOLLOW) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
+				w.marker = &runMarker{f: f, name: name, token: token}
+				return nil
+			}
+		}
+		f.Close()
+		if err != nil && !isLocked(err) {
+			return fmt.Errorf("maildir: lock %s: %w", f.Name(), err)
+		}
+		if try == 10 {
+			return fmt.Errorf("maildir: %s/tmp: no run marker of ours stayed in place", w.d.path)
+		}
+	}
+}
+
+// record writes into the marker which dotlocks the Writer holds now. An
+// empty list truncates it, which cannot fail for want of space.
+func (m *runMarker) record() error {
+	fd := int(m.f.Fd())
+	if len(m.locks) == 0 {
+		return unix.Ftruncate(fd, 0)
+	}
+	var b strings.Builder
+	for _, l := range m.locks {
+		b.WriteString(l.rec.String())
+	}
+	if _, err := unix.Pwrite(fd, []byte(b.String()), 0); err != nil {
+		return err
+	}
+	return unix.Ftruncate(fd, int64(b.Len()))
+}
+
+// hold records l among the dotlocks held, before it is made visible.
+func (m *runMarker) hold(l *ctlLock) error {
+	m.locks = append(m.locks, l)
+	if err := m.record(); err != nil {
+		m.release(l)
+		return fmt.Errorf("maildir: record %s in %s: %w", l.rec.name, m.f.Name(), err)
+	}
+	return nil
+}
+
+// release forgets l, before it goes away.
+func (m *runMarker) release(l *ctlLock) {
+	for i, x := range m.locks {
+		if x == l {
+			m.locks = append(m.locks[:i], m.locks[i+1:]...)
+			break
+		}
+	}
+	// Truncating first leaves no record of l even when the rewrite of
+	// the others fails.
+	_ = unix.Ftruncate(int(m.f.Fd()), 0)
+	if len(m.locks) > 0 {
+		_ = m.record()
+	}
+}
+
+// Close releases the run marker: its lock, and its file in tmp/. The
+// Writer must not be used after. A Writer never closed leaves its marker to
+// the next one, which removes it once the process is gone.
+func (w *Writer) Close() error {
+	m := w.marker
+	if m == nil {
+		return nil
+	}
+	w.marker = nil
+	err := unix.Unlinkat(w.d.sub[subTmp], m.name, 0)
+	if err != nil && err != unix.ENOENT {
+		err = fmt.Errorf("maildir: remove %s: %w", m.f.Name(), err)
+	} else {
+		err = nil
+	}
+	if cerr := m.f.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("maildir: close %s: %w", m.f.Name(), cerr)
+	}
+	return err
+}
+
+// parseTmp splits a tmp/ file name a Writer makes,
+// <secs>.P<pid>I<hex><rest>.<host>, into its run token and host; legacy
+// reports a name of an earlier maildirmig, <secs>.P<pid>Q<pos>R<hex>.<host>,
+// whose token is just P<pid>.
+func parseTmp(name string) (token, host string, pid int, legacy, ok bool) {
+	dot := strings.IndexByte(name, '.')
+	if dot < 1 || !allDigits(name[:dot]) || dot+1 >= len(name) || name[dot+1] != 'P' {
+		return "", "", 0, false, false
+	}
+	rest := name[dot+1:]
+	i := 1
+	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
+		i++
+	}
+	if i == 1 || i == len(rest) {
+		return "", "", 0, false, false
+	}
+	pid, err := strconv.Atoi(rest[1:i])
+	if err != nil || pid <= 0 {
+		return "", "", 0, false, false
+	}
+	switch rest[i] {
+	case 'I':
+		j := i + 1
+		for j < len(rest) && j-i-1 < 8 && isHex(rest[j]) {
+			j++
+		}
+		if j-i-1 != 8 {
+			return "", "", 0, false, false
+		}
+		token = rest[:j]
+	case 'Q':
+		token, legacy = rest[:i], true
+	default:
+		return "", "", 0, false, false
+	}
+	end := strings.IndexByte(rest[len(token):], '.')
+	if end < 0 {
+		return "", "", 0, false, false
+	}
+	return token, rest[len(token)+end+1:], pid, legacy, true
+}
+
+// parseMarker splits a run marker's name into its token and host.
+func parseMarker(name string) (token, host string, ok bool) {
+	rest, found := strings.CutPrefix(name, markerPrefix)
+	if !found {
+		return "", "", false
+	}
+	token, host, found = strings.Cut(rest, ".")
+	if !found || token == "" || host == "" {
+		return "", "", false
+	}
+	return token, host, true
+}
+
+// pidOf reads the pid of a run token P<pid>I<hex>.
+func pidOf(token string) int {
+	end := strings.IndexByte(token, 'I')
+	if end < 0 {
+		end = len(token)
+	}
+	pid, _ := strconv.Atoi(token[1:end])
+	return pid
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+
+// deadRun is a run whose marker this Writer holds locked, or found gone.
+type deadRun struct {
+	token string
+	f     *os.File // the marker, locked; nil when it was gone
+}
+
+// probe says whether the run of token is alive: its marker is there and
+// locked by another open file description. For a dead one it returns the
+// marker locked (nil when there is none), so that no other Writer acts on
+// that run at the same time.
+func (w *Writer) probe(token string) (alive bool, dead *deadRun, err error) {
+	name := markerPrefix + token + "." + w.host
+	fd, err := openBeneath(w.d.sub[subTmp], name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if err == unix.ENOENT {
+		return false, &deadRun{token: token}, nil
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, name, err)
+	}
+	f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
+	// A dead run's marker is truncated: it must be a file of its own, not
+	// a hard link a user made to some other file (root runs convert too).
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+		f.Close()
+		return false, nil, &unsafeError{f.Name(), "is not a regular file with one link"}
+	}
+	if err := ofdLock(fd); err != nil {
+		f.Close()
+		if isLocked(err) {
+			return true, nil, nil
+		}
+		return false, nil, fmt.Errorf("maildir: lock %s: %w", f.Name(), err)
+	}
+	return false, &deadRun{token: token, f: f}, nil
+}
+
+// takeOver removes the dotlocks the dead run's marker records that are
+// still the very files recorded. It returns the names removed; their tmp/
+// names are left to the caller.
+func (w *Writer) takeOver(r *deadRun) (removed []string, tmps []string) {
+	if r.f == nil {
+		return nil, nil
+	}
+	b := make([]byte, 4096)
+	n, _ := unix.Pread(int(r.f.Fd()), b, 0)
+	for _, rec := range parseRecords(b[:max(n, 0)], r.token) {
+		tmps = append(tmps, rec.tmp)
+		if w.inPlace(rec) && unix.Unlinkat(w.d.fd, rec.name, 0) == nil {
+			removed = append(removed, rec.name)
+		}
+	}
+	return removed, tmps
+}
+
+// bury removes a dead run's marker and unlocks it.
+func (w *Writer) bury(r *deadRun) {
+	if r.f == nil {
+		return
+	}
+	_ = unix.Unlinkat(w.d.sub[subTmp], markerPrefix+r.token+"."+w.host, 0)
+	r.f.Close()
+}
+
+// recover removes what dead runs of maildirmig on this host left in the
+// Maildir: their dotlocks, their tmp/ files and their markers. Files of
+// live runs and of other programs are left alone. It runs once, after
+// the Writer's own marker is in place and before its first file.
+func (w *Writer) recover() error {
+	byToken := map[string][]string{}
+	legacy := map[string]int{}
+	var order []string
+	see := func(token string) {
+		if _, ok := byToken[token]; !ok {
+			byToken[token] = nil
+			order = append(order, token)
+		}
+	}
+	err := w.d.eachName(subTmp, func(n string) {
+		if token, host, ok := parseMarker(n); ok {
+			if host == w.host && token != w.marker.token {
+				see(token)
+			}
+			return
+		}
+		token, host, pid, old, ok := parseTmp(n)
+		if !ok || host != w.host || token == w.marker.token {
+			return
+		}
+		if old {
+			legacy[token] = pid
+		}
+		see(token)
+		byToken[token] = append(byToken[token], n)
+	})
+	if err != nil {
+		return err
+	}
+	for _, token := range order {
+		files := byToken[token]
+		if pid, old := legacy[token]; old {
+			// An earlier maildirmig had no marker: its files are
+			// removed only once no process has its pid on this host.
+			if unix.Kill(pid, 0) != unix.ESRCH {
+				continue
+			}
+			w.removeDead(files, pid)
+			continue
+		}
+		alive, dead, err := w.probe(token)
+		if err != nil {
+			w.notify(fmt.Sprintf("left tmp/ files of run %s alone: %v", token, err))
+			continue
+		}
+		if alive {
+			continue
+		}
+		removed, _ := w.takeOver(dead)
+		for _, name := range removed {
+			w.notify(fmt.Sprintf("removed %s left by a maildirmig that died (pid %d)", name, pidOf(token)))
+		}
+		w.removeDead(files, pidOf(token))
+		w.bury(dead)
+	}
+	return nil
+}
+
+// removeDead removes the tmp/ files of a dead run and says so.
+func (w *Writer) removeDead(files []string, pid int) {
+	removed := 0
+	for _, name := range files {
+		if unix.Unlinkat(w.d.sub[subTmp], name, 0) == nil {
+			removed++
+		}
+	}
+	if removed > 0 {
+		files := "files"
+		if removed == 1 {
+			files = "file"
+		}
+		w.notify(fmt.Sprintf("removed %d %s left in tmp/ by a maildirmig that died (pid %d)", removed, files, pid))
+	}
+}
+
+func (w *Writer) notify(detail string) {
+	if w.opts.Recovered != nil {
+		w.opts.Recovered(detail)
+	}
+}
+
+// lockHolder is what lockControl learned of the holder of a dotlock.
+type lockHolder struct {
+	pid   int  // a maildirmig on this host, 0 when no marker records the lock
+	alive bool // that maildirmig is alive
+}
+
+// holder looks for the run marker that records the dotlock st as its
+// run's. A dead run's dotlock is removed at once (taken is true).
+func (w *Writer) holder(lock string, st *unix.Stat_t) (h lockHolder, taken bool) {
+	var tokens []string
+	_ = w.d.eachName(subTmp, func(n string) {
+		if token, host, ok := parseMarker(n); ok && host == w.host && (w.marker == nil || token != w.marker.token) {
+			tokens = append(tokens, token)
+		}
+	})
+	b := make([]byte, 4096)
+	for _, token := range tokens {
+		fd, err := openBeneath(w.d.sub[subTmp], markerPrefix+token+"."+w.host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+		if err != nil {
+			continue
+		}
+		n, _ := unix.Pread(fd, b, 0)
+		unix.Close(fd)
+		mine := false
+		for _, rec := range parseRecords(b[:max(n, 0)], token) {
+			mine = mine || rec.name == lock && rec.dev == st.Dev && rec.ino == st.Ino && w.inPlace(rec)
+		}
+		if !mine {
+			continue
+		}
+		alive, dead, err := w.probe(token)
+		if err != nil || alive {
+			return lockHolder{pid: pidOf(token), alive: true}, false
+		}
+		removed, tmps := w.takeOver(dead)
+		for _, tmp := range tmps {
+			_ = unix.Unlinkat(w.d.sub[subTmp], tmp, 0)
+		}
+		if dead.f != nil {
+			// Its marker and other files stay for the next Writer's recovery.
+			_ = unix.Ftruncate(int(dead.f.Fd()), 0)
+			dead.f.Close()
+		}
+		for _, name := range removed {
+			w.notify(fmt.Sprintf("took over %s left by a maildirmig that died (pid %d)", name, pidOf(token)))
+		}
+		return lockHolder{pid: pidOf(token)}, len(removed) > 0
+	}
+	return lockHolder{}, false
+}
+
+// heldError says who holds the dotlock display, as far as lockControl saw.
+func heldError(display string, h lockHolder, st *unix.Stat_t) error {
+	if h.pid != 0 && h.alive {
+		return fmt.Errorf("maildir: %s is held by maildirmig pid %d", display, h.pid)
+	}
+	if h.pid != 0 {
+		return fmt.Errorf("maildir: %s was left by a maildirmig that died (pid %d) and could not be taken over", display, h.pid)
+	}
+	if st == nil {
+		return fmt.Errorf("maildir: %s is held by another process", display)
+	}
+	since := time.Unix(st.Mtim.Unix()).Format("15:04:05")
+	return fmt.Errorf("maildir: %s is held by another process (Dovecot?) since %s", display, since)
+}
+
+// TmpInUse says whether name, a file in the tmp/ directory open as tmpfd,
+// is a file of a maildirmig run that is still alive: its run marker is
+// there and locked. Such a file carries its message's date as mtime, not
+// the time it was written, so an age rule on mtime (check's 36 hours) would
+// take it for an interrupted delivery. A run marker itself is in use while
+// locked. It only looks (F_OFD_GETLK), and never follows a symlink.
+func TmpInUse(tmpfd int, name string) bool {
+	marker := name
+	if _, _, ok := parseMarker(name); !ok {
+		token, host, _, legacy, ok := parseTmp(name)
+		if !ok || legacy {
+			return false
+		}
+		marker = markerPrefix + token + "." + host
+	}
+	fd, err := openBeneath(tmpfd, marker, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
+		return false
+	}
+	return lk.Type != unix.F_UNLCK
+}
