@@ -35,6 +35,9 @@ type ConvertOptions struct {
 	// before it: Stats.EndOffset is then a resume point (every message before it is durable,
 	// and listed in dovecot-uidlist), and Messages counts the messages before it.
 	OnDurable func(Stats)
+	// StallTimeout is how long ConvertAs's worker may make no progress before it is killed;
+	// 0 = DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 // Event is an oddity met while converting, for the console and the audit log.
@@ -127,7 +130,7 @@ func Convert(ctx context.Context, src io.ReaderAt, size int64, srcMTime time.Tim
 	c.st.Loose, c.st.LooseFrom = c.r.Loose(), c.r.LooseFrom()
 	if err != nil {
 		if aerr := w.Abort(); aerr != nil {
-			err = errors.Join(err, aerr)
+			err = errors.Join(err, fmt.Errorf("%w: %w", errAbortFailed, aerr))
 		}
 		return c.st, err
 	}
@@ -143,6 +146,9 @@ func Convert(ctx context.Context, src io.ReaderAt, size int64, srcMTime time.Tim
 	}
 	return c.st, nil
 }
+
+// errAbortFailed is wrapped by the error of a Convert whose pending batch could not be removed.
+var errAbortFailed = errors.New("migrate: removing the pending batch")
 
 type converter struct {
 	opts     ConvertOptions

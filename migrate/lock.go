@@ -392,6 +392,7 @@ const MailboxLockName = "Mailbox.lock"
 // lockSource takes the dotlock of the user's source: as root beside a spool, whose directory
 // is root's; in a worker as the user for ~USER/Mailbox, whose directory is the user's home
 // (root following or reading anything the user planted there is what must not happen).
+// ctx is the user's migration's: its end also cuts short the release of a Mailbox lock.
 func (r *runner) lockSource(ctx context.Context, u users.User, src, home string) (sourceLock, error) {
 	if r.cfg.Source != SourceMailbox {
 		return TakeDotlock(ctx, dotlockPath(src), r.cfg.LockTimeout)
@@ -501,18 +502,26 @@ func serveMailboxLock(req *workerRequest, emit func(workerMsg)) error {
 	}
 }
 
-// workerLock is the parent's end of a Mailbox lock worker.
+// workerLock is the parent's end of a Mailbox lock worker. The worker holds the lock without
+// working, so the watchdog's rule applies to its answers: each must come within the stall
+// timeout (the first, the lock, within the lock timeout and that), or root kills it.
 type workerLock struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
+	outf   *os.File
 	out    *json.Decoder
 	stderr *bytes.Buffer
 	uid    int
+	stall  time.Duration
+	run    context.Context
 	mu     sync.Mutex
 	once   sync.Once
 	err    error
 }
 
+// spawnMailboxLock starts the worker and waits for the lock, which the worker gives up on by
+// the lock timeout; once ctx ends (an interrupt), the worker's answers are waited for
+// abortGrace at most.
 func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest) (sourceLock, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -522,6 +531,7 @@ func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest)
 	cmd := workerCommand(context.Background(), cred, req.Home)
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
+	cmd.WaitDelay = reapWait
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("migrate: mailbox lock: %w", err)
@@ -533,13 +543,18 @@ func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("migrate: starting the mailbox lock worker as uid %d: %w", cred.UID, err)
 	}
-	w := &workerLock{cmd: cmd, in: in, out: json.NewDecoder(io.LimitReader(out, 1<<20)), stderr: &stderr, uid: cred.UID}
+	outf := out.(*os.File)
+	w := &workerLock{cmd: cmd, in: in, outf: outf, out: json.NewDecoder(io.LimitReader(outf, 1<<20)), stderr: &stderr, uid: cred.UID,
+		stall: stallTimeoutOf(ctx), run: ctx}
 	if _, err := in.Write(append(body, '\n')); err != nil {
 		return nil, w.fail(fmt.Errorf("migrate: mailbox lock: %w", err))
 	}
-	// The worker gives up by the lock timeout itself; ctx ending first (an interrupt) stops it.
-	stopped := context.AfterFunc(ctx, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
-	m, err := w.answer()
+	// The worker gives up by the lock timeout itself; ctx ending first (an interrupt) stops
+	// waiting for its answer at once.
+	patience := req.LockTimeout + w.stall
+	_ = outf.SetReadDeadline(time.Now().Add(patience))
+	stopped := context.AfterFunc(ctx, func() { _ = outf.SetReadDeadline(time.Now()) })
+	m, err := w.read(patience)
 	stopped()
 	switch {
 	case ctx.Err() != nil:
@@ -556,10 +571,25 @@ func spawnMailboxLock(ctx context.Context, cred Credentials, req *workerRequest)
 	return w, nil
 }
 
-// answer reads the worker's next line.
-func (w *workerLock) answer() (workerMsg, error) {
+// answer reads the worker's next line, waiting for it no longer than patience, nor than
+// abortGrace once the run is interrupted.
+func (w *workerLock) answer(patience time.Duration) (workerMsg, error) {
+	_ = w.outf.SetReadDeadline(time.Now().Add(patience))
+	hurry := context.AfterFunc(w.run, func() { _ = w.outf.SetReadDeadline(time.Now().Add(abortGrace)) })
+	defer hurry()
+	return w.read(patience)
+}
+
+// read reads the worker's next line by the read deadline set, patience from now.
+func (w *workerLock) read(patience time.Duration) (workerMsg, error) {
 	var m workerMsg
 	if err := w.out.Decode(&m); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if w.run != nil && w.run.Err() != nil {
+				patience = min(patience, abortGrace)
+			}
+			return m, &stallError{timeout: patience, state: procState(w.cmd.Process.Pid), gone: true, noFiles: true}
+		}
 		return m, fmt.Errorf("migrate: mailbox lock worker as uid %d: %w%s", w.uid, err, w.said())
 	}
 	if m.T == "error" {
@@ -579,10 +609,42 @@ func (w *workerLock) said() string {
 func (w *workerLock) fail(err error) error {
 	w.once.Do(func() {
 		w.in.Close()
-		_ = w.cmd.Process.Signal(syscall.SIGTERM)
-		_ = w.cmd.Wait()
+		if _, gone := endWorker(w.cmd, true, abortGrace); !gone {
+			var se *stallError
+			if errors.As(err, &se) {
+				se.gone = false
+			}
+		}
 	})
 	return err
+}
+
+// endWorker waits for the worker cmd to end: asked with SIGTERM when term (and SIGCONT, for one
+// its user stopped), killed when it has not ended after patience, and given up on when it is
+// still not gone reapWait later (uninterruptible sleep on a hung filesystem). It returns what
+// Wait said and whether the worker is gone.
+func endWorker(cmd *exec.Cmd, term bool, patience time.Duration) (error, bool) {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if term {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+	}
+	t := time.NewTimer(patience)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err, true
+	case <-t.C:
+	}
+	_ = cmd.Process.Kill()
+	t.Reset(reapWait)
+	select {
+	case err := <-done:
+		return err, true
+	case <-t.C:
+		return nil, false
+	}
 }
 
 // RenameSource has the worker rename the source as the user.
@@ -596,8 +658,10 @@ func (w *workerLock) RenameSource(from, to string, dev, ino uint64) error {
 	if _, err := w.in.Write(append(body, '\n')); err != nil {
 		return fmt.Errorf("migrate: mailbox lock worker: %w", err)
 	}
-	m, err := w.answer()
+	m, err := w.answer(w.stall)
 	switch {
+	case errors.As(err, new(*stallError)):
+		return w.fail(err)
 	case err != nil:
 		return err
 	case m.T == "rename-failed":
@@ -613,16 +677,29 @@ func (w *workerLock) Release() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var err error
+	stalled := false
 	w.once.Do(func() {
 		w.in.Close()
-		m, aerr := w.answer()
+		m, aerr := w.answer(w.stall)
 		switch {
+		case errors.As(aerr, new(*stallError)):
+			err, stalled = aerr, true
 		case aerr != nil:
 			err = aerr
 		case m.T != "released":
 			err = fmt.Errorf("migrate: mailbox lock worker said %q", m.T)
 		}
-		if werr := w.cmd.Wait(); werr != nil && err == nil {
+		patience := w.stall
+		if stalled {
+			// Continued, it may still remove its lock before it is killed.
+			patience = abortGrace
+		}
+		werr, gone := endWorker(w.cmd, stalled, patience)
+		var se *stallError
+		if !gone && errors.As(err, &se) {
+			se.gone = false
+		}
+		if werr != nil && err == nil {
 			err = fmt.Errorf("migrate: mailbox lock worker as uid %d: %w%s", w.uid, werr, w.said())
 		}
 	})

@@ -65,6 +65,7 @@ type Config struct {
 	Force         bool   // migrate a user whose migrated part changed, from the start
 	After         string // keep (default), rename or truncate
 	LockTimeout   time.Duration
+	StallTimeout  time.Duration  // a worker making no progress for this long is killed; 0 = DefaultStallTimeout
 	AuditMessages bool           // one audit line per message
 	Convert       ConvertOptions // KeepHeaders, Unescape, Location and Maildir are used
 	Argv          []string       // for the audit log's run-start
@@ -98,6 +99,10 @@ type Summary struct {
 	Messages, Written, Existed, Bytes                          int64
 	Elapsed                                                    time.Duration
 	Run                                                        string // the audit log's run id
+	// Killed names the users whose worker was killed before it could remove the tmp files of
+	// its pending batch (an interrupt it did not answer in time, or a stall): the next run
+	// removes them.
+	Killed []string
 }
 
 func (c *Config) defaults() {
@@ -224,7 +229,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	r := &runner{cfg: cfg, audit: audit, state: state, withFlock: cfg.Source == SourceSpool && cfg.Root == "" && postfixUsesFlock(),
 		zone: zoneName(cfg.Convert.Location)}
 
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(withStallTimeout(ctx, cfg.StallTimeout))
 	defer cancel()
 	var mu sync.Mutex
 	var fatal error
@@ -293,6 +298,9 @@ func (s *Summary) add(r UserResult) {
 		s.Failed++
 	case OutcomeFailed:
 		s.Failed++
+	}
+	if errors.Is(r.Err, ErrWorkerKilled) {
+		s.Killed = append(s.Killed, r.User)
 	}
 	t := r.Total()
 	s.Messages += t.Messages - t.Skipped
@@ -411,7 +419,7 @@ func (r *runner) migrate(ctx context.Context, u users.User, src, home string, re
 	}
 	lockCtx, cancel := context.WithTimeout(ctx, r.cfg.LockTimeout)
 	defer cancel()
-	dl, err := r.lockSource(lockCtx, u, src, home)
+	dl, err := r.lockSource(ctx, u, src, home)
 	if err != nil {
 		return ctxLockError(ctx, err)
 	}

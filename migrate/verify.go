@@ -185,6 +185,7 @@ type UserVerify struct {
 // per user. The error is for what stops the whole verification.
 func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 	cfg.defaults()
+	ctx = withStallTimeout(ctx, cfg.StallTimeout)
 	list, err := cfg.listUsers()
 	if err != nil {
 		return err

@@ -158,6 +158,14 @@ func WorkerMain() int {
 		src = os.NewFile(3, "source")
 	}
 	if err := serve(ctx, &req, src, emit); err != nil {
+		if ctx.Err() != nil {
+			// Root asked us to stop: say whether the pending batch's tmp files are gone.
+			m := workerMsg{T: "aborted"}
+			if errors.Is(err, errAbortFailed) {
+				m.Err = err.Error()
+			}
+			emit(m)
+		}
 		emit(workerMsg{T: "error", Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome)})
 		return 1
 	}
@@ -494,14 +502,15 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src 
 	if err != nil {
 		return fmt.Errorf("migrate: worker request: %w", err)
 	}
-	cmd := workerCommand(ctx, cred, req.Home)
+	// Not ctx: the supervisor below ends the worker, gracefully on an interrupt.
+	cmd := workerCommand(context.Background(), cred, req.Home)
 	cmd.Stdin = bytes.NewReader(body)
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
 	cmd.ExtraFiles = extra
-	// On cancellation the worker gets SIGTERM, aborts its batch (tmp files removed) and exits.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
+	// Once the worker is gone, whatever still holds its stdin or stderr (nothing of ours) is
+	// not waited for long.
+	cmd.WaitDelay = reapWait
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("migrate: worker: %w", err)
@@ -509,27 +518,55 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src 
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("migrate: starting the worker as uid %d: %w", cred.UID, err)
 	}
+	stall := stallTimeoutOf(ctx)
+	if req.LockTimeout > 0 {
+		// Waiting for a lock is no progress, and is allowed for up to the lock timeout.
+		stall += req.LockTimeout
+	}
+	sv := newSupervisor(cmd.Process, stall, out.(*os.File))
+	go sv.watch(ctx)
 	var workerErr error
+	abortFailed := false
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
+		sv.touch()
 		var m workerMsg
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			workerErr = fmt.Errorf("migrate: worker said %q: %w", truncate(sc.Text(), 200), err)
 			continue
 		}
-		if m.T == "error" {
+		switch m.T {
+		case "error":
 			workerErr = &remoteError{msg: m.Err, unsafe: m.Unsafe}
 			continue
+		case "aborted":
+			abortFailed = m.Err != ""
+			continue
 		}
+		sv.handling(true)
 		handle(m)
+		sv.handling(false)
 	}
-	werr := cmd.Wait()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-waited:
+		close(sv.exited)
+	case <-sv.gaveUp:
+		// Killed, and still not gone (uninterruptible sleep): the goroutine above reaps it
+		// whenever it dies; its user's locks are root's and are released by the caller.
+	}
+	close(sv.stop)
+	stalled, killed := sv.result()
 	switch {
+	case stalled != nil:
+		return stalled
+	case ctx.Err() != nil:
+		return &interruptedError{err: ctx.Err(), killed: killed || abortFailed}
 	case workerErr != nil:
 		return workerErr
-	case ctx.Err() != nil:
-		return ctx.Err()
 	case werr != nil:
 		msg := strings.TrimSpace(stderr.String())
 		if msg != "" {
@@ -638,7 +675,7 @@ func ConvertAs(ctx context.Context, cred Credentials, src *os.File, maildirPath 
 	}
 	var st Stats
 	var got bool
-	err := runWorker(ctx, cred, req, src, func(m workerMsg) {
+	err := runWorker(withStallTimeout(ctx, opts.StallTimeout), cred, req, src, func(m workerMsg) {
 		dispatch(m, opts.Notice, opts.OnMessage, opts.Progress)
 		if m.T == "stats" && m.Stats != nil {
 			st, got = *m.Stats, true

@@ -30,6 +30,7 @@ type convertOptions struct {
 	unescape    mbox.Unescape
 	fsync       maildir.Fsync
 	progress    string
+	stall       time.Duration
 }
 
 // Flags shared by the commands that write messages.
@@ -50,7 +51,7 @@ func convertCommand(u *ui) *cli.Command {
 			"run over the same mbox writes nothing.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "read the mbox from `FILE` (default: standard input)"},
-			keepHeadersFlag, unescapeFlag, fsyncFlag, progressFlag, quietFlag,
+			keepHeadersFlag, unescapeFlag, fsyncFlag, stallTimeoutFlag, progressFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -63,6 +64,9 @@ func convertCommand(u *ui) *cli.Command {
 			}
 			if o.fsync, err = parseFsync(c.String("fsync")); err != nil {
 				return err
+			}
+			if o.stall = c.Duration("stall-timeout"); o.stall <= 0 {
+				return usagef("--stall-timeout %v: want a positive duration", o.stall)
 			}
 			return runConvert(c.Context, u, o)
 		},
@@ -130,12 +134,13 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	// Maildir got, where the final statistics are not sent.
 	var durable int64
 	st, err := migrate.ConvertAs(ctx, cred, src, target, migrate.ConvertOptions{
-		KeepHeaders: o.keepHeaders,
-		Unescape:    o.unescape,
-		Maildir:     maildir.Options{Fsync: o.fsync},
-		Notice:      notes.print,
-		Progress:    m.Add,
-		OnMessage:   func(migrate.MessageRecord) { durable++ },
+		KeepHeaders:  o.keepHeaders,
+		Unescape:     o.unescape,
+		Maildir:      maildir.Options{Fsync: o.fsync},
+		Notice:       notes.print,
+		Progress:     m.Add,
+		OnMessage:    func(migrate.MessageRecord) { durable++ },
+		StallTimeout: o.stall,
 	})
 	m.Close()
 	notes.flush()

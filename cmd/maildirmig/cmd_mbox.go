@@ -29,6 +29,7 @@ func init() {
 var (
 	afterFlag         = &cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}
 	forceFlag         = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed again from the start: messages already in the Maildir are recognised by content and date wherever they now are in the source and not written twice; messages deleted from the Maildir come back"}
+	stallTimeoutFlag  = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and writes nothing for `DURATION` (stopped, blocked, on a hung home) and fail that user; waiting for a lock is allowed on top"}
 	lockTimeoutFlag   = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
 	auditMessagesFlag = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
 	minUIDFlag        = &cli.IntFlag{Name: "min-uid", Value: -1, Usage: "select users from `UID` up (default: UID_MIN from login.defs); root is always included"}
@@ -82,7 +83,7 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 				"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
 				"Exit status: 0 done, 1 fatal, 2 usage, 3 some users failed, 75 only lock timeouts, 130 interrupted.",
 			Flags: systemFlags(maildirNameFlag, keepHeadersFlag, unescapeFlag, fsyncFlag, afterFlag, forceFlag,
-				lockTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
+				lockTimeoutFlag, stallTimeoutFlag, auditMessagesFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
 			Action: func(c *cli.Context) error {
 				cfg := batchConfig(c, source)
 				if err := checkFolders(cfg); err != nil {
@@ -106,6 +107,9 @@ func mboxCommand(name string) func(*ui) *cli.Command {
 				cfg.Convert.KeepHeaders = c.Bool("keep-headers")
 				cfg.Force = c.Bool("force")
 				cfg.LockTimeout = c.Duration("lock-timeout")
+				if cfg.StallTimeout = c.Duration("stall-timeout"); cfg.StallTimeout <= 0 {
+					return usagef("--stall-timeout %v: want a positive duration", cfg.StallTimeout)
+				}
 				cfg.AuditMessages = c.Bool("audit-messages")
 				cfg.Argv = os.Args
 				cfg.Version = version()
@@ -146,6 +150,8 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
+		case r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil:
+			// The interrupt's own line says it for every user.
 		case r.Err != nil:
 			u.errorf("user %s: %v", r.User, r.Err)
 		case !show && !u.quiet && r.Outcome != migrate.OutcomeNoMailbox:
@@ -166,7 +172,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	}
 	sum, err := migrate.Run(ctx, cfg)
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		u.errorf("interrupted after %d users; locks released, partial files removed; run again to finish", sum.Users)
+		u.errorf("interrupted after %d users; locks released; %s; run again to finish", sum.Users, leftovers(sum.Killed))
 		return exitCode(exitInterrupted, nil)
 	}
 	if err != nil {
@@ -184,6 +190,18 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		return exitCode(exitTempFail, nil)
 	}
 	return exitCode(exitUsersFailed, nil)
+}
+
+// leftovers says what an interrupted run left in tmp/: nothing, unless a worker had to be killed
+// before it removed its pending batch.
+func leftovers(killed []string) string {
+	switch len(killed) {
+	case 0:
+		return "partial files removed"
+	case 1:
+		return "the worker of " + killed[0] + " was killed before it removed its partial files from tmp/, the next run removes them"
+	}
+	return "the workers of " + strings.Join(killed, ", ") + " were killed before they removed their partial files from tmp/, the next run removes them"
 }
 
 func userLine(r migrate.UserResult) string {

@@ -18,11 +18,14 @@ func verifyCommand(u *ui) *cli.Command {
 			"position and content (as the user). Prints one line per user; a message the user deleted\n" +
 			"since counts as missing, and one stored in more than one file as a failure. Migrated mbox folders are verified the same way, from their sources\n" +
 			"beneath ~USER/mail (--folders). Exit status: 0 all present, 1 fatal, 3 some users failed.",
-		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag),
+		Flags: systemFlags(maildirNameFlag, minUIDFlag, noRootFlag, foldersFlag, noFoldersFlag, stallTimeoutFlag),
 		Action: func(c *cli.Context) error {
 			cfg := batchConfig(c, migrate.SourceSpool)
 			if err := checkFolders(cfg); err != nil {
 				return err
+			}
+			if cfg.StallTimeout = c.Duration("stall-timeout"); cfg.StallTimeout <= 0 {
+				return usagef("--stall-timeout %v: want a positive duration", cfg.StallTimeout)
 			}
 			failed, checked := 0, 0
 			err := migrate.Verify(c.Context, cfg, func(v migrate.UserVerify) {

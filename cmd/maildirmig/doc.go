@@ -47,6 +47,21 @@ files are left to the 36-hour rule of check --fix. A run also removes the tempor
 of runs that died, and starts its audit lines on a new line after a line cut short. Each
 clean-up is a "recovered" notice in the audit log.
 
+# Workers, stalls and interrupts
+
+Root does the work inside a home through a worker: maildirmig again, running as the user. Root
+watches each worker, and one that reads and writes nothing for --stall-timeout (default 2m;
+stopped by its user with SIGSTOP, blocked on a FIFO, on a hung NFS home) is killed: that user
+fails with the reason ("worker made no progress for 2m0s (stopped); killed"), the spool's locks
+are released, the other users go on, and the run exits 3. Time a worker spends waiting for a
+lock, up to --lock-timeout, is allowed on top. A killed worker may leave files in its
+Maildir's tmp/; the next run removes them.
+
+SIGINT and SIGTERM end a run within a few seconds with exit code 130: each worker is asked to
+abort, removes the files of the batch it was writing and exits; one that has not done so after
+2 seconds is killed. Root releases every lock it holds, and the last line says whether files
+were left in tmp/ for the next run to remove.
+
 # Exit codes
 
 	0    all done
