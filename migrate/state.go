@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/audit"
+	"github.com/maildirmig/maildirmig/internal/fault"
 )
 
 // ErrSourceChanged is wrapped by the error returned when the already migrated part of a source
@@ -215,7 +216,7 @@ func writeStateFile(dir, p string, v any) error {
 	if stateWriting != nil {
 		stateWriting(tmp.Name())
 	}
-	if _, err := tmp.Write(b); err != nil {
+	if _, err := fault.State.On(tmp, "write").N(tmp.Write(b)); err != nil {
 		tmp.Close()
 		return fmt.Errorf("migrate: state: %w", err)
 	}
@@ -229,6 +230,7 @@ func writeStateFile(dir, p string, v any) error {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
+	fault.StateSaved.Hit()
 	return syncDir(dir)
 }
 

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/fault"
 )
 
 // EventNotice is the event of a fallback, an oddity or a correction; its "kind" says which.
@@ -292,7 +294,7 @@ func (a *Log) Event(event string, fields map[string]any) error {
 		put(k, v)
 	}
 	buf.WriteString("}\n")
-	n, err := a.f.Write(buf.Bytes())
+	n, err := fault.Audit.On(a.f, "write").N(a.f.Write(buf.Bytes()))
 	if err == nil && n != buf.Len() {
 		err = errors.New("short write")
 	}

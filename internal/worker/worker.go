@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/fault"
 )
 
 // Env is set to "1" in a worker's environment.
@@ -123,7 +125,7 @@ func environ(home string) []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	return env
+	return append(env, fault.Environ()...)
 }
 
 // Stderr keeps the first 64 KiB a worker writes to its stderr, for the error of a worker that
