@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
@@ -113,6 +114,7 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 	for {
 		l, err := w.createLock(name)
 		if err == nil {
+			fault.Locked.Hit()
 			return l, nil
 		}
 		if err != unix.EEXIST {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
@@ -409,7 +410,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 		bw.WriteString(l.text)
 		bw.WriteByte('\n')
 	}
-	if err := bw.Flush(); err != nil {
+	if err := fault.UIDListRewrite.On(lk.f, "write").Err(bw.Flush()); err != nil {
 		return fmt.Errorf("maildir: write %s.lock: %w", display, bare(err, display+".lock"))
 	}
 	return w.install(lk)
@@ -443,7 +444,7 @@ func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 		return nil, err
 	}
 	write := func(b []byte) error {
-		_, err := f.Write(b)
+		_, err := fault.UIDListAppend.On(f, "write").N(f.Write(b))
 		if err = w.traced(err, "append "+uidlistName); err != nil {
 			return fmt.Errorf("maildir: append to %s: %w", display, bare(err, display))
 		}

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
@@ -761,7 +762,7 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		w.removeTmp(name)
 		return "", -1, nil, err
 	}
-	if err := w.copyTo(fd, m.Content, c); err != nil {
+	if err := fault.Write.Err(w.copyTo(fd, m.Content, c)); err != nil {
 		return fail(fmt.Errorf("maildir: write %s: %w", display, bare(err, display)))
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
@@ -782,7 +783,7 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	}
 	switch w.opts.Fsync {
 	case FsyncAlways:
-		if err := w.traced(unix.Fsync(fd), "fsync tmp/"+name); err != nil {
+		if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+name); err != nil {
 			return fail(fmt.Errorf("maildir: fsync %s: %w", display, err))
 		}
 	case FsyncBatch, FsyncSyncfs:
@@ -797,7 +798,7 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 			return name, fd, c, nil
 		}
 	}
-	if err := unix.Close(fd); err != nil {
+	if err := fault.Close.Err(unix.Close(fd)); err != nil {
 		w.removeTmp(name)
 		return "", -1, nil, fmt.Errorf("maildir: close %s: %w", display, err)
 	}
@@ -880,11 +881,11 @@ func (w *Writer) removeTmp(name string) {
 func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err error) {
 	tmpfd, dstfd := w.d.sub[subTmp], w.d.sub[sub]
 	event := "rename tmp/" + tmp + " " + subNames[sub] + "/" + name
-	err = w.traced(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE), event)
+	err = w.traced(fault.Move.Err(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE)), event)
 	if err == unix.EINVAL || err == unix.ENOSYS {
 		// File systems without RENAME_NOREPLACE: a hard link also fails
 		// rather than replace, and the tmp name goes after.
-		err = w.traced(unix.Linkat(tmpfd, tmp, dstfd, name, 0), event)
+		err = w.traced(fault.Move.Err(unix.Linkat(tmpfd, tmp, dstfd, name, 0)), event)
 		if err == nil {
 			err = unix.Unlinkat(tmpfd, tmp, 0)
 			if err != nil {
@@ -908,7 +909,7 @@ func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err err
 func (w *Writer) syncDirs() error {
 	if w.opts.Fsync == FsyncSyncfs {
 		if w.dirty != [2]bool{} {
-			if err := w.traced(unix.Syncfs(w.d.sub[subTmp]), "syncfs"); err != nil {
+			if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
 				return fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
 			}
 			w.dirty = [2]bool{}
@@ -942,7 +943,7 @@ func (w *Writer) flush() error {
 			return err
 		}
 	case FsyncSyncfs:
-		if err := w.traced(unix.Syncfs(w.d.sub[subTmp]), "syncfs"); err != nil {
+		if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
 			w.syncErr = fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
 			return w.syncErr
 		}
@@ -972,6 +973,7 @@ func (w *Writer) flush() error {
 		}
 	}
 	w.pending, w.pendingBytes = w.pending[:0], 0
+	fault.BatchMoved.Hit()
 	if w.opts.Fsync == FsyncNone {
 		w.dirty = [2]bool{}
 	} else if err := w.syncDirs(); err != nil {
@@ -1044,7 +1046,7 @@ func (w *Writer) syncTmp(p *pendingFile) error {
 		}
 		defer unix.Close(fd)
 	}
-	if err := w.traced(unix.Fsync(fd), "fsync tmp/"+p.tmp); err != nil {
+	if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+p.tmp); err != nil {
 		return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, p.tmp, err)
 	}
 	return nil

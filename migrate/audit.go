@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/fault"
 )
 
 // Audit event names.
@@ -289,7 +291,7 @@ func (a *Audit) Log(event string, fields map[string]any) error {
 		put(k, v)
 	}
 	buf.WriteString("}\n")
-	n, err := a.f.Write(buf.Bytes())
+	n, err := fault.Audit.On(a.f, "write").N(a.f.Write(buf.Bytes()))
 	if err == nil && n != buf.Len() {
 		err = errors.New("short write")
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 )
@@ -176,6 +177,7 @@ func (c *converter) run(ctx context.Context) error {
 			return err
 		}
 		m, err := c.r.Next()
+		fault.Read.Hit()
 		if err == io.EOF {
 			c.progress()
 			return nil

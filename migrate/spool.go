@@ -28,6 +28,10 @@ func OpenSpool(path string, uid int) (*os.File, unix.Stat_t, error) {
 			return nil, st, fmt.Errorf("%w: %s does not exist", ErrNoMailbox, path)
 		case errors.Is(err, unix.ELOOP):
 			return nil, st, fmt.Errorf("%w: %s is a symlink", ErrUnsafeSpool, path)
+		case errors.Is(err, unix.ENXIO), errors.Is(err, unix.EISDIR):
+			// open(2) refuses a socket, and a directory for writing, before fstat could
+			// say what it is: "no such device or address" would only puzzle.
+			return nil, st, fmt.Errorf("%w: %s is not a regular file", ErrUnsafeSpool, path)
 		}
 		return nil, st, fmt.Errorf("migrate: spool: %w", &os.PathError{Op: "open", Path: path, Err: err})
 	}

@@ -2,8 +2,10 @@ package migrate
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -29,7 +31,12 @@ func TestOpenSpool(t *testing.T) {
 			must(t, os.Link(filepath.Join(dir, "shadow"), path))
 		}, uid: me, wantErr: ErrUnsafeSpool},
 		{name: "fifo", setup: func(t *testing.T, dir, path string) { must(t, unix.Mkfifo(path, 0o600)) }, uid: me, wantErr: ErrUnsafeSpool},
-		{name: "directory", setup: func(t *testing.T, dir, path string) { must(t, os.Mkdir(path, 0o700)) }, uid: me},
+		{name: "directory", setup: func(t *testing.T, dir, path string) { must(t, os.Mkdir(path, 0o700)) }, uid: me, wantErr: ErrUnsafeSpool},
+		{name: "socket", setup: func(t *testing.T, dir, path string) {
+			l, err := net.Listen("unix", path)
+			must(t, err)
+			t.Cleanup(func() { l.Close() })
+		}, uid: me, wantErr: ErrUnsafeSpool},
 		{name: "someone else's", setup: func(t *testing.T, dir, path string) { write(t, path, "From x\n") }, uid: me + 1, wantErr: ErrUnsafeSpool},
 	}
 	for _, tt := range tests {
@@ -42,13 +49,6 @@ func TestOpenSpool(t *testing.T) {
 			if f != nil {
 				defer f.Close()
 			}
-			if tt.name == "directory" {
-				// Opening a directory read-write fails before any check: refused all the same.
-				if err == nil {
-					t.Fatal("OpenSpool on a directory succeeded")
-				}
-				return
-			}
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -57,6 +57,11 @@ func TestOpenSpool(t *testing.T) {
 			}
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("OpenSpool = %v, want %v", err, tt.wantErr)
+			}
+			if tt.name == "directory" || tt.name == "socket" || tt.name == "fifo" {
+				if want := path + " is not a regular file"; !strings.Contains(err.Error(), want) {
+					t.Errorf("OpenSpool = %q, want it to say %q", err, want)
+				}
 			}
 		})
 	}

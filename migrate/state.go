@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/fault"
 )
 
 // ErrSourceChanged is wrapped by the error returned when the already migrated part of a source
@@ -187,7 +189,7 @@ func (s StateStore) Save(st *State) error {
 	if stateWriting != nil {
 		stateWriting(tmp.Name())
 	}
-	if _, err := tmp.Write(b); err != nil {
+	if _, err := fault.State.On(tmp, "write").N(tmp.Write(b)); err != nil {
 		tmp.Close()
 		return fmt.Errorf("migrate: state: %w", err)
 	}
@@ -201,6 +203,7 @@ func (s StateStore) Save(st *State) error {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
+	fault.StateSaved.Hit()
 	if old, err := s.legacy(st.User, st.Source); err == nil && old != nil {
 		if lp, err := s.path(st.User); err == nil {
 			_ = os.Remove(lp)

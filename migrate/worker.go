@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 )
@@ -631,7 +632,7 @@ func workerEnviron(home string) []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	return env
+	return append(env, fault.Environ()...)
 }
 
 func truncate(s string, n int) string {

@@ -42,6 +42,19 @@ names are the same on every run for the same message, so a second run writes not
 holds only a date read from the message itself, and a message dated by the mbox file's mtime is
 named with the time 0, so that a touch or a delivery between two runs changes nothing.
 
+# Recovery
+
+A run may die at any point (SIGKILL, power loss). While it writes a Maildir, each run holds a
+lock on a marker of its own in tmp/ (.maildirmig.P<pid>I<id>.<host>), which the kernel drops
+when the process dies; its tmp/ files carry the same P<pid>I<id>. The next run on the same host
+removes the tmp/ files of runs whose marker is unlocked or gone, and takes over at once the
+dovecot-uidlist.lock such a run held (the marker records which). It never touches what a live
+run, another host, Dovecot or an MDA is writing: a foreign lock is waited for, and reported as
+"held by maildirmig pid N" or "held by another process (Dovecot?) since HH:MM:SS"; foreign tmp/
+files are left to the 36-hour rule of check --fix. A run also removes the temporary state files
+of runs that died, and starts its audit lines on a new line after a line cut short. Each
+clean-up is a "recovered" notice in the audit log.
+
 # Workers, stalls and interrupts
 
 Root does the work inside a home through a worker: maildirmig again, running as the user. Root
@@ -56,19 +69,6 @@ SIGINT and SIGTERM end a run within a few seconds with exit code 130: each worke
 abort, removes the files of the batch it was writing and exits; one that has not done so after
 2 seconds is killed. Root releases every lock it holds, and the last line says whether files
 were left in tmp/ for the next run to remove.
-
-# Recovery
-
-A run may die at any point (SIGKILL, power loss). While it writes a Maildir, each run holds a
-lock on a marker of its own in tmp/ (.maildirmig.P<pid>I<id>.<host>), which the kernel drops
-when the process dies; its tmp/ files carry the same P<pid>I<id>. The next run on the same host
-removes the tmp/ files of runs whose marker is unlocked or gone, and takes over at once the
-dovecot-uidlist.lock such a run held (the marker records which). It never touches what a live
-run, another host, Dovecot or an MDA is writing: a foreign lock is waited for, and reported as
-"held by maildirmig pid N" or "held by another process (Dovecot?) since HH:MM:SS"; foreign tmp/
-files are left to the 36-hour rule of check --fix. A run also removes the temporary state files
-of runs that died, and starts its audit lines on a new line after a line cut short. Each
-clean-up is a "recovered" notice in the audit log.
 
 # Exit codes
 
