@@ -530,43 +530,45 @@ func readUIDList(p string) ([]uidListLine, uint64, error) {
 	return lines, next, nil
 }
 
-// killPoint is one place of a run killed with SIGKILL: a fault spec, and whether Postfix
-// delivers to every account between the kill and the re-run.
+// killPoint is one place of a run killed with SIGKILL: a fault spec, whether Postfix
+// delivers to every account between the kill and the re-run, and options of the killed run.
 type killPoint struct {
 	spec    string
 	deliver bool
+	flags   []string
 }
 
 // killPoints spread over every phase: reading the spool, writing tmp/, syncing, moving in,
 // the uidlist dotlock, append and rewrite (workers), and the state and audit writes (root).
 // kill-run kills the whole run; kill only the worker(s) passing the point.
 var killPoints = []killPoint{
-	{"read:1:kill-run", false},
-	{"read:150:kill-run", true},
-	{"read:40:kill", false},
-	{"write:1:kill-run", false},
-	{"write:260:kill-run", true},
-	{"write:90:kill", true},
-	{"fsync:1:kill-run", false},
-	{"fsync:200:kill-run", true},
-	{"close:10:kill-run", true},
-	{"close:530:kill", false},
-	{"locked:1:kill-run", false},
-	{"locked:2:kill", true},
-	{"move:1:kill-run", true},
-	{"move:300:kill-run", false},
-	{"move:515:kill", true},
-	{"batch-moved:1:kill-run", true},
-	{"batch-moved:1:kill", false},
-	{"uidlist-rewrite:1:kill-run", false},
-	{"uidlist-append:1:kill-run", true},
-	{"uidlist-append:1:kill", false},
-	{"state:1:kill-run", true},
-	{"state:2:kill-run", false},
-	{"state-saved:1:kill-run", true},
-	{"audit:2:kill-run", false},
-	{"audit:5:kill-run", true},
-	{"audit:9:kill-run", false},
+	{"read:1:kill-run", false, nil},
+	{"read:150:kill-run", true, nil},
+	{"read:40:kill", false, nil},
+	{"write:1:kill-run", false, nil},
+	{"write:260:kill-run", true, nil},
+	{"write:90:kill", true, nil},
+	{"fsync:1:kill-run", false, nil}, // the default's syncfs before a batch moves in
+	{"fsync:2:kill", true, nil},      // and after it moved in
+	{"fsync:200:kill-run", true, []string{"--fsync", "batch"}},
+	{"close:10:kill-run", true, nil},
+	{"close:530:kill", false, nil},
+	{"locked:1:kill-run", false, nil},
+	{"locked:2:kill", true, nil},
+	{"move:1:kill-run", true, nil},
+	{"move:300:kill-run", false, nil},
+	{"move:515:kill", true, nil},
+	{"batch-moved:1:kill-run", true, nil},
+	{"batch-moved:1:kill", false, nil},
+	{"uidlist-rewrite:1:kill-run", false, nil},
+	{"uidlist-append:1:kill-run", true, nil},
+	{"uidlist-append:1:kill", false, nil},
+	{"state:1:kill-run", true, nil},
+	{"state:2:kill-run", false, nil},
+	{"state-saved:1:kill-run", true, nil},
+	{"audit:2:kill-run", false, nil},
+	{"audit:5:kill-run", true, nil},
+	{"audit:9:kill-run", false, nil},
 }
 
 // TestKillAndRerun kills `maildirmig mbox` with SIGKILL at every killPoint, the whole run or
@@ -590,6 +592,9 @@ func TestKillAndRerun(t *testing.T) {
 	ran, delivered, failed := 0, 0, 0
 	for i, kp := range points {
 		name := kp.spec
+		if len(kp.flags) > 0 {
+			name += strings.Join(kp.flags, "")
+		}
 		if kp.deliver {
 			name += "+deliver"
 		}
@@ -609,9 +614,9 @@ func TestKillAndRerun(t *testing.T) {
 // killAndRerun runs the kill point kp on the rig's accounts, then one plain re-run, and checks
 // the result is exact.
 func killAndRerun(t *testing.T, g *faultRig, kp killPoint, tag string) {
-	label := fmt.Sprintf("kill point %s (deliver %v)", kp.spec, kp.deliver)
+	label := fmt.Sprintf("kill point %s %v (deliver %v)", kp.spec, kp.flags, kp.deliver)
 	g.reset(t)
-	r := runWithFault(t, kp.spec, g.args("mbox")...)
+	r := runWithFault(t, kp.spec, g.args("mbox", kp.flags...)...)
 	wholeRun := strings.HasSuffix(kp.spec, ":kill-run")
 	switch {
 	case wholeRun && !r.signaled:

@@ -151,8 +151,40 @@ func TestOpenMagicLink(t *testing.T) {
 	})
 }
 
-// TestOpenRace swaps root/a between a directory and a symlink to the outside while another
-// goroutine opens a/b/c/file: every open that succeeds must have read the inside file.
+// race runs swap in a loop against open until open has both succeeded and failed a thousand
+// times (a bound that only a race that never ran reaches fails the test). open reports whether
+// it opened; a t.Fatal in it stops the swapping first.
+func race(t *testing.T, swap func(), open func(i int) bool) {
+	t.Helper()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			swap()
+		}
+	}()
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+	opened, refused := 0, 0
+	for i := 0; i < 2000000 && (opened < 1000 || refused < 1000); i++ {
+		if open(i) {
+			opened++
+		} else {
+			refused++
+		}
+	}
+	t.Logf("%d opens succeeded, %d were refused", opened, refused)
+	if opened < 1000 || refused < 1000 {
+		t.Error("the opens did not meet both sides of the swap often: the race did not run")
+	}
+}
+
+// TestOpenRace swaps root/a between a directory and a symlink to the outside while
+// a/b/c/file is opened: every open that succeeds must have read the inside file.
 func TestOpenRace(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		root, outside := tree(t)
@@ -161,43 +193,25 @@ func TestOpenRace(t *testing.T) {
 		must(t, os.Rename(root+"/a", root+"/real"))
 		must(t, os.Symlink(outside+"/a", root+"/link"))
 		fd := openRoot(t, root)
-
-		var stop atomic.Bool
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				// a is the real directory, then the symlink, then the directory again.
-				unix.Renameat(fd, "real", fd, "a")
-				unix.Renameat(fd, "a", fd, "real")
-				unix.Renameat(fd, "link", fd, "a")
-				unix.Renameat(fd, "a", fd, "link")
-			}
-		}()
-		opened, refused := 0, 0
 		buf := make([]byte, 16)
-		for i := 0; i < 2000000 && (opened < 1000 || refused < 1000); i++ {
+		race(t, func() {
+			// a is the real directory, then the symlink, then the directory again.
+			unix.Renameat(fd, "real", fd, "a")
+			unix.Renameat(fd, "a", fd, "real")
+			unix.Renameat(fd, "link", fd, "a")
+			unix.Renameat(fd, "a", fd, "link")
+		}, func(i int) bool {
 			f, err := Open(fd, "a/b/c/file", unix.O_RDONLY, 0)
 			if err != nil {
-				refused++
-				continue
+				return false
 			}
 			n, _ := unix.Read(f, buf)
 			unix.Close(f)
-			opened++
 			if string(buf[:n]) != "inside" {
-				stop.Store(true)
-				wg.Wait()
 				t.Fatalf("open %d followed the symlink: read %q", i, buf[:n])
 			}
-		}
-		stop.Store(true)
-		wg.Wait()
-		t.Logf("%d opened the real file, %d refused or missed", opened, refused)
-		if opened < 1000 || refused < 1000 {
-			t.Error("the opens did not meet both the directory and the symlink often: the race did not run")
-		}
+			return true
+		})
 	})
 }
 
@@ -275,38 +289,22 @@ func TestOpenRaceLastComponent(t *testing.T) {
 	modes(t, func(t *testing.T) {
 		root, outside := tree(t)
 		fd := openRoot(t, root)
-		var stop atomic.Bool
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				// msg is absent, then a symlink (put in place atomically), then absent again.
-				unix.Symlinkat(outside+"/file", fd, "a/msg.new")
-				unix.Renameat(fd, "a/msg.new", fd, "a/msg")
-				unix.Unlinkat(fd, "a/msg", 0)
-			}
-		}()
-		written, refused := 0, 0
-		// Until both outcomes were seen often, within a bound that only a race that never runs reaches.
-		for i := 0; i < 2000000 && (written < 1000 || refused < 1000); i++ {
+		race(t, func() {
+			// msg is absent, then a symlink (put in place atomically), then absent again.
+			unix.Symlinkat(outside+"/file", fd, "a/msg.new")
+			unix.Renameat(fd, "a/msg.new", fd, "a/msg")
+			unix.Unlinkat(fd, "a/msg", 0)
+		}, func(int) bool {
 			f, err := Open(fd, "a/msg", unix.O_WRONLY|unix.O_CREAT, 0o600)
 			if err != nil {
-				refused++
-				continue
+				return false
 			}
 			unix.Write(f, []byte("written"))
 			unix.Close(f)
-			written++
-		}
-		stop.Store(true)
-		wg.Wait()
+			return true
+		})
 		if got, _ := os.ReadFile(outside + "/file"); string(got) != "outside" {
 			t.Fatalf("the file outside was written through the symlink: %q", got)
-		}
-		t.Logf("%d opens created or opened a file beneath the root, %d refused", written, refused)
-		if refused < 1000 || written < 1000 {
-			t.Error("the opens did not meet both the symlink and its absence often: the race did not run")
 		}
 	})
 }
