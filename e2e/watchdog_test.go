@@ -356,29 +356,7 @@ func TestWatchdogStoppedConvert(t *testing.T) {
 	writeSpool(t, u.Home, "old.mbox", u.UID, u.GID, n)
 	maildir := filepath.Join(u.Home, "Maildir")
 	args := []string{"convert", "--stall-timeout", "2s", "--from", filepath.Join(u.Home, "old.mbox"), maildir}
-	cmd, wait := startBinary(t, args...)
-	pid := workerOf(t, cmd.Process, u.UID)
-	if pid == 0 || !waitWriting(pid, maildir) {
-		wait()
-		t.Fatal("the worker ended before it could be stopped mid-mbox")
-	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	r := wait()
-	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	if r.code != 1 {
-		t.Errorf("exit %d, want 1", r.code)
-	}
-	if want := "worker made no progress for 2s (stopped); killed"; !strings.Contains(r.stderr, want) {
-		t.Errorf("stderr lacks %q", want)
-	}
-	if ps := processesOf(u.UID); len(ps) > 0 {
-		t.Errorf("processes of %s left running: %v", u.Name, ps)
-	}
-	if r := runBinary(t, args...); r.code != 0 {
-		t.Fatalf("re-run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
+	stopWorker(t, u, args, maildir, 1, "2s")
 	exactlyOnce(t, maildir, "old.mbox", n)
 }
 
@@ -400,29 +378,7 @@ func TestWatchdogStoppedFolderWorker(t *testing.T) {
 	writeSpool(t, mail, "big", u.UID, u.GID, n)
 	folder := filepath.Join(u.Home, "Maildir", ".big")
 	args := append(append([]string{"mbox", "--stall-timeout", "2s", "--lock-timeout", "1s"}, common...), "--user", u.Name)
-	cmd, wait := startBinary(t, args...)
-	pid := workerOf(t, cmd.Process, u.UID)
-	if pid == 0 || !waitWriting(pid, folder) {
-		wait()
-		t.Fatal("the folder worker ended before it could be stopped mid-folder")
-	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	r := wait()
-	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	if r.code != 3 {
-		t.Errorf("exit %d, want 3", r.code)
-	}
-	if want := "worker made no progress for 3s (stopped); killed"; !strings.Contains(r.stderr, want) {
-		t.Errorf("stderr lacks %q", want)
-	}
-	if ps := processesOf(u.UID); len(ps) > 0 {
-		t.Errorf("processes of %s left running: %v", u.Name, ps)
-	}
-	if r := runBinary(t, args...); r.code != 0 {
-		t.Fatalf("re-run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
+	stopWorker(t, u, args, folder, 3, "3s")
 	exactlyOnce(t, folder, "big", n)
 }
 
@@ -439,28 +395,37 @@ func TestWatchdogStoppedVerifyWorker(t *testing.T) {
 		t.Fatalf("mbox: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	args := append(append([]string{"verify", "--no-folders", "--stall-timeout", "2s"}, common...), "--user", u.Name)
+	stopWorker(t, u, args, "", 3, "2s")
+}
+
+// stopWorker runs the binary with args, stops (SIGSTOP) u's worker once it writes into dir
+// (at once when dir is ""), and checks that root killed the worker after the stall timeout
+// (stall, as the message gives it): exit code want, the message on the console, no process
+// of u left. Then it runs args again, which must succeed.
+func stopWorker(t *testing.T, u sysUser, args []string, dir string, want int, stall string) {
+	t.Helper()
 	cmd, wait := startBinary(t, args...)
 	pid := workerOf(t, cmd.Process, u.UID)
-	if pid == 0 {
+	if pid == 0 || dir != "" && !waitWriting(pid, dir) {
 		wait()
-		t.Fatal("verify ended before its worker could be stopped")
+		t.Fatal("the worker ended before it could be stopped in the middle of its work")
 	}
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	r := wait()
 	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	if r.code != 3 {
-		t.Errorf("exit %d, want 3", r.code)
+	if r.code != want {
+		t.Errorf("exit %d, want %d", r.code, want)
 	}
-	if want := "worker made no progress for 2s (stopped); killed"; !strings.Contains(r.stdout+r.stderr, want) {
-		t.Errorf("output lacks %q", want)
+	if msg := "worker made no progress for " + stall + " (stopped); killed"; !strings.Contains(r.stdout+r.stderr, msg) {
+		t.Errorf("output lacks %q", msg)
 	}
 	if ps := processesOf(u.UID); len(ps) > 0 {
 		t.Errorf("processes of %s left running: %v", u.Name, ps)
 	}
 	if r := runBinary(t, args...); r.code != 0 {
-		t.Errorf("verify again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		t.Fatalf("run again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

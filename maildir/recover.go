@@ -48,6 +48,11 @@ import (
 // holder's lock.
 const markerPrefix = ".maildirmig."
 
+// maxLeftAlone is how many runs a Writer names when it leaves their tmp/
+// files alone because their marker could not be probed; the rest are
+// counted in one more notice.
+const maxLeftAlone = 5
+
 // runMarker is the marker a Writer holds locked.
 type runMarker struct {
 	f     *os.File
@@ -192,17 +197,34 @@ func parseTmp(name string) (token, host string, pid int, legacy, ok bool) {
 	return token, rest[len(token)+end+1:], pid, legacy, true
 }
 
-// parseMarker splits a run marker's name into its token and host.
+// parseMarker splits a run marker's name into its token and host. The
+// token must be one a Writer makes, P<pid>I<8 hex digits>: the user owns
+// tmp/ and may fill it with names of any shape, which must not reach the
+// console or the audit log as runs of ours.
 func parseMarker(name string) (token, host string, ok bool) {
 	rest, found := strings.CutPrefix(name, markerPrefix)
 	if !found {
 		return "", "", false
 	}
 	token, host, found = strings.Cut(rest, ".")
-	if !found || token == "" || host == "" {
+	if !found || !validToken(token) || host == "" {
 		return "", "", false
 	}
 	return token, host, true
+}
+
+// validToken reports whether token has the form P<pid>I<8 hex digits>.
+func validToken(token string) bool {
+	p, hex, ok := strings.Cut(token, "I")
+	if !ok || len(p) < 2 || p[0] != 'P' || !allDigits(p[1:]) || p[1] == '0' || len(hex) != 8 {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if !isHex(hex[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // pidOf reads the pid of a run token P<pid>I<hex>.
@@ -324,6 +346,12 @@ func (w *Writer) recover() error {
 	if err != nil {
 		return err
 	}
+	leftAlone := 0
+	defer func() {
+		if leftAlone > maxLeftAlone {
+			w.notify(fmt.Sprintf("left tmp/ files of %d more runs alone", leftAlone-maxLeftAlone))
+		}
+	}()
 	for _, token := range order {
 		files := byToken[token]
 		if pid, old := legacy[token]; old {
@@ -337,7 +365,11 @@ func (w *Writer) recover() error {
 		}
 		alive, dead, err := w.probe(token)
 		if err != nil {
-			w.notify(fmt.Sprintf("left tmp/ files of run %s alone: %v", token, err))
+			// Each is said once per run, up to a few: a user can make
+			// any number of markers that cannot be probed.
+			if leftAlone++; leftAlone <= maxLeftAlone {
+				w.notify(fmt.Sprintf("left tmp/ files of run %s alone: %v", token, err))
+			}
 			continue
 		}
 		if alive {

@@ -666,3 +666,65 @@ func TestRecoverRefusesLinkedMarker(t *testing.T) {
 		t.Errorf("notices %q", notices)
 	}
 }
+
+// A user owns tmp/ and can fill it with markers that cannot be probed (FIFOs here) or with
+// names of the marker's prefix but any shape, newlines included: the run names at most a few
+// of the first, in one notice each and one for the rest, and takes none of the second for a
+// run of ours, so that neither the console nor the audit log can be flooded or forged.
+func TestRecoverBoundsNotices(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w0 := newTestWriter(t, md, Options{})
+	w0.Close()
+	tmp := filepath.Join(md, "tmp")
+	const fifos = 40
+	for i := range fifos {
+		must(t, unix.Mkfifo(filepath.Join(tmp, fmt.Sprintf("%sP%dI0123abcd.%s", markerPrefix, 4194304+i, testHost)), 0o600))
+	}
+	forged := []string{
+		markerPrefix + "X\nuser: 0 messages FAKE LINE\n." + testHost,
+		markerPrefix + "P12I0123abcdzz." + testHost,
+		markerPrefix + "P0I0123abcd." + testHost,
+		markerPrefix + "PI0123abcd." + testHost,
+	}
+	for _, name := range forged {
+		must(t, unix.Mkfifo(filepath.Join(tmp, name), 0o600))
+	}
+	var notices []string
+	_, w := newTestWriter(t, md, Options{Recovered: func(s string) { notices = append(notices, s) }})
+	defer w.Close()
+	if len(notices) != maxLeftAlone+1 {
+		t.Fatalf("%d notices, want %d:\n%s", len(notices), maxLeftAlone+1, strings.Join(notices, "\n"))
+	}
+	for _, n := range notices[:maxLeftAlone] {
+		if !strings.Contains(n, "is not a regular file with one link") {
+			t.Errorf("notice %q", n)
+		}
+	}
+	if want := fmt.Sprintf("left tmp/ files of %d more runs alone", fifos-maxLeftAlone); notices[maxLeftAlone] != want {
+		t.Errorf("last notice %q, want %q", notices[maxLeftAlone], want)
+	}
+	for _, n := range notices {
+		if strings.Contains(n, "\n") || strings.Contains(n, "FAKE") {
+			t.Errorf("a forged name reached a notice: %q", n)
+		}
+	}
+	for _, name := range forged {
+		if _, err := os.Lstat(filepath.Join(tmp, name)); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+}
+
+func TestValidToken(t *testing.T) {
+	t.Parallel()
+	for token, want := range map[string]bool{
+		"P1I0123abcd": true, "P4194304Iffffffff": true,
+		"P0I0123abcd": false, "PI0123abcd": false, "P1I0123abc": false, "P1I0123abcdd": false,
+		"P1I0123ABCD": false, "P-1I0123abcd": false, "Q1I0123abcd": false, "P1x0123abcd": false, "": false,
+	} {
+		if got := validToken(token); got != want {
+			t.Errorf("validToken(%q) = %v, want %v", token, got, want)
+		}
+	}
+}

@@ -94,7 +94,7 @@ func isControl(p []byte, i int) bool {
 }
 
 func (u *ui) errorf(format string, args ...any) {
-	u.emit(u.stderr, "maildirmig: error: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: error: %s\n", oneLine(format, args))
 }
 
 // warningf prints a warning unless -q was given: cron mails whatever lands on stderr.
@@ -102,11 +102,17 @@ func (u *ui) warningf(format string, args ...any) {
 	if u.quiet {
 		return
 	}
-	u.emit(u.stderr, "maildirmig: warning: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: warning: %s\n", oneLine(format, args))
 }
 
 func (u *ui) hintf(format string, args ...any) {
-	u.emit(u.stderr, "maildirmig: hint: "+format+"\n", args...)
+	u.emit(u.stderr, "maildirmig: hint: %s\n", oneLine(format, args))
+}
+
+// oneLine formats a diagnostic as one line: a newline inside it (from a file name a user
+// chose, say) is written \n, so that no user can add a line of their own to root's console.
+func oneLine(format string, args []any) string {
+	return strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`)
 }
 
 // printf writes a result line on stdout.

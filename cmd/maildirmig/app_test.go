@@ -59,6 +59,19 @@ func TestNamesReachTerminalEscaped(t *testing.T) {
 	if strings.ContainsAny(errb.String(), "\x1b\a") || !strings.Contains(errb.String(), `\x1b[2J`) {
 		t.Errorf("stderr %q carries the raw escape sequence", errb.String())
 	}
+	// A newline in a name cannot start a line of its own on stderr.
+	errb.Reset()
+	if code := run(context.Background(), []string{"maildirmig", "convert", "--from", evil + "\nalice: 0 messages FAKE", filepath.Join(dir, "Maildir")}, strings.NewReader(""), &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n") {
+		if !strings.HasPrefix(line, "maildirmig: ") {
+			t.Errorf("stderr line %q: a name started a line of its own", line)
+		}
+	}
+	if !strings.Contains(errb.String(), `\nalice: 0 messages FAKE`) {
+		t.Errorf("stderr %q does not show the newline escaped", errb.String())
+	}
 }
 
 // TestFlagsPerApp: urfave/cli v2 flags keep what a run parsed, so two Apps (tests run them in
