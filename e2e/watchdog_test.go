@@ -314,16 +314,8 @@ func TestWatchdogStoppedMailboxLock(t *testing.T) {
 	writeSpool(t, u.Home, "Mailbox", u.UID, u.GID, n)
 	maildir := filepath.Join(u.Home, "Maildir")
 	args := append(append([]string{"Mailbox", "--no-folders", "--stall-timeout", "2s"}, common...), "--user", u.Name)
-	cmd, wait := startBinary(t, args...)
 	// The lock worker starts first and lives until the end; the converting worker comes next.
-	lock := workerOf(t, cmd.Process, u.UID)
-	if lock == 0 || !waitWriting(lock, maildir) {
-		wait()
-		t.Fatal("the run ended before the lock worker could be stopped")
-	}
-	if err := syscall.Kill(lock, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	_, wait := startStopped(t, u, args, maildir)
 	began := time.Now()
 	r := wait()
 	t.Logf("exit %d %.1fs after the SIGSTOP\n%s%s", r.code, time.Since(began).Seconds(), r.stdout, r.stderr)
@@ -404,15 +396,7 @@ func TestWatchdogStoppedVerifyWorker(t *testing.T) {
 // of u left. Then it runs args again, which must succeed.
 func stopWorker(t *testing.T, u sysUser, args []string, dir string, want int, stall string) {
 	t.Helper()
-	cmd, wait := startBinary(t, args...)
-	pid := workerOf(t, cmd.Process, u.UID)
-	if pid == 0 || dir != "" && !waitWriting(pid, dir) {
-		wait()
-		t.Fatal("the worker ended before it could be stopped in the middle of its work")
-	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	_, wait := startStopped(t, u, args, dir)
 	r := wait()
 	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	if r.code != want {
@@ -440,15 +424,7 @@ func TestInterruptStoppedMailboxLock(t *testing.T) {
 	writeSpool(t, u.Home, "Mailbox", u.UID, u.GID, n)
 	maildir := filepath.Join(u.Home, "Maildir")
 	args := append(append([]string{"Mailbox", "--no-folders"}, common...), "--user", u.Name)
-	cmd, wait := startBinary(t, args...)
-	lock := workerOf(t, cmd.Process, u.UID)
-	if lock == 0 || !waitWriting(lock, maildir) {
-		wait()
-		t.Fatal("the run ended before the lock worker could be stopped")
-	}
-	if err := syscall.Kill(lock, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	cmd, wait := startStopped(t, u, args, maildir)
 	began := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -477,4 +453,20 @@ func TestInterruptStoppedMailboxLock(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(u.Home, "Mailbox.lock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Mailbox.lock is still there after the re-run (%v)", err)
 	}
+}
+
+// startStopped starts the binary with args and stops (SIGSTOP) u's first worker once it writes
+// into dir (at once when dir is ""), as the user can.
+func startStopped(t *testing.T, u sysUser, args []string, dir string) (*exec.Cmd, func() result) {
+	t.Helper()
+	cmd, wait := startBinary(t, args...)
+	pid := workerOf(t, cmd.Process, u.UID)
+	if pid == 0 || dir != "" && !waitWriting(pid, dir) {
+		wait()
+		t.Fatal("the worker ended before it could be stopped in the middle of its work")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, wait
 }

@@ -70,14 +70,7 @@ func searchableDir(t *testing.T) string {
 // FIFO nobody writes to: root must kill it after the stall timeout and say why.
 func TestWatchdogKillsWorkerBlockedOnFIFO(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to start a worker as another uid")
-	}
-	dir := searchableDir(t)
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
-		t.Fatal(err)
-	}
+	fifo := workerFIFO(t)
 	ctx := worker.WithStallTimeout(context.Background(), 300*time.Millisecond)
 	err := spawnWorker(ctx, Credentials{UID: fifoUID, GID: fifoUID}, &workerRequest{Op: opTestReadFIFO, Path: fifo}, nil, func(workerMsg) {})
 	if !errors.Is(err, ErrStalled) || !errors.Is(err, ErrWorkerKilled) {
@@ -93,9 +86,7 @@ func TestWatchdogKillsWorkerBlockedOnFIFO(t *testing.T) {
 // meanwhile, is making progress and must not be killed, though it takes many stall timeouts.
 func TestWatchdogKeepsSlowWorker(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to start a worker as another uid")
-	}
+	requireWorkerRoot(t)
 	dir := searchableDir(t)
 	src := filepath.Join(dir, "slow")
 	if err := os.WriteFile(src, []byte(strings.Repeat("x", 30)), 0o644); err != nil {
@@ -120,14 +111,7 @@ func TestWatchdogKeepsSlowWorker(t *testing.T) {
 // the run is interrupted: it is continued to abort, and killed if it does not.
 func TestWatchdogStoppedWorkerInterrupted(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to start a worker as another uid")
-	}
-	dir := searchableDir(t)
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
-		t.Fatal(err)
-	}
+	fifo := workerFIFO(t)
 	ctx, cancel := context.WithCancel(worker.WithStallTimeout(context.Background(), time.Hour))
 	done := make(chan error, 1)
 	go func() {
@@ -191,4 +175,24 @@ func blockedOnFIFO(pid int) bool {
 		}
 	}
 	return false
+}
+
+// requireWorkerRoot skips a test that starts a worker as another uid, which only root can.
+func requireWorkerRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a worker as another uid")
+	}
+}
+
+// workerFIFO makes a FIFO nobody writes to, where a worker of another uid can open it, for a
+// worker that must block; it skips the test unless root.
+func workerFIFO(t *testing.T) string {
+	t.Helper()
+	requireWorkerRoot(t)
+	fifo := filepath.Join(searchableDir(t), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	return fifo
 }
