@@ -201,6 +201,10 @@ func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 	if !killed {
 		t.Fatal("every run ended before it could be killed")
 	}
+	// Count only once no process of the user is left that could still move a file in.
+	for i := 0; i < 500 && userHasProcess(u.UID); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	before := len(messageFiles(t, maildir))
 	if before >= undatedMessages {
 		t.Fatalf("%d files after the kill; want fewer than the %d messages", before, undatedMessages)
