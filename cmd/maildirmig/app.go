@@ -257,8 +257,9 @@ func newApp(u *ui) *cli.App {
 		Usage: "migrate mbox spools to Maildir and keep Maildirs healthy",
 		Description: "Moves every user's mail from mbox (the spool, or ~USER/Mailbox) into ~USER/Maildir as\n" +
 			"that user, proves it, gives new users a Maildir and checks Maildirs from cron. Each command\n" +
-			"has its own --help. Exit status of every command but check and preflight (which follow the\n" +
-			"Nagios plugin convention: " + checkExitStatusLine() + "):\n\n" + strings.TrimSuffix(exitStatusText(exitCodes), "\n"),
+			"has its own --help. Exit status of every command but check and preflight:\n\n" +
+			exitStatusText(exitCodes) + "\n" +
+			"check and preflight follow the Nagios plugin convention:\n" + checkExitStatusLine() + ".",
 		Version:              version(),
 		Writer:               u.stdout,
 		ErrWriter:            u.stderr,

@@ -139,3 +139,22 @@ var errBoom = bytesError("boom")
 type bytesError string
 
 func (e bytesError) Error() string { return string(e) }
+
+// TestReadmeHelp: the README's usage block is --help verbatim, but for the VERSION section,
+// which depends on how the binary was built.
+func TestReadmeHelp(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"maildirmig", "--help"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("--help: exit %d, %s", code, errb.String())
+	}
+	help := regexp.MustCompile(`(?s)VERSION:\n.*?\n\n`).ReplaceAllString(out.String(), "")
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := section(t, "README.md", string(readme), "## Usage\n\n```\n", "```")
+	if block != help {
+		t.Errorf("README.md's usage block is not --help (less VERSION); --help says:\n%s", help)
+	}
+}
