@@ -154,12 +154,7 @@ type Credentials = worker.Credentials
 // in-process otherwise. Each message of the answer goes to handle.
 func runWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
 	if os.Geteuid() != 0 || cred.UID == 0 {
-		var werr error
-		err := serve(ctx, req, src, handle)
-		if err != nil {
-			werr = err
-		}
-		return werr
+		return serve(ctx, req, src, handle)
 	}
 	return spawnWorker(ctx, cred, req, src, handle)
 }

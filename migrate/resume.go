@@ -24,7 +24,6 @@ type resume struct {
 	// forced says the source is migrated again from 0 after it changed (--force): the
 	// messages already in the Maildir may then be anywhere in the source.
 	forced bool
-	prev   *State // nil for a source never migrated
 	next   *State // what to remember, updated by advance
 	h      hash.Hash
 	hashed int64 // how far h has read
@@ -67,7 +66,7 @@ func startResume(f *os.File, name string, st unix.Stat_t, prev, next *State, for
 		// The rest of the source is split as its start was.
 		next.Loose, next.LooseFrom = prev.Loose, prev.LooseFrom
 	}
-	return &resume{src: f, name: name, size: st.Size, start: start, index: index, forced: forced, prev: prev, next: next,
+	return &resume{src: f, name: name, size: st.Size, start: start, index: index, forced: forced, next: next,
 		h: h, hashed: start, bytes0: next.Bytes}, zoneKept, nil
 }
 

@@ -147,9 +147,12 @@ func (c *Config) defaults() {
 		c.After = AfterKeep
 	}
 	if c.LockTimeout <= 0 {
-		c.LockTimeout = 30 * time.Second
+		c.LockTimeout = defaultLockTimeout
 	}
 }
+
+// defaultLockTimeout is how long a source's locks are waited for when Config.LockTimeout is 0.
+const defaultLockTimeout = 30 * time.Second
 
 // resolve maps a system path under Root.
 func (c *Config) resolve(p string) string {

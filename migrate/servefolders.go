@@ -165,7 +165,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	defer unix.Close(parent)
 	timeout := req.LockTimeout
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = defaultLockTimeout
 	}
 	lockCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
