@@ -170,11 +170,7 @@ func bounceIDs(owner string, n int) []string {
 // spool order.
 func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 	mailtest.RequirePostfix(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make a real user for Postfix to deliver to", p)
-		}
-	}
+	requireUserTools(t)
 	u := addUser(t, "bounce", "-s", "/usr/sbin/nologin")
 	p := mailtest.StartPostfix(t)
 	spool := p.Mailbox(u.Name)

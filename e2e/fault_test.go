@@ -231,12 +231,7 @@ func (g *faultRig) args(cmd string, extra ...string) []string {
 // account's kind and message count.
 func newFaultRig(t *testing.T, prefix string, sizes ...faultUser) *faultRig {
 	t.Helper()
-	mailtest.RequireRoot(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make real users", p)
-		}
-	}
+	requireUserTools(t)
 	g := &faultRig{pf: mailtest.StartPostfix(t)}
 	for _, c := range [][]string{{"postconf", "-c", g.pf.Conf, "-e", "stale_lock_time=1s"}, {"postfix", "-c", g.pf.Conf, "reload"}} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // TestKilledConvertRecovers kills the real maildirmig with SIGKILL while it holds
@@ -137,12 +135,7 @@ func killWhileLocked(t *testing.T, src, md string) (bool, []string) {
 // real user's Maildir, then proves that one re-run exits 0 at once and leaves every message
 // exactly once, tmp/ empty, no lock and no temporary state file, and that verify agrees.
 func TestKilledMboxRecovers(t *testing.T) {
-	mailtest.RequireRoot(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make a real user", p)
-		}
-	}
+	requireUserTools(t)
 	const messages = 3000
 	u := addUser(t, "killed", "-s", "/usr/sbin/nologin")
 	spool := filepath.Join(t.TempDir(), "spool")

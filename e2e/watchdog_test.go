@@ -11,20 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
-
-// requireUserTools skips a test that must make real accounts where it cannot.
-func requireUserTools(t *testing.T) {
-	t.Helper()
-	mailtest.RequireRoot(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make real users", p)
-		}
-	}
-}
 
 // batchDirs makes a spool directory, a state directory and an audit log path for one test and
 // returns them with the flags that name them.
