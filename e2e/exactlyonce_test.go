@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,7 +65,7 @@ func killAfterFirstFiles(t *testing.T, maildir string, args ...string) bool {
 	}
 	// The whole run dies at once: root and its workers, which could otherwise move in a few
 	// more files before the kernel's parent-death signal reaches them.
-	workers := descendants(cmd.Process.Pid)
+	workers, _ := runTree(cmd.Process.Pid)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -85,34 +84,6 @@ func killAfterFirstFiles(t *testing.T, maildir string, args ...string) bool {
 		return false
 	}
 	return true
-}
-
-// descendants lists the processes below pid, from /proc.
-func descendants(pid int) []int {
-	parent := map[int]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp, ok := procField(p, 1); ok {
-			parent[p], _ = strconv.Atoi(pp)
-		}
-	}
-	var out []int
-	for again := true; again; {
-		again = false
-		for p, pp := range parent {
-			if pp == pid || slices.Contains(out, pp) {
-				if !slices.Contains(out, p) {
-					out = append(out, p)
-					again = true
-				}
-			}
-		}
-	}
-	return out
 }
 
 // alive reports whether pid still runs (a zombie does not).
@@ -198,7 +169,7 @@ func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 		t.Fatal("every run ended before it could be killed")
 	}
 	// Count only once no process of the user is left that could still move a file in.
-	for i := 0; i < 500 && userHasProcess(u.UID); i++ {
+	for i := 0; i < 500 && len(processesOf(u.UID)) > 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 	before := len(messageFiles(t, maildir))

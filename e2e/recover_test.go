@@ -182,7 +182,7 @@ func TestKilledMboxRecovers(t *testing.T) {
 		t.Skip("ten runs ended or were killed outside a locked batch")
 	}
 	// The worker dies with root (its parent-death signal); give the kernel a moment to reap it.
-	for i := 0; i < 100 && userHasProcess(u.UID); i++ {
+	for i := 0; i < 100 && len(processesOf(u.UID)) > 0; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 	tmp, _ := os.ReadDir(filepath.Join(md, "tmp"))
@@ -244,16 +244,4 @@ func TestKilledMboxRecovers(t *testing.T) {
 	if v := runBinary(t, append([]string{"verify"}, common...)...); v.code != 0 {
 		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
-}
-
-// userHasProcess says whether a process runs as uid.
-func userHasProcess(uid int) bool {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		var st syscall.Stat_t
-		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && int(st.Uid) == uid && e.Name()[0] >= '0' && e.Name()[0] <= '9' {
-			return true
-		}
-	}
-	return false
 }
