@@ -112,13 +112,14 @@ func countIDs(t *testing.T, maildir string, want []string) {
 	t.Helper()
 	files := messageFiles(t, maildir)
 	ids := messageIDs(t, maildir, files)
-	for _, id := range want {
-		if ids[id] != 1 {
-			t.Errorf("message %s is there %d times, want once", id, ids[id])
-		}
+	if len(files) != len(want) || len(ids) != len(want) {
+		t.Errorf("%s: %d files, %d distinct messages, want %d", maildir, len(files), len(ids), len(want))
 	}
-	if len(files) != len(want) {
-		t.Errorf("%d message files, want %d", len(files), len(want))
+	for i, id := range want {
+		if c := ids[id]; c != 1 {
+			t.Errorf("%s: message %d (%s) present %d times, want once", maildir, i, id, c)
+			break
+		}
 	}
 }
 

@@ -207,14 +207,8 @@ func TestKilledMboxRecovers(t *testing.T) {
 	if _, err := os.Lstat(lock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dovecot-uidlist.lock after the re-run: %v", err)
 	}
-	files := checkTree(t, md, u.UID, u.GID)
-	ids := messageIDs(t, md, files)
-	for i := 0; i < messages; i++ {
-		id, _, _ := testMessage(u.Name, i)
-		if ids[id] != 1 {
-			t.Errorf("message %s is there %d times, want once", id, ids[id])
-		}
-	}
+	checkTree(t, md, u.UID, u.GID)
+	exactlyOnce(t, md, u.Name, messages)
 	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
 	if err != nil {
 		t.Fatal(err)
