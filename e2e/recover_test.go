@@ -66,20 +66,18 @@ func TestKilledConvertRecovers(t *testing.T) {
 		base, _, _ := strings.Cut(filepath.Base(f), ":")
 		bases[base] = true
 	}
-	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
+	lines, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	listed := map[string]int{}
-	uids := map[string]bool{}
-	for _, l := range lines[1:] {
-		uid, base, ok := strings.Cut(l, " :")
-		if !ok || uids[uid] {
-			t.Errorf("uidlist line %q malformed or its UID given twice", l)
+	uids := map[uint64]bool{}
+	for _, l := range lines {
+		if uids[l.uid] {
+			t.Errorf("dovecot-uidlist gives UID %d twice", l.uid)
 		}
-		uids[uid] = true
-		listed[base]++
+		uids[l.uid] = true
+		listed[l.base]++
 	}
 	for base := range bases {
 		if listed[base] != 1 {
@@ -209,12 +207,12 @@ func TestKilledMboxRecovers(t *testing.T) {
 	}
 	checkTree(t, md, u.UID, u.GID)
 	exactlyOnce(t, md, u.Name, messages)
-	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
+	lines, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(b), "\n") - 1; n != messages {
-		t.Errorf("dovecot-uidlist lists %d files, want %d", n, messages)
+	if len(lines) != messages {
+		t.Errorf("dovecot-uidlist lists %d files, want %d", len(lines), messages)
 	}
 	temps, _ := filepath.Glob(filepath.Join(state, ".*.tmp"))
 	temps2, _ := filepath.Glob(filepath.Join(state, "folders", ".*.tmp"))
