@@ -27,7 +27,7 @@ func TestKilledConvertRecovers(t *testing.T) {
 	var tmpLeft []string
 	for try := 0; ; try++ {
 		md = filepath.Join(dir, "Maildir"+string(rune('a'+try)))
-		lockHeld, left := killWhileLocked(t, src, md)
+		lockHeld, left := killWhileLocked(t, md, "convert", "--from", src, md)
 		if lockHeld && len(left) > 1 {
 			tmpLeft = left
 			break
@@ -89,12 +89,12 @@ func TestKilledConvertRecovers(t *testing.T) {
 	}
 }
 
-// killWhileLocked runs convert from src into md and kills it with SIGKILL as soon as it sees
-// dovecot-uidlist.lock. It reports whether the lock was still there after the kill, and what
-// tmp/ held.
-func killWhileLocked(t *testing.T, src, md string) (bool, []string) {
+// killWhileLocked runs the maildirmig binary with args and kills it with SIGKILL as soon as it
+// sees md's dovecot-uidlist.lock. It reports whether the lock was still there after the kill,
+// and what tmp/ held.
+func killWhileLocked(t *testing.T, md string, args ...string) (bool, []string) {
 	t.Helper()
-	cmd := exec.Command(binary, "convert", "--from", src, md)
+	cmd := exec.Command(binary, args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,27 +154,7 @@ func TestKilledMboxRecovers(t *testing.T) {
 		if err := os.RemoveAll(state); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(binary, append([]string{"mbox"}, common...)...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-	poll:
-		for {
-			select {
-			case <-done:
-				break poll
-			default:
-			}
-			if _, err := os.Lstat(lock); err == nil {
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-done
-				_, err := os.Lstat(lock)
-				killed = err == nil
-				break poll
-			}
-		}
+		killed, _ = killWhileLocked(t, md, append([]string{"mbox"}, common...)...)
 	}
 	if !killed {
 		t.Skip("ten runs ended or were killed outside a locked batch")
