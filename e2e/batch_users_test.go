@@ -52,6 +52,18 @@ func addGroup(t *testing.T, base string) (string, int) {
 	return name, gid
 }
 
+// requireUserTools skips a test that must make real accounts where it cannot: not root, or
+// useradd, userdel or one of the other tools it names is not installed.
+func requireUserTools(t *testing.T, more ...string) {
+	t.Helper()
+	mailtest.RequireRoot(t)
+	for _, p := range append([]string{"useradd", "userdel"}, more...) {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s not installed: cannot make real users", p)
+		}
+	}
+}
+
 // addUser creates a system user with `useradd -m args...` and removes it, its home and its
 // mail spool with `userdel -r` when the test ends (t.Cleanup runs in reverse order, so a group
 // the user belongs to, made before, is removed after).
@@ -248,12 +260,7 @@ var messageIDRe = regexp.MustCompile(`(?mi)^Message-ID: (<[^>\n]*>)$`)
 // Every file and directory created must belong to the user's uid and passwd primary gid with
 // Maildir modes, every message must be there, and verify must prove it.
 func TestBatchRealUsers(t *testing.T) {
-	mailtest.RequireRoot(t)
-	for _, p := range []string{"useradd", "userdel", "groupadd", "groupdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make real users", p)
-		}
-	}
+	requireUserTools(t, "groupadd", "groupdel")
 	base, err := os.MkdirTemp("/srv", "mdmt-")
 	if err != nil {
 		t.Skipf("cannot make a home outside /home: %v", err)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,7 +65,7 @@ func killAfterFirstFiles(t *testing.T, maildir string, args ...string) bool {
 	}
 	// The whole run dies at once: root and its workers, which could otherwise move in a few
 	// more files before the kernel's parent-death signal reaches them.
-	workers := descendants(cmd.Process.Pid)
+	workers, _ := runTree(cmd.Process.Pid)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -85,34 +84,6 @@ func killAfterFirstFiles(t *testing.T, maildir string, args ...string) bool {
 		return false
 	}
 	return true
-}
-
-// descendants lists the processes below pid, from /proc.
-func descendants(pid int) []int {
-	parent := map[int]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp, ok := procField(p, 1); ok {
-			parent[p], _ = strconv.Atoi(pp)
-		}
-	}
-	var out []int
-	for again := true; again; {
-		again = false
-		for p, pp := range parent {
-			if pp == pid || slices.Contains(out, pp) {
-				if !slices.Contains(out, p) {
-					out = append(out, p)
-					again = true
-				}
-			}
-		}
-	}
-	return out
 }
 
 // alive reports whether pid still runs (a zombie does not).
@@ -141,13 +112,14 @@ func countIDs(t *testing.T, maildir string, want []string) {
 	t.Helper()
 	files := messageFiles(t, maildir)
 	ids := messageIDs(t, maildir, files)
-	for _, id := range want {
-		if ids[id] != 1 {
-			t.Errorf("message %s is there %d times, want once", id, ids[id])
-		}
+	if len(files) != len(want) || len(ids) != len(want) {
+		t.Errorf("%s: %d files, %d distinct messages, want %d", maildir, len(files), len(ids), len(want))
 	}
-	if len(files) != len(want) {
-		t.Errorf("%d message files, want %d", len(files), len(want))
+	for i, id := range want {
+		if c := ids[id]; c != 1 {
+			t.Errorf("%s: message %d (%s) present %d times, want once", maildir, i, id, c)
+			break
+		}
 	}
 }
 
@@ -170,11 +142,7 @@ func bounceIDs(owner string, n int) []string {
 // spool order.
 func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 	mailtest.RequirePostfix(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make a real user for Postfix to deliver to", p)
-		}
-	}
+	requireUserTools(t)
 	u := addUser(t, "bounce", "-s", "/usr/sbin/nologin")
 	p := mailtest.StartPostfix(t)
 	spool := p.Mailbox(u.Name)
@@ -202,7 +170,7 @@ func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 		t.Fatal("every run ended before it could be killed")
 	}
 	// Count only once no process of the user is left that could still move a file in.
-	for i := 0; i < 500 && userHasProcess(u.UID); i++ {
+	for i := 0; i < 500 && len(processesOf(u.UID)) > 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 	before := len(messageFiles(t, maildir))

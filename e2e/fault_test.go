@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -231,12 +232,7 @@ func (g *faultRig) args(cmd string, extra ...string) []string {
 // account's kind and message count.
 func newFaultRig(t *testing.T, prefix string, sizes ...faultUser) *faultRig {
 	t.Helper()
-	mailtest.RequireRoot(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make real users", p)
-		}
-	}
+	requireUserTools(t)
 	g := &faultRig{pf: mailtest.StartPostfix(t)}
 	for _, c := range [][]string{{"postconf", "-c", g.pf.Conf, "-e", "stale_lock_time=1s"}, {"postfix", "-c", g.pf.Conf, "reload"}} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
@@ -335,13 +331,11 @@ func (g *faultRig) spoolSums(t *testing.T) map[string]string {
 // checkExact asserts what a finished migration must leave: every message of the spool in the
 // Maildir exactly once, listed once in dovecot-uidlist with UIDs ascending in mbox order,
 // nothing in tmp/, no lock (spool dotlock, control file dotlocks) and no state temp file left,
-// and verify agreeing. It returns the number of problems found.
-func (g *faultRig) checkExact(t *testing.T, label string) int {
+// and verify agreeing.
+func (g *faultRig) checkExact(t *testing.T, label string) {
 	t.Helper()
-	problems := 0
 	fail := func(format string, args ...any) {
 		t.Helper()
-		problems++
 		t.Errorf(label+": "+format, args...)
 	}
 	for _, u := range g.users {
@@ -366,7 +360,6 @@ func (g *faultRig) checkExact(t *testing.T, label string) int {
 			fail("verify stdout lacks %q:\n%s", w, v.stdout)
 		}
 	}
-	return problems
 }
 
 // checkMaildirExact asserts that the Maildir md (of name, whose spool is of kind) holds the
@@ -390,7 +383,7 @@ func checkMaildirExact(t *testing.T, fail func(string, ...any), md, name, kind s
 			t.Fatal(err)
 		}
 		key := contentKey(b)
-		if !contains(want, key) {
+		if !slices.Contains(want, key) {
 			if m := messageIDRe.FindSubmatch(b); m != nil {
 				key = "id:" + string(m[1])
 			} else {
@@ -427,7 +420,7 @@ func checkMaildirExact(t *testing.T, fail func(string, ...any), md, name, kind s
 	// The header's next UID may lag behind lines appended after it (a run killed before its
 	// Commit): Dovecot gives the next message a UID above both, as it does after its own
 	// appends, so only the lines are held to account.
-	lines, _, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
+	lines, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
 	if err != nil {
 		fail("%s: %v", name, err)
 		return
@@ -469,15 +462,6 @@ func checkMaildirExact(t *testing.T, fail func(string, ...any), md, name, kind s
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func firstN(s []string, n int) []string {
 	if len(s) > n {
 		return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
@@ -490,44 +474,37 @@ type uidListLine struct {
 	base string
 }
 
-// readUIDList reads a version 3 dovecot-uidlist: its lines and the header's next UID.
-func readUIDList(p string) ([]uidListLine, uint64, error) {
+// readUIDList reads the lines of a version 3 dovecot-uidlist.
+func readUIDList(p string) ([]uidListLine, error) {
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
 	if !sc.Scan() {
-		return nil, 0, fmt.Errorf("%s: empty", p)
+		return nil, fmt.Errorf("%s: empty", p)
 	}
-	var next uint64
-	head := strings.Fields(sc.Text())
-	if len(head) == 0 || head[0] != "3" {
-		return nil, 0, fmt.Errorf("%s: header %q is not version 3", p, sc.Text())
-	}
-	for _, f := range head[1:] {
-		if v, ok := strings.CutPrefix(f, "N"); ok {
-			next, _ = strconv.ParseUint(v, 10, 32)
-		}
+	if head := strings.Fields(sc.Text()); len(head) == 0 || head[0] != "3" {
+		return nil, fmt.Errorf("%s: header %q is not version 3", p, sc.Text())
 	}
 	var lines []uidListLine
 	for sc.Scan() {
 		l := sc.Text()
 		i := strings.Index(l, " :")
 		if i < 0 {
-			return nil, 0, fmt.Errorf("%s: line %q has no file name", p, l)
+			return nil, fmt.Errorf("%s: line %q has no file name", p, l)
 		}
 		uid, err := strconv.ParseUint(strings.Fields(l[:i])[0], 10, 32)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: line %q: %v", p, l, err)
+			return nil, fmt.Errorf("%s: line %q: %v", p, l, err)
 		}
 		lines = append(lines, uidListLine{uid: uid, base: l[i+2:]})
 	}
 	if len(b) > 0 && b[len(b)-1] != '\n' {
-		return nil, 0, fmt.Errorf("%s: the last line is cut short", p)
+		return nil, fmt.Errorf("%s: the last line is cut short", p)
 	}
-	return lines, next, nil
+	return lines, nil
 }
 
 // killPoint is one place of a run killed with SIGKILL: a fault spec, whether Postfix
@@ -781,7 +758,7 @@ func checkWholeIn(t *testing.T, label, md string, want []string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !contains(want, contentKey(b)) {
+		if !slices.Contains(want, contentKey(b)) {
 			t.Errorf("%s: %s is not a whole message of the spool (%d bytes)", label, f, len(b))
 		}
 	}

@@ -14,20 +14,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // plainRig is a faultRig without Postfix: a spool directory like /var/mail (sticky, world
 // writable, so a user may rename their own spool), a state directory and an audit log.
 func plainRig(t *testing.T) *faultRig {
 	t.Helper()
-	mailtest.RequireRoot(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make real users", p)
-		}
-	}
+	requireUserTools(t)
 	g := &faultRig{spool: filepath.Join(t.TempDir(), "spool")}
 	if err := os.Mkdir(g.spool, 0o755); err != nil {
 		t.Fatal(err)

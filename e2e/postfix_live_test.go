@@ -122,11 +122,7 @@ var writtenRe = regexp.MustCompile(`: \d+ messages, (\d+) written, `)
 // verify must prove the lot from the spool.
 func TestPostfixLiveDelivery(t *testing.T) {
 	mailtest.RequirePostfix(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make a real user for Postfix to deliver to", p)
-		}
-	}
+	requireUserTools(t)
 	u := addUser(t, "live", "-s", "/usr/sbin/nologin")
 	p := mailtest.StartPostfix(t)
 	state := filepath.Join(t.TempDir(), "state")

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // TestKilledConvertRecovers kills the real maildirmig with SIGKILL while it holds
@@ -29,7 +27,7 @@ func TestKilledConvertRecovers(t *testing.T) {
 	var tmpLeft []string
 	for try := 0; ; try++ {
 		md = filepath.Join(dir, "Maildir"+string(rune('a'+try)))
-		lockHeld, left := killWhileLocked(t, src, md)
+		lockHeld, left := killWhileLocked(t, md, "convert", "--from", src, md)
 		if lockHeld && len(left) > 1 {
 			tmpLeft = left
 			break
@@ -68,20 +66,18 @@ func TestKilledConvertRecovers(t *testing.T) {
 		base, _, _ := strings.Cut(filepath.Base(f), ":")
 		bases[base] = true
 	}
-	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
+	lines, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	listed := map[string]int{}
-	uids := map[string]bool{}
-	for _, l := range lines[1:] {
-		uid, base, ok := strings.Cut(l, " :")
-		if !ok || uids[uid] {
-			t.Errorf("uidlist line %q malformed or its UID given twice", l)
+	uids := map[uint64]bool{}
+	for _, l := range lines {
+		if uids[l.uid] {
+			t.Errorf("dovecot-uidlist gives UID %d twice", l.uid)
 		}
-		uids[uid] = true
-		listed[base]++
+		uids[l.uid] = true
+		listed[l.base]++
 	}
 	for base := range bases {
 		if listed[base] != 1 {
@@ -93,12 +89,12 @@ func TestKilledConvertRecovers(t *testing.T) {
 	}
 }
 
-// killWhileLocked runs convert from src into md and kills it with SIGKILL as soon as it sees
-// dovecot-uidlist.lock. It reports whether the lock was still there after the kill, and what
-// tmp/ held.
-func killWhileLocked(t *testing.T, src, md string) (bool, []string) {
+// killWhileLocked runs the maildirmig binary with args and kills it with SIGKILL as soon as it
+// sees md's dovecot-uidlist.lock. It reports whether the lock was still there after the kill,
+// and what tmp/ held.
+func killWhileLocked(t *testing.T, md string, args ...string) (bool, []string) {
 	t.Helper()
-	cmd := exec.Command(binary, "convert", "--from", src, md)
+	cmd := exec.Command(binary, args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +133,7 @@ func killWhileLocked(t *testing.T, src, md string) (bool, []string) {
 // real user's Maildir, then proves that one re-run exits 0 at once and leaves every message
 // exactly once, tmp/ empty, no lock and no temporary state file, and that verify agrees.
 func TestKilledMboxRecovers(t *testing.T) {
-	mailtest.RequireRoot(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make a real user", p)
-		}
-	}
+	requireUserTools(t)
 	const messages = 3000
 	u := addUser(t, "killed", "-s", "/usr/sbin/nologin")
 	spool := filepath.Join(t.TempDir(), "spool")
@@ -163,33 +154,13 @@ func TestKilledMboxRecovers(t *testing.T) {
 		if err := os.RemoveAll(state); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(binary, append([]string{"mbox"}, common...)...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-	poll:
-		for {
-			select {
-			case <-done:
-				break poll
-			default:
-			}
-			if _, err := os.Lstat(lock); err == nil {
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-done
-				_, err := os.Lstat(lock)
-				killed = err == nil
-				break poll
-			}
-		}
+		killed, _ = killWhileLocked(t, md, append([]string{"mbox"}, common...)...)
 	}
 	if !killed {
 		t.Skip("ten runs ended or were killed outside a locked batch")
 	}
 	// The worker dies with root (its parent-death signal); give the kernel a moment to reap it.
-	for i := 0; i < 100 && userHasProcess(u.UID); i++ {
+	for i := 0; i < 100 && len(processesOf(u.UID)) > 0; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 	tmp, _ := os.ReadDir(filepath.Join(md, "tmp"))
@@ -214,20 +185,14 @@ func TestKilledMboxRecovers(t *testing.T) {
 	if _, err := os.Lstat(lock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dovecot-uidlist.lock after the re-run: %v", err)
 	}
-	files := checkTree(t, md, u.UID, u.GID)
-	ids := messageIDs(t, md, files)
-	for i := 0; i < messages; i++ {
-		id, _, _ := testMessage(u.Name, i)
-		if ids[id] != 1 {
-			t.Errorf("message %s is there %d times, want once", id, ids[id])
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist"))
+	checkTree(t, md, u.UID, u.GID)
+	exactlyOnce(t, md, u.Name, messages)
+	lines, err := readUIDList(filepath.Join(md, "dovecot-uidlist"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(b), "\n") - 1; n != messages {
-		t.Errorf("dovecot-uidlist lists %d files, want %d", n, messages)
+	if len(lines) != messages {
+		t.Errorf("dovecot-uidlist lists %d files, want %d", len(lines), messages)
 	}
 	temps, _ := filepath.Glob(filepath.Join(state, ".*.tmp"))
 	temps2, _ := filepath.Glob(filepath.Join(state, "folders", ".*.tmp"))
@@ -251,16 +216,4 @@ func TestKilledMboxRecovers(t *testing.T) {
 	if v := runBinary(t, append([]string{"verify"}, common...)...); v.code != 0 {
 		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
-}
-
-// userHasProcess says whether a process runs as uid.
-func userHasProcess(uid int) bool {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		var st syscall.Stat_t
-		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && int(st.Uid) == uid && e.Name()[0] >= '0' && e.Name()[0] <= '9' {
-			return true
-		}
-	}
-	return false
 }

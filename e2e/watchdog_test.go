@@ -11,20 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
-
-// requireUserTools skips a test that must make real accounts where it cannot.
-func requireUserTools(t *testing.T) {
-	t.Helper()
-	mailtest.RequireRoot(t)
-	for _, p := range []string{"useradd", "userdel"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make real users", p)
-		}
-	}
-}
 
 // batchDirs makes a spool directory, a state directory and an audit log path for one test and
 // returns them with the flags that name them.
@@ -133,18 +120,11 @@ func processesOf(uid int) []string {
 // exactlyOnce checks that maildir holds the n messages of buildMbox(owner, n), each once.
 func exactlyOnce(t *testing.T, maildir, owner string, n int) {
 	t.Helper()
-	files := messageFiles(t, maildir)
-	ids := messageIDs(t, maildir, files)
-	if len(files) != n || len(ids) != n {
-		t.Errorf("%s: %d files, %d distinct messages, want %d", maildir, len(files), len(ids), n)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i], _, _ = testMessage(owner, i)
 	}
-	for i := 0; i < n; i++ {
-		id, _, _ := testMessage(owner, i)
-		if c := ids[id]; c != 1 {
-			t.Errorf("%s: message %d (%s) present %d times", maildir, i, id, c)
-			break
-		}
-	}
+	countIDs(t, maildir, ids)
 }
 
 // TestWatchdogStoppedWorker: the user whose mail is being migrated stops the worker with
