@@ -165,6 +165,29 @@ func checkExactlyOnce(t *testing.T, md string, want int) {
 	}
 }
 
+// rerunHelper adds the helper's messages again with w, the Writer of the run
+// after a killed one, and checks that tmp/ is empty and each message is
+// there exactly once.
+func rerunHelper(t *testing.T, w *Writer, md string) {
+	t.Helper()
+	w.lockWait = time.Second
+	for i := range helperMessages {
+		if _, err := w.Add(helperMessage(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := tmpNames(t, md); len(names) != 0 {
+		t.Errorf("tmp/ after the re-run: %v", names)
+	}
+	checkExactlyOnce(t, md, helperMessages)
+}
+
 // TestRecoverAfterKill: a maildirmig killed with SIGKILL in the middle of a
 // batch leaves its files in tmp/ and dovecot-uidlist.lock; the next Writer
 // takes the lock over at once, removes every file of the dead run, and the
@@ -207,22 +230,7 @@ func TestRecoverAfterKill(t *testing.T) {
 	if strings.Join(notices, "\n") != strings.Join(wantNotices, "\n") {
 		t.Errorf("notices:\n%s\nwant:\n%s", strings.Join(notices, "\n"), strings.Join(wantNotices, "\n"))
 	}
-	w.lockWait = time.Second
-	for i := range helperMessages {
-		if _, err := w.Add(helperMessage(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if names := tmpNames(t, md); len(names) != 0 {
-		t.Errorf("tmp/ after the re-run: %v", names)
-	}
-	checkExactlyOnce(t, md, helperMessages)
+	rerunHelper(t, w, md)
 }
 
 // TestLiveRunLockNotTakenOver: the lock of a maildirmig that is alive is
@@ -619,22 +627,7 @@ func TestRecoverAfterKillInRewrite(t *testing.T) {
 	if len(notices) == 0 || notices[0] != want {
 		t.Errorf("notices %q, want first %q", notices, want)
 	}
-	w.lockWait = time.Second
-	for i := range helperMessages {
-		if _, err := w.Add(helperMessage(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if names := tmpNames(t, md); len(names) != 0 {
-		t.Errorf("tmp/ after the re-run: %v", names)
-	}
-	checkExactlyOnce(t, md, helperMessages)
+	rerunHelper(t, w, md)
 }
 
 // TestRecoverRefusesLinkedMarker: a "marker" that is a hard link to another file is neither
