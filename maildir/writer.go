@@ -906,11 +906,19 @@ func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err err
 	return false, nil
 }
 
+// syncfs syncs the file system of the Maildir as a whole (FsyncSyncfs).
+func (w *Writer) syncfs() error {
+	if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
+		return fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
+	}
+	return nil
+}
+
 func (w *Writer) syncDirs() error {
 	if w.opts.Fsync == FsyncSyncfs {
 		if w.dirty != [2]bool{} {
-			if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
-				return fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
+			if err := w.syncfs(); err != nil {
+				return err
 			}
 			w.dirty = [2]bool{}
 		}
@@ -943,9 +951,9 @@ func (w *Writer) flush() error {
 			return err
 		}
 	case FsyncSyncfs:
-		if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
-			w.syncErr = fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
-			return w.syncErr
+		if err := w.syncfs(); err != nil {
+			w.syncErr = err
+			return err
 		}
 	}
 	if err := w.writeKeywords(); err != nil {
