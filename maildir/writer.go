@@ -313,6 +313,9 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 	if opts.BatchBytes <= 0 {
 		opts.BatchBytes = defaultBatchBytes
 	}
+	if opts.Fsync == FsyncSyncfs && !syncfsReportsErrors() {
+		opts.Fsync = FsyncBatch
+	}
 	w := &Writer{
 		d:        d,
 		opts:     opts,
@@ -323,10 +326,6 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 		pid:      os.Getpid(),
 		umask:    currentUmask(),
 	}
-	if opts.Fsync == FsyncSyncfs && !syncfsReportsErrors() {
-		opts.Fsync = FsyncBatch
-	}
-	w.opts.Fsync = opts.Fsync
 	if opts.Fsync == FsyncBatch {
 		var rl unix.Rlimit
 		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
