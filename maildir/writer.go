@@ -511,6 +511,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 	if !ok && m.Date.IsZero() {
 		var other string
 		if other, err = w.undatedFile(base); err != nil {
+			w.closeHeld(fd)
 			w.removeTmp(tmp)
 			return Result{}, err
 		}
