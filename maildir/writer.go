@@ -511,8 +511,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 	if !ok && m.Date.IsZero() {
 		var other string
 		if other, err = w.undatedFile(base); err != nil {
-			w.closeHeld(fd)
-			w.removeTmp(tmp)
+			w.dropTmp(tmp, fd)
 			return Result{}, err
 		}
 		if other != "" {
@@ -532,8 +531,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		}
 	}
 	if ok {
-		w.closeHeld(fd)
-		w.removeTmp(tmp)
+		w.dropTmp(tmp, fd)
 		r.Name, r.Existed = base+w.suffixes[e.suffix&^inNew], true
 		r.Sub = subNames[subCur]
 		if e.suffix&inNew != 0 {
@@ -568,8 +566,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		r.Name += ":2," + flags
 	}
 	if r.UID, err = w.assignUID(m.UID); err != nil {
-		w.closeHeld(fd)
-		w.removeTmp(tmp)
+		w.dropTmp(tmp, fd)
 		return Result{}, err
 	}
 	w.list(r.UID, base)
@@ -874,6 +871,13 @@ func futimens(fd int, ts unix.Timespec) error {
 
 func (w *Writer) removeTmp(name string) {
 	_ = unix.Unlinkat(w.d.sub[subTmp], name, 0)
+}
+
+// dropTmp removes the tmp file name that Add will not move in, and closes
+// fd, its descriptor if writeTmp kept it open for the batch's fsync.
+func (w *Writer) dropTmp(name string, fd int) {
+	w.closeHeld(fd)
+	w.removeTmp(name)
 }
 
 // moveIn renames tmp/tmp to sub/name without ever replacing a file. existed
