@@ -173,23 +173,20 @@ func (w *Writer) createLock(name string) (*ctlLock, error) {
 		return fail(err)
 	}
 	err = unix.Linkat(tmpfd, tmp, w.d.fd, lock, 0)
-	switch err {
-	case nil:
+	if err == nil {
 		return l, nil
+	}
+	w.marker.release(l)
+	fail(nil)
+	switch err {
 	case unix.EPERM, unix.EOPNOTSUPP, unix.EMLINK:
 		// A file system without hard links: the lock is created in
 		// place, and a kill before it is recorded costs lockStale.
-		w.marker.release(l)
-		l.f.Close()
-		_ = unix.Unlinkat(tmpfd, tmp, 0)
 		return w.createLockInPlace(name)
-	}
-	w.marker.release(l)
-	if err == unix.EEXIST {
-		fail(nil)
+	case unix.EEXIST:
 		return nil, unix.EEXIST
 	}
-	return fail(fmt.Errorf("maildir: create %s: %w", display, err))
+	return nil, fmt.Errorf("maildir: create %s: %w", display, err)
 }
 
 // createLockInPlace makes name.lock by an exclusive create. Without a tmp/

@@ -313,6 +313,9 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 	if opts.BatchBytes <= 0 {
 		opts.BatchBytes = defaultBatchBytes
 	}
+	if opts.Fsync == FsyncSyncfs && !syncfsReportsErrors() {
+		opts.Fsync = FsyncBatch
+	}
 	w := &Writer{
 		d:        d,
 		opts:     opts,
@@ -323,10 +326,6 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 		pid:      os.Getpid(),
 		umask:    currentUmask(),
 	}
-	if opts.Fsync == FsyncSyncfs && !syncfsReportsErrors() {
-		opts.Fsync = FsyncBatch
-	}
-	w.opts.Fsync = opts.Fsync
 	if opts.Fsync == FsyncBatch {
 		var rl unix.Rlimit
 		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
@@ -512,7 +511,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 	if !ok && m.Date.IsZero() {
 		var other string
 		if other, err = w.undatedFile(base); err != nil {
-			w.removeTmp(tmp)
+			w.dropTmp(tmp, fd)
 			return Result{}, err
 		}
 		if other != "" {
@@ -532,8 +531,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		}
 	}
 	if ok {
-		w.closeHeld(fd)
-		w.removeTmp(tmp)
+		w.dropTmp(tmp, fd)
 		r.Name, r.Existed = base+w.suffixes[e.suffix&^inNew], true
 		r.Sub = subNames[subCur]
 		if e.suffix&inNew != 0 {
@@ -568,8 +566,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		r.Name += ":2," + flags
 	}
 	if r.UID, err = w.assignUID(m.UID); err != nil {
-		w.closeHeld(fd)
-		w.removeTmp(tmp)
+		w.dropTmp(tmp, fd)
 		return Result{}, err
 	}
 	w.list(r.UID, base)
@@ -876,6 +873,13 @@ func (w *Writer) removeTmp(name string) {
 	_ = unix.Unlinkat(w.d.sub[subTmp], name, 0)
 }
 
+// dropTmp removes the tmp file name that Add will not move in, and closes
+// fd, its descriptor if writeTmp kept it open for the batch's fsync.
+func (w *Writer) dropTmp(name string, fd int) {
+	w.closeHeld(fd)
+	w.removeTmp(name)
+}
+
 // moveIn renames tmp/tmp to sub/name without ever replacing a file. existed
 // is true when sub/name was already there (the tmp file is then removed).
 func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err error) {
@@ -906,11 +910,19 @@ func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err err
 	return false, nil
 }
 
+// syncfs syncs the file system of the Maildir as a whole (FsyncSyncfs).
+func (w *Writer) syncfs() error {
+	if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
+		return fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
+	}
+	return nil
+}
+
 func (w *Writer) syncDirs() error {
 	if w.opts.Fsync == FsyncSyncfs {
 		if w.dirty != [2]bool{} {
-			if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
-				return fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
+			if err := w.syncfs(); err != nil {
+				return err
 			}
 			w.dirty = [2]bool{}
 		}
@@ -943,9 +955,9 @@ func (w *Writer) flush() error {
 			return err
 		}
 	case FsyncSyncfs:
-		if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
-			w.syncErr = fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
-			return w.syncErr
+		if err := w.syncfs(); err != nil {
+			w.syncErr = err
+			return err
 		}
 	}
 	if err := w.writeKeywords(); err != nil {

@@ -1505,3 +1505,30 @@ func TestSplitTime(t *testing.T) {
 		}
 	}
 }
+
+// An undated message whose look for an earlier name fails (cur/ cannot be
+// listed) leaves its tmp file neither open nor counted as held.
+func TestAddUndatedListFailureClosesTmp(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	d, w := newTestWriter(t, md, Options{Fsync: FsyncBatch})
+	defer w.Close()
+	base := openBelow(t, md+"/tmp") // the Writer's run marker
+	// cur/'s descriptor swapped for one on a file: listing it fails.
+	f, err := os.Create(filepath.Join(t.TempDir(), "not-a-dir"))
+	must(t, err)
+	defer f.Close()
+	cur := d.sub[subCur]
+	d.sub[subCur] = int(f.Fd())
+	_, err = w.Add(undated(0, "Subject: a\n\nx\n", testDate))
+	d.sub[subCur] = cur
+	if err == nil {
+		t.Fatal("Add with cur/ not listable succeeded")
+	}
+	if n := openBelow(t, md+"/tmp") - base; n != 0 || w.held != 0 {
+		t.Errorf("%d descriptors left open in tmp/ (held %d)", n, w.held)
+	}
+	if n := countFiles(t, md, "tmp"); n != 0 {
+		t.Errorf("%d files left in tmp/", n)
+	}
+}

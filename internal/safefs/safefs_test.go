@@ -215,9 +215,10 @@ func TestOpenRace(t *testing.T) {
 	})
 }
 
-// TestFallbackWhenForced proves the fallback is what runs when forced: it does without openat2
-// entirely, which a seccomp filter would otherwise be needed to show. A directory component
-// without read permission (search only) is walked, as openat2 does.
+// TestFallbackWhenForced: the fallback walk goes through a directory component without read
+// permission (search only), as openat2 does, and Open leaves a forced fallback set. Which of
+// the two Open used is not observable here (that would take a seccomp filter), so walk is
+// called directly.
 func TestFallbackWhenForced(t *testing.T) {
 	was := SetFallback(true)
 	defer SetFallback(was)
