@@ -169,8 +169,8 @@ func Failed(err error) Report {
 // something could not be checked, else warning if any warning is left, else OK. Repaired
 // problems do not count.
 func (r *Report) Status() Severity {
-	if r.Error != "" && r.worst < Unknown {
-		return Unknown
+	if r.Error != "" {
+		return worse(r.worst, Unknown)
 	}
 	return r.worst
 }
