@@ -72,24 +72,9 @@ type Report struct {
 func (r *Report) Status() Severity {
 	s := check.OK
 	for _, f := range r.Findings {
-		if rank(f.Severity) > rank(s) {
-			s = f.Severity
-		}
+		s = check.Worse(s, f.Severity)
 	}
 	return s
-}
-
-// rank orders severities as check does: critical > unknown > warning > ok.
-func rank(s Severity) int {
-	switch s {
-	case check.Critical:
-		return 3
-	case check.Unknown:
-		return 2
-	case check.Warning:
-		return 1
-	}
-	return 0
 }
 
 // PostfixSettings and DovecotSettings are the settings preflight reads.
