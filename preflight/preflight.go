@@ -93,7 +93,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Command = execCommand
 	}
 	r := &Report{Postfix: map[string]string{}, Dovecot: map[string]string{}}
-	pc := postconfArgs(cfg.PostfixDir)
+	pc := confArgs(cfg.PostfixDir)
 	out, err := cfg.Command(ctx, "postconf", append(append(pc, "-h"), PostfixSettings...)...)
 	if err != nil {
 		return nil, fmt.Errorf("preflight: postconf: %w", err)
@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := assign(r.Postfix, PostfixSettings, out); err != nil {
 		return nil, fmt.Errorf("preflight: postconf: %w", err)
 	}
-	dc := doveconfArgs(cfg.DovecotConf)
+	dc := confArgs(cfg.DovecotConf)
 	out, err = cfg.Command(ctx, "doveconf", append(append(dc, "-h"), DovecotSettings...)...)
 	settings := DovecotSettings
 	if err != nil {
@@ -362,7 +362,7 @@ func (r *Report) daemons(ctx context.Context, cfg Config) {
 			switching = switching || f.Severity != check.OK
 		}
 	}
-	_, err := cfg.Command(ctx, "postfix", append(postconfArgs(cfg.PostfixDir), "status")...)
+	_, err := cfg.Command(ctx, "postfix", append(confArgs(cfg.PostfixDir), "status")...)
 	f := running("postfix", err == nil)
 	if err == nil && switching {
 		f.Message += ": hold its local delivery for the night, so that mail waits in the queue"
@@ -400,7 +400,8 @@ func dovecotRunning(baseDir string) bool {
 	if err != nil || pid <= 0 {
 		return false
 	}
-	return syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM)
+	err = syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func (r *Report) plan(ctx context.Context, cfg Config, m migrate.Config, loc location) error {
@@ -521,18 +522,12 @@ func assign(m map[string]string, names []string, out []byte) error {
 	return nil
 }
 
-func postconfArgs(dir string) []string {
-	if dir == "" {
+// confArgs is the -c option of postconf and doveconf, or none for their own configuration.
+func confArgs(path string) []string {
+	if path == "" {
 		return nil
 	}
-	return []string{"-c", dir}
-}
-
-func doveconfArgs(file string) []string {
-	if file == "" {
-		return nil
-	}
-	return []string{"-c", file}
+	return []string{"-c", path}
 }
 
 func execCommand(ctx context.Context, name string, args ...string) ([]byte, error) {
