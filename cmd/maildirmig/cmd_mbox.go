@@ -118,7 +118,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
 	var mu sync.Mutex
 	cfg.UserDone = func(r migrate.UserResult) {
-		m.UserDone(r.User, 0)
+		m.UserDone(r.User)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
