@@ -73,11 +73,7 @@ func mboxCommand(u *ui, f *flags, name string) *cli.Command {
 			if cfg.Convert.Maildir.Fsync, err = parseFsync(c.String("fsync")); err != nil {
 				return err
 			}
-			switch cfg.After = c.String("after"); cfg.After {
-			case migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate:
-			default:
-				return usagef("--after %q: want keep, rename or truncate", cfg.After)
-			}
+			cfg.After = c.String("after") // one of f.after's values: checkArgs refused any other
 			cfg.Convert.KeepHeaders = c.Bool("keep-headers")
 			cfg.Force = c.Bool("force")
 			cfg.LockTimeout = c.Duration("lock-timeout")
