@@ -241,23 +241,24 @@ func parseLocation(s string) location {
 			l.inbox = v
 		}
 	}
+	l.folders = inHome(l.root)
+	return l
+}
+
+// inHome returns path relative to the home when it is written beneath it (~/, %h/ or
+// %{home}/), else "".
+func inHome(path string) string {
 	for _, pre := range []string{"~/", "%h/", "%{home}/"} {
-		if v, ok := strings.CutPrefix(l.root, pre); ok {
-			l.folders = filepath.Clean(v)
+		if v, ok := strings.CutPrefix(path, pre); ok {
+			return filepath.Clean(v)
 		}
 	}
-	return l
+	return ""
 }
 
 // location24 is the location Dovecot 2.4's mail_driver, mail_path and mail_inbox_path say.
 func location24(driver, path, inbox string) location {
-	l := location{driver: driver, root: path, inbox: inbox}
-	for _, pre := range []string{"~/", "%h/", "%{home}/"} {
-		if v, ok := strings.CutPrefix(path, pre); ok {
-			l.folders = filepath.Clean(v)
-		}
-	}
-	return l
+	return location{driver: driver, root: path, inbox: inbox, folders: inHome(path)}
 }
 
 func (r *Report) dovecot(cfg Config, m migrate.Config, ns namespace) location {
