@@ -208,10 +208,9 @@ func (r *Report) postfix(cfg Config, m migrate.Config) {
 	}
 	if m.Source == migrate.SourceSpool {
 		spool := r.Postfix["mail_spool_directory"]
-		ours := m.SpoolDirectory()
-		if spool != "" && filepath.Clean(underRoot(m.Root, spool)) != filepath.Clean(ours) && !sameFile(underRoot(m.Root, spool), ours) {
+		if otherSpoolDir(m, spool) {
 			r.add(Finding{Severity: check.Warning, Topic: "spool", Setting: "mail_spool_directory", Value: spool,
-				Message: "Postfix delivers into " + spool + " but maildirmig would read " + ours + ": pass --spool-dir " + spool})
+				Message: "Postfix delivers into " + spool + " but maildirmig would read " + m.SpoolDirectory() + ": pass --spool-dir " + spool})
 		}
 	}
 }
@@ -464,7 +463,7 @@ func (r *Report) plan(ctx context.Context, cfg Config, m migrate.Config, loc loc
 		opts += " --folders " + shellQuote(loc.folders)
 	}
 	if m.Source == migrate.SourceSpool {
-		if s := r.Postfix["mail_spool_directory"]; s != "" && filepath.Clean(underRoot(m.Root, s)) != filepath.Clean(m.SpoolDirectory()) && !sameFile(underRoot(m.Root, s), m.SpoolDirectory()) {
+		if s := r.Postfix["mail_spool_directory"]; otherSpoolDir(m, s) {
 			opts += " --spool-dir " + shellQuote(s)
 		}
 	}
@@ -550,6 +549,16 @@ func underRoot(root, p string) string {
 		return p
 	}
 	return filepath.Join(root, p)
+}
+
+// otherSpoolDir reports whether Postfix's mail_spool_directory, spool, is not the directory
+// the migration of m would read.
+func otherSpoolDir(m migrate.Config, spool string) bool {
+	if spool == "" {
+		return false
+	}
+	theirs, ours := underRoot(m.Root, spool), m.SpoolDirectory()
+	return filepath.Clean(theirs) != filepath.Clean(ours) && !sameFile(theirs, ours)
 }
 
 // sameFile reports whether a and b are one directory (/var/mail is a symlink to
