@@ -169,8 +169,8 @@ func Failed(err error) Report {
 // something could not be checked, else warning if any warning is left, else OK. Repaired
 // problems do not count.
 func (r *Report) Status() Severity {
-	if r.Error != "" && r.worst < Unknown {
-		return Unknown
+	if r.Error != "" {
+		return Worse(r.worst, Unknown)
 	}
 	return r.worst
 }
@@ -259,11 +259,12 @@ func (r *Report) merge(o *Report) {
 	r.Warnings += o.Warnings
 	r.Unknowns += o.Unknowns
 	r.Fixed += o.Fixed
-	r.worst = worse(r.worst, o.worst)
+	r.worst = Worse(r.worst, o.worst)
 }
 
-// worse orders severities as Status documents: critical > unknown > warning > ok.
-func worse(a, b Severity) Severity {
+// Worse returns the worse of a and b in the order Status documents: critical > unknown >
+// warning > ok (not the order of their Nagios codes).
+func Worse(a, b Severity) Severity {
 	rank := func(s Severity) int {
 		switch s {
 		case Critical:
@@ -298,7 +299,7 @@ func (r *Report) add(p Problem, listed map[Kind]int, max int) {
 		case Unknown:
 			r.Unknowns++
 		}
-		r.worst = worse(r.worst, p.Severity)
+		r.worst = Worse(r.worst, p.Severity)
 	}
 	if max >= 0 && listed[p.Kind] >= max {
 		r.Unlisted++

@@ -451,3 +451,15 @@ func TestLiveMigrationTmpNotStale(t *testing.T) {
 		t.Fatalf("the migration after check --fix: %v", err)
 	}
 }
+
+// TestStatusError: a check that stopped early is unknown, unless it found something critical
+// before, which stays critical.
+func TestStatusError(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ found, want Severity }{{OK, Unknown}, {Warning, Unknown}, {Critical, Critical}} {
+		r := Report{Error: "interrupted", worst: tc.found}
+		if got := r.Status(); got != tc.want {
+			t.Errorf("found %v, then an error: status %v, want %v", tc.found, got, tc.want)
+		}
+	}
+}

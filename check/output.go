@@ -75,22 +75,19 @@ func WritePrometheus(w io.Writer, r *Report, now time.Time) error {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", name, help, name, name, v)
 	}
 	gauge("maildirmig_check_status", "Nagios status of the last check: 0 ok, 1 warning, 2 critical, 3 unknown.", int(r.Status()))
-	if r.failed {
-		gauge("maildirmig_check_last_run_timestamp_seconds", "When the last check ran.", now.Unix())
-		_, err := io.WriteString(w, b.String())
-		return err
+	if !r.failed {
+		gauge("maildirmig_check_users", "Users checked.", r.Users)
+		gauge("maildirmig_check_maildirs", "Maildirs checked, folders excluded.", r.Maildirs)
+		gauge("maildirmig_check_folders", "Maildir++ folders checked.", r.Folders)
+		gauge("maildirmig_check_messages", "Message files in cur/ and new/.", r.Messages)
+		gauge("maildirmig_check_bytes", "Bytes of message files in cur/ and new/.", r.Bytes)
+		b.WriteString("# HELP maildirmig_check_problems Problems left after the last check, by kind.\n")
+		b.WriteString("# TYPE maildirmig_check_problems gauge\n")
+		for _, k := range Kinds {
+			fmt.Fprintf(&b, "maildirmig_check_problems{kind=%q} %d\n", string(k), r.Counts[k])
+		}
+		gauge("maildirmig_check_fixed", "Problems repaired by the last check with --fix.", r.Fixed)
 	}
-	gauge("maildirmig_check_users", "Users checked.", r.Users)
-	gauge("maildirmig_check_maildirs", "Maildirs checked, folders excluded.", r.Maildirs)
-	gauge("maildirmig_check_folders", "Maildir++ folders checked.", r.Folders)
-	gauge("maildirmig_check_messages", "Message files in cur/ and new/.", r.Messages)
-	gauge("maildirmig_check_bytes", "Bytes of message files in cur/ and new/.", r.Bytes)
-	b.WriteString("# HELP maildirmig_check_problems Problems left after the last check, by kind.\n")
-	b.WriteString("# TYPE maildirmig_check_problems gauge\n")
-	for _, k := range Kinds {
-		fmt.Fprintf(&b, "maildirmig_check_problems{kind=%q} %d\n", string(k), r.Counts[k])
-	}
-	gauge("maildirmig_check_fixed", "Problems repaired by the last check with --fix.", r.Fixed)
 	gauge("maildirmig_check_last_run_timestamp_seconds", "When the last check ran.", now.Unix())
 	_, err := io.WriteString(w, b.String())
 	return err

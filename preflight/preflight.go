@@ -72,24 +72,9 @@ type Report struct {
 func (r *Report) Status() Severity {
 	s := check.OK
 	for _, f := range r.Findings {
-		if rank(f.Severity) > rank(s) {
-			s = f.Severity
-		}
+		s = check.Worse(s, f.Severity)
 	}
 	return s
-}
-
-// rank orders severities as check does: critical > unknown > warning > ok.
-func rank(s Severity) int {
-	switch s {
-	case check.Critical:
-		return 3
-	case check.Unknown:
-		return 2
-	case check.Warning:
-		return 1
-	}
-	return 0
 }
 
 // PostfixSettings and DovecotSettings are the settings preflight reads.
@@ -108,7 +93,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Command = execCommand
 	}
 	r := &Report{Postfix: map[string]string{}, Dovecot: map[string]string{}}
-	pc := postconfArgs(cfg.PostfixDir)
+	pc := confArgs(cfg.PostfixDir)
 	out, err := cfg.Command(ctx, "postconf", append(append(pc, "-h"), PostfixSettings...)...)
 	if err != nil {
 		return nil, fmt.Errorf("preflight: postconf: %w", err)
@@ -116,7 +101,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := assign(r.Postfix, PostfixSettings, out); err != nil {
 		return nil, fmt.Errorf("preflight: postconf: %w", err)
 	}
-	dc := doveconfArgs(cfg.DovecotConf)
+	dc := confArgs(cfg.DovecotConf)
 	out, err = cfg.Command(ctx, "doveconf", append(append(dc, "-h"), DovecotSettings...)...)
 	settings := DovecotSettings
 	if err != nil {
@@ -223,10 +208,9 @@ func (r *Report) postfix(cfg Config, m migrate.Config) {
 	}
 	if m.Source == migrate.SourceSpool {
 		spool := r.Postfix["mail_spool_directory"]
-		ours := m.SpoolDirectory()
-		if spool != "" && filepath.Clean(underRoot(m.Root, spool)) != filepath.Clean(ours) && !sameFile(underRoot(m.Root, spool), ours) {
+		if otherSpoolDir(m, spool) {
 			r.add(Finding{Severity: check.Warning, Topic: "spool", Setting: "mail_spool_directory", Value: spool,
-				Message: "Postfix delivers into " + spool + " but maildirmig would read " + ours + ": pass --spool-dir " + spool})
+				Message: "Postfix delivers into " + spool + " but maildirmig would read " + m.SpoolDirectory() + ": pass --spool-dir " + spool})
 		}
 	}
 }
@@ -256,23 +240,24 @@ func parseLocation(s string) location {
 			l.inbox = v
 		}
 	}
+	l.folders = inHome(l.root)
+	return l
+}
+
+// inHome returns path relative to the home when it is written beneath it (~/, %h/ or
+// %{home}/), else "".
+func inHome(path string) string {
 	for _, pre := range []string{"~/", "%h/", "%{home}/"} {
-		if v, ok := strings.CutPrefix(l.root, pre); ok {
-			l.folders = filepath.Clean(v)
+		if v, ok := strings.CutPrefix(path, pre); ok {
+			return filepath.Clean(v)
 		}
 	}
-	return l
+	return ""
 }
 
 // location24 is the location Dovecot 2.4's mail_driver, mail_path and mail_inbox_path say.
 func location24(driver, path, inbox string) location {
-	l := location{driver: driver, root: path, inbox: inbox}
-	for _, pre := range []string{"~/", "%h/", "%{home}/"} {
-		if v, ok := strings.CutPrefix(path, pre); ok {
-			l.folders = filepath.Clean(v)
-		}
-	}
-	return l
+	return location{driver: driver, root: path, inbox: inbox, folders: inHome(path)}
 }
 
 func (r *Report) dovecot(cfg Config, m migrate.Config, ns namespace) location {
@@ -377,7 +362,7 @@ func (r *Report) daemons(ctx context.Context, cfg Config) {
 			switching = switching || f.Severity != check.OK
 		}
 	}
-	_, err := cfg.Command(ctx, "postfix", append(postconfArgs(cfg.PostfixDir), "status")...)
+	_, err := cfg.Command(ctx, "postfix", append(confArgs(cfg.PostfixDir), "status")...)
 	f := running("postfix", err == nil)
 	if err == nil && switching {
 		f.Message += ": hold its local delivery for the night, so that mail waits in the queue"
@@ -415,7 +400,8 @@ func dovecotRunning(baseDir string) bool {
 	if err != nil || pid <= 0 {
 		return false
 	}
-	return syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM)
+	err = syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func (r *Report) plan(ctx context.Context, cfg Config, m migrate.Config, loc location) error {
@@ -477,7 +463,7 @@ func (r *Report) plan(ctx context.Context, cfg Config, m migrate.Config, loc loc
 		opts += " --folders " + shellQuote(loc.folders)
 	}
 	if m.Source == migrate.SourceSpool {
-		if s := r.Postfix["mail_spool_directory"]; s != "" && filepath.Clean(underRoot(m.Root, s)) != filepath.Clean(m.SpoolDirectory()) && !sameFile(underRoot(m.Root, s), m.SpoolDirectory()) {
+		if s := r.Postfix["mail_spool_directory"]; otherSpoolDir(m, s) {
 			opts += " --spool-dir " + shellQuote(s)
 		}
 	}
@@ -536,18 +522,12 @@ func assign(m map[string]string, names []string, out []byte) error {
 	return nil
 }
 
-func postconfArgs(dir string) []string {
-	if dir == "" {
+// confArgs is the -c option of postconf and doveconf, or none for their own configuration.
+func confArgs(path string) []string {
+	if path == "" {
 		return nil
 	}
-	return []string{"-c", dir}
-}
-
-func doveconfArgs(file string) []string {
-	if file == "" {
-		return nil
-	}
-	return []string{"-c", file}
+	return []string{"-c", path}
 }
 
 func execCommand(ctx context.Context, name string, args ...string) ([]byte, error) {
@@ -569,6 +549,16 @@ func underRoot(root, p string) string {
 		return p
 	}
 	return filepath.Join(root, p)
+}
+
+// otherSpoolDir reports whether Postfix's mail_spool_directory, spool, is not the directory
+// the migration of m would read.
+func otherSpoolDir(m migrate.Config, spool string) bool {
+	if spool == "" {
+		return false
+	}
+	theirs, ours := underRoot(m.Root, spool), m.SpoolDirectory()
+	return filepath.Clean(theirs) != filepath.Clean(ours) && !sameFile(theirs, ours)
 }
 
 // sameFile reports whether a and b are one directory (/var/mail is a symlink to

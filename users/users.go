@@ -125,9 +125,14 @@ func readPasswd(opts Options) ([]User, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parsePasswd(data)
+}
+
+// parsePasswd reads passwd lines, keeping the first entry of each name.
+func parsePasswd(data []byte) ([]User, error) {
 	var out []User
 	seen := make(map[string]bool)
-	err = eachLine(data, func(n int, line string) error {
+	err := eachLine(data, func(n int, line string) error {
 		f := strings.Split(line, ":")
 		if len(f) != 7 {
 			return fmt.Errorf("users: passwd line %d: %d fields, want 7", n, len(f))
@@ -329,30 +334,16 @@ func getentUID(uid int) (User, error) {
 	if err != nil {
 		return User{}, fmt.Errorf("users: getent passwd %d: %w", uid, err)
 	}
-	var u User
-	found := false
-	err = eachLine(out, func(n int, line string) error {
-		if found {
-			return nil
-		}
-		f := strings.Split(line, ":")
-		if len(f) != 7 {
-			return fmt.Errorf("users: getent passwd %d: %d fields, want 7", uid, len(f))
-		}
-		got, err1 := strconv.Atoi(f[2])
-		gid, err2 := strconv.Atoi(f[3])
-		if err1 != nil || err2 != nil || got != uid || gid < 0 {
-			return fmt.Errorf("users: getent passwd %d: unexpected entry %q", uid, line)
-		}
-		u = User{Name: f[0], UID: uid, GID: gid, Home: f[5], Shell: f[6]}
-		found = true
-		return nil
-	})
+	list, err := parsePasswd(out)
 	if err != nil {
-		return User{}, err
+		return User{}, fmt.Errorf("%w (getent passwd %d)", err, uid)
 	}
-	if !found {
+	if len(list) == 0 {
 		return User{}, fmt.Errorf("users: %w: uid %d", ErrNoSuchUser, uid)
+	}
+	u := list[0]
+	if u.UID != uid {
+		return User{}, fmt.Errorf("users: getent passwd %d: answered for uid %d", uid, u.UID)
 	}
 	// "NAME  GID GID ...": the groups initgroups(3) would give, the primary one among them.
 	out, err = exec.Command("getent", "initgroups", u.Name).Output()

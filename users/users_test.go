@@ -123,6 +123,8 @@ func TestLookupUIDThroughNSS(t *testing.T) {
 case "$1 $2" in
 "passwd 70001") echo 'ldapuser:*:70001:70002:LDAP user:/home/ldapuser:/bin/sh' ;;
 "initgroups ldapuser") echo 'ldapuser              70002 70010 70011' ;;
+"passwd 70004") echo 'other:*:70005:70002::/home/other:/bin/sh' ;;
+"passwd 70006") echo 'short:*:70006:70002' ;;
 *) exit 2 ;;
 esac
 `
@@ -140,6 +142,12 @@ esac
 	}
 	if _, err := LookupUID(70003, Options{}); !errors.Is(err, ErrNoSuchUser) {
 		t.Errorf("LookupUID(70003): err = %v, want ErrNoSuchUser", err)
+	}
+	// An answer for another uid, or not a passwd line, is an error, not that user.
+	for _, uid := range []int{70004, 70006} {
+		if u, err := LookupUID(uid, Options{}); err == nil || errors.Is(err, ErrNoSuchUser) {
+			t.Errorf("LookupUID(%d) = %+v, %v; want an error about getent's answer", uid, u, err)
+		}
 	}
 }
 

@@ -306,25 +306,25 @@ func strict(u *ui, f *flags, cmd *cli.Command) {
 	name := cmd.Name
 	cmd.HideHelpCommand = true
 	// usage names the command in a usage error and lets the command's hook act on it.
-	usage := func(c *cli.Context, err error) error {
+	usage := func(err error) error {
 		err = inCommand(name, err)
 		var ue *usageError
 		if h := usageHooks[name]; h != nil && errors.As(err, &ue) {
-			h(u, c, ue)
+			h(u, ue)
 		}
 		return err
 	}
 	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
-		return usage(c, &usageError{msg: err.Error()})
+		return usage(&usageError{msg: err.Error()})
 	}
 	before, action := cmd.Before, cmd.Action
 	cmd.Before = func(c *cli.Context) error {
 		u.quiet = c.Bool("quiet")
 		if err := f.checkArgs(c); err != nil {
-			return usage(c, err)
+			return usage(err)
 		}
 		if before != nil {
-			return usage(c, before(c))
+			return usage(before(c))
 		}
 		return nil
 	}
@@ -336,14 +336,14 @@ func strict(u *ui, f *flags, cmd *cli.Command) {
 			if errors.Is(err, users.ErrNoSuchUser) && name != "check" {
 				err = &usageError{msg: consoleError{err}.Error(), hint: "user names are login names from " + passwdName(c)}
 			}
-			return usage(c, err)
+			return usage(err)
 		}
 	}
 }
 
 // usageHooks lets a command act on its usage errors before they are reported: check and
 // preflight write their report for monitoring.
-var usageHooks = map[string]func(u *ui, c *cli.Context, ue *usageError){
+var usageHooks = map[string]func(u *ui, ue *usageError){
 	"check":     checkUsageError,
 	"preflight": preflightUsageError,
 }

@@ -25,10 +25,6 @@ type docCommand struct {
 	flags                          []docFlag
 }
 
-// userArgs reports whether the command's arguments are user names, to complete from the
-// user database.
-func (c docCommand) userArgs() bool { return strings.Contains(c.args, "USER") }
-
 // docCommands returns the visible commands of app, in --help order.
 func docCommands(app *cli.App) []docCommand {
 	var out []docCommand

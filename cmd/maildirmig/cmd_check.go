@@ -23,7 +23,7 @@ import (
 // checkUsageError makes a usage error of check what monitoring can read: exit 3 ("could not
 // check", as the Nagios plugin guidelines want for bad arguments) and a report saying so in
 // the format asked for, unless --format itself is the mistake.
-func checkUsageError(u *ui, c *cli.Context, ue *usageError) {
+func checkUsageError(u *ui, ue *usageError) {
 	ue.code = int(check.Unknown)
 	// A flag the parser refused leaves no parsed flags behind: read --format from the words.
 	format := flagValue(u.args, "format", checkFormats[0])

@@ -96,30 +96,26 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 		return exitCode(exitFatal, err)
 	}
 	defer cleanup()
-	fi, err := src.Stat()
-	if err != nil {
-		return exitCode(exitFatal, err)
+	var sst unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &sst); err != nil {
+		return exitCode(exitFatal, &os.PathError{Op: "fstat", Path: name, Err: err})
 	}
 	// Root reads for the Maildir's owner only what the owner could; a pipe is root's own choice.
 	if !piped && os.Geteuid() == 0 && cred.UID != 0 {
-		var st unix.Stat_t
-		if err := unix.Fstat(int(src.Fd()), &st); err != nil {
-			return exitCode(exitFatal, &os.PathError{Op: "fstat", Path: name, Err: err})
-		}
 		var ue *migrate.UnsafeSourceError
-		if err := migrate.CheckSourceOwner(name, &st, cred.UID); errors.As(err, &ue) {
+		if err := migrate.CheckSourceOwner(name, &sst, cred.UID); errors.As(err, &ue) {
 			u.errorf("%s %s", ue.Name, ue.Reason)
 			u.hintf("as root, convert copies a user's own mbox into their Maildir; chown the file to the Maildir's owner if it really is theirs")
 			return exitCode(exitFatal, nil)
 		}
 	}
 	// Only now may the file's first bytes appear in an error message.
-	if err := migrate.CheckMbox(src, fi.Size()); err != nil {
+	if err := migrate.CheckMbox(src, sst.Size); err != nil {
 		return notMbox(u, name, err)
 	}
 
 	notes := newNoticePrinter(u, name)
-	m := newMeter(u, u.showProgress(o.progress), fi.Size(), 1)
+	m := newMeter(u, u.showProgress(o.progress), sst.Size, 1)
 	start := time.Now()
 	// Records arrive once their messages are on disk: on an interrupt, they say how far the
 	// Maildir got, where the final statistics are not sent.

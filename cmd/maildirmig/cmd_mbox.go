@@ -73,11 +73,7 @@ func mboxCommand(u *ui, f *flags, name string) *cli.Command {
 			if cfg.Convert.Maildir.Fsync, err = parseFsync(c.String("fsync")); err != nil {
 				return err
 			}
-			switch cfg.After = c.String("after"); cfg.After {
-			case migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate:
-			default:
-				return usagef("--after %q: want keep, rename or truncate", cfg.After)
-			}
+			cfg.After = c.String("after") // one of f.after's values: checkArgs refused any other
 			cfg.Convert.KeepHeaders = c.Bool("keep-headers")
 			cfg.Force = c.Bool("force")
 			cfg.LockTimeout = c.Duration("lock-timeout")
@@ -118,7 +114,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
 	var mu sync.Mutex
 	cfg.UserDone = func(r migrate.UserResult) {
-		m.UserDone(r.User, 0)
+		m.UserDone(r.User)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {

@@ -14,7 +14,7 @@ import (
 
 // preflightUsageError makes a usage error "could not check" (3), as check does, and still
 // writes the JSON object when JSON was asked for, so that monitoring reads a status.
-func preflightUsageError(u *ui, c *cli.Context, ue *usageError) {
+func preflightUsageError(u *ui, ue *usageError) {
 	ue.code = int(check.Unknown)
 	if flagValue(u.args, "format", preflightFormats[0]) == "json" {
 		_ = preflight.WriteJSONError(u.stdout, errors.New(ue.msg))
@@ -45,9 +45,6 @@ func preflightCommand(u *ui, f *flags) *cli.Command {
 			f.preflightFormat,
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 0 {
-				return usagef("preflight takes no arguments, got %q", c.Args().First())
-			}
 			format := c.String("format")
 			source := migrate.SourceSpool
 			if c.Bool("mailbox") {

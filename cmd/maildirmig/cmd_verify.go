@@ -117,36 +117,22 @@ func verifySummary(checked, failed, never int, found, messages, deleted int64) s
 }
 
 func describeVerify(r migrate.VerifyResult) string {
-	s := ""
-	if len(r.Missing) > 0 {
-		s = "missing: " + r.Missing[0]
-		if len(r.Missing) > 1 {
-			s += " and " + strconv.Itoa(len(r.Missing)-1) + " more"
+	var parts []string
+	// some names the first of list and counts the others.
+	some := func(what string, list []string) {
+		if len(list) > 0 {
+			p := what + ": " + list[0]
+			if len(list) > 1 {
+				p += " and " + strconv.Itoa(len(list)-1) + " more"
+			}
+			parts = append(parts, p)
 		}
 	}
+	some("missing", r.Missing)
 	if len(r.Deleted) > 0 {
-		if s != "" {
-			s += "; "
-		}
-		s += strconv.Itoa(len(r.Deleted)) + " deleted by the user since"
+		parts = append(parts, strconv.Itoa(len(r.Deleted))+" deleted by the user since")
 	}
-	if len(r.Bad) > 0 {
-		if s != "" {
-			s += "; "
-		}
-		s += "different content: " + r.Bad[0]
-		if len(r.Bad) > 1 {
-			s += " and " + strconv.Itoa(len(r.Bad)-1) + " more"
-		}
-	}
-	if len(r.Duplicate) > 0 {
-		if s != "" {
-			s += "; "
-		}
-		s += "stored more than once: " + r.Duplicate[0]
-		if len(r.Duplicate) > 1 {
-			s += " and " + strconv.Itoa(len(r.Duplicate)-1) + " more"
-		}
-	}
-	return s
+	some("different content", r.Bad)
+	some("stored more than once", r.Duplicate)
+	return strings.Join(parts, "; ")
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/maildirmig/maildirmig/check"
 )
 
 // Exit codes. exitCodes below is the one place that says what they mean: --help, the manual
@@ -38,10 +40,10 @@ var exitCodes = []exitMeaning{
 // checkExitCodes are check's and preflight's, the Nagios plugin convention (check.Severity): a
 // usage error is "could not check" too, as the plugin guidelines want, so that monitoring reads it.
 var checkExitCodes = []exitMeaning{
-	{0, "healthy (check), ready (preflight)"},
-	{1, "warnings"},
-	{2, "critical"},
-	{3, "could not check (a usage error too)"},
+	{int(check.OK), "healthy (check), ready (preflight)"},
+	{int(check.Warning), "warnings"},
+	{int(check.Critical), "critical"},
+	{int(check.Unknown), "could not check (a usage error too)"},
 }
 
 // exitStatusText renders codes for --help and the manual, one code per line.

@@ -26,11 +26,7 @@ func TestExitCodesDocumented(t *testing.T) {
 	}
 	checkLine := checkExitStatusLine()
 
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := section(t, "README.md", string(readme), "## Exit codes\n", "\n## ")
+	table := section(t, "README.md", readme(t), "## Exit codes\n", "\n## ")
 	compareCodes(t, "README.md", parseCodes(regexp.MustCompile(`(?m)^\| (\d+) \| (.+) \|$`), table), want)
 	if !strings.Contains(squash(table), checkLine) {
 		t.Errorf("README.md's exit codes do not say check's: %q", checkLine)
@@ -149,11 +145,7 @@ func TestReadmeHelp(t *testing.T) {
 		t.Fatalf("--help: exit %d, %s", code, errb.String())
 	}
 	help := regexp.MustCompile(`(?s)VERSION:\n.*?\n\n`).ReplaceAllString(out.String(), "")
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	block := section(t, "README.md", string(readme), "## Usage\n\n```\n", "```")
+	block := section(t, "README.md", readme(t), "## Usage\n\n```\n", "```")
 	if block != help {
 		t.Errorf("README.md's usage block is not --help (less VERSION); --help says:\n%s", help)
 	}

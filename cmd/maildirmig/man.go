@@ -15,9 +15,6 @@ func manCommand(u *ui) *cli.Command {
 		Usage:  "print the manual page (roff)",
 		Hidden: true,
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 0 {
-				return usagef("man takes no arguments, got %q", c.Args().First())
-			}
 			u.printf("%s", manPage(c.App))
 			return nil
 		},

@@ -86,9 +86,8 @@ func (m *meter) UserStart(user string) {
 	m.draw(true)
 }
 
-// UserDone counts one more finished user; unread, the bytes of a user that failed or was
-// skipped, is added so that the bar and its estimate stay true.
-func (m *meter) UserDone(user string, unread int64) {
+// UserDone counts one more finished user.
+func (m *meter) UserDone(user string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i, c := range m.current {
@@ -98,9 +97,6 @@ func (m *meter) UserDone(user string, unread int64) {
 		}
 	}
 	m.usersDone++
-	if unread > 0 {
-		m.done += unread
-	}
 	m.draw(true)
 }
 
