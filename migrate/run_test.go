@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -202,17 +203,20 @@ func TestRunBatch(t *testing.T) {
 		t.Errorf("after append and delete: %v (before %v)", after, before)
 	}
 
-	// A changed prefix is refused, and --force migrates from the start.
+	// A changed prefix is mirrored: the message that is gone is removed, the new one written.
+	bobBefore := tr.files("bob")
 	tr.write("var/mail/bob", strings.Replace(msgC, "third", "THIRD", 1), "bob")
 	_, res = run(t, tr.config())
-	if r := res["bob"]; r.Outcome != OutcomeFailed || !errors.Is(r.Err, ErrSourceChanged) {
+	if r := res["bob"]; r.Outcome != OutcomeMigrated || r.Err != nil || r.Stats.Written != 1 || r.Stats.Removed != 1 || r.Stats.Existed != 0 {
 		t.Fatalf("changed prefix: %+v", r)
 	}
-	cfg := tr.config()
-	cfg.Force, cfg.Users = true, []string{"bob"}
-	_, res = run(t, cfg)
-	if r := res["bob"]; r.Outcome != OutcomeMigrated || r.Stats.Written != 1 {
-		t.Fatalf("forced: %+v", r)
+	if got := tr.files("bob"); len(got) != 1 || len(bobBefore) != 1 || got[0] == bobBefore[0] {
+		t.Fatalf("bob's Maildir after the mirror pass: %v (before %v); want the new message alone", got, bobBefore)
+	}
+	checkVerify(t, tr, "bob", 1)
+	// A pass with nothing changed since writes nothing.
+	if _, res = run(t, tr.config()); res["bob"].Outcome != OutcomeUpToDate || res["bob"].Stats.Written != 0 {
+		t.Fatalf("after the mirror pass: %+v", res["bob"])
 	}
 }
 
@@ -492,25 +496,22 @@ func checkVerify(t *testing.T, tr *tree, user string, want int64) {
 	}
 }
 
-// --force after a message was removed from the start of the source (a POP3 expunge) matches
-// the messages already in the Maildir wherever they moved, instead of writing them again.
-func TestRunForceAfterExpunge(t *testing.T) {
+// A pass after a message was removed from the start of the source (a POP3 expunge) finds the
+// messages already in the Maildir wherever they moved, writes none again, and removes the
+// file of the message that is gone.
+func TestRunMirrorsExpunge(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "max")
 	tr.write("var/mail/max", msgA+msgB+msgC, "max")
 	run(t, tr.config())
+	before := tr.files("max")
 	tr.write("var/mail/max", msgB+msgC, "max")
-	if _, res := run(t, tr.config()); !errors.Is(res["max"].Err, ErrSourceChanged) {
-		t.Fatalf("run without --force: %+v; want the changed source refused", res["max"])
+	_, res := run(t, tr.config())
+	if r := res["max"]; r.Outcome != OutcomeMigrated || r.Err != nil || r.Stats.Written != 0 || r.Stats.Existed != 2 || r.Stats.Removed != 1 {
+		t.Fatalf("pass after the expunge: %+v; want both remaining messages found, none written, one removed", r)
 	}
-	cfg := tr.config()
-	cfg.Force = true
-	_, res := run(t, cfg)
-	if r := res["max"]; r.Outcome != OutcomeMigrated || r.Stats.Written != 0 || r.Stats.Existed != 2 {
-		t.Fatalf("--force: %+v; want both remaining messages found, none written", r)
-	}
-	if got := tr.files("max"); len(got) != 3 {
-		t.Fatalf("Maildir after --force: %v; want the 3 messages once each", got)
+	if got := tr.files("max"); len(got) != 2 || !slices.Contains(before, got[0]) || !slices.Contains(before, got[1]) {
+		t.Fatalf("Maildir after the pass: %v (before %v); want the 2 remaining files", got, before)
 	}
 	checkVerify(t, tr, "max", 2)
 }
@@ -551,18 +552,22 @@ func TestRunAfterDeletedByUser(t *testing.T) {
 		name    string
 		change  func(tr *tree)
 		deleted bool // else refused
+		rebuilt bool // the records are lost: the pass rebuilds them, writing the message again
 	}{
-		{"expunged through Dovecot", func(tr *tree) { expunge(tr, "nia", 0, "") }, true},
+		{"expunged through Dovecot", func(tr *tree) { expunge(tr, "nia", 0, "") }, true, false},
 		{"file removed, still listed", func(tr *tree) {
 			must(t, os.Remove(tr.path("home/nia/Maildir/"+tr.files("nia")[0])))
-		}, false},
-		{"expunged, next UID not above it", func(tr *tree) { expunge(tr, "nia", 1, "2") }, false},
+		}, false, false},
+		{"expunged, next UID not above it", func(tr *tree) { expunge(tr, "nia", 1, "2") }, false, false},
 		{"expunged, no UID records", func(tr *tree) {
 			expunge(tr, "nia", 0, "")
-			p, err := StateStore{Dir: tr.path("var/lib/maildirmig")}.uidsPath("nia", KindSpool, tr.path("var/mail/nia"))
+			store := StateStore{Dir: tr.path("var/lib/maildirmig")}
+			st, err := store.Load("nia", KindSpool, tr.path("var/mail/nia"))
+			must(t, err)
+			p, err := store.recordsPath("nia", KindSpool, tr.path("var/mail/nia"), st.Gen)
 			must(t, err)
 			must(t, os.Remove(p))
-		}, false},
+		}, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -585,6 +590,14 @@ func TestRunAfterDeletedByUser(t *testing.T) {
 			cfg.After = AfterTruncate
 			_, res := run(t, cfg)
 			got := res["nia"]
+			if tt.rebuilt {
+				// Without records nothing tells a deletion from a loss: the source, which
+				// nobody else reads yet, is the truth, and the message is there again.
+				if got.After != "truncated" || got.Stats.Written != 1 || len(tr.files("nia")) != 2 {
+					t.Fatalf("--after truncate with the records lost: %+v, files %v; want the message written again, then the source truncated", got, tr.files("nia"))
+				}
+				return
+			}
 			if tt.deleted && got.After != "truncated" || !tt.deleted && (got.After != "" || got.Err == nil || !strings.Contains(got.Err.Error(), "1 missing")) {
 				t.Fatalf("--after truncate: after %q, err %v; deleted by the user: %v", got.After, got.Err, tt.deleted)
 			}

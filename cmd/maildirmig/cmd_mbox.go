@@ -52,8 +52,11 @@ func mboxCommand(u *ui, f *flags, name string) *cli.Command {
 		ArgsUsage: userArgsUsage,
 		Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
 			"~USER/Maildir, --jobs users at a time; only the USERs named, when some are. Each source is\n" +
-			"dotlocked and fcntl-locked as Postfix and Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
-			"migrates only what was appended since and never brings back a message the user deleted.\n" +
+			"dotlocked and fcntl-locked as Postfix and Dovecot do, and refused when it is a symlink, a hard link or someone else's file.\n" +
+			"Run it any number of times before the switch: each pass makes the Maildir mirror the source as it is\n" +
+			"now (what arrived is written, what was expunged removed, flags and keywords follow by renaming the\n" +
+			"file, UIDs follow the source's), and a pass with nothing changed writes nothing. Once Dovecot or a\n" +
+			"delivery agent uses the Maildir, a pass only adds what newly arrived, and says so.\n" +
 			"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
 			"with their subscriptions, locked as Dovecot locks them; --after applies to the INBOX only, the\n" +
 			"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
@@ -128,7 +131,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	}
 	cfg.Notice = func(user string, e migrate.Event) {
 		switch e.Kind {
-		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered:
+		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered, migrate.EventMaildirLive, migrate.EventRecordsLost:
 			mu.Lock()
 			defer mu.Unlock()
 			u.warningf("user %s: %s", user, e.Detail)
@@ -188,6 +191,12 @@ func userLine(r migrate.UserResult) string {
 	}
 	s := fmt.Sprintf("%s: %d messages%s, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
 		r.User, t.Messages-t.Skipped, folders, t.Written, t.Existed, t.Skipped, t.Bytes, r.Elapsed.Seconds())
+	switch {
+	case t.Live != "" && t.Changed+t.Removed+t.Deleted > 0:
+		s += "; the Maildir is in use: " + counted(t.Changed, "flag change", t.Removed, "removal") + " in the source not applied"
+	case t.Changed+t.Removed > 0:
+		s += "; " + counted(t.Changed, "renamed for its flags", t.Removed, "removed")
+	}
 	if r.After != "" {
 		s += "; source " + r.After
 	}
@@ -195,6 +204,17 @@ func userLine(r migrate.UserResult) string {
 		s += "; some UIDs renumbered: this user's clients will download those messages again"
 	}
 	return s
+}
+
+// counted says "n what" for each pair whose n is not 0, joined by "and".
+func counted(pairs ...any) string {
+	var parts []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if n := pairs[i].(int64); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, pairs[i+1]))
+		}
+	}
+	return strings.Join(parts, " and ")
 }
 
 // migratedFolders counts the folders that are in the Maildir now (not those skipped).
