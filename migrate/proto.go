@@ -59,7 +59,7 @@ type workerRequest struct {
 	// Interrupted says a pass of this source was interrupted (State.Open): files of ours from
 	// NextSeq on that no record names are its.
 	Interrupted bool `json:"interrupted,omitempty"`
-	DryRun  bool     `json:"dry_run,omitempty"`
+	DryRun      bool `json:"dry_run,omitempty"`
 
 	// opFolders only.
 	FolderRoot   string            `json:"folder_root,omitempty"`   // relative to Home: "mail"

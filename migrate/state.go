@@ -71,8 +71,8 @@ type State struct {
 	// ours from sequence number Messages on are that pass's, though not yet recorded. A
 	// pass that ends saves its state without it; a file of ours that no record names is
 	// otherwise not known to be this source's, and is never removed.
-	Open        bool      `json:"open,omitempty"`
-	Time        time.Time `json:"time"`
+	Open bool      `json:"open,omitempty"`
+	Time time.Time `json:"time"`
 }
 
 // Kind names of State.Kind.
