@@ -267,8 +267,13 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 			msgs = fmt.Sprint(e.Messages)
 		}
 		action := e.Action
-		if e.Reason != "" {
+		switch {
+		case e.Reason != "":
 			action += ": " + e.Reason
+		case e.Action == migrate.ActionMirror && e.Live != "":
+			action += fmt.Sprintf(": %d to add; Maildir in use, %d flag changes and %d removals not applied", e.Added, e.Changed, e.Removed)
+		case e.Action == migrate.ActionMirror:
+			action += fmt.Sprintf(": %d to add, %d to rename for their flags, %d to remove", e.Added, e.Changed, e.Removed)
 		}
 		u.printf("%-16s %6d %12s %8s  %-10s %s -> %s\n", e.User, e.UID, size, msgs, action, e.Src, e.Dst)
 		for _, f := range e.Folders {
@@ -277,7 +282,7 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 		for _, f := range e.SkippedFolders {
 			u.printf("%-16s %6s %12s %8s  %-10s %s: %s\n", "", "", "-", "-", "no folder", f.Source, f.Reason)
 		}
-		if e.Action == migrate.ActionMigrate {
+		if e.Action == migrate.ActionMigrate || e.Action == migrate.ActionMirror {
 			todo++
 			bytes += e.Todo()
 			if _, ok := need[e.FS]; !ok {
