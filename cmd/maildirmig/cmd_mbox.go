@@ -193,9 +193,9 @@ func userLine(r migrate.UserResult) string {
 		r.User, t.Messages-t.Skipped, folders, t.Written, t.Existed, t.Skipped, t.Bytes, r.Elapsed.Seconds())
 	switch {
 	case t.Live != "" && t.Changed+t.Removed+t.Deleted > 0:
-		s += "; the Maildir is in use: " + counted(t.Changed, "flag change", t.Removed, "removal") + " in the source not applied"
+		s += "; the Maildir is in use: " + counted(t.Changed, "flag change", "flag changes", t.Removed, "removal", "removals") + " in the source not applied"
 	case t.Changed+t.Removed > 0:
-		s += "; " + counted(t.Changed, "renamed for its flags", t.Removed, "removed")
+		s += "; " + counted(t.Changed, "renamed for its flags", "renamed for their flags", t.Removed, "removed", "removed")
 	}
 	if r.After != "" {
 		s += "; source " + r.After
@@ -206,12 +206,15 @@ func userLine(r migrate.UserResult) string {
 	return s
 }
 
-// counted says "n what" for each pair whose n is not 0, joined by "and".
-func counted(pairs ...any) string {
+// counted says "n what" for each (n, singular, plural) whose n is not 0, joined by "and".
+func counted(triples ...any) string {
 	var parts []string
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if n := pairs[i].(int64); n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, pairs[i+1]))
+	for i := 0; i+2 < len(triples); i += 3 {
+		switch n := triples[i].(int64); {
+		case n == 1:
+			parts = append(parts, fmt.Sprintf("1 %s", triples[i+1]))
+		case n > 1:
+			parts = append(parts, fmt.Sprintf("%d %s", n, triples[i+2]))
 		}
 	}
 	return strings.Join(parts, " and ")
