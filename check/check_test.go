@@ -184,10 +184,11 @@ func TestProblems(t *testing.T) {
 		{"flags in new", func(t *testing.T, u User, _ *Config) {
 			write(t, md(u, "new", "1700000005.x,S=1:2,S"), "x", 0o600)
 		}, InfoInNew, Warning, []string{"new", "1700000005.x,S=1:2,S"}, false},
-		{"stale tmp file", func(t *testing.T, u User, _ *Config) {
+		{"stale tmp file", func(t *testing.T, u User, cfg *Config) {
 			p := md(u, "tmp", "1700000005.partial")
 			write(t, p, "x", 0o600)
-			must(t, os.Chtimes(p, now.Add(-40*time.Hour), now.Add(-40*time.Hour)))
+			// Nobody can set a ctime back: the check looks from 40 hours on.
+			cfg.Now = ctimeOf(t, p).Add(40 * time.Hour)
 		}, StaleTmp, Warning, []string{"tmp", "1700000005.partial"}, false},
 		{"uidlist does not parse", func(t *testing.T, u User, _ *Config) {
 			write(t, md(u, "dovecot-uidlist"), "3 V1 N3\n2 :b\n1 :a\n", 0o600)
@@ -323,7 +324,7 @@ func TestFix(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(md, "new", newName), 0o644))
 	stale := filepath.Join(md, ".Sent", "tmp", "1700000005.partial")
 	write(t, stale, "x", 0o600)
-	must(t, os.Chtimes(stale, now.Add(-40*time.Hour), now.Add(-40*time.Hour)))
+	cfg.Now = ctimeOf(t, stale).Add(40 * time.Hour)
 	// Not safe to repair: reported, left alone.
 	write(t, filepath.Join(md, "cur", "1700000005.x,S=99:2,S"), "x", 0o600)
 
@@ -353,6 +354,44 @@ func TestFix(t *testing.T) {
 	cfg.Fix = false
 	if r := run(t, cfg); r.Counts[SizeMismatch] != 1 || len(r.Problems) != 1 {
 		t.Errorf("after the fix: %+v", r.Problems)
+	}
+}
+
+// ctimeOf returns the ctime of the file p.
+func ctimeOf(t *testing.T, p string) time.Time {
+	t.Helper()
+	var st unix.Stat_t
+	must(t, unix.Lstat(p, &st))
+	return time.Unix(st.Ctim.Unix())
+}
+
+// TestStaleTmpByCtime: Dovecot gives a message it saves its received date as mtime while the
+// file is still in tmp/, and a large APPEND, COPY or import stays there for minutes. Such a
+// file, changed a moment ago (ctime) but dated long ago (mtime), is no interrupted delivery:
+// check does not report it and --fix does not remove it. Once its ctime is 36 hours old, it
+// is one.
+func TestStaleTmpByCtime(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	saving := filepath.Join(u.Home, "Maildir", "tmp", "1700000005.M1P2.host")
+	write(t, saving, "a message being saved", 0o600)
+	received := time.Date(2019, 3, 1, 8, 0, 0, 0, time.UTC)
+	must(t, os.Chtimes(saving, received, received))
+	cfg.Now = time.Now()
+	cfg.Fix = true
+	if r := run(t, cfg); len(r.Problems) != 0 {
+		t.Errorf("a tmp/ file changed now but dated %v: problems %+v", received, r.Problems)
+	}
+	if _, err := os.Lstat(saving); err != nil {
+		t.Fatalf("check --fix removed a tmp/ file being written: %v", err)
+	}
+	cfg.Now = ctimeOf(t, saving).Add(37 * time.Hour)
+	r := run(t, cfg)
+	if len(r.Problems) != 1 || r.Problems[0].Kind != StaleTmp || r.Problems[0].Fixed != "removed" {
+		t.Fatalf("37 hours after its last change: problems %+v", r.Problems)
+	}
+	if _, err := os.Lstat(saving); !os.IsNotExist(err) {
+		t.Errorf("stale tmp/ file still there: %v", err)
 	}
 }
 
