@@ -88,7 +88,8 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 		}
 		h := sha256.New()
 		h.Write(header)
-		if _, err := io.Copy(h, m.Body); err != nil {
+		body, err := io.Copy(h, m.Body)
+		if err != nil {
 			return res, fmt.Errorf("migrate: verify: message %d: %w", pos+1, err)
 		}
 		sum := hex.EncodeToString(h.Sum(nil))
@@ -115,10 +116,10 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 			res.Missing = append(res.Missing, fmt.Sprintf("message %d (%s/%s): %v", pos+1, e.Sub, e.Name, err))
 			continue
 		}
-		got, err := fileSHA256(f)
+		got, err := hashMessageFile(f, int64(len(header))+body)
 		f.Close()
 		if err != nil || got != sum {
-			res.Bad = append(res.Bad, fmt.Sprintf("message %d (%s/%s)", pos+1, e.Sub, e.Name))
+			res.Bad = append(res.Bad, badMessage(pos+1, e.Sub, e.Name, err))
 			continue
 		}
 		res.Found++
