@@ -296,7 +296,9 @@ func (w *Writer) takeOver(r *deadRun) (removed []string, tmps []string) {
 	n, _ := unix.Pread(int(r.f.Fd()), b, 0)
 	for _, rec := range parseRecords(b[:max(n, 0)], r.token) {
 		tmps = append(tmps, rec.tmp)
-		if w.inPlace(rec) && unix.Unlinkat(w.d.fd, rec.name, 0) == nil {
+		// The recorded tmp/ name keeps the inode alive, so its number
+		// names that file alone.
+		if w.inPlace(rec) && w.breakLock(rec.name, func(st *unix.Stat_t) bool { return st.Dev == rec.dev && st.Ino == rec.ino }) {
 			removed = append(removed, rec.name)
 		}
 	}
