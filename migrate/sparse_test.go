@@ -61,7 +61,7 @@ func TestVerifySparseFile(t *testing.T) {
 	recs := convertInto(t, d, src)
 	victim := recs[0]
 	plantSparse(t, filepath.Join(dir, victim.Sub, victim.Name))
-	res, err := verifyMaildir(context.Background(), &workerRequest{Location: "UTC"}, strings.NewReader(src), int64(len(src)), d)
+	res, err := verifyMaildir(context.Background(), &workerRequest{Location: "UTC"}, strings.NewReader(src), int64(len(src)), d, nil)
 	must(t, err)
 	n, err := maildir.ParseName(victim.Name)
 	must(t, err)

@@ -206,7 +206,7 @@ func newFlags() *flags {
 
 	f.after = f.enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
 	f.force = &cli.BoolFlag{Name: "force", Usage: "migrate a user whose already migrated part of the source changed again from the start: messages already in the Maildir are recognised by content and date wherever they now are in the source and not written twice; messages deleted from the Maildir come back"}
-	f.stallTimeout = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and writes nothing for `DURATION` (stopped, blocked, on a hung home) and fail that user; waiting for a lock is allowed on top"}
+	f.stallTimeout = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and stores no message for `DURATION` (stopped, blocked, looping, on a hung home) and fail that user; waiting for a lock is allowed on top"}
 	f.lockTimeout = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
 	f.auditMessages = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
 	f.minUID = &cli.IntFlag{Name: "min-uid", Value: -1, Usage: "select users from `UID` up (default: UID_MIN from login.defs); root is always included"}
