@@ -502,3 +502,36 @@ func TestStatusError(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTextForgedName: a user names a message file with a newline followed by a healthy
+// summary, and terminal controls (ESC, CSI raw and in UTF-8, DEL). check's text output, which
+// cron mails and monitoring reads line by line, must keep it one escaped field of one problem
+// line: as many lines as problems, then the real summary, and no control anywhere.
+func TestWriteTextForgedName(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	forged := "1700000005.x\nOK: 1 users, 1 maildirs, 1 folders, 3 messages, 12 bytes: no problems\x1b[2J\x9b31m\u009b\x7f,S=99:2,S"
+	write(t, filepath.Join(u.Home, "Maildir", "cur", forged), "x", 0o600)
+	r := run(t, cfg)
+	var out bytes.Buffer
+	must(t, WriteText(&out, &r, false))
+	t.Logf("%s", out.String())
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(r.Problems) == 0 || len(lines) != len(r.Problems)+1 {
+		t.Fatalf("%d lines for %d problems and the summary", len(lines), len(r.Problems))
+	}
+	escaped := `1700000005.x\nOK: 1 users, 1 maildirs, 1 folders, 3 messages, 12 bytes: no problems\x1b[2J\x9b31m\u009b\x7f,S=99:2,S`
+	for _, l := range lines[:len(r.Problems)] {
+		if !strings.HasPrefix(l, "critical: user alice: ") && !strings.HasPrefix(l, "warning: user alice: ") || !strings.Contains(l, "/cur/"+escaped+": ") {
+			t.Errorf("problem line %q does not name the file as %q", l, escaped)
+		}
+	}
+	if last := lines[len(lines)-1]; last != Summary(&r) {
+		t.Errorf("last line %q is not the report's summary", last)
+	}
+	for i, c := range []byte(out.String()) {
+		if c < 0x20 && c != '\n' || c == 0x7f || c == 0x9b || c == 0xc2 && out.Bytes()[i+1] == 0x9b {
+			t.Fatalf("control byte %#x at %d in the output", c, i)
+		}
+	}
+}
