@@ -19,9 +19,9 @@ import (
 // above zero (bytes of messages read or stored since the line before). Nothing else counts:
 // not the I/O the process does (a worker looping on a lock rewrites its run marker, and reads
 // and writes for ever without moving on), not answers that report no new work, not the time
-// it has been alive. A worker doing real work reports it often (at least every second it
-// reads), so a slow one on a slow disk is never mistaken for a stuck one; a stopped, blocked or
-// looping one reports nothing. Time root spends handling an answer (the worker then waits on a
+// it has been alive. A worker doing real work reports it often (migrate's workers, every tenth
+// of a second while they read), so a slow one on a slow disk is never mistaken for a stuck one;
+// a stopped, blocked or looping one reports nothing. Time root spends handling an answer (the worker then waits on a
 // full pipe) never counts against the worker.
 
 // DefaultStallTimeout is how long a worker may make no progress before root kills it.
