@@ -104,11 +104,13 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 	var saveErr error
 	uids := store.uids(u.Name)
 	defer uids.Close()
-	warned, err := store.LoadSkipped(u.Name)
+	warned, warnedMore, err := store.LoadSkipped(u.Name)
 	if err != nil {
 		return err
 	}
 	skipped := map[string]string{}
+	newly := map[string]string{} // skipped entries the record did not have, with their warning
+	logged := 0                  // notices of skipped entries in the audit log
 	fail := func(err error) {
 		if saveErr == nil {
 			saveErr = err
@@ -149,12 +151,19 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			r.cfg.Warn(fmt.Sprintf("user %s: ", u.Name) + fmt.Sprintf(format, args...))
 		}
 	}
-	// skip warns about the entry src on the console unless an earlier run did already; the
-	// audit log has a notice every time.
+	// skip notes the entry src, to be warned about on the console unless an earlier run did
+	// already (warnSkipped).
 	skip := func(src, reason, format string, args ...any) {
 		skipped[src] = reason
 		if _, ok := warned[src]; !ok {
-			warn(format, args...)
+			newly[src] = fmt.Sprintf(format, args...)
+		}
+	}
+	// logSkipped puts a notice of a skipped entry in the audit log, every run, for the first
+	// maxSkippedLogged of them: the user decides how many there are.
+	logSkipped := func(src string, kv ...any) {
+		if logged++; logged <= maxSkippedLogged {
+			log(EventNotice, folderWith(src, kv...))
 		}
 	}
 	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
@@ -162,7 +171,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			func(rec MessageRecord) { uids.record(filepath.Join(rootPath, m.Folder), rec) }, log)
 		switch m.T {
 		case msgFolderSkipped:
-			log(EventNotice, folderWith(m.Folder, "kind", EventFolderSkipped, "detail", m.Err))
+			logSkipped(m.Folder, "kind", EventFolderSkipped, "detail", m.Err)
 			skip(m.Folder, m.Err, "%s not migrated: %s", filepath.Join(rootPath, m.Folder), m.Err)
 		case msgFolderStart:
 			if m.FolderInfo == nil {
@@ -207,7 +216,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			switch m.Kind {
 			case folderFailNotMbox:
 				f.Outcome = OutcomeSkipped
-				log(EventNotice, folderWith(m.Folder, "kind", EventFolderNotMbox, "detail", m.Err))
+				logSkipped(m.Folder, "kind", EventFolderNotMbox, "detail", m.Err)
 				skip(m.Folder, m.Err, "folder %s (%s) not migrated: %s", f.Name, filepath.Join(rootPath, m.Folder), m.Err)
 				return
 			case folderFailLock:
@@ -219,6 +228,10 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			log(EventFolderFailed, folderWith(m.Folder, "outcome", f.Outcome, "err", m.Err))
 		}
 	})
+	if logged > maxSkippedLogged {
+		log(EventNotice, with("kind", EventFolderSkipped, "folder_src", rootPath,
+			"detail", fmt.Sprintf("%d more entries beneath %s not migrated, not logged one by one", logged-maxSkippedLogged, rootPath)))
+	}
 	if err != nil {
 		// The worker may have stopped before it met every entry: keep those it did not.
 		for src, reason := range warned {
@@ -227,6 +240,9 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			}
 		}
 	}
+	warnSkipped(newly, skipped, warned, warnedMore, func(more int) {
+		warn("%d more entries beneath %s not migrated", more, rootPath)
+	}, warn)
 	if !maps.Equal(skipped, warned) {
 		if serr := store.SaveSkipped(u.Name, skipped); serr != nil {
 			fail(serr)
@@ -245,6 +261,43 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// How many skipped entries beneath a user's folder root one run names: on the console, those
+// not warned about before; in the audit log, all, every run. The rest are counted in one line.
+const (
+	maxSkippedNamed  = 5
+	maxSkippedLogged = 100
+)
+
+// warnSkipped warns about the entries newly skipped, by name for the first maxSkippedNamed of
+// them, and with one line (more) for the rest. The record of the last run keeps only the first
+// entries and a count of the others (keptSkipped): when it still matches what was skipped now,
+// those others are the ones warned about then, and nothing is said.
+func warnSkipped(newly, skipped, warned map[string]string, warnedMore int, more func(int), warn func(string, ...any)) {
+	if warnedMore > 0 && len(skipped) == len(warned)+warnedMore {
+		same := true
+		for src := range warned {
+			if _, ok := skipped[src]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	srcs := make([]string, 0, len(newly))
+	for src := range newly {
+		srcs = append(srcs, src)
+	}
+	sort.Strings(srcs)
+	for _, src := range srcs[:min(len(srcs), maxSkippedNamed)] {
+		warn("%s", newly[src])
+	}
+	if n := len(srcs) - maxSkippedNamed; n > 0 {
+		more(n)
+	}
 }
 
 func folderName(res *UserResult, byName map[string]int, src string) string {

@@ -29,8 +29,11 @@ func newSHA256() hash.Hash { return sha256.New() }
 // Two files with the same position and content hash are one source message stored twice (by
 // a run whose names differed from an earlier run's in their date or host part): a duplicate.
 // Identical messages at two positions of the source are two messages, each with its file.
-func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64, d *maildir.Dir) (VerifyResult, error) {
+//
+// What it reads, of the source and of the files, counts as work (nil: not counted).
+func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64, d *maildir.Dir, work *workMeter) (VerifyResult, error) {
 	var res VerifyResult
+	src = work.readerAt(src)
 	entries, err := d.Messages()
 	if err != nil {
 		return res, err
@@ -88,7 +91,8 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 		}
 		h := sha256.New()
 		h.Write(header)
-		if _, err := io.Copy(h, m.Body); err != nil {
+		body, err := io.Copy(h, m.Body)
+		if err != nil {
 			return res, fmt.Errorf("migrate: verify: message %d: %w", pos+1, err)
 		}
 		sum := hex.EncodeToString(h.Sum(nil))
@@ -115,10 +119,10 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 			res.Missing = append(res.Missing, fmt.Sprintf("message %d (%s/%s): %v", pos+1, e.Sub, e.Name, err))
 			continue
 		}
-		got, err := fileSHA256(f)
+		got, err := hashMessageFile(f, int64(len(header))+body, work)
 		f.Close()
 		if err != nil || got != sum {
-			res.Bad = append(res.Bad, fmt.Sprintf("message %d (%s/%s)", pos+1, e.Sub, e.Name))
+			res.Bad = append(res.Bad, badMessage(pos+1, e.Sub, e.Name, err))
 			continue
 		}
 		res.Found++
