@@ -15,9 +15,10 @@
 // file is reported and never read.
 //
 // With Config.Fix, what is safe to repair is repaired, as the user, through the same
-// descriptors: modes (only of what the user owns), missing cur/new/tmp, and tmp/ files older
-// than Config.StaleTmp, but never those of a maildirmig still writing (its run marker is
-// locked), whose mtime is their message's date. A message is never deleted.
+// descriptors: modes (only of what the user owns), missing cur/new/tmp, and tmp/ files whose
+// ctime is older than Config.StaleTmp (their mtime may be an old message's date while they are
+// still being written), but never those of a maildirmig still writing (its run marker is
+// locked). A message is never deleted.
 package check
 
 import (
@@ -72,7 +73,7 @@ const (
 	BadName        Kind = "bad-name"        // a message file name that is not a valid Maildir name
 	SizeMismatch   Kind = "size-mismatch"   // S= in the name differs from the file size
 	InfoInNew      Kind = "info-in-new"     // a file in new/ carries an info part (":2,...")
-	StaleTmp       Kind = "stale-tmp"       // a tmp/ file older than Config.StaleTmp
+	StaleTmp       Kind = "stale-tmp"       // a tmp/ file unchanged (ctime) for longer than Config.StaleTmp
 	BadUIDList     Kind = "bad-uidlist"     // dovecot-uidlist does not parse or cannot be read
 	SpoolReceiving Kind = "spool-receiving" // the spool changed after the migration
 	NotMigrated    Kind = "not-migrated"    // mail in the spool and no Maildir at all

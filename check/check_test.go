@@ -184,10 +184,11 @@ func TestProblems(t *testing.T) {
 		{"flags in new", func(t *testing.T, u User, _ *Config) {
 			write(t, md(u, "new", "1700000005.x,S=1:2,S"), "x", 0o600)
 		}, InfoInNew, Warning, []string{"new", "1700000005.x,S=1:2,S"}, false},
-		{"stale tmp file", func(t *testing.T, u User, _ *Config) {
+		{"stale tmp file", func(t *testing.T, u User, cfg *Config) {
 			p := md(u, "tmp", "1700000005.partial")
 			write(t, p, "x", 0o600)
-			must(t, os.Chtimes(p, now.Add(-40*time.Hour), now.Add(-40*time.Hour)))
+			// Nobody can set a ctime back: the check looks from 40 hours on.
+			cfg.Now = ctimeOf(t, p).Add(40 * time.Hour)
 		}, StaleTmp, Warning, []string{"tmp", "1700000005.partial"}, false},
 		{"uidlist does not parse", func(t *testing.T, u User, _ *Config) {
 			write(t, md(u, "dovecot-uidlist"), "3 V1 N3\n2 :b\n1 :a\n", 0o600)
@@ -323,7 +324,7 @@ func TestFix(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(md, "new", newName), 0o644))
 	stale := filepath.Join(md, ".Sent", "tmp", "1700000005.partial")
 	write(t, stale, "x", 0o600)
-	must(t, os.Chtimes(stale, now.Add(-40*time.Hour), now.Add(-40*time.Hour)))
+	cfg.Now = ctimeOf(t, stale).Add(40 * time.Hour)
 	// Not safe to repair: reported, left alone.
 	write(t, filepath.Join(md, "cur", "1700000005.x,S=99:2,S"), "x", 0o600)
 
@@ -353,6 +354,44 @@ func TestFix(t *testing.T) {
 	cfg.Fix = false
 	if r := run(t, cfg); r.Counts[SizeMismatch] != 1 || len(r.Problems) != 1 {
 		t.Errorf("after the fix: %+v", r.Problems)
+	}
+}
+
+// ctimeOf returns the ctime of the file p.
+func ctimeOf(t *testing.T, p string) time.Time {
+	t.Helper()
+	var st unix.Stat_t
+	must(t, unix.Lstat(p, &st))
+	return time.Unix(st.Ctim.Unix())
+}
+
+// TestStaleTmpByCtime: Dovecot gives a message it saves its received date as mtime while the
+// file is still in tmp/, and a large APPEND, COPY or import stays there for minutes. Such a
+// file, changed a moment ago (ctime) but dated long ago (mtime), is no interrupted delivery:
+// check does not report it and --fix does not remove it. Once its ctime is 36 hours old, it
+// is one.
+func TestStaleTmpByCtime(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	saving := filepath.Join(u.Home, "Maildir", "tmp", "1700000005.M1P2.host")
+	write(t, saving, "a message being saved", 0o600)
+	received := time.Date(2019, 3, 1, 8, 0, 0, 0, time.UTC)
+	must(t, os.Chtimes(saving, received, received))
+	cfg.Now = time.Now()
+	cfg.Fix = true
+	if r := run(t, cfg); len(r.Problems) != 0 {
+		t.Errorf("a tmp/ file changed now but dated %v: problems %+v", received, r.Problems)
+	}
+	if _, err := os.Lstat(saving); err != nil {
+		t.Fatalf("check --fix removed a tmp/ file being written: %v", err)
+	}
+	cfg.Now = ctimeOf(t, saving).Add(37 * time.Hour)
+	r := run(t, cfg)
+	if len(r.Problems) != 1 || r.Problems[0].Kind != StaleTmp || r.Problems[0].Fixed != "removed" {
+		t.Fatalf("37 hours after its last change: problems %+v", r.Problems)
+	}
+	if _, err := os.Lstat(saving); !os.IsNotExist(err) {
+		t.Errorf("stale tmp/ file still there: %v", err)
 	}
 }
 
@@ -460,6 +499,39 @@ func TestStatusError(t *testing.T) {
 		r := Report{Error: "interrupted", worst: tc.found}
 		if got := r.Status(); got != tc.want {
 			t.Errorf("found %v, then an error: status %v, want %v", tc.found, got, tc.want)
+		}
+	}
+}
+
+// TestWriteTextForgedName: a user names a message file with a newline followed by a healthy
+// summary, and terminal controls (ESC, CSI raw and in UTF-8, DEL). check's text output, which
+// cron mails and monitoring reads line by line, must keep it one escaped field of one problem
+// line: as many lines as problems, then the real summary, and no control anywhere.
+func TestWriteTextForgedName(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	forged := "1700000005.x\nOK: 1 users, 1 maildirs, 1 folders, 3 messages, 12 bytes: no problems\x1b[2J\x9b31m\u009b\x7f,S=99:2,S"
+	write(t, filepath.Join(u.Home, "Maildir", "cur", forged), "x", 0o600)
+	r := run(t, cfg)
+	var out bytes.Buffer
+	must(t, WriteText(&out, &r, false))
+	t.Logf("%s", out.String())
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(r.Problems) == 0 || len(lines) != len(r.Problems)+1 {
+		t.Fatalf("%d lines for %d problems and the summary", len(lines), len(r.Problems))
+	}
+	escaped := `1700000005.x\nOK: 1 users, 1 maildirs, 1 folders, 3 messages, 12 bytes: no problems\x1b[2J\x9b31m\u009b\x7f,S=99:2,S`
+	for _, l := range lines[:len(r.Problems)] {
+		if !strings.HasPrefix(l, "critical: user alice: ") && !strings.HasPrefix(l, "warning: user alice: ") || !strings.Contains(l, "/cur/"+escaped+": ") {
+			t.Errorf("problem line %q does not name the file as %q", l, escaped)
+		}
+	}
+	if last := lines[len(lines)-1]; last != Summary(&r) {
+		t.Errorf("last line %q is not the report's summary", last)
+	}
+	for i, c := range []byte(out.String()) {
+		if c < 0x20 && c != '\n' || c == 0x7f || c == 0x9b || c == 0xc2 && out.Bytes()[i+1] == 0x9b {
+			t.Fatalf("control byte %#x at %d in the output", c, i)
 		}
 	}
 }

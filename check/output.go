@@ -6,10 +6,14 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/escape"
 )
 
 // WriteText writes one line per listed problem, repairs included, then, unless quiet, a summary
-// line. A healthy quiet report writes nothing, so cron mails only on trouble.
+// line. A healthy quiet report writes nothing, so cron mails only on trouble. What a user chose
+// (the names in paths and details) is escaped, so that each problem is one line and no user
+// can write a line of their own, such as a forged summary.
 func WriteText(w io.Writer, r *Report, quiet bool) error {
 	var b strings.Builder
 	for _, p := range r.Problems {
@@ -20,11 +24,11 @@ func WriteText(w io.Writer, r *Report, quiet bool) error {
 		b.WriteString(sev)
 		b.WriteString(": ")
 		if p.User != "" {
-			b.WriteString("user " + p.User + ": ")
+			b.WriteString("user " + escape.Line(p.User) + ": ")
 		}
-		fmt.Fprintf(&b, "%s: %s [%s]", p.Path, p.Detail, p.Kind)
+		fmt.Fprintf(&b, "%s: %s [%s]", escape.Line(p.Path), escape.Line(p.Detail), p.Kind)
 		if p.Fixed != "" {
-			b.WriteString(" (" + p.Fixed + ")")
+			b.WriteString(" (" + escape.Line(p.Fixed) + ")")
 		}
 		b.WriteByte('\n')
 	}
@@ -44,7 +48,7 @@ func Summary(r *Report) string {
 	s := fmt.Sprintf("%s: %d users, %d maildirs, %d folders, %d messages, %d bytes: ",
 		strings.ToUpper(r.Status().String()), r.Users, r.Maildirs, r.Folders, r.Messages, r.Bytes)
 	if r.Error != "" {
-		return strings.ToUpper(Unknown.String()) + ": could not check: " + r.Error
+		return strings.ToUpper(Unknown.String()) + ": could not check: " + escape.Line(r.Error)
 	}
 	if r.Criticals+r.Warnings+r.Unknowns == 0 {
 		s += "no problems"

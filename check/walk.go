@@ -261,8 +261,11 @@ func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
 		return
 	}
 	if sub == "tmp" {
-		age := c.cfg.Now.Sub(mtime(&st))
-		// A live maildirmig's tmp/ files carry their messages' dates as mtime.
+		// Aged by ctime, as Dovecot's own tmp/ cleanup does: a file being saved carries its
+		// message's received date as mtime before the save commits (Dovecot's large APPEND,
+		// COPY and imports, a live maildirmig's writes), while every write, chmod or rename
+		// sets ctime to now, and no user can set it back.
+		age := c.cfg.Now.Sub(ctime(&st))
 		if age > c.cfg.StaleTmp && !maildir.TmpInUse(dfd, name) {
 			p := c.problem(Warning, StaleTmp, path,
 				fmt.Sprintf("tmp/ file last changed %s ago (an interrupted delivery)", age.Round(time.Hour)))
@@ -422,6 +425,8 @@ func (c *checker) readDir(fd int, path string, fn func(name string)) {
 }
 
 func mtime(st *unix.Stat_t) time.Time { return time.Unix(st.Mtim.Unix()) }
+
+func ctime(st *unix.Stat_t) time.Time { return time.Unix(st.Ctim.Unix()) }
 
 func later(a, b time.Time) time.Time {
 	if b.After(a) {

@@ -452,3 +452,66 @@ func startStopped(t *testing.T, u sysUser, args []string, dir string) (*exec.Cmd
 	}
 	return cmd, wait
 }
+
+// TestHostileUidlistLockDir: a user makes a directory named dovecot-uidlist.lock in their
+// Maildir and dates it 2000. It once made the worker spin for ever trying to unlink it as a
+// stale lock, rewriting its run marker each time, which the watchdog took for progress: the
+// run never ended and the spool's lock was held throughout. Now the worker refuses it at once
+// as no lock anyone made; the user fails with the reason, the next user is migrated, the
+// attacker's spool lock is released and the run ends (exit 3). Were the worker to spin again,
+// --stall-timeout would kill it; were neither to act, the run would not end in the 3 minutes
+// startBinary waits.
+func TestHostileUidlistLockDir(t *testing.T) {
+	requireUserTools(t)
+	attacker := addUser(t, "wdlock", "-s", "/usr/sbin/nologin")
+	next := addUser(t, "wdlnext", "-s", "/usr/sbin/nologin")
+	spool, _, audit, common := batchDirs(t)
+	const n = 20
+	writeSpool(t, spool, attacker.Name, attacker.UID, attacker.GID, n)
+	writeSpool(t, spool, next.Name, next.UID, next.GID, n)
+	maildir := filepath.Join(attacker.Home, "Maildir")
+	lock := filepath.Join(maildir, "dovecot-uidlist.lock")
+	for _, d := range []string{maildir, filepath.Join(maildir, "cur"), filepath.Join(maildir, "new"), filepath.Join(maildir, "tmp"), lock} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, attacker.UID, attacker.GID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(lock, old, old); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"mbox", "-j", "1", "--stall-timeout", "2s", "--no-folders"}, common...)
+	_, wait := startBinary(t, append(args, "--user", attacker.Name, "--user", next.Name)...)
+	r := wait()
+	t.Logf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 3 {
+		t.Errorf("exit %d, want 3 (some users failed)", r.code)
+	}
+	if want := "maildirmig: error: user " + attacker.Name + ": "; !strings.Contains(r.stderr, want) ||
+		!strings.Contains(r.stderr, lock+": is a directory, not a lock file") {
+		t.Errorf("stderr does not fail %s for its dovecot-uidlist.lock directory", attacker.Name)
+	}
+	if want := next.Name + ": " + strconv.Itoa(n) + " messages, " + strconv.Itoa(n) + " written"; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout lacks %q: the other user was not migrated", want)
+	}
+	exactlyOnce(t, filepath.Join(next.Home, "Maildir"), next.Name, n)
+	if _, err := os.Lstat(filepath.Join(spool, attacker.Name+".lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dotlock of %s's spool is still there (%v)", attacker.Name, err)
+	}
+	if fi, err := os.Lstat(lock); err != nil || !fi.IsDir() {
+		t.Errorf("the user's directory was touched: %v", err)
+	}
+	if ps := processesOf(attacker.UID); len(ps) > 0 {
+		t.Errorf("processes of %s left running: %v", attacker.Name, ps)
+	}
+	log, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `"event":"user-failed"`) {
+		t.Errorf("the audit log does not record the failure:\n%s", log)
+	}
+}

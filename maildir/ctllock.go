@@ -120,26 +120,85 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 		if err != unix.EEXIST {
 			return nil, err
 		}
+		// Every way round the loop passes the deadline: whatever is at
+		// name.lock, and whatever the user does to it, the wait ends.
+		broken := false
 		var st unix.Stat_t
 		if unix.Fstatat(w.d.fd, lock, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			if st.Mode&unix.S_IFMT != unix.S_IFREG {
+				// Not a dotlock anyone made: no one can break it, Dovecot
+				// neither, and waiting would change nothing.
+				return nil, &unsafeError{display, "is a " + FileType(st.Mode) + ", not a lock file"}
+			}
 			h, taken := w.holder(lock, &st)
-			if taken {
-				continue
+			switch {
+			case taken:
+				broken = true
+			case h.pid == 0 && time.Since(time.Unix(st.Mtim.Unix())) > lockStale:
+				judged := st
+				broken = w.breakLock(lock, func(now *unix.Stat_t) bool {
+					return now.Dev == judged.Dev && now.Ino == judged.Ino && now.Mtim == judged.Mtim
+				})
 			}
-			if h.pid == 0 && time.Since(time.Unix(st.Mtim.Unix())) > lockStale {
-				_ = unix.Unlinkat(w.d.fd, lock, 0)
-				continue
+			if !broken {
+				last, lastSt = h, &st
 			}
-			last, lastSt = h, &st
 		}
 		if time.Now().After(deadline) {
 			return nil, heldError(display, last, lastSt)
+		}
+		if broken {
+			continue
 		}
 		if err := w.traced(nil, "wait "+lock); err != nil {
 			return nil, err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// breakLock removes the dotlock lock if it is still the file judged to be
+// stale or a dead run's (same says so of what is there), and reports whether it
+// did. There is no unlink-if-same-inode, and Dovecot, judging the same lock
+// stale, may remove it and take its own in the moment after we judged: so the
+// lock is first renamed to a name of this run in tmp/, which takes whatever is
+// there in one step, and only that file is looked at again. It is removed if
+// it is the one judged; anything else, a live holder's lock, goes straight
+// back, never replacing a lock made meanwhile. A kill in between leaves it
+// under a tmp/ name of this run, which the next Writer removes as a dead
+// run's.
+func (w *Writer) breakLock(lock string, same func(*unix.Stat_t) bool) bool {
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return false
+	}
+	tmpfd := w.d.sub[subTmp]
+	aside := fmt.Sprintf("%d.%sB%s.%s", time.Now().Unix(), w.marker.token, hex.EncodeToString(rnd[:]), w.host)
+	if w.traced(nil, "break "+lock) != nil {
+		return false
+	}
+	// The name is new and this run's: a plain rename replaces nothing, and
+	// works where RENAME_NOREPLACE does not (NFS).
+	if unix.Renameat(w.d.fd, lock, tmpfd, aside) != nil {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(tmpfd, aside, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && same(&st) {
+		_ = unix.Unlinkat(tmpfd, aside, 0)
+		return true
+	}
+	err := unix.Renameat2(tmpfd, aside, w.d.fd, lock, unix.RENAME_NOREPLACE)
+	if err == unix.EINVAL || err == unix.ENOSYS {
+		if err = unix.Linkat(tmpfd, aside, w.d.fd, lock, 0); err == nil {
+			_ = unix.Unlinkat(tmpfd, aside, 0)
+		}
+	}
+	if err != nil {
+		// A third lock was made in that moment: the one taken cannot go
+		// back, and its holder's rename will fail, as after a take-over.
+		_ = unix.Unlinkat(tmpfd, aside, 0)
+	}
+	return false
 }
 
 // createLock makes name.lock, as lockControl says; it returns EEXIST

@@ -49,8 +49,9 @@ import (
 const markerPrefix = ".maildirmig."
 
 // maxLeftAlone is how many runs a Writer names when it leaves their tmp/
-// files alone because their marker could not be probed; the rest are
-// counted in one more notice.
+// files alone because their marker could not be probed, or when it removes
+// the tmp/ files of dead runs; the rest are counted in one more notice. The
+// user can fill tmp/ with names of any number of "runs".
 const maxLeftAlone = 5
 
 // runMarker is the marker a Writer holds locked.
@@ -296,7 +297,9 @@ func (w *Writer) takeOver(r *deadRun) (removed []string, tmps []string) {
 	n, _ := unix.Pread(int(r.f.Fd()), b, 0)
 	for _, rec := range parseRecords(b[:max(n, 0)], r.token) {
 		tmps = append(tmps, rec.tmp)
-		if w.inPlace(rec) && unix.Unlinkat(w.d.fd, rec.name, 0) == nil {
+		// The recorded tmp/ name keeps the inode alive, so its number
+		// names that file alone.
+		if w.inPlace(rec) && w.breakLock(rec.name, func(st *unix.Stat_t) bool { return st.Dev == rec.dev && st.Ino == rec.ino }) {
 			removed = append(removed, rec.name)
 		}
 	}
@@ -347,9 +350,25 @@ func (w *Writer) recover() error {
 		return err
 	}
 	leftAlone := 0
+	var deadRuns, deadFiles int // runs whose files were removed, and how many files
+	removeDead := func(files []string, pid int) {
+		n := w.removeDead(files)
+		if n == 0 {
+			return
+		}
+		if deadRuns++; deadRuns <= maxLeftAlone {
+			w.notify(fmt.Sprintf("removed %d %s left in tmp/ by a maildirmig that died (pid %d)", n, plural(n, "file", "files"), pid))
+		} else {
+			deadFiles += n
+		}
+	}
 	defer func() {
 		if leftAlone > maxLeftAlone {
 			w.notify(fmt.Sprintf("left tmp/ files of %d more runs alone", leftAlone-maxLeftAlone))
+		}
+		if deadRuns > maxLeftAlone {
+			w.notify(fmt.Sprintf("removed %d more %s left in tmp/ by %d more maildirmig runs that died",
+				deadFiles, plural(deadFiles, "file", "files"), deadRuns-maxLeftAlone))
 		}
 	}()
 	for _, token := range order {
@@ -360,7 +379,7 @@ func (w *Writer) recover() error {
 			if unix.Kill(pid, 0) != unix.ESRCH {
 				continue
 			}
-			w.removeDead(files, pid)
+			removeDead(files, pid)
 			continue
 		}
 		alive, dead, err := w.probe(token)
@@ -379,27 +398,28 @@ func (w *Writer) recover() error {
 		for _, name := range removed {
 			w.notify(fmt.Sprintf("removed %s left by a maildirmig that died (pid %d)", name, pidOf(token)))
 		}
-		w.removeDead(files, pidOf(token))
+		removeDead(files, pidOf(token))
 		w.bury(dead)
 	}
 	return nil
 }
 
-// removeDead removes the tmp/ files of a dead run and says so.
-func (w *Writer) removeDead(files []string, pid int) {
+// removeDead removes the tmp/ files of a dead run and returns how many it removed.
+func (w *Writer) removeDead(files []string) int {
 	removed := 0
 	for _, name := range files {
 		if unix.Unlinkat(w.d.sub[subTmp], name, 0) == nil {
 			removed++
 		}
 	}
-	if removed > 0 {
-		files := "files"
-		if removed == 1 {
-			files = "file"
-		}
-		w.notify(fmt.Sprintf("removed %d %s left in tmp/ by a maildirmig that died (pid %d)", removed, files, pid))
+	return removed
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
 	}
+	return many
 }
 
 func (w *Writer) notify(detail string) {

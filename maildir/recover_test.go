@@ -720,3 +720,39 @@ func TestValidToken(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverBoundsDeadRunNotices: the user fills tmp/ with 50,000 names of the form a run of
+// ours gives its files, each with a "pid" of its own and no marker: 50,000 dead runs. Their
+// files go, as a dead run's do, but the run names only the first few, and counts the rest in
+// one notice: the console and the audit log get six lines, not 50,000.
+func TestRecoverBoundsDeadRunNotices(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w0 := newTestWriter(t, md, Options{})
+	w0.Close()
+	tmp := filepath.Join(md, "tmp")
+	const runs = 50000
+	for i := range runs {
+		f, err := os.Create(filepath.Join(tmp, fmt.Sprintf("1700000000.P%dI0123abcdQ0R00.%s", 4194304+i, testHost)))
+		must(t, err)
+		must(t, f.Close())
+	}
+	var notices []string
+	_, w := newTestWriter(t, md, Options{Recovered: func(s string) { notices = append(notices, s) }})
+	defer w.Close()
+	if len(notices) != maxLeftAlone+1 {
+		t.Fatalf("%d notices for %d dead runs, want %d; the first: %q", len(notices), runs, maxLeftAlone+1, notices[:min(len(notices), 8)])
+	}
+	one := regexp.MustCompile(`^removed 1 file left in tmp/ by a maildirmig that died \(pid 4[0-9]{6}\)$`)
+	for _, n := range notices[:maxLeftAlone] {
+		if !one.MatchString(n) {
+			t.Errorf("notice %q, want one matching %s", n, one)
+		}
+	}
+	if want := fmt.Sprintf("removed %d more files left in tmp/ by %d more maildirmig runs that died", runs-maxLeftAlone, runs-maxLeftAlone); notices[maxLeftAlone] != want {
+		t.Errorf("last notice %q, want %q", notices[maxLeftAlone], want)
+	}
+	if names := tmpNames(t, md); len(names) != 1 || !strings.HasPrefix(names[0], markerPrefix) {
+		t.Errorf("tmp/ after recovery holds %d names besides the marker", len(names)-1)
+	}
+}

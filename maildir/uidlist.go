@@ -70,9 +70,10 @@ func (e *UIDListError) Error() string {
 // CheckUIDList reads a dovecot-uidlist from r the way Dovecot 2.3 reads it, and
 // returns a *UIDListError if Dovecot would call it broken, or the error of
 // reading r. It is the parser the [Writer] keeps the file with, so what a
-// check accepts is what the Writer can carry forward.
+// check accepts is what the Writer can carry forward. It streams: its memory
+// does not grow with the file, whose size the user decides.
 func CheckUIDList(r io.Reader) error {
-	_, err := parseUIDList(r)
+	_, err := scanUIDList(r, func(uidLine) error { return nil })
 	return err
 }
 

@@ -2,8 +2,12 @@ package maildir
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -172,4 +176,60 @@ func FuzzParseUIDList(f *testing.F) {
 			last = l.uid
 		}
 	})
+}
+
+// uidlistGen produces a valid version 3 dovecot-uidlist of n lines without
+// holding it in memory, and calls atEnd once, when the reader asks past its
+// last byte: the parser's live data is what it keeps then.
+type uidlistGen struct {
+	n, i  int
+	buf   []byte
+	atEnd func()
+}
+
+func (g *uidlistGen) Read(p []byte) (int, error) {
+	for len(g.buf) == 0 {
+		switch {
+		case g.i == 0:
+			g.buf = []byte("3 V1700000000 N" + strconv.Itoa(g.n+1) + " G" + testGUID + "\n")
+		case g.i <= g.n:
+			g.buf = fmt.Appendf(nil, "%d :17%08d.M%dQ%dX0123456789abcdef.host,S=1234,W=1260:2,S\n", g.i, g.i, g.i%1000000, g.i)
+		default:
+			if g.atEnd != nil {
+				g.atEnd()
+				g.atEnd = nil
+			}
+			return 0, io.EOF
+		}
+		g.i++
+	}
+	n := copy(p, g.buf)
+	g.buf = g.buf[n:]
+	return n, nil
+}
+
+// TestCheckUIDListMemory: check reads every user's dovecot-uidlist, whose size the user
+// decides, several users at once. What the parser holds once it has read a 400,000-line file
+// (about 30 MB) must not grow with the file: the live heap at the end of the file, measured
+// after a garbage collection, stays under 4 MiB above what it was before.
+func TestCheckUIDListMemory(t *testing.T) {
+	const lines = 400000
+	var before, atEnd runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g := &uidlistGen{n: lines, atEnd: func() {
+		runtime.GC()
+		runtime.ReadMemStats(&atEnd)
+	}}
+	if err := CheckUIDList(g); err != nil {
+		t.Fatal(err)
+	}
+	if g.i != lines+1 || g.atEnd != nil {
+		t.Fatalf("the parser stopped after %d of %d lines", g.i, lines+1)
+	}
+	grew := int64(atEnd.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("live heap at the end of a %d-line dovecot-uidlist: %d bytes above the start", lines, grew)
+	if grew > 4<<20 {
+		t.Errorf("CheckUIDList holds %d bytes at the end of a %d-line file: it keeps what it read", grew, lines)
+	}
 }

@@ -178,6 +178,10 @@ type Result struct {
 	// Result handed to Options.Durable carries that.
 	UID     uint32
 	Existed bool // a message with the same base name was already in the Maildir: nothing new written
+	// MTime is the mtime the file got when the file system could not
+	// hold the date asked for (ext4 keeps 1901 to 2446): the nearest
+	// one it holds. It is zero when the file has the date asked for.
+	MTime time.Time
 }
 
 // Writer adds messages to a Maildir and keeps its dovecot-uidlist and
@@ -461,6 +465,7 @@ type counter struct {
 	n      int64
 	bareLF int64
 	lastCR bool
+	mtime  time.Time // Result.MTime of the file
 }
 
 func (c *counter) Write(p []byte) (int, error) {
@@ -574,7 +579,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 	if m.New && flags == "" && len(m.Keywords) == 0 {
 		sub = subNew
 	}
-	r.Sub, r.Name = subNames[sub], base
+	r.Sub, r.Name, r.MTime = subNames[sub], base, c.mtime
 	if sub == subCur {
 		r.Name += ":2," + flags
 	}
@@ -768,7 +773,7 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		c.h = sha256.New()
 	}
 	c.h.Reset()
-	c.n, c.bareLF, c.lastCR = 0, 0, false
+	c.n, c.bareLF, c.lastCR, c.mtime = 0, 0, false, time.Time{}
 	fail := func(err error) (string, int, *counter, error) {
 		unix.Close(fd)
 		w.removeTmp(name)
@@ -787,8 +792,18 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	if !m.MTime.IsZero() {
 		mtime = m.MTime
 	}
-	if err := futimens(fd, mtimeOf(mtime)); err != nil {
+	want := mtimeOf(mtime)
+	if err := futimens(fd, want); err != nil {
 		return fail(fmt.Errorf("maildir: set mtime of %s: %w", display, err))
+	}
+	// The kernel keeps a date the file system cannot hold at the nearest
+	// one it can, silently: what it kept is read back.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fail(fmt.Errorf("maildir: stat %s: %w", display, err))
+	}
+	if st.Mtim.Sec != want.Sec {
+		c.mtime = time.Unix(st.Mtim.Unix())
 	}
 	if err := w.traced(nil, "write tmp/"+name); err != nil {
 		return fail(fmt.Errorf("maildir: write %s: %w", display, err))
@@ -867,11 +882,13 @@ func bare(err error, path string) error {
 	return err
 }
 
+// mtimeOf is the file time of a message's date t, whatever its year: t.UnixNano would
+// overflow past 2262. A zero t (no date known) is 1970-01-01.
 func mtimeOf(t time.Time) unix.Timespec {
-	if t.Unix() < 0 {
+	if t.IsZero() {
 		return unix.Timespec{}
 	}
-	return unix.NsecToTimespec(t.UnixNano())
+	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
 }
 
 // futimens sets atime and mtime of an open file, without a path.

@@ -196,7 +196,7 @@ func TestAddModesAndMtime(t *testing.T) {
 	for _, c := range []struct {
 		r    Result
 		want time.Time
-	}{{r1, testDate}, {r2, time.Unix(0, 0)}} {
+	}{{r1, testDate}, {r2, old}} {
 		fi, err := os.Lstat(filepath.Join(md, c.r.Sub, c.r.Name))
 		if err != nil {
 			t.Fatal(err)

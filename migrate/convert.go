@@ -56,6 +56,7 @@ const (
 	EventRenumbered      = "uids-renumbered"   // some IMAP UIDs could not be kept: clients will re-download
 	EventPseudoSkipped   = "uw-pseudo-message" // UW-IMAP's folder-internal-data message was not copied
 	EventRecovered       = "recovered"         // what a maildirmig that died left in the Maildir was cleaned up
+	EventDateOutOfRange  = "date-out-of-range" // the file system cannot hold the date as mtime: the nearest it holds was set
 )
 
 // MessageRecord tells what became of one source message.
@@ -265,6 +266,15 @@ func (c *converter) add(m *mbox.Message) error {
 		return err
 	}
 	rec.Name, rec.Sub, rec.UID, rec.Existed = res.Name, res.Sub, res.UID, res.Existed
+	if !res.MTime.IsZero() && !res.Existed {
+		asked := date
+		if asked.IsZero() {
+			asked = mtime
+		}
+		c.notice(Event{Kind: EventDateOutOfRange, Message: pos, Offset: rec.Offset,
+			Detail: fmt.Sprintf("the received date %s cannot be a file time here; the file's mtime is %s, the nearest this file system holds",
+				asked.UTC().Format(time.RFC3339), res.MTime.UTC().Format(time.RFC3339))})
+	}
 	if res.Existed {
 		c.st.Existed++
 	} else {

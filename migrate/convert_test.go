@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 )
@@ -438,5 +440,82 @@ func TestConvertRecoversDeadRun(t *testing.T) {
 	want := Event{Kind: EventRecovered, Message: -1, Detail: "removed 1 file left in tmp/ by a maildirmig that died (pid 4194304)"}
 	if len(events) != 1 || events[0] != want {
 		t.Errorf("events %+v, want %+v", events, want)
+	}
+}
+
+// fileTimeKept sets the mtime of a fresh file in dir to t and returns the mtime the file
+// system kept: the kernel keeps a date it cannot hold at the nearest one it can.
+func fileTimeKept(t *testing.T, dir string, at time.Time) time.Time {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "probe")
+	must(t, err)
+	defer os.Remove(f.Name())
+	defer f.Close()
+	ts := [2]unix.Timespec{{Sec: at.Unix()}, {Sec: at.Unix()}}
+	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, f.Name(), ts[:], 0))
+	var st unix.Stat_t
+	must(t, unix.Fstat(int(f.Fd()), &st))
+	return time.Unix(st.Mtim.Unix())
+}
+
+// TestConvertDatesOutOfRange: From_ years a file time cannot hold, or could not before. Year
+// 2500 once became 1915 and 9999 became 1901 (the nanoseconds since 1970 overflowed), and
+// 1000, 1960 and 1969 became 1970 without a word. Each file now gets its date as mtime where
+// the file system holds it, else the nearest date it holds (ext4: 1901-12-13 to 2446-05-10),
+// with a date-out-of-range notice for exactly those. The file names, the messages' identity,
+// are the ones earlier versions gave: the date's seconds, 0 before 1970.
+func TestConvertDatesOutOfRange(t *testing.T) {
+	t.Parallel()
+	years := []int{1000, 1960, 1969, 2500, 9999, 2024}
+	var src strings.Builder
+	for i, y := range years {
+		fmt.Fprintf(&src, "From a@example.org Mon Jan  1 10:00:00 %d\nSubject: %d\n\nmessage %d\n\n", y, y, i)
+	}
+	dir := filepath.Join(t.TempDir(), "Maildir")
+	d, err := maildir.Open(dir, true)
+	must(t, err)
+	defer d.Close()
+	var events []Event
+	var recs []MessageRecord
+	opts := ConvertOptions{Location: time.UTC, Maildir: maildir.Options{Host: "test.example"},
+		Notice: func(e Event) { events = append(events, e) }, OnMessage: func(r MessageRecord) { recs = append(recs, r) }}
+	st, err := Convert(context.Background(), strings.NewReader(src.String()), int64(src.Len()), time.Now(), d, opts)
+	must(t, err)
+	if st.Written != int64(len(years)) || len(recs) != len(years) {
+		t.Fatalf("%+v, %d records; want %d written", st, len(recs), len(years))
+	}
+	notices := map[int64]string{}
+	for _, e := range events {
+		if e.Kind == EventDateOutOfRange {
+			notices[e.Message] = e.Detail
+		}
+	}
+	for i, y := range years {
+		date := time.Date(y, 1, 1, 10, 0, 0, 0, time.UTC)
+		kept := fileTimeKept(t, t.TempDir(), date)
+		r := recs[i]
+		fi, err := os.Lstat(filepath.Join(dir, r.Sub, r.Name))
+		must(t, err)
+		got := fi.ModTime().UTC()
+		t.Logf("year %d: mtime %s, name %s, notice %q", y, got.Format(time.RFC3339), r.Name, notices[int64(i)])
+		if !got.Equal(kept) {
+			t.Errorf("year %d: mtime %s, want %s, the nearest this file system holds", y, got, kept.UTC())
+		}
+		switch {
+		case y < 1970 && (got.After(time.Unix(0, 0)) || got.Year() < 1901):
+			t.Errorf("year %d: mtime %s is not the nearest date before 1970", y, got)
+		case y > 2038 && got.Year() < 2038:
+			t.Errorf("year %d: mtime %s went back in time", y, got)
+		}
+		if clamped := !kept.Equal(date); clamped != (notices[int64(i)] != "") {
+			t.Errorf("year %d: mtime %s, notice %q: a notice must say exactly when the date could not be kept", y, got, notices[int64(i)])
+		}
+		secs := date.Unix()
+		if secs < 0 {
+			secs = 0
+		}
+		if want := fmt.Sprintf("%d.M0Q%dX", secs, i); !strings.HasPrefix(r.Name, want) {
+			t.Errorf("year %d: name %s, want the name earlier versions gave, %s...", y, r.Name, want)
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/worker"
+
 	"github.com/maildirmig/maildirmig/users"
 )
 
@@ -209,4 +211,37 @@ func TestRenameBeside(t *testing.T) {
 
 func usersUser(name string, uid int) users.User {
 	return users.User{Name: name, UID: uid, GID: uid}
+}
+
+// TestMailboxLockIdleWhileRootWorks: the Mailbox lock worker holds its lock and does nothing
+// while root migrates, for as long as that takes: it reports no work, and must not be killed
+// for it. The watchdog's rule applies only to what root waits for from it (each answer within
+// the stall timeout), which TestWatchdogStoppedMailboxLock in e2e proves for a stopped one.
+func TestMailboxLockIdleWhileRootWorks(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to lock as another uid")
+	}
+	tr := newTree(t, "alice")
+	uid := tr.uids["alice"]
+	r := &runner{cfg: Config{Source: SourceMailbox, LockTimeout: time.Second}}
+	r.cfg.defaults()
+	home := tr.path("home/alice")
+	const stall = 200 * time.Millisecond
+	ctx := worker.WithStallTimeout(context.Background(), stall)
+	lk, err := r.lockSource(ctx, usersUser("alice", uid), filepath.Join(home, "Mailbox"), home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Root works for ten stall timeouts.
+	time.Sleep(10 * stall)
+	if _, err := os.Lstat(filepath.Join(home, mailboxLockName)); err != nil {
+		t.Fatalf("the lock is gone while root works: %v", err)
+	}
+	if err := lk.Release(); err != nil {
+		t.Fatalf("Release after root worked for %v: %v", 10*stall, err)
+	}
+	if _, err := os.Lstat(filepath.Join(home, mailboxLockName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock left after Release: %v", err)
+	}
 }

@@ -213,6 +213,8 @@ func mirror(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64
 	if err != nil {
 		return Stats{}, err
 	}
+	// What it reads of the source, to compare and to write, is the work root's watchdog sees.
+	src = newWorkMeter(emit).readerAt(src)
 	mr := &mirrorer{req: req, d: d, emit: emit, folder: folder, src: src, size: size, srcMTime: srcMTime, loc: loc,
 		own: map[string]*ownFile{}, bySeq: map[int64][]string{}, foreign: map[string]bool{}, recorded: map[string]bool{},
 		leftover: map[maildir.OwnKey][]string{}, nextSeq: req.NextSeq, live: parentLive}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,7 +15,7 @@ import (
 // same rules for the INBOX (root holds the source and runs it) and for each mbox folder (the
 // worker, as the user, holds the folder and runs it, since root never opens a file in a home).
 type resume struct {
-	src   *os.File
+	src   io.ReaderAt
 	name  string // the source as the administrator knows it, for errors
 	size  int64  // the locked source's size
 	start int64  // where this run starts: the end of what earlier runs migrated
@@ -43,7 +42,7 @@ type resume struct {
 // passed over again keeps the zone From_ dates without one were read in, so that the names of
 // its messages do not depend on who runs us: zoneKept is then the notice to log, else nil.
 // next gets what carries over from prev.
-func startResume(f *os.File, name string, st unix.Stat_t, prev, next *State, force bool) (r *resume, zoneKept *Event, err error) {
+func startResume(f io.ReaderAt, name string, st unix.Stat_t, prev, next *State, force bool) (r *resume, zoneKept *Event, err error) {
 	start, index, h, err := prev.Resume(f, st)
 	mirror := false
 	if errors.Is(err, ErrSourceChanged) {

@@ -217,7 +217,7 @@ func TestStateFilesFollowNoSymlink(t *testing.T) {
 	}{
 		{"inbox", inbox, func() error { _, err := store.Load("eve", KindSpool, "/var/mail/eve"); return err }},
 		{"folder", folder, func() error { _, err := folders.Load("eve"); return err }},
-		{"skipped", skipped, func() error { _, err := folders.LoadSkipped("eve"); return err }},
+		{"skipped", skipped, func() error { _, _, err := folders.LoadSkipped("eve"); return err }},
 	} {
 		must(t, os.Symlink(decoy, tt.path))
 		if err := tt.load(); !errors.Is(err, unix.ELOOP) {

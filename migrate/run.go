@@ -52,9 +52,6 @@ const (
 	EventAfter      = "source-after"
 )
 
-// EventStateDirFixed is the notice kind Run logs when it narrowed the state directory's mode.
-const EventStateDirFixed = "state-dir-mode-fixed"
-
 // EventRecordsLost is the notice that a source's records were missing or cut short, and that
 // a mirror pass rebuilds them from the Maildir.
 const EventRecordsLost = "records-lost"
@@ -231,17 +228,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	sum.Run = alog.Run()
 	defer alog.Close()
-	stateDir, notice, err := audit.MkdirUnder(cfg.Root, cfg.StateDir)
+	stateDir, err := audit.MkdirUnder(cfg.Root, cfg.StateDir)
 	if err != nil {
 		return sum, fmt.Errorf("migrate: %w", err)
 	}
-	if notice != "" {
-		if err := alog.Event(EventNotice, map[string]any{"kind": EventStateDirFixed, "detail": notice}); err != nil {
-			return sum, err
-		}
-	}
-	for _, n := range append(alog.Notices(), notice) {
-		if n != "" && cfg.Warn != nil {
+	for _, n := range alog.Notices() {
+		if cfg.Warn != nil {
 			cfg.Warn(n)
 		}
 	}

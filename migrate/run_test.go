@@ -668,3 +668,28 @@ func TestRunSweepsStateTemps(t *testing.T) {
 		t.Errorf("%d recovered notices in the audit log, want one per directory", recovered)
 	}
 }
+
+// TestRunRefusesSharedStateDir: --state-dir /tmp by mistake. Root must not take over a
+// directory every user can write in, nor change its mode: the run stops before any user, with
+// an error that names the directory and its mode, and /tmp stays 1777.
+func TestRunRefusesSharedStateDir(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "alice")
+	tr.write("var/mail/alice", msgA, "alice")
+	tr.mkdir("tmp", 0o700, "")
+	must(t, unix.Chmod(tr.path("tmp"), 0o1777))
+	cfg := tr.config()
+	cfg.StateDir = "/tmp"
+	_, err := Run(context.Background(), cfg)
+	if want := "migrate: state directory: " + tr.path("tmp") + " has mode 1777: its group or others can write in it"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run with --state-dir /tmp: %v, want %q", err, want)
+	}
+	var st unix.Stat_t
+	must(t, unix.Stat(tr.path("tmp"), &st))
+	if st.Mode&0o7777 != 0o1777 {
+		t.Errorf("/tmp has mode %04o after the run, want 1777", st.Mode&0o7777)
+	}
+	if files := tr.files("alice"); len(files) != 0 {
+		t.Errorf("alice was migrated without a state: %v", files)
+	}
+}

@@ -111,11 +111,13 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 	for src := range prev {
 		removed[src] = true
 	}
-	warned, err := store.LoadSkipped(u.Name)
+	warned, warnedMore, err := store.LoadSkipped(u.Name)
 	if err != nil {
 		return err
 	}
 	skipped := map[string]string{}
+	newly := map[string]string{} // skipped entries the record did not have, with their warning
+	logged := 0                  // notices of skipped entries in the audit log
 	fail := func(err error) {
 		if saveErr == nil {
 			saveErr = err
@@ -159,12 +161,19 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			r.cfg.Warn(fmt.Sprintf("user %s: ", u.Name) + fmt.Sprintf(format, args...))
 		}
 	}
-	// skip warns about the entry src on the console unless an earlier run did already; the
-	// audit log has a notice every time.
+	// skip notes the entry src, to be warned about on the console unless an earlier run did
+	// already (warnSkipped).
 	skip := func(src, reason, format string, args ...any) {
 		skipped[src] = reason
 		if _, ok := warned[src]; !ok {
-			warn(format, args...)
+			newly[src] = fmt.Sprintf(format, args...)
+		}
+	}
+	// logSkipped puts a notice of a skipped entry in the audit log, every run, for the first
+	// maxSkippedLogged of them: the user decides how many there are.
+	logSkipped := func(src string, kv ...any) {
+		if logged++; logged <= maxSkippedLogged {
+			log(EventNotice, folderWith(src, kv...))
 		}
 	}
 	handle := func(m workerMsg) {
@@ -172,7 +181,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			func(rec MessageRecord) { recs.add(filepath.Join(rootPath, m.Folder), rec) }, log)
 		switch m.T {
 		case msgFolderSkipped:
-			log(EventNotice, folderWith(m.Folder, "kind", EventFolderSkipped, "detail", m.Err))
+			logSkipped(m.Folder, "kind", EventFolderSkipped, "detail", m.Err)
 			skip(m.Folder, m.Err, "%s not migrated: %s", filepath.Join(rootPath, m.Folder), m.Err)
 		case msgFolderStart:
 			if m.FolderInfo == nil {
@@ -245,7 +254,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			switch m.Kind {
 			case folderFailNotMbox:
 				f.Outcome = OutcomeSkipped
-				log(EventNotice, folderWith(m.Folder, "kind", EventFolderNotMbox, "detail", m.Err))
+				logSkipped(m.Folder, "kind", EventFolderNotMbox, "detail", m.Err)
 				skip(m.Folder, m.Err, "folder %s (%s) not migrated: %s", f.Name, filepath.Join(rootPath, m.Folder), m.Err)
 				return
 			case folderFailLock:
@@ -291,6 +300,10 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			err = runWorker(ctx, cred, again, nil, handle)
 		}
 	}
+	if logged > maxSkippedLogged {
+		log(EventNotice, with("kind", EventFolderSkipped, "folder_src", rootPath,
+			"detail", fmt.Sprintf("%d more entries beneath %s not migrated, not logged one by one", logged-maxSkippedLogged, rootPath)))
+	}
 	if err != nil {
 		// The worker may have stopped before it met every entry: keep those it did not.
 		for src, reason := range warned {
@@ -299,6 +312,9 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			}
 		}
 	}
+	warnSkipped(newly, skipped, warned, warnedMore, func(more int) {
+		warn("%d more entries beneath %s not migrated", more, rootPath)
+	}, warn)
 	if !maps.Equal(skipped, warned) {
 		if serr := store.SaveSkipped(u.Name, skipped); serr != nil {
 			fail(serr)
@@ -355,6 +371,43 @@ func withLostRecords(store StateStore, user string, states map[string]*State) ma
 func rootGone(rootPath string) bool {
 	var st unix.Stat_t
 	return unix.Lstat(rootPath, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR
+}
+
+// How many skipped entries beneath a user's folder root one run names: on the console, those
+// not warned about before; in the audit log, all, every run. The rest are counted in one line.
+const (
+	maxSkippedNamed  = 5
+	maxSkippedLogged = 100
+)
+
+// warnSkipped warns about the entries newly skipped, by name for the first maxSkippedNamed of
+// them, and with one line (more) for the rest. The record of the last run keeps only the first
+// entries and a count of the others (keptSkipped): when it still matches what was skipped now,
+// those others are the ones warned about then, and nothing is said.
+func warnSkipped(newly, skipped, warned map[string]string, warnedMore int, more func(int), warn func(string, ...any)) {
+	if warnedMore > 0 && len(skipped) == len(warned)+warnedMore {
+		same := true
+		for src := range warned {
+			if _, ok := skipped[src]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	srcs := make([]string, 0, len(newly))
+	for src := range newly {
+		srcs = append(srcs, src)
+	}
+	sort.Strings(srcs)
+	for _, src := range srcs[:min(len(srcs), maxSkippedNamed)] {
+		warn("%s", newly[src])
+	}
+	if n := len(srcs) - maxSkippedNamed; n > 0 {
+		more(n)
+	}
 }
 
 func folderName(res *UserResult, byName map[string]int, src string) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -336,5 +337,113 @@ func TestPlanFoldersUnsafeHome(t *testing.T) {
 	_, res := run(t, tr.config())
 	if r := res["uma"]; r.Outcome != OutcomeFailed || !strings.Contains(fmt.Sprint(r.Err), "writable") {
 		t.Fatalf("run: outcome %q, err %v; want uma failed for her home", r.Outcome, r.Err)
+	}
+}
+
+// TestRunFoldersFIFOFlood: a user puts 20,000 FIFOs with long names in ~/mail. Each is an
+// entry that is not migrated, and each once gave a warning on root's console and a notice in
+// the audit log on every run, and a record of skipped entries of several MB that the next run
+// could not read ("unexpected end of JSON input"), failing the user every night after. Now a
+// run names the first few on the console and counts the rest in one line, logs the first
+// maxSkippedLogged and counts the rest, and keeps a record the next run reads; the next run,
+// with nothing changed, warns about nothing.
+func TestRunFoldersFIFOFlood(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "flo")
+	tr.mkdir("home/flo/mail", 0o700, "flo")
+	tr.write("home/flo/mail/Archive", msgA, "flo")
+	const fifos = 20000
+	for i := range fifos {
+		p := tr.path(fmt.Sprintf("home/flo/mail/fifo-%05d-%s", i, strings.Repeat("x", 200)))
+		must(t, unix.Mkfifo(p, 0o600))
+		tr.chown(p, "flo")
+	}
+	notices := func() (n int, counted string) {
+		for _, e := range tr.audit() {
+			if e["event"] == EventNotice && e["kind"] == EventFolderSkipped {
+				n++
+				if d, _ := e["detail"].(string); strings.Contains(d, "not logged one by one") {
+					counted = d
+				}
+			}
+		}
+		return n, counted
+	}
+	runWarn := func() []string {
+		var mu sync.Mutex
+		var warnings []string
+		cfg := tr.config()
+		cfg.Warn = func(s string) {
+			if strings.HasPrefix(s, "not running as root") {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			warnings = append(warnings, s)
+		}
+		if _, res := run(t, cfg); res["flo"].Err != nil {
+			t.Fatalf("run: %v", res["flo"].Err)
+		}
+		return warnings
+	}
+	root := tr.path("home/flo/mail")
+	got := runWarn()
+	t.Logf("first run: %d warnings, the last %q", len(got), got[len(got)-1])
+	if len(got) != maxSkippedNamed+1 || got[maxSkippedNamed] != fmt.Sprintf("user flo: %d more entries beneath %s not migrated", fifos-maxSkippedNamed, root) {
+		t.Errorf("first run: %d warnings, want %d named and one count", len(got), maxSkippedNamed)
+	}
+	n, counted := notices()
+	if want := fmt.Sprintf("%d more entries beneath %s not migrated, not logged one by one", fifos-maxSkippedLogged, root); n != maxSkippedLogged+1 || counted != want {
+		t.Errorf("first run: %d skip notices in the audit log (count %q), want %d and %q", n, counted, maxSkippedLogged+1, want)
+	}
+	store := folderStates{Dir: filepath.Join(tr.path("var/lib/maildirmig"), "folders")}
+	p, err := store.skippedPath("flo")
+	must(t, err)
+	fi, err := os.Stat(p)
+	must(t, err)
+	kept, more, err := store.LoadSkipped("flo")
+	t.Logf("record of skipped entries: %d bytes, %d kept, %d more", fi.Size(), len(kept), more)
+	if err != nil || len(kept)+more != fifos {
+		t.Fatalf("the record of skipped entries: %d kept, %d more, %v; want %d in all", len(kept), more, err, fifos)
+	}
+	if got := runWarn(); len(got) != 0 {
+		t.Errorf("second run, nothing changed: warnings %q", got)
+	}
+	if n, _ := notices(); n != 2*(maxSkippedLogged+1) {
+		t.Errorf("second run: %d skip notices in the audit log in all, want %d", n, 2*(maxSkippedLogged+1))
+	}
+}
+
+// TestStateFileLimit: the reader and the writer of state files keep to one limit. A user
+// with thousands of mbox folders (3,000 here) has a folder state of more than 1 MiB, which a
+// reader once refused after the writer had written it, failing the user on every later run;
+// it is read back now. A state beyond the limit is refused by the writer, with the old state
+// left as it was, never written for the reader to refuse.
+func TestStateFileLimit(t *testing.T) {
+	t.Parallel()
+	store := folderStates{Dir: t.TempDir()}
+	states := map[string]*State{}
+	for i := range 3000 {
+		src := fmt.Sprintf("Archive/%04d/Projects and correspondence of the year", i)
+		states[src] = &State{User: "ann", UID: 1000, Source: "/home/ann/mail/" + src, Maildir: "/home/ann/Maildir/.Archive." + strconv.Itoa(i),
+			Offset: 123456789, Messages: 4321, SHA256: strings.Repeat("ab", 32), UIDValidity: 1700000000, Zone: "Europe/Berlin"}
+	}
+	must(t, store.Save("ann", states))
+	p, err := store.path("ann")
+	must(t, err)
+	fi, err := os.Stat(p)
+	must(t, err)
+	got, err := store.Load("ann")
+	t.Logf("folder state of %d folders: %d bytes", len(states), fi.Size())
+	if err != nil || len(got) != len(states) {
+		t.Fatalf("loading the state of %d folders (%d bytes): %d, %v", len(states), fi.Size(), len(got), err)
+	}
+	huge := map[string]string{"x": strings.Repeat("y", maxStateFile)}
+	err = writeStateFile(store.Dir, p, huge)
+	if err == nil || !strings.Contains(err.Error(), "more than the 16777216 a state file may hold") {
+		t.Errorf("writing a state beyond the limit: %v", err)
+	}
+	if got, err := store.Load("ann"); err != nil || len(got) != len(states) {
+		t.Errorf("the state after a refused write: %d folders, %v", len(got), err)
 	}
 }

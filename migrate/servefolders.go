@@ -326,7 +326,8 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	// The destination as root records it: the request's home is root's path of it.
 	next = &State{Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(req.Home, req.Maildir, f.Maildir),
 		KeepHeaders: req.KeepHeaders, Unescape: unescapeName(mbox.Unescape(req.Unescape)), Zone: req.Zone}
-	rs, zoneKept, err := startResume(src, path.Join("~", req.FolderRoot, f.Source), st, prev, next, req.Force)
+	// Hashing the migrated part of a large folder again is work root must see.
+	rs, zoneKept, err := startResume(newWorkMeter(emit).readerAt(src), path.Join("~", req.FolderRoot, f.Source), st, prev, next, req.Force)
 	if err != nil {
 		return nil, Stats{}, err
 	}
@@ -435,7 +436,7 @@ func serveVerifyFolders(ctx context.Context, req *workerRequest, emit func(worke
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, err := verifyFolder(ctx, req, home, src, req.FolderStates[src])
+		res, err := verifyFolder(ctx, req, home, src, req.FolderStates[src], newWorkMeter(emit))
 		if err != nil {
 			emit(workerMsg{T: msgFolderFailed, Folder: src, Err: err.Error()})
 			continue
@@ -445,7 +446,7 @@ func serveVerifyFolders(ctx context.Context, req *workerRequest, emit func(worke
 	return nil
 }
 
-func verifyFolder(ctx context.Context, req *workerRequest, home int, src string, st *State) (VerifyResult, error) {
+func verifyFolder(ctx context.Context, req *workerRequest, home int, src string, st *State, work *workMeter) (VerifyResult, error) {
 	if st == nil || st.Offset == 0 {
 		return VerifyResult{}, nil
 	}
@@ -463,7 +464,7 @@ func verifyFolder(ctx context.Context, req *workerRequest, home int, src string,
 	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
 		return VerifyResult{}, fmt.Errorf("migrate: %s: %w", src, err)
 	}
-	if _, _, _, err := st.Resume(f, fst); err != nil {
+	if _, _, _, err := st.Resume(work.readerAt(f), fst); err != nil {
 		return VerifyResult{}, err
 	}
 	dirName, err := maildirFolderName(imapNameOf(strings.Split(src, "/")))
@@ -482,5 +483,5 @@ func verifyFolder(ctx context.Context, req *workerRequest, home int, src string,
 	defer d.Close()
 	vreq := st.verifyRequest(opVerify)
 	vreq.Prior = req.FolderPrior[src]
-	return verifyMaildir(ctx, vreq, f, st.Offset, d)
+	return verifyMaildir(ctx, vreq, f, st.Offset, d, work)
 }

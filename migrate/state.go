@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -157,6 +158,10 @@ func readState(p string) (*State, error) {
 	return &st, nil
 }
 
+// maxStateFile is the most a state file may hold, for the reader and the writer alike: a state
+// the reader would refuse is never written. It fits the folder states of some 30,000 folders.
+const maxStateFile = 16 << 20
+
 // readStateFile decodes the JSON state file p into v, and reports false when there is none.
 // It never follows a symlink and reads only a regular file: every state file, the INBOX's
 // and the folders', is read here.
@@ -177,9 +182,12 @@ func readStateFile(p string, v any) (bool, error) {
 	if !fi.Mode().IsRegular() {
 		return false, fmt.Errorf("migrate: state %s: not a regular file", p)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
 	if err != nil {
 		return false, fmt.Errorf("migrate: state: %w", err)
+	}
+	if len(b) > maxStateFile {
+		return false, fmt.Errorf("migrate: state %s: more than %d bytes", p, maxStateFile)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return false, fmt.Errorf("migrate: state %s: %w", p, err)
@@ -220,6 +228,9 @@ func writeStateFile(dir, p string, v any) error {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
 	b = append(b, '\n')
+	if len(b) > maxStateFile {
+		return fmt.Errorf("migrate: state %s: %d bytes, more than the %d a state file may hold", p, len(b), maxStateFile)
+	}
 	tmp, err := os.CreateTemp(dir, stateTempPattern(p))
 	if err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
@@ -534,26 +545,66 @@ func (s folderStates) skippedPath(user string) (string, error) {
 	return strings.TrimSuffix(p, ".json") + ".skipped", nil
 }
 
-// LoadSkipped returns the entries the last run skipped; none when there is no record.
-func (s folderStates) LoadSkipped(user string) (map[string]string, error) {
+// The record of skipped entries keeps the first of them by name, with their reasons, up to
+// maxSkippedKept entries and skippedBudget bytes of JSON, and under the key moreSkipped (no
+// entry's Source is empty) how many more there were: the user decides how many entries there
+// are, and how long their names, and the record must stay one the reader takes.
+const (
+	maxSkippedKept = 1000
+	skippedBudget  = 1 << 20
+	moreSkipped    = ""
+)
+
+// LoadSkipped returns the entries the last run skipped, as far as the record keeps them, and
+// how many more it did; none when there is no record.
+func (s folderStates) LoadSkipped(user string) (m map[string]string, more int, err error) {
 	p, err := s.skippedPath(user)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	m := map[string]string{}
+	m = map[string]string{}
 	if _, err := readStateFile(p, &m); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return m, nil
+	if n, ok := m[moreSkipped]; ok {
+		more, _ = strconv.Atoi(n)
+		delete(m, moreSkipped)
+	}
+	return m, more, nil
 }
 
-// SaveSkipped replaces the record of skipped entries atomically.
+// SaveSkipped replaces the record of skipped entries atomically, keeping what the record keeps
+// of m.
 func (s folderStates) SaveSkipped(user string, m map[string]string) error {
 	p, err := s.skippedPath(user)
 	if err != nil {
 		return err
 	}
-	return writeStateFile(s.Dir, p, m)
+	return writeStateFile(s.Dir, p, keptSkipped(m))
+}
+
+// keptSkipped is what the record keeps of the skipped entries m.
+func keptSkipped(m map[string]string) map[string]string {
+	srcs := make([]string, 0, len(m))
+	for src := range m {
+		srcs = append(srcs, src)
+	}
+	sort.Strings(srcs)
+	kept := map[string]string{}
+	size := 0
+	for _, src := range srcs {
+		k, _ := json.Marshal(src)
+		v, _ := json.Marshal(m[src])
+		if len(kept) == maxSkippedKept || size+len(k)+len(v)+4 > skippedBudget {
+			break
+		}
+		kept[src] = m[src]
+		size += len(k) + len(v) + 4
+	}
+	if more := len(m) - len(kept); more > 0 {
+		kept[moreSkipped] = strconv.Itoa(more)
+	}
+	return kept
 }
 
 // Save replaces the user's folder states atomically.

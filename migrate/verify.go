@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -28,8 +29,11 @@ func newSHA256() hash.Hash { return sha256.New() }
 // that no record names (nor the user's other source's, req.Foreign) holds a message whose
 // source message is gone, or one stored twice: either fails the proof while the Maildir is
 // not live. Flags and keywords that differ from the source's are reported.
-func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64, d *maildir.Dir) (VerifyResult, error) {
+//
+// What it reads, of the source and of the files, counts as work (nil: not counted).
+func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64, d *maildir.Dir, work *workMeter) (VerifyResult, error) {
 	var res VerifyResult
+	src = work.readerAt(src)
 	loc, err := requestLocation(req)
 	if err != nil {
 		return res, err
@@ -124,8 +128,8 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 			res.Bad = append(res.Bad, fmt.Sprintf("%s (%s/%s names another message)", at, f.sub, f.name))
 			continue
 		}
-		if !sameContent(d, f, sum, int64(len(header))+n) {
-			res.Bad = append(res.Bad, fmt.Sprintf("%s (%s/%s)", at, f.sub, f.name))
+		if err := sameContent(d, f, sum, int64(len(header))+n, work); err != nil {
+			res.Bad = append(res.Bad, fmt.Sprintf("%s (%s/%s)%s", at, f.sub, f.name, err))
 			continue
 		}
 		res.Found++
@@ -193,25 +197,25 @@ func unrecorded(own map[string]*ownFile, first int64) []priorMsg {
 	return out
 }
 
-// sameContent reports whether the file f holds size bytes of SHA-256 sum. A file of another
-// size is not read: the user may have planted a sparse file of terabytes under the name.
-func sameContent(d *maildir.Dir, f *ownFile, sum [32]byte, size int64) bool {
+// sameContent returns nil when the file f holds size bytes of SHA-256 sum, else what it holds
+// instead, as ": ..." for a report. A file of another size is not read (hashMessageFile).
+func sameContent(d *maildir.Dir, f *ownFile, sum [32]byte, size int64, work *workMeter) error {
 	file, err := d.OpenMessage(f.sub, f.name)
 	if err != nil {
-		return false
+		return fmt.Errorf(": %v", err)
 	}
 	defer file.Close()
-	fi, err := file.Stat()
-	if err != nil || fi.Size() != size {
-		return false
+	got, err := hashMessageFile(file, size, work)
+	var se *sizeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf(": %d bytes, not %d", se.got, se.want)
+	case err != nil:
+		return fmt.Errorf(": %v", err)
+	case got != hex.EncodeToString(sum[:]):
+		return errors.New("")
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, file); err != nil {
-		return false
-	}
-	var got [32]byte
-	h.Sum(got[:0])
-	return got == sum
+	return nil
 }
 
 // UserVerify is the outcome of verifying one user.

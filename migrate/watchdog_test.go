@@ -3,6 +3,8 @@ package migrate
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,12 +14,15 @@ import (
 	"time"
 
 	"github.com/maildirmig/maildirmig/internal/worker"
+	"github.com/maildirmig/maildirmig/maildir"
 )
 
-// Test-only worker operations: each stands for a way a real worker can block or be slow.
+// Test-only worker operations: each stands for a way a real worker can block, be slow, or loop.
 const (
 	opTestReadFIFO = "test-read-fifo" // read req.Path to its end: a FIFO nobody writes to blocks
-	opTestTrickle  = "test-trickle"   // read req.Path one byte every 50ms, answering nothing until done
+	opTestTrickle  = "test-trickle"   // read req.Path one byte every 50ms, reporting the work as a real worker does
+	opTestSpin     = "test-spin"      // loop for req.Size ms rewriting req.Path, as a worker rewrites its run marker
+	opTestChatter  = "test-chatter"   // loop for req.Size ms answering every 10ms, reporting no new work
 )
 
 func init() {
@@ -31,16 +36,48 @@ func init() {
 			return err
 		}
 		defer f.Close()
+		work := newWorkMeter(emit)
+		r := work.reader(f)
 		var b [1]byte
 		n := 0
 		for {
-			if _, err := f.Read(b[:]); err != nil {
+			if _, err := r.Read(b[:]); err != nil {
 				break
 			}
 			n++
 			time.Sleep(50 * time.Millisecond)
 		}
 		emit(workerMsg{T: msgProgress, N: int64(n)})
+		return nil
+	}
+	// Both loop until req.Size milliseconds have passed, so that a watchdog that does not catch them
+	// sees them end, and the test fails instead of hanging.
+	workerOps[opTestSpin] = func(req *workerRequest, emit func(workerMsg)) error {
+		f, err := os.OpenFile(req.Path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		line := []byte("dovecot-uidlist.lock 1.P1I00000000L0.host 1 2\n")
+		for end := time.Now().Add(time.Duration(req.Size) * time.Millisecond); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			if _, err := f.WriteAt(line, 0); err != nil {
+				return err
+			}
+			if _, err := f.ReadAt(line, 0); err != nil {
+				return err
+			}
+			if err := f.Truncate(0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	workerOps[opTestChatter] = func(req *workerRequest, emit func(workerMsg)) error {
+		for end := time.Now().Add(time.Duration(req.Size) * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			emit(workerMsg{T: msgEvent, Event: &Event{Kind: "test", Detail: "still here"}})
+			emit(workerMsg{T: msgProgress})
+			emit(workerMsg{T: msgWork})
+		}
 		return nil
 	}
 }
@@ -50,6 +87,8 @@ const (
 	fifoUID    = 42191
 	trickleUID = 42192
 	stoppedUID = 42193
+	spinUID    = 42194
+	chatterUID = 42195
 )
 
 // searchableDir returns a new directory every uid may search: a worker as another uid reads in it.
@@ -82,8 +121,9 @@ func TestWatchdogKillsWorkerBlockedOnFIFO(t *testing.T) {
 	}
 }
 
-// TestWatchdogKeepsSlowWorker: a worker that reads slowly but steadily, and says nothing to root
-// meanwhile, is making progress and must not be killed, though it takes many stall timeouts.
+// TestWatchdogKeepsSlowWorker: a worker that reads slowly but steadily, and reports that work as
+// it goes as every real worker does, is making progress and must not be killed, though it takes
+// many stall timeouts.
 func TestWatchdogKeepsSlowWorker(t *testing.T) {
 	t.Parallel()
 	requireWorkerRoot(t)
@@ -195,4 +235,117 @@ func workerFIFO(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return fifo
+}
+
+// TestWatchdogKillsLoopingWorker: progress is the work a worker reports, nothing else. A
+// worker that loops reading and writing a file of its own (as one spinning on a lock rewrites
+// its run marker, and so grows its I/O counters for ever), or that answers root again and
+// again with no new work, makes no progress: root kills it after the stall timeout and says
+// why. Each loops for 20 stall timeouts at most, so a watchdog fooled by it sees it end.
+func TestWatchdogKillsLoopingWorker(t *testing.T) {
+	t.Parallel()
+	requireWorkerRoot(t)
+	const stall = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		op   string
+		uid  int
+	}{
+		{"rewriting a file", opTestSpin, spinUID},
+		{"answering with no new work", opTestChatter, chatterUID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req := &workerRequest{Op: tc.op, Path: filepath.Join(searchableDir(t), "marker"), Size: (20 * stall).Milliseconds()}
+			dir := filepath.Dir(req.Path)
+			must(t, os.Chmod(dir, 0o777))
+			ctx := worker.WithStallTimeout(context.Background(), stall)
+			answers := 0
+			err := spawnWorker(ctx, Credentials{UID: tc.uid, GID: tc.uid}, req, nil, func(workerMsg) { answers++ })
+			t.Logf("%d answers before the end: %v", answers, err)
+			if !errors.Is(err, ErrStalled) || !strings.HasPrefix(err.Error(), "worker made no progress for 300ms (") {
+				t.Fatalf("looping worker: err = %v, want it killed for making no progress", err)
+			}
+		})
+	}
+}
+
+// opTestSlowVerify runs the real verification of the Maildir req.Path against the mbox
+// req.Maildir, read through a source that takes 150ms for each read: a slow disk.
+const opTestSlowVerify = "test-slow-verify"
+
+// slowReaderAt is a source on a slow disk.
+type slowReaderAt struct{ r io.ReaderAt }
+
+func (s slowReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(150 * time.Millisecond)
+	return s.r.ReadAt(p, off)
+}
+
+func init() {
+	workerOps[opTestSlowVerify] = func(req *workerRequest, emit func(workerMsg)) error {
+		src, err := os.Open(req.Maildir)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		fi, err := src.Stat()
+		if err != nil {
+			return err
+		}
+		d, err := maildir.Open(req.Path, false)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		res, err := verifyMaildir(context.Background(), req, slowReaderAt{src}, fi.Size(), d, newWorkMeter(emit))
+		if err != nil {
+			return err
+		}
+		emit(workerMsg{T: msgVerified, Verified: &res})
+		return nil
+	}
+}
+
+// TestWatchdogKeepsSlowVerify: the real verification, as a worker of another uid, reading its
+// source from a slow disk for many stall timeouts: the work it reports as it reads keeps it
+// alive, and it finishes with every message found.
+func TestWatchdogKeepsSlowVerify(t *testing.T) {
+	t.Parallel()
+	requireWorkerRoot(t)
+	const stall = 300 * time.Millisecond
+	dir := searchableDir(t)
+	var src strings.Builder
+	// 8 MiB: the reader reads 1 MiB at a time, so the verification takes many stall timeouts.
+	for i := range 40 {
+		fmt.Fprintf(&src, "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: %d\n\n%s\n\n", i, strings.Repeat("a line of the body\n", 11000))
+	}
+	mbox := filepath.Join(dir, "mbox")
+	must(t, os.WriteFile(mbox, []byte(src.String()), 0o644))
+	md := filepath.Join(dir, "Maildir")
+	d, err := maildir.Open(md, true)
+	must(t, err)
+	convertInto(t, d, src.String())
+	d.Close()
+	must(t, filepath.Walk(md, func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			err = os.Lchown(p, trickleUID+10, trickleUID+10)
+		}
+		return err
+	}))
+	ctx := worker.WithStallTimeout(context.Background(), stall)
+	var res *VerifyResult
+	began := time.Now()
+	err = spawnWorker(ctx, Credentials{UID: trickleUID + 10, GID: trickleUID + 10}, &workerRequest{Op: opTestSlowVerify, Path: md, Maildir: mbox, Location: "UTC"}, nil, func(m workerMsg) {
+		if m.T == msgVerified {
+			res = m.Verified
+		}
+	})
+	t.Logf("slow verify took %v with a stall timeout of %v", time.Since(began).Round(time.Millisecond), stall)
+	if err != nil {
+		t.Fatalf("slow verify: %v", err)
+	}
+	if res == nil || res.Found != 40 || res.Messages != 40 {
+		t.Errorf("slow verify: %+v, want 40 messages found", res)
+	}
 }

@@ -135,7 +135,7 @@ func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(work
 				return fmt.Errorf("migrate: verify: %s/dovecot-uidlist has UIDVALIDITY %d, not the %d migrated with", req.Maildir, v, req.UIDValidity)
 			}
 		}
-		res, err := verifyMaildir(ctx, req, src, size, d)
+		res, err := verifyMaildir(ctx, req, src, size, d, newWorkMeter(emit))
 		if err != nil {
 			return err
 		}
@@ -194,10 +194,11 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 		loc = l
 	}
 	// Each message is checked as soon as it is durable, so that memory does not grow with the
-	// mailbox.
-	chk := &recordChecker{d: d}
+	// mailbox. What is read, of the source and of the files checked, is the work root sees.
+	work := newWorkMeter(emit)
+	chk := &recordChecker{d: d, work: work}
 	var pending int64
-	st, err := Convert(ctx, src, size, mtime, d, ConvertOptions{
+	st, err := Convert(ctx, work.readerAt(src), size, mtime, d, ConvertOptions{
 		KeepHeaders: req.KeepHeaders,
 		Unescape:    mbox.Unescape(req.Unescape),
 		Location:    loc,
@@ -271,6 +272,7 @@ type recordChecker struct {
 	d     *maildir.Dir
 	index map[string]maildir.Entry // base name → file, built only when a file has moved
 	res   VerifyResult
+	work  *workMeter
 }
 
 // check re-reads the file of r and compares its hash with StoredSHA256, for a message found
@@ -303,13 +305,51 @@ func (c *recordChecker) check(r MessageRecord) {
 		c.res.Missing = append(c.res.Missing, fmt.Sprintf("message %d (%s/%s)", r.Index+1, r.Sub, r.Name))
 		return
 	}
-	sum, err := fileSHA256(f)
+	size := int64(-1)
+	if n, err := maildir.ParseName(name); err == nil {
+		size = n.Size
+	}
+	sum, err := hashMessageFile(f, size, c.work)
 	f.Close()
 	if err != nil || (r.StoredSHA256 != "" && sum != r.StoredSHA256) {
-		c.res.Bad = append(c.res.Bad, fmt.Sprintf("message %d (%s/%s)", r.Index+1, sub, name))
+		c.res.Bad = append(c.res.Bad, badMessage(r.Index+1, sub, name, err))
 		return
 	}
 	c.res.Found++
+}
+
+// badMessage describes message pos's file sub/name, whose content is not what was stored;
+// err says why when the file could not be hashed.
+func badMessage(pos int64, sub, name string, err error) string {
+	s := fmt.Sprintf("message %d (%s/%s)", pos, sub, name)
+	var se *sizeError
+	if errors.As(err, &se) {
+		s += fmt.Sprintf(": %d bytes, not %d", se.got, se.want)
+	}
+	return s
+}
+
+// sizeError is a message file whose size is not the size of the message stored under its
+// name.
+type sizeError struct{ got, want int64 }
+
+func (e *sizeError) Error() string {
+	return fmt.Sprintf("message file has %d bytes, not %d", e.got, e.want)
+}
+
+// hashMessageFile hashes the message file f, which must have size bytes (-1: unknown). A file
+// of another size is not the message and is not read: it is the user's, and a sparse file of
+// terabytes planted under a message's name would take hours to hash. What is read is bounded
+// by the size found too, should the file grow while it is read. What is read counts as work.
+func hashMessageFile(f *os.File, size int64, work *workMeter) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if size >= 0 && fi.Size() != size {
+		return "", &sizeError{got: fi.Size(), want: size}
+	}
+	return fileSHA256(work.reader(io.LimitReader(f, fi.Size()+1)))
 }
 
 func baseName(name string) string {

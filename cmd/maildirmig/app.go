@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/maildirmig/maildirmig/internal/escape"
 	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
 )
@@ -32,9 +33,11 @@ import (
 // ui is where a command writes. Tests and testscript drive it with buffers.
 //
 // stdout and stderr carry names that users chose (folders, message files, spool contents
-// quoted in errors) to root's terminal, so they escape control characters: a folder named
-// "\x1b]0;..." must not retitle or rewrite the administrator's screen. term is the raw stderr,
-// for the progress bar and the terminal test.
+// quoted in errors) to root's terminal, so they escape control characters (package escape):
+// a folder named "\x1b]0;..." must not retitle or rewrite the administrator's screen. A field
+// a user chose is escaped whole where it is formatted (escape.Line, which escapes newlines
+// too); the streams are the net beneath. term is the raw stderr, for the progress bar and the
+// terminal test.
 type ui struct {
 	stdin  io.Reader
 	stdout io.Writer
@@ -46,51 +49,7 @@ type ui struct {
 }
 
 func newUI(stdin io.Reader, stdout, stderr io.Writer) *ui {
-	return &ui{stdin: stdin, stdout: escaper{stdout}, stderr: escaper{stderr}, term: stderr}
-}
-
-// escaper writes what it is given with C0 and C1 control characters other than newline and
-// tab replaced by \xNN (or \u00NN) escapes.
-type escaper struct{ w io.Writer }
-
-func (e escaper) Write(p []byte) (int, error) {
-	clean := true
-	for i, c := range p {
-		if isControl(p, i) || c == 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return e.w.Write(p)
-	}
-	b := make([]byte, 0, len(p)+16)
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c == 0xc2 && i+1 < len(p) && p[i+1] >= 0x80 && p[i+1] <= 0x9f:
-			b = fmt.Appendf(b, "\\u%04x", p[i+1])
-			i++
-		case isControl(p, i) || c == 0x7f:
-			b = fmt.Appendf(b, "\\x%02x", c)
-		default:
-			b = append(b, c)
-		}
-	}
-	if _, err := e.w.Write(b); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// isControl reports whether p[i] is a C0 control other than newline and tab, or starts a
-// UTF-8 encoded C1 control.
-func isControl(p []byte, i int) bool {
-	c := p[i]
-	if c < 0x20 {
-		return c != '\n' && c != '\t'
-	}
-	return c == 0xc2 && i+1 < len(p) && p[i+1] >= 0x80 && p[i+1] <= 0x9f
+	return &ui{stdin: stdin, stdout: escape.Writer(stdout), stderr: escape.Writer(stderr), term: stderr}
 }
 
 func (u *ui) errorf(format string, args ...any) {
@@ -109,10 +68,11 @@ func (u *ui) hintf(format string, args ...any) {
 	u.emit(u.stderr, "maildirmig: hint: %s\n", oneLine(format, args))
 }
 
-// oneLine formats a diagnostic as one line: a newline inside it (from a file name a user
-// chose, say) is written \n, so that no user can add a line of their own to root's console.
+// oneLine formats a diagnostic as one line: a newline or other control inside it (from a file
+// name a user chose, say) is escaped, so that no user can add a line of their own to root's
+// console.
 func oneLine(format string, args []any) string {
-	return strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`)
+	return escape.Line(fmt.Sprintf(format, args...))
 }
 
 // printf writes a result line on stdout.
@@ -206,7 +166,7 @@ func newFlags() *flags {
 
 	f.after = f.enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
 	f.force = &cli.BoolFlag{Name: "force", Usage: "go on with a source migrated before into another Maildir or with other conversion options (--keep-headers, --unescape): another Maildir starts a migration of its own; other options convert every message again, replacing the files whose bytes they change"}
-	f.stallTimeout = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and writes nothing for `DURATION` (stopped, blocked, on a hung home) and fail that user; waiting for a lock is allowed on top"}
+	f.stallTimeout = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and stores no message for `DURATION` (stopped, blocked, looping, on a hung home) and fail that user; waiting for a lock is allowed on top"}
 	f.lockTimeout = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
 	f.auditMessages = &cli.BoolFlag{Name: "audit-messages", Usage: "log one audit line per message (offset, size, sha256, file name)"}
 	f.minUID = &cli.IntFlag{Name: "min-uid", Value: -1, Usage: "select users from `UID` up (default: UID_MIN from login.defs); root is always included"}

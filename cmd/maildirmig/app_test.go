@@ -13,29 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func TestEscaper(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"plain line\n", "plain line\n"},
-		{"tab\tkept\n", "tab\tkept\n"},
-		{"title \x1b]0;pwned\a here\n", `title \x1b]0;pwned\x07 here` + "\n"},
-		{"clear \x1b[2J\r", `clear \x1b[2J\x0d`},
-		{"del \x7f", `del \x7f`},
-		{"c1 \u009b31m", `c1 \u009b31m`},
-		{"ünïcödé stays", "ünïcödé stays"},
-	}
-	for _, tt := range tests {
-		var b bytes.Buffer
-		n, err := escaper{&b}.Write([]byte(tt.in))
-		if err != nil || n != len(tt.in) {
-			t.Errorf("Write(%q) = %d, %v; want %d, nil", tt.in, n, err, len(tt.in))
-		}
-		if b.String() != tt.want {
-			t.Errorf("Write(%q) wrote %q, want %q", tt.in, b.String(), tt.want)
-		}
-	}
-}
-
 // TestNamesReachTerminalEscaped: a file name chosen by someone else reaches the output with
 // its escape sequences neutralised, in results and in diagnostics alike.
 func TestNamesReachTerminalEscaped(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/escape"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/migrate"
@@ -196,7 +197,7 @@ func notMbox(u *ui, name string, err error) error {
 // convertSummary is the one line convert prints on stdout.
 func convertSummary(name string, st migrate.Stats, took time.Duration) string {
 	s := fmt.Sprintf("%s: %d messages, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
-		name, st.Messages-st.Skipped, st.Written, st.Existed, st.Skipped, st.Bytes, took.Seconds())
+		escape.Line(name), st.Messages-st.Skipped, st.Written, st.Existed, st.Skipped, st.Bytes, took.Seconds())
 	if st.Written == 0 && st.Existed > 0 {
 		s += "; nothing new to write"
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/maildirmig/maildirmig/internal/escape"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -180,9 +181,9 @@ func leftovers(killed []string) string {
 func userLine(r migrate.UserResult) string {
 	if r.Outcome == migrate.OutcomeUpToDate {
 		if n := migratedFolders(r); n > 0 {
-			return fmt.Sprintf("%s: up to date (%d folder%s)", r.User, n, plural(n))
+			return fmt.Sprintf("%s: up to date (%d folder%s)", escape.Line(r.User), n, plural(n))
 		}
-		return fmt.Sprintf("%s: up to date", r.User)
+		return fmt.Sprintf("%s: up to date", escape.Line(r.User))
 	}
 	t := r.Total()
 	folders := ""
@@ -190,7 +191,7 @@ func userLine(r migrate.UserResult) string {
 		folders = fmt.Sprintf(" (%d folder%s)", n, plural(n))
 	}
 	s := fmt.Sprintf("%s: %d messages%s, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
-		r.User, t.Messages-t.Skipped, folders, t.Written, t.Existed, t.Skipped, t.Bytes, r.Elapsed.Seconds())
+		escape.Line(r.User), t.Messages-t.Skipped, folders, t.Written, t.Existed, t.Skipped, t.Bytes, r.Elapsed.Seconds())
 	switch {
 	case t.Live != "" && t.Changed+t.Removed+t.Deleted > 0:
 		s += "; the Maildir is in use: " + counted(t.Changed, "flag change", "flag changes", t.Removed, "removal", "removals") + " in the source not applied"
@@ -198,7 +199,7 @@ func userLine(r migrate.UserResult) string {
 		s += "; " + counted(t.Changed, "renamed for its flags", "renamed for their flags", t.Removed, "removed", "removed")
 	}
 	if r.After != "" {
-		s += "; source " + r.After
+		s += "; source " + escape.Line(r.After)
 	}
 	if t.Renumbered {
 		s += "; some UIDs renumbered: this user's clients will download those messages again"
@@ -254,6 +255,10 @@ func runPlan(ctx context.Context, u *ui, cfg migrate.Config) error {
 	return nil
 }
 
+// maxPlanSkipped is how many entries a user's plan names of those beneath ~/mail that would not
+// be migrated; the others are counted.
+const maxPlanSkipped = 5
+
 func printPlan(u *ui, plan []migrate.PlanEntry) {
 	u.printf("%-16s %6s %12s %8s  %-10s %s -> %s\n", "USER", "UID", "BYTES", "MESSAGES", "ACTION", "SOURCE", "MAILDIR")
 	var todo, bytes int64
@@ -278,12 +283,17 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 		case e.Action == migrate.ActionMirror:
 			action += fmt.Sprintf(": %d to add, %d to rename for their flags, %d to remove", e.Added, e.Changed, e.Removed)
 		}
-		u.printf("%-16s %6d %12s %8s  %-10s %s -> %s\n", e.User, e.UID, size, msgs, action, e.Src, e.Dst)
+		// Each field a user may have chosen is escaped: one row per user, one per folder.
+		u.printf("%-16s %6d %12s %8s  %-10s %s -> %s\n", escape.Line(e.User), e.UID, size, msgs, escape.Line(action), escape.Line(e.Src), escape.Line(e.Dst))
 		for _, f := range e.Folders {
-			u.printf("%-16s %6s %12d %8s  %-10s %s -> %s\n", "", "", f.Size, "-", "folder", f.String(), f.Maildir)
+			u.printf("%-16s %6s %12d %8s  %-10s %s -> %s\n", "", "", f.Size, "-", "folder", escape.Line(f.String()), escape.Line(f.Maildir))
 		}
-		for _, f := range e.SkippedFolders {
-			u.printf("%-16s %6s %12s %8s  %-10s %s: %s\n", "", "", "-", "-", "no folder", f.Source, f.Reason)
+		// The user decides how many entries there are: the first few are named.
+		for _, f := range e.SkippedFolders[:min(len(e.SkippedFolders), maxPlanSkipped)] {
+			u.printf("%-16s %6s %12s %8s  %-10s %s: %s\n", "", "", "-", "-", "no folder", escape.Line(f.Source), escape.Line(f.Reason))
+		}
+		if n := len(e.SkippedFolders) - maxPlanSkipped; n > 0 {
+			u.printf("%-16s %6s %12s %8s  %-10s %d more entries\n", "", "", "-", "-", "no folder", n)
 		}
 		if e.Action == migrate.ActionMigrate || e.Action == migrate.ActionMirror {
 			todo++
@@ -299,7 +309,7 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 	u.printf("%d users, %d to migrate, %d bytes", len(plan), todo, bytes)
 	for _, fs := range filesystems {
 		if free[fs] >= 0 {
-			u.printf("; filesystem of %s: %d bytes needed, %d free", where[fs], need[fs], free[fs])
+			u.printf("; filesystem of %s: %d bytes needed, %d free", escape.Line(where[fs]), need[fs], free[fs])
 		}
 	}
 	u.printf("\n")

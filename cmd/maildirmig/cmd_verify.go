@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/maildirmig/maildirmig/internal/escape"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -78,7 +79,7 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 					if deleted > 0 {
 						gone = fmt.Sprintf("; %d deleted by the user since", deleted)
 					}
-					u.printf("%s: %d of %d messages verified in %s%s%s\n", v.User, r.Found, r.Messages, v.Dst, folders, gone)
+					u.printf("%s: %d of %d messages verified in %s%s%s\n", escape.Line(v.User), r.Found, r.Messages, escape.Line(v.Dst), folders, gone)
 				}
 				warnFlags(u, v.User, "", v.Result.Flags)
 				messages += r.Messages

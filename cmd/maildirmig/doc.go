@@ -58,8 +58,8 @@ clean-up is a "recovered" notice in the audit log.
 # Workers, stalls and interrupts
 
 Root does the work inside a home through a worker: maildirmig again, running as the user. Root
-watches each worker, and one that reads and writes nothing for --stall-timeout (default 2m;
-stopped by its user with SIGSTOP, blocked on a FIFO, on a hung NFS home) is killed: that user
+watches each worker, and one that reads and stores no message for --stall-timeout (default 2m;
+stopped by its user with SIGSTOP, blocked on a FIFO, looping, on a hung NFS home) is killed: that user
 fails with the reason ("worker made no progress for 2m0s (stopped); killed"), the spool's locks
 are released, the other users go on, and the run exits 3. Time a worker spends waiting for a
 lock, up to --lock-timeout, is allowed on top. A killed worker may leave files in its

@@ -71,7 +71,7 @@ func OpenUnder(root, path string) (*Log, error) {
 	if !filepath.IsAbs(path) || name == "" || name == "." || name == ".." {
 		return nil, fmt.Errorf("audit: log %q: want an absolute file path", path)
 	}
-	dirfd, _, err := mkdirUnder(root, dir, false)
+	dirfd, err := mkdirUnder(root, dir, false)
 	if err != nil {
 		return nil, fmt.Errorf("audit: log: %w", err)
 	}
@@ -134,13 +134,15 @@ func OpenUnder(root, path string) (*Log, error) {
 func (a *Log) Notices() []string { return a.notices }
 
 // MkdirUnder makes sure the directory dir exists beneath root, resolved as OpenUnder
-// resolves the log's, owned by us (root) and open to nobody else (0700: a wider mode is
-// narrowed), and returns its path; notice says what was corrected, if anything. It is how
-// the migration makes its state directory, root's other private directory.
-func MkdirUnder(root, dir string) (path, notice string, err error) {
-	fd, notice, err := mkdirUnder(root, dir, true)
+// resolves the log's, and returns its path. It is how the migration makes its state
+// directory, root's other private directory: a missing one is made 0700; an existing one is
+// used only when it is root's own (owned by us) and nobody else can write in it (no group or
+// other write bit), and is refused otherwise. Its mode is never changed: a directory such as
+// /tmp given by mistake stays as it is.
+func MkdirUnder(root, dir string) (string, error) {
+	fd, err := mkdirUnder(root, dir, true)
 	if err != nil {
-		return "", "", fmt.Errorf("state directory: %w", err)
+		return "", fmt.Errorf("state directory: %w", err)
 	}
 	unix.Close(fd)
 	if root == "" {
@@ -148,7 +150,7 @@ func MkdirUnder(root, dir string) (path, notice string, err error) {
 			dir = abs
 		}
 	}
-	return filepath.Join(root, dir), notice, nil
+	return filepath.Join(root, dir), nil
 }
 
 // resolveUnder is how every level is looked up beneath root: an absolute symlink is taken
@@ -159,10 +161,12 @@ func MkdirUnder(root, dir string) (path, notice string, err error) {
 const resolveUnder = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
 // mkdirUnder opens the directory dir beneath root ("" is "/"), making each missing level 0700,
-// and returns its fd. With private, the last level must be ours and open to nobody else: a
-// group or other bit is cleared, and notice says so. (An audit log's directory may be a shared
-// one such as /var/log: the log file itself is checked instead.)
-func mkdirUnder(root, dir string, private bool) (int, string, error) {
+// and returns its fd. The last level must be ours and writable by no other user, or whoever
+// can write there could remove or replace what root keeps in it: with private (the state
+// directory), no group or other write bit; else (the audit log's directory, which may be a
+// shared one such as /var/log, root:syslog 0775 on Ubuntu) no other write bit. A directory that
+// fails is refused, never changed.
+func mkdirUnder(root, dir string, private bool) (int, error) {
 	if root == "" {
 		root = "/"
 		if abs, err := filepath.Abs(dir); err == nil {
@@ -171,14 +175,14 @@ func mkdirUnder(root, dir string, private bool) (int, string, error) {
 	}
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, "", &os.PathError{Op: "open", Path: root, Err: err}
+		return -1, &os.PathError{Op: "open", Path: root, Err: err}
 	}
 	defer unix.Close(rootfd)
 	shown := filepath.Join(root, dir)
 	rel := strings.TrimPrefix(filepath.Clean("/"+dir), "/")
 	fd, err := dupCloexec(rootfd)
 	if err != nil {
-		return -1, "", err
+		return -1, err
 	}
 	prefix := ""
 	for level := range strings.SplitSeq(rel, "/") {
@@ -197,31 +201,29 @@ func mkdirUnder(root, dir string, private bool) (int, string, error) {
 		}
 		unix.Close(fd)
 		if err != nil {
-			return -1, "", &os.PathError{Op: "open", Path: filepath.Join(root, prefix), Err: err}
+			return -1, &os.PathError{Op: "open", Path: filepath.Join(root, prefix), Err: err}
 		}
 		fd = next
-	}
-	if !private {
-		return fd, "", nil
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return -1, "", &os.PathError{Op: "fstat", Path: shown, Err: err}
+		return -1, &os.PathError{Op: "fstat", Path: shown, Err: err}
 	}
 	if int(st.Uid) != os.Geteuid() {
 		unix.Close(fd)
-		return -1, "", fmt.Errorf("%s is owned by uid %d, not %d", shown, st.Uid, os.Geteuid())
+		return -1, fmt.Errorf("%s is owned by uid %d, not %d", shown, st.Uid, os.Geteuid())
 	}
-	var notice string
-	if mode := st.Mode & 0o7700; mode != st.Mode&0o7777 {
-		if err := unix.Fchmod(fd, mode); err != nil {
-			unix.Close(fd)
-			return -1, "", &os.PathError{Op: "chmod", Path: shown, Err: err}
-		}
-		notice = fmt.Sprintf("%s had mode %04o, set to %04o", shown, st.Mode&0o7777, mode)
+	writers, want := uint32(0o002), "others"
+	if private {
+		writers, want = 0o022, "its group or others"
 	}
-	return fd, notice, nil
+	if st.Mode&writers != 0 {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s has mode %04o: %s can write in it (want a directory only uid %d can write in, such as 0700)",
+			shown, st.Mode&0o7777, want, os.Geteuid())
+	}
+	return fd, nil
 }
 
 // newRunID is a sortable, unique enough run identifier: UTC start time and 4 random bytes.

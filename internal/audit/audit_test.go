@@ -195,32 +195,76 @@ func TestAuditUnderRoot(t *testing.T) {
 func TestMkdirUnder(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
-	p, notice, err := MkdirUnder(root, "/var/lib/maildirmig")
+	p, err := MkdirUnder(root, "/var/lib/maildirmig")
 	if err != nil {
 		t.Fatal(err)
-	}
-	if notice != "" {
-		t.Errorf("notice %q for a directory just made", notice)
 	}
 	fi, err := os.Lstat(p)
 	must(t, err)
 	if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
 		t.Errorf("%s: %v, want a 0700 directory", p, fi.Mode())
 	}
+	// Readable by others, writable by root alone: used as it is.
 	must(t, os.Chmod(p, 0o755))
-	if _, notice, err = MkdirUnder(root, "/var/lib/maildirmig"); err != nil || !strings.Contains(notice, "set to 0700") {
-		t.Errorf("MkdirUnder on a 0755 directory = %q, %v; want it narrowed to 0700", notice, err)
+	if _, err = MkdirUnder(root, "/var/lib/maildirmig"); err != nil {
+		t.Errorf("MkdirUnder on a 0755 directory of ours: %v", err)
 	}
 	fi, err = os.Lstat(p)
 	must(t, err)
-	if fi.Mode().Perm() != 0o700 {
-		t.Errorf("mode %v after MkdirUnder, want 0700", fi.Mode().Perm())
+	if fi.Mode().Perm() != 0o755 {
+		t.Errorf("mode %v after MkdirUnder, want 0755 as it was", fi.Mode().Perm())
 	}
 	if os.Geteuid() == 0 {
 		must(t, os.Chown(p, 42193, 42193))
-		if _, _, err := MkdirUnder(root, "/var/lib/maildirmig"); err == nil || !strings.Contains(err.Error(), "owned by uid 42193") {
+		if _, err := MkdirUnder(root, "/var/lib/maildirmig"); err == nil || !strings.Contains(err.Error(), "owned by uid 42193") {
 			t.Errorf("MkdirUnder on another uid's directory = %v", err)
 		}
+	}
+}
+
+// TestSharedDirectoriesRefused: an administrator's slip such as --state-dir /tmp or
+// --audit-log /tmp/audit.jsonl names a directory others can write in, where they could remove
+// or replace what root keeps. It is refused with an error that names it and its mode, and its
+// mode is left as it was (it was once narrowed to 1700, which broke /tmp for everyone). The
+// state directory must be writable by root alone; the audit log's may be group-writable, as
+// Ubuntu's /var/log (root:syslog 0775) is, but not writable by others.
+func TestSharedDirectoriesRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		mode  uint32
+		state string // the error of MkdirUnder, "" for none
+		log   string // the error of OpenUnder, "" for none
+	}{
+		{"sticky world-writable like /tmp", 0o1777, "has mode 1777: its group or others can write in it", "has mode 1777: others can write in it"},
+		{"world-writable", 0o777, "has mode 0777: its group or others can write in it", "has mode 0777: others can write in it"},
+		{"group-writable", 0o775, "has mode 0775: its group or others can write in it", ""},
+		{"private", 0o700, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "shared")
+			must(t, os.Mkdir(dir, 0o700))
+			must(t, unix.Chmod(dir, tc.mode))
+			_, err := MkdirUnder("", dir)
+			if tc.state == "" && err != nil || tc.state != "" && (err == nil || !strings.Contains(err.Error(), dir+" "+tc.state)) {
+				t.Errorf("MkdirUnder(%s) = %v, want %q", dir, err, tc.state)
+			}
+			a, err := Open(filepath.Join(dir, "audit.jsonl"))
+			if tc.log == "" && err != nil || tc.log != "" && (err == nil || !strings.Contains(err.Error(), dir+" "+tc.log)) {
+				t.Errorf("Open(%s/audit.jsonl) = %v, want %q", dir, err, tc.log)
+			}
+			if err == nil {
+				must(t, a.Close())
+			} else if _, serr := os.Lstat(filepath.Join(dir, "audit.jsonl")); !os.IsNotExist(serr) {
+				t.Errorf("a refused audit log was created (%v)", serr)
+			}
+			var st unix.Stat_t
+			must(t, unix.Stat(dir, &st))
+			if st.Mode&0o7777 != tc.mode {
+				t.Errorf("mode %04o after the refusal, want %04o as it was", st.Mode&0o7777, tc.mode)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,13 +13,16 @@ import (
 )
 
 // The watchdog. A worker runs as its user, who may stop it (SIGSTOP), and its home may hang
-// (a FIFO, a dead NFS server). Root watches each worker and kills one that makes no progress
-// for the stall timeout, so that only its user fails and the run goes on. Progress is work the
-// kernel saw the worker do: bytes it read or wrote (/proc/PID/io, which counts every read and
-// write system call, the source, the message files and its answers to root alike), and the
-// answers root received. A stopped or blocked worker advances neither, whatever its goroutines
-// do. Time root spends handling an answer (the worker then waits on a full pipe) never counts
-// against the worker.
+// (a FIFO, a dead NFS server), or hold what makes it loop. Root watches each worker and kills
+// one that makes no progress for the stall timeout, so that only its user fails and the run
+// goes on. Progress is work done, as the work itself reports it: an answer line whose Work is
+// above zero (bytes of messages read or stored since the line before). Nothing else counts:
+// not the I/O the process does (a worker looping on a lock rewrites its run marker, and reads
+// and writes for ever without moving on), not answers that report no new work, not the time
+// it has been alive. A worker doing real work reports it often (migrate's workers, every tenth
+// of a second while they read), so a slow one on a slow disk is never mistaken for a stuck one;
+// a stopped, blocked or looping one reports nothing. Time root spends handling an answer (the worker then waits on a
+// full pipe) never counts against the worker.
 
 // DefaultStallTimeout is how long a worker may make no progress before root kills it.
 const DefaultStallTimeout = 2 * time.Minute
@@ -109,37 +111,37 @@ type supervisor struct {
 	finished chan struct{} // closed when watch returns
 	gaveUp   chan struct{} // closed when root stops waiting for a killed worker
 
-	mu      sync.Mutex
-	last    time.Time // last progress
-	io      uint64    // rchar+wchar at last
-	busy    int       // root is handling an answer
-	stalled *StallError
-	killed  bool // SIGKILL sent
+	mu        sync.Mutex
+	last      time.Time // last progress (the start, before any)
+	busy      bool      // root is handling an answer
+	busySince time.Time
+	stalled   *StallError
+	killed    bool // SIGKILL sent
 }
 
 func newSupervisor(proc *os.Process, stall time.Duration, out *os.File) *supervisor {
-	s := &supervisor{proc: proc, stall: stall, out: out, last: time.Now(),
+	return &supervisor{proc: proc, stall: stall, out: out, last: time.Now(),
 		exited: make(chan struct{}), stop: make(chan struct{}), finished: make(chan struct{}), gaveUp: make(chan struct{})}
-	s.io, _ = procIO(proc.Pid)
-	return s
 }
 
-// touch records progress.
-func (s *supervisor) touch() {
+// progress records that the worker reported new work.
+func (s *supervisor) progress() {
 	s.mu.Lock()
 	s.last = time.Now()
 	s.mu.Unlock()
 }
 
-// handling brackets root's handling of an answer.
+// handling brackets root's handling of an answer: that time is not the worker's, and the
+// time it had left before is what it has left after.
 func (s *supervisor) handling(on bool) {
 	s.mu.Lock()
+	now := time.Now()
 	if on {
-		s.busy++
-	} else {
-		s.busy--
+		s.busy, s.busySince = true, now
+	} else if s.busy {
+		s.busy = false
+		s.last = s.last.Add(now.Sub(s.busySince))
 	}
-	s.last = time.Now()
 	s.mu.Unlock()
 }
 
@@ -167,16 +169,9 @@ func (s *supervisor) watch(ctx context.Context) {
 
 // check reports whether the worker has made no progress for the stall timeout.
 func (s *supervisor) check(now time.Time) bool {
-	io, ok := procIO(s.proc.Pid)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ok && io != s.io {
-		s.io, s.last = io, now
-	}
-	if s.busy > 0 {
-		s.last = now
-	}
-	if now.Sub(s.last) < s.stall {
+	if s.busy || now.Sub(s.last) < s.stall {
 		return false
 	}
 	s.stalled = &StallError{Timeout: s.stall, State: ProcState(s.proc.Pid)}
@@ -232,30 +227,6 @@ func (s *supervisor) result() (*StallError, bool) {
 	return s.stalled, s.killed
 }
 
-// procIO returns the bytes pid has read and written through system calls so far.
-func procIO(pid int) (uint64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
-	if err != nil {
-		return 0, false
-	}
-	var sum uint64
-	found := 0
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := bytes.Cut(sc.Bytes(), []byte(": "))
-		if !ok || (string(k) != "rchar" && string(k) != "wchar") {
-			continue
-		}
-		n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		sum += n
-		found++
-	}
-	return sum, found == 2
-}
-
 // ProcState describes pid's scheduling state, from /proc/PID/stat, for the stall message.
 func ProcState(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -270,7 +241,7 @@ func ProcState(pid int) string {
 		case 'S':
 			return "blocked: on a FIFO, a lock or a hung filesystem?"
 		case 'R':
-			return "running without reading or writing"
+			return "running, but doing no work it reports: looping?"
 		}
 	}
 	return "stopped?"

@@ -13,9 +13,9 @@
 //
 // Root watches every worker (the watchdog): one that makes no progress for the stall
 // timeout (WithStallTimeout) is killed, and one that does not abort within AbortGrace of an
-// interrupt too. Progress is work the kernel saw it do: bytes read or written in system calls
-// (/proc/PID/io), and answers root received. What the lines mean is the caller's: this
-// package moves them.
+// interrupt too. Progress is the work a worker reports in its answers (Answer.Work): bytes of
+// messages read or stored, nothing else. What the lines mean is the caller's: this package
+// moves them, and asks each only how much work it reports.
 package worker
 
 import (
@@ -195,12 +195,19 @@ type Spec struct {
 	Patience time.Duration
 }
 
+// Answer is a line of a worker's answer.
+type Answer interface {
+	// Work is how many bytes of messages the worker read or stored since its line before,
+	// as the work itself counted them: the only progress the watchdog sees.
+	Work() int64
+}
+
 // Run starts the worker s describes, decodes each line of its answer into an M for handle,
 // and returns once it has ended. The error is a *StallError when the watchdog killed it, an
 // *InterruptedError when ctx ended (the worker is asked to abort, and killed after
 // AbortGrace), else what made a line unreadable or the worker's exit status, with what it
 // said on stderr. Time spent in handle is never held against the worker.
-func Run[M any](ctx context.Context, s Spec, handle func(M)) error {
+func Run[M Answer](ctx context.Context, s Spec, handle func(M)) error {
 	var extra []*os.File
 	if s.Source != nil {
 		// The worker gets a read-only descriptor on the same file: it has no business writing it.
@@ -234,11 +241,13 @@ func Run[M any](ctx context.Context, s Spec, handle func(M)) error {
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
-		sv.touch()
 		var m M
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			lineErr = fmt.Errorf("worker: said %q: %w", truncate(sc.Text(), 200), err)
 			continue
+		}
+		if m.Work() > 0 {
+			sv.progress()
 		}
 		sv.handling(true)
 		handle(m)
