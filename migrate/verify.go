@@ -125,11 +125,11 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 		}
 		f.claimed, f.msg = true, res.Messages
 		if key != p.key && !(date.IsZero() && bodyKey(key) == bodyKey(p.key)) {
-			res.Bad = append(res.Bad, fmt.Sprintf("%s (%s/%s names another message)", at, f.sub, f.name))
+			res.Bad = append(res.Bad, fmt.Sprintf("message %d (%s/%s): its name is another message's", res.Messages, f.sub, f.name))
 			continue
 		}
-		if err := sameContent(d, f, sum, int64(len(header))+n, work); err != nil {
-			res.Bad = append(res.Bad, fmt.Sprintf("%s (%s/%s)%s", at, f.sub, f.name, err))
+		if ok, err := sameContent(d, f, sum, int64(len(header))+n, work); !ok {
+			res.Bad = append(res.Bad, badMessage(res.Messages, f.sub, f.name, err))
 			continue
 		}
 		res.Found++
@@ -197,25 +197,16 @@ func unrecorded(own map[string]*ownFile, first int64) []priorMsg {
 	return out
 }
 
-// sameContent returns nil when the file f holds size bytes of SHA-256 sum, else what it holds
-// instead, as ": ..." for a report. A file of another size is not read (hashMessageFile).
-func sameContent(d *maildir.Dir, f *ownFile, sum [32]byte, size int64, work *workMeter) error {
+// sameContent reports whether the file f holds size bytes of SHA-256 sum; err says why not
+// when it could not be read whole. A file of another size is not read (hashMessageFile).
+func sameContent(d *maildir.Dir, f *ownFile, sum [32]byte, size int64, work *workMeter) (bool, error) {
 	file, err := d.OpenMessage(f.sub, f.name)
 	if err != nil {
-		return fmt.Errorf(": %v", err)
+		return false, err
 	}
 	defer file.Close()
 	got, err := hashMessageFile(file, size, work)
-	var se *sizeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Errorf(": %d bytes, not %d", se.got, se.want)
-	case err != nil:
-		return fmt.Errorf(": %v", err)
-	case got != hex.EncodeToString(sum[:]):
-		return errors.New("")
-	}
-	return nil
+	return err == nil && got == hex.EncodeToString(sum[:]), err
 }
 
 // UserVerify is the outcome of verifying one user.
