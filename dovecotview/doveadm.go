@@ -29,6 +29,8 @@ type Recorder struct {
 	Config string
 	// Hash records a SHA-256 of every message, which reads every byte of every mailbox.
 	Hash bool
+	// Started, when set, is called as Record starts on each user (from several goroutines).
+	Started func(user string)
 
 	// Read by Settings.
 	pop3        bool   // POP3 is among Dovecot's protocols: record UIDLs
@@ -190,6 +192,9 @@ func (r *Recorder) Record(ctx context.Context, users []string, jobs int, w *Writ
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				if r.Started != nil {
+					r.Started(users[i])
+				}
 				results[i] <- r.User(ctx, users[i])
 			}
 		}()
