@@ -88,11 +88,11 @@ func TestCompare(t *testing.T) {
 		{"subscription added", func(_ *Header, u *User) { u.Subscribed = append(u.Subscribed, "INBOX") },
 			true, nil, `alice: subscription "INBOX" is new after`},
 		{"POP3 fails after", func(_ *Header, u *User) {
-			u.POP3Error = "POP3: doveadm exec pop3: Error: UIDL: Header MD5 not found (pop3_uidl_format=%m not supported by storage?)"
+			u.POP3Error = "doveadm exec pop3: Error: UIDL: Header MD5 not found (pop3_uidl_format=%m not supported by storage?)"
 			for i := range u.Mailboxes[0].Messages {
 				u.Mailboxes[0].Messages[i].UIDL = ""
 			}
-		}, true, map[Again]int{AgainUIDL: 3}, `alice: POP3 UIDLs were recorded before but not after (POP3: doveadm exec pop3: Error: UIDL: Header MD5 not found (pop3_uidl_format=%m not supported by storage?)): POP3 clients would download again`},
+		}, true, map[Again]int{AgainUIDL: 3}, `alice: POP3 UIDLs were recorded before but not after (doveadm exec pop3: Error: UIDL: Header MD5 not found (pop3_uidl_format=%m not supported by storage?)): POP3 clients would download again`},
 		{"POP3 no longer served", func(h *Header, u *User) {
 			h.POP3 = false
 			for i := range u.Mailboxes[0].Messages {

@@ -514,7 +514,7 @@ func (r *Recorder) uidls(ctx context.Context, user string) ([]string, error) {
 		return err
 	}, "exec", "pop3", "-u", user)
 	if err != nil {
-		return nil, fmt.Errorf("POP3: %w", err)
+		return nil, err
 	}
 	return uidls, nil
 }
