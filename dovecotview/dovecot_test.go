@@ -37,7 +37,12 @@ var inbox = "From a@example.org Mon Jan  1 10:00:00 2024\nFrom: a@example.org\nS
 
 var folder = "From e@example.org Wed Jan  3 08:00:00 2024\nFrom: e@example.org\nSubject: list mail\n\nlist body\n\n"
 
-func newServer(t *testing.T, name string) *server {
+func newServer(t testing.TB, name string) *server {
+	return newServerWith(t, name, inbox)
+}
+
+// newServerWith is newServer with spool as the user's INBOX.
+func newServerWith(t testing.TB, name, spool string) *server {
 	t.Helper()
 	mailtest.RequireDovecot(t)
 	dir := mailtest.Dir(t)
@@ -49,7 +54,7 @@ func newServer(t *testing.T, name string) *server {
 		t.Fatal(err)
 	}
 	s.user = mailtest.NewUser(t, dir, name)
-	s.user.WriteFile(t, filepath.Join(s.spool, name), []byte(inbox))
+	s.user.WriteFile(t, filepath.Join(s.spool, name), []byte(spool))
 	s.user.Mkdir(t, filepath.Join(s.user.Home, "mail"))
 	s.user.Mkdir(t, filepath.Join(s.user.Home, "mail", "Lists"))
 	s.user.WriteFile(t, filepath.Join(s.user.Home, "mail", "Lists", "dovecot"), []byte(folder))
@@ -86,7 +91,7 @@ func (s *server) recorder(hash bool) *Recorder {
 }
 
 // record records the server's user, failing the test on an error.
-func (s *server) record(t *testing.T, hash bool) (Header, *User) {
+func (s *server) record(t testing.TB, hash bool) (Header, *User) {
 	t.Helper()
 	r := s.recorder(hash)
 	h, err := r.Settings(context.Background())
@@ -294,5 +299,26 @@ func TestRecordUsers(t *testing.T) {
 	}
 	if u := get(s.user.Name); u.Error != "" || len(u.Mailboxes) != 5 || len(u.mailbox("INBOX").Messages) != 3 {
 		t.Errorf("the readable user: %+v", u)
+	}
+}
+
+// BenchmarkRecordUser records one user whose INBOX holds 2,000 messages of about 2 KiB, with
+// and without hashes (which read every message through doveadm fetch text).
+func BenchmarkRecordUser(b *testing.B) {
+	var spool strings.Builder
+	body := strings.Repeat("a line of a message body, as long as most lines are.\n", 36)
+	for i := range 2000 {
+		fmt.Fprintf(&spool, "From a@example.org Mon Jan  1 10:%02d:%02d 2024\nFrom: a@example.org\nSubject: message %d\nMessage-ID: <%d@example.org>\n\n%s\n", i/60%60, i%60, i, i, body)
+	}
+	s := newServerWith(b, "rvbench", spool.String())
+	for _, hash := range []bool{false, true} {
+		b.Run(fmt.Sprintf("hash=%t", hash), func(b *testing.B) {
+			for b.Loop() {
+				_, u := s.record(b, hash)
+				if n := len(u.mailbox("INBOX").Messages); n != 2000-1 {
+					b.Fatalf("%d messages in the INBOX, want 1999", n)
+				}
+			}
+		})
 	}
 }

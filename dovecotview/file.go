@@ -108,6 +108,10 @@ func Create(path string, force bool) (*Writer, error) {
 	removeStale(dir, base)
 	tmp := filepath.Join(dir, tempName(base, os.Getpid()))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if pe, ok := err.(*os.PathError); ok {
+		// The temporary name would only puzzle: say what could not be created, and why.
+		return nil, fmt.Errorf("dovecotview: create %s: %w", path, pe.Err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dovecotview: %w", err)
 	}

@@ -154,6 +154,10 @@ func TestCreateRefusesExisting(t *testing.T) {
 	if err := writeRecording(t, dir, true, alice()); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("a directory at the name, forced: %v", err)
 	}
+	missing := filepath.Join(dir, "no-such-dir", "before.jsonl")
+	if err := writeRecording(t, missing, false, alice()); err == nil || err.Error() != "dovecotview: create "+missing+": no such file or directory" {
+		t.Errorf("in a directory that does not exist: %v", err)
+	}
 }
 
 // TestCommitRefusesLateFile: a file that appears under the name while the recording is made
