@@ -265,14 +265,21 @@ func (r *Recorder) user(ctx context.Context, name string) (*User, error) {
 	}
 	u.MailLocation = loc
 	names, err := r.mailboxNames(ctx, name, false)
-	if err != nil && strings.Contains(err.Error(), "not permitted (see first_valid_") {
+	if msg := errString(err); strings.Contains(msg, " not permitted (see first_valid_") {
 		// The userdb knows the user, but Dovecot serves no mail to their uid or gid (root,
-		// system accounts).
-		u.Unknown = strings.Join(dovecotErrors(err.Error()), "; ")
+		// system accounts): "Mail access for users with UID 0 not permitted (see ...)".
+		if i := strings.Index(msg, "Mail access for"); i >= 0 {
+			msg = msg[i:]
+		}
+		u.Unknown = msg
 		return u, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(names) == 0 {
+		// Dovecot lists the INBOX of every user it serves, even before it exists.
+		return nil, errors.New("doveadm mailbox list: no mailbox, not even INBOX")
 	}
 	if u.Subscribed, err = r.mailboxNames(ctx, name, true); err != nil {
 		return nil, err
@@ -362,14 +369,18 @@ func (r *Recorder) lookup(ctx context.Context, name string) (string, error) {
 		return err
 	}, "user", name)
 	var ee *exitError
-	if errors.As(err, &ee) && ee.code == exNoUser {
+	switch {
+	case errors.As(err, &ee) && ee.code == exNoUser:
 		reason := strings.TrimSpace(lastLine(out.String()))
 		if reason == "" {
 			reason = "Dovecot's userdb has no such user"
 		}
 		return "", &unknownUser{reason: reason}
-	}
-	if err != nil {
+	case errors.As(err, &ee):
+		// doveadm user fails without a word for a uid below first_valid_uid, where the next
+		// command says why; the mail location is then unknown.
+		return "", nil
+	case err != nil:
 		return "", err
 	}
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -673,6 +684,13 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func lastLine(s string) string {

@@ -244,9 +244,9 @@ func TestRecordPOP3Fails(t *testing.T) {
 	}
 }
 
-// TestRecordUsers records three users, two at a time: one recorded, one Dovecot cannot read
-// (its home is root's), one Dovecot does not know. The file holds all three in the order
-// given, each with what happened.
+// TestRecordUsers records four users, two at a time: one recorded, one Dovecot cannot read
+// (its home is root's), one Dovecot does not know, one whose uid is below first_valid_uid.
+// The file holds all four in the order given, each with what happened.
 func TestRecordUsers(t *testing.T) {
 	s := newServer(t, "rvdave")
 	broken := mailtest.NewUser(t, filepath.Dir(filepath.Dir(s.user.Home)), "rvbroken")
@@ -254,8 +254,8 @@ func TestRecordUsers(t *testing.T) {
 	if err := os.Chown(broken.Home, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	// Dovecot's auth process reads the passwd-file again once its mtime changes.
-	time.Sleep(1100 * time.Millisecond)
+	s.dovecot.AddUser(t, mailtest.User{Name: "rvlow", Password: "x", UID: s.user.UID - 1000, GID: s.user.GID - 1000, Home: "/nonexistent"})
+	s.dovecot.Reconfigure(t, namespaceSlash+fmt.Sprintf("first_valid_uid = %d\n", s.user.UID))
 	path := filepath.Join(t.TempDir(), "before.jsonl")
 	w, err := Create(path, false)
 	if err != nil {
@@ -270,7 +270,7 @@ func TestRecordUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var done []string
-	users := []string{"rvbroken", "rvnosuch", s.user.Name}
+	users := []string{"rvbroken", "rvnosuch", s.user.Name, "rvlow"}
 	if err := r.Record(context.Background(), users, 2, w, func(u *User) { done = append(done, u.Name) }); err != nil {
 		t.Fatal(err)
 	}
@@ -299,6 +299,9 @@ func TestRecordUsers(t *testing.T) {
 	}
 	if u := get(s.user.Name); u.Error != "" || len(u.Mailboxes) != 5 || len(u.mailbox("INBOX").Messages) != 3 {
 		t.Errorf("the readable user: %+v", u)
+	}
+	if u := get("rvlow"); !strings.HasPrefix(u.Unknown, "Mail access for users with UID ") || !strings.Contains(u.Unknown, "not permitted (see first_valid_uid") || u.Error != "" {
+		t.Errorf("the user below first_valid_uid: %+v", u)
 	}
 }
 
