@@ -371,7 +371,11 @@ func (s *Summary) DownloadAgain() bool { return s.Mailboxes > 0 || len(s.Again) 
 // String is the summary line: how many users differ, and whether any client downloads again,
 // and why.
 func (s *Summary) String() string {
-	line := fmt.Sprintf("%d user%s compared, %d differ%s", s.Users, plural(s.Users), s.Differ, map[bool]string{true: "s"}[s.Differ == 1])
+	differ := "differ"
+	if s.Differ == 1 {
+		differ = "differs"
+	}
+	line := fmt.Sprintf("%d user%s compared, %d %s", s.Users, plural(s.Users), s.Differ, differ)
 	if s.Uncompared > 0 {
 		line += fmt.Sprintf(", %d could not be compared", s.Uncompared)
 	}
@@ -380,7 +384,11 @@ func (s *Summary) String() string {
 	}
 	var why []string
 	if s.Mailboxes > 0 {
-		why = append(why, fmt.Sprintf("UIDVALIDITY changed in %d mailbox%s (%s)", s.Mailboxes, map[bool]string{true: "es"}[s.Mailboxes != 1], messages(s.Again[AgainUIDValidity])))
+		boxes := "mailboxes"
+		if s.Mailboxes == 1 {
+			boxes = "mailbox"
+		}
+		why = append(why, fmt.Sprintf("UIDVALIDITY changed in %d %s (%s)", s.Mailboxes, boxes, messages(s.Again[AgainUIDValidity])))
 	}
 	if n := s.Again[AgainUID]; n > 0 {
 		why = append(why, fmt.Sprintf("%d UID%s changed", n, plural(n)))
