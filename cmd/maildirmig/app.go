@@ -133,6 +133,9 @@ type flags struct {
 	// check and preflight.
 	checkFormat, preflightFormat, postfixConfig, dovecotConfig *cli.StringFlag
 
+	// record and compare.
+	hash, replace, all *cli.BoolFlag
+
 	// enums lists the values of each enumerated flag; checkArgs refuses any other.
 	enums map[*cli.StringFlag][]string
 }
@@ -178,6 +181,10 @@ func newFlags() *flags {
 	f.preflightFormat = f.enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json`"}, preflightFormats...)
 	f.postfixConfig = &cli.StringFlag{Name: "postfix-config", Usage: "read Postfix's configuration from `DIR` (postconf -c DIR)"}
 	f.dovecotConfig = &cli.StringFlag{Name: "dovecot-config", Usage: "read Dovecot's configuration from `FILE` (doveconf -c FILE)"}
+
+	f.hash = &cli.BoolFlag{Name: "hash", Usage: "record a SHA-256 of every message too (reads every byte of every mailbox)"}
+	f.replace = &cli.BoolFlag{Name: "force", Usage: "replace FILE if it exists (never done otherwise)"}
+	f.all = &cli.BoolFlag{Name: "all", Usage: "list every message that differs, not the first few of each kind in a mailbox"}
 	return f
 }
 
@@ -217,9 +224,10 @@ func newApp(u *ui) *cli.App {
 		Usage: "migrate mbox spools to Maildir and keep Maildirs healthy",
 		Description: "Moves every user's mail from mbox (the spool, or ~USER/Mailbox) into ~USER/Maildir as\n" +
 			"that user, proves it, gives new users a Maildir and checks Maildirs from cron. Each command\n" +
-			"has its own --help. Exit status of every command but check and preflight:\n\n" +
+			"has its own --help. Exit status of every command but check, preflight and compare:\n\n" +
 			exitStatusText(exitCodes) + "\n" +
-			"check and preflight follow the Nagios plugin convention:\n" + checkExitStatusLine() + ".",
+			"check and preflight follow the Nagios plugin convention:\n" + checkExitStatusLine() + ".\n" +
+			"compare, as diff does:\n" + compareExitStatusLine() + ".",
 		Version:              version(),
 		Writer:               u.stdout,
 		ErrWriter:            u.stderr,
@@ -237,15 +245,18 @@ func newApp(u *ui) *cli.App {
 }
 
 // commands are the commands of the App, in the order of --help: the night of the switch
-// first, then the single-file converter, then the days after; the hidden ones last.
+// first (record and compare around the migration), then the single-file converter, then the
+// days after; the hidden ones last.
 func commands(u *ui, f *flags) []*cli.Command {
 	cmds := []*cli.Command{
 		preflightCommand(u, f),
 		usersCommand(u, f),
+		recordCommand(u, f),
 		mboxCommand(u, f, "mbox"),
 		mboxCommand(u, f, "Mailbox"),
 		convertCommand(u, f),
 		verifyCommand(u, f),
+		compareCommand(u, f),
 		skelCommand(u, f),
 		checkCommand(u, f),
 		completionCommand(u),

@@ -45,6 +45,7 @@ const (
 	valueFile
 	valueUser
 	valueEnum
+	valueFileUsers // a file, then user names (record FILE [USER...])
 )
 
 func flagKind(f docFlag) valueKind {
@@ -71,12 +72,19 @@ func placeholderKind(p string) valueKind {
 	return valueNone
 }
 
-// argsKind is what a command's arguments are.
+// argsKind is what a command's arguments are: files unless they say otherwise (compare's
+// BEFORE AFTER are recordings).
 func argsKind(c docCommand) valueKind {
-	if c.args == "" {
+	switch {
+	case c.args == "":
 		return valueNone
+	case strings.HasPrefix(c.args, "FILE ") && strings.Contains(c.args, "USER"):
+		return valueFileUsers
 	}
-	return placeholderKind(c.args)
+	if k := placeholderKind(c.args); k != valueNone {
+		return k
+	}
+	return valueFile
 }
 
 // shortUsage is the first clause of a usage line, for the one-line descriptions shells show.
@@ -158,6 +166,8 @@ func bashReply(k valueKind) string {
 		return `COMPREPLY=($(compgen -f -- "$cur"))`
 	case valueUser:
 		return `COMPREPLY=($(compgen -u -- "$cur"))`
+	case valueFileUsers:
+		return `COMPREPLY=($(compgen -f -- "$cur") $(compgen -u -- "$cur"))`
 	}
 	return "COMPREPLY=()"
 }
@@ -179,7 +189,11 @@ func zshCompletion(app *cli.App) string {
 		for _, f := range c.flags {
 			w(" \\\n\t\t\t%s", zshFlagSpec(f))
 		}
-		if k := argsKind(c); k != valueNone {
+		switch k := argsKind(c); k {
+		case valueNone:
+		case valueFileUsers:
+			w(" \\\n\t\t\t%s \\\n\t\t\t%s", zshQuote("1:file:_files"), zshQuote("*:user:_users"))
+		default:
 			w(" \\\n\t\t\t%s", zshQuote("*:"+strings.ToLower(c.args)+":"+zshAction(k, nil)))
 		}
 		w("\n\t\t;;\n")
@@ -277,6 +291,8 @@ func fishArgs(k valueKind, enum []string) string {
 		return "'(__fish_complete_users)'"
 	case valueEnum:
 		return fishQuote(strings.Join(enum, " "))
+	case valueFileUsers:
+		return "'(__fish_complete_path) (__fish_complete_users)'"
 	}
 	return ""
 }

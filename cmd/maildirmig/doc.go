@@ -6,14 +6,17 @@ Usage:
 
 	maildirmig preflight before the night: what Postfix and Dovecot must still change
 	maildirmig users     print the migration plan: users, sources, sizes, destinations, free space
+	maildirmig record    record what Dovecot shows each user: record FILE [USER...]
 	maildirmig mbox      migrate every user's /var/spool/mail/USER to ~USER/Maildir
 	maildirmig Mailbox   migrate every user's ~USER/Mailbox to ~USER/Maildir
 	maildirmig convert   one mbox into one Maildir: convert [--from FILE] MAILDIR (stdin by default)
 	maildirmig verify    prove every migrated message is in the Maildir, byte for byte
+	maildirmig compare   compare two recordings: would any client download again? compare BEFORE AFTER
 	maildirmig skel      create Maildir/{cur,new,tmp} (0700) in /etc/skel; --existing for users lacking one
 	maildirmig check     integrity check for cron and monitoring
 
-users, mbox, Mailbox, verify, check and skel --existing take user names as arguments:
+users, mbox, Mailbox, verify, check, skel --existing and record (after its FILE) take user
+names as arguments:
 "maildirmig mbox alice bob" works on those two only, as --user alice --user bob does, and
 names given both ways add up. A name that is not in passwd is a usage error and nothing is
 done. Flags go before the arguments. A mistyped command, flag or flag value is a usage error
@@ -82,6 +85,21 @@ were left in tmp/ for the next run to remove.
 maildirmig check and maildirmig preflight follow the Nagios plugin convention instead:
 0 healthy (check), ready (preflight), 1 warnings, 2 critical, 3 could not check (a usage error
 too).
+
+maildirmig compare exits as diff does: 0 nothing that matters differs, 1 something that
+matters differs, 2 usage error, 3 some users or a whole recording could not be compared.
+
+# Proving it on the server
+
+maildirmig record FILE records what Dovecot shows every user, read through doveadm as root with
+Dovecot's own configuration: every mailbox with its UIDVALIDITY, UIDNEXT and message count, the
+subscriptions, and every message's UID, flags and keywords, received date, size and POP3 UIDL
+(from Dovecot's POP3 server itself, doveadm exec pop3, so whatever pop3_uidl_format says). Taken
+before Dovecot stops on the night and again once it serves the Maildirs, the two recordings are
+compared by maildirmig compare BEFORE AFTER, which lists what differs and says in its last line
+whether any client would download mail again: a UIDVALIDITY, UID or UIDL that changed, or
+messages that are gone. A recording is JSON Lines, mode 0600, and never replaces a file unless
+--force is given.
 
 # Output
 

@@ -46,6 +46,17 @@ var checkExitCodes = []exitMeaning{
 	{int(check.Unknown), "could not check (a usage error too)"},
 }
 
+// exitDiffers is compare's 1, as diff(1)'s: the recordings differ in what matters.
+const exitDiffers = 1
+
+// compareExitCodes are compare's.
+var compareExitCodes = []exitMeaning{
+	{exitOK, "nothing that matters differs"},
+	{exitDiffers, "something that matters differs"},
+	{exitUsage, "usage error"},
+	{exitUsersFailed, "some users or a whole recording could not be compared"},
+}
+
 // exitStatusText renders codes for --help and the manual, one code per line.
 func exitStatusText(codes []exitMeaning) string {
 	var b strings.Builder
@@ -70,9 +81,14 @@ func exitStatusLine(codes ...int) string {
 }
 
 // checkExitStatusLine renders checkExitCodes on one line.
-func checkExitStatusLine() string {
+func checkExitStatusLine() string { return codesLine(checkExitCodes) }
+
+// compareExitStatusLine renders compareExitCodes on one line.
+func compareExitStatusLine() string { return codesLine(compareExitCodes) }
+
+func codesLine(codes []exitMeaning) string {
 	var parts []string
-	for _, e := range checkExitCodes {
+	for _, e := range codes {
 		parts = append(parts, fmt.Sprintf("%d %s", e.code, e.meaning))
 	}
 	return strings.Join(parts, ", ")

@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// TestExitCodesDocumented: the exit codes are written once, in exitCodes and checkExitCodes;
-// the README's table, the manual in doc.go, --help and the man page say exactly those, in
-// those words.
+// TestExitCodesDocumented: the exit codes are written once, in exitCodes, checkExitCodes and
+// compareExitCodes; the README's table, the manual in doc.go, --help and the man page say
+// exactly those, in those words.
 func TestExitCodesDocumented(t *testing.T) {
 	t.Parallel()
 	want := map[int]string{}
@@ -24,12 +24,15 @@ func TestExitCodesDocumented(t *testing.T) {
 			t.Errorf("exit code %d is used but not in exitCodes", c)
 		}
 	}
-	checkLine := checkExitStatusLine()
+	checkLine, compareLine := checkExitStatusLine(), compareExitStatusLine()
 
 	table := section(t, "README.md", readme(t), "## Exit codes\n", "\n## ")
 	compareCodes(t, "README.md", parseCodes(regexp.MustCompile(`(?m)^\| (\d+) \| (.+) \|$`), table), want)
 	if !strings.Contains(squash(table), checkLine) {
 		t.Errorf("README.md's exit codes do not say check's: %q", checkLine)
+	}
+	if !strings.Contains(squash(table), compareLine) {
+		t.Errorf("README.md's exit codes do not say compare's: %q", compareLine)
 	}
 
 	doc, err := os.ReadFile("doc.go")
@@ -40,6 +43,9 @@ func TestExitCodesDocumented(t *testing.T) {
 	compareCodes(t, "doc.go", parseCodes(regexp.MustCompile(`(?m)^\t(\d+) +(.+)$`), manual), want)
 	if !strings.Contains(squash(manual), checkLine) {
 		t.Errorf("doc.go's exit codes do not say check's: %q", checkLine)
+	}
+	if !strings.Contains(squash(manual), compareLine) {
+		t.Errorf("doc.go's exit codes do not say compare's: %q", compareLine)
 	}
 
 	for _, args := range [][]string{{"--help"}, {"man"}} {
@@ -55,6 +61,9 @@ func TestExitCodesDocumented(t *testing.T) {
 		}
 		if !strings.Contains(text, checkLine) {
 			t.Errorf("maildirmig %s does not say check's exit codes %q", args[0], checkLine)
+		}
+		if !strings.Contains(text, compareLine) {
+			t.Errorf("maildirmig %s does not say compare's exit codes %q", args[0], compareLine)
 		}
 	}
 }

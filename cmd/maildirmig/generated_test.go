@@ -142,6 +142,12 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"maildirmig", "mbox", "--aft"}, []string{"--after"}},
 		{[]string{"maildirmig", "mbox", "--user", "roo"}, []string{"root"}},
 		{[]string{"maildirmig", "preflight", "--dovecot"}, []string{"--dovecot-config"}},
+		{[]string{"maildirmig", "rec"}, []string{"record"}},
+		{[]string{"maildirmig", "record", "--f"}, []string{"--force"}},
+		{[]string{"maildirmig", "record", "readme_t"}, []string{"readme_test.go"}},
+		{[]string{"maildirmig", "record", "before.jsonl", "roo"}, []string{"root"}},
+		{[]string{"maildirmig", "compare", "--a"}, []string{"--all"}},
+		{[]string{"maildirmig", "compare", "readme_t"}, []string{"readme_test.go"}},
 	} {
 		if got := complete(tc.words...); strings.Join(got, " ") != strings.Join(tc.want, " ") {
 			t.Errorf("completing %q: %q, want %q", tc.words, got, tc.want)
@@ -182,6 +188,8 @@ func TestFishCompletion(t *testing.T) {
 		"maildirmig mbox --after ":    "keep rename truncate",
 		"maildirmig mbox --user roo":  "root",
 		"maildirmig preflight --dove": "--dovecot-config",
+		"maildirmig record --ha":      "--hash",
+		"maildirmig compare --a":      "--all",
 	} {
 		out, err := exec.Command("fish", "--no-config", "-c", "source "+script+"; complete -C '"+line+"'").CombinedOutput()
 		if err != nil {

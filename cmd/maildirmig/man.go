@@ -43,6 +43,8 @@ var manExamples = [][2]string{
 	{"Migrate every user's spool, then prove every message arrived.", "maildirmig mbox && maildirmig verify"},
 	{"Migrate two users only.", "maildirmig mbox \\-\\-user alice \\-\\-user bob"},
 	{"Convert one mbox file into a Maildir.", "maildirmig convert \\-\\-from old.mbox ~/Maildir"},
+	{"Before Dovecot stops on the night: record what every user sees.", "maildirmig record /root/before.jsonl"},
+	{"Once Dovecot serves the Maildirs: record again, and compare before clients come back.", "maildirmig record /root/after.jsonl && maildirmig compare /root/before.jsonl /root/after.jsonl"},
 	{"Give new and existing users an empty Maildir.", "maildirmig skel \\-\\-existing"},
 	{"Nightly check for node_exporter's textfile collector.", "maildirmig check \\-q \\-\\-format prometheus > /var/lib/node_exporter/maildirmig.prom"},
 	{"Every user who failed in the audit log.", "jq \\-r 'select(.event == \"user\\-failed\") | [.time, .user, .err] | @tsv' /var/log/maildirmig/audit.jsonl"},
@@ -92,7 +94,7 @@ func manPage(app *cli.App) string {
 	for _, f := range docGlobalFlags() {
 		w(".TP\n%s\n%s\n", roffFlagHead(f), roffText(flagText(f)))
 	}
-	w(".SH \"EXIT STATUS\"\nThe migration commands (mbox, Mailbox, convert, verify, skel, users):\n")
+	w(".SH \"EXIT STATUS\"\nThe migration commands (mbox, Mailbox, convert, verify, skel, users) and record:\n")
 	for _, s := range exitCodes {
 		w(".TP\n.B %d\n%s\n", s.code, roffText(s.meaning))
 	}
@@ -100,6 +102,11 @@ func manPage(app *cli.App) string {
 	for _, s := range checkExitCodes {
 		w(".TP\n.B %d\n%s\n", s.code, roffText(s.meaning))
 	}
+	w(".PP\ncompare exits as diff does:\n")
+	for _, s := range compareExitCodes {
+		w(".TP\n.B %d\n%s\n", s.code, roffText(s.meaning))
+	}
+	w(".PP\n%s\n", roffText("When some users differ and others could not be compared, compare exits 1."))
 	w(".SH FILES\n")
 	for _, f := range manFiles {
 		w(".TP\n.I %s\n%s\n", roff(f[0]), roffText(f[1]))

@@ -140,16 +140,24 @@ func (m *meter) draw(force bool) {
 // status renders the status line in at most width columns: the bar goes first when space is
 // short, then the names of the current users.
 func (m *meter) status(width int) string {
-	done := min(m.done, m.total)
+	done, total := min(m.done, m.total), m.total
+	// A meter of users has no bytes to count (record).
+	byUsers := total == 0 && m.users > 0
+	if byUsers {
+		done, total = int64(m.usersDone), int64(m.users)
+	}
 	pct := 100
-	if m.total > 0 {
-		pct = int(done * 100 / m.total)
+	if total > 0 {
+		pct = int(done * 100 / total)
 	}
-	s := fmt.Sprintf("%3d%% %s of %s, %d message%s", pct, sizeString(done), sizeString(m.total), m.messages, plural(int(m.messages)))
-	if m.users > 1 {
-		s += fmt.Sprintf(", users %d/%d", m.usersDone, m.users)
+	s := fmt.Sprintf("%3d%% users %d/%d", pct, m.usersDone, m.users)
+	if !byUsers {
+		s = fmt.Sprintf("%3d%% %s of %s, %d message%s", pct, sizeString(done), sizeString(total), m.messages, plural(int(m.messages)))
+		if m.users > 1 {
+			s += fmt.Sprintf(", users %d/%d", m.usersDone, m.users)
+		}
 	}
-	eta := ", ETA " + m.eta()
+	eta := ", ETA " + m.eta(done, total)
 	names := ""
 	if len(m.current) > 0 {
 		names = ": " + strings.Join(m.current, ", ")
@@ -177,16 +185,17 @@ func (m *meter) status(width int) string {
 	return line
 }
 
-// eta estimates the time left from the rate so far; "--" until there is a rate to go by.
-func (m *meter) eta() string {
+// eta estimates the time left from the rate so far (done of total, in bytes or users); "--"
+// until there is a rate to go by.
+func (m *meter) eta(done, total int64) string {
 	elapsed := m.now().Sub(m.start)
-	if m.done <= 0 || elapsed < time.Second {
+	if done <= 0 || elapsed < time.Second {
 		return "--"
 	}
-	if m.done >= m.total {
+	if done >= total {
 		return "0s"
 	}
-	left := time.Duration(float64(elapsed) * float64(m.total-m.done) / float64(m.done))
+	left := time.Duration(float64(elapsed) * float64(total-done) / float64(done))
 	if left > time.Minute {
 		left = left.Round(time.Second)
 	} else {

@@ -224,6 +224,21 @@ func TestMeterStatus(t *testing.T) {
 	}
 }
 
+// TestMeterUsers: record counts users, not bytes: the line says how many users are done, who
+// is being recorded and the time left by users.
+func TestMeterUsers(t *testing.T) {
+	t.Parallel()
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := &meter{now: func() time.Time { return clock }, start: clock, users: 40}
+	m.usersDone = 10
+	m.current = []string{"alice"}
+	clock = clock.Add(60 * time.Second)
+	want := "[====>               ]  25% users 10/40: alice, ETA 3m0s"
+	if got := m.status(119); got != want {
+		t.Errorf("status(119) = %q, want %q", got, want)
+	}
+}
+
 // TestMeterPrint: a line printed while the progress line is shown clears it, and the progress
 // line comes back below; a meter that is not shown writes the line alone.
 func TestMeterPrint(t *testing.T) {

@@ -238,6 +238,23 @@ func (d *Dovecot) SwitchMailLocation(t testing.TB, loc string) {
 	}
 }
 
+// Reconfigure replaces the text appended to dovecot.conf (DovecotConfig.Extra) and, when the
+// daemon runs, restarts it so that new sessions use the new configuration.
+func (d *Dovecot) Reconfigure(t testing.TB, extra string) {
+	t.Helper()
+	d.mu.Lock()
+	d.cfg.Extra = extra
+	running := d.running
+	d.mu.Unlock()
+	if err := d.write(); err != nil {
+		t.Fatal(err)
+	}
+	if running {
+		d.Stop(t)
+		d.Start(t)
+	}
+}
+
 // Log returns the contents of dovecot.log, for failure messages.
 func (d *Dovecot) Log() string {
 	b, _ := os.ReadFile(filepath.Join(d.Dir, "dovecot.log"))

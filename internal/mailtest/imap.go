@@ -248,6 +248,43 @@ func (c *IMAPClient) Messages(t testing.TB, mailbox string) []IMAPMessage {
 	return msgs
 }
 
+// Bodies opens mailbox read-only and returns every message as IMAP clients receive it
+// (BODY.PEEK[], which leaves \Seen alone), by UID.
+func (c *IMAPClient) Bodies(t testing.TB, mailbox string) map[uint32]string {
+	t.Helper()
+	if _, err := c.Command("EXAMINE " + quote(mailbox)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Command("UID FETCH 1:* (UID BODY.PEEK[])")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := map[uint32]string{}
+	for _, r := range resp {
+		toks, err := parseIMAP(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(toks) != 3 || atom(toks[1]) != "FETCH" {
+			continue
+		}
+		items, _ := toks[2].([]any)
+		var uid uint32
+		var body string
+		for i := 0; i+1 < len(items); i += 2 {
+			switch strings.ToUpper(atom(items[i])) {
+			case "UID":
+				n, _ := strconv.ParseUint(atom(items[i+1]), 10, 32)
+				uid = uint32(n)
+			case "BODY[]":
+				body = atom(items[i+1])
+			}
+		}
+		bodies[uid] = body
+	}
+	return bodies
+}
+
 func atom(v any) string {
 	s, _ := v.(string)
 	return s

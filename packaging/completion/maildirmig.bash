@@ -9,7 +9,7 @@ _maildirmig() {
 		esac
 	done
 	if [[ -z $cmd ]]; then
-		COMPREPLY=($(compgen -W 'preflight users mbox Mailbox convert verify skel check --help --version' -- "$cur"))
+		COMPREPLY=($(compgen -W 'preflight users record mbox Mailbox convert verify compare skel check --help --version' -- "$cur"))
 		return
 	fi
 	case $cmd in
@@ -39,6 +39,20 @@ _maildirmig() {
 			return
 		fi
 		COMPREPLY=($(compgen -u -- "$cur"))
+		;;
+	record)
+		case $prev in --progress) COMPREPLY=($(compgen -W 'auto always never' -- "$cur")); return ;; esac
+		case $prev in
+		--root) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+		--passwd|--dovecot-config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
+		--min-uid|--jobs|-j) COMPREPLY=(); return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W '--root --passwd --user --min-uid --no-root --jobs -j --progress --quiet -q --dovecot-config --hash --force --help' -- "$cur"))
+			return
+		fi
+		COMPREPLY=($(compgen -f -- "$cur") $(compgen -u -- "$cur"))
 		;;
 	mbox)
 		case $prev in --progress) COMPREPLY=($(compgen -W 'auto always never' -- "$cur")); return ;; esac
@@ -101,6 +115,15 @@ _maildirmig() {
 			return
 		fi
 		COMPREPLY=($(compgen -u -- "$cur"))
+		;;
+	compare)
+		case $prev in
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W '--all --quiet -q --help' -- "$cur"))
+			return
+		fi
+		COMPREPLY=($(compgen -f -- "$cur"))
 		;;
 	skel)
 		case $prev in
