@@ -408,7 +408,7 @@ func TestCheckResumePoint(t *testing.T) {
 func TestRunInterruptedSavesState(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "lee")
-	const n = 40
+	const n = interruptible
 	src, at := bigMailbox(n)
 	tr.write("var/mail/lee", src, "lee")
 	runInterrupted(t, tr.config())
@@ -465,10 +465,10 @@ func TestRunLooseSource(t *testing.T) {
 func TestRunLooseResumeMidFile(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "lyn")
-	const n = 41 // the Takeout message, then pairs of a dated one and a one-word one
+	const n = interruptible + 1 // the Takeout message, then pairs of a dated one and a one-word one
 	src := "From 1844@xxx\nSubject: takeout\n\nfirst\n\n"
 	for i := 1; i < n; i += 2 {
-		src += fmt.Sprintf("From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\nFrom 999@xxx\nSubject: %d\n\nx\n\n", i, i, bigBody, i+1)
+		src += fmt.Sprintf("From x@example.org Mon Jan  1 10:%02d:%02d 2024\nSubject: %d\n\nbody %d\n\nFrom 999@xxx\nSubject: %d\n\nx\n\n", i/60, i%60, i, i, i+1)
 	}
 	tr.write("var/mail/lyn", src, "lyn")
 	runInterrupted(t, tr.config())
@@ -608,26 +608,33 @@ func TestRunAfterDeletedByUser(t *testing.T) {
 // bigBody is a message body long enough that reading one message reports progress.
 var bigBody = strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
 
-// bigMailbox returns an mbox of n messages with bigBody, and for each message boundary the
-// number of messages before it.
+// interruptible is how many messages a mailbox runInterrupted stops in the middle of holds:
+// enough that a worker's answers about them fill the pipe to root many times over.
+const interruptible = 600
+
+// bigMailbox returns an mbox of n messages, and for each message boundary the number of
+// messages before it.
 func bigMailbox(n int) (string, map[int64]int64) {
 	var src strings.Builder
 	at := map[int64]int64{}
 	for i := range n {
-		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\n", i, i, bigBody)
+		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:%02d:%02d 2024\nSubject: %d\n\nbody of message %d\n\n", i/60, i%60, i, i)
 		at[int64(src.Len())] = int64(i + 1)
 	}
 	return src.String(), at
 }
 
-// runInterrupted runs cfg with a resume point after every message and cancels it at the first
-// progress report, as Ctrl-C in the middle of a mailbox does.
+// runInterrupted runs cfg with a resume point after every message and cancels it as soon as
+// the first message is recorded, as Ctrl-C in the middle of a mailbox does. Root stops reading
+// the worker's answers while it cancels, so a worker is held by the full pipe long before it
+// could finish a mailbox of interruptible messages: the run stops inside it, however fast the
+// worker is and however slow root.
 func runInterrupted(t *testing.T, cfg Config) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg.Convert.FlushEvery = 1
-	cfg.Progress = func(int64) { cancel() }
+	cfg.Message = func(string) { cancel() }
 	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Run: %v", err)
 	}
