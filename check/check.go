@@ -75,7 +75,7 @@ const (
 	InfoInNew      Kind = "info-in-new"     // a file in new/ carries an info part (":2,...")
 	StaleTmp       Kind = "stale-tmp"       // a tmp/ file unchanged (ctime) for longer than Config.StaleTmp
 	BadUIDList     Kind = "bad-uidlist"     // dovecot-uidlist does not parse or cannot be read
-	SpoolReceiving Kind = "spool-receiving" // the spool changed after the migration
+	SpoolReceiving Kind = "spool-receiving" // mail arrived in the spool after the last pass
 	NotMigrated    Kind = "not-migrated"    // mail in the spool and no Maildir at all
 	Unchecked      Kind = "unchecked"       // could not look (I/O error, permission, race)
 )
@@ -104,6 +104,13 @@ type User struct {
 	Home     string
 }
 
+// Migration is what the last pass over a source migrated: the file (device and inode, zero
+// when the state does not say) and how many of its bytes.
+type Migration struct {
+	Dev, Inode uint64
+	Offset     int64
+}
+
 // Config says what to check and how.
 type Config struct {
 	Users []User   // check each user's Home/Maildir and their spool
@@ -113,11 +120,12 @@ type Config struct {
 	SpoolDir string // where USER spool files are ("" = no spool check)
 	Mailbox  string // an mbox in the home that Postfix may deliver to ("" = none)
 
-	// Migrated, when set, returns when the user's mbox src (the spool, or with mailbox the
-	// mbox in the home) was last migrated, or the zero time when it never was: a spool that
-	// changed after that still receives mail. Without it, or for a source never migrated, the
-	// Maildir's last change stands in. maildirmig answers from its migration state.
-	Migrated func(user, src string, mailbox bool) (time.Time, error)
+	// Migrated, when set, returns what the last pass over the user's mbox src (the spool, or
+	// with mailbox the mbox in the home) migrated, nil when none did: bytes past what it
+	// migrated, or another file in its place, are mail that arrived since. Without it, or for a
+	// source never migrated, a spool changed after the Maildir last changed is taken for one
+	// still receiving mail. maildirmig answers from its migration state.
+	Migrated func(user, src string, mailbox bool) (*Migration, error)
 
 	Fix        bool
 	Now        time.Time     // zero = time.Now()

@@ -259,32 +259,50 @@ func TestUIDListDovecotReads(t *testing.T) {
 	}
 }
 
-func TestSpoolAfterStateTime(t *testing.T) {
+// TestSpoolAfterState: with the record of the last pass, mail that arrived since is told by
+// bytes, never by times: what lies past the migrated bytes, or another file in the spool's
+// place, whatever the mtimes say.
+func TestSpoolAfterState(t *testing.T) {
 	t.Parallel()
 	_, cfg := healthy(t)
 	spool := filepath.Join(cfg.SpoolDir, "alice")
-	var migrated time.Time
+	var st unix.Stat_t
+	must(t, unix.Stat(spool, &st))
+	m := &Migration{Dev: uint64(st.Dev), Inode: st.Ino, Offset: st.Size}
 	var asked []string
-	cfg.Migrated = func(user, src string, mailbox bool) (time.Time, error) {
+	cfg.Migrated = func(user, src string, mailbox bool) (*Migration, error) {
 		asked = append(asked, fmt.Sprint(user, " ", src, " ", mailbox))
-		return migrated, nil
+		c := *m
+		return &c, nil
 	}
-	// The Maildir changed after the spool, but the migration was earlier still: the
-	// migration's time wins.
-	migrated = now.Add(-72 * time.Hour)
-	if r := run(t, cfg); r.Counts[SpoolReceiving] != 1 {
-		t.Errorf("spool changed after the migration: problems %+v", r.Problems)
+	// Migrated whole: healthy, even when the spool's mtime is newer than everything.
+	must(t, os.Chtimes(spool, now.Add(-time.Second), now.Add(-time.Second)))
+	if r := run(t, cfg); len(r.Problems) != 0 {
+		t.Errorf("spool migrated whole: problems %+v", r.Problems)
 	}
 	if want := "alice " + spool + " false"; len(asked) != 1 || asked[0] != want {
 		t.Errorf("Migrated asked %q, want %q", asked, want)
 	}
-	migrated = now.Add(-24 * time.Hour)
-	must(t, os.Chtimes(spool, now.Add(-30*time.Hour), now.Add(-30*time.Hour)))
-	if r := run(t, cfg); len(r.Problems) != 0 {
-		t.Errorf("spool unchanged since the migration: problems %+v", r.Problems)
+	// A message delivered within the same second as the pass: found, by its bytes.
+	late := "\nFrom carol@example.org Sun Jun  2 00:00:00 2024\nSubject: late\n\nstill here\n"
+	f, err := os.OpenFile(spool, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	_, err = f.WriteString(late)
+	must(t, err)
+	must(t, f.Close())
+	must(t, os.Chtimes(spool, now.Add(-72*time.Hour), now.Add(-72*time.Hour)))
+	r := run(t, cfg)
+	if r.Counts[SpoolReceiving] != 1 || !strings.Contains(r.Problems[0].Detail, fmt.Sprintf("%d bytes (1 messages) arrived after the last pass", len(late))) {
+		t.Errorf("spool delivered to after the pass: problems %+v", r.Problems)
+	}
+	// Another file in the spool's place: all it holds arrived since.
+	m.Inode++
+	r = run(t, cfg)
+	if r.Counts[SpoolReceiving] != 1 || !strings.Contains(r.Problems[0].Detail, "another file is there since the last pass") {
+		t.Errorf("spool replaced since the pass: problems %+v", r.Problems)
 	}
 	// A state that cannot be read is said, not guessed around.
-	cfg.Migrated = func(string, string, bool) (time.Time, error) { return time.Time{}, errors.New("state unreadable") }
+	cfg.Migrated = func(string, string, bool) (*Migration, error) { return nil, errors.New("state unreadable") }
 	if r := run(t, cfg); r.Counts[Unchecked] != 1 || r.Status() != Unknown {
 		t.Errorf("unreadable state: problems %+v", r.Problems)
 	}

@@ -3,11 +3,13 @@ package check
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/maildirmig/maildirmig/mbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +56,6 @@ func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 		if s.st.Mode&unix.S_IFMT != unix.S_IFREG || s.st.Size == 0 {
 			continue
 		}
-		changed := mtime(&s.st)
 		if md == nil && exists {
 			continue
 		}
@@ -65,38 +66,93 @@ func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 			c.report(p)
 			continue
 		}
-		since, how, err := c.migratedAt(s.path, s.mailbox)
-		if err != nil {
-			// Without the time of the migration the Maildir's would hide a spool still
-			// receiving mail once the user has read some: say so rather than guess.
-			c.unchecked(s.path, err)
+		var m *Migration
+		if c.cfg.Migrated != nil {
+			var err error
+			if m, err = c.cfg.Migrated(c.user, s.path, s.mailbox); err != nil {
+				// Without the migration's record a spool still receiving mail could hide
+				// behind the Maildir's time: say so rather than guess.
+				c.unchecked(s.path, err)
+				continue
+			}
+		}
+		if m != nil {
+			c.arrived(s.path, &s.st, m, !s.mailbox)
 			continue
 		}
-		if since.IsZero() {
-			since, how = md.newest, "the Maildir last changed"
-		}
-		if changed.After(since) {
+		// Never migrated by maildirmig: a spool changed after the Maildir last changed is the
+		// best sign there is.
+		if changed := mtime(&s.st); changed.After(md.newest) {
 			p := c.problem(Warning, SpoolReceiving, s.path, fmt.Sprintf(
-				"mbox (%d bytes) changed at %s, after %s (%s): the MTA still delivers to it",
-				s.st.Size, changed.UTC().Format(time.RFC3339), how, since.UTC().Format(time.RFC3339)))
+				"mbox (%d bytes) changed at %s, after the Maildir last changed (%s), and no pass migrated it: the MTA still delivers to it",
+				s.st.Size, changed.UTC().Format(time.RFC3339), md.newest.UTC().Format(time.RFC3339)))
 			p.Hint = hintPostfix
 			c.report(p)
 		}
 	}
 }
 
-// migratedAt returns when src was last migrated for the user, with a second of slack (a
-// truncation or rename under the lock may land just after the state's time was taken), or
-// the zero time when it never was or Config.Migrated is not set.
-func (c *checker) migratedAt(src string, mailbox bool) (time.Time, string, error) {
-	if c.cfg.Migrated == nil {
-		return time.Time{}, "", nil
+// arrived reports mail that reached the mbox at path (fstat st) since the last pass m: bytes
+// past what it migrated, or another file in its place. A spool (count) is read to count the
+// messages; root does not open an mbox in a home.
+func (c *checker) arrived(path string, st *unix.Stat_t, m *Migration, count bool) {
+	replaced := m.Dev != 0 && m.Inode != 0 && (uint64(st.Dev) != m.Dev || st.Ino != m.Inode)
+	from := m.Offset
+	if replaced {
+		from = 0
 	}
-	t, err := c.cfg.Migrated(c.user, src, mailbox)
-	if err != nil || t.IsZero() {
-		return time.Time{}, "", err
+	if !replaced && st.Size <= m.Offset {
+		return
 	}
-	return t.Add(time.Second), "the migration", nil
+	what := fmt.Sprintf("%d bytes", st.Size-from)
+	if count {
+		if n, err := countMessages(path, st, from); err == nil {
+			what = fmt.Sprintf("%d bytes (%d messages)", st.Size-from, n)
+		}
+	}
+	detail := what + " arrived after the last pass: the MTA still delivers to it"
+	if replaced {
+		detail = "another file is there since the last pass, with " + what + ": the MTA still delivers to it"
+	}
+	p := c.problem(Warning, SpoolReceiving, path, "mbox: "+detail)
+	p.Hint = hintPostfix
+	c.report(p)
+}
+
+// countLimit is the most bytes of a spool countMessages reads.
+const countLimit = 64 << 20
+
+// countMessages counts the messages of the spool path from offset from, reading it as root
+// reads spools: without following a symlink, only the regular file of st's inode, at most
+// countLimit bytes.
+func countMessages(path string, st *unix.Stat_t, from int64) (int, error) {
+	if st.Size-from > countLimit {
+		return 0, fmt.Errorf("check: %s: more than %d bytes to count", path, countLimit)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil || now.Ino != st.Ino || now.Dev != st.Dev || now.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0, fmt.Errorf("check: %s: changed while it was looked at", path)
+	}
+	r := mbox.NewReader(io.NewSectionReader(f, from, st.Size-from), st.Size-from, mbox.Options{})
+	n := 0
+	for {
+		m, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if !m.Pseudo {
+			n++
+		}
+	}
 }
 
 func validUserName(name string) bool {

@@ -89,6 +89,9 @@ func runWithFault(t *testing.T, spec string, args ...string) faultRun {
 			for _, pid := range kids {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
+			// A killed worker releases its run marker's lock only as it exits: the re-run
+			// must not start while one still holds it (it would take that run for a live one).
+			waitGone(kids, 10*time.Second)
 			frozen <- true
 			return
 		}
@@ -107,6 +110,23 @@ func runWithFault(t *testing.T, spec string, args ...string) faultRun {
 		t.Fatalf("run %s: %v", faultBuild.path, err)
 	}
 	return r
+}
+
+// waitGone waits, up to limit, until none of pids is a live process (gone, or a zombie).
+func waitGone(pids []int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for _, pid := range pids {
+		for time.Now().Before(deadline) {
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			if err != nil {
+				break
+			}
+			if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // runTree returns the processes beneath root and whether one of them is stopped.

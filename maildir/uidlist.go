@@ -373,3 +373,35 @@ func (d *Dir) UIDValidity() (uint32, error) {
 	}
 	return u.validity, nil
 }
+
+// UIDListHeader is what the header of a dovecot-uidlist says, with the next UID
+// raised past the last line's as Dovecot raises it.
+type UIDListHeader struct {
+	Validity uint32
+	Next     uint32
+}
+
+// ScanUIDList reads the Maildir's dovecot-uidlist as Dovecot would and hands
+// every line's UID and base name to each, in file order. Without the file it
+// returns a zero header and ok false; a file Dovecot would call broken is a
+// *UIDListError.
+func (d *Dir) ScanUIDList(each func(uid uint32, base string)) (h UIDListHeader, ok bool, err error) {
+	display := d.path + "/" + uidlistName
+	f, _, err := openControl(d.fd, uidlistName, display)
+	if err != nil || f == nil {
+		return h, false, err
+	}
+	defer f.Close()
+	u, err := scanUIDList(f, func(l uidLine) error {
+		each(l.uid, l.base)
+		return nil
+	})
+	if err != nil {
+		if ue, ok := errors.AsType[*UIDListError](err); ok {
+			ue.Path = display
+			return h, false, ue
+		}
+		return h, false, fmt.Errorf("maildir: read %s: %w", display, err)
+	}
+	return UIDListHeader{Validity: u.validity, Next: u.next}, true, nil
+}

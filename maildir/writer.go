@@ -128,6 +128,12 @@ type Options struct {
 	// so such duplicates of a message already there are not written again.
 	AnyPosition bool
 
+	// Unlisted leaves the files Add writes out of dovecot-uidlist, and Add
+	// gives them no UID: a mirroring caller lists every message of the
+	// Maildir in its source's order with ReplaceUIDList once its files are
+	// in place. Only for a Maildir that nothing else serves meanwhile.
+	Unlisted bool
+
 	// Recovered, when set, hears what NewWriter and the control file locks
 	// cleaned up after a maildirmig that died: its tmp/ files, its dotlock
 	// taken over. Each call is one sentence for a log.
@@ -421,8 +427,15 @@ func (w *Writer) open() error {
 }
 
 // flagString validates system flags and maps keywords to letters, giving the
-// info flags in ASCII order.
+// info flags in ASCII order; keywords not yet in dovecot-keywords get a letter.
 func (w *Writer) flagString(m *Message) (string, error) {
+	return infoFlags(m, w.keywordIndex)
+}
+
+// infoFlags validates m's system flags and maps its keywords to letters
+// through letter, giving the info flags in ASCII order. A keyword letter has
+// no letter for is left out.
+func infoFlags(m *Message, letter func(string) (int, bool)) (string, error) {
 	var set [128]bool
 	for i := 0; i < len(m.Flags); i++ {
 		c := m.Flags[i]
@@ -432,7 +445,7 @@ func (w *Writer) flagString(m *Message) (string, error) {
 		set[c] = true
 	}
 	for _, k := range m.Keywords {
-		i, ok := w.keywordIndex(k)
+		i, ok := letter(k)
 		if ok {
 			set['a'+i] = true
 		}
@@ -545,7 +558,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		if e.uid != 0 {
 			r.UID = e.uid
 			w.prev = e.uid
-		} else {
+		} else if !w.opts.Unlisted {
 			// A file of ours that the uidlist does not list yet (a run
 			// interrupted before Commit): list it now, in mbox order.
 			if r.UID, err = w.assignUID(m.UID); err != nil {
@@ -570,11 +583,13 @@ func (w *Writer) Add(m *Message) (Result, error) {
 	if sub == subCur {
 		r.Name += ":2," + flags
 	}
-	if r.UID, err = w.assignUID(m.UID); err != nil {
-		w.dropTmp(tmp, fd)
-		return Result{}, err
+	if !w.opts.Unlisted {
+		if r.UID, err = w.assignUID(m.UID); err != nil {
+			w.dropTmp(tmp, fd)
+			return Result{}, err
+		}
+		w.list(r.UID, base)
 	}
-	w.list(r.UID, base)
 	f := w.file(r.Name[len(base):], sub)
 	f.uid = r.UID
 	w.known[key] = f
@@ -983,13 +998,18 @@ func (w *Writer) flush() error {
 	// Dovecot numbers files it finds unlisted only under this lock: held
 	// from before the batch appears in cur/ and new/ until its lines are in
 	// dovecot-uidlist, Dovecot never numbers our files itself.
-	lk, err := w.lockControl(uidlistName)
-	if err != nil {
-		return err
+	var lk *ctlLock
+	if !w.opts.Unlisted {
+		var err error
+		if lk, err = w.lockControl(uidlistName); err != nil {
+			return err
+		}
+		defer lk.drop()
 	}
-	defer lk.drop()
 	for i, p := range w.pending {
-		lk.refresh()
+		if lk != nil {
+			lk.refresh()
+		}
 		existed, err := w.moveIn(p.tmp, p.sub, p.name)
 		if err != nil {
 			w.pending = w.pending[i:]
@@ -1008,9 +1028,11 @@ func (w *Writer) flush() error {
 	} else if err := w.syncDirs(); err != nil {
 		return err
 	}
-	lk.refresh()
-	if err := w.publish(lk, false); err != nil {
-		return err
+	if lk != nil {
+		lk.refresh()
+		if err := w.publish(lk, false); err != nil {
+			return err
+		}
 	}
 	w.deliver()
 	return nil

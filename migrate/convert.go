@@ -86,6 +86,16 @@ type Stats struct {
 	NextUID     uint32
 	Loose       bool   // the source was read in loose mode
 	LooseFrom   []byte // the line it was keyed on (mbox.Reader.LooseFrom)
+
+	// A mirror pass's: files renamed for their flags, files removed, messages the user
+	// deleted in a live Maildir that stay deleted, and why the Maildir is live ("" when it
+	// is not; Changed and Removed then count what the pass did not apply).
+	Changed int64  `json:",omitempty"`
+	Removed int64  `json:",omitempty"`
+	Deleted int64  `json:",omitempty"`
+	Live    string `json:",omitempty"`
+	Seq     int64  `json:",omitempty"` // the sequence number the next new message gets
+	Mirror  bool   `json:",omitempty"` // the stats of a mirror pass
 }
 
 // flushEvery bounds how much work is pending between two converter flushes: records reach
@@ -325,21 +335,37 @@ func (c *converter) durable(sync func() error) error {
 	return nil
 }
 
-// date picks the message's received date: the From_ line's, else the Date: header's, else
-// the mbox file's mtime. Each fallback is reported. The first two are the message's own and
-// come back as date, which names its file; the mtime comes back as mtime alone, with a zero
-// date, because a delivery, a touch or a restore changes it between two runs, and a name
-// made from it would not be recognised by the next run.
+// date picks the message's received date (messageDate) and reports a fallback.
 func (c *converter) date(m *mbox.Message, pos, off int64) (date, mtime time.Time) {
+	date, mtime, fallback := messageDate(m, c.srcMTime)
+	c.dateNotice(fallback, pos, off)
+	return date, mtime
+}
+
+// dateNotice reports the fallback messageDate took for the message at pos, if any.
+func (c *converter) dateNotice(fallback string, pos, off int64) {
+	switch fallback {
+	case EventDateFromHeader:
+		c.notice(Event{Kind: EventDateFromHeader, Message: pos, Offset: off, Detail: "no date on the From_ line; using the Date: header"})
+	case EventDateFromMTime:
+		c.notice(Event{Kind: EventDateFromMTime, Message: pos, Offset: off, Detail: "no date on the From_ line nor in a Date: header; using the mbox file's mtime"})
+	}
+}
+
+// messageDate picks the message's received date: the From_ line's, else the Date: header's,
+// else the mbox file's mtime; fallback names the notice kind of a fallback, "" for none. The
+// first two are the message's own and come back as date, which names its file; the mtime
+// comes back as mtime alone, with a zero date, because a delivery, a touch or a restore
+// changes it between two runs, and a name made from it would not be recognised by the next
+// run.
+func messageDate(m *mbox.Message, srcMTime time.Time) (date, mtime time.Time, fallback string) {
 	if !m.Date.IsZero() {
-		return m.Date, time.Time{}
+		return m.Date, time.Time{}, ""
 	}
 	if t, ok := mbox.DateHeader(m.Header); ok {
-		c.notice(Event{Kind: EventDateFromHeader, Message: pos, Offset: off, Detail: "no date on the From_ line; using the Date: header"})
-		return t, time.Time{}
+		return t, time.Time{}, EventDateFromHeader
 	}
-	c.notice(Event{Kind: EventDateFromMTime, Message: pos, Offset: off, Detail: "no date on the From_ line nor in a Date: header; using the mbox file's mtime"})
-	return time.Time{}, c.srcMTime
+	return time.Time{}, srcMTime, EventDateFromMTime
 }
 
 // messageFlags maps an mbox message's Status, X-Status and keywords to Maildir flag letters, and

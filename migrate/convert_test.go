@@ -396,13 +396,11 @@ func TestConvertUndatedAgainAfterMTimeChange(t *testing.T) {
 // positionOf returns the Q<position> of a name the writer gave.
 func positionOf(t *testing.T, name string) int64 {
 	t.Helper()
-	k, ok := nameKey(name)
+	o, ok := maildir.ParseOwn(name)
 	if !ok {
 		t.Fatalf("%s: not a name of ours", name)
 	}
-	pos, err := strconv.ParseInt(k[:strings.IndexByte(k, ':')], 10, 64)
-	must(t, err)
-	return pos
+	return o.Seq
 }
 
 // TestConvertRecoversDeadRun: Convert cleans up after a maildirmig that died on this host (its

@@ -29,19 +29,44 @@
 // descriptor; a lying worker can then only misstate the progress of the user's own mail.
 // A worker that makes no progress for StallTimeout is killed, and only its user fails.
 //
-// # State and resuming
+// # Passes, identity and state
+//
+// A migration is a series of passes: users keep reading their mbox through Dovecot until the
+// switch, so each pass makes the Maildir mirror the source as it is then. A pass over a source
+// whose migrated part is unchanged converts only what was appended since; one whose migrated
+// part changed (flags and keywords Dovecot rewrote in Status, X-Status and X-Keywords, the
+// X-UID and X-IMAPbase it added, expunges, a POP3 client's deletions) reads the whole source
+// again (mirror.go): new messages are written, messages gone are removed, flags and keywords
+// follow by renaming the file, and dovecot-uidlist is written anew with the source's
+// UIDVALIDITY and UIDs. A pass with nothing changed writes nothing.
+//
+// What identifies a message across passes is its stored bytes (the message without the
+// mbox-internal headers, which Dovecot rewrites whenever a flag changes) and its own date
+// (the From_ line's, else its Date:), which are what its file's name carries (maildir.Own):
+// neither changes when the mbox is rewritten, while a message's place does, as earlier ones
+// are expunged. Identical messages are still separate messages: the records of the last pass
+// (one line per message in source order: its sequence number, UID and file) are matched
+// with the source in order, the one with the X-UID the source gives first, so that each
+// message keeps a file of its own and no file serves two. verify zips the source with the
+// same records, so it counts rather than looks up.
+//
+// Once Dovecot or a delivery agent has used the Maildir (its index files there, a file
+// maildirmig did not write), it belongs to its user: a pass then only adds what newly
+// arrived in the source, changes and removes nothing, and says so once. A pass removes only
+// files this source's records name, or that a pass of this source interrupted before they
+// were recorded (State.Open), never another source's (a spool and ~/Mailbox migrated into
+// one Maildir) and never a file of unknown origin.
 //
 // The state directory (root's, 0700) holds per source its device, inode and size, how many
-// bytes and messages are migrated, and the SHA-256 of that prefix, with the destination, the
-// conversion options and the zone From_ dates without one were read in. Every state file is
-// read without following a symlink and replaced atomically (a crash leaves the old or the new
-// one). A run resumes a source where its state ends when the prefix is unchanged and the
-// destination and options are the same; otherwise the source is refused (ErrSourceChanged,
-// ErrStateMismatch) unless Force, which migrates it again from the start and matches the
-// messages already in the Maildir wherever they now are. A resumed source keeps the zone of
-// its earlier runs, so that the names of the messages still to migrate do not depend on who
-// runs us. The state is saved at each resume point the worker reports once its messages are
-// durable, so an interrupted run loses nothing and the next one writes nothing twice.
+// bytes and messages are migrated, the SHA-256 of that prefix and the records' generation,
+// with the destination, the conversion options and the zone From_ dates without one were
+// read in. Every state file is read without following a symlink and replaced atomically (a
+// crash leaves the old or the new one). A source migrated into another Maildir or with other
+// options is refused (ErrStateMismatch) unless Force. A source passed over again keeps the
+// zone of its earlier runs, so that the names of its messages do not depend on who runs us.
+// The state is saved at each resume point the worker reports once its messages are durable,
+// and at the end of a mirror pass, so an interrupted run loses nothing and the next one
+// writes nothing twice.
 //
 // # After
 //

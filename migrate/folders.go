@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -524,12 +525,13 @@ func subscriptionLine(name string) (string, bool) {
 	return strings.ReplaceAll(dir[1:], ".", "\t"), true
 }
 
-// writeSubscriptions adds names (IMAP names, '/' between levels) to the subscriptions file of
-// the Maildir d, in Dovecot's format, keeping every subscription it already holds. The file
-// is replaced atomically (written beside it, synced, renamed) through d's descriptor and
-// never through a symlink. Names that no Maildir++ folder can have are left out.
-func writeSubscriptions(d *maildir.Dir, names []string) error {
-	var lines []string
+// writeSubscriptions gives the Maildir d the subscriptions names (IMAP names, '/' between
+// levels), in Dovecot's format: exactly those, or with merge (a Maildir its user has) added
+// to every subscription it holds already. The file is replaced atomically (written beside it,
+// synced, renamed) through d's descriptor and never through a symlink, and only when that
+// changes it. Names that no Maildir++ folder can have are left out.
+func writeSubscriptions(d *maildir.Dir, names []string, exact bool) error {
+	var lines, had []string
 	seen := make(map[string]bool)
 	add := func(line string) {
 		if line != "" && !seen[line] {
@@ -556,8 +558,15 @@ func writeSubscriptions(d *maildir.Dir, names []string) error {
 			}
 		}
 	case errors.Is(err, unix.ENOENT):
+		if exact && len(names) == 0 {
+			return nil
+		}
 	default:
 		return fmt.Errorf("migrate: %s: %w", d.Path(), err)
+	}
+	if exact {
+		had, lines = lines, nil
+		clear(seen)
 	}
 	before := len(lines)
 	for _, name := range names {
@@ -565,7 +574,7 @@ func writeSubscriptions(d *maildir.Dir, names []string) error {
 			add(line)
 		}
 	}
-	if len(lines) == before {
+	if !exact && len(lines) == before || exact && slices.Equal(lines, had) {
 		return nil
 	}
 	var buf bytes.Buffer

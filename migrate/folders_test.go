@@ -389,7 +389,7 @@ func TestWriteSubscriptions(t *testing.T) {
 		return string(b)
 	}
 
-	if err := writeSubscriptions(d, []string{"INBOX", "Archive/2019", "Entwürfe", "a.b", "~bad", "Sent"}); err != nil {
+	if err := writeSubscriptions(d, []string{"INBOX", "Archive/2019", "Entwürfe", "a.b", "~bad", "Sent"}, false); err != nil {
 		t.Fatal(err)
 	}
 	want := "V\t2\n\nINBOX\nArchive\t2019\nEntw&APw-rfe\na\tb\nSent\n"
@@ -402,7 +402,7 @@ func TestWriteSubscriptions(t *testing.T) {
 	}
 
 	// What the Maildir already had is kept; nothing is repeated.
-	if err := writeSubscriptions(d, []string{"Sent", "Trash"}); err != nil {
+	if err := writeSubscriptions(d, []string{"Sent", "Trash"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := read(), want+"Trash\n"; got != want {
@@ -444,7 +444,7 @@ func TestWriteSubscriptionsRefusesSymlink(t *testing.T) {
 	if err := os.Symlink(target, filepath.Join(path, "subscriptions")); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeSubscriptions(d, []string{"Sent"}); err == nil {
+	if err := writeSubscriptions(d, []string{"Sent"}, false); err == nil {
 		t.Error("writeSubscriptions through a symlink succeeded")
 	}
 	if b, _ := os.ReadFile(target); string(b) != "precious\n" {

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/worker"
 	"github.com/maildirmig/maildirmig/mbox"
+	"github.com/maildirmig/maildirmig/users"
 )
 
 // countLimit is the largest source Plan reads to count messages: beyond it a dry run would
@@ -19,6 +22,7 @@ const countLimit = 64 << 20
 // Actions a plan entry announces.
 const (
 	ActionMigrate   = "migrate"
+	ActionMirror    = "mirror" // the migrated part changed: a pass mirrors the whole source
 	ActionUpToDate  = "up-to-date"
 	ActionNoMailbox = "no-mailbox"
 	ActionRefuse    = "refuse"
@@ -35,9 +39,13 @@ type PlanEntry struct {
 	Migrated int64  // bytes migrated by earlier runs
 	Messages int64  // messages in the part still to migrate; -1 when not counted
 	Action   string // one of the Action constants
-	Reason   string // why a user is refused
-	Free     int64  // free bytes on the destination's filesystem, -1 when unknown
-	FS       string // the destination filesystem's id, to add up what each filesystem receives
+	// What a mirror pass would do (ActionMirror): messages it would write, files it would
+	// rename for their flags and remove, and why it would only add (Live).
+	Added, Changed, Removed int64
+	Live                    string
+	Reason                  string // why a user is refused
+	Free                    int64  // free bytes on the destination's filesystem, -1 when unknown
+	FS                      string // the destination filesystem's id, to add up what each filesystem receives
 
 	Folders        []Folder        // mbox folders beneath the folder root (none with Config.NoFolders)
 	SkippedFolders []SkippedFolder // entries there that would not be migrated
@@ -67,11 +75,11 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 			e.Free = int64(fs.Bavail) * int64(fs.Bsize)
 			e.FS = fmt.Sprintf("%x%x", fs.Fsid.Val[0], fs.Fsid.Val[1])
 		}
-		e.Action, e.Reason = planUser(&e, u.Name, owner(u), store, cfg)
+		e.Action, e.Reason = planUser(ctx, &e, u, store, cfg)
 		if !cfg.NoFolders {
 			planFolders(&e, u.Name, owner(u), home, cfg)
 		}
-		if e.Action == ActionMigrate && e.Free >= 0 {
+		if (e.Action == ActionMigrate || e.Action == ActionMirror) && e.Free >= 0 {
 			need[e.FS] += e.Todo()
 			if need[e.FS] > e.Free {
 				e.Action, e.Reason = ActionRefuse, fmt.Sprintf("%s has %d bytes free, %d needed by this and earlier users", home, e.Free, need[e.FS])
@@ -82,8 +90,9 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 	return out, nil
 }
 
-func planUser(e *PlanEntry, user string, uid int, store StateStore, cfg Config) (action, reason string) {
-	f, st, err := openSpool(e.Src, uid)
+func planUser(ctx context.Context, e *PlanEntry, u users.User, store StateStore, cfg Config) (action, reason string) {
+	user := u.Name
+	f, st, err := openSpool(e.Src, owner(u))
 	if errors.Is(err, ErrNoMailbox) {
 		return ActionNoMailbox, ""
 	}
@@ -102,6 +111,18 @@ func planUser(e *PlanEntry, user string, uid int, store StateStore, cfg Config) 
 	if err != nil {
 		return ActionRefuse, err.Error()
 	}
+	if rs.mirror {
+		s, err := dryMirror(ctx, &cfg, store, u, f, st.Size, e.Home, rs)
+		if err != nil {
+			return ActionRefuse, err.Error()
+		}
+		e.Migrated, e.Messages = st.Size, s.Written
+		e.Added, e.Changed, e.Removed, e.Live = s.Written, s.Changed, s.Removed, s.Live
+		if s.Written+s.Changed+s.Removed == 0 {
+			return ActionUpToDate, ""
+		}
+		return ActionMirror, ""
+	}
 	start := rs.start
 	e.Migrated = start
 	if start >= st.Size {
@@ -116,6 +137,37 @@ func planUser(e *PlanEntry, user string, uid int, store StateStore, cfg Config) 
 		e.Messages = n
 	}
 	return ActionMigrate, ""
+}
+
+// dryMirror has a worker count, reading and writing nothing but the source, what a mirror pass
+// of f into u's Maildir would do.
+func dryMirror(ctx context.Context, cfg *Config, store StateStore, u users.User, f *os.File, size int64, home string, rs *resume) (Stats, error) {
+	var prior string
+	if !rs.prev.RecordsLost {
+		var err error
+		if prior, err = store.readRecords(u.Name, cfg.Source.Kind(), rs.next.Source, rs.prev); err != nil {
+			return Stats{}, err
+		}
+	}
+	foreign, err := cfg.foreign(store, u, cfg.Source, rs.next.Maildir)
+	if err != nil {
+		return Stats{}, err
+	}
+	req := convertRequest(opMirror, cfg.Convert)
+	req.Home, req.Owner, req.Maildir = home, owner(u), cfg.Maildir
+	req.Size, req.Location, req.DryRun = size, loadableZone(rs.next.Zone), true
+	req.Prior, req.NextSeq, req.Foreign, req.StartIndex, req.Interrupted = prior, rs.index, foreign, rs.prev.BaseIndex, rs.prev.Open
+	var st Stats
+	var got bool
+	err = runWorker(worker.WithStallTimeout(ctx, cfg.StallTimeout), Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, func(m workerMsg) {
+		if m.T == msgStats && m.Stats != nil {
+			st, got = *m.Stats, true
+		}
+	})
+	if err == nil && !got {
+		err = errors.New("migrate: the worker ended without a result")
+	}
+	return st, err
 }
 
 func countMessages(src io.ReaderAt, size int64) (int64, error) {

@@ -21,6 +21,7 @@ import (
 const (
 	opConvert = "convert" // Convert, then re-read every message file against its record
 	opVerify  = "verify"  // prove every message of src[0:Size) is in the Maildir
+	opMirror  = "mirror"  // make the Maildir mirror the whole source (mirror.go)
 	opFolders = "folders" // migrate the mbox folders beneath FolderRoot (no source fd)
 
 	opVerifyFolders = "verify-folders" // prove the migrated part of every folder in FolderStates
@@ -48,12 +49,29 @@ type workerRequest struct {
 	AnyPosition bool   `json:"any_position,omitempty"` // opConvert: maildir.Options.AnyPosition (a forced restart)
 	LooseFrom   []byte `json:"loose_from,omitempty"`
 
+	// opMirror (and a folder's mirror): the source's records of its last pass, "<seq> <uid>
+	// <base>" per message in source order; the base names the user's other INBOX source
+	// recorded into the same Maildir; the first sequence number a new message gets; and
+	// whether only to count.
+	Prior   string   `json:"prior,omitempty"`
+	Foreign []string `json:"foreign,omitempty"`
+	NextSeq int64    `json:"next_seq,omitempty"`
+	// Interrupted says a pass of this source was interrupted (State.Open): files of ours from
+	// NextSeq on that no record names are its.
+	Interrupted bool `json:"interrupted,omitempty"`
+	DryRun      bool `json:"dry_run,omitempty"`
+
 	// opFolders only.
 	FolderRoot   string            `json:"folder_root,omitempty"`   // relative to Home: "mail"
 	FolderStates map[string]*State `json:"folder_states,omitempty"` // by Folder.Source
-	Zone         string            `json:"zone,omitempty"`          // root's zoneName: a new folder state's Zone
-	Force        bool              `json:"force,omitempty"`
-	LockTimeout  time.Duration     `json:"lock_timeout,omitempty"`
+	// A second folder pass, for what the first found changed: the records of each folder to
+	// mirror (by Folder.Source; only these are passed over), and the folders whose mbox is
+	// gone, whose Maildir++ folders are removed.
+	FolderPrior   map[string]string `json:"folder_prior,omitempty"`
+	FolderRemoved []string          `json:"folder_removed,omitempty"`
+	Zone          string            `json:"zone,omitempty"` // root's zoneName: a new folder state's Zone
+	Force         bool              `json:"force,omitempty"`
+	LockTimeout   time.Duration     `json:"lock_timeout,omitempty"`
 
 	// opRename, to the Mailbox lock worker: rename RenameFrom to RenameTo in the home if
 	// RenameFrom still is the file Dev/Inode.
@@ -77,6 +95,7 @@ const (
 	msgDurable  msgType = "durable"  // Stats: every message before Stats.EndOffset is durable (State: a folder's)
 	msgStats    msgType = "stats"    // Stats: the conversion's result
 	msgVerified msgType = "verified" // Verified: the proof of one source
+	msgChange   msgType = "change"   // Change: a file a mirror pass renamed or removed
 
 	// The Mailbox lock worker's.
 	msgLocked       msgType = "locked"
@@ -91,6 +110,8 @@ const (
 	msgFolderDone    msgType = "folder-done"    // Stats, State: what to remember
 	msgFolderFailed  msgType = "folder-failed"  // Kind: a folderFail* kind; Err
 	msgFolderFrom    msgType = "folder-from"    // N: the offset the folder is converted from
+	msgFolderChanged msgType = "folder-changed" // its migrated part changed: a second pass mirrors it
+	msgFolderRemoved msgType = "folder-removed" // its mbox is gone; Err: why its Maildir++ folder stays
 )
 
 // workerMsg is one line of the worker's answer.
@@ -101,6 +122,7 @@ type workerMsg struct {
 	N        int64          `json:"n,omitempty"`
 	Stats    *Stats         `json:"stats,omitempty"`
 	Verified *VerifyResult  `json:"verified,omitempty"`
+	Change   *Change        `json:"change,omitempty"`
 	Err      string         `json:"err,omitempty"`
 	Unsafe   bool           `json:"unsafe,omitempty"`
 
@@ -123,6 +145,11 @@ type VerifyResult struct {
 	// Duplicate lists messages stored more than once, with their files: verify proves
 	// every message is there exactly once.
 	Duplicate []string `json:"duplicate,omitempty"`
+	// Orphans lists files maildirmig wrote whose source message is gone, in a Maildir
+	// nobody else uses yet: a pass removes them.
+	Orphans []string `json:"orphans,omitempty"`
+	// Flags lists messages whose flags or keywords in the Maildir are not the source's.
+	Flags []string `json:"flags,omitempty"`
 
 	// From the worker to the process that holds the UID records, which sorts out Deleted.
 	Lost    []lostMessage `json:"lost,omitempty"`

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// resume is one conversion of a source under its lock, from where the last one stopped: the
+// resume is one pass over a source under its lock, from where the last one stopped: the
 // same rules for the INBOX (root holds the source and runs it) and for each mbox folder (the
 // worker, as the user, holds the folder and runs it, since root never opens a file in a home).
 type resume struct {
@@ -19,37 +19,57 @@ type resume struct {
 	name  string // the source as the administrator knows it, for errors
 	size  int64  // the locked source's size
 	start int64  // where this run starts: the end of what earlier runs migrated
-	index int64  // position number of the message at start
-	// forced says the source is migrated again from 0 after it changed (--force): the
-	// messages already in the Maildir may then be anywhere in the source.
-	forced bool
+	index int64  // sequence number of the message at start (the next one a new message gets)
+	// mirror says the migrated part changed: the whole source is read again and the
+	// Maildir made to mirror it (mirror.go), from the records prev names.
+	mirror bool
+	// fresh says the records start a new generation: a mirror pass, or a source converted
+	// from offset 0.
+	fresh  bool
+	prev   *State // what the earlier runs left, the records included; nil when none is usable
 	next   *State // what to remember, updated by advance
 	h      hash.Hash
 	hashed int64 // how far h has read
 	bytes0 int64 // source bytes migrated before this run
 }
 
-// startResume decides where the locked source f (fstat st) resumes, given the state prev of
-// the earlier runs and next, which names this run's destination, options and zone. The
-// migrated prefix must be unchanged (ErrSourceChanged), and the destination and options
-// those it was migrated with (ErrStateMismatch); --force starts again from 0 instead. A
-// resumed source keeps the zone From_ dates without one were read in, so that the names of
-// the messages still to migrate do not depend on who runs us: zoneKept is then the notice to
-// log, else nil. next gets what carries over from prev.
+// startResume decides how the locked source f (fstat st) is passed over, given the state prev
+// of the earlier runs and next, which names this run's destination, options and zone: from
+// the end of the migrated prefix when it is unchanged, else a mirror pass of the whole
+// source (resume.mirror). A destination or options other than those it was migrated with are
+// refused (ErrStateMismatch) unless force: another Maildir then starts a migration of its
+// own there, other options a mirror pass that converts every message again. A source
+// passed over again keeps the zone From_ dates without one were read in, so that the names of
+// its messages do not depend on who runs us: zoneKept is then the notice to log, else nil.
+// next gets what carries over from prev.
 func startResume(f io.ReaderAt, name string, st unix.Stat_t, prev, next *State, force bool) (r *resume, zoneKept *Event, err error) {
-	start, index, h, forced, err := prev.resumeForced(f, st, force)
+	start, index, h, err := prev.Resume(f, st)
+	mirror := false
+	if errors.Is(err, ErrSourceChanged) {
+		start, index, h, mirror, err = 0, prev.Messages, newSHA256(), true, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if why := prev.differs(next); why != "" && start > 0 {
-		if !force {
-			return nil, nil, fmt.Errorf("%w: %s: %s (run with the same options, or with --force to migrate it again from the start)", ErrStateMismatch, name, why)
-		}
-		start, index, h, forced = 0, prev.BaseIndex, newSHA256(), true
+	if prev != nil && prev.RecordsLost && start > 0 {
+		// The records of the last pass are gone: a mirror pass rebuilds them from the Maildir.
+		start, index, h, mirror = 0, prev.Messages, newSHA256(), true
 	}
-	if start > 0 && prev.Zone != "" && prev.Zone != next.Zone {
+	if why := prev.differs(next); why != "" && (start > 0 || mirror) {
+		if !force {
+			return nil, nil, fmt.Errorf("%w: %s: %s (run with the same options, or with --force to migrate it again under these)", ErrStateMismatch, name, why)
+		}
+		if prev.Maildir != next.Maildir {
+			// Another Maildir: a migration of its own, which knows nothing of the first.
+			start, h, mirror = 0, newSHA256(), false
+			prev = &State{Messages: prev.Messages, BaseIndex: prev.Messages, Gen: prev.Gen}
+		} else {
+			start, h, mirror = 0, newSHA256(), true
+		}
+	}
+	if (start > 0 || mirror) && prev.Zone != "" && prev.Zone != next.Zone {
 		if _, lerr := time.LoadLocation(prev.Zone); lerr != nil {
-			return nil, nil, fmt.Errorf("%w: %s: earlier runs read From_ dates without a zone in %s, which cannot be loaded here (run with TZ=%s, or with --force to migrate it again from the start)", ErrStateMismatch, name, prev.Zone, prev.Zone)
+			return nil, nil, fmt.Errorf("%w: %s: earlier runs read From_ dates without a zone in %s, which cannot be loaded here (run with TZ=%s)", ErrStateMismatch, name, prev.Zone, prev.Zone)
 		}
 		zoneKept = &Event{Kind: EventZoneKept, Message: -1, Offset: start,
 			Detail: fmt.Sprintf("reading From_ dates without a zone in %s, as earlier runs did, not %s", prev.Zone, next.Zone)}
@@ -57,7 +77,7 @@ func startResume(f io.ReaderAt, name string, st unix.Stat_t, prev, next *State, 
 	}
 	if prev != nil {
 		next.BaseIndex, next.Bytes, next.UIDValidity = prev.BaseIndex, prev.Bytes, prev.UIDValidity
-		if start == 0 {
+		if start == 0 && !mirror {
 			next.BaseIndex = index
 		}
 	}
@@ -65,8 +85,13 @@ func startResume(f io.ReaderAt, name string, st unix.Stat_t, prev, next *State, 
 		// The rest of the source is split as its start was.
 		next.Loose, next.LooseFrom = prev.Loose, prev.LooseFrom
 	}
-	return &resume{src: f, name: name, size: st.Size, start: start, index: index, forced: forced, next: next,
-		h: h, hashed: start, bytes0: next.Bytes}, zoneKept, nil
+	bytes0 := next.Bytes
+	if mirror {
+		// A mirror pass counts what it reads anew.
+		bytes0 -= prev.Offset
+	}
+	return &resume{src: f, name: name, size: st.Size, start: start, index: index, mirror: mirror, fresh: start == 0,
+		prev: prev, next: next, h: h, hashed: start, bytes0: bytes0}, zoneKept, nil
 }
 
 // advance moves next to the resume point end a conversion reported, with its stats s, once it
@@ -82,6 +107,9 @@ func (r *resume) advance(end int64, s Stats) error {
 	n := r.next
 	n.Size, n.Offset, n.SHA256 = r.size, end, hex.EncodeToString(r.h.Sum(nil))
 	n.Messages = r.index + s.Messages
+	if r.mirror {
+		n.Messages = max(r.index, s.Seq)
+	}
 	n.Bytes = r.bytes0 + end - r.start
 	if s.UIDValidity != 0 {
 		n.UIDValidity = s.UIDValidity
@@ -98,7 +126,12 @@ func (r *resume) advance(end int64, s Stats) error {
 // callback, which advances there and has save record the state; the end it returns is
 // advanced to and saved too. save may be nil when the caller records next itself. It
 // returns the conversion's stats: with nothing converted, EndOffset is the start.
-func (r *resume) run(convert func(durable func(end int64, s Stats) error) (Stats, error), save func() error) (Stats, error) {
+//
+// While convert runs, the states it saves say a pass is writing (State.Open); the last one
+// does not. open, when not nil, is called before convert with the state to save first, the
+// last one's marked Open: files the pass writes before its first resume point are then known
+// to be this source's, should it be interrupted.
+func (r *resume) run(convert func(durable func(end int64, s Stats) error) (Stats, error), save func() error, open func(*State) error) (Stats, error) {
 	advance := func(end int64, s Stats) error {
 		if err := r.advance(end, s); err != nil {
 			return err
@@ -110,12 +143,39 @@ func (r *resume) run(convert func(durable func(end int64, s Stats) error) (Stats
 	}
 	stats := Stats{EndOffset: r.start, UIDValidity: r.next.UIDValidity}
 	if convert != nil {
+		if open != nil {
+			st := r.opened()
+			if err := open(&st); err != nil {
+				return stats, err
+			}
+		}
+		r.next.Open = true
 		var err error
-		if stats, err = convert(advance); err != nil {
+		stats, err = convert(advance)
+		r.next.Open = false
+		if err != nil {
 			return stats, err
 		}
 	}
 	return stats, advance(stats.EndOffset, stats)
+}
+
+// opened is the state to save before a pass writes: the earlier runs' (or, for a source
+// never migrated, one that records nothing yet), marked Open.
+func (r *resume) opened() State {
+	var st State
+	if r.prev != nil && !r.fresh || r.prev != nil && r.mirror {
+		st = *r.prev
+	} else {
+		st = State{User: r.next.User, UID: r.next.UID, Kind: r.next.Kind, Source: r.next.Source, Maildir: r.next.Maildir,
+			Messages: r.index, BaseIndex: r.index, Bytes: r.bytes0, UIDValidity: r.next.UIDValidity, Zone: r.next.Zone}
+		if r.prev != nil {
+			st.Gen, st.RecordsSize = r.prev.Gen, r.prev.RecordsSize
+		}
+	}
+	st.Open, st.RecordsLost = true, false
+	st.Time = time.Now().UTC()
+	return st
 }
 
 // EventZoneKept is the notice that a resumed migration reads From_ dates in the zone the

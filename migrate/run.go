@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -49,8 +48,13 @@ const (
 	EventUserFailed = "user-failed"
 	EventNotice     = audit.EventNotice // with "kind": an Event's Kind or one of the Event* kinds
 	EventMessage    = "message"
+	EventChange     = "message-changed" // a file a mirror pass renamed or removed
 	EventAfter      = "source-after"
 )
+
+// EventRecordsLost is the notice that a source's records were missing or cut short, and that
+// a mirror pass rebuilds them from the Maildir.
+const EventRecordsLost = "records-lost"
 
 // Outcomes of one user's migration.
 const (
@@ -105,8 +109,11 @@ type UserResult struct {
 	Stats   Stats
 	After   string // what was done to the source: "", "renamed to ...", "truncated"
 	Folders []FolderResult
-	Err     error
-	Elapsed time.Duration
+	// FoldersRemoved counts the folders whose mbox is gone, forgotten by this run (their
+	// Maildir++ folders removed, or kept and said why).
+	FoldersRemoved int
+	Err            error
+	Elapsed        time.Duration
 }
 
 // Summary totals a run.
@@ -323,11 +330,13 @@ func (s *Summary) add(r UserResult) {
 	s.Bytes += t.Bytes
 }
 
-// Total adds up the INBOX and the folders: messages, written, existed, skipped, bytes, and
-// whether any UIDs were renumbered.
+// Total adds up the INBOX and the folders: messages, written, existed, skipped, bytes, what
+// mirror passes changed and removed, whether any UIDs were renumbered, and why a Maildir
+// was live.
 func (r UserResult) Total() Stats {
 	t := Stats{Messages: r.Stats.Messages, Written: r.Stats.Written, Existed: r.Stats.Existed, Skipped: r.Stats.Skipped,
-		Bytes: r.Stats.Bytes, Renumbered: r.Stats.Renumbered}
+		Bytes: r.Stats.Bytes, Renumbered: r.Stats.Renumbered, Changed: r.Stats.Changed, Removed: r.Stats.Removed,
+		Deleted: r.Stats.Deleted, Live: r.Stats.Live}
 	for _, f := range r.Folders {
 		t.Messages += f.Stats.Messages
 		t.Written += f.Stats.Written
@@ -335,6 +344,12 @@ func (r UserResult) Total() Stats {
 		t.Skipped += f.Stats.Skipped
 		t.Bytes += f.Stats.Bytes
 		t.Renumbered = t.Renumbered || f.Stats.Renumbered
+		t.Changed += f.Stats.Changed
+		t.Removed += f.Stats.Removed
+		t.Deleted += f.Stats.Deleted
+		if t.Live == "" {
+			t.Live = f.Stats.Live
+		}
 	}
 	return t
 }
@@ -346,6 +361,7 @@ func postfixUsesFlock() bool {
 }
 
 type runner struct {
+	liveSaid  sync.Map // users told their Maildir is in use
 	cfg       Config
 	audit     *audit.Log
 	state     StateStore
@@ -457,6 +473,10 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 	if err != nil {
 		return err
 	}
+	if r.state.recordsLost(u.Name, kind, src, prev) {
+		prev.RecordsLost = true
+		log(EventNotice, with("kind", EventRecordsLost, "detail", "the records of the last pass are missing or cut short: this pass rebuilds them from the Maildir"))
+	}
 	next := &State{User: u.Name, UID: u.UID, Kind: kind, Source: src, Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(home, r.cfg.Maildir),
 		KeepHeaders: r.cfg.Convert.KeepHeaders, Unescape: unescapeName(r.cfg.Convert.Unescape), Zone: r.zone}
 	rs, zoneKept, err := startResume(f, src, st, prev, next, r.cfg.Force)
@@ -467,45 +487,53 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 		log(EventNotice, with("kind", zoneKept.Kind, "message", zoneKept.Message, "offset", zoneKept.Offset, "detail", zoneKept.Detail))
 	}
 	start, index := rs.start, rs.index
-	uids, err := r.state.openUIDs(u.Name, kind, src, start == 0)
+	recs, err := r.state.openRecords(u.Name, kind, src, rs.prev, rs.fresh)
 	if err != nil {
 		return err
 	}
-	defer uids.Close()
-	uidw := bufio.NewWriter(uids)
-	record := func(rec MessageRecord) {
-		if !rec.Skipped {
-			fmt.Fprintf(uidw, "%d %d\n", rec.Index, rec.UID)
-		}
-	}
+	defer recs.Close()
 	// The state is saved at each resume point the worker reports, once this process has
-	// checked it is one.
+	// checked it is one; a mirror pass saves it once, at its end.
+	dropped := false
 	save := func() error {
-		// The UID records of the messages before the resume point are on disk before the
-		// state says they are migrated.
-		if err := uidw.Flush(); err != nil {
-			return fmt.Errorf("migrate: state: %w", err)
+		// The records of the messages before the resume point are on disk before the state
+		// says they are migrated.
+		if err := recs.sync(); err != nil {
+			return err
 		}
-		if err := uids.Sync(); err != nil {
-			return fmt.Errorf("migrate: state: %w", err)
+		recs.note(next)
+		if err := r.state.Save(next); err != nil {
+			return err
 		}
-		return r.state.Save(next)
+		if rs.fresh && !dropped {
+			r.state.dropOlder(u.Name, kind, src, next)
+			dropped = true
+		}
+		return nil
 	}
 	var convert func(durable func(int64, Stats) error) (Stats, error)
 	outcome := OutcomeUpToDate
-	if start < st.Size {
+	switch {
+	case rs.mirror:
+		convert = func(func(int64, Stats) error) (Stats, error) {
+			return r.mirror(ctx, u, f, st.Size, home, rs, recs.add, with, log)
+		}
+	case start < st.Size:
 		outcome = OutcomeMigrated
 		convert = func(durable func(int64, Stats) error) (Stats, error) {
 			if err := checkSpace(home, st.Size-start); err != nil {
 				return Stats{}, err
 			}
-			return r.convert(ctx, u, f, st.Size, home, start, index, next, rs.forced, durable, record, with, log)
+			return r.convert(ctx, u, f, st.Size, home, start, index, next, durable, recs.add, with, log)
 		}
 	}
 	res.Stats.EndOffset = start
-	stats, err := rs.run(convert, save)
+	stats, err := rs.run(convert, save, func(st *State) error { return r.state.Save(st) })
 	if err != nil {
 		return err
+	}
+	if rs.mirror && (stats.Written > 0 || stats.Live == "" && stats.Changed+stats.Removed > 0) {
+		outcome = OutcomeMigrated
 	}
 	res.Stats, res.Outcome = stats, outcome
 	end := res.Stats.EndOffset
@@ -513,8 +541,11 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 		return nil
 	}
 	// This run checked each message it converted against its file as the file became
-	// durable; what earlier runs migrated is proved now, from the locked source, before the
-	// source may go.
+	// durable; what earlier runs migrated, and what a mirror pass kept, is proved now, from
+	// the locked source, before the source may go.
+	if rs.mirror {
+		start = end
+	}
 	if start > 0 {
 		if err := r.prove(ctx, u, f, start, home, next); err != nil {
 			return fmt.Errorf("migrate: not applying --after %s to %s: %w", r.cfg.After, src, err)
@@ -544,11 +575,7 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 // the Maildir st records, with the content stored, under the options st records, or was
 // deleted there through Dovecot, and that its dovecot-uidlist has st.UIDValidity.
 func (r *runner) prove(ctx context.Context, u users.User, f *os.File, size int64, home string, st *State) error {
-	uids, err := r.state.uidsPath(st.User, st.Kind, st.Source)
-	if err != nil {
-		return err
-	}
-	res, err := verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, owner(u), f, size, home, st, true, uids)
+	res, err := verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, owner(u), f, size, home, st, true, r.state, st.Kind)
 	if err != nil {
 		return err
 	}
@@ -620,14 +647,12 @@ func checkSpace(home string, need int64) error {
 	return nil
 }
 
-// convert has a worker convert the locked source from start, in the mode next records;
-// forced says the source is migrated again from the start after it changed, so that the
-// messages already in the Maildir are matched wherever they now are in the source. durable
-// gets each resume point the worker reports, and an error from it stops the worker.
-func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, forced bool, durable func(int64, Stats) error, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+// convert has a worker convert the locked source from start, in the mode next records.
+// durable gets each resume point the worker reports, and an error from it stops the worker.
+func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, durable func(int64, Stats) error, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
 	req := r.request(opConvert, u, home)
 	req.Size, req.Location, req.Loose, req.LooseFrom = size, loadableZone(next.Zone), next.Loose, next.LooseFrom
-	req.StartOffset, req.StartIndex, req.AnyPosition = start, index, forced
+	req.StartOffset, req.StartIndex = start, index
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var st Stats
@@ -657,6 +682,66 @@ func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int
 	return st, err
 }
 
+// mirror has a worker make the user's Maildir mirror the whole locked source (mirror.go),
+// from the records rs.prev names; record gets the new records, in source order.
+func (r *runner) mirror(ctx context.Context, u users.User, f *os.File, size int64, home string, rs *resume, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+	kind := r.cfg.Source.Kind()
+	var prior string
+	if !rs.prev.RecordsLost {
+		var err error
+		if prior, err = r.state.readRecords(u.Name, kind, rs.next.Source, rs.prev); err != nil {
+			return Stats{}, err
+		}
+	}
+	foreign, err := r.cfg.foreign(r.state, u, r.cfg.Source, rs.next.Maildir)
+	if err != nil {
+		return Stats{}, err
+	}
+	req := r.request(opMirror, u, home)
+	req.Size, req.Location = size, loadableZone(rs.next.Zone)
+	req.Prior, req.NextSeq, req.Foreign, req.StartIndex = prior, rs.index, foreign, rs.prev.BaseIndex
+	req.Interrupted = rs.prev.Open
+	var st Stats
+	var got bool
+	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, func(m workerMsg) {
+		r.dispatch(u.Name, m, with, "", record, log)
+		if m.T == msgStats && m.Stats != nil {
+			st, got = *m.Stats, true
+		}
+	})
+	if err == nil && !got {
+		err = errors.New("migrate: the worker ended without a result")
+	}
+	return st, err
+}
+
+// foreign returns the base names of the files the user's other INBOX source than source
+// (~/Mailbox for the spool, the spool for ~/Mailbox) recorded into maildirPath: a mirror pass
+// or a proof of source's messages must leave them alone.
+func (c *Config) foreign(store StateStore, u users.User, source Source, maildirPath string) ([]string, error) {
+	other := *c
+	other.Source = SourceMailbox
+	if source == SourceMailbox {
+		other.Source = SourceSpool
+	}
+	src, _, _ := other.Paths(u)
+	ost, err := store.Load(u.Name, other.Source.Kind(), src)
+	if err != nil || ost == nil || ost.Maildir != maildirPath {
+		return nil, err
+	}
+	text, err := store.readRecords(u.Name, other.Source.Kind(), src, ost)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for l := range strings.Lines(text) {
+		if f := strings.Fields(l); len(f) == 3 {
+			out = append(out, f[2])
+		}
+	}
+	return out, nil
+}
+
 // request is a request for op about the user u, whose home is at home, with the run's
 // destination and conversion options.
 func (r *runner) request(op string, u users.User, home string) *workerRequest {
@@ -672,6 +757,12 @@ func (r *runner) request(op string, u users.User, home string) *workerRequest {
 // its notices on the console.
 func (r *runner) dispatch(user string, m workerMsg, fields func(...any) map[string]any, label string, record func(MessageRecord), log func(string, map[string]any)) {
 	dispatch(m, func(e Event) {
+		if e.Kind == EventMaildirLive {
+			// Said once for the user, whose Maildir and its folders are one.
+			if _, said := r.liveSaid.LoadOrStore(user, true); said {
+				return
+			}
+		}
 		log(EventNotice, fields("kind", e.Kind, "message", e.Message, "offset", e.Offset, "detail", e.Detail))
 		if r.cfg.Notice != nil {
 			if label != "" {
@@ -690,6 +781,10 @@ func (r *runner) dispatch(user string, m workerMsg, fields func(...any) map[stri
 				"uid_imap", rec.UID, "existed", rec.Existed, "skipped", rec.Skipped))
 		}
 	}, r.cfg.Progress)
+	if m.T == msgChange && m.Change != nil {
+		c := m.Change
+		log(EventChange, fields("change", c.Kind, "name", c.Name, "to", nonEmpty(c.To), "why", c.Why))
+	}
 }
 
 // zoneName names the zone From_ dates without one are read in: loc's, or for the local zone

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -202,17 +203,20 @@ func TestRunBatch(t *testing.T) {
 		t.Errorf("after append and delete: %v (before %v)", after, before)
 	}
 
-	// A changed prefix is refused, and --force migrates from the start.
+	// A changed prefix is mirrored: the message that is gone is removed, the new one written.
+	bobBefore := tr.files("bob")
 	tr.write("var/mail/bob", strings.Replace(msgC, "third", "THIRD", 1), "bob")
 	_, res = run(t, tr.config())
-	if r := res["bob"]; r.Outcome != OutcomeFailed || !errors.Is(r.Err, ErrSourceChanged) {
+	if r := res["bob"]; r.Outcome != OutcomeMigrated || r.Err != nil || r.Stats.Written != 1 || r.Stats.Removed != 1 || r.Stats.Existed != 0 {
 		t.Fatalf("changed prefix: %+v", r)
 	}
-	cfg := tr.config()
-	cfg.Force, cfg.Users = true, []string{"bob"}
-	_, res = run(t, cfg)
-	if r := res["bob"]; r.Outcome != OutcomeMigrated || r.Stats.Written != 1 {
-		t.Fatalf("forced: %+v", r)
+	if got := tr.files("bob"); len(got) != 1 || len(bobBefore) != 1 || got[0] == bobBefore[0] {
+		t.Fatalf("bob's Maildir after the mirror pass: %v (before %v); want the new message alone", got, bobBefore)
+	}
+	checkVerify(t, tr, "bob", 1)
+	// A pass with nothing changed since writes nothing.
+	if _, res = run(t, tr.config()); res["bob"].Outcome != OutcomeUpToDate || res["bob"].Stats.Written != 0 {
+		t.Fatalf("after the mirror pass: %+v", res["bob"])
 	}
 }
 
@@ -404,7 +408,7 @@ func TestCheckResumePoint(t *testing.T) {
 func TestRunInterruptedSavesState(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "lee")
-	const n = 40
+	const n = interruptible
 	src, at := bigMailbox(n)
 	tr.write("var/mail/lee", src, "lee")
 	runInterrupted(t, tr.config())
@@ -461,10 +465,10 @@ func TestRunLooseSource(t *testing.T) {
 func TestRunLooseResumeMidFile(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "lyn")
-	const n = 41 // the Takeout message, then pairs of a dated one and a one-word one
+	const n = interruptible + 1 // the Takeout message, then pairs of a dated one and a one-word one
 	src := "From 1844@xxx\nSubject: takeout\n\nfirst\n\n"
 	for i := 1; i < n; i += 2 {
-		src += fmt.Sprintf("From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\nFrom 999@xxx\nSubject: %d\n\nx\n\n", i, i, bigBody, i+1)
+		src += fmt.Sprintf("From x@example.org Mon Jan  1 10:%02d:%02d 2024\nSubject: %d\n\nbody %d\n\nFrom 999@xxx\nSubject: %d\n\nx\n\n", i/60, i%60, i, i, i+1)
 	}
 	tr.write("var/mail/lyn", src, "lyn")
 	runInterrupted(t, tr.config())
@@ -492,25 +496,22 @@ func checkVerify(t *testing.T, tr *tree, user string, want int64) {
 	}
 }
 
-// --force after a message was removed from the start of the source (a POP3 expunge) matches
-// the messages already in the Maildir wherever they moved, instead of writing them again.
-func TestRunForceAfterExpunge(t *testing.T) {
+// A pass after a message was removed from the start of the source (a POP3 expunge) finds the
+// messages already in the Maildir wherever they moved, writes none again, and removes the
+// file of the message that is gone.
+func TestRunMirrorsExpunge(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "max")
 	tr.write("var/mail/max", msgA+msgB+msgC, "max")
 	run(t, tr.config())
+	before := tr.files("max")
 	tr.write("var/mail/max", msgB+msgC, "max")
-	if _, res := run(t, tr.config()); !errors.Is(res["max"].Err, ErrSourceChanged) {
-		t.Fatalf("run without --force: %+v; want the changed source refused", res["max"])
+	_, res := run(t, tr.config())
+	if r := res["max"]; r.Outcome != OutcomeMigrated || r.Err != nil || r.Stats.Written != 0 || r.Stats.Existed != 2 || r.Stats.Removed != 1 {
+		t.Fatalf("pass after the expunge: %+v; want both remaining messages found, none written, one removed", r)
 	}
-	cfg := tr.config()
-	cfg.Force = true
-	_, res := run(t, cfg)
-	if r := res["max"]; r.Outcome != OutcomeMigrated || r.Stats.Written != 0 || r.Stats.Existed != 2 {
-		t.Fatalf("--force: %+v; want both remaining messages found, none written", r)
-	}
-	if got := tr.files("max"); len(got) != 3 {
-		t.Fatalf("Maildir after --force: %v; want the 3 messages once each", got)
+	if got := tr.files("max"); len(got) != 2 || !slices.Contains(before, got[0]) || !slices.Contains(before, got[1]) {
+		t.Fatalf("Maildir after the pass: %v (before %v); want the 2 remaining files", got, before)
 	}
 	checkVerify(t, tr, "max", 2)
 }
@@ -551,18 +552,22 @@ func TestRunAfterDeletedByUser(t *testing.T) {
 		name    string
 		change  func(tr *tree)
 		deleted bool // else refused
+		rebuilt bool // the records are lost: the pass rebuilds them, writing the message again
 	}{
-		{"expunged through Dovecot", func(tr *tree) { expunge(tr, "nia", 0, "") }, true},
+		{"expunged through Dovecot", func(tr *tree) { expunge(tr, "nia", 0, "") }, true, false},
 		{"file removed, still listed", func(tr *tree) {
 			must(t, os.Remove(tr.path("home/nia/Maildir/"+tr.files("nia")[0])))
-		}, false},
-		{"expunged, next UID not above it", func(tr *tree) { expunge(tr, "nia", 1, "2") }, false},
+		}, false, false},
+		{"expunged, next UID not above it", func(tr *tree) { expunge(tr, "nia", 1, "2") }, false, false},
 		{"expunged, no UID records", func(tr *tree) {
 			expunge(tr, "nia", 0, "")
-			p, err := StateStore{Dir: tr.path("var/lib/maildirmig")}.uidsPath("nia", KindSpool, tr.path("var/mail/nia"))
+			store := StateStore{Dir: tr.path("var/lib/maildirmig")}
+			st, err := store.Load("nia", KindSpool, tr.path("var/mail/nia"))
+			must(t, err)
+			p, err := store.recordsPath("nia", KindSpool, tr.path("var/mail/nia"), st.Gen)
 			must(t, err)
 			must(t, os.Remove(p))
-		}, false},
+		}, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -585,6 +590,14 @@ func TestRunAfterDeletedByUser(t *testing.T) {
 			cfg.After = AfterTruncate
 			_, res := run(t, cfg)
 			got := res["nia"]
+			if tt.rebuilt {
+				// Without records nothing tells a deletion from a loss: the source, which
+				// nobody else reads yet, is the truth, and the message is there again.
+				if got.After != "truncated" || got.Stats.Written != 1 || len(tr.files("nia")) != 2 {
+					t.Fatalf("--after truncate with the records lost: %+v, files %v; want the message written again, then the source truncated", got, tr.files("nia"))
+				}
+				return
+			}
 			if tt.deleted && got.After != "truncated" || !tt.deleted && (got.After != "" || got.Err == nil || !strings.Contains(got.Err.Error(), "1 missing")) {
 				t.Fatalf("--after truncate: after %q, err %v; deleted by the user: %v", got.After, got.Err, tt.deleted)
 			}
@@ -595,26 +608,33 @@ func TestRunAfterDeletedByUser(t *testing.T) {
 // bigBody is a message body long enough that reading one message reports progress.
 var bigBody = strings.Repeat("a line of a long message body, to pass a progress report\n", 12000)
 
-// bigMailbox returns an mbox of n messages with bigBody, and for each message boundary the
-// number of messages before it.
+// interruptible is how many messages a mailbox runInterrupted stops in the middle of holds:
+// enough that a worker's answers about them fill the pipe to root many times over.
+const interruptible = 600
+
+// bigMailbox returns an mbox of n messages, and for each message boundary the number of
+// messages before it.
 func bigMailbox(n int) (string, map[int64]int64) {
 	var src strings.Builder
 	at := map[int64]int64{}
 	for i := range n {
-		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:00:%02d 2024\nSubject: %d\n\n%s\n", i, i, bigBody)
+		fmt.Fprintf(&src, "From x@example.org Mon Jan  1 10:%02d:%02d 2024\nSubject: %d\n\nbody of message %d\n\n", i/60, i%60, i, i)
 		at[int64(src.Len())] = int64(i + 1)
 	}
 	return src.String(), at
 }
 
-// runInterrupted runs cfg with a resume point after every message and cancels it at the first
-// progress report, as Ctrl-C in the middle of a mailbox does.
+// runInterrupted runs cfg with a resume point after every message and cancels it as soon as
+// the first message is recorded, as Ctrl-C in the middle of a mailbox does. Root stops reading
+// the worker's answers while it cancels, so a worker is held by the full pipe long before it
+// could finish a mailbox of interruptible messages: the run stops inside it, however fast the
+// worker is and however slow root.
 func runInterrupted(t *testing.T, cfg Config) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg.Convert.FlushEvery = 1
-	cfg.Progress = func(int64) { cancel() }
+	cfg.Message = func(string) { cancel() }
 	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Run: %v", err)
 	}

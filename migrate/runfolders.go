@@ -25,9 +25,10 @@ import (
 // Audit events of folders; each carries the user's fields plus "folder" (the IMAP name) and
 // "folder_src" (the mbox file beneath the folder root).
 const (
-	EventFolderStart  = "folder-start"
-	EventFolderDone   = "folder-done"
-	EventFolderFailed = "folder-failed"
+	EventFolderStart   = "folder-start"
+	EventFolderDone    = "folder-done"
+	EventFolderFailed  = "folder-failed"
+	EventFolderRemoved = "folder-removed" // its mbox is gone, and so is its Maildir++ folder
 )
 
 // Notice kinds of folders.
@@ -35,6 +36,7 @@ const (
 	EventFolderSkipped   = "folder-skipped" // an entry beneath the folder root that is not migrated
 	EventFolderNotMbox   = "folder-not-mbox"
 	EventFolderNoDotlock = "folder-no-dotlock" // the folder's directory refuses a dotlock: fcntl only
+	EventFolderKept      = "folder-kept"       // its mbox is gone, but its Maildir++ folder has to stay
 )
 
 // OutcomeSkipped is the outcome of a folder that is not an mbox: warned about, not migrated,
@@ -97,13 +99,18 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 		return err
 	}
 	req := r.request(opFolders, u, home)
-	req.FolderRoot, req.FolderStates, req.Zone = rootDir, prev, r.zone
+	req.FolderRoot, req.FolderStates, req.Zone = rootDir, withLostRecords(StateStore{Dir: store.Dir}, u.Name, prev), r.zone
 	req.Force, req.LockTimeout = r.cfg.Force, r.cfg.LockTimeout
 	maildirPath := filepath.Join(home, r.cfg.Maildir)
 	byName := map[string]int{} // Source → index in res.Folders
 	var saveErr error
-	uids := store.uids(u.Name)
-	defer uids.Close()
+	recs := store.records(u.Name)
+	defer recs.Close()
+	var changed []string         // folders whose migrated part changed: mirrored by a second pass
+	removed := map[string]bool{} // folders whose mbox is gone, until a worker meets them
+	for src := range prev {
+		removed[src] = true
+	}
 	warned, warnedMore, err := store.LoadSkipped(u.Name)
 	if err != nil {
 		return err
@@ -125,8 +132,8 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 		}
 		return m
 	}
-	// remember saves the state a worker reports for the folder src, its UID records first.
-	remember := func(src string, st *State, messages int64) *State {
+	// remember saves the state a worker reports for the folder src, its records first.
+	remember := func(src string, st *State) *State {
 		i, ok := byName[src]
 		if !ok {
 			return nil
@@ -134,15 +141,18 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 		st.User, st.UID = u.Name, u.UID
 		st.Source = filepath.Join(rootPath, src)
 		st.Maildir = filepath.Join(maildirPath, res.Folders[i].Maildir)
-		if messages > 0 {
-			if err := uids.sync(st.Source); err != nil {
-				fail(err)
-				return nil
-			}
+		if err := recs.sync(st.Source, st); err != nil {
+			fail(err)
+			return nil
 		}
+		old := prev[src]
 		prev[src] = st
 		if err := store.Save(u.Name, prev); err != nil {
 			fail(err)
+			return st
+		}
+		if old != nil && old.Gen != st.Gen {
+			StateStore{Dir: store.Dir}.dropOlder(u.Name, kindFolder, st.Source, st)
 		}
 		return st
 	}
@@ -166,9 +176,9 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			log(EventNotice, folderWith(src, kv...))
 		}
 	}
-	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
+	handle := func(m workerMsg) {
 		r.dispatch(u.Name, m, func(kv ...any) map[string]any { return folderWith(m.Folder, kv...) }, "folder "+folderName(res, byName, m.Folder),
-			func(rec MessageRecord) { uids.record(filepath.Join(rootPath, m.Folder), rec) }, log)
+			func(rec MessageRecord) { recs.add(filepath.Join(rootPath, m.Folder), rec) }, log)
 		switch m.T {
 		case msgFolderSkipped:
 			logSkipped(m.Folder, "kind", EventFolderSkipped, "detail", m.Err)
@@ -177,11 +187,37 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			if m.FolderInfo == nil {
 				return
 			}
-			byName[m.Folder] = len(res.Folders)
-			res.Folders = append(res.Folders, FolderResult{Folder: *m.FolderInfo})
+			delete(removed, m.Folder)
+			if _, again := byName[m.Folder]; !again {
+				byName[m.Folder] = len(res.Folders)
+				res.Folders = append(res.Folders, FolderResult{Folder: *m.FolderInfo})
+			}
 			log(EventFolderStart, folderWith(m.Folder, "size", m.FolderInfo.Size))
+		case msgFolderChanged:
+			changed = append(changed, m.Folder)
+		case msgFolderRemoved:
+			st := prev[m.Folder]
+			if st == nil {
+				return
+			}
+			if m.Err != "" {
+				log(EventNotice, with("kind", EventFolderKept, "folder_src", filepath.Join(rootPath, m.Folder), "dst", st.Maildir,
+					"detail", "its mbox is gone; its Maildir++ folder stays: "+m.Err))
+				warn("folder %s is gone, but %s stays: %s", filepath.Join(rootPath, m.Folder), st.Maildir, m.Err)
+			} else {
+				log(EventFolderRemoved, with("folder_src", filepath.Join(rootPath, m.Folder), "dst", st.Maildir))
+			}
+			delete(prev, m.Folder)
+			if err := store.Save(u.Name, prev); err != nil {
+				fail(err)
+				return
+			}
+			last := *st
+			last.Gen++
+			StateStore{Dir: store.Dir}.dropOlder(u.Name, kindFolder, st.Source, &last)
+			res.FoldersRemoved++
 		case msgFolderFrom:
-			if err := uids.open(filepath.Join(rootPath, m.Folder), m.N == 0); err != nil {
+			if err := recs.open(filepath.Join(rootPath, m.Folder), prev[m.Folder], m.N == 0); err != nil {
 				fail(err)
 			}
 		case msgFolderDone:
@@ -192,10 +228,12 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			f := &res.Folders[i]
 			f.Stats = *m.Stats
 			f.Outcome = OutcomeUpToDate
-			if m.Stats.Messages > 0 || m.State.Offset == 0 && prev[m.Folder] == nil {
+			st := m.Stats
+			if m.Stats.Messages > 0 && !m.Stats.Mirror || m.State.Offset == 0 && prev[m.Folder] == nil ||
+				st.Mirror && (st.Written > 0 || st.Live == "" && st.Changed+st.Removed > 0) {
 				f.Outcome = OutcomeMigrated
 			}
-			next := remember(m.Folder, m.State, m.Stats.Messages)
+			next := remember(m.Folder, m.State)
 			if next == nil {
 				return
 			}
@@ -204,7 +242,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 				"uidvalidity", next.UIDValidity, "next_uid", f.Stats.NextUID, "renumbered", f.Stats.Renumbered, "loose", f.Stats.Loose))
 		case msgDurable:
 			if m.State != nil && m.Stats != nil {
-				remember(m.Folder, m.State, m.Stats.Messages)
+				remember(m.Folder, m.State)
 			}
 		case msgFolderFailed:
 			i, ok := byName[m.Folder]
@@ -227,7 +265,41 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			}
 			log(EventFolderFailed, folderWith(m.Folder, "outcome", f.Outcome, "err", m.Err))
 		}
-	})
+	}
+	cred := Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}
+	if err := markOpen(store, u.Name, prev); err != nil {
+		return err
+	}
+	err = runWorker(ctx, cred, req, nil, handle)
+	if err == nil && !rootGone(rootPath) && (len(changed) > 0 || len(removed) > 0) {
+		// A second pass mirrors the folders that changed, from their records, and removes
+		// the Maildir++ folders of those whose mbox is gone.
+		again := r.request(opFolders, u, home)
+		again.FolderRoot, again.FolderStates, again.Zone = rootDir, withLostRecords(StateStore{Dir: store.Dir}, u.Name, prev), r.zone
+		again.Force, again.LockTimeout = r.cfg.Force, r.cfg.LockTimeout
+		again.FolderPrior = map[string]string{}
+		for _, src := range changed {
+			if again.FolderStates[src] != nil && again.FolderStates[src].RecordsLost {
+				again.FolderPrior[src] = ""
+				continue
+			}
+			text, rerr := StateStore{Dir: store.Dir}.readRecords(u.Name, kindFolder, filepath.Join(rootPath, src), prev[src])
+			if rerr != nil {
+				fail(rerr)
+				continue
+			}
+			again.FolderPrior[src] = text
+		}
+		for src := range removed {
+			if _, skippedNow := skipped[src]; !skippedNow {
+				again.FolderRemoved = append(again.FolderRemoved, src)
+			}
+		}
+		sort.Strings(again.FolderRemoved)
+		if saveErr == nil && (len(again.FolderPrior) > 0 || len(again.FolderRemoved) > 0) {
+			err = runWorker(ctx, cred, again, nil, handle)
+		}
+	}
 	if logged > maxSkippedLogged {
 		log(EventNotice, with("kind", EventFolderSkipped, "folder_src", rootPath,
 			"detail", fmt.Sprintf("%d more entries beneath %s not migrated, not logged one by one", logged-maxSkippedLogged, rootPath)))
@@ -261,6 +333,44 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// markOpen saves the user's folder states marked Open before a worker may write into their
+// Maildir++ folders: should it be interrupted, the next pass knows the files of ours it left
+// unrecorded. Each folder's state is saved again without the mark when the worker is done
+// with it.
+func markOpen(store folderStates, user string, states map[string]*State) error {
+	changed := false
+	for _, st := range states {
+		if st != nil && !st.Open {
+			st.Open, changed = true, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return store.Save(user, states)
+}
+
+// withLostRecords returns the folder states to hand a worker: copies of states, as they are
+// now, with RecordsLost set on those whose records are lost.
+func withLostRecords(store StateStore, user string, states map[string]*State) map[string]*State {
+	out := make(map[string]*State, len(states))
+	for src, st := range states {
+		if st != nil {
+			c := *st
+			c.RecordsLost = store.recordsLost(user, kindFolder, st.Source, st)
+			st = &c
+		}
+		out[src] = st
+	}
+	return out
+}
+
+// rootGone reports whether the folder root is missing now: then no folder is taken for gone.
+func rootGone(rootPath string) bool {
+	var st unix.Stat_t
+	return unix.Lstat(rootPath, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR
 }
 
 // How many skipped entries beneath a user's folder root one run names: on the console, those
@@ -355,7 +465,13 @@ func verifyFolders(ctx context.Context, cfg *Config, u users.User, home string) 
 	if err != nil || len(states) == 0 {
 		return nil, err
 	}
-	req := &workerRequest{Op: opVerifyFolders, Home: home, Owner: owner(u), Maildir: cfg.Maildir, FolderRoot: cfg.folderRoot(), FolderStates: states}
+	req := &workerRequest{Op: opVerifyFolders, Home: home, Owner: owner(u), Maildir: cfg.Maildir, FolderRoot: cfg.folderRoot(), FolderStates: states,
+		FolderPrior: map[string]string{}}
+	for src, st := range states {
+		if req.FolderPrior[src], err = (StateStore{Dir: store.Dir}).readRecords(u.Name, kindFolder, st.Source, st); err != nil {
+			return nil, err
+		}
+	}
 	var out []FolderVerify
 	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
 		switch {
@@ -363,11 +479,9 @@ func verifyFolders(ctx context.Context, cfg *Config, u users.User, home string) 
 			v := FolderVerify{Source: m.Folder, Result: *m.Verified}
 			// A message the user deleted through Dovecot is no loss, as for the INBOX.
 			if st := states[m.Folder]; st != nil {
-				p, err := store.uidsPath(u.Name, st.Source)
-				if err == nil {
-					err = sortDeleted(&v.Result, p, st.UIDValidity)
-				}
-				v.Err = err
+				v.Err = sortDeleted(&v.Result, func(want map[int64]bool) (map[int64]uint32, error) {
+					return StateStore{Dir: store.Dir}.lookupUIDs(u.Name, kindFolder, st.Source, st, want)
+				}, st.UIDValidity)
 			}
 			out = append(out, v)
 		case m.T == msgFolderFailed:

@@ -219,7 +219,7 @@ func TestVerifyFolderDeletedByUser(t *testing.T) {
 func TestRunFolderInterruptedSavesState(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t, "lia")
-	const n = 40
+	const n = interruptible
 	src, at := bigMailbox(n)
 	tr.mkdir("home/lia/mail", 0o700, "lia")
 	tr.write("home/lia/mail/Big", src, "lia")

@@ -33,7 +33,10 @@ func openFolderHome(req *workerRequest) (int, error) {
 	return openHome(req)
 }
 
-// serveFolders is the worker's side of the folder migration.
+// serveFolders is the worker's side of the folder migration. A first pass converts what is
+// new in each folder and names those whose migrated part changed (msgFolderChanged); root
+// then asks for a second pass with their records (req.FolderPrior), which mirrors them, and
+// removes the Maildir++ folders of mbox folders that are gone (req.FolderRemoved).
 func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg)) error {
 	home, err := openFolderHome(req)
 	if err != nil {
@@ -52,11 +55,11 @@ func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg))
 	if err != nil {
 		return err
 	}
-	for _, s := range skipped {
-		emit(workerMsg{T: msgFolderSkipped, Folder: s.Source, Err: s.Reason})
-	}
-	if len(folders) == 0 {
-		return nil
+	second := req.FolderPrior != nil || len(req.FolderRemoved) > 0
+	if !second {
+		for _, s := range skipped {
+			emit(workerMsg{T: msgFolderSkipped, Folder: s.Source, Err: s.Reason})
+		}
 	}
 	// The Maildir is made only once a folder has something for it.
 	var inbox *maildir.Dir
@@ -79,8 +82,14 @@ func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg))
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if _, ok := req.FolderPrior[f.Source]; second && !ok {
+			continue
+		}
 		emit(workerMsg{T: msgFolderStart, Folder: f.Source, FolderInfo: &f})
 		next, st, err := convertFolder(ctx, req, root, openInbox, f, emit)
+		if errors.Is(err, errFolderChanged) {
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -101,14 +110,127 @@ func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg))
 		}
 		emit(workerMsg{T: msgFolderDone, Folder: f.Source, Stats: &st, State: next})
 	}
+	if second {
+		return removeFolders(ctx, req, home, emit)
+	}
 	if inbox == nil {
-		return nil
+		// Subscriptions change without a folder changing: a Maildir made already follows them.
+		d, err := maildir.OpenAt(home, req.Maildir, false)
+		if err != nil {
+			return nil
+		}
+		inbox = d
 	}
 	names, err := folderSubscriptions(home, root, req.FolderRoot)
 	if err != nil {
 		return err
 	}
-	return writeSubscriptions(inbox, names)
+	live, err := liveMaildir(inbox)
+	if err != nil {
+		return err
+	}
+	return writeSubscriptions(inbox, names, live == "")
+}
+
+// errFolderChanged ends the first pass over a folder whose migrated part changed.
+var errFolderChanged = errors.New("migrate: folder changed since the last pass")
+
+// liveMaildir says why Dovecot uses the Maildir d now (its index files there), "" when it
+// does not.
+func liveMaildir(d *maildir.Dir) (string, error) {
+	marker, err := maildir.LiveMarker(d)
+	if marker == "" || err != nil {
+		return "", err
+	}
+	return "Dovecot keeps " + marker + " in " + d.Path(), nil
+}
+
+// removeFolders removes the Maildir++ folders of the mbox folders req.FolderRemoved names,
+// whose files are gone: each only while nothing but maildirmig wrote in it and Dovecot does
+// not use the Maildir.
+func removeFolders(ctx context.Context, req *workerRequest, home int, emit func(workerMsg)) error {
+	if len(req.FolderRemoved) == 0 {
+		return nil
+	}
+	inbox, err := maildir.OpenAt(home, req.Maildir, false)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+			for _, src := range req.FolderRemoved {
+				emit(workerMsg{T: msgFolderRemoved, Folder: src})
+			}
+			return nil
+		}
+		return err
+	}
+	defer inbox.Close()
+	parentLive, err := liveMaildir(inbox)
+	if err != nil {
+		return err
+	}
+	for _, src := range req.FolderRemoved {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		kept, err := removeFolder(req, inbox, src, parentLive)
+		if err != nil {
+			emit(workerMsg{T: msgFolderFailed, Folder: src, Kind: folderFailError, Err: err.Error()})
+			continue
+		}
+		emit(workerMsg{T: msgFolderRemoved, Folder: src, Err: kept})
+	}
+	return nil
+}
+
+// removeFolder removes the Maildir++ folder of the gone mbox folder src, and returns why it
+// kept it instead ("" when it is gone).
+func removeFolder(req *workerRequest, inbox *maildir.Dir, src, parentLive string) (kept string, err error) {
+	st := req.FolderStates[src]
+	if st == nil {
+		return "", nil
+	}
+	dirName := filepath.Base(st.Maildir)
+	if dirName == "" || dirName[0] != '.' || strings.ContainsAny(dirName, "/\x00") {
+		return "", fmt.Errorf("migrate: %q is not a Maildir++ folder name", dirName)
+	}
+	d, err := maildir.OpenAt(inbox.FD(), dirName, false)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	mr := &mirrorer{req: req, d: d, own: map[string]*ownFile{}, bySeq: map[int64][]string{}, live: parentLive}
+	err = mr.look()
+	if err == nil && mr.live != "" {
+		d.Close()
+		return mr.live, nil
+	}
+	var w *maildir.Writer
+	if err == nil {
+		w, err = maildir.NewWriter(d, maildir.Options{Fsync: maildir.Fsync(req.Fsync), Host: req.Host, Unlisted: true})
+	}
+	for base := range mr.own {
+		if err != nil {
+			break
+		}
+		err = w.Remove(base)
+	}
+	if err == nil {
+		err = w.SyncDirs()
+	}
+	if w != nil {
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	d.Close()
+	if err != nil {
+		return "", err
+	}
+	if err := maildir.RemoveFolder(inbox, dirName); err != nil {
+		return err.Error(), nil
+	}
+	return "", nil
 }
 
 // folderSubscriptions reads Dovecot's ~/mail/.subscriptions, or else UW-IMAP's ~/.mailboxlist.
@@ -213,9 +335,43 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		emit(workerMsg{T: msgEvent, Folder: f.Source, Event: zoneKept})
 	}
 	start, index := rs.start, rs.index
-	// Root keeps the UID records of the folder, afresh when it is converted from the start.
-	emit(workerMsg{T: msgFolderFrom, Folder: f.Source, N: start})
 	var convert func(durable func(int64, Stats) error) (Stats, error)
+	if rs.mirror {
+		prior, ok := req.FolderPrior[f.Source]
+		if !ok {
+			emit(workerMsg{T: msgFolderChanged, Folder: f.Source})
+			return nil, Stats{}, errFolderChanged
+		}
+		// Root starts a new generation of the folder's records.
+		emit(workerMsg{T: msgFolderFrom, Folder: f.Source, N: 0})
+		convert = func(func(int64, Stats) error) (Stats, error) {
+			inbox, err := openInbox()
+			if err != nil {
+				return Stats{}, err
+			}
+			parentLive, err := liveMaildir(inbox)
+			if err != nil {
+				return Stats{}, err
+			}
+			d, err := openFolder(inbox, f.Maildir)
+			if err != nil {
+				return Stats{}, err
+			}
+			defer d.Close()
+			freq := *req
+			freq.Prior, freq.NextSeq, freq.Foreign, freq.StartIndex = prior, index, nil, prev.BaseIndex
+			freq.Interrupted = prev.Open
+			freq.Location = loadableZone(next.Zone)
+			return mirror(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, parentLive, emit)
+		}
+		if stats, err = rs.run(convert, nil, nil); err != nil {
+			return nil, stats, err
+		}
+		at := *next
+		return &at, stats, nil
+	}
+	// Root keeps the records of the folder, afresh when it is converted from the start.
+	emit(workerMsg{T: msgFolderFrom, Folder: f.Source, N: start})
 	// A folder never migrated gets its Maildir++ folder even when it is empty.
 	if start < st.Size || prev == nil {
 		convert = func(durable func(int64, Stats) error) (Stats, error) {
@@ -235,7 +391,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 			defer d.Close()
 			freq := *req
 			freq.StartOffset, freq.StartIndex = start, index
-			freq.Loose, freq.LooseFrom, freq.AnyPosition = next.Loose, next.LooseFrom, rs.forced
+			freq.Loose, freq.LooseFrom = next.Loose, next.LooseFrom
 			freq.Location = loadableZone(next.Zone)
 			// Each resume point goes to root with the state to save there, so that an
 			// interrupted folder resumes from it.
@@ -257,7 +413,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		}
 	}
 	// Root records the state: it comes with each resume point and with the folder's end.
-	if stats, err = rs.run(convert, nil); err != nil {
+	if stats, err = rs.run(convert, nil, nil); err != nil {
 		return nil, stats, err
 	}
 	at := *next
@@ -308,7 +464,7 @@ func verifyFolder(ctx context.Context, req *workerRequest, home int, src string,
 	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
 		return VerifyResult{}, fmt.Errorf("migrate: %s: %w", src, err)
 	}
-	if _, _, _, err := st.Resume(work.readerAt(f), fst, false); err != nil {
+	if _, _, _, err := st.Resume(work.readerAt(f), fst); err != nil {
 		return VerifyResult{}, err
 	}
 	dirName, err := maildirFolderName(imapNameOf(strings.Split(src, "/")))
@@ -325,5 +481,7 @@ func verifyFolder(ctx context.Context, req *workerRequest, home int, src string,
 		return VerifyResult{}, err
 	}
 	defer d.Close()
-	return verifyMaildir(ctx, st.verifyRequest(opVerify), f, st.Offset, d, work)
+	vreq := st.verifyRequest(opVerify)
+	vreq.Prior = req.FolderPrior[src]
+	return verifyMaildir(ctx, vreq, f, st.Offset, d, work)
 }

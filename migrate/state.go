@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,7 +22,8 @@ import (
 )
 
 // ErrSourceChanged is wrapped by the error returned when the already migrated part of a source
-// is no longer what was migrated (edited, rewritten by a POP3 server, replaced by another file).
+// is no longer what was migrated (flags or UIDs Dovecot wrote, messages expunged, a POP3
+// client's deletions, another file): a mirror pass reads it whole again.
 var ErrSourceChanged = errors.New("migrate: source changed since the last run")
 
 // ErrStateMismatch is wrapped by the error returned when a run's destination or conversion
@@ -59,9 +59,21 @@ type State struct {
 	// Intent is the --after action about to be applied to source[0:Offset) ("truncate" or
 	// "rename", to IntentTo): a run that finds it knows whether the action happened before a
 	// crash, rather than taking the emptied or renamed source for a changed one.
-	Intent   string    `json:"intent,omitempty"`
-	IntentTo string    `json:"intent_to,omitempty"`
-	Time     time.Time `json:"time"`
+	Intent   string `json:"intent,omitempty"`
+	IntentTo string `json:"intent_to,omitempty"`
+	// Gen and RecordsSize name the records of the source's messages (records.go): their
+	// generation, and how many bytes of it this state counts.
+	Gen         int   `json:"gen,omitempty"`
+	RecordsSize int64 `json:"records_size,omitempty"`
+	// RecordsLost, set by root in a folder's state it hands a worker, says its records are
+	// lost (StateStore.recordsLost): the folder is mirrored to rebuild them.
+	RecordsLost bool `json:"records_lost,omitempty"`
+	// Open says a pass was writing into the Maildir when this state was saved: files of
+	// ours from sequence number Messages on are that pass's, though not yet recorded. A
+	// pass that ends saves its state without it; a file of ours that no record names is
+	// otherwise not known to be this source's, and is never removed.
+	Open bool      `json:"open,omitempty"`
+	Time time.Time `json:"time"`
 }
 
 // Kind names of State.Kind.
@@ -368,11 +380,11 @@ func syncDir(dir string) error {
 
 // Resume decides where a run starts in src, whose fstat is st: at 0 without a state, after the
 // migrated prefix when it is unchanged, and with an error wrapping ErrSourceChanged when it
-// changed (unless force, which starts again from 0). A source emptied or renamed by the
+// changed (a mirror pass then reads it whole again). A source emptied or renamed by the
 // --after action the state announces (a crash came before the state said it was done) starts
 // at 0 after the migrated messages. The returned hash has consumed src[0:start), so the
 // caller can extend it over what it migrates next.
-func (s *State) Resume(src io.ReaderAt, st unix.Stat_t, force bool) (start, index int64, h hash.Hash, err error) {
+func (s *State) Resume(src io.ReaderAt, st unix.Stat_t) (start, index int64, h hash.Hash, err error) {
 	h = sha256.New()
 	if s == nil {
 		return 0, 0, h, nil
@@ -407,21 +419,7 @@ func (s *State) Resume(src io.ReaderAt, st unix.Stat_t, force bool) (start, inde
 	if why == "" {
 		return s.Offset, s.Messages, h, nil
 	}
-	if !force {
-		return 0, 0, nil, fmt.Errorf("%w: %s: %s", ErrSourceChanged, s.Source, why)
-	}
-	return 0, s.BaseIndex, sha256.New(), nil
-}
-
-// resumeForced is Resume, and with force it also tells whether the migration starts again
-// from 0 because the migrated part changed: the messages already in the Maildir may then
-// be anywhere in the source.
-func (s *State) resumeForced(src io.ReaderAt, st unix.Stat_t, force bool) (start, index int64, h hash.Hash, forced bool, err error) {
-	start, index, h, err = s.Resume(src, st, false)
-	if errors.Is(err, ErrSourceChanged) && force {
-		return 0, s.BaseIndex, sha256.New(), true, nil
-	}
-	return start, index, h, false, err
+	return 0, 0, nil, fmt.Errorf("%w: %s: %s", ErrSourceChanged, s.Source, why)
 }
 
 // renamed reports whether the source recorded in s is now at IntentTo.
@@ -485,61 +483,54 @@ func (s folderStates) Load(user string) (map[string]*State, error) {
 	return m, nil
 }
 
-// folderUIDs keeps, in the process that holds the states, the UID records of the folders a worker
-// converts, as run.go keeps those of the INBOX.
-type folderUIDs struct {
+// folderRecords keeps, in the process that holds the states, the records of the folders a
+// worker converts, as run.go keeps those of the INBOX.
+type folderRecords struct {
 	store StateStore
 	user  string
-	files map[string]*os.File // by the folder's full source path
-	bufs  map[string]*bufio.Writer
+	files map[string]*records // by the folder's full source path
 }
 
-func (s folderStates) uids(user string) *folderUIDs {
-	return &folderUIDs{store: StateStore{Dir: s.Dir}, user: user, files: map[string]*os.File{}, bufs: map[string]*bufio.Writer{}}
+func (s folderStates) records(user string) *folderRecords {
+	return &folderRecords{store: StateStore{Dir: s.Dir}, user: user, files: map[string]*records{}}
 }
 
-// uidsPath names the UID records of the folder whose full source path is src.
-func (s folderStates) uidsPath(user, src string) (string, error) {
-	return StateStore{Dir: s.Dir}.uidsPath(user, kindFolder, src)
-}
-
-// open starts the records of src; fresh empties them, for a folder converted from offset 0.
-func (u *folderUIDs) open(src string, fresh bool) error {
-	if f := u.files[src]; f != nil {
-		f.Close()
+// open starts the records of src for a pass, after prev; fresh starts a new generation, for a
+// folder converted from offset 0.
+func (u *folderRecords) open(src string, prev *State, fresh bool) error {
+	if r := u.files[src]; r != nil {
+		r.Close()
 	}
-	f, err := u.store.openUIDs(u.user, kindFolder, src, fresh)
+	r, err := u.store.openRecords(u.user, kindFolder, src, prev, fresh)
 	if err != nil {
 		return err
 	}
-	u.files[src], u.bufs[src] = f, bufio.NewWriter(f)
+	u.files[src] = r
 	return nil
 }
 
-func (u *folderUIDs) record(src string, rec MessageRecord) {
-	if w := u.bufs[src]; w != nil && !rec.Skipped {
-		fmt.Fprintf(w, "%d %d\n", rec.Index, rec.UID)
+func (u *folderRecords) add(src string, rec MessageRecord) {
+	if r := u.files[src]; r != nil {
+		r.add(rec)
 	}
 }
 
-// sync makes the records of src durable, before a state saying they are migrated.
-func (u *folderUIDs) sync(src string) error {
-	w := u.bufs[src]
-	if w == nil {
-		return fmt.Errorf("migrate: state: no UID records open for %s", src)
+// sync makes the records of src durable and names them in st, before st is saved.
+func (u *folderRecords) sync(src string, st *State) error {
+	r := u.files[src]
+	if r == nil {
+		return fmt.Errorf("migrate: state: no records open for %s", src)
 	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("migrate: state: %w", err)
+	if err := r.sync(); err != nil {
+		return err
 	}
-	if err := u.files[src].Sync(); err != nil {
-		return fmt.Errorf("migrate: state: %w", err)
-	}
+	r.note(st)
 	return nil
 }
 
-func (u *folderUIDs) Close() {
-	for _, f := range u.files {
-		f.Close()
+func (u *folderRecords) Close() {
+	for _, r := range u.files {
+		r.Close()
 	}
 }
 

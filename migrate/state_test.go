@@ -78,7 +78,6 @@ func TestResume(t *testing.T) {
 		state     *State
 		content   string
 		otherFile bool
-		force     bool
 		wantStart int64
 		wantIndex int64
 		wantErr   error
@@ -89,7 +88,6 @@ func TestResume(t *testing.T) {
 		{name: "prefix edited", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 1}, content: "From a Mon Jan  1 00:00:00 2024\n\nONE\n\n" + second, wantErr: ErrSourceChanged},
 		{name: "shrunk", state: &State{Offset: int64(len(first + second)), SHA256: sum(first + second), Messages: 2}, content: first, wantErr: ErrSourceChanged},
 		{name: "other inode", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 1}, content: first, otherFile: true, wantErr: ErrSourceChanged},
-		{name: "forced", state: &State{Offset: int64(len(first)), SHA256: sum("x"), Messages: 1, BaseIndex: 0}, content: first, force: true, wantStart: 0, wantIndex: 0},
 		{name: "after truncate", state: &State{Offset: 0, SHA256: emptySHA256, Messages: 4, BaseIndex: 4}, content: second, wantStart: 0, wantIndex: 4},
 		// A crash between --after and the state saying it was done.
 		{name: "truncated before a crash", state: &State{Offset: int64(len(first)), SHA256: sum(first), Messages: 3, Intent: AfterTruncate}, content: "", wantStart: 0, wantIndex: 3},
@@ -121,7 +119,7 @@ func TestResume(t *testing.T) {
 					tt.state.Inode++
 				}
 			}
-			start, index, h, err := tt.state.Resume(f, st, tt.force)
+			start, index, h, err := tt.state.Resume(f, st)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Resume = %v, want %v", err, tt.wantErr)
@@ -183,12 +181,12 @@ func TestResumeAfterRenameIntent(t *testing.T) {
 	var st unix.Stat_t
 	must(t, unix.Fstat(int(f.Fd()), &st))
 	s := &State{Source: path, Dev: uint64(old.Dev), Inode: old.Ino, Offset: 10, SHA256: "x", Messages: 5, Intent: AfterRename, IntentTo: to}
-	start, index, _, err := s.Resume(f, st, false)
+	start, index, _, err := s.Resume(f, st)
 	if err != nil || start != 0 || index != 5 {
 		t.Errorf("Resume = %d, %d, %v; want 0, 5", start, index, err)
 	}
 	s.IntentTo = path + ".elsewhere"
-	if _, _, _, err := s.Resume(f, st, false); !errors.Is(err, ErrSourceChanged) {
+	if _, _, _, err := s.Resume(f, st); !errors.Is(err, ErrSourceChanged) {
 		t.Errorf("Resume with the renamed file not where announced = %v, want ErrSourceChanged", err)
 	}
 }

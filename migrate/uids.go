@@ -2,8 +2,6 @@ package migrate
 
 import (
 	"bufio"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -13,71 +11,6 @@ import (
 
 	"github.com/maildirmig/maildirmig/maildir"
 )
-
-// The UID records of a source: one line "<position> <UID>" per message made durable, in
-// a root-only file beside the source's state. They let verify and --after's proof tell a
-// message the user deleted through Dovecot (its UID gone from dovecot-uidlist) from one
-// that is lost. A later line for the same position wins.
-
-// uidsPath names the UID records of a user's source.
-func (s StateStore) uidsPath(user, kind, src string) (string, error) {
-	p, err := s.keyPath(user, kind, src)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(p, ".json") + ".uids", nil
-}
-
-// openUIDs opens the UID records of a source for appending; fresh empties them, for a
-// source migrated from offset 0.
-func (s StateStore) openUIDs(user, kind, src string, fresh bool) (*os.File, error) {
-	p, err := s.uidsPath(user, kind, src)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("migrate: state: %w", err)
-	}
-	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND | unix.O_NOFOLLOW
-	if fresh {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(p, flags, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: state: %w", err)
-	}
-	return f, nil
-}
-
-// lookupUIDs returns the recorded UIDs of the positions in want.
-func lookupUIDs(p string, want map[int64]bool) (map[int64]uint32, error) {
-	out := make(map[int64]uint32, len(want))
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("migrate: state: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		a, b, ok := strings.Cut(sc.Text(), " ")
-		pos, err1 := strconv.ParseInt(a, 10, 64)
-		uid, err2 := strconv.ParseUint(b, 10, 32)
-		if !ok || err1 != nil || err2 != nil {
-			// A line cut short by a crash, after the last state saved.
-			continue
-		}
-		if want[pos] {
-			out[pos] = uint32(uid)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("migrate: state %s: %w", p, err)
-	}
-	return out, nil
-}
 
 // uidListing is what a Maildir's dovecot-uidlist says, for telling deleted messages apart.
 type uidListing struct {
@@ -164,7 +97,7 @@ func readUIDListing(d *maildir.Dir) *uidListing {
 // Dovecot: their recorded UID is no longer in the Maildir's dovecot-uidlist, which has the
 // UIDVALIDITY the migration recorded and a next UID above theirs. Without the UID records,
 // a dovecot-uidlist or that UIDVALIDITY, every missing message stays missing.
-func sortDeleted(res *VerifyResult, uidsPath string, validity uint32) error {
+func sortDeleted(res *VerifyResult, lookup func(want map[int64]bool) (map[int64]uint32, error), validity uint32) error {
 	l := res.Listing
 	res.Listing = nil
 	lost := res.Lost
@@ -176,7 +109,7 @@ func sortDeleted(res *VerifyResult, uidsPath string, validity uint32) error {
 	for _, m := range lost {
 		want[m.Pos] = true
 	}
-	uids, err := lookupUIDs(uidsPath, want)
+	uids, err := lookup(want)
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
+	"sort"
 	"strings"
 	"time"
 
@@ -21,137 +22,191 @@ import (
 
 func newSHA256() hash.Hash { return sha256.New() }
 
-// verifyMaildir re-reads src[0:size) and proves every message is in d exactly once: it
-// recomputes what Convert stored for each message and finds the file whose base name carries
-// that message's position and content hash (the deterministic part of the names the writer
-// gives), then re-reads the file and compares the whole hash.
-//
-// Two files with the same position and content hash are one source message stored twice (by
-// a run whose names differed from an earlier run's in their date or host part): a duplicate.
-// Identical messages at two positions of the source are two messages, each with its file.
+// verifyMaildir re-reads src[0:size) and proves every message is in d exactly once: the
+// records of the last pass (req.Prior) name, in source order, the file of each message, whose
+// name must carry the message's identity and whose bytes must be what the message's become
+// in a Maildir. So each message has a file of its own, and no file serves two. A file of ours
+// that no record names (nor the user's other source's, req.Foreign) holds a message whose
+// source message is gone, or one stored twice: either fails the proof while the Maildir is
+// not live. Flags and keywords that differ from the source's are reported.
 //
 // What it reads, of the source and of the files, counts as work (nil: not counted).
 func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64, d *maildir.Dir, work *workMeter) (VerifyResult, error) {
 	var res VerifyResult
 	src = work.readerAt(src)
-	entries, err := d.Messages()
+	loc, err := requestLocation(req)
 	if err != nil {
 		return res, err
 	}
-	byKey := make(map[string]maildir.Entry, len(entries))
-	// A run forced to start again after messages were deleted from the source matched those
-	// already in the Maildir whatever their position (maildir.Options.AnyPosition): their
-	// names carry the position they had then.
-	byHash := make(map[string]maildir.Entry, len(entries))
-	// twice holds, for a key more than one file has, all those files.
-	var twice map[string][]maildir.Entry
-	for _, e := range entries {
-		if k, ok := nameKey(e.Name); ok {
-			if prev, dup := byKey[k]; dup {
-				if twice == nil {
-					twice = map[string][]maildir.Entry{}
-				}
-				if len(twice[k]) == 0 {
-					twice[k] = []maildir.Entry{prev}
-				}
-				twice[k] = append(twice[k], e)
-			}
-			byKey[k] = e
-			byHash[k[strings.IndexByte(k, ':')+1:]] = e
-		}
+	mr := &mirrorer{req: req, d: d, own: map[string]*ownFile{}, bySeq: map[int64][]string{}}
+	if err := mr.look(); err != nil {
+		return res, err
 	}
-	loc := time.Local
-	if req.Location != "" && req.Location != "Local" {
-		if l, err := time.LoadLocation(req.Location); err == nil {
-			loc = l
-		}
+	prior, err := parsePrior(req.Prior, mr.bySeq, mr.own)
+	if err != nil {
+		return res, err
+	}
+	// Without records (a version that kept none, or lost), each message is matched with a
+	// file of ours by its identity instead.
+	var byKey *matcher
+	if req.Prior == "" {
+		byKey = newMatcher(unrecorded(mr.own, req.StartIndex))
+		prior = byKey.prior
+	}
+	kw, err := d.ReadKeywords()
+	if err != nil {
+		return res, err
+	}
+	recorded := make(map[string]bool, len(prior))
+	for _, p := range prior {
+		recorded[p.base] = true
+	}
+	foreign := make(map[string]bool, len(req.Foreign))
+	for _, b := range req.Foreign {
+		foreign[b] = true
 	}
 	r := mbox.NewReader(src, size, mbox.Options{Unescape: mbox.Unescape(req.Unescape), Location: loc, Loose: req.Loose, LooseFrom: req.LooseFrom})
+	h := sha256.New()
+	i := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
 		m, err := r.Next()
 		if err == io.EOF {
-			if len(res.Lost) > 0 {
-				res.Listing = readUIDListing(d)
-			}
-			return res, nil
+			break
 		}
 		if err != nil {
 			return res, fmt.Errorf("migrate: verify: %w", err)
 		}
-		if m.Pseudo {
-			continue
-		}
-		pos := req.StartIndex + int64(m.Index)
 		header := m.Header
 		if !req.KeepHeaders {
 			header = mbox.StripMeta(header)
 		}
-		h := sha256.New()
+		h.Reset()
 		h.Write(header)
-		body, err := io.Copy(h, m.Body)
+		n, err := io.Copy(h, m.Body)
 		if err != nil {
-			return res, fmt.Errorf("migrate: verify: message %d: %w", pos+1, err)
+			return res, fmt.Errorf("migrate: verify: message at offset %d: %w", m.Offset, err)
 		}
-		sum := hex.EncodeToString(h.Sum(nil))
+		if m.Pseudo {
+			continue
+		}
 		res.Messages++
-		key := fmt.Sprintf("%d:%s", pos, sum[:16])
-		e, ok := byKey[key]
-		if files := twice[key]; len(files) > 1 {
-			names := make([]string, len(files))
-			for i, f := range files {
-				names[i] = f.Sub + "/" + f.Name
+		var sum [32]byte
+		h.Sum(sum[:0])
+		at := fmt.Sprintf("message %d at offset %d", res.Messages, m.Offset)
+		date, _, _ := messageDate(m, time.Time{})
+		key := maildir.OwnKeyOf(0, 0, sum, int64(len(header))+n)
+		if !date.IsZero() {
+			key = maildir.OwnKeyOf(date.Unix(), int64(date.Nanosecond()/1000), sum, int64(len(header))+n)
+		}
+		var p priorMsg
+		switch {
+		case byKey != nil:
+			j := byKey.match(key, 0, date.IsZero())
+			if j < 0 {
+				res.Missing = append(res.Missing, at)
+				continue
 			}
-			res.Duplicate = append(res.Duplicate, fmt.Sprintf("message %d (%s)", pos+1, strings.Join(names, ", ")))
+			p = prior[j]
+		case i >= len(prior):
+			res.Missing = append(res.Missing, at+": not recorded as migrated")
+			continue
+		default:
+			p = prior[i]
+			i++
 		}
-		if !ok {
-			e, ok = byHash[sum[:16]]
-		}
-		if !ok {
-			res.Lost = append(res.Lost, lostMessage{Pos: pos, Missing: len(res.Missing)})
-			res.Missing = append(res.Missing, fmt.Sprintf("message %d at offset %d", pos+1, m.Offset))
+		f := mr.own[p.base]
+		if f == nil {
+			res.Lost = append(res.Lost, lostMessage{Pos: p.seq, Missing: len(res.Missing)})
+			res.Missing = append(res.Missing, at)
 			continue
 		}
-		f, err := d.OpenMessage(e.Sub, e.Name)
-		if err != nil {
-			res.Missing = append(res.Missing, fmt.Sprintf("message %d (%s/%s): %v", pos+1, e.Sub, e.Name, err))
+		f.claimed, f.msg = true, res.Messages
+		if key != p.key && !(date.IsZero() && bodyKey(key) == bodyKey(p.key)) {
+			res.Bad = append(res.Bad, fmt.Sprintf("message %d (%s/%s): its name is another message's", res.Messages, f.sub, f.name))
 			continue
 		}
-		got, err := hashMessageFile(f, int64(len(header))+body, work)
-		f.Close()
-		if err != nil || got != sum {
-			res.Bad = append(res.Bad, badMessage(pos+1, e.Sub, e.Name, err))
+		if ok, err := sameContent(d, f, sum, int64(len(header))+n, work); !ok {
+			res.Bad = append(res.Bad, badMessage(res.Messages, f.sub, f.name, err))
 			continue
 		}
 		res.Found++
+		flags, isNew := messageFlags(m.Meta)
+		sub, name, missing, err := kw.NameFor(p.base, &maildir.Message{Flags: flags, Keywords: m.Meta.Keywords, New: isNew})
+		if err == nil && (missing || sub != f.sub || name != f.name) {
+			res.Flags = append(res.Flags, fmt.Sprintf("%s: %s/%s, where the source gives %s/%s", at, f.sub, f.name, sub, name))
+		}
 	}
+	// A file of the same sequence number, content and size as a message's is that message
+	// stored twice (by a version whose names differed in their date part).
+	type twinKey struct {
+		seq  int64
+		sum  string
+		size int64
+	}
+	var claimed map[twinKey]*ownFile
+	for ; i < len(prior) && byKey == nil; i++ {
+		// Recorded, but no longer in the source.
+		if f := mr.own[prior[i].base]; f != nil && mr.live == "" {
+			res.Orphans = append(res.Orphans, f.sub+"/"+f.name)
+		}
+	}
+	for base, f := range mr.own {
+		if f.claimed || recorded[base] || foreign[base] || f.own.Seq < req.StartIndex {
+			continue
+		}
+		if claimed == nil {
+			claimed = map[twinKey]*ownFile{}
+			for _, g := range mr.own {
+				if g.claimed {
+					claimed[twinKey{g.own.Seq, g.own.Sum, g.own.Size}] = g
+				}
+			}
+		}
+		switch twin, ok := claimed[twinKey{f.own.Seq, f.own.Sum, f.own.Size}]; {
+		case ok:
+			res.Duplicate = append(res.Duplicate, fmt.Sprintf("message %d (%s/%s, %s/%s)", twin.msg, twin.sub, twin.name, f.sub, f.name))
+		case req.Interrupted && f.own.Seq >= req.NextSeq && mr.live == "":
+			// Written by a pass that was interrupted, for a message the source no longer has;
+			// files of ours older than the records are not known to be this source's.
+			res.Orphans = append(res.Orphans, f.sub+"/"+f.name)
+		}
+	}
+	sort.Strings(res.Duplicate)
+	sort.Strings(res.Orphans)
+	if len(res.Lost) > 0 {
+		res.Listing = readUIDListing(d)
+	}
+	return res, nil
 }
 
-// nameKey extracts "position:hash prefix" from a name the writer gave
-// (<secs>.M<usecs>Q<position>X<16 hex>.<host>,S=...), ok false for other names.
-func nameKey(name string) (string, bool) {
-	base := baseName(name)
-	dot := strings.IndexByte(base, '.')
-	if dot < 0 {
-		return "", false
+// unrecorded stands in for the records of a source migrated by a version that kept none:
+// the files of ours from sequence number first on, in their order.
+func unrecorded(own map[string]*ownFile, first int64) []priorMsg {
+	var out []priorMsg
+	for base, f := range own {
+		if f.own.Seq >= first {
+			out = append(out, priorMsg{seq: f.own.Seq, uid: f.uid, base: base, key: f.own.Key()})
+		}
 	}
-	rest := base[dot+1:]
-	q := strings.IndexByte(rest, 'Q')
-	if q < 0 {
-		return "", false
-	}
-	rest = rest[q+1:]
-	x := strings.IndexByte(rest, 'X')
-	if x < 0 || len(rest) < x+1+16 {
-		return "", false
-	}
-	pos, err := strconv.ParseInt(rest[:x], 10, 64)
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].seq < out[j].seq || out[i].seq == out[j].seq && out[i].base < out[j].base
+	})
+	return out
+}
+
+// sameContent reports whether the file f holds size bytes of SHA-256 sum; err says why not
+// when it could not be read whole. A file of another size is not read (hashMessageFile).
+func sameContent(d *maildir.Dir, f *ownFile, sum [32]byte, size int64, work *workMeter) (bool, error) {
+	file, err := d.OpenMessage(f.sub, f.name)
 	if err != nil {
-		return "", false
+		return false, err
 	}
-	return fmt.Sprintf("%d:%s", pos, rest[x+1:x+17]), true
+	defer file.Close()
+	got, err := hashMessageFile(file, size, work)
+	return err == nil && got == hex.EncodeToString(sum[:]), err
 }
 
 // UserVerify is the outcome of verifying one user.
@@ -199,12 +254,12 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 			if st == nil {
 				continue
 			}
-			uids, err := store.uidsPath(u.Name, source.Kind(), p)
+			foreign, err := cfg.foreign(store, u, source, st.Maildir)
 			if err != nil {
 				v.Err = err
 				break
 			}
-			res, err := verifyUser(ctx, u.UID, u.GID, u.Groups, owner(u), st, home, uids)
+			res, err := verifyUser(ctx, u, owner(u), st, home, store, foreign)
 			v.State = true
 			srcs = append(srcs, st.Source)
 			v.Dst = st.Maildir
@@ -214,6 +269,8 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 			v.Result.Bad = append(v.Result.Bad, res.Bad...)
 			v.Result.Deleted = append(v.Result.Deleted, res.Deleted...)
 			v.Result.Duplicate = append(v.Result.Duplicate, res.Duplicate...)
+			v.Result.Orphans = append(v.Result.Orphans, res.Orphans...)
+			v.Result.Flags = append(v.Result.Flags, res.Flags...)
 			if err != nil {
 				v.Err = err
 				break
@@ -251,7 +308,7 @@ func unmigrated(cfg *Config, u users.User) []string {
 	return out
 }
 
-func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *State, home, uids string) (VerifyResult, error) {
+func verifyUser(ctx context.Context, u users.User, want int, st *State, home string, store StateStore, foreign []string) (VerifyResult, error) {
 	if st.Offset == 0 {
 		return VerifyResult{}, nil
 	}
@@ -260,33 +317,41 @@ func verifyUser(ctx context.Context, uid, gid int, groups []int, want int, st *S
 		return VerifyResult{}, err
 	}
 	defer f.Close()
-	if _, _, _, err := st.Resume(f, fst, false); err != nil {
+	if _, _, _, err := st.Resume(f, fst); err != nil {
+		if errors.Is(err, ErrSourceChanged) {
+			err = fmt.Errorf("%w (run a pass first: maildirmig %s)", err, st.Kind)
+		}
 		return VerifyResult{}, err
 	}
-	return verifyState(ctx, Credentials{UID: uid, GID: gid, Groups: groups}, want, f, st.Offset, home, st, false, uids)
+	return verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, want, f, st.Offset, home, st, false, store, st.Kind, foreign...)
 }
 
 // verifyRequest is a request for op that reads a source as st records it was migrated:
 // from its first message's position, with its options, zone and mode. The INBOX's proof
 // and each folder's are made from it.
 func (st *State) verifyRequest(op string) *workerRequest {
-	return &workerRequest{Op: op, StartIndex: st.BaseIndex, KeepHeaders: st.KeepHeaders, Unescape: int(unescapeValue(st.Unescape)),
+	return &workerRequest{Op: op, StartIndex: st.BaseIndex, NextSeq: st.Messages, Interrupted: st.Open, KeepHeaders: st.KeepHeaders, Unescape: int(unescapeValue(st.Unescape)),
 		Location: loadableZone(st.Zone), Loose: st.Loose, LooseFrom: st.LooseFrom}
 }
 
 // verifyState proves, as cred, that every message of src[0:size) is in the Maildir st
-// records, read with the options and zone st records; with uidlist, that Maildir's
-// dovecot-uidlist must exist with st.UIDValidity too.
+// records, read with the options and zone st records, each in the file its records (in
+// store, of kind) name; with uidlist, that Maildir's dovecot-uidlist must exist with
+// st.UIDValidity too. foreign names the files the user's other source recorded in the same
+// Maildir.
 //
 // A message with no file is counted Deleted, not Missing, when the user deleted it through
-// Dovecot, by the UID records at uids (see sortDeleted).
-func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File, size int64, home string, st *State, uidlist bool, uids string) (VerifyResult, error) {
+// Dovecot, by its recorded UID (see sortDeleted).
+func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File, size int64, home string, st *State, uidlist bool, store StateStore, kind string, foreign ...string) (VerifyResult, error) {
 	name, err := filepath.Rel(home, st.Maildir)
 	if err != nil || name == "." || strings.HasPrefix(name, "..") {
 		return VerifyResult{}, fmt.Errorf("migrate: verify: %s is not beneath %s", st.Maildir, home)
 	}
 	req := st.verifyRequest(opVerify)
-	req.Home, req.Owner, req.Maildir, req.Size = home, owner, name, size
+	req.Home, req.Owner, req.Maildir, req.Size, req.Foreign = home, owner, name, size, foreign
+	if req.Prior, err = store.readRecords(st.User, kind, st.Source, st); err != nil {
+		return VerifyResult{}, err
+	}
 	if uidlist {
 		req.UIDValidity = st.UIDValidity
 		if req.UIDValidity == 0 {
@@ -304,7 +369,9 @@ func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File,
 		err = fmt.Errorf("migrate: the worker ended without a result")
 	}
 	if err == nil {
-		err = sortDeleted(&res, uids, st.UIDValidity)
+		err = sortDeleted(&res, func(want map[int64]bool) (map[int64]uint32, error) {
+			return store.lookupUIDs(st.User, kind, st.Source, st, want)
+		}, st.UIDValidity)
 	}
 	return res, err
 }

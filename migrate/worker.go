@@ -104,7 +104,7 @@ func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(work
 	if size == 0 || size > st.Size {
 		size = st.Size
 	}
-	if req.Op == opConvert && req.StartOffset < size {
+	if (req.Op == opConvert || req.Op == opMirror) && req.StartOffset < size {
 		// A file that is not an mbox must leave no trace, not even an empty Maildir.
 		if err := CheckMbox(io.NewSectionReader(src, req.StartOffset, size-req.StartOffset), size-req.StartOffset); err != nil {
 			return fmt.Errorf("migrate: %w", err)
@@ -118,6 +118,13 @@ func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(work
 	switch req.Op {
 	case opConvert:
 		return serveConvert(ctx, req, src, size, time.Unix(st.Mtim.Unix()), d, emit)
+	case opMirror:
+		stats, err := mirror(ctx, req, src, size, time.Unix(st.Mtim.Unix()), d, "", "", emit)
+		if err != nil {
+			return err
+		}
+		emit(workerMsg{T: msgStats, Stats: &stats})
+		return nil
 	case opVerify:
 		if req.UIDValidity != 0 {
 			v, err := d.UIDValidity()
@@ -148,7 +155,7 @@ func openDestination(req *workerRequest) (*maildir.Dir, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	return maildir.OpenAt(fd, req.Maildir, req.Op == opConvert)
+	return maildir.OpenAt(fd, req.Maildir, req.Op == opConvert || req.Op == opMirror && !req.DryRun)
 }
 
 // openHome opens req.Home without following a symlink and refuses it unless it belongs to
@@ -250,6 +257,9 @@ func (r VerifyResult) describe() string {
 	}
 	if n := len(r.Duplicate); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d stored more than once (first: %s)", n, r.Duplicate[0]))
+	}
+	if n := len(r.Orphans); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d in the Maildir whose source message is gone (first: %s)", n, r.Orphans[0]))
 	}
 	if len(parts) == 0 {
 		return "all present"

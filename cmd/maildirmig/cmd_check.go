@@ -179,7 +179,7 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 		mc := migrate.Config{Root: o.root, SpoolDir: o.spoolDir}
 		cfg.SpoolDir = mc.SpoolDirectory()
 		store := migrate.StateStore{Dir: underRoot(o.root, o.stateDir)}
-		cfg.Migrated = func(user, src string, mailbox bool) (time.Time, error) {
+		cfg.Migrated = func(user, src string, mailbox bool) (*check.Migration, error) {
 			source := migrate.SourceSpool
 			if mailbox {
 				source = migrate.SourceMailbox
@@ -191,12 +191,12 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 			st, err := store.Load(user, source.Kind(), src)
 			if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
 				// Run by a user, check cannot read root's state: the Maildir's time stands in.
-				return time.Time{}, nil
+				return nil, nil
 			}
 			if st == nil || err != nil {
-				return time.Time{}, err
+				return nil, err
 			}
-			return st.Time, nil
+			return &check.Migration{Dev: st.Dev, Inode: st.Inode, Offset: st.Offset}, nil
 		}
 	}
 	var (

@@ -53,8 +53,11 @@ func mboxCommand(u *ui, f *flags, name string) *cli.Command {
 		ArgsUsage: userArgsUsage,
 		Description: "Migrates, as each user (never as root inside a home), " + what + " into\n" +
 			"~USER/Maildir, --jobs users at a time; only the USERs named, when some are. Each source is\n" +
-			"dotlocked and fcntl-locked as Postfix and Dovecot do, and refused when it is a symlink, a hard link or someone else's file. A re-run\n" +
-			"migrates only what was appended since and never brings back a message the user deleted.\n" +
+			"dotlocked and fcntl-locked as Postfix and Dovecot do, and refused when it is a symlink, a hard link or someone else's file.\n" +
+			"Run it any number of times before the switch: each pass makes the Maildir mirror the source as it is\n" +
+			"now (what arrived is written, what was expunged removed, flags and keywords follow by renaming the\n" +
+			"file, UIDs follow the source's), and a pass with nothing changed writes nothing. Once Dovecot or a\n" +
+			"delivery agent uses the Maildir, a pass only adds what newly arrived, and says so.\n" +
 			"The mbox folders beneath ~USER/mail (--folders) become Maildir++ folders (~USER/Maildir/.NAME),\n" +
 			"with their subscriptions, locked as Dovecot locks them; --after applies to the INBOX only, the\n" +
 			"folders stay as they are. Every step is appended to the audit log. --dry-run prints the plan instead.\n" +
@@ -129,7 +132,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	}
 	cfg.Notice = func(user string, e migrate.Event) {
 		switch e.Kind {
-		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered:
+		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered, migrate.EventMaildirLive, migrate.EventRecordsLost:
 			mu.Lock()
 			defer mu.Unlock()
 			u.warningf("user %s: %s", user, e.Detail)
@@ -189,6 +192,12 @@ func userLine(r migrate.UserResult) string {
 	}
 	s := fmt.Sprintf("%s: %d messages%s, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
 		escape.Line(r.User), t.Messages-t.Skipped, folders, t.Written, t.Existed, t.Skipped, t.Bytes, r.Elapsed.Seconds())
+	switch {
+	case t.Live != "" && t.Changed+t.Removed+t.Deleted > 0:
+		s += "; the Maildir is in use: " + counted(t.Changed, "flag change", "flag changes", t.Removed, "removal", "removals") + " in the source not applied"
+	case t.Changed+t.Removed > 0:
+		s += "; " + counted(t.Changed, "renamed for its flags", "renamed for their flags", t.Removed, "removed", "removed")
+	}
 	if r.After != "" {
 		s += "; source " + escape.Line(r.After)
 	}
@@ -196,6 +205,20 @@ func userLine(r migrate.UserResult) string {
 		s += "; some UIDs renumbered: this user's clients will download those messages again"
 	}
 	return s
+}
+
+// counted says "n what" for each (n, singular, plural) whose n is not 0, joined by "and".
+func counted(triples ...any) string {
+	var parts []string
+	for i := 0; i+2 < len(triples); i += 3 {
+		switch n := triples[i].(int64); {
+		case n == 1:
+			parts = append(parts, fmt.Sprintf("1 %s", triples[i+1]))
+		case n > 1:
+			parts = append(parts, fmt.Sprintf("%d %s", n, triples[i+2]))
+		}
+	}
+	return strings.Join(parts, " and ")
 }
 
 // migratedFolders counts the folders that are in the Maildir now (not those skipped).
@@ -252,8 +275,13 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 			msgs = fmt.Sprint(e.Messages)
 		}
 		action := e.Action
-		if e.Reason != "" {
+		switch {
+		case e.Reason != "":
 			action += ": " + e.Reason
+		case e.Action == migrate.ActionMirror && e.Live != "":
+			action += fmt.Sprintf(": %d to add; Maildir in use, %d flag changes and %d removals not applied", e.Added, e.Changed, e.Removed)
+		case e.Action == migrate.ActionMirror:
+			action += fmt.Sprintf(": %d to add, %d to rename for their flags, %d to remove", e.Added, e.Changed, e.Removed)
 		}
 		// Each field a user may have chosen is escaped: one row per user, one per folder.
 		u.printf("%-16s %6d %12s %8s  %-10s %s -> %s\n", escape.Line(e.User), e.UID, size, msgs, escape.Line(action), escape.Line(e.Src), escape.Line(e.Dst))
@@ -267,7 +295,7 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 		if n := len(e.SkippedFolders) - maxPlanSkipped; n > 0 {
 			u.printf("%-16s %6s %12s %8s  %-10s %d more entries\n", "", "", "-", "-", "no folder", n)
 		}
-		if e.Action == migrate.ActionMigrate {
+		if e.Action == migrate.ActionMigrate || e.Action == migrate.ActionMirror {
 			todo++
 			bytes += e.Todo()
 			if _, ok := need[e.FS]; !ok {

@@ -18,11 +18,13 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 		Usage:     "prove every migrated message is in the Maildir, byte for byte",
 		ArgsUsage: userArgsUsage,
 		Description: "For every user (or every USER named) a previous mbox or Mailbox run migrated, re-reads\n" +
-			"the migrated part of the source, recomputes what was stored for each message, and finds the\n" +
-			"Maildir file with that position and content (as the user). Prints one line per user and a\n" +
-			"summary; a message the user deleted since counts as missing, and one stored in more than one\n" +
-			"file as a failure. Migrated mbox folders are verified the same way, from their sources\n" +
-			"beneath ~USER/mail (--folders). A user whose spool\n" +
+			"the migrated part of the source, recomputes what was stored for each message, and checks the\n" +
+			"Maildir file the last pass recorded for it (as the user): each message has a file of its own.\n" +
+			"Prints one line per user and a summary. A message missing, one stored in more than one file,\n" +
+			"and, before the switch, a file of maildirmig's whose source message is gone are failures;\n" +
+			"flags and keywords that differ from the source are warned about. A source changed since the\n" +
+			"last pass fails: run a pass first. Migrated mbox folders are verified the same way, from their\n" +
+			"sources beneath ~USER/mail (--folders). A user whose spool\n" +
 			"or ~/Mailbox holds mail that no run migrated is named in a warning; when no user at all was\n" +
 			"migrated, verify fails.\n" +
 			"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed, exitInterrupted) + ".",
@@ -55,10 +57,11 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 					case f.Err != nil:
 						bad = true
 						u.errorf("user %s: folder %s: %v", v.User, f.Source, f.Err)
-					case len(fr.Missing) > 0 || len(fr.Bad) > 0 || len(fr.Duplicate) > 0:
+					case verifyFailed(fr):
 						bad = true
 						u.errorf("user %s: folder %s: %d of %d messages verified; %s", v.User, f.Source, fr.Found, fr.Messages, describeVerify(fr))
 					}
+					warnFlags(u, v.User, "folder "+f.Source+": ", f.Result.Flags)
 				}
 				folders := ""
 				if n := len(v.Folders); n > 0 {
@@ -68,7 +71,7 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 				case v.Err != nil:
 					failed++
 					u.errorf("user %s: %v", v.User, v.Err)
-				case len(r.Missing) > 0 || len(r.Bad) > 0 || len(r.Duplicate) > 0 || bad:
+				case verifyFailed(r) || bad:
 					failed++
 					u.errorf("user %s: %d of %d messages verified in %s%s; %s", v.User, r.Found, r.Messages, v.Dst, folders, describeVerify(r))
 				case !u.quiet:
@@ -78,6 +81,7 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 					}
 					u.printf("%s: %d of %d messages verified in %s%s%s\n", escape.Line(v.User), r.Found, r.Messages, escape.Line(v.Dst), folders, gone)
 				}
+				warnFlags(u, v.User, "", v.Result.Flags)
 				messages += r.Messages
 				found += r.Found
 				deletedAll += int64(deleted)
@@ -117,6 +121,24 @@ func verifySummary(checked, failed, never int, found, messages, deleted int64) s
 	return s
 }
 
+// verifyFailed says whether r proves a message missing, changed, stored twice, or a file whose
+// source message is gone.
+func verifyFailed(r migrate.VerifyResult) bool {
+	return len(r.Missing) > 0 || len(r.Bad) > 0 || len(r.Duplicate) > 0 || len(r.Orphans) > 0
+}
+
+// warnFlags warns, once per user and source, about messages whose flags or keywords in the
+// Maildir are not the source's.
+func warnFlags(u *ui, user, what string, flags []string) {
+	if n := len(flags); n > 0 {
+		more := ""
+		if n > 1 {
+			more = fmt.Sprintf(" and %d more", n-1)
+		}
+		u.warningf("user %s: %sflags or keywords differ from the source: %s%s", user, what, flags[0], more)
+	}
+}
+
 func describeVerify(r migrate.VerifyResult) string {
 	var parts []string
 	// some names the first of list and counts the others.
@@ -135,5 +157,6 @@ func describeVerify(r migrate.VerifyResult) string {
 	}
 	some("different content", r.Bad)
 	some("stored more than once", r.Duplicate)
+	some("source message gone", r.Orphans)
 	return strings.Join(parts, "; ")
 }

@@ -72,7 +72,9 @@ func manPage(app *cli.App) string {
 		"process running as that user, so no file in a home is ever created, followed or changed by root."))
 	w(".PP\n%s\n", roffText("Messages keep their flags, keywords, received date, IMAP UID and UIDVALIDITY "+
 		"(so IMAP clients and POP3 clients that leave mail on the server see the same mailbox), in mbox order. "+
-		"Each spool is locked as Postfix and Dovecot lock it. A re-run migrates only what arrived since; an "+
+		"Each spool is locked as Postfix and Dovecot lock it. Each pass makes the Maildir mirror the source as "+
+		"it is then (new mail written, expunged mail removed, flags and UIDs followed), so a first pass can run "+
+		"days before the switch and a short one on the night; once Dovecot uses the Maildir, a pass only adds. An "+
 		"interrupted run is finished exactly by the next one."))
 	w(".SH COMMANDS\n")
 	for _, c := range docCommands(app) {
@@ -123,6 +125,8 @@ func manPage(app *cli.App) string {
 		{"user-failed", "a user's migration failed; err says why"},
 		{"notice", "an oddity: loose mode, a date fallback, a Content-Length ignored, a skipped folder entry"},
 		{"message", "with --audit-messages, one per message: offset, size, sha256, file name"},
+		{"message-changed", "a file a pass renamed for its flags (change flags, name, to) or removed because its source message is gone (change removed, name), and why"},
+		{"folder-removed", "a Maildir++ folder removed because its mbox folder is gone"},
 		{"source-after", "what --after did to a source"},
 		{"check-fix", "a repair made by check --fix"},
 	} {

@@ -39,6 +39,8 @@ const (
 	UIDListRewrite                  // a new dovecot-uidlist written into dovecot-uidlist.lock
 	State                           // a state file's content written into its temporary file
 	Audit                           // one line written to the audit log
+	Restate                         // rename of a message file for its flags, or between new/ and cur/
+	Remove                          // removal of a message file whose source message is gone
 	Read                            // kill only: a message read from the source
 	Locked                          // kill only: a control file's dotlock (dovecot-uidlist.lock) taken
 	BatchMoved                      // kill only: a batch moved into cur/ and new/, not yet listed
@@ -49,7 +51,7 @@ const (
 var names = [numPoints]string{
 	Write: "write", Fsync: "fsync", Close: "close", Move: "move",
 	UIDListAppend: "uidlist-append", UIDListRewrite: "uidlist-rewrite",
-	State: "state", Audit: "audit",
+	State: "state", Audit: "audit", Restate: "restate", Remove: "remove",
 	Read: "read", Locked: "locked", BatchMoved: "batch-moved", StateSaved: "state-saved",
 }
 

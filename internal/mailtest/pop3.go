@@ -73,3 +73,53 @@ func pop3UIDL(addr, user, pass string) ([]string, error) {
 	// enough and leaves the mailbox untouched.
 	return uidls, nil
 }
+
+// POP3 logs in to the running Dovecot's POP3 service as user, sends each command (RETR,
+// DELE...) and fails the test on a reply that is not +OK, then QUITs, so that what DELE
+// marked is expunged, as a POP3 client that downloads and deletes does. A RETR's message is
+// read and dropped.
+func (d *Dovecot) POP3(t testing.TB, user string, cmds ...string) {
+	t.Helper()
+	u := d.User(t, user)
+	if err := pop3Session(d.POP3Addr, u.Name, u.Password, cmds); err != nil {
+		t.Fatalf("%v\n%s", err, d.Log())
+	}
+}
+
+func pop3Session(addr, user, pass string, cmds []string) error {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("mailtest: pop3: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	r := bufio.NewReader(conn)
+	all := append(append([]string{"", "USER " + user, "PASS " + pass}, cmds...), "QUIT")
+	for _, cmd := range all {
+		if cmd != "" {
+			if _, err := io.WriteString(conn, cmd+"\r\n"); err != nil {
+				return fmt.Errorf("mailtest: pop3: %w", err)
+			}
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("mailtest: pop3: %s: %w", cmd, err)
+		}
+		if !strings.HasPrefix(line, "+OK") {
+			return fmt.Errorf("mailtest: pop3: %s: %s", cmd, strings.TrimSpace(line))
+		}
+		verb, _, _ := strings.Cut(cmd, " ")
+		if strings.EqualFold(verb, "RETR") || strings.EqualFold(verb, "TOP") {
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return fmt.Errorf("mailtest: pop3: %s: %w", cmd, err)
+				}
+				if l == ".\r\n" || l == ".\n" {
+					break
+				}
+			}
+		}
+	}
+	return nil
+}
