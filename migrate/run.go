@@ -510,6 +510,9 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 			return r.convert(ctx, u, f, st.Size, home, start, index, next, rs.forced, durable, record, with, log)
 		}
 	}
+	if st.Size == 0 && (prev == nil || prev.Offset == 0) {
+		convert = r.emptyInbox(ctx, u, home, &outcome, with, log)
+	}
 	res.Stats.EndOffset = start
 	stats, err := rs.run(convert, save)
 	if err != nil {

@@ -128,7 +128,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	}
 	cfg.Notice = func(user string, e migrate.Event) {
 		switch e.Kind {
-		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered:
+		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered, migrate.EventIndexUnreadable:
 			mu.Lock()
 			defer mu.Unlock()
 			u.warningf("user %s: %s", user, e.Detail)
