@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,7 +39,17 @@ type Config struct {
 	DovecotConf string
 	// Command runs postconf, postfix and doveconf; nil runs them with os/exec.
 	Command Command
+	// Given are the options preflight was given that say which users and places the night is
+	// about (a name without its dashes, and its value; "" for a switch).
+	// The night's commands carry each to the commands that take it (Takes), with the user
+	// names of Migrate.Users, so that they act on what preflight looked at. Takes nil: only
+	// the migration and verify take options.
+	Given []Option
+	Takes func(command, option string) bool
 }
+
+// Option is one command-line option: its name without dashes, and its value ("" for a switch).
+type Option struct{ Name, Value string }
 
 // Severity of a finding: check's, so that exit codes follow the same Nagios convention.
 type Severity = check.Severity
@@ -458,21 +469,83 @@ func (r *Report) plan(ctx context.Context, cfg Config, m migrate.Config, loc loc
 		r.add(Finding{Severity: check.Warning, Topic: "users", Value: "~/Mailbox",
 			Message: "mail is delivered to ~/Mailbox, not to the spool: the night's command is maildirmig Mailbox (check it with preflight --mailbox)"})
 	}
-	var opts string
+	opts := append([]Option(nil), cfg.Given...)
 	if loc.driver == "mbox" && loc.folders != "" && loc.folders != migrate.DefaultFolderRoot {
-		opts += " --folders " + shellQuote(loc.folders)
+		opts = setOption(opts, "folders", loc.folders)
 	}
 	if m.Source == migrate.SourceSpool {
 		if s := r.Postfix["mail_spool_directory"]; otherSpoolDir(m, s) {
-			opts += " --spool-dir " + shellQuote(s)
+			opts = setOption(opts, "spool-dir", s)
 		}
 	}
-	run := "maildirmig mbox"
+	run := "mbox"
 	if m.Source == migrate.SourceMailbox {
-		run = "maildirmig Mailbox"
+		run = "Mailbox"
 	}
-	r.Commands = []string{run + opts + " --dry-run", run + opts, "maildirmig verify" + opts, "maildirmig check"}
+	line := func(command string, extra ...Option) string {
+		parts := []string{"maildirmig", command}
+		for _, o := range append(opts, extra...) {
+			if !slices.Contains(extra, o) && !takes(cfg, command, run, o.Name) {
+				continue
+			}
+			parts = append(parts, "--"+o.Name)
+			if o.Value != "" {
+				parts = append(parts, shellQuote(o.Value))
+			}
+		}
+		for _, u := range m.Users {
+			parts = append(parts, shellQuote(u))
+		}
+		return strings.Join(parts, " ")
+	}
+	if r.switched() {
+		// After the switch the night is over; mail a spool still holds has no reader left.
+		if r.Migrate > 0 {
+			r.add(Finding{Severity: check.Warning, Topic: "users", Value: strconv.Itoa(r.Migrate),
+				Message: fmt.Sprintf("the switch is done, but %d users have mail (%d bytes) that no run migrated, which no client sees: migrate it now", r.Migrate, r.Bytes),
+				Fix:     []string{line(run)}})
+		}
+		r.Commands = []string{}
+		return nil
+	}
+	r.Commands = []string{line(run, Option{Name: "dry-run"}), line(run, Option{Name: "audit-messages"}), line("verify"),
+		line("skel", Option{Name: "existing"}), line("check")}
 	return nil
+}
+
+// switched reports whether Postfix and Dovecot both use the Maildir already.
+func (r *Report) switched() bool {
+	n := 0
+	for _, f := range r.Findings {
+		switch f.Setting {
+		case "home_mailbox", "mail_location", "mail_driver":
+			if f.Severity != check.OK {
+				return false
+			}
+			n++
+		}
+	}
+	return n == 2
+}
+
+// takes reports whether the night's command takes the option: as cfg.Takes says, or without
+// it, the options go to the migration (run) and verify only.
+func takes(cfg Config, command, run, option string) bool {
+	if cfg.Takes != nil {
+		return cfg.Takes(command, option)
+	}
+	return command == run || command == "verify"
+}
+
+// setOption sets the option name in opts to value, in its place when it was given.
+func setOption(opts []Option, name, value string) []Option {
+	for i := range opts {
+		if opts[i].Name == name {
+			opts[i].Value = value
+			return opts
+		}
+	}
+	return append(opts, Option{Name: name, Value: value})
 }
 
 // inboxNamespace finds the namespace with inbox = yes in doveconf's output.

@@ -116,7 +116,7 @@ func TestRunDovecot24(t *testing.T) {
 	if strings.Join(fix, "\n") != "mail_driver = maildir\nmail_path = ~/Maildir\n# and remove mail_inbox_path: a Maildir's INBOX is mail_path itself" {
 		t.Errorf("2.4 switch lines: %q", fix)
 	}
-	if r.Commands[1] != "maildirmig mbox --folders Mail --spool-dir /var/mail" {
+	if r.Commands[1] != "maildirmig mbox --folders Mail --spool-dir /var/mail --audit-messages" {
 		t.Errorf("commands %q", r.Commands)
 	}
 }
@@ -172,7 +172,7 @@ func TestRunMailboxHint(t *testing.T) {
 		if hinted != (source == migrate.SourceSpool) {
 			t.Errorf("source %v: hint given %v", source, hinted)
 		}
-		if source == migrate.SourceMailbox && r.Commands[1] != "maildirmig Mailbox" {
+		if source == migrate.SourceMailbox && r.Commands[1] != "maildirmig Mailbox --audit-messages" {
 			t.Errorf("commands %q", r.Commands)
 		}
 	}

@@ -360,7 +360,7 @@ type consoleError struct{ err error }
 
 func (e consoleError) Error() string {
 	s := e.err.Error()
-	for _, p := range []string{"check: ", "users: ", "preflight: "} {
+	for _, p := range []string{"preflight: ", "check: ", "users: "} {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s
