@@ -195,8 +195,7 @@ func notMbox(u *ui, name string, err error) error {
 
 // convertSummary is the one line convert prints on stdout.
 func convertSummary(name string, st migrate.Stats, took time.Duration) string {
-	s := fmt.Sprintf("%s: %d messages, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
-		name, st.Messages-st.Skipped, st.Written, st.Existed, st.Skipped, st.Bytes, took.Seconds())
+	s := name + ": " + countsLine(st, 0, took)
 	if st.Written == 0 && st.Existed > 0 {
 		s += "; nothing new to write"
 	}

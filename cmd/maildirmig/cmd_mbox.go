@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -149,7 +150,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		return exitCode(exitFatal, err)
 	}
 	if !u.quiet {
-		u.printf("%s\n", summaryLine(sum))
+		u.printf("%s\n", summaryLines(sum))
 	}
 	if sum.Failed == 0 {
 		return nil
@@ -182,17 +183,13 @@ func userLine(r migrate.UserResult) string {
 		return fmt.Sprintf("%s: up to date", r.User)
 	}
 	t := r.Total()
-	folders := ""
-	if n := migratedFolders(r); n > 0 {
-		folders = fmt.Sprintf(" (%d folder%s)", n, plural(n))
-	}
-	s := fmt.Sprintf("%s: %d messages%s, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
-		r.User, t.Messages-t.Skipped, folders, t.Written, t.Existed, t.Skipped, t.Bytes, r.Elapsed.Seconds())
+	s := r.User + ": " + countsLine(t, migratedFolders(r), r.Elapsed)
 	if r.After != "" {
 		s += "; source " + r.After
 	}
 	if t.Renumbered {
-		s += "; some UIDs renumbered: this user's clients will download those messages again"
+		// The warning above it says what that costs.
+		s += "; UIDs renumbered"
 	}
 	return s
 }
@@ -215,10 +212,25 @@ func plural(n int) string {
 	return "s"
 }
 
-func summaryLine(s migrate.Summary) string {
-	parts := []string{fmt.Sprintf("%d users: %d migrated, %d up to date, %d without a mailbox, %d failed", s.Users, s.Migrated, s.UpToDate, s.NoMailbox, s.Failed)}
-	parts = append(parts, fmt.Sprintf("%d messages written, %d already there, %d bytes in %.2fs", s.Written, s.Existed, s.Bytes, s.Elapsed.Seconds()))
-	return strings.Join(parts, "; ")
+// countsLine says what a conversion did, for a user's line and convert's: "5 messages (2
+// folders), 5 written, 0 already there, 1.2 KiB in 0.03s", the skipped ones only when there
+// are any, so that the line fits in 80 columns.
+func countsLine(t migrate.Stats, folders int, took time.Duration) string {
+	s := fmt.Sprintf("%d messages", t.Messages-t.Skipped)
+	if folders > 0 {
+		s += fmt.Sprintf(" (%d folder%s)", folders, plural(folders))
+	}
+	s += fmt.Sprintf(", %d written, %d already there", t.Written, t.Existed)
+	if t.Skipped > 0 {
+		s += fmt.Sprintf(", %d skipped", t.Skipped)
+	}
+	return s + fmt.Sprintf(", %s in %.2fs", sizeString(t.Bytes), took.Seconds())
+}
+
+// summaryLines are the run's last two lines: the users, then the messages.
+func summaryLines(s migrate.Summary) string {
+	return fmt.Sprintf("%d users: %d migrated, %d up to date, %d without a mailbox, %d failed\n", s.Users, s.Migrated, s.UpToDate, s.NoMailbox, s.Failed) +
+		fmt.Sprintf("%d messages written, %d already there, %s in %.2fs", s.Written, s.Existed, sizeString(s.Bytes), s.Elapsed.Seconds())
 }
 
 // runPlan prints what a run would do.
@@ -231,8 +243,13 @@ func runPlan(ctx context.Context, u *ui, cfg migrate.Config) error {
 	return nil
 }
 
+// printPlan prints the plan as a table: a row per user, whose BYTES and MESSAGES are what its
+// INBOX source still has to migrate, then a row per folder with its bytes (folders are read by
+// the user's worker only, so their messages are not counted here), then the reason of a user
+// refused on a line of its own, then the totals and each filesystem's free space.
 func printPlan(u *ui, plan []migrate.PlanEntry) {
-	u.printf("%-16s %6s %12s %8s  %-10s %s -> %s\n", "USER", "UID", "BYTES", "MESSAGES", "ACTION", "SOURCE", "MAILDIR")
+	const row = "%-12s %6s %10s %8s  %-10s %s\n"
+	u.printf(row, "USER", "UID", "BYTES", "MESSAGES", "ACTION", "SOURCE -> MAILDIR")
 	var todo, bytes int64
 	free := map[string]int64{}
 	need := map[string]int64{}
@@ -240,22 +257,21 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 	where := map[string]string{} // a filesystem's first home, to name it by
 	for _, e := range plan {
 		size, msgs := "-", "-"
-		if e.Size >= 0 || e.FolderBytes > 0 {
-			size = fmt.Sprint(e.Todo())
+		if e.Size >= 0 {
+			size = fmt.Sprint(e.Size - e.Migrated)
 		}
 		if e.Messages >= 0 {
 			msgs = fmt.Sprint(e.Messages)
 		}
-		action := e.Action
-		if e.Reason != "" {
-			action += ": " + e.Reason
-		}
-		u.printf("%-16s %6d %12s %8s  %-10s %s -> %s\n", e.User, e.UID, size, msgs, action, e.Src, e.Dst)
+		u.printf(row, e.User, fmt.Sprint(e.UID), size, msgs, e.Action, e.Src+" -> "+e.Dst)
 		for _, f := range e.Folders {
-			u.printf("%-16s %6s %12d %8s  %-10s %s -> %s\n", "", "", f.Size, "-", "folder", f.String(), f.Maildir)
+			u.printf(row, "", "", fmt.Sprint(f.Size), "-", "folder", f.String()+" -> "+f.Maildir)
 		}
 		for _, f := range e.SkippedFolders {
-			u.printf("%-16s %6s %12s %8s  %-10s %s: %s\n", "", "", "-", "-", "no folder", f.Source, f.Reason)
+			u.printf(row, "", "", "-", "-", "no folder", f.Source+": "+f.Reason)
+		}
+		if e.Reason != "" {
+			u.printf("%-12s %s: %s\n", "", e.Action, strings.TrimPrefix(e.Reason, "migrate: "))
 		}
 		if e.Action == migrate.ActionMigrate {
 			todo++
@@ -268,11 +284,10 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 			free[e.FS] = e.Free
 		}
 	}
-	u.printf("%d users, %d to migrate, %d bytes", len(plan), todo, bytes)
+	u.printf("%d users, %d to migrate, %d bytes\n", len(plan), todo, bytes)
 	for _, fs := range filesystems {
 		if free[fs] >= 0 {
-			u.printf("; filesystem of %s: %d bytes needed, %d free", where[fs], need[fs], free[fs])
+			u.printf("filesystem of %s: %s needed, %s free\n", where[fs], sizeString(need[fs]), sizeString(free[fs]))
 		}
 	}
-	u.printf("\n")
 }
