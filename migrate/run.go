@@ -91,7 +91,7 @@ type Config struct {
 
 	// Callbacks, for the console; they may be called from several goroutines at once.
 	Progress  func(n int64)                 // source bytes consumed
-	Message   func(user string)             // one more message of the user's read (INBOX or folder)
+	Message   func(user string, n int64)    // n more messages of the user's read (INBOX or folder), as they are read
 	UserStart func(user string, size int64) // a user's migration begins
 	UserDone  func(UserResult)
 	Notice    func(user string, e Event)
@@ -678,8 +678,8 @@ func (r *runner) request(op string, u users.User, home string) *workerRequest {
 
 // dispatch handles the answers every conversion of a user's sources has in common, the
 // INBOX's and each folder's: a notice goes to the audit log and the console, a message record
-// to the UID records, the console's count and with AuditMessages the audit log, progress to
-// the console. fields gives the audit fields of the source; label, when not empty, prefixes
+// to the UID records and with AuditMessages the audit log, progress (bytes and messages read)
+// to the console. fields gives the audit fields of the source; label, when not empty, prefixes
 // its notices on the console.
 func (r *runner) dispatch(user string, m workerMsg, fields func(...any) map[string]any, label string, record func(MessageRecord), log func(string, map[string]any)) {
 	dispatch(m, func(e Event) {
@@ -692,15 +692,16 @@ func (r *runner) dispatch(user string, m workerMsg, fields func(...any) map[stri
 		}
 	}, func(rec MessageRecord) {
 		record(rec)
-		if r.cfg.Message != nil {
-			r.cfg.Message(user)
-		}
 		if r.cfg.AuditMessages {
 			log(EventMessage, fields("index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,
 				"stored_sha256", nonEmpty(rec.StoredSHA256), "name", nonEmpty(rec.Name), "sub", nonEmpty(rec.Sub),
 				"uid_imap", rec.UID, "existed", rec.Existed, "skipped", rec.Skipped))
 		}
-	}, r.cfg.Progress)
+	}, r.cfg.Progress, func(n int64) {
+		if r.cfg.Message != nil {
+			r.cfg.Message(user, n)
+		}
+	})
 }
 
 // zoneName names the zone From_ dates without one are read in: loc's, or for the local zone

@@ -126,7 +126,8 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 		Maildir:      maildir.Options{Fsync: o.fsync},
 		Notice:       notes.print,
 		Progress:     m.Add,
-		OnMessage:    func(migrate.MessageRecord) { durable++; m.Message() },
+		Read:         m.Messages,
+		OnMessage:    func(migrate.MessageRecord) { durable++ },
 		StallTimeout: o.stall,
 	})
 	m.Close()

@@ -111,7 +111,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	}
 	defer m.Close()
 	cfg.Progress = m.Add
-	cfg.Message = func(string) { m.Message() }
+	cfg.Message = func(_ string, n int64) { m.Messages(n) }
 	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
 	var mu sync.Mutex
 	cfg.UserDone = func(r migrate.UserResult) {
