@@ -85,6 +85,7 @@ type Config struct {
 	LockTimeout   time.Duration
 	StallTimeout  time.Duration  // a worker making no progress for this long is killed; 0 = DefaultStallTimeout
 	AuditMessages bool           // one audit line per message
+	Restorecon    string         // where SELinux is enabled: relabel each Maildir written with this restorecon, as its user
 	Convert       ConvertOptions // KeepHeaders, Unescape, Location and Maildir are used
 	Argv          []string       // for the audit log's run-start
 	Version       string
@@ -405,6 +406,7 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 			}
 		}
 	}
+	err = r.relabel(ctx, u, dst, &res, err, with, log)
 	res.Elapsed = time.Since(began)
 	switch {
 	case err == nil:

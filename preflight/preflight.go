@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/maildirmig/maildirmig/check"
+	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -46,6 +47,8 @@ type Config struct {
 	// the migration and verify take options.
 	Given []Option
 	Takes func(command, option string) bool
+	// SELinux is where SELinux's mode is read; nil: this host's (selinux.System).
+	SELinux *selinux.Host
 }
 
 // Option is one command-line option: its name without dashes, and its value ("" for a switch).
@@ -73,6 +76,8 @@ type Report struct {
 	Findings []Finding         `json:"findings"`
 	// Commands are the maildirmig command lines the night needs, given what was found.
 	Commands []string `json:"commands"`
+	// SELinux is SELinux's state on this host.
+	SELinux selinux.Status `json:"selinux"`
 	// Users, Migrate, Bytes: from the migration plan.
 	Users   int   `json:"users"`
 	Migrate int   `json:"migrate"`
@@ -144,6 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.postfix(cfg, m)
 	loc := r.dovecot(cfg, m, ns)
 	r.daemons(ctx, cfg)
+	r.selinux(cfg)
 	if err := r.plan(ctx, cfg, m, loc); err != nil {
 		return nil, err
 	}
@@ -224,6 +230,37 @@ func (r *Report) postfix(cfg Config, m migrate.Config) {
 				Message: "Postfix delivers into " + spool + " but maildirmig would read " + m.SpoolDirectory() + ": pass --spool-dir " + spool})
 		}
 	}
+}
+
+// selinux reports SELinux's mode and whether the Maildirs can get the policy's labels.
+func (r *Report) selinux(cfg Config) {
+	h := selinux.System
+	if cfg.SELinux != nil {
+		h = *cfg.SELinux
+	}
+	st, err := h.Detect()
+	if err != nil {
+		r.add(Finding{Severity: check.Unknown, Topic: "selinux", Message: "SELinux's mode cannot be told: " + strings.TrimPrefix(err.Error(), "selinux: ")})
+		return
+	}
+	r.SELinux = st
+	f := Finding{Severity: check.OK, Topic: "selinux", Setting: "mode", Value: string(st.Mode)}
+	switch {
+	case !st.Enabled() && (st.Boot == selinux.Enforcing || st.Boot == selinux.Permissive):
+		f.Message = "SELinux is disabled, and /etc/selinux/config makes it " + string(st.Boot) + " from the next boot, which relabels every file"
+	case !st.Enabled():
+		f.Message = "SELinux is disabled: no labels to set"
+	case selinux.Restorecon() != "":
+		f.Message = "SELinux is " + string(st.Mode) + ": maildirmig has each user's Maildir relabelled as the policy says once it is migrated (restorecon -RF, as the user)"
+	default:
+		f.Severity = check.Warning
+		if st.Mode == selinux.Enforcing {
+			f.Severity = check.Critical
+		}
+		f.Message = "SELinux is " + string(st.Mode) + " and restorecon is not installed: the Maildirs would keep the label of their homes, and Dovecot would be denied them; install policycoreutils"
+		f.Fix = []string{"dnf install policycoreutils"}
+	}
+	r.add(f)
 }
 
 // location is what mail_location says.

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -140,6 +142,25 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		defer mu.Unlock()
 		u.warningf("%s", msg)
 	}
+	// Where SELinux is enabled each Maildir is relabelled by its user's restorecon; without
+	// restorecon, the run ends with the command that does it, for the Maildirs it wrote.
+	var unlabelled []string
+	selinuxOn, restorecon, err := relabelling(u)
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	cfg.Restorecon = restorecon
+	if selinuxOn && cfg.Restorecon == "" {
+		userDone := cfg.UserDone
+		cfg.UserDone = func(r migrate.UserResult) {
+			userDone(r)
+			if r.Outcome == migrate.OutcomeMigrated || r.Total().Written > 0 {
+				mu.Lock()
+				unlabelled = append(unlabelled, r.Dst)
+				mu.Unlock()
+			}
+		}
+	}
 	sum, err := migrate.Run(ctx, cfg)
 	m.Close()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
@@ -152,6 +173,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	if !u.quiet {
 		u.printf("%s\n", summaryLines(sum))
 	}
+	unlabelledCommand(u, unlabelled)
 	if sum.Failed == 0 {
 		return nil
 	}
@@ -161,6 +183,35 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		return exitCode(exitTempFail, nil)
 	}
 	return exitCode(exitUsersFailed, nil)
+}
+
+// selinuxHost is where SELinux's mode is read; tests point it at a tree of their own.
+var selinuxHost = selinux.System
+
+// relabelling says whether SELinux is enabled, and then where restorecon is, for the commands
+// that make Maildirs: each has the Maildirs it made relabelled as their users, or without
+// restorecon warns now and ends with the command (unlabelledCommand).
+func relabelling(u *ui) (enabled bool, restorecon string, err error) {
+	st, err := selinuxHost.Detect()
+	if err != nil || !st.Enabled() {
+		return false, "", err
+	}
+	restorecon = selinux.Restorecon()
+	if restorecon == "" {
+		u.warningf("SELinux is %s and restorecon (policycoreutils) is not installed: the Maildirs will keep the label of their homes", st.Mode)
+	}
+	return true, restorecon, nil
+}
+
+// unlabelledCommand ends a run that could not relabel the Maildirs it wrote with the command
+// that does.
+func unlabelledCommand(u *ui, paths []string) {
+	if len(paths) == 0 {
+		return
+	}
+	sort.Strings(paths)
+	u.warningf("Dovecot may be denied these Maildirs until they get the policy's labels: install policycoreutils and run, as root:")
+	u.emit(u.stderr, "    %s\n", selinux.Command(paths...))
 }
 
 // leftovers says what an interrupted run left in tmp/: nothing, unless a worker had to be killed

@@ -35,7 +35,8 @@ func preflightCommand(u *ui, f *flags) *cli.Command {
 			"still change, with the exact postconf -e and Dovecot lines: a mailbox_command such as procmail\n" +
 			"that would keep delivering to mbox, the folder directory Dovecot uses (so that --folders\n" +
 			"matches), a POP3 UIDL format whose UIDLs would not survive the move. It says whether Postfix\n" +
-			"and Dovecot are running, compares the free space of each home filesystem with the spools to\n" +
+			"and Dovecot are running, SELinux's mode (and whether restorecon is there to relabel the\n" +
+			"Maildirs), compares the free space of each home filesystem with the spools to\n" +
 			"migrate (as users does), names the users whose home is missing or would be refused, and ends\n" +
 			"with the night's maildirmig command lines, for the USERs named and with the options given\n" +
 			"(none once the switch is done). It changes nothing.\n" +
@@ -60,6 +61,7 @@ func preflightCommand(u *ui, f *flags) *cli.Command {
 				PostfixDir:  c.String("postfix-config"),
 				DovecotConf: c.String("dovecot-config"),
 				Given:       givenOptions(c, nightOptions...),
+				SELinux:     &selinuxHost,
 				Takes: func(command, option string) bool {
 					if cmd := c.App.Command(command); cmd != nil {
 						for _, fl := range cmd.Flags {
