@@ -149,9 +149,10 @@ type Report struct {
 	Files    int64 `json:"files"` // directory entries looked at
 
 	// Problems lists the problems found, at most Config.MaxListed per user and kind;
-	// Unlisted counts the others.
-	Problems []Problem `json:"problems"`
-	Unlisted int64     `json:"unlisted"`
+	// Unlisted counts the others, and UnlistedKinds counts them by kind and severity.
+	Problems      []Problem  `json:"problems"`
+	Unlisted      int64      `json:"unlisted"`
+	UnlistedKinds []Unlisted `json:"unlisted_kinds"`
 
 	// Counts holds every problem not fixed, by kind; Fixed counts the repaired ones.
 	Counts    map[Kind]int64 `json:"counts"`
@@ -168,10 +169,31 @@ type Report struct {
 	failed bool // made by Failed: its counts say nothing
 }
 
+// Unlisted counts the problems of one kind and severity not listed in a report (or repaired,
+// when Fixed).
+type Unlisted struct {
+	Kind     Kind     `json:"kind"`
+	Severity Severity `json:"severity"`
+	Fixed    bool     `json:"fixed,omitempty"`
+	Count    int64    `json:"count"`
+}
+
+// addUnlisted counts n more unlisted problems like u.
+func (r *Report) addUnlisted(u Unlisted, n int64) {
+	for i := range r.UnlistedKinds {
+		if c := &r.UnlistedKinds[i]; c.Kind == u.Kind && c.Severity == u.Severity && c.Fixed == u.Fixed {
+			c.Count += n
+			return
+		}
+	}
+	u.Count = n
+	r.UnlistedKinds = append(r.UnlistedKinds, u)
+}
+
 // Failed returns the report of a check that could not run because of err: no counts, status
 // Unknown, so that monitoring gets a report saying so rather than nothing.
 func Failed(err error) Report {
-	return Report{Problems: []Problem{}, Counts: map[Kind]int64{}, Error: err.Error(), worst: Unknown, failed: true}
+	return Report{Problems: []Problem{}, UnlistedKinds: []Unlisted{}, Counts: map[Kind]int64{}, Error: err.Error(), worst: Unknown, failed: true}
 }
 
 // Status is the report's overall state: critical if anything critical is left, else unknown if
@@ -224,7 +246,7 @@ feed:
 	close(jobs)
 	wg.Wait()
 
-	total := Report{Counts: map[Kind]int64{}, Problems: []Problem{}}
+	total := Report{Counts: map[Kind]int64{}, Problems: []Problem{}, UnlistedKinds: []Unlisted{}}
 	for i := range parts {
 		total.merge(&parts[i])
 	}
@@ -261,6 +283,9 @@ func (r *Report) merge(o *Report) {
 	r.Files += o.Files
 	r.Problems = append(r.Problems, o.Problems...)
 	r.Unlisted += o.Unlisted
+	for _, u := range o.UnlistedKinds {
+		r.addUnlisted(u, u.Count)
+	}
 	for k, n := range o.Counts {
 		r.Counts[k] += n
 	}
@@ -312,6 +337,7 @@ func (r *Report) add(p Problem, listed map[Kind]int, max int) {
 	}
 	if max >= 0 && listed[p.Kind] >= max {
 		r.Unlisted++
+		r.addUnlisted(Unlisted{Kind: p.Kind, Severity: p.Severity, Fixed: p.Fixed != ""}, 1)
 		return
 	}
 	listed[p.Kind]++

@@ -331,6 +331,39 @@ func TestMaxListed(t *testing.T) {
 	}
 }
 
+// TestMaxListedRollUp: the problems not listed are rolled up a line per kind, each with its
+// own severity: warnings left out are no critical because a critical kind was left out too.
+func TestMaxListedRollUp(t *testing.T) {
+	t.Parallel()
+	u, cfg := healthy(t)
+	md := filepath.Join(u.Home, "Maildir")
+	for i := range 8 {
+		write(t, filepath.Join(md, "cur", fmt.Sprintf("1700000005.x%d,S=99:2,S", i)), "x", 0o600)
+		stale := filepath.Join(md, "tmp", fmt.Sprintf("1700000005.partial%d", i))
+		write(t, stale, "x", 0o600)
+		must(t, os.Chtimes(stale, now.Add(-40*time.Hour), now.Add(-40*time.Hour)))
+	}
+	for i := range 30 {
+		stale := filepath.Join(md, ".Sent", "tmp", fmt.Sprintf("1700000005.partial%d", i))
+		write(t, stale, "x", 0o600)
+		must(t, os.Chtimes(stale, now.Add(-40*time.Hour), now.Add(-40*time.Hour)))
+	}
+	cfg.MaxListed = 5
+	r := run(t, cfg)
+	var b strings.Builder
+	must(t, WriteText(&b, &r, true))
+	var rollup []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.Contains(l, " more not listed ") {
+			rollup = append(rollup, l)
+		}
+	}
+	want := []string{"critical: 3 more not listed [size-mismatch]", "warning: 33 more not listed [stale-tmp]"}
+	if strings.Join(rollup, "\n") != strings.Join(want, "\n") || r.Unlisted != 36 {
+		t.Errorf("unlisted %d, roll-up:\n%s\nwant:\n%s", r.Unlisted, strings.Join(rollup, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestFix(t *testing.T) {
 	t.Parallel()
 	u, cfg := healthy(t)

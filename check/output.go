@@ -1,9 +1,11 @@
 package check
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,8 +34,18 @@ func WriteText(w io.Writer, r *Report, quiet bool) error {
 		}
 		b.WriteByte('\n')
 	}
-	if r.Unlisted > 0 {
-		fmt.Fprintf(&b, "%s: %d more problems of the same kinds not listed\n", r.Status(), r.Unlisted)
+	// One line per kind and severity: a roll-up of warnings is no critical, whatever else
+	// the report holds.
+	unlisted := slices.Clone(r.UnlistedKinds)
+	slices.SortStableFunc(unlisted, func(a, b Unlisted) int {
+		return cmp.Or(cmp.Compare(rollupRank(a), rollupRank(b)), cmp.Compare(slices.Index(Kinds, a.Kind), slices.Index(Kinds, b.Kind)))
+	})
+	for _, u := range unlisted {
+		sev := u.Severity.String()
+		if u.Fixed {
+			sev = "fixed"
+		}
+		fmt.Fprintf(&b, "%s: %d more not listed [%s]\n", sev, u.Count, u.Kind)
 	}
 	if !quiet {
 		b.WriteString(Summary(r))
@@ -41,6 +53,20 @@ func WriteText(w io.Writer, r *Report, quiet bool) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// rollupRank orders the unlisted problems as their severities are ordered (Worse), the worst
+// first, repairs last.
+func rollupRank(u Unlisted) int {
+	if u.Fixed {
+		return 4
+	}
+	for i, s := range []Severity{Critical, Unknown, Warning, OK} {
+		if u.Severity == s {
+			return i
+		}
+	}
+	return 3
 }
 
 // Summary is the report in one line, starting with its status as Nagios plugins do.

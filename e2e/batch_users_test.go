@@ -328,7 +328,7 @@ func TestBatchRealUsers(t *testing.T) {
 	for _, a := range accounts {
 		u := a.u
 		t.Run(u.Name, func(t *testing.T) {
-			want := fmt.Sprintf("%s: %d messages, %d written, 0 already in the Maildir", u.Name, a.messages, a.messages)
+			want := fmt.Sprintf("%s: %d messages, %d written, 0 already there", u.Name, a.messages, a.messages)
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("stdout lacks %q", want)
 			}

@@ -203,7 +203,7 @@ func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 	r := runBinary(t, args...)
 	t.Logf("re-run: exit %d, %d files before\n%s%s", r.code, before, r.stdout, r.stderr)
 	total := undatedMessages + 1
-	want := fmt.Sprintf("%s: %d messages, %d written, %d already in the Maildir", u.Name, total, total-before, before)
+	want := fmt.Sprintf("%s: %d messages, %d written, %d already there", u.Name, total, total-before, before)
 	if r.code != 0 || !strings.Contains(r.stdout, want) {
 		t.Fatalf("re-run: exit %d, stdout %q; want %q", r.code, r.stdout, want)
 	}
@@ -309,7 +309,7 @@ func TestConvertUndatedKilledThenTouched(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := runBinary(t, args...)
-		want := fmt.Sprintf(": %d messages, %d written, %d already in the Maildir", undatedMessages, wantWritten, undatedMessages-wantWritten)
+		want := fmt.Sprintf(": %d messages, %d written, %d already there", undatedMessages, wantWritten, undatedMessages-wantWritten)
 		if r.code != 0 || !strings.Contains(r.stdout, want) {
 			t.Fatalf("convert after touch %d (%d files before): exit %d, stdout %q, stderr %q; want %q", i+1, before, r.code, r.stdout, clip(r.stderr), want)
 		}

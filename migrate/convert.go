@@ -31,6 +31,9 @@ type ConvertOptions struct {
 	Notice      func(Event)         // oddities: loose mode, date fallbacks, ignored Content-Length...
 	OnMessage   func(MessageRecord) // once per message, in order, after it is durable
 	Progress    func(n int64)       // source bytes consumed since the previous call
+	// Read hears of messages as they are read, long before OnMessage hears of them once
+	// they are durable: n more messages.
+	Read func(n int64)
 	// OnDurable is called after each flush but the last, once OnMessage had every record
 	// before it: Stats.EndOffset is then a resume point (every message before it is durable,
 	// and listed in dovecot-uidlist), and Messages counts the messages before it.
@@ -198,6 +201,9 @@ func (c *converter) run(ctx context.Context) error {
 		}
 		if err := c.add(m); err != nil {
 			return fmt.Errorf("message %d at offset %d: %w", c.opts.StartIndex+int64(m.Index)+1, c.opts.StartOffset+m.Offset, err)
+		}
+		if c.opts.Read != nil {
+			c.opts.Read(1)
 		}
 		c.progress()
 		every := c.opts.FlushEvery

@@ -90,7 +90,7 @@ const (
 	msgAborted  msgType = "aborted"  // stopped on request; Err: its pending tmp files could not be removed
 	msgRecord   msgType = "record"   // Record: one message converted (Folder: of that folder)
 	msgEvent    msgType = "event"    // Event: a fallback or oddity, for the audit log
-	msgProgress msgType = "progress" // N: more source bytes read
+	msgProgress msgType = "progress" // N: more source bytes read; Messages: more messages read
 	msgWork     msgType = "work"     // N: bytes of messages read or stored since the last report, for the watchdog
 	msgDurable  msgType = "durable"  // Stats: every message before Stats.EndOffset is durable (State: a folder's)
 	msgStats    msgType = "stats"    // Stats: the conversion's result
@@ -125,6 +125,9 @@ type workerMsg struct {
 	Change   *Change        `json:"change,omitempty"`
 	Err      string         `json:"err,omitempty"`
 	Unsafe   bool           `json:"unsafe,omitempty"`
+	// Messages, in msgProgress, counts the messages read since the previous one: records come
+	// only once their messages are durable, thousands at a time.
+	Messages int64 `json:"messages,omitempty"`
 
 	// opFolders: Folder names the folder (its Source) a record, event or progress belongs to.
 	Folder     string  `json:"folder,omitempty"`
@@ -237,7 +240,7 @@ func convertRequest(op string, opts ConvertOptions) *workerRequest {
 		Fsync: int(opts.Maildir.Fsync), Host: opts.Maildir.Host, BatchFiles: opts.Maildir.BatchFiles, BatchBytes: opts.Maildir.BatchBytes}
 }
 
-func dispatch(m workerMsg, notice func(Event), onMessage func(MessageRecord), progress func(int64)) {
+func dispatch(m workerMsg, notice func(Event), onMessage func(MessageRecord), progress, read func(int64)) {
 	switch m.T {
 	case msgEvent:
 		if notice != nil && m.Event != nil {
@@ -248,8 +251,11 @@ func dispatch(m workerMsg, notice func(Event), onMessage func(MessageRecord), pr
 			onMessage(*m.Record)
 		}
 	case msgProgress:
-		if progress != nil {
+		if progress != nil && m.N > 0 {
 			progress(m.N)
+		}
+		if read != nil && m.Messages > 0 {
+			read(m.Messages)
 		}
 	}
 }

@@ -86,13 +86,14 @@ type Config struct {
 	LockTimeout   time.Duration
 	StallTimeout  time.Duration  // a worker making no progress for this long is killed; 0 = DefaultStallTimeout
 	AuditMessages bool           // one audit line per message
+	Restorecon    string         // where SELinux is enabled: relabel each Maildir written with this restorecon, as its user
 	Convert       ConvertOptions // KeepHeaders, Unescape, Location and Maildir are used
 	Argv          []string       // for the audit log's run-start
 	Version       string
 
 	// Callbacks, for the console; they may be called from several goroutines at once.
 	Progress  func(n int64)                 // source bytes consumed
-	Message   func(user string)             // one more message of the user's read (INBOX or folder)
+	Message   func(user string, n int64)    // n more messages of the user's read (INBOX or folder), as they are read
 	UserStart func(user string, size int64) // a user's migration begins
 	UserDone  func(UserResult)
 	Notice    func(user string, e Event)
@@ -413,6 +414,7 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 			}
 		}
 	}
+	err = r.relabel(ctx, u, dst, &res, err, with, log)
 	res.Elapsed = time.Since(began)
 	switch {
 	case err == nil:
@@ -526,6 +528,9 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 			}
 			return r.convert(ctx, u, f, st.Size, home, start, index, next, durable, recs.add, with, log)
 		}
+	}
+	if st.Size == 0 && (prev == nil || prev.Offset == 0) {
+		convert = r.emptyInbox(ctx, u, home, &outcome, with, log)
 	}
 	res.Stats.EndOffset = start
 	stats, err := rs.run(convert, save, func(st *State) error { return r.state.Save(st) })
@@ -752,8 +757,8 @@ func (r *runner) request(op string, u users.User, home string) *workerRequest {
 
 // dispatch handles the answers every conversion of a user's sources has in common, the
 // INBOX's and each folder's: a notice goes to the audit log and the console, a message record
-// to the UID records, the console's count and with AuditMessages the audit log, progress to
-// the console. fields gives the audit fields of the source; label, when not empty, prefixes
+// to the UID records and with AuditMessages the audit log, progress (bytes and messages read)
+// to the console. fields gives the audit fields of the source; label, when not empty, prefixes
 // its notices on the console.
 func (r *runner) dispatch(user string, m workerMsg, fields func(...any) map[string]any, label string, record func(MessageRecord), log func(string, map[string]any)) {
 	dispatch(m, func(e Event) {
@@ -772,15 +777,16 @@ func (r *runner) dispatch(user string, m workerMsg, fields func(...any) map[stri
 		}
 	}, func(rec MessageRecord) {
 		record(rec)
-		if r.cfg.Message != nil {
-			r.cfg.Message(user)
-		}
 		if r.cfg.AuditMessages {
 			log(EventMessage, fields("index", rec.Index, "offset", rec.Offset, "size", rec.Size, "sha256", rec.SHA256,
 				"stored_sha256", nonEmpty(rec.StoredSHA256), "name", nonEmpty(rec.Name), "sub", nonEmpty(rec.Sub),
 				"uid_imap", rec.UID, "existed", rec.Existed, "skipped", rec.Skipped))
 		}
-	}, r.cfg.Progress)
+	}, r.cfg.Progress, func(n int64) {
+		if r.cfg.Message != nil {
+			r.cfg.Message(user, n)
+		}
+	})
 	if m.T == msgChange && m.Change != nil {
 		c := m.Change
 		log(EventChange, fields("change", c.Kind, "name", c.Name, "to", nonEmpty(c.To), "why", c.Why))

@@ -625,7 +625,8 @@ func bigMailbox(n int) (string, map[int64]int64) {
 }
 
 // runInterrupted runs cfg with a resume point after every message and cancels it as soon as
-// the first message is recorded, as Ctrl-C in the middle of a mailbox does. Root stops reading
+// the worker reports the first messages read, as Ctrl-C in the middle of a mailbox does. Root
+// stops reading
 // the worker's answers while it cancels, so a worker is held by the full pipe long before it
 // could finish a mailbox of interruptible messages: the run stops inside it, however fast the
 // worker is and however slow root.
@@ -634,7 +635,7 @@ func runInterrupted(t *testing.T, cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg.Convert.FlushEvery = 1
-	cfg.Message = func(string) { cancel() }
+	cfg.Message = func(string, int64) { cancel() }
 	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Run: %v", err)
 	}

@@ -372,8 +372,9 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 	}
 	// Root keeps the records of the folder, afresh when it is converted from the start.
 	emit(workerMsg{T: msgFolderFrom, Folder: f.Source, N: start})
-	// A folder never migrated gets its Maildir++ folder even when it is empty.
-	if start < st.Size || prev == nil {
+	// A folder never migrated gets its Maildir++ folder even when it is empty, and an empty
+	// one the UIDs Dovecot's index keeps for it (emptyuids.go).
+	if start < st.Size || prev == nil || st.Size == 0 {
 		convert = func(durable func(int64, Stats) error) (Stats, error) {
 			if start < st.Size {
 				if err := CheckMbox(io.NewSectionReader(src, start, st.Size-start), st.Size-start); err != nil {
@@ -389,6 +390,11 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 				return Stats{}, err
 			}
 			defer d.Close()
+			if st.Size == 0 {
+				if _, err := keepIndexUIDs(root, f.Source, f.Source, req, func() (*maildir.Dir, error) { return d, nil }, emit); err != nil {
+					return Stats{}, err
+				}
+			}
 			freq := *req
 			freq.StartOffset, freq.StartIndex = start, index
 			freq.Loose, freq.LooseFrom = next.Loose, next.LooseFrom

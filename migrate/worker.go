@@ -181,6 +181,9 @@ func serveConvert(ctx context.Context, req *workerRequest, src *os.File, size in
 	return nil
 }
 
+// progressMessages is how many messages a worker reads at most between two progress lines.
+const progressMessages = 64
+
 // convertChecked converts src[req.StartOffset:size) into d with the options of req, sends
 // records, events and progress (tagged with folder) to emit, then re-reads every message file
 // against its record.
@@ -197,7 +200,7 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 	// mailbox. What is read, of the source and of the files checked, is the work root sees.
 	work := newWorkMeter(emit)
 	chk := &recordChecker{d: d, work: work}
-	var pending int64
+	var pending, read int64
 	st, err := Convert(ctx, work.readerAt(src), size, mtime, d, ConvertOptions{
 		KeepHeaders: req.KeepHeaders,
 		Unescape:    mbox.Unescape(req.Unescape),
@@ -220,17 +223,19 @@ func convertChecked(ctx context.Context, req *workerRequest, src *os.File, size 
 			chk.check(r)
 			emit(workerMsg{T: msgRecord, Record: &r, Folder: folder})
 		},
+		Read: func(n int64) { read += n },
 		Progress: func(n int64) {
-			// One line per MiB at most: the parent only draws a bar with it.
+			// One line per MiB or progressMessages messages at most: the parent only draws a
+			// bar and a count with it.
 			pending += n
-			if pending >= 1<<20 {
-				emit(workerMsg{T: msgProgress, N: pending, Folder: folder})
-				pending = 0
+			if pending >= 1<<20 || read >= progressMessages {
+				emit(workerMsg{T: msgProgress, N: pending, Messages: read, Folder: folder})
+				pending, read = 0, 0
 			}
 		},
 	})
-	if pending > 0 {
-		emit(workerMsg{T: msgProgress, N: pending, Folder: folder})
+	if pending > 0 || read > 0 {
+		emit(workerMsg{T: msgProgress, N: pending, Messages: read, Folder: folder})
 	}
 	if err != nil {
 		return st, err
@@ -394,7 +399,7 @@ func ConvertAs(ctx context.Context, cred Credentials, src *os.File, maildirPath 
 	var st Stats
 	var got bool
 	err := runWorker(worker.WithStallTimeout(ctx, opts.StallTimeout), cred, req, src, func(m workerMsg) {
-		dispatch(m, opts.Notice, opts.OnMessage, opts.Progress)
+		dispatch(m, opts.Notice, opts.OnMessage, opts.Progress, opts.Read)
 		if m.T == msgStats && m.Stats != nil {
 			st, got = *m.Stats, true
 		}

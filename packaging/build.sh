@@ -4,7 +4,8 @@
 #	packaging/build.sh [VERSION]
 #
 # VERSION (default: from git describe, else 0.0.0 and the revision) is stamped into the
-# binary (maildirmig --version) and names the packages. The binary is static (CGO_ENABLED=0).
+# binary (maildirmig --version) and names the packages. MAILDIRMIG_PACKAGERS (default "deb
+# rpm") chooses the packages built. The binary is static (CGO_ENABLED=0).
 # The man page and completions are the files under packaging/, which a test keeps equal to
 # what the command definitions generate. nfpm comes from the Go module proxy at a fixed
 # version, so the product's go.mod does not depend on it.
@@ -32,7 +33,7 @@ gzip -9 -n -c packaging/man/maildirmig.8 > dist/stage/maildirmig.8.gz
 
 export MAILDIRMIG_VERSION=$version
 export MAILDIRMIG_ARCH=${GOARCH:-$(go env GOARCH)}
-for packager in deb rpm; do
+for packager in ${MAILDIRMIG_PACKAGERS:-deb rpm}; do
 	go run "$nfpm" package --config packaging/nfpm.yaml --packager "$packager" --target dist/
 done
-ls -1 dist/*.deb dist/*.rpm
+find dist -maxdepth 1 \( -name '*.deb' -o -name '*.rpm' \) | sort

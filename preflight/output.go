@@ -10,8 +10,8 @@ import (
 )
 
 // WriteText writes the report for a person: what must change first, with the lines to
-// apply, then what is fine, then the commands of the night. With quiet, findings that are
-// fine are left out.
+// apply, then what is fine, then the commands of the night (none once the switch is done).
+// With quiet, findings that are fine and the plan are left out.
 func WriteText(w io.Writer, r *Report, quiet bool) error {
 	var b strings.Builder
 	for _, sev := range []check.Severity{check.Critical, check.Unknown, check.Warning, check.OK} {
@@ -27,7 +27,9 @@ func WriteText(w io.Writer, r *Report, quiet bool) error {
 	}
 	if !quiet {
 		fmt.Fprintf(&b, "plan: %d users, %d to migrate, %d bytes\n", r.Users, r.Migrate, r.Bytes)
-		b.WriteString("the night's commands:\n")
+		if len(r.Commands) > 0 {
+			b.WriteString("the night's commands:\n")
+		}
 		for _, c := range r.Commands {
 			fmt.Fprintf(&b, "    %s\n", c)
 		}

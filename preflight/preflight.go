@@ -15,11 +15,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/maildirmig/maildirmig/check"
+	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -38,7 +40,19 @@ type Config struct {
 	DovecotConf string
 	// Command runs postconf, postfix and doveconf; nil runs them with os/exec.
 	Command Command
+	// Given are the options preflight was given that say which users and places the night is
+	// about (a name without its dashes, and its value; "" for a switch).
+	// The night's commands carry each to the commands that take it (Takes), with the user
+	// names of Migrate.Users, so that they act on what preflight looked at. Takes nil: only
+	// the migration and verify take options.
+	Given []Option
+	Takes func(command, option string) bool
+	// SELinux is where SELinux's mode is read; nil: this host's (selinux.System).
+	SELinux *selinux.Host
 }
+
+// Option is one command-line option: its name without dashes, and its value ("" for a switch).
+type Option struct{ Name, Value string }
 
 // Severity of a finding: check's, so that exit codes follow the same Nagios convention.
 type Severity = check.Severity
@@ -62,6 +76,8 @@ type Report struct {
 	Findings []Finding         `json:"findings"`
 	// Commands are the maildirmig command lines the night needs, given what was found.
 	Commands []string `json:"commands"`
+	// SELinux is SELinux's state on this host.
+	SELinux selinux.Status `json:"selinux"`
 	// Users, Migrate, Bytes: from the migration plan.
 	Users   int   `json:"users"`
 	Migrate int   `json:"migrate"`
@@ -133,6 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.postfix(cfg, m)
 	loc := r.dovecot(cfg, m, ns)
 	r.daemons(ctx, cfg)
+	r.selinux(cfg)
 	if err := r.plan(ctx, cfg, m, loc); err != nil {
 		return nil, err
 	}
@@ -213,6 +230,37 @@ func (r *Report) postfix(cfg Config, m migrate.Config) {
 				Message: "Postfix delivers into " + spool + " but maildirmig would read " + m.SpoolDirectory() + ": pass --spool-dir " + spool})
 		}
 	}
+}
+
+// selinux reports SELinux's mode and whether the Maildirs can get the policy's labels.
+func (r *Report) selinux(cfg Config) {
+	h := selinux.System
+	if cfg.SELinux != nil {
+		h = *cfg.SELinux
+	}
+	st, err := h.Detect()
+	if err != nil {
+		r.add(Finding{Severity: check.Unknown, Topic: "selinux", Message: "SELinux's mode cannot be told: " + strings.TrimPrefix(err.Error(), "selinux: ")})
+		return
+	}
+	r.SELinux = st
+	f := Finding{Severity: check.OK, Topic: "selinux", Setting: "mode", Value: string(st.Mode)}
+	switch {
+	case !st.Enabled() && (st.Boot == selinux.Enforcing || st.Boot == selinux.Permissive):
+		f.Message = "SELinux is disabled, and /etc/selinux/config makes it " + string(st.Boot) + " from the next boot, which relabels every file"
+	case !st.Enabled():
+		f.Message = "SELinux is disabled: no labels to set"
+	case selinux.Restorecon() != "":
+		f.Message = "SELinux is " + string(st.Mode) + ": maildirmig has each user's Maildir relabelled as the policy says once it is migrated (restorecon -RF, as the user)"
+	default:
+		f.Severity = check.Warning
+		if st.Mode == selinux.Enforcing {
+			f.Severity = check.Critical
+		}
+		f.Message = "SELinux is " + string(st.Mode) + " and restorecon is not installed: the Maildirs would keep the label of their homes, and Dovecot would be denied them; install policycoreutils"
+		f.Fix = []string{"dnf install policycoreutils"}
+	}
+	r.add(f)
 }
 
 // location is what mail_location says.
@@ -458,21 +506,83 @@ func (r *Report) plan(ctx context.Context, cfg Config, m migrate.Config, loc loc
 		r.add(Finding{Severity: check.Warning, Topic: "users", Value: "~/Mailbox",
 			Message: "mail is delivered to ~/Mailbox, not to the spool: the night's command is maildirmig Mailbox (check it with preflight --mailbox)"})
 	}
-	var opts string
+	opts := append([]Option(nil), cfg.Given...)
 	if loc.driver == "mbox" && loc.folders != "" && loc.folders != migrate.DefaultFolderRoot {
-		opts += " --folders " + shellQuote(loc.folders)
+		opts = setOption(opts, "folders", loc.folders)
 	}
 	if m.Source == migrate.SourceSpool {
 		if s := r.Postfix["mail_spool_directory"]; otherSpoolDir(m, s) {
-			opts += " --spool-dir " + shellQuote(s)
+			opts = setOption(opts, "spool-dir", s)
 		}
 	}
-	run := "maildirmig mbox"
+	run := "mbox"
 	if m.Source == migrate.SourceMailbox {
-		run = "maildirmig Mailbox"
+		run = "Mailbox"
 	}
-	r.Commands = []string{run + opts + " --dry-run", run + opts, "maildirmig verify" + opts, "maildirmig check"}
+	line := func(command string, extra ...Option) string {
+		parts := []string{"maildirmig", command}
+		for _, o := range append(opts, extra...) {
+			if !slices.Contains(extra, o) && !takes(cfg, command, run, o.Name) {
+				continue
+			}
+			parts = append(parts, "--"+o.Name)
+			if o.Value != "" {
+				parts = append(parts, shellQuote(o.Value))
+			}
+		}
+		for _, u := range m.Users {
+			parts = append(parts, shellQuote(u))
+		}
+		return strings.Join(parts, " ")
+	}
+	if r.switched() {
+		// After the switch the night is over; mail a spool still holds has no reader left.
+		if r.Migrate > 0 {
+			r.add(Finding{Severity: check.Warning, Topic: "users", Value: strconv.Itoa(r.Migrate),
+				Message: fmt.Sprintf("the switch is done, but %d users have mail (%d bytes) that no run migrated, which no client sees: migrate it now", r.Migrate, r.Bytes),
+				Fix:     []string{line(run)}})
+		}
+		r.Commands = []string{}
+		return nil
+	}
+	r.Commands = []string{line(run, Option{Name: "dry-run"}), line(run, Option{Name: "audit-messages"}), line("verify"),
+		line("skel", Option{Name: "existing"}), line("check")}
 	return nil
+}
+
+// switched reports whether Postfix and Dovecot both use the Maildir already.
+func (r *Report) switched() bool {
+	n := 0
+	for _, f := range r.Findings {
+		switch f.Setting {
+		case "home_mailbox", "mail_location", "mail_driver":
+			if f.Severity != check.OK {
+				return false
+			}
+			n++
+		}
+	}
+	return n == 2
+}
+
+// takes reports whether the night's command takes the option: as cfg.Takes says, or without
+// it, the options go to the migration (run) and verify only.
+func takes(cfg Config, command, run, option string) bool {
+	if cfg.Takes != nil {
+		return cfg.Takes(command, option)
+	}
+	return command == run || command == "verify"
+}
+
+// setOption sets the option name in opts to value, in its place when it was given.
+func setOption(opts []Option, name, value string) []Option {
+	for i := range opts {
+		if opts[i].Name == name {
+			opts[i].Value = value
+			return opts
+		}
+	}
+	return append(opts, Option{Name: name, Value: value})
 }
 
 // inboxNamespace finds the namespace with inbox = yes in doveconf's output.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/maildirmig/maildirmig/check"
+	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -116,7 +117,7 @@ func TestRunDovecot24(t *testing.T) {
 	if strings.Join(fix, "\n") != "mail_driver = maildir\nmail_path = ~/Maildir\n# and remove mail_inbox_path: a Maildir's INBOX is mail_path itself" {
 		t.Errorf("2.4 switch lines: %q", fix)
 	}
-	if r.Commands[1] != "maildirmig mbox --folders Mail --spool-dir /var/mail" {
+	if r.Commands[1] != "maildirmig mbox --folders Mail --spool-dir /var/mail --audit-messages" {
 		t.Errorf("commands %q", r.Commands)
 	}
 }
@@ -172,8 +173,82 @@ func TestRunMailboxHint(t *testing.T) {
 		if hinted != (source == migrate.SourceSpool) {
 			t.Errorf("source %v: hint given %v", source, hinted)
 		}
-		if source == migrate.SourceMailbox && r.Commands[1] != "maildirmig Mailbox" {
+		if source == migrate.SourceMailbox && r.Commands[1] != "maildirmig Mailbox --audit-messages" {
 			t.Errorf("commands %q", r.Commands)
 		}
+	}
+}
+
+// TestRunSELinux: preflight reports SELinux's mode, and whether restorecon is there to give
+// the Maildirs the policy's labels: critical when SELinux enforces and it is not.
+func TestRunSELinux(t *testing.T) {
+	dir := t.TempDir()
+	passwd := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwd, []byte("alice:x:42353:42353::"+dir+":/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "restorecon"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	host := func(enforce, config string) *selinux.Host {
+		d := t.TempDir()
+		h := &selinux.Host{FS: filepath.Join(d, "selinuxfs"), Config: filepath.Join(d, "config")}
+		if enforce != "" {
+			if err := os.MkdirAll(h.FS, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(h.FS, "enforce"), []byte(enforce), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(h.Config, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		name, enforce, config, path string
+		severity                    check.Severity
+		mode                        selinux.Mode
+		message, fix                string
+	}{
+		{"enforcing, restorecon installed", "1", "SELINUX=enforcing\n", bin, check.OK, selinux.Enforcing, "relabelled as the policy says", ""},
+		{"enforcing, no restorecon", "1", "SELINUX=enforcing\n", dir, check.Critical, selinux.Enforcing, "Dovecot would be denied", "dnf install policycoreutils"},
+		{"permissive, no restorecon", "0", "SELINUX=permissive\n", dir, check.Warning, selinux.Permissive, "restorecon is not installed", "dnf install policycoreutils"},
+		{"disabled until the next boot", "", "SELINUX=enforcing\n", dir, check.OK, selinux.Disabled, "enforcing from the next boot", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("PATH", tc.path)
+			if p := selinux.Restorecon(); tc.path == dir && p != "" {
+				t.Skipf("this machine has %s: the test cannot take it away", p)
+			}
+			r, err := Run(context.Background(), Config{
+				Migrate: migrate.Config{Passwd: passwd, SpoolDir: dir, StateDir: filepath.Join(dir, "state"), MinUID: -1},
+				Command: fakeTools(t),
+				SELinux: host(tc.enforce, tc.config),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.SELinux.Mode != tc.mode {
+				t.Errorf("mode %q, want %q", r.SELinux.Mode, tc.mode)
+			}
+			found := false
+			for _, f := range r.Findings {
+				if f.Topic == "selinux" {
+					found = f.Severity == tc.severity && f.Value == string(tc.mode) && strings.Contains(f.Message, tc.message) && strings.Join(f.Fix, "\n") == tc.fix
+					if !found {
+						t.Errorf("%+v; want %v, %q, fix %q", f, tc.severity, tc.message, tc.fix)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no selinux finding in %+v", r.Findings)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/maildirmig/maildirmig/check"
 	"github.com/maildirmig/maildirmig/internal/audit"
+	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
 )
@@ -325,6 +326,15 @@ func runSkel(u *ui, o skelOptions) error {
 	if !o.existing {
 		return nil
 	}
+	var selinuxOn bool
+	var restorecon string
+	if !o.dryRun {
+		var err error
+		if selinuxOn, restorecon, err = relabelling(u); err != nil {
+			return exitCode(exitFatal, err)
+		}
+	}
+	var unlabelled []string
 	failed := 0
 	for _, usr := range list {
 		path := filepath.Join(usr.Home, o.maildir)
@@ -347,7 +357,18 @@ func runSkel(u *ui, o skelOptions) error {
 		if created && !u.quiet {
 			u.printf("user %s: created %s\n", usr.Name, path)
 		}
+		switch {
+		case !created || !selinuxOn:
+		case restorecon == "":
+			unlabelled = append(unlabelled, path)
+		default:
+			if err := selinux.Relabel(context.Background(), restorecon, selinux.Credentials{UID: usr.UID, GID: usr.GID, Groups: usr.Groups}, path); err != nil {
+				failed++
+				u.errorf("user %s: %s", usr.Name, consoleError{err})
+			}
+		}
 	}
+	unlabelledCommand(u, unlabelled)
 	if failed > 0 {
 		return exitCode(exitUsersFailed, fmt.Errorf("%d of %d users failed", failed, len(list)))
 	}
@@ -360,7 +381,7 @@ type consoleError struct{ err error }
 
 func (e consoleError) Error() string {
 	s := e.err.Error()
-	for _, p := range []string{"check: ", "users: ", "preflight: ", "dovecotview: "} {
+	for _, p := range []string{"preflight: ", "check: ", "users: ", "selinux: ", "dovecotview: "} {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s

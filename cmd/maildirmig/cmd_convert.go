@@ -127,7 +127,8 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 		Maildir:      maildir.Options{Fsync: o.fsync},
 		Notice:       notes.print,
 		Progress:     m.Add,
-		OnMessage:    func(migrate.MessageRecord) { durable++; m.Message() },
+		Read:         m.Messages,
+		OnMessage:    func(migrate.MessageRecord) { durable++ },
 		StallTimeout: o.stall,
 	})
 	m.Close()
@@ -196,8 +197,7 @@ func notMbox(u *ui, name string, err error) error {
 
 // convertSummary is the one line convert prints on stdout.
 func convertSummary(name string, st migrate.Stats, took time.Duration) string {
-	s := fmt.Sprintf("%s: %d messages, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
-		escape.Line(name), st.Messages-st.Skipped, st.Written, st.Existed, st.Skipped, st.Bytes, took.Seconds())
+	s := escape.Line(name) + ": " + countsLine(st, 0, took)
 	if st.Written == 0 && st.Existed > 0 {
 		s += "; nothing new to write"
 	}

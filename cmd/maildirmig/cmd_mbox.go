@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/maildirmig/maildirmig/internal/escape"
+	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -114,7 +117,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	}
 	defer m.Close()
 	cfg.Progress = m.Add
-	cfg.Message = func(string) { m.Message() }
+	cfg.Message = func(_ string, n int64) { m.Messages(n) }
 	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
 	var mu sync.Mutex
 	cfg.UserDone = func(r migrate.UserResult) {
@@ -132,7 +135,7 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	}
 	cfg.Notice = func(user string, e migrate.Event) {
 		switch e.Kind {
-		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered, migrate.EventMaildirLive, migrate.EventRecordsLost:
+		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered, migrate.EventIndexUnreadable, migrate.EventMaildirLive, migrate.EventRecordsLost:
 			mu.Lock()
 			defer mu.Unlock()
 			u.warningf("user %s: %s", user, e.Detail)
@@ -142,6 +145,25 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		mu.Lock()
 		defer mu.Unlock()
 		u.warningf("%s", msg)
+	}
+	// Where SELinux is enabled each Maildir is relabelled by its user's restorecon; without
+	// restorecon, the run ends with the command that does it, for the Maildirs it wrote.
+	var unlabelled []string
+	selinuxOn, restorecon, err := relabelling(u)
+	if err != nil {
+		return exitCode(exitFatal, err)
+	}
+	cfg.Restorecon = restorecon
+	if selinuxOn && cfg.Restorecon == "" {
+		userDone := cfg.UserDone
+		cfg.UserDone = func(r migrate.UserResult) {
+			userDone(r)
+			if r.Outcome == migrate.OutcomeMigrated || r.Total().Written > 0 {
+				mu.Lock()
+				unlabelled = append(unlabelled, r.Dst)
+				mu.Unlock()
+			}
+		}
 	}
 	sum, err := migrate.Run(ctx, cfg)
 	m.Close()
@@ -153,8 +175,9 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		return exitCode(exitFatal, err)
 	}
 	if !u.quiet {
-		u.printf("%s\n", summaryLine(sum))
+		u.printf("%s\n", summaryLines(sum))
 	}
+	unlabelledCommand(u, unlabelled)
 	if sum.Failed == 0 {
 		return nil
 	}
@@ -164,6 +187,35 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		return exitCode(exitTempFail, nil)
 	}
 	return exitCode(exitUsersFailed, nil)
+}
+
+// selinuxHost is where SELinux's mode is read; tests point it at a tree of their own.
+var selinuxHost = selinux.System
+
+// relabelling says whether SELinux is enabled, and then where restorecon is, for the commands
+// that make Maildirs: each has the Maildirs it made relabelled as their users, or without
+// restorecon warns now and ends with the command (unlabelledCommand).
+func relabelling(u *ui) (enabled bool, restorecon string, err error) {
+	st, err := selinuxHost.Detect()
+	if err != nil || !st.Enabled() {
+		return false, "", err
+	}
+	restorecon = selinux.Restorecon()
+	if restorecon == "" {
+		u.warningf("SELinux is %s and restorecon (policycoreutils) is not installed: the Maildirs will keep the label of their homes", st.Mode)
+	}
+	return true, restorecon, nil
+}
+
+// unlabelledCommand ends a run that could not relabel the Maildirs it wrote with the command
+// that does.
+func unlabelledCommand(u *ui, paths []string) {
+	if len(paths) == 0 {
+		return
+	}
+	sort.Strings(paths)
+	u.warningf("Dovecot may be denied these Maildirs until they get the policy's labels: install policycoreutils and run, as root:")
+	u.emit(u.stderr, "    %s\n", selinux.Command(paths...))
 }
 
 // leftovers says what an interrupted run left in tmp/: nothing, unless a worker had to be killed
@@ -186,12 +238,7 @@ func userLine(r migrate.UserResult) string {
 		return fmt.Sprintf("%s: up to date", escape.Line(r.User))
 	}
 	t := r.Total()
-	folders := ""
-	if n := migratedFolders(r); n > 0 {
-		folders = fmt.Sprintf(" (%d folder%s)", n, plural(n))
-	}
-	s := fmt.Sprintf("%s: %d messages%s, %d written, %d already in the Maildir, %d skipped, %d bytes in %.2fs",
-		escape.Line(r.User), t.Messages-t.Skipped, folders, t.Written, t.Existed, t.Skipped, t.Bytes, r.Elapsed.Seconds())
+	s := escape.Line(r.User) + ": " + countsLine(t, migratedFolders(r), r.Elapsed)
 	switch {
 	case t.Live != "" && t.Changed+t.Removed+t.Deleted > 0:
 		s += "; the Maildir is in use: " + counted(t.Changed, "flag change", "flag changes", t.Removed, "removal", "removals") + " in the source not applied"
@@ -202,7 +249,8 @@ func userLine(r migrate.UserResult) string {
 		s += "; source " + escape.Line(r.After)
 	}
 	if t.Renumbered {
-		s += "; some UIDs renumbered: this user's clients will download those messages again"
+		// The warning above it says what that costs.
+		s += "; UIDs renumbered"
 	}
 	return s
 }
@@ -239,10 +287,25 @@ func plural(n int) string {
 	return "s"
 }
 
-func summaryLine(s migrate.Summary) string {
-	parts := []string{fmt.Sprintf("%d users: %d migrated, %d up to date, %d without a mailbox, %d failed", s.Users, s.Migrated, s.UpToDate, s.NoMailbox, s.Failed)}
-	parts = append(parts, fmt.Sprintf("%d messages written, %d already there, %d bytes in %.2fs", s.Written, s.Existed, s.Bytes, s.Elapsed.Seconds()))
-	return strings.Join(parts, "; ")
+// countsLine says what a conversion did, for a user's line and convert's: "5 messages (2
+// folders), 5 written, 0 already there, 1.2 KiB in 0.03s", the skipped ones only when there
+// are any, so that the line fits in 80 columns.
+func countsLine(t migrate.Stats, folders int, took time.Duration) string {
+	s := fmt.Sprintf("%d messages", t.Messages-t.Skipped)
+	if folders > 0 {
+		s += fmt.Sprintf(" (%d folder%s)", folders, plural(folders))
+	}
+	s += fmt.Sprintf(", %d written, %d already there", t.Written, t.Existed)
+	if t.Skipped > 0 {
+		s += fmt.Sprintf(", %d skipped", t.Skipped)
+	}
+	return s + fmt.Sprintf(", %s in %.2fs", sizeString(t.Bytes), took.Seconds())
+}
+
+// summaryLines are the run's last two lines: the users, then the messages.
+func summaryLines(s migrate.Summary) string {
+	return fmt.Sprintf("%d users: %d migrated, %d up to date, %d without a mailbox, %d failed\n", s.Users, s.Migrated, s.UpToDate, s.NoMailbox, s.Failed) +
+		fmt.Sprintf("%d messages written, %d already there, %s in %.2fs", s.Written, s.Existed, sizeString(s.Bytes), s.Elapsed.Seconds())
 }
 
 // runPlan prints what a run would do.
@@ -259,8 +322,13 @@ func runPlan(ctx context.Context, u *ui, cfg migrate.Config) error {
 // be migrated; the others are counted.
 const maxPlanSkipped = 5
 
+// printPlan prints the plan as a table: a row per user, whose BYTES and MESSAGES are what its
+// INBOX source still has to migrate, then a row per folder with its bytes (folders are read by
+// the user's worker only, so their messages are not counted here), then the reason of a user
+// refused on a line of its own, then the totals and each filesystem's free space.
 func printPlan(u *ui, plan []migrate.PlanEntry) {
-	u.printf("%-16s %6s %12s %8s  %-10s %s -> %s\n", "USER", "UID", "BYTES", "MESSAGES", "ACTION", "SOURCE", "MAILDIR")
+	const row = "%-12s %6s %10s %8s  %-10s %s\n"
+	u.printf(row, "USER", "UID", "BYTES", "MESSAGES", "ACTION", "SOURCE -> MAILDIR")
 	var todo, bytes int64
 	free := map[string]int64{}
 	need := map[string]int64{}
@@ -268,32 +336,31 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 	where := map[string]string{} // a filesystem's first home, to name it by
 	for _, e := range plan {
 		size, msgs := "-", "-"
-		if e.Size >= 0 || e.FolderBytes > 0 {
-			size = fmt.Sprint(e.Todo())
+		if e.Size >= 0 {
+			size = fmt.Sprint(e.Size - e.Migrated)
 		}
 		if e.Messages >= 0 {
 			msgs = fmt.Sprint(e.Messages)
 		}
-		action := e.Action
-		switch {
-		case e.Reason != "":
-			action += ": " + e.Reason
-		case e.Action == migrate.ActionMirror && e.Live != "":
-			action += fmt.Sprintf(": %d to add; Maildir in use, %d flag changes and %d removals not applied", e.Added, e.Changed, e.Removed)
-		case e.Action == migrate.ActionMirror:
-			action += fmt.Sprintf(": %d to add, %d to rename for their flags, %d to remove", e.Added, e.Changed, e.Removed)
-		}
 		// Each field a user may have chosen is escaped: one row per user, one per folder.
-		u.printf("%-16s %6d %12s %8s  %-10s %s -> %s\n", escape.Line(e.User), e.UID, size, msgs, escape.Line(action), escape.Line(e.Src), escape.Line(e.Dst))
+		u.printf(row, escape.Line(e.User), fmt.Sprint(e.UID), size, msgs, e.Action, escape.Line(e.Src+" -> "+e.Dst))
 		for _, f := range e.Folders {
-			u.printf("%-16s %6s %12d %8s  %-10s %s -> %s\n", "", "", f.Size, "-", "folder", escape.Line(f.String()), escape.Line(f.Maildir))
+			u.printf(row, "", "", fmt.Sprint(f.Size), "-", "folder", escape.Line(f.String()+" -> "+f.Maildir))
 		}
 		// The user decides how many entries there are: the first few are named.
 		for _, f := range e.SkippedFolders[:min(len(e.SkippedFolders), maxPlanSkipped)] {
-			u.printf("%-16s %6s %12s %8s  %-10s %s: %s\n", "", "", "-", "-", "no folder", escape.Line(f.Source), escape.Line(f.Reason))
+			u.printf(row, "", "", "-", "-", "no folder", escape.Line(f.Source+": "+f.Reason))
 		}
 		if n := len(e.SkippedFolders) - maxPlanSkipped; n > 0 {
-			u.printf("%-16s %6s %12s %8s  %-10s %d more entries\n", "", "", "-", "-", "no folder", n)
+			u.printf(row, "", "", "-", "-", "no folder", fmt.Sprintf("%d more entries", n))
+		}
+		switch {
+		case e.Reason != "":
+			u.printf("%-12s %s: %s\n", "", e.Action, escape.Line(strings.TrimPrefix(e.Reason, "migrate: ")))
+		case e.Action == migrate.ActionMirror && e.Live != "":
+			u.printf("%-12s %s: %d to add; the Maildir is in use: %d flag changes and %d removals not applied\n", "", e.Action, e.Added, e.Changed, e.Removed)
+		case e.Action == migrate.ActionMirror:
+			u.printf("%-12s %s: %d to add, %d to rename for their flags, %d to remove\n", "", e.Action, e.Added, e.Changed, e.Removed)
 		}
 		if e.Action == migrate.ActionMigrate || e.Action == migrate.ActionMirror {
 			todo++
@@ -306,11 +373,10 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 			free[e.FS] = e.Free
 		}
 	}
-	u.printf("%d users, %d to migrate, %d bytes", len(plan), todo, bytes)
+	u.printf("%d users, %d to migrate, %d bytes\n", len(plan), todo, bytes)
 	for _, fs := range filesystems {
 		if free[fs] >= 0 {
-			u.printf("; filesystem of %s: %d bytes needed, %d free", escape.Line(where[fs]), need[fs], free[fs])
+			u.printf("filesystem of %s: %s needed, %s free\n", escape.Line(where[fs]), sizeString(need[fs]), sizeString(free[fs]))
 		}
 	}
-	u.printf("\n")
 }

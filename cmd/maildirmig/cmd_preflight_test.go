@@ -141,11 +141,35 @@ func TestPreflightMboxServer(t *testing.T) {
 			t.Errorf("no %s finding about %s %s (%q, fix %q) in\n%+v", w.severity, w.topic, w.setting, w.message, w.fix, r.Findings)
 		}
 	}
-	if len(r.Commands) == 0 || r.Commands[1] != "maildirmig mbox --folders Mail" {
-		t.Errorf("commands %q: want maildirmig mbox --folders Mail", r.Commands)
+	// The night's commands, as the runbook has them, for the users and places preflight
+	// looked at: the options it was given, and --folders from Dovecot.
+	sel := fmt.Sprintf("--passwd %s --spool-dir %s --state-dir %s", passwd, p.SpoolDir, filepath.Join(dir, "state"))
+	wantCommands := []string{
+		"maildirmig mbox " + sel + " --folders Mail --dry-run",
+		"maildirmig mbox " + sel + " --folders Mail --audit-messages",
+		"maildirmig verify " + sel + " --folders Mail",
+		"maildirmig skel --passwd " + passwd + " --existing",
+		"maildirmig check " + sel,
+	}
+	if strings.Join(r.Commands, "\n") != strings.Join(wantCommands, "\n") {
+		t.Errorf("commands\n%s\nwant\n%s", strings.Join(r.Commands, "\n"), strings.Join(wantCommands, "\n"))
 	}
 	if r.Migrate != 2 {
 		t.Errorf("%d users to migrate, want 2 (alice and bob)", r.Migrate)
+	}
+	// Users named as arguments are the night's users too.
+	r, code, stderr = runPreflightJSON(t, append(args, "--spool-dir", p.SpoolDir, "alice")...)
+	if r.Migrate != 1 || len(r.Commands) != len(wantCommands) {
+		t.Errorf("preflight alice: exit %d, %d users to migrate, commands %q\n%s", code, r.Migrate, r.Commands, stderr)
+	}
+	for _, c := range r.Commands {
+		if !strings.HasSuffix(c, " alice") {
+			t.Errorf("preflight alice: %q is not for alice alone", c)
+		}
+	}
+	r, code, stderr = runPreflightJSON(t, append(args, "zed")...)
+	if code != 3 || r.Status != "unknown" || !strings.Contains(stderr, "maildirmig: error: no such user: zed") {
+		t.Errorf("preflight zed: exit %d, %+v, %s; want 3 and no such user", code, r, stderr)
 	}
 	// Without --spool-dir, maildirmig would read the system's spool, not the one Postfix
 	// delivers into.
@@ -156,7 +180,7 @@ func TestPreflightMboxServer(t *testing.T) {
 			found = true
 		}
 	}
-	if !found || r.Commands[1] != "maildirmig mbox --folders Mail --spool-dir "+p.SpoolDir {
+	if !found || r.Commands[1] != fmt.Sprintf("maildirmig mbox --passwd %s --state-dir %s --folders Mail --spool-dir %s --audit-messages", passwd, filepath.Join(dir, "state"), p.SpoolDir) {
 		t.Errorf("no hint to pass --spool-dir %s: %+v, commands %q", p.SpoolDir, r.Findings, r.Commands)
 	}
 	// It changed nothing.
@@ -169,16 +193,35 @@ func TestPreflightMboxServer(t *testing.T) {
 }
 
 // TestPreflightMaildirServer runs preflight against a real, running Postfix that delivers to
-// ~/Maildir/ and a real, running Dovecot that serves maildir:~/Maildir: nothing to change,
-// exit 0, and the text report ends READY... as OK.
+// ~/Maildir/ and a real, running Dovecot that serves maildir:~/Maildir: the switch is done,
+// so there are no night's commands; mail left in a spool is a warning with the command that
+// migrates it, and once it is migrated there is nothing to change, exit 0, and the text
+// report ends PREFLIGHT OK.
 func TestPreflightMaildirServer(t *testing.T) {
 	p := mailtest.StartPostfix(t)
 	postconfSet(t, p.Conf, "home_mailbox = Maildir/")
 	d := mailtest.StartDovecot(t, mailtest.DovecotConfig{MailLocation: "maildir:~/Maildir"})
 	dir := mailtest.Dir(t)
 	passwd := preflightTree(t, dir, p.SpoolDir)
-	args := []string{"--passwd", passwd, "--user", "alice", "--spool-dir", p.SpoolDir, "--state-dir", filepath.Join(dir, "state"),
-		"--postfix-config", p.Conf, "--dovecot-config", d.Conf}
+	sel := []string{"--passwd", passwd, "--spool-dir", p.SpoolDir, "--state-dir", filepath.Join(dir, "state")}
+	args := append(append([]string{"--user", "alice"}, sel...), "--postfix-config", p.Conf, "--dovecot-config", d.Conf)
+	r, code, _ := runPreflightJSON(t, args...)
+	want := fmt.Sprintf("maildirmig mbox --passwd %s --spool-dir %s --state-dir %s alice", passwd, p.SpoolDir, filepath.Join(dir, "state"))
+	if code != 1 || len(r.Commands) != 0 {
+		t.Errorf("alice's spool holds mail after the switch: exit %d, commands %q; want 1 and none", code, r.Commands)
+	}
+	warned := false
+	for _, f := range r.Findings {
+		warned = warned || f.Severity == "warning" && f.Topic == "users" && strings.Join(f.Fix, "\n") == want
+	}
+	if !warned {
+		t.Errorf("no warning with %q in %+v", want, r.Findings)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append(append([]string{"maildirmig", "mbox", "-q", "--audit-log", filepath.Join(dir, "audit.jsonl")}, sel...), "alice"), strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("maildirmig mbox: exit %d: %s%s", code, out.String(), errb.String())
+	}
+
 	r, code, stderr := runPreflightJSON(t, args...)
 	if code != 0 || r.Status != "ok" {
 		t.Errorf("exit %d, status %q; want 0, ok\nstderr: %s\n%+v", code, r.Status, stderr, r.Findings)
@@ -199,10 +242,16 @@ func TestPreflightMaildirServer(t *testing.T) {
 		t.Errorf("%d daemons found running, want postfix and dovecot", running)
 	}
 
-	var stdout, errb bytes.Buffer
+	var stdout bytes.Buffer
+	errb.Reset()
 	code = run(context.Background(), append([]string{"maildirmig", "preflight", "-q"}, args...), strings.NewReader(""), &stdout, &errb)
 	if code != 0 || stdout.String() != "PREFLIGHT OK\n" || errb.Len() != 0 {
 		t.Errorf("preflight -q: exit %d, stdout %q, stderr %q; want 0 and only PREFLIGHT OK", code, stdout.String(), errb.String())
+	}
+	stdout.Reset()
+	code = run(context.Background(), append([]string{"maildirmig", "preflight"}, args...), strings.NewReader(""), &stdout, &errb)
+	if code != 0 || strings.Contains(stdout.String(), "night's commands") || !strings.HasSuffix(stdout.String(), "\nPREFLIGHT OK\n") {
+		t.Errorf("preflight after the switch: exit %d, printed\n%s", code, stdout.String())
 	}
 }
 

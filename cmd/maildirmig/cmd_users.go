@@ -12,12 +12,13 @@ func usersCommand(u *ui, f *flags) *cli.Command {
 		Usage:     "print the migration plan: who has mail, how much, where it goes",
 		ArgsUsage: userArgsUsage,
 		Description: "Lists the users (or the USERs named) mbox (or, with --mailbox, Mailbox) would migrate: uid, bytes and messages\n" +
-			"still to migrate (messages are counted for sources up to 64 MiB), source, destination, and\n" +
-			"the free space of each destination filesystem against what it will receive. Users whose\n" +
-			"source is unsafe, changed since the last run, or would not fit are marked refuse, with the\n" +
-			"reason. Below each user, one line per mbox folder found beneath ~USER/mail (--folders) with\n" +
-			"its Maildir++ folder, and one per entry there that would not be migrated. Nothing is locked\n" +
-			"or written.",
+			"the INBOX source still has to migrate (messages are counted for sources up to 64 MiB), source,\n" +
+			"destination, and the free space of each destination filesystem against what it will receive,\n" +
+			"folders included. Users whose source is unsafe, changed since the last run, or would not fit\n" +
+			"are marked refuse, with the reason on the line below. Below each user, one line per mbox\n" +
+			"folder found beneath ~USER/mail (--folders) with its bytes and Maildir++ folder (its messages\n" +
+			"are not counted: only the user's worker reads a folder), and one per entry there that would\n" +
+			"not be migrated. Nothing is locked or written.",
 		Flags: f.system(f.maildirName, f.force, f.minUID, f.noRoot, f.folders, f.noFolders,
 			&cli.BoolFlag{Name: "mailbox", Usage: "plan for ~USER/Mailbox instead of the spool"}),
 		Action: func(c *cli.Context) error {

@@ -74,10 +74,14 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 				case verifyFailed(r) || bad:
 					failed++
 					u.errorf("user %s: %d of %d messages verified in %s%s; %s", v.User, r.Found, r.Messages, v.Dst, folders, describeVerify(r))
-				case !u.quiet:
+				case u.quiet:
+				case r.Messages == 0 && deleted == 0:
+					// Not "0 of 0 verified in" a Maildir that may not even exist.
+					u.printf("%s: nothing migrated\n", v.User)
+				default:
 					gone := ""
 					if deleted > 0 {
-						gone = fmt.Sprintf("; %d deleted by the user since", deleted)
+						gone = fmt.Sprintf("; %d deleted since", deleted)
 					}
 					u.printf("%s: %d of %d messages verified in %s%s%s\n", escape.Line(v.User), r.Found, r.Messages, escape.Line(v.Dst), folders, gone)
 				}
@@ -108,15 +112,15 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 	}
 }
 
-// verifySummary is verify's last line: what was proved, and what could not be.
+// verifySummary is verify's last lines: what was proved, and what could not be.
 func verifySummary(checked, failed, never int, found, messages, deleted int64) string {
 	s := fmt.Sprintf("%d user%s verified: %d of %d messages in the Maildirs", checked, plural(checked), found, messages)
 	if deleted > 0 {
-		s += fmt.Sprintf(", %d deleted by the users since", deleted)
+		s += fmt.Sprintf(", %d deleted since", deleted)
 	}
 	s += fmt.Sprintf("; %d failed", failed)
 	if never > 0 {
-		s += fmt.Sprintf("; %d user%s with mail never migrated", never, plural(never))
+		s += fmt.Sprintf("\n%d user%s with mail never migrated", never, plural(never))
 	}
 	return s
 }

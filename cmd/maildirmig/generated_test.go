@@ -64,7 +64,7 @@ func TestGeneratedFiles(t *testing.T) {
 // a dash, and that groff renders it without a warning.
 func TestManPage(t *testing.T) {
 	page := string(generate(t, "man"))
-	for _, section := range []string{"NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS", `"EXIT STATUS"`, "FILES", `"AUDIT LOG"`, "EXAMPLES", `"SEE ALSO"`} {
+	for _, section := range []string{"NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS", `"EXIT STATUS"`, "FILES", `"AUDIT LOG"`, "EXAMPLES", "RUNBOOK", "ROLLBACK", `"SEE ALSO"`} {
 		if !strings.Contains(page, "\n.SH "+section+"\n") {
 			t.Errorf("no section %s", section)
 		}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/maildirmig/maildirmig"
 )
 
 // manCommand prints the man page, generated from the command definitions so that it never
@@ -50,12 +52,13 @@ var manExamples = [][2]string{
 	{"Every user who failed in the audit log.", "jq \\-r 'select(.event == \"user\\-failed\") | [.time, .user, .err] | @tsv' /var/log/maildirmig/audit.jsonl"},
 }
 
-// manPage renders the manual in roff, section 8. Hyphenation is off (.nh) and every hyphen
-// is a \-, so paths and options are never broken or turned into dashes.
+// manPage renders the manual in roff, section 8. Hyphenation is off (.nh, and the HY register
+// that groff's man macros set it again from at each paragraph) and every hyphen is a \-, so
+// paths and options are never broken or turned into dashes.
 func manPage(app *cli.App) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	w(".TH MAILDIRMIG 8 \"\" \"maildirmig\" \"System Administration\"\n.nh\n.ad l\n")
+	w(".TH MAILDIRMIG 8 \"\" \"maildirmig\" \"System Administration\"\n.nr HY 0\n.nh\n.ad l\n")
 	w(".SH NAME\nmaildirmig \\- %s\n", roff(app.Usage))
 	w(".SH SYNOPSIS\n")
 	for _, c := range docCommands(app) {
@@ -132,10 +135,12 @@ func manPage(app *cli.App) string {
 	} {
 		w(".TP\n.B %s\n%s\n", roff(e[0]), roffText(e[1]))
 	}
+	w("%s", manAuditExamples(maildirmig.README))
 	w(".SH EXAMPLES\n")
 	for _, e := range manExamples {
 		w("%s\n.PP\n.RS\n.EX\n%s\n.EE\n.RE\n.PP\n", roffText(e[0]), e[1])
 	}
+	w("%s", manReadme(maildirmig.README))
 	w(".SH \"SEE ALSO\"\n.BR postconf (5),\n.BR postconf (1),\n.BR local (8),\n.BR doveconf (1),\n.BR doveadm (1),\n" +
 		".BR mbox (5),\n.BR procmail (1),\n.BR useradd (8),\n.BR cron (8),\n.BR systemd.timer (5),\n.BR logrotate (8),\n.BR jq (1)\n")
 	return b.String()

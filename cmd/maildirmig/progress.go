@@ -70,11 +70,11 @@ func (m *meter) Add(n int64) {
 	m.draw(false)
 }
 
-// Message counts one more message read.
-func (m *meter) Message() {
+// Messages counts n more messages read.
+func (m *meter) Messages(n int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.messages++
+	m.messages += n
 	m.draw(false)
 }
 

@@ -189,6 +189,42 @@ func (c *IMAPClient) Status(t testing.TB, mailbox string) MailboxStatus {
 	return st
 }
 
+// Examine opens mailbox read-only and returns what EXAMINE reports of it: EXISTS as Messages,
+// UIDVALIDITY and UIDNEXT. Dovecot syncs the mailbox first, where STATUS may answer from its
+// mailbox list index, which lags behind an mbox just changed.
+func (c *IMAPClient) Examine(t testing.TB, mailbox string) MailboxStatus {
+	t.Helper()
+	resp, err := c.Command("EXAMINE " + quote(mailbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st MailboxStatus
+	for _, r := range resp {
+		f := strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(r))
+		var dst *uint32
+		switch {
+		case len(f) >= 2 && f[1] == "EXISTS":
+			n, _ := strconv.ParseUint(f[0], 10, 32)
+			st.Messages = uint32(n)
+		case len(f) >= 3 && f[0] == "OK" && f[1] == "UIDVALIDITY":
+			dst = &st.UIDValidity
+		case len(f) >= 3 && f[0] == "OK" && f[1] == "UIDNEXT":
+			dst = &st.UIDNext
+		}
+		if dst != nil {
+			n, err := strconv.ParseUint(f[2], 10, 32)
+			if err != nil {
+				t.Fatalf("EXAMINE %s: %q: %v", mailbox, r, err)
+			}
+			*dst = uint32(n)
+		}
+	}
+	if st.UIDValidity == 0 || st.UIDNext == 0 {
+		t.Fatalf("EXAMINE %s: no UIDVALIDITY or UIDNEXT in %q", mailbox, resp)
+	}
+	return st
+}
+
 // Messages opens mailbox read-only (EXAMINE, so that \Recent and \Seen stay as they are) and
 // returns UID, FLAGS, INTERNALDATE and RFC822.SIZE of every message in sequence order.
 func (c *IMAPClient) Messages(t testing.TB, mailbox string) []IMAPMessage {

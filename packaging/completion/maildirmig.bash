@@ -25,6 +25,7 @@ _maildirmig() {
 			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --state-dir --user --quiet -q --maildir --min-uid --no-root --folders --no-folders --mailbox --postfix-config --dovecot-config --format --help' -- "$cur"))
 			return
 		fi
+		COMPREPLY=($(compgen -u -- "$cur"))
 		;;
 	users)
 		case $prev in --progress) COMPREPLY=($(compgen -W 'auto always never' -- "$cur")); return ;; esac

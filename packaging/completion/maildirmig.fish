@@ -28,6 +28,7 @@ complete -c maildirmig -n '__fish_seen_subcommand_from preflight' -l mailbox -d 
 complete -c maildirmig -n '__fish_seen_subcommand_from preflight' -l postfix-config -x -a '(__fish_complete_directories)' -d 'read Postfix\'s configuration from DIR'
 complete -c maildirmig -n '__fish_seen_subcommand_from preflight' -l dovecot-config -x -a '(__fish_complete_path)' -d 'read Dovecot\'s configuration from FILE'
 complete -c maildirmig -n '__fish_seen_subcommand_from preflight' -l format -x -a 'text json' -d 'output text|json'
+complete -c maildirmig -n '__fish_seen_subcommand_from preflight' -a '(__fish_complete_users)'
 complete -c maildirmig -n '__fish_seen_subcommand_from users' -l root -x -a '(__fish_complete_directories)' -d 'resolve /etc/passwd, the spool, homes, /etc/skel, the audit log and the state directory under DIR'
 complete -c maildirmig -n '__fish_seen_subcommand_from users' -l passwd -x -a '(__fish_complete_path)' -d 'read users from passwd FILE instead of the system database'
 complete -c maildirmig -n '__fish_seen_subcommand_from users' -l spool-dir -x -a '(__fish_complete_directories)' -d 'mail spool DIR'
