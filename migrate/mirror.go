@@ -350,7 +350,7 @@ func (mr *mirrorer) look() error {
 func (mr *mirrorer) scan(ctx context.Context) error {
 	r := mbox.NewReader(mr.src, mr.size, mbox.Options{Unescape: mbox.Unescape(mr.req.Unescape), Location: mr.loc})
 	h := sha256.New()
-	var reported int64
+	var reported, read int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -385,13 +385,15 @@ func (mr *mirrorer) scan(ctx context.Context) error {
 		if err := mr.settle(r, m, int64(len(header))+n, sum); err != nil {
 			return fmt.Errorf("message %d at offset %d: %w", m.Index+1, m.Offset, err)
 		}
-		if off := r.Offset(); off-reported >= 1<<20 {
-			mr.emit(workerMsg{T: msgProgress, N: off - reported, Folder: mr.folder})
-			reported = off
+		// As convertChecked reports: per MiB or progressMessages messages read.
+		if read++; r.Offset()-reported >= 1<<20 || read >= progressMessages {
+			off := r.Offset()
+			mr.emit(workerMsg{T: msgProgress, N: off - reported, Messages: read, Folder: mr.folder})
+			reported, read = off, 0
 		}
 	}
-	if off := r.Offset(); off > reported {
-		mr.emit(workerMsg{T: msgProgress, N: off - reported, Folder: mr.folder})
+	if off := r.Offset(); off > reported || read > 0 {
+		mr.emit(workerMsg{T: msgProgress, N: off - reported, Messages: read, Folder: mr.folder})
 	}
 	mr.stats.Loose, mr.stats.LooseFrom = r.Loose(), r.LooseFrom()
 	return nil
