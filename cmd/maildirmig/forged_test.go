@@ -86,13 +86,15 @@ func TestForgedNamesStayOneLine(t *testing.T) {
 			controlFree(t, "stdout", out.String())
 			controlFree(t, "stderr", errb.String())
 			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-			// The header, alice, her two entries not migrated, bob, carol, the total.
-			if len(lines) != 7 {
-				t.Fatalf("%d lines, want 7", len(lines))
+			// The header, alice, her two entries not migrated, bob, carol, why carol is refused,
+			// the total, the filesystem's free space.
+			if len(lines) != 9 {
+				t.Fatalf("%d lines, want 9", len(lines))
 			}
 			if !strings.HasPrefix(lines[1], "alice ") || !strings.Contains(lines[2], " no folder ") || !strings.Contains(lines[2], forgedEscaped+": ") ||
 				!strings.Contains(lines[3], " no folder ") || !strings.Contains(lines[3], fifoEscaped+": ") ||
-				!strings.HasPrefix(lines[4], "bob ") || !strings.HasPrefix(lines[5], "carol ") || !strings.HasPrefix(lines[6], "3 users, ") {
+				!strings.HasPrefix(lines[4], "bob ") || !strings.HasPrefix(lines[5], "carol ") || !strings.Contains(lines[6], "refuse: ") ||
+				!strings.HasPrefix(lines[7], "3 users, ") || !strings.HasPrefix(lines[8], "filesystem of ") {
 				t.Errorf("the plan's lines are not the header, alice, her two entries, bob, carol and the total")
 			}
 		})
