@@ -26,10 +26,10 @@ package mbox
 //
 // Where Dovecot cannot show a message as it is, Add refuses it (ErrNotExact):
 //
-//   - a header line that begins with "From ": where it reads as a From_ line Dovecot ends the
-//     message before it, and so does Reader, even at the first header line, where Dovecot
-//     does not. Such a line is no header field, and Add refuses every one rather than
-//     follow two parsers' idea of a date;
+//   - a header line that reads as a From_ line, to Dovecot (dovecotFromLine) or to Reader:
+//     Dovecot ends the message before it, and so does Reader, even at the first header
+//     line, where Dovecot does not. Other header lines that begin with "From " (no date)
+//     are kept;
 //   - a message whose header already holds one of the mbox-internal headers (a Maildir
 //     migrated with --keep-headers): Dovecot hides them, and reads flags and UIDs from them.
 //     WriterOptions.DropMeta drops them instead, and the message then shows as it did in the
@@ -302,6 +302,7 @@ func (w *Writer) readHeader(m *Mail) (header, error) {
 	w.br.Reset(io.NewSectionReader(m.Content, 0, m.Size))
 	w.hdr, w.drop = w.hdr[:0], w.drop[:0]
 	dropping := false
+	var froms []int // where header lines that begin with "From " start
 	for {
 		line, err := w.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -322,7 +323,7 @@ func (w *Writer) readHeader(m *Mail) (header, error) {
 		if start {
 			switch {
 			case bytes.HasPrefix(line, fromPrefix):
-				return h, &notExactError{m.UID, fmt.Sprintf("header line %q begins with \"From \", which starts a message in an mbox", clipLine(line))}
+				froms = append(froms, len(w.hdr))
 			case line[0] != ' ' && line[0] != '\t':
 				name := fieldName(line)
 				dropping = name != nil && isMetaName(name)
@@ -348,6 +349,12 @@ func (w *Writer) readHeader(m *Mail) (header, error) {
 	}
 	h.lines = len(w.hdr)
 	h.body = m.Size - int64(h.lines+h.eoh)
+	for _, at := range froms {
+		// Dovecot reads a From_ line from where it starts on, past its line end if need be.
+		if dovecotFromLine(w.hdr[at:]) || validFrom(w.hdr[at:lineEnd(w.hdr, at)]) {
+			return h, &notExactError{m.UID, fmt.Sprintf("header line %q is a From_ line, which starts a message in an mbox", clipLine(w.hdr[at:lineEnd(w.hdr, at)]))}
+		}
+	}
 	if h.eoh == 0 && m.Size > 0 && last[0] != '\n' {
 		return h, &notExactError{m.UID, "it has no body and its last line has no line end, which Reader would give it before the next From_ line"}
 	}
@@ -355,6 +362,133 @@ func (w *Writer) readHeader(m *Mail) (header, error) {
 		h.returnPath = returnPath(w.hdr)
 	}
 	return h, nil
+}
+
+// validFrom reports whether Reader takes line for a From_ line.
+func validFrom(line []byte) bool {
+	_, _, ok := parseFrom(line, time.UTC)
+	return ok
+}
+
+// dovecotFromLine reports whether Dovecot 2.3 takes the line that begins data with "From "
+// for a From_ line (mbox_from_parse in src/lib-mail/mbox-from.c): a sender (a quoted part
+// allowed), spaces, then at fixed places a weekday it does not check, a month (or "???"),
+// a day, hh:mm[:ss], an optional zone name, and a four-digit year; or the form "Www, dd Mmm
+// yyyy hh:mm[:ss]". Dovecot reads those places in what follows the line's start, not only
+// within the line, and so does this. TestDovecotFromLines holds it to Dovecot.
+func dovecotFromLine(data []byte) bool {
+	msg := data[len(fromPrefix):]
+	n := len(msg)
+	at := func(i int) byte {
+		if i < n {
+			return msg[i]
+		}
+		return 0
+	}
+	digit := func(i int) bool { return at(i) >= '0' && at(i) <= '9' }
+	month := func(i int) bool {
+		if at(i+3) != ' ' {
+			return false
+		}
+		m := string(msg[i : i+3])
+		return lookup3(months, []byte(m)) >= 0 || m == "???"
+	}
+	i := 0
+	if i < n && msg[i] == '"' {
+		esc := false
+		for i++; i < n && (msg[i] != '"' || esc); i++ {
+			if msg[i] == '\r' || msg[i] == '\n' {
+				return false
+			}
+			esc = msg[i] == '\\'
+		}
+		i++
+	}
+	for ; i < n && msg[i] != ' '; i++ {
+		if msg[i] == '\r' || msg[i] == '\n' {
+			return false
+		}
+	}
+	for i < n && msg[i] == ' ' {
+		i++
+	}
+	if i+21 > n {
+		return false
+	}
+	i += 4 // the weekday, unchecked
+	alt := !month(i)
+	if alt {
+		// "Www, dd Mmm yyyy hh:mm[:ss]"
+		i++
+		if !digit(i) {
+			return false
+		}
+		i++
+		if digit(i) {
+			i++
+		}
+		if at(i) != ' ' || i+4 > n || !month(i+1) {
+			return false
+		}
+		i += 5
+		if !digit(i) || !digit(i+1) || !digit(i+2) || !digit(i+3) {
+			return false
+		}
+		i += 5
+	} else {
+		i += 4
+		if at(i) == ' ' {
+			i++
+		}
+		if at(i+1) == ' ' {
+			if !digit(i) {
+				return false
+			}
+			i += 2
+		} else {
+			if !digit(i) || !digit(i+1) || at(i+2) != ' ' {
+				return false
+			}
+			i += 3
+		}
+	}
+	if !digit(i) || !digit(i+1) || at(i+2) != ':' || !digit(i+3) || !digit(i+4) {
+		return false
+	}
+	i += 5
+	if at(i) == ':' {
+		if !digit(i+1) || !digit(i+2) {
+			return false
+		}
+		i += 3
+		if !alt {
+			if at(i) != ' ' {
+				return false
+			}
+			i++
+		}
+	} else if !alt {
+		if at(i) != ' ' {
+			return false
+		}
+		i++
+	}
+	if alt {
+		return true
+	}
+	if !digit(i) || !digit(i+1) || !digit(i+2) || !digit(i+3) {
+		// A zone name before the year.
+		for ; i < n && msg[i] != ' '; i++ {
+			if msg[i] == '\r' || msg[i] == '\n' {
+				return false
+			}
+		}
+		if i+5 > n {
+			return false
+		}
+		i++
+	}
+	return digit(i) && digit(i+1) && digit(i+2) && digit(i+3)
 }
 
 func clipLine(line []byte) []byte {

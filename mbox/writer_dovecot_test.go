@@ -147,3 +147,40 @@ func TestDovecotLosesCarriageReturnEnd(t *testing.T) {
 	}
 	t.Logf("Dovecot: %d records, error %v", len(recs), err)
 }
+
+// TestDovecotFromLines has Dovecot read, for each line, an mbox whose one message holds the
+// line among its header lines, without Content-Length: Dovecot starts a second message there
+// exactly when DovecotFromLine says the line is a From_ line, which Add then refuses.
+func TestDovecotFromLines(t *testing.T) {
+	lines := []string{
+		"From bob@example.org Mon Jan  1 00:00:00 2001",
+		"From nobody",
+		"From : x",
+		"From not mangled but this line should have been escaped",
+		"From x Xyz Jan 01 00:00:00 2001", // the weekday is not checked
+		"From x Mon ??? 01 00:00:00 2001", // nor a month of "???"
+		"From x Thu, 9 Nov 2002 22:33:52", // the other form
+		"From x Mon Jan  1 00:00 2001",    // no seconds
+		"From x Mon Jan  1 0:00:00 2001",  // a one-digit hour: Reader's, not Dovecot's
+		"From x Mon Jan  1 00:00:00 MET 2001",
+		"From x Mon Jan  1 00:00:00 +0100 2001",
+		"From \"quoted sender\"@x Mon Jan  1 00:00:00 2001",
+		"From x  Mon Jan 01 00:00:00 2001 remote from y",
+		"From Mon Jan  1 00:00:00 2001",    // no sender: "Mon" is taken for it
+		"From x Mon\nJan  1 00:00:00 2001", // the date on the next line
+		"From x Mon Jan  1 00:00:00 01",
+	}
+	for _, line := range lines {
+		t.Run(line, func(t *testing.T) {
+			data := "From MAILER-DAEMON  Thu Nov 09 22:33:52 2001\nSubject: a\n" + line + "\nX-After: 1\n\nbody\n"
+			d, user := dovecotMbox(t, []byte(data))
+			n := d.Status(t, user, "INBOX").Messages
+			at := strings.Index(data, line)
+			got := mbox.DovecotFromLine([]byte(data[at:]))
+			t.Logf("DovecotFromLine %v, Dovecot shows %d messages", got, n)
+			if got != (n == 2) {
+				t.Errorf("DovecotFromLine says %v; Dovecot shows %d messages", got, n)
+			}
+		})
+	}
+}

@@ -72,6 +72,11 @@ func FuzzWriter(f *testing.F) {
 	})
 }
 
+// rest0 returns text from the start of line, the line that rest follows, to its end.
+func rest0(text, line, rest []byte) []byte {
+	return text[len(text)-len(rest)-len(line):]
+}
+
 // refusal says why the Writer must refuse text at date, "" when it must not.
 func refusal(text []byte, date time.Time) string {
 	if y := date.In(newYork).Year(); y < 1 || y > 9999 {
@@ -92,7 +97,9 @@ func refusal(text []byte, date time.Time) string {
 			break
 		}
 		if bytes.HasPrefix(line, []byte("From ")) {
-			return "has a From line in its header"
+			if _, _, ok := mbox.ParseFromLine(line, time.UTC); ok || mbox.DovecotFromLine(rest0(text, line, rest)) {
+				return "has a From_ line in its header"
+			}
 		}
 		if name, _, ok := strings.Cut(string(line), ":"); ok && line[0] != ' ' && line[0] != '\t' {
 			switch strings.ToLower(strings.TrimRight(name, " \t")) {

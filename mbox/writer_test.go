@@ -124,6 +124,7 @@ func edgeMails() []mail {
 		{text: "\nbody without header\n", uid: 14, date: d},
 		{text: "Subject: crlf\r\nX-A: b\r\n\r\nline1\r\nFrom crlf Mon Jan  1 00:00:00 2001\r\n\r\n", uid: 15, date: d, flags: mbox.Old},
 		{text: "Subject: ends in a line end\n\nx\n\n\n", uid: 16, date: d},
+		{text: "Subject: from lines in the header\nFrom nobody\nFrom : x\n\n", uid: 18, date: d},
 		{text: "Subject: folded\n subject\n\tmore\n\nbody", uid: 20, date: d},
 		{text: "Subject: nul \x00 and 8-bit \xff\n\n\x00\xfe", uid: 21, date: d},
 	}
@@ -245,8 +246,9 @@ func TestWriterRefuses(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ name, text, says string }{
 		{"From_ line first", "From bob@example.org Mon Jan  1 00:00:00 2001\nSubject: x\n\nbody\n", `"From bob@example.org Mon Jan  1 00:00:00`},
-		{"From_ line later", "Subject: x\nFrom bob@example.org Mon Jan  1 00:00:00 2001\n\nbody\n", "begins with \"From \""},
-		{"From line without a date", "Subject: x\nFrom nobody\n\nbody\n", "begins with \"From \""},
+		{"From_ line later", "Subject: x\nFrom bob@example.org Mon Jan  1 00:00:00 2001\n\nbody\n", "is a From_ line"},
+		{"From_ line to Dovecot only", "Subject: x\nFrom bob Xyz ??? 01 00:00 2001\n\nbody\n", "is a From_ line"},
+		{"From_ line to Reader only", "Subject: x\nFrom bob Mon Jan  1 0:00:00 2001\n\nbody\n", "is a From_ line"},
 		{"Status", "Subject: x\nStatus: RO\n\nbody\n", "holds Status"},
 		{"X-UID lower case", "Subject: x\nx-uid: 5\n\nbody\n", "holds x-uid"},
 		{"Content-Length", "Content-Length: 5\n\nbody\n", "holds Content-Length"},
