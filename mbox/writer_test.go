@@ -127,6 +127,9 @@ func edgeMails() []mail {
 		{text: "Subject: from lines in the header\nFrom nobody\nFrom : x\n\n", uid: 18, date: d},
 		{text: "Subject: folded\n subject\n\tmore\n\nbody", uid: 20, date: d},
 		{text: "Subject: nul \x00 and 8-bit \xff\n\n\x00\xfe", uid: 21, date: d},
+		// 01:30 twice in New York, EDT then EST: the From_ line needs the offset.
+		{text: "Subject: repeated hour, first\n\n", uid: 22, date: time.Date(2021, 11, 7, 5, 30, 0, 0, time.UTC)},
+		{text: "Subject: repeated hour, second\n\n", uid: 23, date: time.Date(2021, 11, 7, 6, 30, 0, 0, time.UTC)},
 	}
 }
 
@@ -150,7 +153,7 @@ func TestWriterReadBack(t *testing.T) {
 	if !bytes.Contains(data, []byte("\nX-UID: 4\nStatus: RO\nX-Status: AFTD\n")) {
 		t.Errorf("X-Status not in Dovecot's order")
 	}
-	if !bytes.HasSuffix(data, []byte("\x00\xfe\n")) {
+	if !bytes.HasSuffix(data, []byte("Subject: repeated hour, second\nX-UID: 23\nStatus: \nX-Keywords:"+strings.Repeat(" ", 50)+"\nContent-Length: 0\n\n\n")) {
 		t.Errorf("the file does not end with the last message and one line end: %q", data[len(data)-10:])
 	}
 }
