@@ -323,10 +323,11 @@ func exportAccount(t *testing.T, u mailtest.User, spool string, loc *time.Locati
 
 // TestExportAccount builds an account on a Maildir over IMAP (messages with "From " and
 // ">From " body lines, without a final line end, without Date and Message-ID; flags and
-// keywords set and cleared; an expunge in the middle; a nested folder; subscriptions),
-// records what IMAP and POP3 clients see, writes the account back to mbox, and records it
-// again from Dovecot serving the mbox: the two must be equal. Migrating the mbox INBOX again
-// gives back the Maildir's messages and UIDs.
+// keywords set and cleared; an expunge in the middle; a nested folder; subscriptions) and
+// delivers three files Dovecot has not numbered yet, writes the account back to mbox, records
+// what IMAP and POP3 clients see of the Maildir, and again from Dovecot serving the mbox: the
+// two must be equal. Migrating the mbox INBOX again gives back the Maildir's messages and
+// UIDs.
 func TestExportAccount(t *testing.T) {
 	mailtest.RequireDovecot(t)
 	e := newContinuityEnv(t, "xpalice")
@@ -364,15 +365,29 @@ func TestExportAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	before := e.record(t)
-	if len(before.Mailboxes) < 3 || len(before.Subscribed) != 3 {
-		t.Fatalf("the Maildir account shows %v mailboxes, %q subscribed", before.Folders, before.Subscribed)
+	// Delivered as an MDA delivers, and not yet numbered: the export gives them the UIDs
+	// Dovecot gives them when it next looks (by the time in the name, then the
+	// microseconds), which the recording below then shows.
+	for _, f := range []struct {
+		name  string
+		mtime int64
+	}{{"1700000001.M20P9.mx", 1700000001}, {"1700000001.M3P9.mx", 1700000002}, {"1699999999.P9Q1.mx", 1700000003}} {
+		p := filepath.Join(e.user.Home, "Maildir", "new", f.name)
+		e.user.WriteFile(t, p, []byte("Subject: delivered "+f.name+"\n\nFrom the MDA\n"))
+		if err := os.Chtimes(p, time.Unix(f.mtime, 0), time.Unix(f.mtime, 0)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	validity, next, listed := listMaildir(t, filepath.Join(e.user.Home, "Maildir"))
-	e.dovecot.Stop(t)
 	spool := filepath.Join(e.spool, e.user.Name)
 	// Dovecot's daemon reads From_ dates in this process's zone, which it inherits.
 	exportAccount(t, e.user, spool, time.Local)
+
+	before := e.record(t)
+	if len(before.Mailboxes) < 3 || len(before.Subscribed) != 3 || len(before.UIDL) != 9 {
+		t.Fatalf("the Maildir account shows %v mailboxes, %q subscribed, %d INBOX messages", before.Folders, before.Subscribed, len(before.UIDL))
+	}
+	e.dovecot.Stop(t)
 	e.dovecot.SwitchMailLocation(t, "mbox:~/mail:INBOX="+spool)
 	e.dovecot.Start(t)
 	after := e.record(t)
