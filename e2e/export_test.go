@@ -50,31 +50,31 @@ func fetchView(t *testing.T, d *mailtest.Dovecot, user, mailbox string) []mailte
 	return recs
 }
 
-// compareViews fails the test with every difference between what Dovecot shows of the
-// Maildir and of the mbox written from it. Line ends of a header are compared only through
-// the virtual size, and the physical size only where the header has no CR: from an mbox
-// Dovecot hands out a header with bare LFs, from a Maildir as it is.
-func compareViews(t *testing.T, fromMaildir, fromMbox []mailtest.Record) {
+// compareViews fails the test with every difference between what Dovecot shows of a mailbox
+// (want, named wantName) and of the mbox written from it (got). Line ends of a header are
+// compared only through the virtual size, and the physical size only where the header has
+// no CR: from an mbox Dovecot hands out a header with bare LFs, from a Maildir as it is.
+func compareViews(t *testing.T, wantName string, want []mailtest.Record, got []mailtest.Record) {
 	t.Helper()
-	if len(fromMbox) != len(fromMaildir) {
-		t.Errorf("the mbox shows %d messages, the Maildir %d", len(fromMbox), len(fromMaildir))
+	if len(got) != len(want) {
+		t.Errorf("the mbox written back shows %d messages, the %s %d", len(got), wantName, len(want))
 	}
-	for i := 0; i < len(fromMbox) && i < len(fromMaildir); i++ {
-		want, got := fromMaildir[i], fromMbox[i]
-		where := fmt.Sprintf("message %d (uid %d, subject %q)", i+1, want.UID, want.HeaderValue("Subject"))
-		w := fmt.Sprintf("uid=%d flags=%q received=%d vsize=%d", want.UID, want.FlagsWithout(`\Recent`), want.Received.Unix(), want.VSize)
-		g := fmt.Sprintf("uid=%d flags=%q received=%d vsize=%d", got.UID, got.FlagsWithout(`\Recent`), got.Received.Unix(), got.VSize)
-		if g != w {
-			t.Errorf("%s:\n mbox    %s\n Maildir %s", where, g, w)
+	for i := 0; i < len(got) && i < len(want); i++ {
+		w, g := want[i], got[i]
+		where := fmt.Sprintf("message %d (uid %d, subject %q)", i+1, w.UID, w.HeaderValue("Subject"))
+		ws := fmt.Sprintf("uid=%d flags=%q received=%d vsize=%d", w.UID, w.FlagsWithout(`\Recent`), w.Received.Unix(), w.VSize)
+		gs := fmt.Sprintf("uid=%d flags=%q received=%d vsize=%d", g.UID, g.FlagsWithout(`\Recent`), g.Received.Unix(), g.VSize)
+		if gs != ws {
+			t.Errorf("%s:\n written back %s\n %-12s %s", where, gs, wantName, ws)
 		}
-		if !strings.Contains(want.Header, "\r") && got.PSize != want.PSize {
-			t.Errorf("%s: physical size %d, the Maildir's %d", where, got.PSize, want.PSize)
+		if !strings.Contains(w.Header, "\r") && g.PSize != w.PSize {
+			t.Errorf("%s: physical size %d, the %s's %d", where, g.PSize, wantName, w.PSize)
 		}
-		if crlf.Replace(got.Header) != crlf.Replace(want.Header) {
-			t.Errorf("%s: header differs:\n mbox    %q\n Maildir %q", where, clip(got.Header), clip(want.Header))
+		if crlf.Replace(g.Header) != crlf.Replace(w.Header) {
+			t.Errorf("%s: header differs:\n written back %q\n %-12s %q", where, clip(g.Header), wantName, clip(w.Header))
 		}
-		if got.Body != want.Body {
-			t.Errorf("%s: body differs (%d bytes, the Maildir's %d):\n mbox    %q\n Maildir %q", where, len(got.Body), len(want.Body), clip(got.Body), clip(want.Body))
+		if g.Body != w.Body {
+			t.Errorf("%s: body differs (%d bytes, the %s's %d):\n written back %q\n %-12s %q", where, len(g.Body), wantName, len(w.Body), clip(g.Body), wantName, clip(w.Body))
 		}
 	}
 }
@@ -228,7 +228,7 @@ func TestExportJudge(t *testing.T) {
 			u.WriteFile(t, back, data)
 
 			want, got := fetchView(t, d, asMaildir.Name, "INBOX"), fetchView(t, d, asMbox.Name, "INBOX")
-			compareViews(t, want, got)
+			compareViews(t, "Maildir", want, got)
 			ms, mb := d.Status(t, asMaildir.Name, "INBOX"), d.Status(t, asMbox.Name, "INBOX")
 			if mb.UIDValidity != ms.UIDValidity || mb.UIDNext != ms.UIDNext || mb.Messages != ms.Messages {
 				t.Errorf("mbox: UIDVALIDITY %d, UIDNEXT %d, %d messages; the Maildir %d, %d, %d", mb.UIDValidity, mb.UIDNext, mb.Messages, ms.UIDValidity, ms.UIDNext, ms.Messages)
@@ -417,5 +417,77 @@ func TestExportRefusesUnkeepable(t *testing.T) {
 	t.Log(err)
 	if _, err := os.Stat(filepath.Join(e.user.Home, "inbox")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an mbox was written: %v", err)
+	}
+}
+
+// TestExportKeepHeaders migrates the Dovecot-written corpus mboxes with --keep-headers, so
+// that every Maildir file still holds X-UID, Status, X-Keywords and Content-Length, and writes
+// them back with export.Options.DropMeta: Dovecot must show the mbox written back as it showed
+// the mbox the migration read.
+func TestExportKeepHeaders(t *testing.T) {
+	corpora := mailtest.Corpora(t)
+	mailtest.RequireDovecot(t)
+	loc, err := time.LoadLocation(judgeTZ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := mailtest.Dir(t)
+	d := mailtest.NewDovecot(t, mailtest.DovecotConfig{})
+	for i, rel := range []string{"dovecot-written/dovecot-mboxcl2-inbox.mbox", "dovecot-written/dovecot-mboxcl2-Archive.mbox"} {
+		t.Run(rel, func(t *testing.T) {
+			src, err := os.ReadFile(filepath.Join(corpora, rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := mailtest.NewUser(t, dir, fmt.Sprintf("xk%d", i))
+			u.TZ = judgeTZ
+			asSource, asBack := u, u
+			asSource.MailLocation = "mbox:~/mail:INBOX=~/source"
+			asBack.Name += "-back"
+			asBack.MailLocation = "mbox:~/mail:INBOX=~/inbox"
+			d.AddUser(t, asSource)
+			d.AddUser(t, asBack)
+			u.Mkdir(t, filepath.Join(u.Home, "mail"))
+			u.WriteFile(t, filepath.Join(u.Home, "source"), src)
+			spool := filepath.Join(u.Home, "spool")
+			u.WriteFile(t, spool, src)
+			md := filepath.Join(u.Home, "Maildir")
+			if r := convert(t, u, spool, md, "--keep-headers"); r.code != 0 {
+				t.Fatalf("maildirmig convert --keep-headers: exit %d, stderr %q", r.code, r.stderr)
+			}
+			if _, err := exportMaildir(t, u, md, filepath.Join(u.Home, "inbox"), loc); !errors.Is(err, mbox.ErrNotExact) {
+				t.Fatalf("export without DropMeta: %v, want mbox.ErrNotExact", err)
+			}
+			md2, err := maildir.Open(md, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer md2.Close()
+			l, err := md2.List()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			opts := export.Options{Location: loc, DropMeta: true}
+			var out bytes.Buffer
+			if _, err := export.Write(&out, l, opts); err != nil {
+				t.Fatal(err)
+			}
+			if err := export.Verify(bytes.NewReader(out.Bytes()), int64(out.Len()), l, opts); err != nil {
+				t.Fatal(err)
+			}
+			u.WriteFile(t, filepath.Join(u.Home, "inbox"), out.Bytes())
+
+			want, got := fetchView(t, d, asSource.Name, "INBOX"), fetchView(t, d, asBack.Name, "INBOX")
+			if w, n := keepOwnLineEnds(t, want, src); n > 0 {
+				want = w
+			}
+			compareViews(t, "source mbox", want, got)
+			ss, sb := d.Status(t, asSource.Name, "INBOX"), d.Status(t, asBack.Name, "INBOX")
+			if sb != ss {
+				t.Errorf("written back: %+v; the source: %+v", sb, ss)
+			}
+			t.Logf("%d messages, UIDVALIDITY %d, UIDNEXT %d", len(want), ss.UIDValidity, ss.UIDNext)
+		})
 	}
 }
