@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 )
@@ -331,5 +333,32 @@ func TestVerifyWrongVSize(t *testing.T) {
 	data := export(t, l, Options{})
 	if err := Verify(bytes.NewReader(data), int64(len(data)), l, Options{}); !errors.Is(err, maildir.ErrNotExact) || !strings.Contains(err.Error(), "RFC822.SIZE") {
 		t.Errorf("Verify: %v, want maildir.ErrNotExact about RFC822.SIZE", err)
+	}
+}
+
+// fullDisk accepts n bytes, then fails every write with ENOSPC, as a full file system does.
+type fullDisk struct{ n int }
+
+func (f *fullDisk) Write(p []byte) (int, error) {
+	if len(p) <= f.n {
+		f.n -= len(p)
+		return len(p), nil
+	}
+	k := f.n
+	f.n = 0
+	return k, unix.ENOSPC
+}
+
+// TestWriteFullDisk writes to a disk that fills up early, in the middle and at the very end:
+// Write must say so (the error matches ENOSPC), never report an mbox written.
+func TestWriteFullDisk(t *testing.T) {
+	t.Parallel()
+	l := list(t, buildMaildir(t, t.TempDir(), testMessages()))
+	whole := export(t, l, Options{})
+	for _, room := range []int{0, 100, len(whole) / 2, len(whole) - 1} {
+		res, err := Write(&fullDisk{n: room}, l, Options{})
+		if !errors.Is(err, unix.ENOSPC) {
+			t.Errorf("room for %d of %d bytes: Write said %v (result %+v), want ENOSPC", room, len(whole), err, res)
+		}
 	}
 }

@@ -229,6 +229,14 @@ func TestListRefuses(t *testing.T) {
 		{name: "fifo", setup: func(t *testing.T, md string) {
 			must(t, unix.Mkfifo(filepath.Join(md, "cur", "1.M1.h:2,S"), 0o600))
 		}, want: ErrUnsafe, says: "FIFO"},
+		{name: "symlinked uidlist", setup: func(t *testing.T, md string) {
+			must(t, os.WriteFile(filepath.Join(md, "..", "other-uidlist"), []byte("3 V1 N2\n1 :x\n"), 0o600))
+			must(t, os.Symlink("../other-uidlist", filepath.Join(md, uidlistName)))
+		}, want: ErrUnsafe, says: "symlink"},
+		{name: "symlinked keywords", setup: func(t *testing.T, md string) {
+			must(t, os.WriteFile(filepath.Join(md, "..", "other-keywords"), []byte("0 Junk\n"), 0o600))
+			must(t, os.Symlink("../other-keywords", filepath.Join(md, keywordsName)))
+		}, want: ErrUnsafe, says: "symlink"},
 		{name: "directory", setup: func(t *testing.T, md string) {
 			must(t, os.Mkdir(filepath.Join(md, "new", "1.M1.h"), 0o700))
 		}, want: ErrUnsafe, says: "directory"},
