@@ -143,7 +143,8 @@ func (m *Listed) New() bool { return m.Sub == subNames[subNew] }
 // the UID, flags and keywords Dovecot shows for every message file. Files are not opened
 // until Each. A Maildir whose view Dovecot would change on its next look, or could build in
 // more than one way, is refused with an error matching ErrNotExact; a dovecot-uidlist that
-// Dovecot would call broken gives a *UIDListError.
+// Dovecot would call broken gives a *UIDListError. The Listing reads through d, which must
+// stay open while it is used.
 func (d *Dir) List() (*Listing, error) {
 	l := &Listing{d: d, files: map[baseKey]listedFile{}, suffixAt: map[string]uint32{}, next: 1}
 	if err := l.readKeywords(); err != nil {

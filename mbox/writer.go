@@ -195,8 +195,10 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 }
 
 // Add writes one message. UIDs must grow and stay below NextUID. A message Dovecot could not
-// show as it is gives an error matching ErrNotExact, and nothing of it is written; any other
-// error leaves the output incomplete and every later call fails.
+// show as it is gives an error matching ErrNotExact. Errors found before the message's first
+// byte is written (those, a bad UID or keyword, a failed read of the header) leave the output
+// as it was; errors after that (reading the body, writing) leave it incomplete, and every
+// later call fails.
 func (w *Writer) Add(m *Mail) error {
 	if w.err != nil {
 		return w.err
@@ -232,12 +234,12 @@ func (w *Writer) Add(m *Mail) error {
 	if _, err := io.CopyN(w.out, w.br, h.body); err != nil {
 		return w.fail(fmt.Errorf("mbox: writer: message UID %d: %w", m.UID, changedIfEOF(err)))
 	}
-	w.out.WriteByte('\n')
+	// The bufio.Writer keeps the first error of the target, and returns it here.
+	if err := w.out.WriteByte('\n'); err != nil {
+		return w.fail(fmt.Errorf("mbox: writer: message UID %d: %w", m.UID, err))
+	}
 	w.n++
 	w.last = m.UID
-	if _, err := w.out.Write(nil); err != nil {
-		return w.fail(err)
-	}
 	return nil
 }
 
