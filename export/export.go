@@ -20,7 +20,8 @@
 // its header, not the Maildir's base name; a CRLF header comes out of an mbox with bare LFs
 // (IMAP clients see CRLF and the same size either way); \Recent belongs to sessions.
 // Keywords Dovecot keeps only in its index (past the 26 letters a Maildir name can carry)
-// are not in the Maildir's files, and are lost.
+// are not in the Maildir's files, and are lost; so is a received date Dovecot cached before
+// a file's mtime was changed (it shows the cached one, the mbox the mtime).
 package export
 
 import (
