@@ -40,5 +40,7 @@
 // still being written.
 //
 // [ParseName], [CheckUIDList], [FileType], [Dir.Messages] and [Dir.OpenMessage]
-// serve readers that check or verify a Maildir.
+// serve readers that check or verify a Maildir. [Dir.List] reads a Maildir as
+// Dovecot shows it (UIDs, also of files dovecot-uidlist does not list yet,
+// flags, keywords, dates, sizes), for writing it back to an mbox.
 package maildir

@@ -9,3 +9,6 @@ func NewReaderSize(src io.ReaderAt, size int64, opts Options, n int) *Reader {
 	r.buf = make([]byte, n)
 	return r
 }
+
+// DovecotFromLine is dovecotFromLine, for the tests that hold it to Dovecot.
+var DovecotFromLine = dovecotFromLine
