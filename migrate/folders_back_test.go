@@ -174,7 +174,7 @@ func subscriptionsFile(t *testing.T, names []string) []byte {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if err := writeSubscriptions(d, names); err != nil {
+	if err := writeSubscriptions(d, names, true); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(path, "subscriptions"))
