@@ -27,8 +27,10 @@ package export
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
 	"time"
@@ -53,6 +55,10 @@ type Options struct {
 	DropMeta bool
 	// Host names the mail system in the pseudo-message of an empty mailbox.
 	Host string
+	// Verified, when set, hears from Verify of each message it found as written, with the
+	// SHA-256 of the bytes a migration of the mbox stores for it (its header without the
+	// internal headers, and its body): what a later pass knows the message by.
+	Verified func(m *maildir.Listed, sum [32]byte)
 }
 
 // Result sums up a Write.
@@ -231,6 +237,11 @@ func Verify(src io.ReaderAt, size int64, l *maildir.Listing, opts Options) error
 			}
 			return fmt.Errorf("export: %s: %w", want.File.Name(), err)
 		}
+		if opts.Verified != nil {
+			var sum [32]byte
+			cmp.h.Sum(sum[:0])
+			opts.Verified(want, sum)
+		}
 		n++
 		return nil
 	})
@@ -256,6 +267,7 @@ var errDiffer = errors.New("the bytes differ")
 
 // comparer compares a message read back from the mbox with its Maildir file, streaming.
 type comparer struct {
+	h      hash.Hash // of the stored bytes compared: the header without internal headers, the body
 	file   *bufio.Reader
 	buf    []byte
 	at     int64 // bytes of the file compared
@@ -270,7 +282,9 @@ type comparer struct {
 func (c *comparer) message(got *mbox.Message, want *maildir.Listed, dropMeta bool) error {
 	if c.file == nil {
 		c.file = bufio.NewReaderSize(nil, 64<<10)
+		c.h = sha256.New()
 	}
+	c.h.Reset()
 	c.file.Reset(io.NewSectionReader(want.File, 0, want.Size))
 	c.at, c.bareLF, c.lastCR, c.err = 0, 0, false, nil
 	hdr, err := headerBlock(c.file)
@@ -285,6 +299,7 @@ func (c *comparer) message(got *mbox.Message, want *maildir.Listed, dropMeta boo
 	if gotHdr := mbox.StripMeta(got.Header); !bytes.Equal(gotHdr, wantHdr) {
 		return fmt.Errorf("%w: header %q, want %q", errDiffer, clip(gotHdr), clip(wantHdr))
 	}
+	c.h.Write(wantHdr)
 	c.at = int64(len(hdr))
 	if _, err := io.Copy(c, got.Body); err != nil {
 		if c.err != nil {
@@ -318,6 +333,7 @@ func (c *comparer) Write(p []byte) (int, error) {
 		return i, c.err
 	}
 	c.count(b[:n])
+	c.h.Write(b[:n])
 	c.at += int64(n)
 	if err != nil {
 		c.err = fmt.Errorf("%w: the mbox's message is longer than the file's %d bytes", errDiffer, c.at)

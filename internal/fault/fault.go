@@ -41,6 +41,8 @@ const (
 	Audit                           // one line written to the audit log
 	Restate                         // rename of a message file for its flags, or between new/ and cur/
 	Remove                          // removal of a message file whose source message is gone
+	Export                          // a rollback's new mbox written beside the old one
+	Swap                            // a rollback's new mbox exchanged with the old one
 	Read                            // kill only: a message read from the source
 	Locked                          // kill only: a control file's dotlock (dovecot-uidlist.lock) taken
 	BatchMoved                      // kill only: a batch moved into cur/ and new/, not yet listed
@@ -52,6 +54,7 @@ var names = [numPoints]string{
 	Write: "write", Fsync: "fsync", Close: "close", Move: "move",
 	UIDListAppend: "uidlist-append", UIDListRewrite: "uidlist-rewrite",
 	State: "state", Audit: "audit", Restate: "restate", Remove: "remove",
+	Export: "export", Swap: "swap",
 	Read: "read", Locked: "locked", BatchMoved: "batch-moved", StateSaved: "state-saved",
 }
 
