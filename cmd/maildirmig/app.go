@@ -257,6 +257,7 @@ func commands(u *ui, f *flags) []*cli.Command {
 		convertCommand(u, f),
 		verifyCommand(u, f),
 		compareCommand(u, f),
+		rollbackCommand(u, f),
 		skelCommand(u, f),
 		checkCommand(u, f),
 		completionCommand(u),
