@@ -4,7 +4,10 @@
 # and writes BENCHMARKS.md and its plots. It refuses to report figures it cannot trust.
 #
 #   bench/bench.sh [--quick] [--reps N] [--out DIR] [--only LIST] [--busy-ok]
-#                  [--settle S] [--max-settle S] [--max-others C]
+#                  [--settle S] [--max-settle S] [--max-others C] [--bin FILE]
+#
+# --bin measures that maildirmig binary instead of one built from this checkout (to compare
+# two builds on the same machine and corpus).
 #
 # The work, each a group of runs (--only takes a comma-separated list of the names):
 #
@@ -31,23 +34,24 @@
 #   - Nothing is deleted before a timed run: every run writes into a directory of its own that
 #     did not exist before. Trees are removed between groups only, then the script syncs and
 #     waits until a probe (tar x && sync of the single mbox's Maildir into a fresh directory)
-#     is back within 25% of its time at the start, when nothing had been deleted: on a file
-#     system mounted with online discard, the discards of a big delete are paid by the next
+#     is back within 25% of its time at the start (the least of three), when nothing had been
+#     deleted: on a file system mounted with online discard, the discards of a big delete are paid by the next
 #     sync, whoever calls it. It waits --settle seconds (default 10) first, then twice as long
 #     each time, and gives up after --max-settle (default 160).
-#   - A group starts with a warm-up run of each tool, not counted, then a calibration run of
-#     its floor into a fresh directory. Then --reps repetitions (default 5), each the tool and
+#   - A group starts with a warm-up run of each tool, not counted, then two calibration runs
+#     of its floor into fresh directories (the lesser is the calibration). Then --reps repetitions (default 5), each the tool and
 #     its floor back to back, the tool first in odd repetitions and the floor first in even
 #     ones. An untimed sync precedes every run. The ratio reported is the median of the
 #     per-repetition ratios; the seconds are medians, and the floors' are printed with them.
 #   - A floor more than twice its group's calibration is implausible (the disk was doing
-#     something else): the script stops and reports nothing (exit 4). So does a file system
-#     that does not settle.
+#     something else): the script stops and reports nothing (exit 4). So does a calibration of
+#     tar x && sync more than twice the probe's time at the start, and a file system that does
+#     not settle.
 #   - What else runs on the machine is read from /proc (bench/machine): at the start, during
 #     every settle, and at the end, the load average, other processes' CPU and the top CPU
 #     consumers; during every group, the CPU time of processes other than the measured ones.
-#     When other processes used more than --max-cpu cores (default 0.25), or the disk was busy
-#     while nothing of ours ran, the script stops (exit 3), unless --busy-ok: then it goes on
+#     When other processes used more than --max-others cores (default 0.25), or the disk was
+#     busy while nothing of ours ran, the script stops (exit 3), unless --busy-ok: then it goes on
 #     and marks every figure as taken on a busy machine, and writes the report only to an
 #     --out other than the repository.
 #
@@ -60,13 +64,13 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-quick=0 reps=5 out=$repo out_given=0 only="" busy_ok=0 settle=10 max_settle=160 max_others=0.25
-usage() { echo "usage: bench/bench.sh [--quick] [--reps N] [--out DIR] [--only LIST] [--busy-ok] [--settle S] [--max-settle S] [--max-others C]" >&2; exit 2; }
+quick=0 reps=5 out=$repo out_given=0 only="" busy_ok=0 settle=10 max_settle=160 max_others=0.25 given_bin=""
+usage() { echo "usage: bench/bench.sh [--quick] [--reps N] [--out DIR] [--only LIST] [--busy-ok] [--settle S] [--max-settle S] [--max-others C] [--bin FILE]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
 	--busy-ok) busy_ok=1 ;;
-	--reps | --out | --only | --settle | --max-settle | --max-others)
+	--reps | --out | --only | --settle | --max-settle | --max-others | --bin)
 		[ $# -ge 2 ] || usage
 		case $1 in
 		--reps) reps=$2 ;;
@@ -75,6 +79,7 @@ while [ $# -gt 0 ]; do
 		--settle) settle=$2 ;;
 		--max-settle) max_settle=$2 ;;
 		--max-others) max_others=$2 ;;
+		--bin) given_bin=$2 ;;
 		esac
 		shift
 		;;
@@ -113,8 +118,16 @@ cleanup() {
 trap cleanup EXIT
 
 bin=$work/maildirmig
-version=$(cd "$repo" && git describe --always --dirty 2>/dev/null || echo unknown)
-(cd "$repo" && go build -o "$bin" ./cmd/maildirmig)
+if [ -n "$given_bin" ]; then
+	[ -x "$given_bin" ] || { echo "bench: error: --bin $given_bin is not an executable file" >&2; exit 2; }
+	# A copy every user can run, whatever the directory it came from.
+	cp "$given_bin" "$bin"
+	chmod 755 "$bin"
+	version="$("$bin" --version 2>/dev/null | head -1 || true) (--bin $given_bin)"
+else
+	version=$(cd "$repo" && git describe --always --dirty 2>/dev/null || echo unknown)
+	(cd "$repo" && go build -o "$bin" ./cmd/maildirmig)
+fi
 # The bench tools are a module of their own, so the product's go.mod carries no plotting.
 (cd "$repo/bench" && go build -o "$work/corpus" ./corpus && go build -o "$work/plot" ./plot && go build -o "$work/machine" ./machine)
 
@@ -218,8 +231,9 @@ for i in 1 2 3; do
 	probe
 	echo "$T"
 done >"$work/fresh"
-fresh=$(median <"$work/fresh")
-note "fresh: tar x && sync of $full files took $fresh s (the median of $(tr '\n' ' ' <"$work/fresh")s) before anything was deleted"
+# The least of three: what the disk does undisturbed, which later probes must come back to.
+fresh=$(sort -g "$work/fresh" | head -1)
+note "fresh: tar x && sync of $full files took $fresh s (the least of $(tr '\n' ' ' <"$work/fresh")s) before anything was deleted"
 
 settles=$work/settles
 : >"$settles"
@@ -254,18 +268,25 @@ results=$work/results.tsv
 : >"$results"
 others_sum() { awk -v p="$1/" 'index($1, p) == 1 { o += $4; t += $2 } END { printf "%.2f", (t > 0 ? o / t : 0) }' "$times"; }
 # pairs GROUP TOOL FLOOR KIND: the group's runs, with tool_run and floor_run SET defined by the
-# caller (SET: w for the warm-up, c for the calibration, 1..reps). KIND floor checks every
-# floor against the calibration; KIND partner compares two tools, with no calibration.
+# caller (SET: w for the warm-up, c1 and c2 for the calibration, 1..reps). KIND floor checks
+# every floor against the calibration, the lesser of two runs; KIND probe does too, and checks
+# the calibration against the fresh probe, which is the same work; KIND partner compares two
+# tools, with no calibration.
 pairs() {
 	local grp=$1 tl=$2 fl=$3 kind=$4 r t f ratio order cal=-
 	settle_down
 	note "$grp: warm-up"
 	tool_run w
 	floor_run w
-	if [ "$kind" = floor ]; then
-		floor_run c
+	if [ "$kind" != partner ]; then
+		floor_run c1
 		cal=$T
-		note "$grp: calibration: $fl took $cal s into a fresh directory"
+		floor_run c2
+		cal=$(printf '%s\n' "$cal" "$T" | sort -g | head -1)
+		note "$grp: calibration: $fl took $cal s into a fresh directory (the lesser of two runs)"
+		if [ "$kind" = probe ] && awk -v c="$cal" -v f="$fresh" 'BEGIN { exit !(c > 2 * f) }'; then
+			refuse 4 "$grp: the calibration ($fl) took $cal s, more than twice the $fresh s of the same work at the start"
+		fi
 	fi
 	for r in $(seq "$reps"); do
 		if [ $((r % 2)) = 1 ]; then
@@ -284,7 +305,7 @@ pairs() {
 		ratio=$(calc "$t / $f")
 		printf '%s\t%s\t%s\t%.3f\t%.3f\t%.3f\n' "$grp" "$r" "$order" "$t" "$f" "$ratio" >>"$reps_tsv"
 		note "$grp $r/$reps ($order): $tl $t s, $fl $f s, ratio $ratio"
-		if [ "$kind" = floor ] && awk -v f="$f" -v c="$cal" 'BEGIN { exit !(f > 2 * c) }'; then
+		if [ "$kind" != partner ] && awk -v f="$f" -v c="$cal" 'BEGIN { exit !(f > 2 * c) }'; then
 			refuse 4 "$grp: the floor ($fl) took $f s in repetition $r, more than twice the $cal s its calibration took on a fresh directory just before"
 		fi
 	done
@@ -295,7 +316,7 @@ pairs() {
 summarize() {
 	local grp=$1 tl=$2 fl=$3 cal=$4 tm fm rm rmin rmax rss others
 	tm=$(awk -v k="$grp/tool/" 'index($1, k) == 1 && $1 !~ /\/w$/ { print $2 }' "$times" | median)
-	fm=$(awk -v k="$grp/floor/" 'index($1, k) == 1 && $1 !~ /\/[wc]$/ { print $2 }' "$times" | median)
+	fm=$(awk -v k="$grp/floor/" 'index($1, k) == 1 && $1 !~ /\/(w|c[12])$/ { print $2 }' "$times" | median)
 	rm=$(awk -F'\t' -v g="$grp" '$1 == g { print $6 }' "$reps_tsv" | median)
 	rmin=$(awk -F'\t' -v g="$grp" '$1 == g { print $6 }' "$reps_tsv" | sort -g | head -1)
 	rmax=$(awk -F'\t' -v g="$grp" '$1 == g { print $6 }' "$reps_tsv" | sort -g | tail -1)
@@ -317,15 +338,15 @@ for mode in convert batch none; do
 	mkdir -p "$g"
 	case $mode in
 	convert)
-		args=() tlabel="maildirmig convert (durable default)" flabel="tar x && sync"
+		args=() tlabel="maildirmig convert (durable default)" flabel="tar x && sync" kind=probe
 		floor_run() { mkdir "$g/f$1"; timed "$mode/floor/$1" sh -c 'tar -C "$1" -xf "$2" && sync' - "$g/f$1" "$work/m$full.tar"; }
 		;;
 	batch)
-		args=(--fsync batch) tlabel="maildirmig convert --fsync batch" flabel="tar x && sync"
+		args=(--fsync batch) tlabel="maildirmig convert --fsync batch" flabel="tar x && sync" kind=probe
 		floor_run() { mkdir "$g/f$1"; timed "$mode/floor/$1" sh -c 'tar -C "$1" -xf "$2" && sync' - "$g/f$1" "$work/m$full.tar"; }
 		;;
 	none)
-		args=(--fsync none) tlabel="maildirmig convert --fsync none" flabel="tar x"
+		args=(--fsync none) tlabel="maildirmig convert --fsync none" flabel="tar x" kind=floor
 		floor_run() { mkdir "$g/f$1"; timed "$mode/floor/$1" tar -C "$g/f$1" -xf "$work/m$full.tar"; }
 		;;
 	esac
@@ -333,7 +354,7 @@ for mode in convert batch none; do
 		timed "$mode/tool/$1" "$bin" convert -q "${args[@]}" --from "$input" "$g/t$1"
 		expect "$mode: messages in the Maildir" "$(count "$g/t$1")" "$full"
 	}
-	pairs "$mode" "$tlabel" "$flabel" floor
+	pairs "$mode" "$tlabel" "$flabel" "$kind"
 	clean "$g"
 done
 
@@ -408,7 +429,7 @@ for shape in many big; do
 	d=$work/$shape
 	note "$shape: $n users of $m messages"
 	"$work/corpus" -users "$d/corpus" -n "$n" -messages "$m"
-	prepare "$d" "$d/corpus" "$n" w c $(seq "$reps")
+	prepare "$d" "$d/corpus" "$n" w c1 c2 $(seq "$reps")
 	tool_run() {
 		mbox_pass "$d" "$1" "$shape/tool/$1"
 		expect "$shape: messages in the Maildirs" "$(count "$d/$1/home")" "$((n * m))"
@@ -509,7 +530,7 @@ if wants rollback; then
 		}
 		floor_run() {
 			local s=$1
-			[ "$s" = c ] && s=w
+			[ "$s" = c1 ] || [ "$s" = c2 ] && s=w
 			timed "rollback/floor/$1" sh -c 'find "$1/cur" "$1/new" -type f -print0 | xargs -0 cat >"$2" && sync' - "$d/$s/home/$u/Maildir" "$d/$1.cat"
 		}
 		pairs rollback "maildirmig rollback ($full messages)" "cat of the Maildir's files into one file, then sync" floor
@@ -662,7 +683,7 @@ if [ -s "$results" ]; then
 		lbl=$(label "$grp")
 		# The label goes through printf: awk -v would turn its \n into a newline.
 		for side in tool floor; do
-			awk -v k="$grp/$side/" 'index($1, k) == 1 && $1 !~ /\/[wc]$/ { print $2 }' "$times" |
+			awk -v k="$grp/$side/" 'index($1, k) == 1 && $1 !~ /\/(w|c[12])$/ { print $2 }' "$times" |
 				while read -r v; do printf '%s\t%s\t%s\n' "$lbl" "$([ $side = tool ] && echo maildirmig || echo floor)" "$v"; done
 		done
 	done | "$work/plot" -o "$out/bench/times.png" -title "seconds: maildirmig and its floor (bars: medians)" -y seconds
@@ -690,14 +711,15 @@ BUSY
 
 How they were measured:
 
-- Each piece of work is a group of runs: a warm-up run of each tool (not counted), a
-  calibration run of the floor into a fresh directory, then $reps repetitions of the tool and its
-  floor back to back, the tool first in odd repetitions and the floor first in even ones. An
+- Each piece of work is a group of runs: a warm-up run of each tool (not counted), two
+  calibration runs of the floor into fresh directories (the lesser is the calibration), then
+  $reps repetitions of the tool and its floor back to back, the tool first in odd repetitions and the floor first in even ones. An
   untimed \`sync\` precedes every run.
 - Nothing is deleted before a timed run: every run writes into a directory of its own that did
   not exist before. Trees are removed between groups only; then the script syncs and waits
   until a probe (\`tar x && sync\` of the $full-file Maildir into a fresh directory) is back
-  within 25% of the $fresh s it took at the start, before anything was deleted. $discard
+  within 25% of the $fresh s it took at the start (the least of three), before anything was
+  deleted. $discard
 - The ratio is the median of the per-repetition ratios (the tool's time over its floor's in
   the same repetition); the seconds are medians of the repetitions. A floor more than twice its
   calibration would have stopped the script with nothing reported.
@@ -736,8 +758,8 @@ HEAD
 	fi
 	if [ -s "$work/mutations" ]; then
 		echo
-		echo "The delta pass's changes, per repetition (\`bench/corpus -mutate -expunge 0.01 -reflag 0.05\`):"
-		sed 's/^/    /' "$work/mutations"
+		echo "The delta pass's changes (\`bench/corpus -mutate -expunge 0.01 -reflag 0.05\`, seeded, so every"
+		echo "repetition's): $(sort -u "$work/mutations" | sed 's/^total: //' | tr '\n' ' ')"
 	fi
 	cat <<MID
 
