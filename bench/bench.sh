@@ -599,7 +599,8 @@ elif wants syscalls; then
 	mkdir -p "$g"
 	sc() {
 		strace -c -f -o "$work/strace" "$@" >/dev/null 2>&1
-		awk -v n="$full" '/ total$/ { printf "%.1f", $(NF - 2) / n }' "$work/strace"
+		# The total line: % time, seconds, usecs/call, calls, [errors,] total.
+		awk -v n="$full" '/ total$/ { printf "%.1f", $4 / n }' "$work/strace"
 	}
 	top() { awk 'NR > 2 && !/^-/ && !/total/ { print }' "$work/strace" | sort -k4 -g -r | head -12; }
 	for mode in syncfs batch none; do
@@ -773,7 +774,7 @@ MID
 	table "$work/reps.md.tsv"
 	cat <<MID
 
-The probe after each clean-up (seconds waited, then the probe's seconds; fresh: $fresh s):
+The probe before each group (seconds waited after a sync, then the probe's seconds; fresh: $fresh s):
 $(awk '{ printf "%s s → %s s; ", $1, $2 }' "$settles")
 
 ## What else was running
