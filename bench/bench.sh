@@ -4,7 +4,7 @@
 # and writes BENCHMARKS.md and its plots. It refuses to report figures it cannot trust.
 #
 #   bench/bench.sh [--quick] [--reps N] [--out DIR] [--only LIST] [--busy-ok]
-#                  [--settle S] [--max-settle S] [--max-others C] [--bin FILE]
+#                  [--settle S] [--max-settle S] [--max-others C] [--clean-at-end] [--bin FILE]
 #
 # --bin measures that maildirmig binary instead of one built from this checkout (to compare
 # two builds on the same machine and corpus).
@@ -32,28 +32,32 @@
 #
 # How it measures, so that a figure means what it says:
 #   - Nothing is deleted before a timed run: every run writes into a directory of its own that
-#     did not exist before. Trees are removed between groups only, then the script syncs and
-#     waits until a probe (tar x && sync of the single mbox's Maildir into a fresh directory)
-#     is back within 25% of its time at the start (the least of three), when nothing had been
-#     deleted: on a file system mounted with online discard, the discards of a big delete are paid by the next
-#     sync, whoever calls it. It waits --settle seconds (default 10) first, then twice as long
-#     each time, and gives up after --max-settle (default 160).
+#     did not exist before. Trees are removed between groups only, and before each group the
+#     script syncs and waits until a probe (tar x && sync of the single mbox's Maildir into a
+#     fresh directory) is back within 25% of its fresh time: the least of three at the start,
+#     when nothing had been deleted, or of any faster probe since. On a file system mounted
+#     with online discard, the discards of a big delete are paid by the next sync, whoever
+#     calls it. It waits --settle seconds (default 10) first, then twice as long each time,
+#     and gives up after --max-settle (default 160). With --clean-at-end nothing is removed
+#     before the end (about 20 GB of trees for the full run, 2 GB with --quick), and the probe
+#     before each group only checks that nothing else slowed the disk down.
 #   - A group starts with a warm-up run of each tool, not counted, then two calibration runs
-#     of its floor into fresh directories (the lesser is the calibration). Then --reps repetitions (default 5), each the tool and
-#     its floor back to back, the tool first in odd repetitions and the floor first in even
-#     ones. An untimed sync precedes every run. The ratio reported is the median of the
-#     per-repetition ratios; the seconds are medians, and the floors' are printed with them.
+#     of its floor into fresh directories (the lesser is the calibration). Then --reps
+#     repetitions (default 5), each the tool and its floor back to back, the tool first in odd
+#     repetitions and the floor first in even ones. An untimed sync precedes every run. The
+#     ratio reported is the median of the per-repetition ratios; the seconds are medians, and
+#     the floors' are printed with them.
 #   - A floor more than twice its group's calibration is implausible (the disk was doing
 #     something else): the script stops and reports nothing (exit 4). So does a calibration of
-#     tar x && sync more than twice the probe's time at the start, and a file system that does
-#     not settle.
+#     tar x && sync more than twice the fresh probe, the same work, and a file system that
+#     does not settle.
 #   - What else runs on the machine is read from /proc (bench/machine): at the start, during
 #     every settle, and at the end, the load average, other processes' CPU and the top CPU
 #     consumers; during every group, the CPU time of processes other than the measured ones.
 #     When other processes used more than --max-others cores (default 0.25), or the disk was
-#     busy while nothing of ours ran, the script stops (exit 3), unless --busy-ok: then it goes on
-#     and marks every figure as taken on a busy machine, and writes the report only to an
-#     --out other than the repository.
+#     busy at the start, the script stops (exit 3), unless --busy-ok: then it goes on, marks
+#     every figure as taken on a busy machine, and writes the report only to an --out other
+#     than the repository.
 #
 # Exit status: 0 reported, 1 a run failed, 2 usage, 3 refused: the machine was busy,
 # 4 refused: a floor was implausible or the file system did not settle.
@@ -64,12 +68,13 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-quick=0 reps=5 out=$repo out_given=0 only="" busy_ok=0 settle=10 max_settle=160 max_others=0.25 given_bin=""
-usage() { echo "usage: bench/bench.sh [--quick] [--reps N] [--out DIR] [--only LIST] [--busy-ok] [--settle S] [--max-settle S] [--max-others C] [--bin FILE]" >&2; exit 2; }
+quick=0 reps=5 out=$repo out_given=0 only="" busy_ok=0 settle=10 max_settle=160 max_others=0.25 given_bin="" clean_at_end=0
+usage() { echo "usage: bench/bench.sh [--quick] [--reps N] [--out DIR] [--only LIST] [--busy-ok] [--settle S] [--max-settle S] [--max-others C] [--clean-at-end] [--bin FILE]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
 	--busy-ok) busy_ok=1 ;;
+	--clean-at-end) clean_at_end=1 ;;
 	--reps | --out | --only | --settle | --max-settle | --max-others | --bin)
 		[ $# -ge 2 ] || usage
 		case $1 in
@@ -248,6 +253,12 @@ settle_down() {
 		if awk -v p="$T" -v f="$fresh" 'BEGIN { exit !(p <= 1.25 * f) }'; then
 			note "settled after $waited s: probe $T s (fresh $fresh s)"
 			echo "$waited $T" >>"$settles"
+			# A probe faster than the start's shows the start was disturbed: the best
+			# time seen is the reference from now on.
+			if awk -v p="$T" -v f="$fresh" 'BEGIN { exit !(p < f) }'; then
+				fresh=$T
+				note "fresh is now $fresh s, the fastest probe yet"
+			fi
 			return
 		fi
 		note "probe $T s, more than 1.25 x fresh $fresh s: waiting longer"
@@ -257,9 +268,10 @@ settle_down() {
 	done
 }
 
-# The clean-up between groups: everything of the last group and the probes.
+# The clean-up between groups: everything of the last group and the probes; with
+# --clean-at-end, nothing until the scratch tree goes at exit.
 clean() {
-	rm -rf "$@" "$work/probe"
+	[ "$clean_at_end" = 1 ] || rm -rf "$@" "$work/probe"
 }
 
 reps_tsv=$work/reps.tsv
@@ -285,7 +297,7 @@ pairs() {
 		cal=$(printf '%s\n' "$cal" "$T" | sort -g | head -1)
 		note "$grp: calibration: $fl took $cal s into a fresh directory (the lesser of two runs)"
 		if [ "$kind" = probe ] && awk -v c="$cal" -v f="$fresh" 'BEGIN { exit !(c > 2 * f) }'; then
-			refuse 4 "$grp: the calibration ($fl) took $cal s, more than twice the $fresh s of the same work at the start"
+			refuse 4 "$grp: the calibration ($fl) took $cal s, more than twice the fresh $fresh s of the same work"
 		fi
 	fi
 	for r in $(seq "$reps"); do
@@ -332,9 +344,9 @@ summarize() {
 }
 
 # One mbox, three modes.
-g=$work/g
 for mode in convert batch none; do
 	wants "$mode" || continue
+	g=$work/$mode
 	mkdir -p "$g"
 	case $mode in
 	convert)
@@ -540,6 +552,7 @@ fi
 
 if wants mb2md; then
 	if command -v mb2md >/dev/null; then
+		g=$work/mb2md
 		mkdir -p "$g"
 		tool_run() {
 			timed "mb2md/tool/$1" mb2md -s "$input" -d "$g/t$1"
@@ -596,6 +609,7 @@ syscalls=""
 if wants syscalls && ! command -v strace >/dev/null; then
 	note "syscalls: strace not installed (apt-get install strace)"
 elif wants syscalls; then
+	g=$work/syscalls
 	mkdir -p "$g"
 	sc() {
 		strace -c -f -o "$work/strace" "$@" >/dev/null 2>&1
@@ -625,6 +639,11 @@ if awk -v m="$mnt" '$2 == m { o = $4 } END { exit !("," o "," ~ /,discard,/) }' 
 else
 	discard="The file system ($fstype) is mounted without online discard; a big delete still leaves
   the journal and the allocator work that the next sync pays."
+fi
+if [ "$clean_at_end" = 1 ]; then
+	cleaning="Nothing was removed before the end (\`--clean-at-end\`)."
+else
+	cleaning="Trees are removed between groups only."
 fi
 # label GROUP: the group's name under its bars.
 label() {
@@ -714,13 +733,14 @@ How they were measured:
 
 - Each piece of work is a group of runs: a warm-up run of each tool (not counted), two
   calibration runs of the floor into fresh directories (the lesser is the calibration), then
-  $reps repetitions of the tool and its floor back to back, the tool first in odd repetitions and the floor first in even ones. An
-  untimed \`sync\` precedes every run.
+  $reps repetitions of the tool and its floor back to back, the tool first in odd repetitions
+  and the floor first in even ones. An untimed \`sync\` precedes every run.
 - Nothing is deleted before a timed run: every run writes into a directory of its own that did
-  not exist before. Trees are removed between groups only; then the script syncs and waits
-  until a probe (\`tar x && sync\` of the $full-file Maildir into a fresh directory) is back
-  within 25% of the $fresh s it took at the start (the least of three), before anything was
-  deleted. $discard
+  not exist before. $cleaning Before each group the script syncs and waits until a probe
+  (\`tar x && sync\` of the $full-file Maildir into a fresh directory) is back within 25% of
+  its fresh time: the least of three at the start, before anything was deleted, or of any
+  faster probe since ($fresh s in the end).
+  $discard
 - The ratio is the median of the per-repetition ratios (the tool's time over its floor's in
   the same repetition); the seconds are medians of the repetitions. A floor more than twice its
   calibration would have stopped the script with nothing reported.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -10,8 +11,7 @@ import (
 )
 
 // TestSampleSeesAHog proves that sample calls the machine busy when a process keeps a CPU
-// busy beside it: this test spins one core for the whole sample. (sample leaves its own
-// process out of the list of top consumers, not out of the machine's total.)
+// busy beside it, and names it: this test spins one core for the whole sample.
 func TestSampleSeesAHog(t *testing.T) {
 	var stop atomic.Bool
 	done := make(chan struct{})
@@ -30,6 +30,9 @@ func TestSampleSeesAHog(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "busy: other processes used") {
 		t.Errorf("the report does not say why it is busy:\n%s", out.String())
+	}
+	if me := fmt.Sprintf("pid %d ", os.Getpid()); !strings.Contains(out.String(), me) {
+		t.Errorf("the report does not name the spinning process (%s):\n%s", me, out.String())
 	}
 }
 

@@ -293,21 +293,32 @@ func sampleTo(w io.Writer, args []string) error {
 	load1, _ := strconv.ParseFloat(lf[0], 64)
 	ncpu := runtimeCPUs()
 
+	// Each process's own CPU in the window. The time of processes that started and ended
+	// within it (a compiler, a test binary) shows only in the total, and in the reaped
+	// children's time of the parent that waited for them, which also holds whatever they
+	// used before the window: that is named as a hint, not counted.
 	type use struct {
 		p     process
 		ticks int64
 	}
 	var top []use
+	var own int64
+	var reaper use
 	for pid, p := range p1 {
-		if p.kthread || pid == os.Getpid() {
+		if p.kthread {
 			continue
 		}
-		d := p.allTicks
+		d, c := p.ownTicks, p.allTicks-p.ownTicks
 		if q, ok := p0[pid]; ok {
-			d -= q.allTicks
+			d -= q.ownTicks
+			c -= q.allTicks - q.ownTicks
 		}
 		if d > 0 {
 			top = append(top, use{p, d})
+			own += d
+		}
+		if c > reaper.ticks {
+			reaper = use{p, c}
 		}
 	}
 	slices.SortFunc(top, func(a, b use) int { return int(b.ticks - a.ticks) })
@@ -319,6 +330,13 @@ func sampleTo(w io.Writer, args []string) error {
 			break
 		}
 		fmt.Fprintf(w, "  %5.1f%% of a CPU  pid %d %s: %s\n", 100*float64(u.ticks)/hz/wall, u.p.pid, u.p.comm, cmdline(u.p.pid))
+	}
+	if gone := cpu - float64(own)/hz/wall; gone >= 0.01 {
+		fmt.Fprintf(w, "  %5.1f%% of a CPU  in processes that ended meanwhile", 100*gone)
+		if reaper.ticks > 0 {
+			fmt.Fprintf(w, " (most reaped by pid %d %s: %s)", reaper.p.pid, reaper.p.comm, cmdline(reaper.p.pid))
+		}
+		fmt.Fprintln(w)
 	}
 	var why []string
 	if cpu > *maxCPU {
