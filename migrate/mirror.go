@@ -467,6 +467,11 @@ func (mr *mirrorer) settle(r *mbox.Reader, m *mbox.Message, size int64, sum [32]
 	if p := mr.m.match(key, xuid, date.IsZero()); p >= 0 {
 		pm := &mr.m.prior[p]
 		rec.Index = pm.seq
+		if _, ours := maildir.ParseOwn(pm.base); !ours {
+			// A file Dovecot named (a rollback recorded it): the record carries its
+			// identity on, as the name cannot.
+			rec.Key = recordKey(pm.key)
+		}
 		if f := mr.own[pm.base]; f != nil && !f.claimed {
 			f.claimed = true
 			return mr.keep(f, pm.base, want, xuid, rec)
@@ -494,6 +499,11 @@ func (mr *mirrorer) settle(r *mbox.Reader, m *mbox.Message, size int64, sum [32]
 	seq := mr.nextSeq
 	mr.nextSeq++
 	return mr.add(r, m, seq, want, date, xuid, sum, rec)
+}
+
+// recordKey is the identity k as a record carries it: "<head> <sum> <size>".
+func recordKey(k maildir.OwnKey) string {
+	return k.Head + " " + k.Sum + " " + strconv.FormatInt(k.Size, 10)
 }
 
 // keep keeps the file f (base name base) for a source message, renamed for the flags want
