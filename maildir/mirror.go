@@ -51,8 +51,16 @@ type OwnKey struct {
 func (o Own) Key() OwnKey { return OwnKey{Head: o.Head, Sum: o.Sum, Size: o.Size} }
 
 // ParseOwn recognises the name (or base name) of a file a Writer wrote, and
-// reports false for any other: Dovecot's, a delivery agent's, a user's.
+// reports false for any other: Dovecot's, a delivery agent's, a user's. A
+// Writer's names hold no space, control character or DEL (escapeHost), so a
+// name of its form with one was made by someone else, to be taken for one of
+// ours and have its bytes written where names are one word on a line.
 func ParseOwn(name string) (Own, bool) {
+	for i := 0; i < len(name); i++ {
+		if name[i] <= ' ' || name[i] == 0x7f {
+			return Own{}, false
+		}
+	}
 	base := baseOf(name)
 	head, rest, ok := splitTime(base)
 	if !ok {

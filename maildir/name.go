@@ -118,24 +118,25 @@ func parseDecimal(s string) (int64, error) {
 }
 
 // escapeHost makes a host name safe inside a Maildir name: '/' becomes
-// `\057` and ':' becomes `\072`, as the Maildir convention asks, and ',' becomes
-// `\054` so that a host name can never fake an S= or W= field.
+// `\057` and ':' becomes `\072`, as the Maildir convention asks, ',' becomes
+// `\054` so that a host name can never fake an S= or W= field, and a space,
+// a control character or DEL becomes its octal escape too, so that a name is
+// one word on a line of dovecot-uidlist or of root's records.
 func escapeHost(host string) string {
-	if !strings.ContainsAny(host, "/:,") {
+	if !strings.ContainsFunc(host, hostEscaped) {
 		return host
 	}
 	var b strings.Builder
 	for i := 0; i < len(host); i++ {
-		switch c := host[i]; c {
-		case '/':
-			b.WriteString(`\057`)
-		case ':':
-			b.WriteString(`\072`)
-		case ',':
-			b.WriteString(`\054`)
-		default:
+		if c := host[i]; hostEscaped(rune(c)) {
+			fmt.Fprintf(&b, `\%03o`, c)
+		} else {
 			b.WriteByte(c)
 		}
 	}
 	return b.String()
+}
+
+func hostEscaped(c rune) bool {
+	return c == '/' || c == ':' || c == ',' || c <= ' ' || c == 0x7f
 }

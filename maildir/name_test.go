@@ -75,6 +75,7 @@ func TestEscapeHost(t *testing.T) {
 	for in, want := range map[string]string{
 		"mail.example.org": "mail.example.org",
 		"a/b:c,d":          `a\057b\072c\054d`,
+		"a b\nc\x7f":       `a\040b\012c\177`,
 	} {
 		if got := escapeHost(in); got != want {
 			t.Errorf("escapeHost(%q) = %q, want %q", in, got, want)
@@ -82,6 +83,26 @@ func TestEscapeHost(t *testing.T) {
 		if _, err := ParseName("1.M1." + escapeHost(in) + ",S=1,W=1:2,S"); err != nil {
 			t.Errorf("escaped host %q gives invalid name: %v", in, err)
 		}
+		name := "1.M1Q0X0123456789abcdef." + escapeHost(in) + ",S=1,W=1:2,S"
+		if _, ok := ParseOwn(name); !ok {
+			t.Errorf("ParseOwn does not take %q, a name a Writer on host %q gives", name, in)
+		}
+	}
+}
+
+// TestParseOwnRefusesWhitespace: a name of a Writer's form with a space, a line end or another
+// control character in it was made by someone else (a user who wants it written as lines of
+// dovecot-uidlist or of root's records), and is not taken for one of ours.
+func TestParseOwnRefusesWhitespace(t *testing.T) {
+	t.Parallel()
+	for _, host := range []string{"h\n7 7 forged\n8", "h 1 2", "h\t", "h\r", "h\x00", "h\x7f", "h\x1b[2J"} {
+		name := "1704193200.M0Q0X0123456789abcdef." + host + ",S=89,W=94:2,S"
+		if o, ok := ParseOwn(name); ok {
+			t.Errorf("ParseOwn(%q) = %+v, true; want false", name, o)
+		}
+	}
+	if _, ok := ParseOwn("1704193200.M0Q0X0123456789abcdef.h,S=89,W=94:2,S"); !ok {
+		t.Error("ParseOwn refuses a plain name of ours")
 	}
 }
 

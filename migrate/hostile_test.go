@@ -3,10 +3,97 @@ package migrate
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
+
+// Attacks of a user who owns their spool and their Maildir on what root keeps of them: the
+// records of each pass (root's, in the state directory).
+
+// pseudo is the UW-IMAP first message of a spool: folder data, not mail. last is its last UID.
+func pseudo(last string) string {
+	return "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nFrom: Mail System Internal Data <MAILER-DAEMON@localhost>\n" +
+		"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1704067200 " + last + "\n\nThis text is part of the internal format of your mail folder.\n\n"
+}
+
+// recordsOf returns the lines of the records root keeps of the user's spool now.
+func recordsOf(t *testing.T, tr *tree, user string) []string {
+	t.Helper()
+	store := StateStore{Dir: tr.path("var/lib/maildirmig")}
+	src := tr.path("var/mail/" + user)
+	st, err := store.Load(user, KindSpool, src)
+	if err != nil || st == nil {
+		t.Fatalf("state of %s: %v, %v", user, st, err)
+	}
+	p, err := store.recordsPath(user, KindSpool, src, st.Gen)
+	must(t, err)
+	b, err := os.ReadFile(p)
+	must(t, err)
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// A file the user plants in cur/ under a name maildirmig gives, for a message of their
+// spool, but with a newline and a forged record in its host part: a mirror pass without
+// records of the last pass (the spool held only its folder data) takes the file for the
+// message's. Root must not write the name into its records, where it would become lines of
+// the user's choosing: every later pass reads them.
+func TestHostileNameInRecords(t *testing.T) {
+	t.Parallel()
+	// The name maildirmig gives message B, from a Maildir of its own.
+	ref := newTree(t, "ref")
+	ref.write("var/mail/ref", msgB, "ref")
+	run(t, ref.config())
+	names := ref.files("ref")
+	if len(names) != 1 {
+		t.Fatalf("reference Maildir: %v", names)
+	}
+	real := filepath.Base(names[0])
+	forged := strings.Replace(real, ".testhost,", ".testhost\n7 7 forged\n8,", 1)
+	if forged == real {
+		t.Fatalf("no host part in %q", real)
+	}
+
+	tr := newTree(t, "rex")
+	tr.write("var/mail/rex", pseudo("0"), "rex")
+	if _, res := run(t, tr.config()); res["rex"].Err != nil {
+		t.Fatalf("first pass: %+v", res["rex"])
+	}
+	tr.write("home/rex/Maildir/cur/"+forged, "From: b@example.org\nSubject: two\n\nsecond body\nFrom the desk of nobody (not a From_ line)\n", "rex")
+	// The folder data changed (a client saved a UID), and B arrived: a mirror pass.
+	tr.write("var/mail/rex", pseudo("1")+msgB, "rex")
+	_, res := run(t, tr.config())
+	t.Logf("pass over the planted name: %+v", res["rex"])
+	for _, l := range recordsOf(t, tr, "rex") {
+		if strings.Contains(l, "forged") || len(strings.Fields(l)) != 3 && len(strings.Fields(l)) != 6 {
+			t.Errorf("root's records hold a line of the user's: %q", l)
+		}
+	}
+	// A later pass must still work.
+	tr.write("var/mail/rex", pseudo("2")+strings.Replace(msgB, "Subject: two\n", "Subject: two\nStatus: RO\n", 1), "rex")
+	if _, res := run(t, tr.config()); res["rex"].Err != nil {
+		t.Errorf("the pass after: %v", res["rex"].Err)
+	}
+}
+
+// Root writes into its records only names of files of ours, whatever a worker says: a record
+// naming anything else fails the pass before a state counts it.
+func TestRecordsRefuseForeignName(t *testing.T) {
+	t.Parallel()
+	store := StateStore{Dir: t.TempDir()}
+	good := "1704193200.M0Q0X0123456789abcdef.h,S=89,W=94"
+	for _, name := range []string{good + "\n7 7 forged", "1704193200.M0P7.h,S=89,W=94:2,S", "a b"} {
+		r, err := store.openRecords("u", KindSpool, "/var/mail/u", nil, true)
+		must(t, err)
+		r.add(MessageRecord{Index: 0, UID: 1, Name: good + ":2,S"})
+		r.add(MessageRecord{Index: 1, UID: 2, Name: name})
+		if err := r.sync(); err == nil || !strings.Contains(err.Error(), "not a file name maildirmig gives") {
+			t.Errorf("records of %q: sync says %v; want it refused", name, err)
+		}
+		r.Close()
+	}
+}
 
 // After the switch Dovecot delivers into the Maildir under names of its own; a rollback
 // writes those messages into the spool and records their identity beside their names. Passes

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/maildir"
 )
 
 // The records of a source: one line "<seq> <uid> <base>" per message, in source order, in
@@ -61,6 +63,7 @@ type records struct {
 	w    *bufio.Writer
 	gen  int
 	size int64 // bytes written and synced
+	bad  error // a record that could not be kept: sync fails with it
 }
 
 // openRecords opens the records of a source for a pass: the generation prev names, cut back
@@ -102,10 +105,18 @@ func (s StateStore) openRecords(user, kind, src string, prev *State, fresh bool)
 	return &records{f: f, w: bufio.NewWriter(f), gen: gen, size: end}, nil
 }
 
-// add records one message made durable.
+// add records one message made durable. The file's name comes from the worker, which read
+// it in a home: a record without its identity must name a file of ours (maildir.ParseOwn),
+// else it is not written and sync fails, before any state counts it.
 func (r *records) add(rec MessageRecord) {
-	if rec.Skipped {
+	if rec.Skipped || r.bad != nil {
 		return
+	}
+	if base := baseName(rec.Name); base != "" && rec.Key == "" {
+		if _, ok := maildir.ParseOwn(base); !ok {
+			r.bad = fmt.Errorf("migrate: state: message %d: %q is not a file name maildirmig gives", rec.Index, base)
+			return
+		}
 	}
 	r.w.WriteString(strconv.FormatInt(rec.Index, 10))
 	r.w.WriteByte(' ')
@@ -124,6 +135,9 @@ func (r *records) add(rec MessageRecord) {
 // sync makes what was added durable, before a state that counts it, and notes the size the
 // state must name.
 func (r *records) sync() error {
+	if r.bad != nil {
+		return r.bad
+	}
 	if err := r.w.Flush(); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
