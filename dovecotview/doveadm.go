@@ -17,8 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/worker"
 )
 
 // Recorder reads what Dovecot shows users. Its zero value reads Dovecot's own configuration
@@ -31,11 +34,23 @@ type Recorder struct {
 	Hash bool
 	// Started, when set, is called as Record starts on each user (from several goroutines).
 	Started func(user string)
+	// StallTimeout is how long a doveadm command reading a user's mail may print nothing
+	// before it is killed and the user fails (0: DefaultStallTimeout). Dovecot opens the
+	// user's files as they are: a FIFO in a Maildir, or a hung home, blocks it for ever.
+	StallTimeout time.Duration
 
 	// Read by Settings.
 	pop3        bool   // POP3 is among Dovecot's protocols: record UIDLs
 	deletedFlag string // pop3_deleted_flag: messages carrying it are hidden from POP3
 }
+
+// DefaultStallTimeout is how long a doveadm command may print nothing before it is killed:
+// the stall timeout of maildirmig's own workers.
+const DefaultStallTimeout = worker.DefaultStallTimeout
+
+// ErrStalled is wrapped by the error of a doveadm command killed for printing nothing for
+// the stall timeout.
+var ErrStalled = errors.New("printed nothing")
 
 // attempts is how many times a user is read before giving up on a mailbox that keeps changing
 // (mail delivered, a client expunging) between the commands that read it.
@@ -603,15 +618,30 @@ func (r *Recorder) doveadm(ctx context.Context, verb string, stdin io.Reader, ou
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("doveadm %s: %w", verb, err)
 	}
-	oerr := out(pipe)
+	// Every wait ends: a command that prints nothing for the stall timeout is killed.
+	stall := r.StallTimeout
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	var stalled atomic.Bool
+	watch := time.AfterFunc(stall, func() {
+		stalled.Store(true)
+		cmd.Process.Kill()
+	})
+	rd := &stallReader{r: pipe, watch: watch, stall: stall}
+	oerr := out(rd)
 	if oerr != nil {
 		// Stop the tool rather than wait for output nobody reads.
 		cmd.Process.Kill()
 	}
-	io.Copy(io.Discard, pipe)
+	io.Copy(io.Discard, rd)
 	werr := cmd.Wait()
+	watch.Stop()
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if stalled.Load() && werr != nil {
+		return fmt.Errorf("doveadm %s: %w for %v, killed: Dovecot waits on a file of the user's (a FIFO or device among the messages?) or on a hung home", verb, ErrStalled, stall)
 	}
 	problems := dovecotErrors(stderr.String())
 	var ee *exec.ExitError
@@ -632,6 +662,22 @@ func (r *Recorder) doveadm(ctx context.Context, verb string, stdin io.Reader, ou
 		return fmt.Errorf("doveadm %s: %w", verb, oerr)
 	}
 	return nil
+}
+
+// stallReader reads a command's output, putting off its kill by the stall timeout at every
+// byte that comes.
+type stallReader struct {
+	r     io.Reader
+	watch *time.Timer
+	stall time.Duration
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.watch.Reset(s.stall)
+	}
+	return n, err
 }
 
 // dovecotErrors returns the error, fatal and panic messages in a Dovecot tool's standard

@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/maildirmig/maildirmig/dovecotview"
 	"github.com/maildirmig/maildirmig/internal/escape"
 	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
@@ -135,6 +136,7 @@ type flags struct {
 
 	// record and compare.
 	hash, replace, all *cli.BoolFlag
+	doveadmStall       *cli.DurationFlag
 
 	// enums lists the values of each enumerated flag; checkArgs refuses any other.
 	enums map[*cli.StringFlag][]string
@@ -184,6 +186,7 @@ func newFlags() *flags {
 
 	f.hash = &cli.BoolFlag{Name: "hash", Usage: "record a SHA-256 of every message too (reads every byte of every mailbox)"}
 	f.replace = &cli.BoolFlag{Name: "force", Usage: "replace FILE if it exists (never done otherwise)"}
+	f.doveadmStall = &cli.DurationFlag{Name: "stall-timeout", Value: dovecotview.DefaultStallTimeout, Usage: "kill a doveadm command that prints nothing for `DURATION` (Dovecot blocked on a FIFO among a user's messages, or on a hung home) and fail that user"}
 	f.all = &cli.BoolFlag{Name: "all", Usage: "list every message that differs, not the first few of each kind in a mailbox"}
 	return f
 }
@@ -343,7 +346,7 @@ func (f *flags) checkArgs(c *cli.Context) error {
 			if n := c.Int(f.minUID.Name); n < 0 && c.IsSet(f.minUID.Name) {
 				bad = fmt.Sprintf("--min-uid %d: want a uid, 0 or more", n)
 			}
-		case f.lockTimeout, f.stallTimeout:
+		case f.lockTimeout, f.stallTimeout, f.doveadmStall:
 			name := fl.Names()[0]
 			if d := c.Duration(name); d <= 0 {
 				bad = fmt.Sprintf("--%s %s: want a duration above zero, such as 30s", name, d)

@@ -33,7 +33,7 @@ func recordCommand(u *ui, f *flags) *cli.Command {
 			"the night before Dovecot stops, again once it serves the Maildirs, then compare the two.\n" +
 			"Exit status: " + exitStatusLine(exitOK, exitFatal, exitUsage, exitUsersFailed, exitInterrupted) + ".",
 		Flags: []cli.Flag{f.root, f.passwd, f.user, f.minUID, f.noRoot, f.jobs, f.progress, f.quiet,
-			f.dovecotConfig, f.hash, f.replace},
+			f.dovecotConfig, f.hash, f.replace, f.doveadmStall},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usagef("record needs the FILE to write the recording to")
@@ -49,7 +49,7 @@ func recordCommand(u *ui, f *flags) *cli.Command {
 			for _, pw := range list {
 				names = append(names, pw.Name)
 			}
-			rec := &dovecotview.Recorder{Config: c.String("dovecot-config"), Hash: c.Bool("hash")}
+			rec := &dovecotview.Recorder{Config: c.String("dovecot-config"), Hash: c.Bool("hash"), StallTimeout: c.Duration("stall-timeout")}
 			return runRecord(c, u, rec, path, names, len(named) > 0)
 		},
 	}

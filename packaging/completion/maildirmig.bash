@@ -47,10 +47,10 @@ _maildirmig() {
 		--root) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--passwd|--dovecot-config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-		--min-uid|--jobs|-j) COMPREPLY=(); return ;;
+		--min-uid|--jobs|-j|--stall-timeout) COMPREPLY=(); return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W '--root --passwd --user --min-uid --no-root --jobs -j --progress --quiet -q --dovecot-config --hash --force --help' -- "$cur"))
+			COMPREPLY=($(compgen -W '--root --passwd --user --min-uid --no-root --jobs -j --progress --quiet -q --dovecot-config --hash --force --stall-timeout --help' -- "$cur"))
 			return
 		fi
 		COMPREPLY=($(compgen -f -- "$cur") $(compgen -u -- "$cur"))

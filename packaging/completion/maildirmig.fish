@@ -59,6 +59,7 @@ complete -c maildirmig -n '__fish_seen_subcommand_from record' -l quiet -s q -d 
 complete -c maildirmig -n '__fish_seen_subcommand_from record' -l dovecot-config -x -a '(__fish_complete_path)' -d 'read Dovecot\'s configuration from FILE'
 complete -c maildirmig -n '__fish_seen_subcommand_from record' -l hash -d 'record a SHA-256 of every message too'
 complete -c maildirmig -n '__fish_seen_subcommand_from record' -l force -d 'replace FILE if it exists'
+complete -c maildirmig -n '__fish_seen_subcommand_from record' -l stall-timeout -x -d 'kill a doveadm command that prints nothing for DURATION'
 complete -c maildirmig -n '__fish_seen_subcommand_from record' -a '(__fish_complete_path) (__fish_complete_users)'
 complete -c maildirmig -n '__fish_seen_subcommand_from mbox' -l root -x -a '(__fish_complete_directories)' -d 'resolve /etc/passwd, the spool, homes, /etc/skel, the audit log and the state directory under DIR'
 complete -c maildirmig -n '__fish_seen_subcommand_from mbox' -l passwd -x -a '(__fish_complete_path)' -d 'read users from passwd FILE instead of the system database'

@@ -1,0 +1,49 @@
+package e2e
+
+// Attacks of a hostile user (who owns their home, Maildir and spool, and races root) on what
+// root runs over every user: each test performs one and checks what root did.
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRecordFIFOEnds: a user puts a FIFO among the messages of their Maildir; Dovecot opens
+// it to learn its size and blocks. maildirmig record must end anyway, fail that user with a
+// reason, and exit 3.
+func TestRecordFIFOEnds(t *testing.T) {
+	e := newContinuityEnv(t, "rtfifo")
+	md := filepath.Join(e.user.Home, "Maildir")
+	for _, d := range []string{md, md + "/cur", md + "/new", md + "/tmp"} {
+		e.user.Mkdir(t, d)
+	}
+	e.user.WriteFile(t, filepath.Join(md, "cur", "1704067200.M1P1.host,S=11,W=12:2,S"), []byte("Subject: x\n"))
+	fifo := filepath.Join(md, "cur", "1704067300.M1P2.host:2,S")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(fifo, e.user.UID, e.user.GID); err != nil {
+		t.Fatal(err)
+	}
+	e.dovecot.SwitchMailLocation(t, "maildir:~/Maildir")
+	passwd := recordPasswd(t, e.user)
+	out := filepath.Join(t.TempDir(), "rec.jsonl")
+	// The test's own bound, far above the stall timeout given: without it the run never ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "record", "--passwd", passwd, "--dovecot-config", e.dovecot.Conf, "--stall-timeout", "2s", out, e.user.Name)
+	r := runCommand(cmd)
+	if ctx.Err() != nil {
+		t.Fatalf("maildirmig record did not end: %+v", r)
+	}
+	t.Logf("record: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 3 || !strings.Contains(r.stderr, "maildirmig: error: user "+e.user.Name+": doveadm") || !strings.Contains(r.stderr, "printed nothing for 2s, killed") {
+		t.Errorf("record: exit %d, stderr %q; want 3 and the user failed for a doveadm that printed nothing", r.code, r.stderr)
+	}
+}
