@@ -588,3 +588,39 @@ func TestWriteTextForgedName(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolHardLinkNotRead: a user replaces their migrated spool with a hard link to someone
+// else's mbox (where protected_hardlinks is off, or to a file they may write), or to a file of
+// theirs elsewhere. check, as root, says that mail arrived, but does not read the file to
+// count its messages.
+func TestSpoolHardLinkNotRead(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the linked file belongs to another uid")
+	}
+	_, cfg := healthy(t)
+	spool := filepath.Join(cfg.SpoolDir, "alice")
+	var st unix.Stat_t
+	must(t, unix.Stat(spool, &st))
+	cfg.Migrated = func(user, src string, mailbox bool) (*Migration, error) {
+		return &Migration{Dev: uint64(st.Dev), Inode: st.Ino, Offset: st.Size}, nil
+	}
+	other := filepath.Join(t.TempDir(), "bob")
+	write(t, other, "From x@y Sat Jan  1 00:00:00 2000\n\nbob's\n\nFrom x@y Sat Jan  1 00:00:01 2000\n\nbob's too\n", 0o600)
+	for _, c := range []struct {
+		name  string
+		owner int
+	}{{"another user's mbox", 42502}, {"the user's own file, linked twice", os.Getuid()}} {
+		must(t, os.Chown(other, c.owner, c.owner))
+		must(t, os.Remove(spool))
+		must(t, os.Link(other, spool))
+		r := run(t, cfg)
+		if r.Counts[SpoolReceiving] != 1 {
+			t.Fatalf("%s: problems %+v", c.name, r.Problems)
+		}
+		d := r.Problems[0].Detail
+		if strings.Contains(d, "messages)") || !strings.Contains(d, "not read: not the user's own file with one link") {
+			t.Errorf("%s: %q; want the file not read", c.name, d)
+		}
+	}
+}

@@ -106,8 +106,10 @@ func (c *checker) arrived(path string, st *unix.Stat_t, m *Migration, count bool
 	}
 	what := fmt.Sprintf("%d bytes", st.Size-from)
 	if count {
-		if n, err := countMessages(path, st, from); err == nil {
+		if n, err := countMessages(path, st, from, c.uid); err == nil {
 			what = fmt.Sprintf("%d bytes (%d messages)", st.Size-from, n)
+		} else if errors.Is(err, errNotOwn) {
+			what += fmt.Sprintf(" (not read: %v)", err)
 		}
 	}
 	detail := what + " arrived after the last pass: the MTA still delivers to it"
@@ -122,10 +124,17 @@ func (c *checker) arrived(path string, st *unix.Stat_t, m *Migration, count bool
 // countLimit is the most bytes of a spool countMessages reads.
 const countLimit = 64 << 20
 
+// errNotOwn is wrapped by countMessages's refusal of a spool that is not its user's own file:
+// a hard link to someone else's file, or to one of the user's own elsewhere.
+var errNotOwn = errors.New("not the user's own file with one link")
+
 // countMessages counts the messages of the spool path from offset from, reading it as root
-// reads spools: without following a symlink, only the regular file of st's inode, at most
-// countLimit bytes.
-func countMessages(path string, st *unix.Stat_t, from int64) (int, error) {
+// reads spools: without following a symlink, only the regular file of st's inode, owned by
+// uid with one link, at most countLimit bytes.
+func countMessages(path string, st *unix.Stat_t, from int64, uid int) (int, error) {
+	if int(st.Uid) != uid || st.Nlink != 1 {
+		return 0, fmt.Errorf("%w (owner uid %d, %d links)", errNotOwn, st.Uid, st.Nlink)
+	}
 	if st.Size-from > countLimit {
 		return 0, fmt.Errorf("check: %s: more than %d bytes to count", path, countLimit)
 	}
@@ -136,7 +145,8 @@ func countMessages(path string, st *unix.Stat_t, from int64) (int, error) {
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	var now unix.Stat_t
-	if err := unix.Fstat(fd, &now); err != nil || now.Ino != st.Ino || now.Dev != st.Dev || now.Mode&unix.S_IFMT != unix.S_IFREG {
+	if err := unix.Fstat(fd, &now); err != nil || now.Ino != st.Ino || now.Dev != st.Dev || now.Mode&unix.S_IFMT != unix.S_IFREG ||
+		int(now.Uid) != uid || now.Nlink != 1 {
 		return 0, fmt.Errorf("check: %s: changed while it was looked at", path)
 	}
 	r := mbox.NewReader(io.NewSectionReader(f, from, st.Size-from), st.Size-from, mbox.Options{})
