@@ -308,17 +308,28 @@ func keywordsBytes(kw *[maxKeywords]string) []byte {
 	return b.Bytes()
 }
 
-// readSmallFile reads a control file of the Maildir without following a symlink.
-// It returns nil, nil when the file does not exist.
+// maxSmallFile is the most bytes readSmallFile reads. The file it reads, dovecot-keywords,
+// names at most 26 keywords of at most a few hundred bytes each: anything near this size was
+// made to fill memory (a sparse file costs its user nothing).
+const maxSmallFile = 1 << 20
+
+// readSmallFile reads a control file of the Maildir without following a symlink, and refuses
+// one larger than maxSmallFile. It returns nil, nil when the file does not exist.
 func readSmallFile(dirfd int, name, display string) ([]byte, *unix.Stat_t, error) {
 	f, st, err := openControl(dirfd, name, display)
 	if f == nil || err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<30))
+	if st.Size > maxSmallFile {
+		return nil, nil, fmt.Errorf("maildir: %s: %d bytes, more than the %d a %s can need: refused", display, st.Size, maxSmallFile, name)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSmallFile+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("maildir: read %s: %w", display, err)
+	}
+	if len(b) > maxSmallFile {
+		return nil, nil, fmt.Errorf("maildir: %s: grew past the %d bytes a %s can need while it was read: refused", display, maxSmallFile, name)
 	}
 	return b, st, nil
 }
