@@ -507,9 +507,7 @@ func (r *Recorder) hash(ctx context.Context, user string, order []fetched, byGUI
 	}
 	sums := make(map[textKey]string, len(keys))
 	err := r.doveadm(ctx, "fetch text", nil, func(rd io.Reader) error {
-		return readTexts(rd, keys, func(k textKey, text []byte) {
-			sums[k] = sumCRLF(text)
-		})
+		return readTexts(rd, keys, MaxHashed, func(k textKey, sum string) { sums[k] = sum })
 	}, "-f", "pager", "fetch", "-u", user, "mailbox-guid uid size.physical text", "all")
 	if errors.Is(err, errTextOrder) {
 		return fmt.Errorf("%w (%w)", err, errChanged)

@@ -2,6 +2,7 @@ package dovecotview
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,5 +51,41 @@ func TestRecordFIFOInMaildir(t *testing.T) {
 	}
 	if u := r.User(ctx, s.user.Name); u.Error != "" || len(u.Mailboxes) == 0 {
 		t.Errorf("the user without the FIFO: %+v", u)
+	}
+}
+
+// TestReadTextsStreams: texts larger than readTexts holds in memory are hashed as they stream,
+// with the same hash whatever size.physical says (right, one byte short, zero), CRLF and bare
+// LF alike across every read; a text above the limit, by its size.physical or by what streams,
+// is refused, and the refusal is not one to retry.
+func TestReadTextsStreams(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("line\r\nbare\n\r\n", (maxHeld+300<<10)/13) + "end"
+	keys := []textKey{{"aa", 1}, {"aa", 2}, {"bb", 3}}
+	texts := []string{big + "\n", "Subject: small\n\nx\n", big}
+	var want []string
+	for _, text := range texts {
+		want = append(want, sumCRLF([]byte(text)))
+	}
+	for name, size := range map[string]func(i int) int{
+		"sizes right": func(i int) int { return len(texts[i]) },
+		"one short":   func(i int) int { return len(texts[i]) - 1 },
+		"zero":        func(int) int { return 0 },
+	} {
+		var got []string
+		err := readTexts(strings.NewReader(pager(keys, texts, size)), keys, MaxHashed, func(_ textKey, sum string) { got = append(got, sum) })
+		if err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: %v, hashes %q; want %q", name, err, got, want)
+		}
+	}
+	limit := int64(len(big) - 1)
+	for name, size := range map[string]func(i int) int{
+		"size above the limit":        func(i int) int { return len(texts[i]) },
+		"text above its size's limit": func(i int) int { return 10 },
+	} {
+		err := readTexts(strings.NewReader(pager(keys, texts, size)), keys, limit, func(textKey, string) {})
+		if !errors.Is(err, errTooLarge) || errors.Is(err, errTextOrder) {
+			t.Errorf("%s: %v; want errTooLarge", name, err)
+		}
 	}
 }

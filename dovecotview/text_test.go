@@ -44,19 +44,22 @@ func TestReadTexts(t *testing.T) {
 		{"one short", func(i int) int { return len(texts[i]) - 1 }},
 		{"zero", func(int) int { return 0 }},
 	} {
-		var got []string
-		err := readTexts(strings.NewReader(pager(keys, texts, tt.size)), keys, func(k textKey, text []byte) {
+		var got, want []string
+		for _, text := range texts {
+			want = append(want, sumCRLF([]byte(text)))
+		}
+		err := readTexts(strings.NewReader(pager(keys, texts, tt.size)), keys, MaxHashed, func(k textKey, sum string) {
 			if want := keys[len(got)]; k != want {
 				t.Errorf("%s: text of %v, want %v", tt.name, k, want)
 			}
-			got = append(got, string(text))
+			got = append(got, sum)
 		})
 		if err != nil {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
 		}
-		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", texts) {
-			t.Errorf("%s: texts\n%q\nwant\n%q", tt.name, got, texts)
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Errorf("%s: hashes\n%q\nwant\n%q (of %q)", tt.name, got, want, texts)
 		}
 	}
 }
@@ -80,12 +83,12 @@ func TestReadTextsOrder(t *testing.T) {
 		{"none listed", nil, out},
 		{"no output", keys, ""},
 	} {
-		err := readTexts(strings.NewReader(tt.out), tt.want, func(textKey, []byte) {})
+		err := readTexts(strings.NewReader(tt.out), tt.want, MaxHashed, func(textKey, string) {})
 		if !errors.Is(err, errTextOrder) {
 			t.Errorf("%s: %v, want errTextOrder", tt.name, err)
 		}
 	}
-	if err := readTexts(strings.NewReader(""), nil, func(textKey, []byte) {}); err != nil {
+	if err := readTexts(strings.NewReader(""), nil, MaxHashed, func(textKey, string) {}); err != nil {
 		t.Errorf("no messages, no output: %v", err)
 	}
 }

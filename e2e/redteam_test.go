@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // TestRecordFIFOEnds: a user puts a FIFO among the messages of their Maildir; Dovecot opens
@@ -45,5 +48,48 @@ func TestRecordFIFOEnds(t *testing.T) {
 	t.Logf("record: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	if r.code != 3 || !strings.Contains(r.stderr, "maildirmig: error: user "+e.user.Name+": doveadm") || !strings.Contains(r.stderr, "printed nothing for 2s, killed") {
 		t.Errorf("record: exit %d, stderr %q; want 3 and the user failed for a doveadm that printed nothing", r.code, r.stderr)
+	}
+}
+
+// TestRecordHashSparseMessage: a user plants a sparse file of a terabyte among their
+// messages, its size in its name (Dovecot trusts it). maildirmig record --hash, as root, must
+// neither take that size in memory nor read the terabyte: the user fails with the reason, the
+// run ends, and the user recorded after them is recorded in full.
+func TestRecordHashSparseMessage(t *testing.T) {
+	e := newContinuityEnv(t, "rtsparse")
+	md := filepath.Join(e.user.Home, "Maildir")
+	for _, d := range []string{md, md + "/cur", md + "/new", md + "/tmp"} {
+		e.user.Mkdir(t, d)
+	}
+	const huge = 1 << 40
+	sparse := filepath.Join(md, "cur", fmt.Sprintf("1704067200.M1P1.host,S=%d,W=%d:2,S", huge, huge))
+	e.user.WriteFile(t, sparse, []byte("Subject: x\n\n"))
+	if err := os.Truncate(sparse, huge); err != nil {
+		t.Skipf("no sparse file of %d bytes here: %v", huge, err)
+	}
+	e.user.WriteFile(t, filepath.Join(md, "cur", "1704067300.M1P2.host,S=11,W=12:2,S"), []byte("Subject: y\n"))
+	// A user recorded after the attacker, with -j 1.
+	next := mailtest.NewUser(t, mailtest.Dir(t), "rtnext")
+	nmd := filepath.Join(next.Home, "Maildir")
+	for _, d := range []string{nmd, nmd + "/cur", nmd + "/new", nmd + "/tmp"} {
+		next.Mkdir(t, d)
+	}
+	next.WriteFile(t, filepath.Join(nmd, "cur", "1704067300.M1P2.host,S=11,W=12:2,S"), []byte("Subject: z\n"))
+	e.dovecot.AddUser(t, next)
+	e.dovecot.SwitchMailLocation(t, "maildir:~/Maildir")
+	passwd := recordPasswd(t, e.user, next)
+	out := filepath.Join(t.TempDir(), "rec.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := runCommand(exec.CommandContext(ctx, binary, "record", "--hash", "-j", "1", "--passwd", passwd, "--dovecot-config", e.dovecot.Conf, out, e.user.Name, next.Name))
+	if ctx.Err() != nil {
+		t.Fatalf("maildirmig record --hash did not end: %+v", r)
+	}
+	t.Logf("record --hash: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 3 || !strings.Contains(r.stderr, "maildirmig: error: user "+e.user.Name+": ") || !strings.Contains(r.stderr, fmt.Sprintf("%d bytes", int64(huge))) {
+		t.Errorf("record --hash: exit %d, stderr %q; want 3 and the user failed for a message too large to hash", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, next.Name+": 1 mailbox, 1 message,") {
+		t.Errorf("the user after the attacker: stdout %q; want them recorded", r.stdout)
 	}
 }

@@ -22,11 +22,13 @@ func recordCommand(u *ui, f *flags) *cli.Command {
 		Description: "Records into FILE what Dovecot shows every user (or the USERs named): each mailbox with its\n" +
 			"UIDVALIDITY, UIDNEXT and message count, the subscriptions, and each message's UID, flags and\n" +
 			"keywords, received date, size and POP3 UIDL; with --hash, a SHA-256 of every message too, which\n" +
-			"reads every byte. It reads through doveadm as root, with Dovecot's configuration\n" +
-			"(--dovecot-config), without passwords, and asks Dovecot's own POP3 server (doveadm exec pop3)\n" +
-			"for the UIDLs, so they are what clients get whatever pop3_uidl_format says. Dovecot must be\n" +
-			"running: doveadm finds users through its auth service. Reading a mailbox is what a client's\n" +
-			"login does (Dovecot may update its indexes). FILE is JSON Lines (one line per user, mailbox and\n" +
+			"reads every byte (a message above 1 GiB fails its user). It reads through doveadm as root, with\n" +
+			"Dovecot's configuration (--dovecot-config), without passwords, and asks Dovecot's own POP3\n" +
+			"server (doveadm exec pop3) for the UIDLs, so they are what clients get whatever\n" +
+			"pop3_uidl_format says. A doveadm command that prints nothing for --stall-timeout is killed\n" +
+			"and fails its user. Dovecot must be running: doveadm finds users through its auth service.\n" +
+			"Reading a mailbox is what a client's login does (Dovecot may update its indexes).\n" +
+			"FILE is JSON Lines (one line per user, mailbox and\n" +
 			"message), mode 0600, written in full or not at all; an existing FILE is never replaced without\n" +
 			"--force. Users Dovecot does not know (root, system accounts) are recorded as such, and are\n" +
 			"an error only when named. --root and --passwd say where the user list comes from. Record on\n" +
