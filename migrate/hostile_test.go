@@ -2,11 +2,15 @@ package migrate
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Attacks of a user who owns their spool and their Maildir on what root keeps of them: the
@@ -135,5 +139,94 @@ func TestPassesAfterRollbackKeepDovecotNames(t *testing.T) {
 	}
 	if v := verifyOne(t, tr, "rob"); v.Result.Messages != 3 || v.Result.Found != 3 {
 		t.Errorf("verify after the passes: %+v; want 3 of 3", v.Result)
+	}
+}
+
+// A user whose spool was migrated rewrites it (a flag, so that the next pass mirrors it) and
+// makes it a sparse file larger than the free space of their home's filesystem, which costs
+// them nothing. Neither the plan nor the pass may read it all (a mirror pass reads the whole
+// source, and would write what it read): both refuse the user for want of space, as they refuse
+// a spool that grew past the free space without a mirror.
+func TestMirrorSparseSpoolRefused(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "spa")
+	tr.write("var/mail/spa", msgA+msgB, "spa")
+	if _, res := run(t, tr.config()); res["spa"].Err != nil {
+		t.Fatalf("first pass: %+v", res["spa"])
+	}
+	var fs unix.Statfs_t
+	must(t, unix.Statfs(tr.path("home/spa"), &fs))
+	// Larger than the whole filesystem, whatever else frees space on it meanwhile.
+	huge := int64(fs.Blocks)*int64(fs.Bsize) + 1<<30
+	spool := tr.path("var/mail/spa")
+	tr.write("var/mail/spa", strings.Replace(msgA, "Status: RO\n", "Status: R\n", 1)+msgB, "spa")
+	if err := os.Truncate(spool, huge); err != nil {
+		t.Skipf("no sparse file of %d bytes here: %v", huge, err)
+	}
+	cfg := tr.config()
+	plan, err := Plan(context.Background(), cfg)
+	if err != nil || len(plan) != 1 {
+		t.Fatalf("plan: %+v, %v", plan, err)
+	}
+	if e := plan[0]; e.Action != ActionRefuse || !strings.Contains(e.Reason, "bytes free") {
+		// The pass would fill the filesystem: not tried.
+		t.Fatalf("plan for a %d-byte spool: %s (%s); want it refused for want of space", huge, e.Action, e.Reason)
+	}
+	_, res := run(t, cfg)
+	if r := res["spa"]; r.Err == nil || !strings.Contains(r.Err.Error(), "bytes free") || r.Stats.Messages != 0 {
+		t.Errorf("pass over a %d-byte spool: %+v; want it refused for want of space, nothing read", huge, r)
+	}
+}
+
+// A user makes an mbox folder of theirs a sparse file far larger than their home's free
+// space: the folder is refused for want of space before it is read, the other folders and
+// the INBOX are migrated, and nothing of it fills the home. The home is a small tmpfs, so
+// that a pass that does read it fills only that.
+func TestSparseFolderRefused(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a tmpfs as the home")
+	}
+	tr := newTree(t, "fol")
+	home := tr.path("home/fol")
+	uid := tr.uids["fol"]
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=8m,mode=0755,uid=%d,gid=%d", uid, uid), "tmpfs", home).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s)", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", home).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", home, err, out)
+		}
+	})
+	tr.write("var/mail/fol", msgA, "fol")
+	tr.mkdir("home/fol/mail", 0o700, "fol")
+	tr.write("home/fol/mail/Small", msgB, "fol")
+	tr.write("home/fol/mail/Big", msgC, "fol")
+	const huge = 64 << 20
+	must(t, os.Truncate(tr.path("home/fol/mail/Big"), huge))
+	_, res := run(t, tr.config())
+	r := res["fol"]
+	var big, small *FolderResult
+	for i := range r.Folders {
+		switch r.Folders[i].Name {
+		case "Big":
+			big = &r.Folders[i]
+		case "Small":
+			small = &r.Folders[i]
+		}
+	}
+	if big == nil || small == nil {
+		t.Fatalf("folders: %+v", r.Folders)
+	}
+	if big.Outcome != OutcomeFailed || big.Err == nil || !strings.Contains(big.Err.Error(), "bytes free") {
+		t.Errorf("the sparse folder: %s, %v; want it refused for want of space", big.Outcome, big.Err)
+	}
+	if small.Outcome != OutcomeMigrated || r.Stats.Written != 1 {
+		t.Errorf("the INBOX and the other folder: %+v, %+v", r.Stats, small)
+	}
+	var fs unix.Statfs_t
+	must(t, unix.Statfs(home, &fs))
+	if used := int64(fs.Blocks-fs.Bfree) * int64(fs.Bsize); used > 1<<20 {
+		t.Errorf("the home holds %d bytes after the pass: the sparse folder was read into it", used)
 	}
 }

@@ -112,6 +112,10 @@ func planUser(ctx context.Context, e *PlanEntry, u users.User, store StateStore,
 		return ActionRefuse, err.Error()
 	}
 	if rs.mirror {
+		if grown := mirrorGrowth(rs, st.Size); e.Free >= 0 && grown > e.Free {
+			// Not read: the pass would refuse it too.
+			return ActionRefuse, fmt.Sprintf("%s has %d bytes free, %d needed", e.Home, e.Free, grown)
+		}
 		s, err := dryMirror(ctx, &cfg, store, u, f, st.Size, e.Home, rs)
 		if err != nil {
 			return ActionRefuse, err.Error()

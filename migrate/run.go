@@ -541,6 +541,9 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 	switch {
 	case rs.mirror:
 		convert = func(func(int64, Stats) error) (Stats, error) {
+			if err := checkSpace(home, mirrorGrowth(rs, st.Size)); err != nil {
+				return Stats{}, err
+			}
 			return r.mirror(ctx, u, f, st.Size, home, rs, recs.add, with, log)
 		}
 	case start < st.Size:
@@ -660,6 +663,17 @@ func applyAfter(f *os.File, lk sourceLock, src, after, to string) (string, error
 		return "renamed to " + to, nil
 	}
 	return "", fmt.Errorf("migrate: unknown --after %q", after)
+}
+
+// mirrorGrowth is what a mirror pass of a source of size bytes must have room for: what the
+// source grew by since the last pass, as a conversion from its end would. A mirror pass reads
+// the whole source and writes what is new in it; a source grown past the free space (a user's
+// sparse file costs them nothing) is refused before it is read.
+func mirrorGrowth(rs *resume, size int64) int64 {
+	if rs.prev == nil {
+		return size
+	}
+	return max(0, size-rs.prev.Offset)
 }
 
 // checkSpace refuses a migration the destination's filesystem cannot hold.

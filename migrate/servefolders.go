@@ -258,6 +258,20 @@ func folderSubscriptions(home, root int, rootDir string) ([]string, error) {
 	return names, err
 }
 
+// checkSpaceAt refuses a folder pass whose need, the bytes of the folder it reads that are
+// new, the Maildir d's filesystem cannot hold, as checkSpace refuses an INBOX's: the folder is
+// the user's file, and a sparse one costs them nothing.
+func checkSpaceAt(d *maildir.Dir, need int64) error {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(d.FD(), &fs); err != nil {
+		return nil // the writes will say what is wrong
+	}
+	if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
+		return fmt.Errorf("migrate: %s has %d bytes free, %d needed", d.Path(), free, need)
+	}
+	return nil
+}
+
 // openDirBeneath opens the directory path (levels separated by '/') beneath dirfd, following
 // no symlink at any level.
 func openDirBeneath(dirfd int, path string) (int, error) {
@@ -356,6 +370,9 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 			if err != nil {
 				return Stats{}, err
 			}
+			if err := checkSpaceAt(inbox, mirrorGrowth(rs, st.Size)); err != nil {
+				return Stats{}, err
+			}
 			d, err := openFolder(inbox, f.Maildir)
 			if err != nil {
 				return Stats{}, err
@@ -386,6 +403,9 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 			}
 			inbox, err := openInbox()
 			if err != nil {
+				return Stats{}, err
+			}
+			if err := checkSpaceAt(inbox, st.Size-start); err != nil {
 				return Stats{}, err
 			}
 			d, err := openFolder(inbox, f.Maildir)
