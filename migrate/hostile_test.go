@@ -230,3 +230,57 @@ func TestSparseFolderRefused(t *testing.T) {
 		t.Errorf("the home holds %d bytes after the pass: the sparse folder was read into it", used)
 	}
 }
+
+// A client renames the folder Lists/dovecot to Lists.dovecot between two passes (Dovecot's
+// mbox storage allows both names). Both are the Maildir++ folder .Lists.dovecot: the pass
+// finds the new mbox's messages there already, and the old mbox gone. Removing the Maildir++
+// folder of the gone mbox would remove the new one's messages, which its mbox still holds.
+func TestFolderRenamedOntoSameMaildirFolder(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "ren")
+	tr.write("var/mail/ren", msgA, "ren")
+	tr.mkdir("home/ren/mail", 0o700, "ren")
+	tr.mkdir("home/ren/mail/Lists", 0o700, "ren")
+	tr.write("home/ren/mail/Lists/dovecot", msgB+msgC, "ren")
+	if _, res := run(t, tr.config()); res["ren"].Err != nil {
+		t.Fatalf("first pass: %+v", res["ren"])
+	}
+	folder := tr.path("home/ren/Maildir/.Lists.dovecot")
+	count := func() int {
+		n := 0
+		for _, sub := range []string{"cur", "new"} {
+			entries, _ := os.ReadDir(filepath.Join(folder, sub))
+			n += len(entries)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("first pass: %d files in .Lists.dovecot, want 2", n)
+	}
+	must(t, os.Rename(tr.path("home/ren/mail/Lists/dovecot"), tr.path("home/ren/mail/Lists.dovecot")))
+	must(t, os.Remove(tr.path("home/ren/mail/Lists")))
+	_, res := run(t, tr.config())
+	t.Logf("pass after the rename: %+v", res["ren"])
+	if n := count(); n != 2 {
+		t.Errorf("after the rename: %d files in .Lists.dovecot, want the 2 its mbox Lists.dovecot holds", n)
+	}
+	kept := 0
+	for _, e := range tr.audit() {
+		if e["kind"] == EventFolderKept && strings.Contains(fmt.Sprint(e["detail"]), "Maildir++ folder of") {
+			kept++
+		}
+	}
+	if kept != 1 {
+		t.Errorf("%d folder-kept notices for the gone Lists/dovecot, want 1", kept)
+	}
+	if _, res := run(t, tr.config()); res["ren"].Err != nil || count() != 2 {
+		t.Errorf("the pass after: %+v, %d files", res["ren"], count())
+	}
+	v := verifyOne(t, tr, "ren")
+	if len(v.Folders) != 1 {
+		t.Fatalf("verify: folders %+v", v.Folders)
+	}
+	if f := v.Folders[0]; f.Err != nil || f.Source != "Lists.dovecot" || f.Result.Messages != 2 || f.Result.Found != 2 {
+		t.Errorf("verify of folder %s: %+v, %v; want 2 of 2", f.Source, f.Result, f.Err)
+	}
+}

@@ -290,10 +290,23 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			}
 			again.FolderPrior[src] = text
 		}
+		// A folder present now may have the gone one's Maildir++ folder (Lists/dovecot renamed
+		// Lists.dovecot): its messages are there, and that folder stays.
+		present := map[string]string{}
+		for _, f := range res.Folders {
+			present[f.Maildir] = f.Source
+		}
 		for src := range removed {
-			if _, skippedNow := skipped[src]; !skippedNow {
-				again.FolderRemoved = append(again.FolderRemoved, src)
+			if _, skippedNow := skipped[src]; skippedNow {
+				continue
 			}
+			if st := prev[src]; st != nil {
+				if other, ok := present[filepath.Base(st.Maildir)]; ok {
+					handle(workerMsg{T: msgFolderRemoved, Folder: src, Err: "it is the Maildir++ folder of " + filepath.Join(rootPath, other) + " now"})
+					continue
+				}
+			}
+			again.FolderRemoved = append(again.FolderRemoved, src)
 		}
 		sort.Strings(again.FolderRemoved)
 		if saveErr == nil && (len(again.FolderPrior) > 0 || len(again.FolderRemoved) > 0) {
