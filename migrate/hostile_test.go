@@ -284,3 +284,39 @@ func TestFolderRenamedOntoSameMaildirFolder(t *testing.T) {
 		t.Errorf("verify of folder %s: %+v, %v; want 2 of 2", f.Source, f.Result, f.Err)
 	}
 }
+
+// The user moves a directory of mbox folders elsewhere and leaves a symlink in its place
+// (Dovecot follows it, and still shows the folders). maildirmig does not follow it and skips
+// the directory; the folders beneath it are not gone, and their Maildir++ folders stay.
+func TestFolderDirectoryBecomesSymlink(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "sym")
+	tr.write("var/mail/sym", msgA, "sym")
+	tr.mkdir("home/sym/mail", 0o700, "sym")
+	tr.mkdir("home/sym/mail/Sub", 0o700, "sym")
+	tr.write("home/sym/mail/Sub/x", msgB+msgC, "sym")
+	if _, res := run(t, tr.config()); res["sym"].Err != nil {
+		t.Fatalf("first pass: %+v", res["sym"])
+	}
+	folder := tr.path("home/sym/Maildir/.Sub.x")
+	count := func() int {
+		n := 0
+		for _, sub := range []string{"cur", "new"} {
+			entries, _ := os.ReadDir(filepath.Join(folder, sub))
+			n += len(entries)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("first pass: %d files in .Sub.x, want 2", n)
+	}
+	tr.mkdir("home/sym/archive", 0o700, "sym")
+	must(t, os.Rename(tr.path("home/sym/mail/Sub"), tr.path("home/sym/archive/Sub")))
+	must(t, os.Symlink("../archive/Sub", tr.path("home/sym/mail/Sub")))
+	tr.chown(tr.path("home/sym/mail/Sub"), "sym")
+	_, res := run(t, tr.config())
+	t.Logf("pass after the move: %+v", res["sym"])
+	if n := count(); n != 2 {
+		t.Errorf("after ~/mail/Sub became a symlink: %d files in .Sub.x, want the 2 its mbox still holds", n)
+	}
+}

@@ -297,7 +297,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 			present[f.Maildir] = f.Source
 		}
 		for src := range removed {
-			if _, skippedNow := skipped[src]; skippedNow {
+			if skippedNow(skipped, src) {
 				continue
 			}
 			if st := prev[src]; st != nil {
@@ -379,6 +379,22 @@ func withLostRecords(store StateStore, user string, states map[string]*State) ma
 		out[src] = st
 	}
 	return out
+}
+
+// skippedNow reports whether the folder src, or a directory above it, was skipped by this run
+// (a symlink, a name with no Maildir++ equivalent, too deep): its mbox is not gone, it was
+// not looked at, and its Maildir++ folder stays.
+func skippedNow(skipped map[string]string, src string) bool {
+	for p := src; ; {
+		if _, ok := skipped[p]; ok {
+			return true
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
 }
 
 // rootGone reports whether the folder root is missing now: then no folder is taken for gone.
