@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +319,41 @@ func TestFolderDirectoryBecomesSymlink(t *testing.T) {
 	t.Logf("pass after the move: %+v", res["sym"])
 	if n := count(); n != 2 {
 		t.Errorf("after ~/mail/Sub became a symlink: %d files in .Sub.x, want the 2 its mbox still holds", n)
+	}
+}
+
+// The spool and ~/Mailbox are migrated into one Maildir. The spool's last pass recorded no
+// message (it held only its folder data: Dovecot keeps UIDVALIDITY there once every message
+// is expunged); then mail arrives and Dovecot updates the folder data, so the next pass
+// mirrors the spool without records. It must not take ~/Mailbox's files for the spool's and
+// remove them: their mbox still holds them.
+func TestMirrorWithoutRecordsSparesOtherSource(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "two")
+	tr.write("home/two/Mailbox", msgC, "two")
+	mcfg := tr.config()
+	mcfg.Source = SourceMailbox
+	if _, res := run(t, mcfg); res["two"].Err != nil || res["two"].Stats.Written != 1 {
+		t.Fatalf("~/Mailbox: %+v", res["two"])
+	}
+	tr.write("var/mail/two", pseudo("0"), "two")
+	if _, res := run(t, tr.config()); res["two"].Err != nil {
+		t.Fatalf("the spool with folder data only: %+v", res["two"])
+	}
+	before := tr.files("two")
+	tr.write("var/mail/two", pseudo("1")+msgA, "two")
+	_, res := run(t, tr.config())
+	t.Logf("mirror pass of the spool: %+v", res["two"])
+	after := tr.files("two")
+	for _, f := range before {
+		if !slices.Contains(after, f) {
+			t.Errorf("%s, ~/Mailbox's message, was removed by the spool's pass (files now %v)", f, after)
+		}
+	}
+	if len(after) != 2 {
+		t.Errorf("files %v; want ~/Mailbox's and the spool's new message", after)
+	}
+	if v := verifyOne(t, tr, "two"); v.Result.Messages != 2 || v.Result.Found != 2 || len(v.Result.Orphans) != 0 {
+		t.Errorf("verify: %+v; want both sources' messages found, no orphan", v.Result)
 	}
 }

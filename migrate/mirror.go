@@ -244,7 +244,7 @@ func mirror(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64
 	if req.Prior == "" {
 		// No records (lost, or none yet): the files of ours stand in for them, matched by
 		// identity.
-		prior = unrecorded(mr.own, req.StartIndex)
+		prior = unrecorded(mr.own, req.StartIndex, mr.foreign)
 	}
 	mr.m = newMatcher(prior)
 	for _, p := range prior {

@@ -48,9 +48,13 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 	}
 	// Without records (a version that kept none, or lost), each message is matched with a
 	// file of ours by its identity instead.
+	foreign := make(map[string]bool, len(req.Foreign))
+	for _, b := range req.Foreign {
+		foreign[b] = true
+	}
 	var byKey *matcher
 	if req.Prior == "" {
-		byKey = newMatcher(unrecorded(mr.own, req.StartIndex))
+		byKey = newMatcher(unrecorded(mr.own, req.StartIndex, foreign))
 		prior = byKey.prior
 	}
 	kw, err := d.ReadKeywords()
@@ -60,10 +64,6 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 	recorded := make(map[string]bool, len(prior))
 	for _, p := range prior {
 		recorded[p.base] = true
-	}
-	foreign := make(map[string]bool, len(req.Foreign))
-	for _, b := range req.Foreign {
-		foreign[b] = true
 	}
 	r := mbox.NewReader(src, size, mbox.Options{Unescape: mbox.Unescape(req.Unescape), Location: loc, Loose: req.Loose, LooseFrom: req.LooseFrom})
 	h := sha256.New()
@@ -183,11 +183,12 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 }
 
 // unrecorded stands in for the records of a source migrated by a version that kept none:
-// the files of ours from sequence number first on, in their order.
-func unrecorded(own map[string]*ownFile, first int64) []priorMsg {
+// the files of ours from sequence number first on, in their order, but for those the records
+// of the user's other INBOX source name (foreign), which are that source's.
+func unrecorded(own map[string]*ownFile, first int64, foreign map[string]bool) []priorMsg {
 	var out []priorMsg
 	for base, f := range own {
-		if f.ours && f.own.Seq >= first {
+		if f.ours && f.own.Seq >= first && !foreign[base] {
 			out = append(out, priorMsg{seq: f.own.Seq, uid: f.uid, base: base, key: f.own.Key()})
 		}
 	}
