@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/users"
 )
 
 // Attacks of a user who owns their spool and their Maildir on what root keeps of them: the
@@ -355,5 +357,33 @@ func TestMirrorWithoutRecordsSparesOtherSource(t *testing.T) {
 	}
 	if v := verifyOne(t, tr, "two"); v.Result.Messages != 2 || v.Result.Found != 2 || len(v.Result.Orphans) != 0 {
 		t.Errorf("verify: %+v; want both sources' messages found, no orphan", v.Result)
+	}
+}
+
+// The files of the other INBOX source are known from its records whatever their form: a
+// rollback records each message with its identity after its file's name.
+func TestForeignReadsRollbackRecords(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "frn")
+	cfg := tr.config()
+	cfg.defaults()
+	store := StateStore{Dir: cfg.resolve(cfg.StateDir)}
+	u := users.User{Name: "frn", UID: tr.uids["frn"], GID: tr.uids["frn"], Home: tr.path("home/frn")}
+	mc := cfg
+	mc.Source = SourceMailbox
+	src, _, md := mc.Paths(u)
+	recs, err := store.openRecords("frn", KindMailbox, src, nil, true)
+	must(t, err)
+	defer recs.Close()
+	own := "1704103200.M0Q1Xe37e73bf0f946129.testhost,S=45,W=49"
+	recs.add(MessageRecord{Index: 1, UID: 1, Name: own + ":2,S", Key: "1704103200.M0 e37e73bf0f946129 45"})
+	recs.add(MessageRecord{Index: 2, UID: 2, Name: "1704300000.M1P99.mx,S=38,W=42:2,", Key: "1704300000.M0 a2654055ecce3f9f 38"})
+	must(t, recs.sync())
+	st := &State{User: "frn", Kind: KindMailbox, Source: src, Maildir: md, Time: time.Now()}
+	recs.note(st)
+	must(t, store.Save(st))
+	got, err := cfg.foreign(store, u, SourceSpool, md)
+	if err != nil || !slices.Contains(got, own) {
+		t.Errorf("foreign: %q, %v; want %s among them", got, err, own)
 	}
 }

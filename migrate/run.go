@@ -777,7 +777,8 @@ func (c *Config) foreign(store StateStore, u users.User, source Source, maildirP
 	}
 	var out []string
 	for l := range strings.Lines(text) {
-		if f := strings.Fields(l); len(f) == 3 {
+		// "<seq> <uid> <base>", or with the identity a rollback records after it.
+		if f := strings.Fields(l); len(f) == 3 || len(f) == 6 {
 			out = append(out, f[2])
 		}
 	}
