@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/users"
 )
 
@@ -385,5 +387,104 @@ func TestForeignReadsRollbackRecords(t *testing.T) {
 	got, err := cfg.foreign(store, u, SourceSpool, md)
 	if err != nil || !slices.Contains(got, own) {
 		t.Errorf("foreign: %q, %v; want %s among them", got, err, own)
+	}
+}
+
+// refMatch is the matcher's rule written plainly (each match looks at every candidate): the
+// reference for TestMatcherSameAsRule.
+type refMatch struct {
+	prior []priorMsg
+	last  int
+}
+
+func (m *refMatch) match(key maildir.OwnKey, xuid uint32, undated bool) int {
+	var cands []int
+	for i, p := range m.prior {
+		if p.key == key {
+			cands = append(cands, i)
+		}
+	}
+	if len(cands) == 0 && undated {
+		for i, p := range m.prior {
+			if bodyKey(p.key) == bodyKey(key) {
+				cands = append(cands, i)
+			}
+		}
+	}
+	pick := -1
+	for _, i := range cands {
+		if i > m.last && !m.prior[i].used && xuid != 0 && m.prior[i].uid == xuid {
+			pick = i
+			break
+		}
+	}
+	for _, i := range cands {
+		if pick < 0 && i > m.last && !m.prior[i].used {
+			pick = i
+		}
+	}
+	for _, i := range cands {
+		if pick < 0 && !m.prior[i].used {
+			pick = i
+		}
+	}
+	if pick >= 0 {
+		m.prior[pick].used = true
+		m.last = max(m.last, pick)
+	}
+	return pick
+}
+
+// TestMatcherSameAsRule: the matcher, which keeps a match cheap however many messages share an
+// identity (a user's spool of one message a million times, its X-UIDs rewritten, made each
+// match look at every one: measured 19.9 s for a pass over 80,000, against 1.5 s now), picks
+// what its rule says, on random sources with few identities, UIDs that match or not, and
+// messages without a date.
+func TestMatcherSameAsRule(t *testing.T) {
+	t.Parallel()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	keys := []maildir.OwnKey{{Head: "1.M0", Sum: "a", Size: 1}, {Head: "2.M0", Sum: "a", Size: 1}, {Head: "0.M0", Sum: "a", Size: 1}, {Head: "1.M0", Sum: "b", Size: 2}}
+	for round := 0; round < 300; round++ {
+		n := 1 + rnd.IntN(40)
+		var prior []priorMsg
+		for i := 0; i < n; i++ {
+			prior = append(prior, priorMsg{seq: int64(i), uid: uint32(i + 1), base: fmt.Sprint(i), key: keys[rnd.IntN(len(keys))]})
+		}
+		ref := &refMatch{prior: slices.Clone(prior), last: -1}
+		m := newMatcher(slices.Clone(prior))
+		for k := 0; k < n+5; k++ {
+			key := keys[rnd.IntN(len(keys))]
+			var xuid uint32
+			if rnd.IntN(2) == 0 {
+				xuid = uint32(rnd.IntN(n + 3))
+			}
+			undated := key.Head == "0.M0" || rnd.IntN(4) == 0
+			if got, want := m.match(key, xuid, undated), ref.match(key, xuid, undated); got != want {
+				t.Fatalf("round %d, match %d (%v, uid %d, undated %v): %d, the rule says %d", round, k, key, xuid, undated, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkMatchIdentical matches a source of n identical messages whose X-UIDs no longer
+// match the records' against them.
+func BenchmarkMatchIdentical(b *testing.B) {
+	for _, n := range []int{10000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			key := maildir.OwnKey{Head: "1.M0", Sum: "a", Size: 1}
+			prior := make([]priorMsg, n)
+			for i := range prior {
+				prior[i] = priorMsg{seq: int64(i), uid: uint32(i + 1), key: key}
+			}
+			for b.Loop() {
+				for i := range prior {
+					prior[i].used = false
+				}
+				m := newMatcher(prior)
+				for i := 0; i < n; i++ {
+					m.match(key, uint32(n+i+1), false)
+				}
+			}
+		})
 	}
 }

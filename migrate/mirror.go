@@ -120,16 +120,35 @@ type ownFile struct {
 // matcher pairs the messages of the source, in order, with those of the last pass.
 type matcher struct {
 	prior  []priorMsg
-	byKey  map[maildir.OwnKey][]int // indices into prior, ascending
-	byBody map[[2]string][]int      // by sum and size, for messages without a date of their own
-	last   int                      // the last prior matched in order
+	byKey  map[maildir.OwnKey]*candidates
+	byBody map[[2]string]*candidates // by sum and size, for messages without a date of their own
+	last   int                       // the last prior matched in order
+}
+
+// candidates are the prior messages of one identity, as indices into prior, ascending, with
+// the UIDs they had. The user decides how many share an identity (the same message many
+// times), so a match costs no more than a few steps whatever their number: next and low
+// only move forward, past messages matched already.
+type candidates struct {
+	idx   []int
+	byUID map[uint32][]int // positions in idx, ascending
+	next  int              // no unused candidate lies in idx[from:next] for the last from asked
+	low   int              // no unused candidate lies in idx[:low]
 }
 
 func newMatcher(prior []priorMsg) *matcher {
-	m := &matcher{prior: prior, byKey: map[maildir.OwnKey][]int{}, byBody: map[[2]string][]int{}, last: -1}
+	m := &matcher{prior: prior, byKey: map[maildir.OwnKey]*candidates{}, byBody: map[[2]string]*candidates{}, last: -1}
+	add := func(c *candidates, i int) *candidates {
+		if c == nil {
+			c = &candidates{byUID: map[uint32][]int{}}
+		}
+		c.byUID[prior[i].uid] = append(c.byUID[prior[i].uid], len(c.idx))
+		c.idx = append(c.idx, i)
+		return c
+	}
 	for i, p := range prior {
-		m.byKey[p.key] = append(m.byKey[p.key], i)
-		m.byBody[bodyKey(p.key)] = append(m.byBody[bodyKey(p.key)], i)
+		m.byKey[p.key] = add(m.byKey[p.key], i)
+		m.byBody[bodyKey(p.key)] = add(m.byBody[bodyKey(p.key)], i)
 	}
 	return m
 }
@@ -143,33 +162,38 @@ func bodyKey(k maildir.OwnKey) [2]string { return [2]string{k.Sum, strconv.Forma
 // without a date of its own (undated) also matches a file an earlier version named by
 // the source's mtime.
 func (m *matcher) match(key maildir.OwnKey, xuid uint32, undated bool) int {
-	cands := m.byKey[key]
-	if len(cands) == 0 && undated {
-		cands = m.byBody[bodyKey(key)]
+	c := m.byKey[key]
+	if c == nil && undated {
+		c = m.byBody[bodyKey(key)]
 	}
+	if c == nil {
+		return -1
+	}
+	from := sort.SearchInts(c.idx, m.last+1)
 	pick := -1
-	from := sort.SearchInts(cands, m.last+1)
-	for _, i := range cands[from:] {
-		if m.prior[i].used {
-			continue
-		}
-		if xuid != 0 && m.prior[i].uid == xuid {
-			pick = i
-			break
-		}
-		if pick < 0 {
-			pick = i
-			if xuid == 0 {
+	if xuid != 0 {
+		for _, at := range c.byUID[xuid] {
+			if at >= from && !m.prior[c.idx[at]].used {
+				pick = c.idx[at]
 				break
 			}
 		}
 	}
 	if pick < 0 {
-		for _, i := range cands[:from] {
-			if !m.prior[i].used {
-				pick = i
-				break
-			}
+		c.next = max(c.next, from)
+		for c.next < len(c.idx) && m.prior[c.idx[c.next]].used {
+			c.next++
+		}
+		if c.next < len(c.idx) {
+			pick = c.idx[c.next]
+		}
+	}
+	if pick < 0 {
+		for c.low < len(c.idx) && m.prior[c.idx[c.low]].used {
+			c.low++
+		}
+		if c.low < len(c.idx) {
+			pick = c.idx[c.low]
 		}
 	}
 	if pick >= 0 {
