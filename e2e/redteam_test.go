@@ -93,3 +93,84 @@ func TestRecordHashSparseMessage(t *testing.T) {
 		t.Errorf("the user after the attacker: stdout %q; want them recorded", r.stdout)
 	}
 }
+
+// TestCheckFixHostileLinks: a user's Maildir holds, under message names, a hard link to a file
+// of root's (where protected_hardlinks is off), a symlink to another, and a FIFO. check --fix,
+// as root, must report them, change neither root file's mode nor content, remove nothing,
+// not hang on the FIFO, and still repair the user's own file.
+func TestCheckFixHostileLinks(t *testing.T) {
+	requireUserTools(t)
+	u := addUser(t, "ckfix", "-s", "/usr/sbin/nologin")
+	md := filepath.Join(u.Home, "Maildir")
+	for _, d := range []string{md, md + "/cur", md + "/new", md + "/tmp"} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, u.UID, u.GID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := t.TempDir()
+	if err := os.Chmod(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	linked, pointed := filepath.Join(victim, "linked"), filepath.Join(victim, "pointed")
+	for _, p := range []string{linked, pointed} {
+		if err := os.WriteFile(p, []byte("root's\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hard := filepath.Join(md, "cur", "1704067200.M1P1.h,S=7,W=7:2,S")
+	if err := os.Link(linked, hard); err != nil {
+		t.Skipf("no hard link from the home to %s: %v", victim, err)
+	}
+	sym := filepath.Join(md, "cur", "1704067201.M1P1.h,S=7,W=7:2,S")
+	if err := os.Symlink(pointed, sym); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(sym, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(md, "new", "1704067202.M1P1.h,S=7,W=7")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(fifo, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(md, "cur", "1704067203.M1P1.h,S=4,W=4:2,S")
+	writeOwned(t, own, u, []byte("own\n"))
+	if err := os.Chmod(own, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := runCommand(exec.CommandContext(ctx, binary, "check", "--fix", "--state-dir", t.TempDir(), "--spool-dir", t.TempDir(), u.Name))
+	if ctx.Err() != nil {
+		t.Fatalf("check --fix did not end: %+v", r)
+	}
+	t.Logf("check --fix: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 2 {
+		t.Errorf("exit %d, want 2 (critical)", r.code)
+	}
+	for _, want := range []string{hard + ": owned by uid 0", sym + ": is a symlink", fifo + ": is a FIFO", own + ": message file mode 0644, want 0600 [mode] (chmod 0600)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the report does not say %q", want)
+		}
+	}
+	for _, p := range []string{linked, pointed} {
+		fi, err := os.Stat(p)
+		b, _ := os.ReadFile(p)
+		if err != nil || fi.Mode().Perm() != 0o644 || fi.Sys().(*syscall.Stat_t).Uid != 0 || string(b) != "root's\n" {
+			t.Errorf("%s after check --fix: %v, %v, %q; want root's, 0644, untouched", p, fi.Mode(), err, b)
+		}
+	}
+	for _, p := range []string{hard, sym, fifo} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s: %v; check --fix must remove nothing but stale tmp/ files", p, err)
+		}
+	}
+	if fi, err := os.Stat(own); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the user's own file: %v, %v; want it repaired to 0600", fi.Mode(), err)
+	}
+}
