@@ -120,35 +120,28 @@ type ownFile struct {
 // matcher pairs the messages of the source, in order, with those of the last pass.
 type matcher struct {
 	prior  []priorMsg
-	byKey  map[maildir.OwnKey]*candidates
-	byBody map[[2]string]*candidates // by sum and size, for messages without a date of their own
-	last   int                       // the last prior matched in order
+	byKey  map[maildir.OwnKey][]int // indices into prior, ascending
+	byBody map[[2]string][]int      // by sum and size, for messages without a date of their own; made when first needed
+	last   int                      // the last prior matched in order
+	// Cursors of the identities that more than one prior message shares, made when first
+	// matched: the user decides how many share one (the same message many times), and a
+	// match must cost a few steps whatever their number.
+	curKey  map[maildir.OwnKey]*cursor
+	curBody map[[2]string]*cursor
 }
 
-// candidates are the prior messages of one identity, as indices into prior, ascending, with
-// the UIDs they had. The user decides how many share an identity (the same message many
-// times), so a match costs no more than a few steps whatever their number: next and low
-// only move forward, past messages matched already.
-type candidates struct {
-	idx   []int
-	byUID map[uint32][]int // positions in idx, ascending
-	next  int              // no unused candidate lies in idx[from:next] for the last from asked
-	low   int              // no unused candidate lies in idx[:low]
+// cursor keeps the place of the matches among the candidates of one identity. next and low
+// only move forward, past candidates matched already: no unused candidate lies in
+// cands[from:next] for the last from asked, nor in cands[:low].
+type cursor struct {
+	next, low int
+	byUID     map[uint32][]int // positions in cands by UID, ascending
 }
 
 func newMatcher(prior []priorMsg) *matcher {
-	m := &matcher{prior: prior, byKey: map[maildir.OwnKey]*candidates{}, byBody: map[[2]string]*candidates{}, last: -1}
-	add := func(c *candidates, i int) *candidates {
-		if c == nil {
-			c = &candidates{byUID: map[uint32][]int{}}
-		}
-		c.byUID[prior[i].uid] = append(c.byUID[prior[i].uid], len(c.idx))
-		c.idx = append(c.idx, i)
-		return c
-	}
+	m := &matcher{prior: prior, byKey: map[maildir.OwnKey][]int{}, curKey: map[maildir.OwnKey]*cursor{}, curBody: map[[2]string]*cursor{}, last: -1}
 	for i, p := range prior {
-		m.byKey[p.key] = add(m.byKey[p.key], i)
-		m.byBody[bodyKey(p.key)] = add(m.byBody[bodyKey(p.key)], i)
+		m.byKey[p.key] = append(m.byKey[p.key], i)
 	}
 	return m
 }
@@ -162,45 +155,74 @@ func bodyKey(k maildir.OwnKey) [2]string { return [2]string{k.Sum, strconv.Forma
 // without a date of its own (undated) also matches a file an earlier version named by
 // the source's mtime.
 func (m *matcher) match(key maildir.OwnKey, xuid uint32, undated bool) int {
-	c := m.byKey[key]
-	if c == nil && undated {
-		c = m.byBody[bodyKey(key)]
-	}
-	if c == nil {
-		return -1
-	}
-	from := sort.SearchInts(c.idx, m.last+1)
-	pick := -1
-	if xuid != 0 {
-		for _, at := range c.byUID[xuid] {
-			if at >= from && !m.prior[c.idx[at]].used {
-				pick = c.idx[at]
-				break
+	cands := m.byKey[key]
+	var c *cursor
+	if len(cands) == 0 && undated {
+		if m.byBody == nil {
+			m.byBody = map[[2]string][]int{}
+			for i, p := range m.prior {
+				m.byBody[bodyKey(p.key)] = append(m.byBody[bodyKey(p.key)], i)
 			}
 		}
+		body := bodyKey(key)
+		if cands = m.byBody[body]; len(cands) > 1 {
+			if c = m.curBody[body]; c == nil {
+				c = &cursor{}
+				m.curBody[body] = c
+			}
+		}
+	} else if len(cands) > 1 {
+		if c = m.curKey[key]; c == nil {
+			c = &cursor{}
+			m.curKey[key] = c
+		}
 	}
-	if pick < 0 {
-		c.next = max(c.next, from)
-		for c.next < len(c.idx) && m.prior[c.idx[c.next]].used {
-			c.next++
+	pick := -1
+	switch {
+	case len(cands) == 1:
+		if !m.prior[cands[0]].used {
+			pick = cands[0]
 		}
-		if c.next < len(c.idx) {
-			pick = c.idx[c.next]
-		}
-	}
-	if pick < 0 {
-		for c.low < len(c.idx) && m.prior[c.idx[c.low]].used {
-			c.low++
-		}
-		if c.low < len(c.idx) {
-			pick = c.idx[c.low]
-		}
+	case len(cands) > 1:
+		pick = m.pick(cands, c, xuid)
 	}
 	if pick >= 0 {
 		m.prior[pick].used = true
 		m.last = max(m.last, pick)
 	}
 	return pick
+}
+
+// pick chooses among the candidates cands of one identity, whose cursor is c.
+func (m *matcher) pick(cands []int, c *cursor, xuid uint32) int {
+	from := sort.SearchInts(cands, m.last+1)
+	if xuid != 0 {
+		if c.byUID == nil {
+			c.byUID = map[uint32][]int{}
+			for at, i := range cands {
+				c.byUID[m.prior[i].uid] = append(c.byUID[m.prior[i].uid], at)
+			}
+		}
+		for _, at := range c.byUID[xuid] {
+			if at >= from && !m.prior[cands[at]].used {
+				return cands[at]
+			}
+		}
+	}
+	c.next = max(c.next, from)
+	for c.next < len(cands) && m.prior[cands[c.next]].used {
+		c.next++
+	}
+	if c.next < len(cands) {
+		return cands[c.next]
+	}
+	for c.low < len(cands) && m.prior[cands[c.low]].used {
+		c.low++
+	}
+	if c.low < len(cands) {
+		return cands[c.low]
+	}
+	return -1
 }
 
 // mirrorRecord is what the pass keeps of one source message, for root's records.
