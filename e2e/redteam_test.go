@@ -4,6 +4,7 @@ package e2e
 // root runs over every user: each test performs one and checks what root did.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -173,4 +174,84 @@ func TestCheckFixHostileLinks(t *testing.T) {
 	if fi, err := os.Stat(own); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the user's own file: %v, %v; want it repaired to 0600", fi.Mode(), err)
 	}
+}
+
+// TestMirrorSymlinkRace: mirror passes (the user's spool rewritten between them, a flag each
+// time, so that every pass renames files) while a process of the user keeps swapping tmp/,
+// new/ and cur/ for symlinks to a directory of root's. Nothing may land outside the home,
+// every run ends cleanly, and once the racer stops one pass leaves the exact mirror.
+func TestMirrorSymlinkRace(t *testing.T) {
+	g := plainRig(t)
+	victim := t.TempDir()
+	if err := os.Chmod(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	victimDir, victimFile := filepath.Join(victim, "dir"), filepath.Join(victim, "secret")
+	if err := os.Mkdir(victimDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victimFile, []byte("From root Mon Jan  1 00:00:00 2024\nSubject: root's secret\n\nnot for users\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := &faultUser{sysUser: addUser(t, "mrace", "-s", "/usr/sbin/nologin"), kind: "plain", n: 300}
+	g.users = []*faultUser{u}
+	g.reset(t)
+	if r := runBinary(t, g.args("mbox")...); r.code != 0 {
+		t.Fatalf("first pass: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	spool := filepath.Join(g.spool, u.Name)
+	orig, err := os.ReadFile(spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The racer is given no spool to swap: the test rewrites the spool between passes.
+	cmd := exec.Command("perl", "-e", racer, u.Home, filepath.Join(t.TempDir(), "none"), victimDir, victimFile, "0.0005")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID)}}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot run perl as the user: %v", err)
+	}
+	var codes []int
+	renamed := 0
+	for k := 0; k < 6; k++ {
+		// Message k read by a client: "Status: RO" after its From_ line.
+		at := nthIndex(orig, []byte("\nFrom "), k+1) + 1
+		if k == 0 {
+			at = 0
+		}
+		nl := bytes.IndexByte(orig[at:], '\n') + at + 1
+		b := append(append(append([]byte(nil), orig[:nl]...), "Status: RO\n"...), orig[nl:]...)
+		writeOwned(t, spool, u.sysUser, b)
+		r := runBinary(t, g.args("mbox")...)
+		codes = append(codes, r.code)
+		if strings.Contains(r.stdout, "renamed for") {
+			renamed++
+		}
+		if r.code != 0 && r.code != 3 || strings.Contains(r.stderr, "panic") {
+			t.Errorf("pass %d: exit %d\n%s%s", k, r.code, r.stdout, r.stderr)
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("racer: %v: %s", err, out.String())
+	}
+	t.Logf("racer: %s swaps; exits %v; %d passes renamed files", strings.TrimSpace(out.String()), codes, renamed)
+	if renamed == 0 {
+		t.Errorf("no pass renamed a file: the race never met a mirror pass at work")
+	}
+	checkVictim(t, victimDir, victimFile)
+	for _, p := range []string{"tmp", "new", "cur"} {
+		p = filepath.Join(u.Home, "Maildir", p)
+		if _, err := os.Lstat(p + ".away"); err == nil {
+			_ = os.Remove(p)
+			if err := os.Rename(p+".away", p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r := runBinary(t, g.args("mbox")...); r.code != 0 {
+		t.Errorf("pass without the racer: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	g.checkExact(t, "after the race")
 }
