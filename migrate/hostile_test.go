@@ -18,8 +18,9 @@ import (
 	"github.com/maildirmig/maildirmig/users"
 )
 
-// Attacks of a user who owns their spool and their Maildir on what root keeps of them: the
-// records of each pass (root's, in the state directory).
+// Attacks of a user who owns their spool, their Maildir and their mbox folders on the passes
+// root runs over them: on root's records of each pass, on what a mirror pass removes, on the
+// space a pass reads and writes, and on the cost of matching a source with its records.
 
 // pseudo is the UW-IMAP first message of a spool: folder data, not mail. last is its last UID.
 func pseudo(last string) string {
