@@ -639,7 +639,7 @@ func (r *Recorder) doveadm(ctx context.Context, verb string, stdin io.Reader, ou
 		return ctx.Err()
 	}
 	if stalled.Load() && werr != nil {
-		return fmt.Errorf("doveadm %s: %w for %v, killed: Dovecot waits on a file of the user's (a FIFO or device among the messages?) or on a hung home", verb, ErrStalled, stall)
+		return fmt.Errorf("doveadm %s: %w for %v, killed: Dovecot waits on a file of the user's (a FIFO or device among the messages?) or on a hung home, or indexes a huge mailbox for the first time (raise --stall-timeout)", verb, ErrStalled, stall)
 	}
 	problems := dovecotErrors(stderr.String())
 	var ee *exec.ExitError
