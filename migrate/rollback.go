@@ -200,6 +200,7 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 		}
 	}
 	tailFrom := int64(-1)
+	var tailErr chan error // set while root reads the spool beside the worker
 	if f != nil {
 		if err := lock.File(lockCtx, f, r.cfg.LockTimeout, r.withFlock); err != nil {
 			return ctxLockError(ctx, err)
@@ -207,8 +208,23 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 		if st, err = recheckSpool(f, src, uid); err != nil {
 			return err
 		}
-		if tailFrom, err = rollbackTail(prev, f, st); err != nil {
-			return err
+		if r.cfg.Source == SourceMailbox || r.cfg.DryRun {
+			if tailFrom, err = rollbackTail(prev, f, st); err != nil {
+				return err
+			}
+		} else {
+			// Only root needs it, to settle: it reads the spool while the worker writes.
+			tailErr = make(chan error, 1)
+			go func(st unix.Stat_t) {
+				var err error
+				tailFrom, err = rollbackTail(prev, f, st)
+				tailErr <- err
+			}(st)
+			defer func() {
+				if tailErr != nil {
+					<-tailErr
+				}
+			}()
 		}
 	}
 	name, err := filepath.Rel(home, prev.Maildir)
@@ -217,7 +233,10 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 	}
 	req := r.request(opRollback, u, home)
 	req.Maildir, req.Location, req.UIDValidity, req.NextSeq = name, loadableZone(prev.Zone), prev.UIDValidity, prev.Messages
-	req.TailFrom, req.PriorSHA, req.PriorOffset, req.DryRun = tailFrom, prev.SHA256, prev.Offset, r.cfg.DryRun
+	req.PriorSHA, req.PriorOffset, req.DryRun = prev.SHA256, prev.Offset, r.cfg.DryRun
+	if tailErr == nil {
+		req.TailFrom = tailFrom
+	}
 	if f != nil {
 		req.Dev, req.Inode = uint64(st.Dev), st.Ino
 	}
@@ -256,6 +275,13 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 	})
 	if err == nil && !got {
 		err = errors.New("migrate: the worker ended without a result")
+	}
+	if tailErr != nil {
+		terr := <-tailErr
+		tailErr = nil
+		if err == nil {
+			err = terr
+		}
 	}
 	if err != nil {
 		return err

@@ -7,10 +7,8 @@ package migrate
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path"
@@ -185,15 +183,13 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 	if err := ctx.Err(); err != nil {
 		return done, err
 	}
-	h := sha256.New()
 	work := newWorkMeter(emit)
-	w := &exportWriter{f: out, h: h, work: work}
+	w := &exportWriter{f: out, work: work}
 	res, err := export.Write(w, l, opts)
 	if err != nil {
 		return done, fmt.Errorf("migrate: rollback: %w", err)
 	}
 	done.Bytes, done.Messages = res.Bytes, int64(res.Messages)
-	h.Sum(done.SHA[:0])
 	if err := fault.Fsync.Err(out.Sync()); err != nil {
 		return done, fmt.Errorf("migrate: rollback: fsync %s: %w", out.Name(), err)
 	}
@@ -211,7 +207,7 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 		recs = append(recs, MessageRecord{Index: seq, UID: m.UID, Name: m.Name, Sub: m.Sub, Size: m.Size,
 			Key: k.Head + " " + k.Sum + " " + fmt.Sprint(k.Size)})
 	}
-	if err := export.Verify(work.readerAt(out), res.Bytes, l, opts); err != nil {
+	if done.SHA, err = export.Verify(work.readerAt(out), res, l, opts); err != nil {
 		return done, fmt.Errorf("migrate: rollback: %w", err)
 	}
 	for _, r := range recs {
@@ -224,11 +220,10 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 	return done, nil
 }
 
-// exportWriter writes the new mbox into f from its start, hashing it, through the fault seam,
-// counting it as work.
+// exportWriter writes the new mbox into f from its start, through the fault seam, counting
+// it as work.
 type exportWriter struct {
 	f    *os.File
-	h    hash.Hash
 	work *workMeter
 	off  int64
 }
@@ -236,7 +231,6 @@ type exportWriter struct {
 func (w *exportWriter) Write(p []byte) (int, error) {
 	n, err := fault.Export.On(w.f, "write").N(w.f.WriteAt(p, w.off))
 	w.off += int64(n)
-	w.h.Write(p[:n])
 	w.work.add(n)
 	return n, err
 }
