@@ -159,11 +159,11 @@ func MkdirUnder(root, dir string) (string, error) {
 // taken relative to root and ".." stops at it, as when that system runs. That is not the
 // policy of safefs.Open, and need not be: these are root's own directories of the system under
 // --root (/var/log, /var/lib), where a symlink such as /var/log -> /srv/log is the
-// administrator's, and nothing a user owns lies on the way. The last level must be ours and writable by no other user, or whoever
-// can write there could remove or replace what root keeps in it: with private (the state
-// directory), no group or other write bit; else (the audit log's directory, which may be a
-// shared one such as /var/log, root:syslog 0775 on Ubuntu) no other write bit. A directory that
-// fails is refused, never changed.
+// administrator's, and nothing a user owns lies on the way. The last level must be ours and
+// writable by no other user, or whoever can write there could remove or replace what root
+// keeps in it: with private (the state directory), no group or other write bit; else (the
+// audit log's directory, which may be a shared one such as /var/log, root:syslog 0775 on
+// Ubuntu) no other write bit. A directory that fails is refused, never changed.
 func mkdirUnder(root, dir string, private bool) (int, error) {
 	if root == "" {
 		root = "/"
