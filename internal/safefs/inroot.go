@@ -29,7 +29,9 @@ const maxSymlinks = 40
 // beneath the directory opened last; a symlink is read (readlinkat) and its target resolved the
 // same way, from rootfd when it is absolute; ".." goes back to the directory opened before,
 // never through the kernel, and goes no higher than rootfd. Every symlink in /proc is refused,
-// magic or not, since user space cannot tell them apart.
+// magic or not, since user space cannot tell them apart. Unlike openat2, the walk cannot see a
+// directory it went through being moved out of the root meanwhile: the directories it is for
+// are root's, and only root can move them.
 func OpenInRoot(rootfd int, name string, flags int, mode uint32) (int, error) {
 	if name == "" {
 		return -1, unix.ENOENT // as openat2 says
