@@ -53,12 +53,12 @@ func TakeDotlockAt(ctx context.Context, dirfd int, name, path string, timeout ti
 		return nil, fmt.Errorf("lock: dotlock %q: not a file name", name)
 	}
 	host, _ := os.Hostname()
-	content := fmt.Sprintf("%d:%s", os.Getpid(), host)
+	content := []byte(fmt.Sprintf("%d:%s", os.Getpid(), host))
 	deadline := time.Now().Add(timeout)
 	for {
-		h, err := Create(dirfd, name, path)
+		h, err := CreateFilled(dirfd, name, path, content)
 		if err == nil {
-			return holdDotlock(dirfd, h, path, content)
+			return holdDotlock(dirfd, h, path)
 		}
 		if !errors.Is(err, unix.EEXIST) {
 			return nil, fmt.Errorf("lock: dotlock %s: %w", path, err)
@@ -75,16 +75,9 @@ func TakeDotlockAt(ctx context.Context, dirfd int, name, path string, timeout ti
 	}
 }
 
-// holdDotlock fills in the lock file h we just created in dirfd and starts refreshing it.
-func holdDotlock(dirfd int, h *Held, path, content string) (*Dotlock, error) {
-	n, err := unix.Write(int(h.f.Fd()), []byte(content))
-	if err == nil && n != len(content) {
-		err = errors.New("short write")
-	}
-	var dir int
-	if err == nil {
-		dir, err = dupCloexec(dirfd)
-	}
+// holdDotlock keeps the lock file h we just made in dirfd and starts refreshing it.
+func holdDotlock(dirfd int, h *Held, path string) (*Dotlock, error) {
+	dir, err := dupCloexec(dirfd)
 	if err != nil {
 		_ = h.Remove()
 		h.Close()

@@ -257,3 +257,52 @@ func TestParseDotlock(t *testing.T) {
 		})
 	}
 }
+
+// TestDotlockNeverEmpty takes and releases a dotlock over and over while another goroutine
+// looks at the lock's name: whenever a lock is there, it already names its holder. An empty
+// lock would be taken for a holder's for five minutes by everyone, after a kill at that moment.
+func TestDotlockNeverEmpty(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "u.lock")
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	must(t, err)
+	defer unix.Close(fd)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			l, err := TakeDotlock(context.Background(), path, time.Second)
+			if err != nil {
+				done <- err
+				return
+			}
+			if err := l.Release(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	seen, empty := 0, 0
+	for start := time.Now(); seen < 3000 && time.Since(start) < time.Minute; {
+		var st unix.Stat_t
+		if unix.Fstatat(fd, "u.lock", &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			continue
+		}
+		seen++
+		if st.Size == 0 {
+			empty++
+		}
+	}
+	close(stop)
+	must(t, <-done)
+	if empty > 0 {
+		t.Errorf("the lock was seen %d times of %d without its holder in it", empty, seen)
+	}
+}

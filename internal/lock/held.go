@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -41,6 +42,70 @@ func Create(dir int, name, path string) (*Held, error) {
 		return nil, err
 	}
 	return &Held{f: os.NewFile(uintptr(fd), path), dir: dir, name: name, dev: st.Dev, ino: st.Ino}, nil
+}
+
+// CreateFilled makes the lock file name in dir holding content, in one step where it can: the
+// content goes into an unnamed file of dir (O_TMPFILE), which is then linked under name (EEXIST,
+// unwrapped, when something is there). Nobody ever sees the lock empty, and a process killed
+// before the link leaves nothing behind; a lock made by create-then-write, killed in between,
+// would look held by an empty lock until it is five minutes old. Where the file system has no
+// O_TMPFILE or /proc is not mounted, it creates name and then writes, as Create does.
+func CreateFilled(dir int, name, path string, content []byte) (*Held, error) {
+	fd, err := unix.Openat(dir, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		// EOPNOTSUPP, EISDIR or EINVAL: a file system or kernel without O_TMPFILE.
+		return createThenWrite(dir, name, path, content)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if err := writeAll(fd, content); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, err
+	}
+	// linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, which a worker does not have; the
+	// descriptor's /proc name works for anyone.
+	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dir, name, unix.AT_SYMLINK_FOLLOW)
+	switch {
+	case err == nil:
+		return &Held{f: f, dir: dir, name: name, dev: st.Dev, ino: st.Ino}, nil
+	case err == unix.ENOENT && !procMounted():
+		f.Close()
+		return createThenWrite(dir, name, path, content)
+	}
+	f.Close()
+	return nil, err
+}
+
+// procMounted reports whether /proc/self/fd is there to link an unnamed file through.
+func procMounted() bool {
+	var st unix.Stat_t
+	return unix.Stat("/proc/self/fd", &st) == nil
+}
+
+// createThenWrite is CreateFilled in two steps, for where one is not possible.
+func createThenWrite(dir int, name, path string, content []byte) (*Held, error) {
+	h, err := Create(dir, name, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAll(int(h.f.Fd()), content); err != nil {
+		_ = h.Remove()
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func writeAll(fd int, content []byte) error {
+	n, err := unix.Write(fd, content)
+	if err == nil && n != len(content) {
+		err = errors.New("short write")
+	}
+	return err
 }
 
 // File returns the open lock file: a control-file dotlock's content is written through it.
