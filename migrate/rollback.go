@@ -394,11 +394,26 @@ func sweepRollbackTemps(dirfd int, name string) {
 			continue
 		}
 		pid, err := strconv.Atoi(rest)
-		if err != nil || pid <= 0 || pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
+		if err != nil || pid <= 0 || pid == os.Getpid() || !processGone(pid) {
 			continue
 		}
 		_ = unix.Unlinkat(dirfd, n, 0)
 	}
+}
+
+// processGone reports whether the process pid has ended: there is none, or it is a zombie
+// (killed, and not yet reaped by a parent that may never come), which writes nothing again.
+func processGone(pid int) bool {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return true
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
 }
 
 // settled is what settleRollback did.
@@ -418,7 +433,9 @@ type settled struct {
 // its tail is appended to the new mbox and the two are exchanged, unless the source already
 // is the new mbox (its migrated part is the Maildir's part: a rollback done before). When it
 // changed, the source is kept only if it begins with the Maildir's part (a rollback done
-// before, then mail delivered): else the rollback is refused (ErrRollbackChanged).
+// before, then mail delivered): else the rollback is refused (ErrRollbackChanged). A source
+// with nothing migrated (tailFrom 0) that begins with the Maildir's part is a rollback done
+// before too; else all of it arrived since, and follows the Maildir's part.
 func settleRollback(dirfd int, name string, old *os.File, oldSt *unix.Stat_t, tmpName string, tmp *os.File, n int64, sum [32]byte, tailFrom int64, priorSHA string, priorOffset int64) (settled, error) {
 	var s settled
 	if old == nil {
@@ -441,19 +458,22 @@ func settleRollback(dirfd int, name string, old *os.File, oldSt *unix.Stat_t, tm
 		// Its migrated part is the Maildir's: nothing to write.
 		s.kept, s.st = size-n, *oldSt
 		return s, nil
-	case tailFrom < 0:
-		if size >= n {
-			h := sha256.New()
-			if _, err := io.Copy(h, io.NewSectionReader(old, 0, n)); err != nil {
-				return s, fmt.Errorf("migrate: rollback: reading %s: %w", name, err)
-			}
-			var got [32]byte
-			if h.Sum(got[:0]); got == sum {
-				s.kept, s.st = size-n, *oldSt
-				return s, nil
-			}
+	case tailFrom <= 0:
+		// Its migrated part changed, or nothing of it was migrated (a folder made after
+		// the switch, a spool emptied by --after): it may be a rollback's whose state was
+		// never saved, the run killed after the exchange. Taking it whole for mail that
+		// arrived since would write every message twice.
+		done, err := beginsWith(old, size, n, sum)
+		if err != nil {
+			return s, fmt.Errorf("migrate: rollback: reading %s: %w", name, err)
 		}
-		return s, fmt.Errorf("%w: %s: what the last pass migrated is not there any more, and a rollback would lose what changed; run maildirmig %s first", ErrRollbackChanged, name, kindCommand(name))
+		if done {
+			s.kept, s.st = size-n, *oldSt
+			return s, nil
+		}
+		if tailFrom < 0 {
+			return s, fmt.Errorf("%w: %s: what the last pass migrated is not there any more, and a rollback would lose what changed; run maildirmig %s first", ErrRollbackChanged, name, kindCommand(name))
+		}
 	}
 	// The bytes past the migrated part: mail that arrived since the last pass.
 	if tailFrom < size {
@@ -487,6 +507,20 @@ func settleRollback(dirfd int, name string, old *os.File, oldSt *unix.Stat_t, tm
 		return s, fmt.Errorf("migrate: rollback: %s: %w", name, err)
 	}
 	return s, syncDirFD(dirfd, name)
+}
+
+// beginsWith reports whether the first n bytes of f (of size bytes) have the SHA-256 sum.
+func beginsWith(f io.ReaderAt, size, n int64, sum [32]byte) (bool, error) {
+	if n == 0 || size < n {
+		return false, nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, n)); err != nil {
+		return false, err
+	}
+	var got [32]byte
+	h.Sum(got[:0])
+	return got == sum, nil
 }
 
 // kindCommand names the command that migrates the source name: Mailbox for ~/Mailbox, else

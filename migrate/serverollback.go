@@ -458,8 +458,13 @@ func moveAside(home, root int, folderRoot, src string) (string, error) {
 		defer unix.Close(fd)
 		from = fd
 	}
+	// A rollback of the folder that died left its half-written mbox here; no later one
+	// will, the folder being gone.
+	sweepRollbackTemps(from, base)
 	var st unix.Stat_t
 	if err := unix.Fstatat(from, base, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+		// Moved by a run that died before it could remove the directories it emptied.
+		removeEmptyParents(root, parentPath)
 		return "", nil
 	} else if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return "", fmt.Errorf("migrate: rollback: %s: not a regular file, left as it is", src)
@@ -470,18 +475,23 @@ func moveAside(home, root int, folderRoot, src string) (string, error) {
 		return "", fmt.Errorf("migrate: rollback: %s: %w", asideRoot, err)
 	}
 	defer unix.Close(toDir)
-	if err := unix.Renameat2(from, base, toDir, base, unix.RENAME_NOREPLACE); err != nil {
+	if err := fault.Aside.Err(unix.Renameat2(from, base, toDir, base, unix.RENAME_NOREPLACE)); err != nil {
 		return "", fmt.Errorf("migrate: rollback: move %s to %s: %w", src, asideRoot, err)
 	}
 	_ = unix.Fsync(from)
 	_ = unix.Fsync(toDir)
-	// An empty directory left behind would show as a folder of its own.
-	for p := strings.TrimSuffix(parentPath, "/"); p != ""; p = path.Dir(p) {
-		if unix.Unlinkat(root, p, unix.AT_REMOVEDIR) != nil || p == "." {
+	removeEmptyParents(root, parentPath)
+	return path.Join("~", asideRoot, src), nil
+}
+
+// removeEmptyParents removes the directories of parentPath beneath root, deepest first, as
+// long as they are empty: an empty directory left behind would show as a folder of its own.
+func removeEmptyParents(root int, parentPath string) {
+	for p := strings.TrimSuffix(parentPath, "/"); p != "" && p != "."; p = path.Dir(p) {
+		if unix.Unlinkat(root, p, unix.AT_REMOVEDIR) != nil {
 			break
 		}
 	}
-	return path.Join("~", asideRoot, src), nil
 }
 
 // rollbackSubscriptions makes the mbox subscriptions (~/mail/.subscriptions, in the folder
@@ -509,13 +519,12 @@ func rollbackSubscriptions(inbox *maildir.Dir, root int) error {
 			return nil
 		}
 	}
-	tmp := fmt.Sprintf("%ssubscriptions.P%d", rollbackTempPrefix, os.Getpid())
-	fd, err := unix.Openat(root, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// Named as the mboxes' are, so that the run after one that died here sweeps it.
+	out, tmp, err := createBeside(root, ".subscriptions", nil, &unix.Stat_t{}, os.Getuid(), os.Getgid())
 	if err != nil {
-		return fmt.Errorf("migrate: rollback: .subscriptions: %w", err)
+		return err
 	}
-	out := os.NewFile(uintptr(fd), tmp)
-	_, err = out.Write(want)
+	_, err = fault.Subscriptions.On(out, "write").N(out.Write(want))
 	if err == nil {
 		err = out.Sync()
 	}
@@ -523,11 +532,14 @@ func rollbackSubscriptions(inbox *maildir.Dir, root int) error {
 		err = cerr
 	}
 	if err == nil {
-		err = unix.Renameat(root, tmp, root, ".subscriptions")
+		err = fault.Subscriptions.Err(unix.Renameat(root, tmp, root, ".subscriptions"))
 	}
 	if err != nil {
 		unix.Unlinkat(root, tmp, 0)
 		return fmt.Errorf("migrate: rollback: .subscriptions: %w", err)
 	}
-	return unix.Fsync(root)
+	if err := unix.Fsync(root); err != nil {
+		return fmt.Errorf("migrate: rollback: .subscriptions: fsync its directory: %w", err)
+	}
+	return nil
 }
