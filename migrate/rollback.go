@@ -231,7 +231,7 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 			return err
 		}
 		defer unix.Close(dirfd)
-		if tmp, tmpName, err = createBeside(dirfd, filepath.Base(src), f, &st, uid, u.GID); err != nil {
+		if tmp, tmpName, err = createBeside(dirfd, filepath.Dir(src), filepath.Base(src), f, &st, uid, u.GID); err != nil {
 			return err
 		}
 		defer func() {
@@ -347,9 +347,10 @@ func openSpoolDir(src string) (int, error) {
 // writer's pid follows, so that a run finds those of runs that died (sweepRollbackTemps).
 const rollbackTempPrefix = ".maildirmig-rollback."
 
-// createBeside makes the file a rollback writes beside name in dirfd: exclusively, with the
-// owner and mode of old (fstat st) when there is one, else the user's and 0600.
-func createBeside(dirfd int, name string, old *os.File, st *unix.Stat_t, uid, gid int) (*os.File, string, error) {
+// createBeside makes the file a rollback writes beside name in dirfd (the directory dir):
+// exclusively, with the owner and mode of old (fstat st) when there is one, else the user's
+// and 0600. It returns the file, whose Name is its path for messages, and its name in dirfd.
+func createBeside(dirfd int, dir, name string, old *os.File, st *unix.Stat_t, uid, gid int) (*os.File, string, error) {
 	sweepRollbackTemps(dirfd, name)
 	tmp := rollbackTempPrefix + name + ".P" + strconv.Itoa(os.Getpid())
 	mode := uint32(0o600)
@@ -364,18 +365,18 @@ func createBeside(dirfd int, name string, old *os.File, st *unix.Stat_t, uid, gi
 		}
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("migrate: rollback: create %s beside %s: %w", tmp, name, err)
+		return nil, "", fmt.Errorf("migrate: rollback: create %s: %w", filepath.Join(dir, tmp), err)
 	}
-	f := os.NewFile(uintptr(fd), tmp)
+	f := os.NewFile(uintptr(fd), filepath.Join(dir, tmp))
 	if err := unix.Fchown(fd, uid, gid); err != nil && os.Geteuid() == 0 {
 		f.Close()
 		unix.Unlinkat(dirfd, tmp, 0)
-		return nil, "", fmt.Errorf("migrate: rollback: chown %s: %w", tmp, err)
+		return nil, "", fmt.Errorf("migrate: rollback: chown %s: %w", f.Name(), err)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
 		f.Close()
 		unix.Unlinkat(dirfd, tmp, 0)
-		return nil, "", fmt.Errorf("migrate: rollback: chmod %s: %w", tmp, err)
+		return nil, "", fmt.Errorf("migrate: rollback: chmod %s: %w", f.Name(), err)
 	}
 	return f, tmp, nil
 }
@@ -438,19 +439,21 @@ type settled struct {
 // before too; else all of it arrived since, and follows the Maildir's part.
 func settleRollback(dirfd int, name string, old *os.File, oldSt *unix.Stat_t, tmpName string, tmp *os.File, n int64, sum [32]byte, tailFrom int64, priorSHA string, priorOffset int64) (settled, error) {
 	var s settled
+	// Where the source is, for messages.
+	at := filepath.Join(filepath.Dir(tmp.Name()), name)
 	if old == nil {
-		if err := syncTemp(tmp, tmpName); err != nil {
+		if err := syncTemp(tmp); err != nil {
 			return s, err
 		}
 		err := fault.Swap.Err(unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_NOREPLACE))
 		if err != nil {
-			return s, fmt.Errorf("migrate: rollback: rename %s to %s: %w", tmpName, name, err)
+			return s, fmt.Errorf("migrate: rollback: rename %s to %s: %w", tmp.Name(), at, err)
 		}
 		s.changed = true
 		if err := unix.Fstat(int(tmp.Fd()), &s.st); err != nil {
-			return s, fmt.Errorf("migrate: rollback: %s: %w", name, err)
+			return s, fmt.Errorf("migrate: rollback: %s: %w", at, err)
 		}
-		return s, syncDirFD(dirfd, name)
+		return s, syncDirFD(dirfd, at)
 	}
 	size := oldSt.Size
 	switch {
@@ -465,48 +468,48 @@ func settleRollback(dirfd int, name string, old *os.File, oldSt *unix.Stat_t, tm
 		// arrived since would write every message twice.
 		done, err := beginsWith(old, size, n, sum)
 		if err != nil {
-			return s, fmt.Errorf("migrate: rollback: reading %s: %w", name, err)
+			return s, fmt.Errorf("migrate: rollback: reading %s: %w", at, err)
 		}
 		if done {
 			s.kept, s.st = size-n, *oldSt
 			return s, nil
 		}
 		if tailFrom < 0 {
-			return s, fmt.Errorf("%w: %s: what the last pass migrated is not there any more, and a rollback would lose what changed; run maildirmig %s first", ErrRollbackChanged, name, kindCommand(name))
+			return s, fmt.Errorf("%w: %s: what the last pass migrated is not there any more, and a rollback would lose what changed; run maildirmig %s first", ErrRollbackChanged, at, kindCommand(name))
 		}
 	}
 	// The bytes past the migrated part: mail that arrived since the last pass.
 	if tailFrom < size {
 		tail := io.NewSectionReader(old, tailFrom, size-tailFrom)
 		if _, err := tmp.Seek(n, io.SeekStart); err != nil {
-			return s, fmt.Errorf("migrate: rollback: %s: %w", tmpName, err)
+			return s, fmt.Errorf("migrate: rollback: %w", err)
 		}
 		h := sha256.New()
 		if _, err := io.Copy(io.MultiWriter(tmp, h), tail); err != nil {
-			return s, fmt.Errorf("migrate: rollback: appending the mail that arrived since to %s: %w", tmpName, err)
+			return s, fmt.Errorf("migrate: rollback: appending the mail that arrived since in %s: %w", at, err)
 		}
 		var want, got [32]byte
 		h.Sum(want[:0])
 		h.Reset()
 		if _, err := io.Copy(h, io.NewSectionReader(tmp, n, size-tailFrom)); err != nil {
-			return s, fmt.Errorf("migrate: rollback: reading %s back: %w", tmpName, err)
+			return s, fmt.Errorf("migrate: rollback: reading %s back: %w", tmp.Name(), err)
 		}
 		if h.Sum(got[:0]); got != want {
-			return s, fmt.Errorf("migrate: rollback: %s: the mail that arrived since did not read back as written", tmpName)
+			return s, fmt.Errorf("migrate: rollback: %s: the mail that arrived since did not read back as written", tmp.Name())
 		}
 		s.kept = size - tailFrom
 	}
-	if err := syncTemp(tmp, tmpName); err != nil {
+	if err := syncTemp(tmp); err != nil {
 		return s, err
 	}
-	if err := swapBeside(dirfd, tmpName, name, oldSt); err != nil {
+	if err := swapBeside(dirfd, tmpName, name, at, oldSt); err != nil {
 		return s, err
 	}
 	s.changed = true
 	if err := unix.Fstat(int(tmp.Fd()), &s.st); err != nil {
-		return s, fmt.Errorf("migrate: rollback: %s: %w", name, err)
+		return s, fmt.Errorf("migrate: rollback: %s: %w", at, err)
 	}
-	return s, syncDirFD(dirfd, name)
+	return s, syncDirFD(dirfd, at)
 }
 
 // beginsWith reports whether the first n bytes of f (of size bytes) have the SHA-256 sum.
@@ -532,37 +535,40 @@ func kindCommand(name string) string {
 	return KindSpool
 }
 
-func syncTemp(tmp *os.File, name string) error {
+// syncTemp makes the new mbox tmp durable before it takes the source's place.
+func syncTemp(tmp *os.File) error {
 	if err := fault.Fsync.Err(tmp.Sync()); err != nil {
-		return fmt.Errorf("migrate: rollback: fsync %s: %w", name, err)
+		return fmt.Errorf("migrate: rollback: fsync %s: %w", tmp.Name(), err)
 	}
 	return nil
 }
 
-func syncDirFD(dirfd int, name string) error {
+// syncDirFD makes the renames in dirfd, the directory of the source at, durable.
+func syncDirFD(dirfd int, at string) error {
 	if err := unix.Fsync(dirfd); err != nil {
-		return fmt.Errorf("migrate: rollback: fsync the directory of %s: %w", name, err)
+		return fmt.Errorf("migrate: rollback: fsync the directory of %s: %w", at, err)
 	}
 	return nil
 }
 
 // swapBeside exchanges tmpName and name in dirfd in one renameat2(RENAME_EXCHANGE), and
 // removes what is then at tmpName, the old file, only if it is the file oldSt: when another
-// file had taken name's place meanwhile, the exchange is undone and the rollback fails.
-func swapBeside(dirfd int, tmpName, name string, oldSt *unix.Stat_t) error {
+// file had taken name's place meanwhile, the exchange is undone and the rollback fails. at is
+// the source's path, for messages.
+func swapBeside(dirfd int, tmpName, name, at string, oldSt *unix.Stat_t) error {
 	if err := fault.Swap.Err(unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_EXCHANGE)); err != nil {
-		return fmt.Errorf("migrate: rollback: exchange %s and %s: %w", tmpName, name, err)
+		return fmt.Errorf("migrate: rollback: exchange %s and %s: %w", filepath.Join(filepath.Dir(at), tmpName), at, err)
 	}
 	var st unix.Stat_t
 	err := unix.Fstatat(dirfd, tmpName, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil || st.Dev != oldSt.Dev || st.Ino != oldSt.Ino {
 		if uerr := unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_EXCHANGE); uerr != nil {
-			return fmt.Errorf("migrate: rollback: %s was replaced while it was locked, and putting it back failed: %w", name, uerr)
+			return fmt.Errorf("migrate: rollback: %s was replaced while it was locked, and putting it back failed: %w", at, uerr)
 		}
-		return fmt.Errorf("migrate: rollback: %s was replaced while it was locked", name)
+		return fmt.Errorf("migrate: rollback: %s was replaced while it was locked", at)
 	}
 	if err := unix.Unlinkat(dirfd, tmpName, 0); err != nil {
-		return fmt.Errorf("migrate: rollback: remove the old %s: %w", name, err)
+		return fmt.Errorf("migrate: rollback: remove the old %s: %w", at, err)
 	}
 	return nil
 }

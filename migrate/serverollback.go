@@ -78,7 +78,12 @@ func rollbackFiles(req *workerRequest, fd3 *os.File) (rollbackSource, error) {
 		s.old = fd3
 	}
 	if req.RollbackTo == "" && !req.DryRun {
-		s.target = os.NewFile(4, "target")
+		// Named as root made it, for messages.
+		name, err := os.Readlink("/proc/self/fd/4")
+		if err != nil {
+			name = "the new mbox beside the spool"
+		}
+		s.target = os.NewFile(4, name)
 		if s.target == nil {
 			return s, errors.New("migrate: rollback: no file to write")
 		}
@@ -110,7 +115,7 @@ func serveRollback(ctx context.Context, req *workerRequest, src rollbackSource, 
 	if strings.ContainsAny(req.RollbackTo, "/\x00") || req.RollbackTo == "." || req.RollbackTo == ".." {
 		return fmt.Errorf("migrate: rollback: %q is not a file name", req.RollbackTo)
 	}
-	done, err := rollbackBeside(ctx, req, d, home, req.RollbackTo, src.old, req.TailFrom, req.PriorSHA, req.PriorOffset, "", emit)
+	done, err := rollbackBeside(ctx, req, d, home, req.Home, req.RollbackTo, src.old, req.TailFrom, req.PriorSHA, req.PriorOffset, "", emit)
 	if err != nil {
 		return err
 	}
@@ -118,19 +123,20 @@ func serveRollback(ctx context.Context, req *workerRequest, src rollbackSource, 
 	return nil
 }
 
-// rollbackBeside writes the Maildir d as an mbox beside name in dirfd, proves it, and puts it
-// in place of old (nil for none) with settleRollback; folder tags what it emits.
-func rollbackBeside(ctx context.Context, req *workerRequest, d *maildir.Dir, dirfd int, name string, old *os.File, tailFrom int64, priorSHA string, priorOffset int64, folder string, emit func(workerMsg)) (rollbackDone, error) {
+// rollbackBeside writes the Maildir d as an mbox beside name in dirfd (the directory dir),
+// proves it, and puts it in place of old (nil for none) with settleRollback; folder tags what
+// it emits.
+func rollbackBeside(ctx context.Context, req *workerRequest, d *maildir.Dir, dirfd int, dir, name string, old *os.File, tailFrom int64, priorSHA string, priorOffset int64, folder string, emit func(workerMsg)) (rollbackDone, error) {
 	var oldSt unix.Stat_t
 	if old != nil {
 		if err := unix.Fstat(int(old.Fd()), &oldSt); err != nil {
-			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", name, err)
+			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", filepath.Join(dir, name), err)
 		}
 	}
 	if req.DryRun {
 		return rollbackInto(ctx, req, d, nil, folder, emit)
 	}
-	tmp, tmpName, err := createBeside(dirfd, name, old, &oldSt, os.Getuid(), os.Getgid())
+	tmp, tmpName, err := createBeside(dirfd, dir, name, old, &oldSt, os.Getuid(), os.Getgid())
 	if err != nil {
 		return rollbackDone{}, err
 	}
@@ -189,6 +195,11 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 	work := newWorkMeter(emit)
 	w := &exportWriter{f: out, h: h, work: work}
 	res, err := export.Write(w, l, opts)
+	if w.err != nil {
+		// The new mbox could not be written (a full disk, an I/O error): say so of that
+		// file, not of the Maildir message being copied at the time.
+		return done, fmt.Errorf("migrate: rollback: %w", w.err)
+	}
 	if err != nil {
 		return done, fmt.Errorf("migrate: rollback: %w", err)
 	}
@@ -231,6 +242,7 @@ type exportWriter struct {
 	h    hash.Hash
 	work *workMeter
 	off  int64
+	err  error // the first write that failed
 }
 
 func (w *exportWriter) Write(p []byte) (int, error) {
@@ -238,6 +250,9 @@ func (w *exportWriter) Write(p []byte) (int, error) {
 	w.off += int64(n)
 	w.h.Write(p[:n])
 	w.work.add(n)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
 	return n, err
 }
 
@@ -313,7 +328,7 @@ func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(wor
 		}
 		emit(workerMsg{T: msgFolderRemoved, Folder: src, Err: to})
 	}
-	return rollbackSubscriptions(inbox, root)
+	return rollbackSubscriptions(inbox, root, filepath.Join(req.Home, req.FolderRoot))
 }
 
 // folderLevelsName is the IMAP name Dovecot shows for the mbox folder src.
@@ -407,7 +422,7 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 			return rollbackDone{}, err
 		}
 	}
-	return rollbackBeside(ctx, &sub, d, parent, base, old, tailFrom, priorSHA, priorOffset, src, emit)
+	return rollbackBeside(ctx, &sub, d, parent, filepath.Join(req.Home, req.FolderRoot, path.Dir(src)), base, old, tailFrom, priorSHA, priorOffset, src, emit)
 }
 
 // mkdirBeneath opens the directory p (levels separated by '/') beneath dirfd, making the
@@ -495,8 +510,9 @@ func removeEmptyParents(root int, parentPath string) {
 }
 
 // rollbackSubscriptions makes the mbox subscriptions (~/mail/.subscriptions, in the folder
-// root root) the Maildir's, written atomically; nothing is written when they are already.
-func rollbackSubscriptions(inbox *maildir.Dir, root int) error {
+// root root, the directory dir) the Maildir's, written atomically; nothing is written when
+// they are already.
+func rollbackSubscriptions(inbox *maildir.Dir, root int, dir string) error {
 	var want []byte
 	f, err := openBeneath(inbox.FD(), "subscriptions")
 	switch {
@@ -520,7 +536,7 @@ func rollbackSubscriptions(inbox *maildir.Dir, root int) error {
 		}
 	}
 	// Named as the mboxes' are, so that the run after one that died here sweeps it.
-	out, tmp, err := createBeside(root, ".subscriptions", nil, &unix.Stat_t{}, os.Getuid(), os.Getgid())
+	out, tmp, err := createBeside(root, dir, ".subscriptions", nil, &unix.Stat_t{}, os.Getuid(), os.Getgid())
 	if err != nil {
 		return err
 	}
@@ -536,10 +552,10 @@ func rollbackSubscriptions(inbox *maildir.Dir, root int) error {
 	}
 	if err != nil {
 		unix.Unlinkat(root, tmp, 0)
-		return fmt.Errorf("migrate: rollback: .subscriptions: %w", err)
+		return fmt.Errorf("migrate: rollback: %s: %w", filepath.Join(dir, ".subscriptions"), err)
 	}
 	if err := unix.Fsync(root); err != nil {
-		return fmt.Errorf("migrate: rollback: .subscriptions: fsync its directory: %w", err)
+		return fmt.Errorf("migrate: rollback: %s: fsync its directory: %w", filepath.Join(dir, ".subscriptions"), err)
 	}
 	return nil
 }
