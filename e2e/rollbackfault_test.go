@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -670,5 +671,288 @@ func killAndRerunRollback(t *testing.T, g *rbRig, ref rbReference, spec string, 
 	g.passes(t, label)
 	if d := snapDiff(g.maildirs(t), ref.maildirs); len(d) > 0 {
 		t.Errorf("%s: the migration after the rollback does not give the Maildirs it gives after an uninterrupted one:\n%s", label, strings.Join(d, "\n"))
+	}
+}
+
+// rbErrorRig is the accounts of the error suites: a bystander whose small spool every fault
+// misses, a spool with late mail, ~/Mailbox with late mail and folders, a small spool with
+// folders.
+func rbErrorRig(t *testing.T, prefix string) *rbRig {
+	return newRBRig(t, prefix,
+		&rbUser{inbox: 3},
+		&rbUser{inbox: 120, late: true, change: func(t *testing.T, g *rbRig, u *rbUser) {
+			flagMessage(t, filepath.Join(u.Home, "Maildir"), 1)
+		}},
+		&rbUser{mailbox: true, inbox: 60, late: true, folders: map[string]int{"Work": 15, "Zeta": 6}, change: func(t *testing.T, g *rbRig, u *rbUser) {
+			flagMessage(t, filepath.Join(u.Home, "Maildir"), 0)
+			subscribe(t, u.sysUser, filepath.Join(u.Home, "Maildir"), "Work")
+		}},
+		&rbUser{inbox: 3, folders: map[string]int{"Archive": 20, "Lists/Go": 10}, change: func(t *testing.T, g *rbRig, u *rbUser) {
+			flagMessage(t, filepath.Join(u.Home, "Maildir", ".Archive"), 0)
+		}},
+	)
+}
+
+// TestRollbackInjectedErrors injects EIO, ENOSPC and EDQUOT where a rollback writes the new
+// mbox (the worker's writes into root's file beside a spool, beside ~/Mailbox and beside each
+// folder) and where it syncs it (the worker's fsync, root's after keeping the late mail, the
+// worker's in the home). Each user the fault meets must fail with an error line naming them,
+// the file and the errno; every mbox must be the old one or the new one, the ones named the
+// old; nothing may be left beside them; the others must be rolled back as without the fault.
+// One plain re-run must then leave what an uninterrupted rollback leaves.
+func TestRollbackInjectedErrors(t *testing.T) {
+	g := rbErrorRig(t, "rbe")
+	ref := g.reference(t)
+	for _, point := range []struct {
+		spec   string
+		who    []int // the users of the run, all when nil
+		failed []int // the users the fault meets
+	}{
+		// The spool's worker and the ~/Mailbox worker write more than twice; the folders
+		// worker's third write is in Archive, and Lists/Go's writes come later.
+		{"export:3", nil, []int{1, 2, 3}},
+		// Every worker syncs the new mbox once it is written: all fail.
+		{"fsync:1", nil, []int{0, 1, 2, 3}},
+		// Root's second, after keeping the second spool's late mail (and its third, of the
+		// last spool); the ~/Mailbox worker's, after keeping its late mail.
+		{"fsync:2", nil, []int{1, 2, 3}},
+		// The folders worker's second, of Archive after it was written, and every later one.
+		{"fsync:2", []int{3}, []int{3}},
+		// The folders worker's third: Lists/Go's, once written; Archive is rolled back.
+		{"fsync:3", []int{0, 3}, []int{3}},
+	} {
+		for _, errno := range []string{"eio", "enospc", "edquot"} {
+			spec := point.spec + ":" + errno
+			name := spec
+			if point.who != nil {
+				name += fmt.Sprintf("/users%v", point.who)
+			}
+			t.Run(name, func(t *testing.T) { injectIntoRollback(t, g, ref, spec, errno, point.who, point.failed) })
+		}
+	}
+}
+
+// injectIntoRollback prepares the rig, rolls back with the errno fault spec, judges what the
+// failed run said and left (the users failed, and nobody else), and has one re-run finish.
+func injectIntoRollback(t *testing.T, g *rbRig, ref rbReference, spec, errno string, who, failed []int) {
+	label := "rollback with " + spec
+	g.prepare(t)
+	maildirs := snapshot(t, nil, g.maildirPaths()...)
+	var users []*rbUser
+	for _, i := range who {
+		users = append(users, g.users[i])
+	}
+	r := runWithFault(t, spec, g.args("rollback", users)...)
+	if r.code != 3 {
+		t.Errorf("%s: exit %d, want 3\n%s%s", label, r.code, r.stdout, r.stderr)
+	}
+	t.Logf("%s:\n%s", label, r.stderr)
+	g.checkFailed(t, label, ref, r.stderr, errnoTexts[errno], who, failed)
+	if d := snapDiff(snapshot(t, nil, g.maildirPaths()...), maildirs); len(d) > 0 {
+		t.Errorf("%s: the rollback changed a Maildir:\n%s", label, strings.Join(d, "\n"))
+	}
+	again := runBinary(t, g.args("rollback", nil)...)
+	if again.code != 0 {
+		t.Errorf("%s: re-run: exit %d, want 0\n%s%s", label, again.code, again.stdout, again.stderr)
+	}
+	if d := snapDiff(snapshot(t, nil, g.mboxPaths(t)...), ref.mboxes); len(d) > 0 {
+		t.Errorf("%s: after the re-run, the mboxes are not what an uninterrupted rollback leaves:\n%s", label, strings.Join(d, "\n"))
+	}
+}
+
+// checkFailed judges a rollback of the users who (all when nil) that failed the users failed
+// with the error errText: each has an error line naming them, an absolute file of theirs and
+// errText, and each file that line names is as it was; every mbox is the old one or the new
+// one; nothing but mboxes is beside them; the other users of the run are rolled back as in
+// ref, and have no error line, and those not in it are as they were.
+func (g *rbRig) checkFailed(t *testing.T, label string, ref rbReference, stderr, errText string, who, failed []int) {
+	t.Helper()
+	now := snapshot(t, nil, g.mboxPaths(t)...)
+	g.checkOldOrNew(t, label, ref, now)
+	for p, d := range now {
+		if strings.Contains(p, "/.maildirmig-rollback.") || strings.HasSuffix(p, ".lock") {
+			t.Errorf("%s: %s left behind (%s)", label, p, d)
+		}
+	}
+	lines := strings.Split(stderr, "\n")
+	for i, u := range g.users {
+		var mine []string
+		for _, l := range lines {
+			if strings.HasPrefix(l, "maildirmig: error: user "+u.Name+": ") {
+				mine = append(mine, l)
+			}
+		}
+		if !slicesContains(failed, i) {
+			if len(mine) > 0 {
+				t.Errorf("%s: %s (whom the fault misses) failed: %s", label, u.Name, mine)
+			}
+			want, how := ref.mboxes, "as rolled back"
+			if who != nil && !slicesContains(who, i) {
+				want, how = ref.before, "as it was, not in the run"
+			}
+			for p, d := range want {
+				if strings.HasPrefix(p, u.Home+"/") || p == g.src(u) {
+					if now[p] != d {
+						t.Errorf("%s: %s (whom the fault misses): %s is %s, want %s %s", label, u.Name, p, now[p], d, how)
+					}
+				}
+			}
+			continue
+		}
+		if len(mine) != 1 {
+			t.Errorf("%s: %s: %d error lines, want 1: %q", label, u.Name, len(mine), mine)
+			continue
+		}
+		l := mine[0]
+		if !strings.Contains(l, errText) {
+			t.Errorf("%s: %s: %q does not say %q", label, u.Name, l, errText)
+		}
+		// The file named is the mbox being written, or the new one beside it: not a
+		// Maildir message, which was only read.
+		named := 0
+		for _, w := range strings.Fields(l) {
+			w = strings.TrimRight(w, ":,;")
+			if !strings.HasPrefix(w, "/") {
+				continue
+			}
+			_, isMbox := ref.mboxes[w]
+			tmp := strings.Contains(w, "/.maildirmig-rollback.")
+			if !strings.HasPrefix(w, u.Home+"/") && !strings.HasPrefix(w, g.spool+"/") || !isMbox && !tmp {
+				t.Errorf("%s: %s: %q names %s, not an mbox of theirs or the new one beside it", label, u.Name, l, w)
+			}
+			named++
+			if before, ok := ref.before[w]; ok && now[w] != before {
+				t.Errorf("%s: %s: %s, named as failed, is %s, not as it was (%s)", label, u.Name, w, now[w], before)
+			}
+		}
+		if named == 0 {
+			t.Errorf("%s: %s: %q names no file", label, u.Name, l)
+		}
+	}
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// mountTmpfs mounts a tmpfs of size (mount's notation) on a new directory every user can
+// enter, for the rest of the test, and returns the directory; it skips the test where no
+// tmpfs can be mounted.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	// Not beneath t.TempDir(), which only root may enter: the workers run as the users.
+	mnt, err := os.MkdirTemp("", "mdmt-rbfull-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(mnt) })
+	if err := os.Chmod(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s): no real full disk to test", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	return mnt
+}
+
+// resizeTmpfs makes the tmpfs at mnt size bytes, or what it holds and spare bytes more when
+// size is 0, and returns the size set.
+func resizeTmpfs(t *testing.T, mnt string, size, spare int64) int64 {
+	t.Helper()
+	if size == 0 {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(mnt, &st); err != nil {
+			t.Fatal(err)
+		}
+		size = int64(st.Blocks-st.Bfree)*st.Bsize + spare
+	}
+	size = (size + 4095) &^ 4095
+	if out, err := exec.Command("mount", "-o", fmt.Sprintf("remount,size=%d", size), mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s with %d bytes: %v: %s", mnt, size, err, out)
+	}
+	return size
+}
+
+// TestRollbackFullHome rolls back accounts whose homes are small tmpfs file systems that the
+// new mboxes fill for real: one whose INBOX is ~/Mailbox (with late mail and a folder), one
+// whose spool is in the spool directory but whose folders are in the home, and a bystander on
+// the ordinary disk. The two must fail with ENOSPC, naming them and the file; their mboxes
+// and Maildirs must be as they were, with nothing left beside them; the bystander must be
+// rolled back. Once the file systems are larger, one re-run must leave what an
+// uninterrupted rollback leaves.
+func TestRollbackFullHome(t *testing.T) {
+	requireUserTools(t)
+	mailboxHome, foldersHome := mountTmpfs(t, "16m"), mountTmpfs(t, "16m")
+	p := plainRig(t)
+	g := &rbRig{spool: p.spool, state: p.state, audit: p.audit}
+	for i, u := range []*rbUser{
+		{inbox: 3},
+		{mailbox: true, inbox: 60, late: true, folders: map[string]int{"Work": 15}, change: func(t *testing.T, g *rbRig, u *rbUser) {
+			flagMessage(t, filepath.Join(u.Home, "Maildir"), 0)
+		}},
+		{inbox: 3, folders: map[string]int{"Archive": 20, "Lists/Go": 10}, change: func(t *testing.T, g *rbRig, u *rbUser) {
+			flagMessage(t, filepath.Join(u.Home, "Maildir", ".Archive"), 0)
+		}},
+	} {
+		var args []string
+		switch i {
+		case 1:
+			args = []string{"-d", filepath.Join(mailboxHome, "rbfm")}
+		case 2:
+			args = []string{"-d", filepath.Join(foldersHome, "rbff")}
+		}
+		u.sysUser = addUser(t, fmt.Sprintf("rbf%d", i), append(args, "-s", "/usr/sbin/nologin")...)
+		g.users = append(g.users, u)
+	}
+	ref := g.reference(t)
+
+	g.prepare(t)
+	maildirs := snapshot(t, nil, g.maildirPaths()...)
+	// Room for the locks and a page or two of the new mbox, not for all of it.
+	for _, mnt := range []string{mailboxHome, foldersHome} {
+		t.Logf("%s: %d bytes", mnt, resizeTmpfs(t, mnt, 0, 16<<10))
+	}
+	r := runBinary(t, g.args("rollback", nil)...)
+	t.Logf("rollback on full homes: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 3 {
+		t.Errorf("exit %d, want 3", r.code)
+	}
+	g.checkFailed(t, "full homes", ref, r.stderr, "no space left on device", nil, []int{1, 2})
+	if d := snapDiff(snapshot(t, nil, g.maildirPaths()...), maildirs); len(d) > 0 {
+		t.Errorf("the rollback changed a Maildir:\n%s", strings.Join(d, "\n"))
+	}
+	// Every mbox in a full home is as it was; the spool beside them, on another file
+	// system, is rolled back.
+	now := snapshot(t, nil, g.mboxPaths(t)...)
+	for _, u := range g.users[1:] {
+		for p, d := range ref.before {
+			if strings.HasPrefix(p, u.Home+"/") && strings.HasPrefix(d, "-") && now[p] != d {
+				t.Errorf("%s: %s is %s, want it as it was (%s)", u.Name, p, now[p], d)
+			}
+		}
+	}
+	if p := g.src(g.users[2]); now[p] != ref.mboxes[p] {
+		t.Errorf("%s: the spool is %s, want it rolled back (%s)", g.users[2].Name, now[p], ref.mboxes[p])
+	}
+
+	for _, mnt := range []string{mailboxHome, foldersHome} {
+		resizeTmpfs(t, mnt, 16<<20, 0)
+	}
+	again := runBinary(t, g.args("rollback", nil)...)
+	if again.code != 0 {
+		t.Errorf("re-run after space was freed: exit %d\n%s%s", again.code, again.stdout, again.stderr)
+	}
+	if d := snapDiff(snapshot(t, nil, g.mboxPaths(t)...), ref.mboxes); len(d) > 0 {
+		t.Errorf("after the re-run, the mboxes are not what an uninterrupted rollback leaves:\n%s", strings.Join(d, "\n"))
 	}
 }
