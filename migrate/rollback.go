@@ -499,10 +499,13 @@ func settleRollback(dirfd int, name string, old *os.File, oldSt *unix.Stat_t, tm
 		}
 		s.kept = size - tailFrom
 	}
+	if err := unchangedSince(old, oldSt, at); err != nil {
+		return s, err
+	}
 	if err := syncTemp(tmp); err != nil {
 		return s, err
 	}
-	if err := swapBeside(dirfd, tmpName, name, at, oldSt); err != nil {
+	if err := swapBeside(dirfd, tmpName, name, at, old, oldSt); err != nil {
 		return s, err
 	}
 	s.changed = true
@@ -551,21 +554,41 @@ func syncDirFD(dirfd int, at string) error {
 	return nil
 }
 
+// unchangedSince refuses the source old (at) if it is not as its fstat oldSt, taken when it
+// was locked: a program that does not take the locks (the user's own) appended to it or
+// truncated it, and replacing it would lose what that program wrote.
+func unchangedSince(old *os.File, oldSt *unix.Stat_t, at string) error {
+	var now unix.Stat_t
+	if err := unix.Fstat(int(old.Fd()), &now); err != nil {
+		return fmt.Errorf("migrate: rollback: %w", &os.PathError{Op: "fstat", Path: at, Err: err})
+	}
+	if now.Size != oldSt.Size || now.Mtim != oldSt.Mtim {
+		return fmt.Errorf("migrate: rollback: %s changed while it was locked (%d bytes then, %d now: written by a program that does not take its locks); it was left as it is", at, oldSt.Size, now.Size)
+	}
+	return nil
+}
+
 // swapBeside exchanges tmpName and name in dirfd in one renameat2(RENAME_EXCHANGE), and
-// removes what is then at tmpName, the old file, only if it is the file oldSt: when another
-// file had taken name's place meanwhile, the exchange is undone and the rollback fails. at is
-// the source's path, for messages.
-func swapBeside(dirfd int, tmpName, name, at string, oldSt *unix.Stat_t) error {
+// removes what is then at tmpName, the old file, only if it is the file old, still as oldSt
+// says: when another file had taken name's place meanwhile, or old was written to, the
+// exchange is undone and the rollback fails. at is the source's path, for messages.
+func swapBeside(dirfd int, tmpName, name, at string, old *os.File, oldSt *unix.Stat_t) error {
 	if err := fault.Swap.Err(unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_EXCHANGE)); err != nil {
 		return fmt.Errorf("migrate: rollback: exchange %s and %s: %w", filepath.Join(filepath.Dir(at), tmpName), at, err)
+	}
+	undo := func(why error) error {
+		if uerr := unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_EXCHANGE); uerr != nil {
+			return fmt.Errorf("%w, and putting it back failed: %w", why, uerr)
+		}
+		return why
 	}
 	var st unix.Stat_t
 	err := unix.Fstatat(dirfd, tmpName, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil || st.Dev != oldSt.Dev || st.Ino != oldSt.Ino {
-		if uerr := unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_EXCHANGE); uerr != nil {
-			return fmt.Errorf("migrate: rollback: %s was replaced while it was locked, and putting it back failed: %w", at, uerr)
-		}
-		return fmt.Errorf("migrate: rollback: %s was replaced while it was locked", at)
+		return undo(fmt.Errorf("migrate: rollback: %s was replaced while it was locked", at))
+	}
+	if err := unchangedSince(old, oldSt, at); err != nil {
+		return undo(err)
 	}
 	if err := unix.Unlinkat(dirfd, tmpName, 0); err != nil {
 		return fmt.Errorf("migrate: rollback: remove the old %s: %w", at, err)
@@ -682,12 +705,18 @@ func (r *runner) rollbackFolders(ctx context.Context, u users.User, home string,
 			}
 			res.FoldersRemoved++
 		case msgFolderFailed:
-			if i, ok := byName[m.Folder]; ok {
+			fields := folderWith(m.Folder, "outcome", OutcomeFailed, "err", m.Err)
+			switch i, ok := byName[m.Folder]; {
+			case ok:
 				res.Folders[i].Outcome, res.Folders[i].Err = OutcomeFailed, errors.New(m.Err)
-			} else {
+			case m.FolderInfo != nil && m.FolderInfo.Source == "":
+				// A Maildir++ folder refused for its name: it has no mbox file.
+				res.Folders = append(res.Folders, FolderResult{Folder: *m.FolderInfo, Outcome: OutcomeFailed, Err: errors.New(m.Err)})
+				fields = with("folder", m.FolderInfo.Name, "dst", filepath.Join(maildirPath, m.FolderInfo.Maildir), "outcome", OutcomeFailed, "err", m.Err)
+			default:
 				res.Folders = append(res.Folders, FolderResult{Folder: Folder{Name: m.Folder, Source: m.Folder}, Outcome: OutcomeFailed, Err: errors.New(m.Err)})
 			}
-			log(EventFolderFailed, folderWith(m.Folder, "outcome", OutcomeFailed, "err", m.Err))
+			log(EventFolderFailed, fields)
 		}
 	})
 	if err != nil {

@@ -278,10 +278,7 @@ func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(wor
 	if err != nil {
 		return err
 	}
-	paths, err := MboxFolderPaths(dirs)
-	if err != nil {
-		return err
-	}
+	paths, refused := mboxFolderPathsEach(dirs)
 	if len(dirs) == 0 && len(req.FolderStates) == 0 {
 		return nil
 	}
@@ -296,7 +293,17 @@ func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(wor
 			return err
 		}
 		src := paths[i]
-		kept[src] = true
+		if src != "" {
+			// Its mbox stays where it is, written back or not.
+			kept[src] = true
+		}
+		if refused[i] != nil {
+			// A name the user made that an mbox folder root cannot hold: that folder alone
+			// is refused, named, and nothing is written for it.
+			emit(workerMsg{T: msgFolderFailed, Folder: dir, Kind: folderFailError, FolderInfo: &Folder{Name: dir, Maildir: dir},
+				Err: fmt.Sprintf("migrate: rollback: %s: %v", filepath.Join(req.Home, req.Maildir, dir), refused[i])})
+			continue
+		}
 		name, _ := folderLevelsName(src)
 		emit(workerMsg{T: msgFolderStart, Folder: src, FolderInfo: &Folder{Name: name, Source: src, Maildir: dir}})
 		done, err := rollbackFolder(ctx, req, inbox, root, dir, src, emit)
@@ -367,10 +374,12 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 	}
 	defer d.Close()
 	parentPath, base := path.Split(src)
+	// Where the folder's mbox is, for messages.
+	at := filepath.Join(req.Home, req.FolderRoot, parentPath)
 	parent := root
 	if parentPath != "" {
 		if parent, err = mkdirBeneath(root, strings.TrimSuffix(parentPath, "/")); err != nil {
-			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", parentPath, err)
+			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", at, err)
 		}
 		defer unix.Close(parent)
 	}
@@ -397,7 +406,7 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 		defer old.Close()
 	case errors.Is(err, unix.ENOENT):
 	default:
-		return rollbackDone{}, beneathError(src, err)
+		return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", filepath.Join(at, base), beneathError(src, err))
 	}
 	tailFrom, priorSHA, priorOffset := int64(0), "", int64(0)
 	sub := *req
@@ -409,7 +418,7 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 	if old != nil {
 		var ost unix.Stat_t
 		if err := unix.Fstat(fd, &ost); err != nil || ost.Mode&unix.S_IFMT != unix.S_IFREG {
-			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w: not a regular file", src, maildir.ErrUnsafe)
+			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w: not a regular file", filepath.Join(at, base), maildir.ErrUnsafe)
 		}
 		if err := lock.File(lockCtx, old, timeout, false); err != nil {
 			return rollbackDone{}, ctxLockError(ctx, err)
@@ -422,7 +431,7 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 			return rollbackDone{}, err
 		}
 	}
-	return rollbackBeside(ctx, &sub, d, parent, filepath.Join(req.Home, req.FolderRoot, path.Dir(src)), base, old, tailFrom, priorSHA, priorOffset, src, emit)
+	return rollbackBeside(ctx, &sub, d, parent, at, base, old, tailFrom, priorSHA, priorOffset, src, emit)
 }
 
 // mkdirBeneath opens the directory p (levels separated by '/') beneath dirfd, making the
