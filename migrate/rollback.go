@@ -241,15 +241,25 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 			}
 		}()
 	}
-	recs, err := r.state.openRecords(u.Name, prev.Kind, src, prev, true)
-	if err != nil {
-		return err
+	add := func(MessageRecord) {}
+	var recs *records
+	if !r.cfg.DryRun {
+		if recs, err = r.state.openRecords(u.Name, prev.Kind, src, prev, true); err != nil {
+			return err
+		}
+		add = recs.add
+		defer func() {
+			if recs != nil {
+				// No state came to name this generation: a refusal, a failure, or
+				// nothing to remember.
+				r.state.discardRecords(u.Name, prev.Kind, src, recs)
+			}
+		}()
 	}
-	defer recs.Close()
 	var out rollbackDone
 	var got bool
 	err = runRollbackWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, tmp, func(m workerMsg) {
-		r.dispatch(u.Name, m, with, "", recs.add, log)
+		r.dispatch(u.Name, m, with, "", add, log)
 		if m.T == msgRolledBack && m.RolledBack != nil {
 			out, got = *m.RolledBack, true
 		}
@@ -277,13 +287,27 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 			tmpName = "" // it is the old spool now, and gone
 		}
 	}
-	return r.recordRollback(u, src, prev, recs, out, res, with, log)
+	named, err := r.recordRollback(u, src, prev, recs, out, res, with, log)
+	if named {
+		recs.Close()
+		recs = nil
+	}
+	return err
+}
+
+// discardRecords closes and removes r, a generation of the records of a user's source that no
+// state names.
+func (s StateStore) discardRecords(user, kind, src string, r *records) {
+	r.Close()
+	if p, err := s.recordsPath(user, kind, src, r.gen); err == nil {
+		_ = os.Remove(p)
+	}
 }
 
 // recordRollback saves the state of a source a rollback wrote: the mbox now (out), whose
 // first out.Bytes bytes are the Maildir's messages, named with their files by the records
-// recs holds.
-func (r *runner) recordRollback(u users.User, src string, prev *State, recs *records, out rollbackDone, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) error {
+// recs holds. It reports whether a state may name recs now.
+func (r *runner) recordRollback(u users.User, src string, prev *State, recs *records, out rollbackDone, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) (bool, error) {
 	sum := hex.EncodeToString(out.SHA[:])
 	res.Stats = Stats{Messages: out.Messages, Written: out.Messages, Existed: out.Kept, Bytes: out.Bytes, NextUID: out.NextUID, UIDValidity: out.UIDValidity}
 	res.Outcome = OutcomeRolledBack
@@ -292,11 +316,11 @@ func (r *runner) recordRollback(u users.User, src string, prev *State, recs *rec
 		res.Stats.Written = 0
 		if prev.RolledBack && prev.SHA256 == sum && prev.Offset == out.Bytes && prev.Inode == out.Inode {
 			// Nothing to remember either.
-			return nil
+			return false, nil
 		}
 	}
 	if err := recs.sync(); err != nil {
-		return err
+		return false, err
 	}
 	next := &State{User: u.Name, UID: u.UID, Kind: prev.Kind, Source: src, Dev: out.Dev, Inode: out.Inode, Size: out.Size,
 		Offset: out.Bytes, SHA256: sum, BaseIndex: prev.BaseIndex, Messages: max(out.Seq, prev.Messages), Bytes: out.Bytes,
@@ -304,12 +328,13 @@ func (r *runner) recordRollback(u users.User, src string, prev *State, recs *rec
 		Zone: prev.Zone, RolledBack: true, Time: time.Now().UTC()}
 	recs.note(next)
 	if err := r.state.Save(next); err != nil {
-		return err
+		// It may have come to name them all the same (renamed into place, then failed).
+		return true, err
 	}
 	r.state.dropOlder(u.Name, prev.Kind, src, next)
 	log(EventRolledBack, with("messages", out.Messages, "bytes", out.Bytes, "kept", out.Kept, "uidvalidity", out.UIDValidity,
 		"next_uid", out.NextUID, "changed", out.Changed))
-	return nil
+	return true, nil
 }
 
 // EventRolledBack is the audit event of a source a rollback wrote (or found written already).
@@ -612,7 +637,16 @@ func (r *runner) rollbackFolders(ctx context.Context, u users.User, home string,
 	}
 	maildirPath := filepath.Join(home, r.cfg.Maildir)
 	recs := store.records(u.Name)
-	defer recs.Close()
+	named := map[string]bool{} // the folders whose new records a state may name
+	defer func() {
+		for src, rec := range recs.files {
+			if !named[src] {
+				StateStore{Dir: store.Dir}.discardRecords(u.Name, kindFolder, src, rec)
+				delete(recs.files, src)
+			}
+		}
+		recs.Close()
+	}()
 	byName := map[string]int{}
 	var saveErr error
 	fail := func(err error) {
@@ -681,6 +715,7 @@ func (r *runner) rollbackFolders(ctx context.Context, u users.User, home string,
 				return
 			}
 			prev[m.Folder] = next
+			named[src] = true
 			if err := store.Save(u.Name, prev); err != nil {
 				fail(err)
 				return

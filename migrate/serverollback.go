@@ -282,11 +282,14 @@ func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(wor
 	if len(dirs) == 0 && len(req.FolderStates) == 0 {
 		return nil
 	}
-	root, err := mkdirBeneath(home, req.FolderRoot)
-	if err != nil {
-		return fmt.Errorf("migrate: rollback: %s: %w", req.FolderRoot, err)
+	root := -1
+	if !req.DryRun {
+		// A dry run makes nothing, not even the folder root.
+		if root, err = mkdirBeneath(home, req.FolderRoot); err != nil {
+			return fmt.Errorf("migrate: rollback: %s: %w", req.FolderRoot, err)
+		}
+		defer unix.Close(root)
 	}
-	defer unix.Close(root)
 	kept := map[string]bool{}
 	for i, dir := range dirs {
 		if err := ctx.Err(); err != nil {
@@ -319,6 +322,9 @@ func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(wor
 			continue
 		}
 		emit(workerMsg{T: msgRolledBack, Folder: src, RolledBack: &done})
+	}
+	if req.DryRun {
+		return nil
 	}
 	var gone []string
 	for src := range req.FolderStates {
@@ -373,6 +379,16 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 		return rollbackDone{}, err
 	}
 	defer d.Close()
+	st := req.FolderStates[src]
+	sub := *req
+	sub.NextSeq, sub.UIDValidity = 0, 0
+	if st != nil {
+		sub.NextSeq, sub.UIDValidity, sub.Location = st.Messages, st.UIDValidity, loadableZone(st.Zone)
+	}
+	if req.DryRun {
+		// What it would write; nothing is made or locked in the home.
+		return rollbackInto(ctx, &sub, d, nil, src, emit)
+	}
 	parentPath, base := path.Split(src)
 	// Where the folder's mbox is, for messages.
 	at := filepath.Join(req.Home, req.FolderRoot, parentPath)
@@ -397,7 +413,6 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 	default:
 		return rollbackDone{}, ctxLockError(ctx, err)
 	}
-	st := req.FolderStates[src]
 	var old *os.File
 	fd, err := safefs.Open(parent, base, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	switch {
@@ -409,10 +424,7 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 		return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", filepath.Join(at, base), beneathError(src, err))
 	}
 	tailFrom, priorSHA, priorOffset := int64(0), "", int64(0)
-	sub := *req
-	sub.NextSeq, sub.UIDValidity = 0, 0
 	if st != nil {
-		sub.NextSeq, sub.UIDValidity, sub.Location = st.Messages, st.UIDValidity, loadableZone(st.Zone)
 		priorSHA, priorOffset = st.SHA256, st.Offset
 	}
 	if old != nil {
