@@ -200,6 +200,7 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 		}
 	}
 	tailFrom := int64(-1)
+	var tailErr chan error // set while root reads the spool beside the worker
 	if f != nil {
 		if err := lock.File(lockCtx, f, r.cfg.LockTimeout, r.withFlock); err != nil {
 			return ctxLockError(ctx, err)
@@ -207,8 +208,23 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 		if st, err = recheckSpool(f, src, uid); err != nil {
 			return err
 		}
-		if tailFrom, err = rollbackTail(prev, f, st); err != nil {
-			return err
+		if r.cfg.Source == SourceMailbox || r.cfg.DryRun {
+			if tailFrom, err = rollbackTail(prev, f, st); err != nil {
+				return err
+			}
+		} else {
+			// Only root needs it, to settle: it reads the spool while the worker writes.
+			tailErr = make(chan error, 1)
+			go func(st unix.Stat_t) {
+				var err error
+				tailFrom, err = rollbackTail(prev, f, st)
+				tailErr <- err
+			}(st)
+			defer func() {
+				if tailErr != nil {
+					<-tailErr
+				}
+			}()
 		}
 	}
 	name, err := filepath.Rel(home, prev.Maildir)
@@ -217,7 +233,10 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 	}
 	req := r.request(opRollback, u, home)
 	req.Maildir, req.Location, req.UIDValidity, req.NextSeq = name, loadableZone(prev.Zone), prev.UIDValidity, prev.Messages
-	req.TailFrom, req.PriorSHA, req.PriorOffset, req.DryRun = tailFrom, prev.SHA256, prev.Offset, r.cfg.DryRun
+	req.PriorSHA, req.PriorOffset, req.DryRun = prev.SHA256, prev.Offset, r.cfg.DryRun
+	if tailErr == nil {
+		req.TailFrom = tailFrom
+	}
 	if f != nil {
 		req.Dev, req.Inode = uint64(st.Dev), st.Ino
 	}
@@ -231,7 +250,7 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 			return err
 		}
 		defer unix.Close(dirfd)
-		if tmp, tmpName, err = createBeside(dirfd, filepath.Base(src), f, &st, uid, u.GID); err != nil {
+		if tmp, tmpName, err = createBeside(dirfd, filepath.Dir(src), filepath.Base(src), f, &st, uid, u.GID); err != nil {
 			return err
 		}
 		defer func() {
@@ -241,21 +260,38 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 			}
 		}()
 	}
-	recs, err := r.state.openRecords(u.Name, prev.Kind, src, prev, true)
-	if err != nil {
-		return err
+	add := func(MessageRecord) {}
+	var recs *records
+	if !r.cfg.DryRun {
+		if recs, err = r.state.openRecords(u.Name, prev.Kind, src, prev, true); err != nil {
+			return err
+		}
+		add = recs.add
+		defer func() {
+			if recs != nil {
+				// No state came to name this generation: a refusal, a failure, or
+				// nothing to remember.
+				r.state.discardRecords(u.Name, prev.Kind, src, recs)
+			}
+		}()
 	}
-	defer recs.Close()
 	var out rollbackDone
 	var got bool
 	err = runRollbackWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, tmp, func(m workerMsg) {
-		r.dispatch(u.Name, m, with, "", recs.add, log)
+		r.dispatch(u.Name, m, with, "", add, log)
 		if m.T == msgRolledBack && m.RolledBack != nil {
 			out, got = *m.RolledBack, true
 		}
 	})
 	if err == nil && !got {
 		err = errors.New("migrate: the worker ended without a result")
+	}
+	if tailErr != nil {
+		terr := <-tailErr
+		tailErr = nil
+		if err == nil {
+			err = terr
+		}
 	}
 	if err != nil {
 		return err
@@ -277,13 +313,27 @@ func (r *runner) rollbackInbox(ctx context.Context, u users.User, src, home stri
 			tmpName = "" // it is the old spool now, and gone
 		}
 	}
-	return r.recordRollback(u, src, prev, recs, out, res, with, log)
+	named, err := r.recordRollback(u, src, prev, recs, out, res, with, log)
+	if named {
+		recs.Close()
+		recs = nil
+	}
+	return err
+}
+
+// discardRecords closes and removes r, a generation of the records of a user's source that no
+// state names.
+func (s StateStore) discardRecords(user, kind, src string, r *records) {
+	r.Close()
+	if p, err := s.recordsPath(user, kind, src, r.gen); err == nil {
+		_ = os.Remove(p)
+	}
 }
 
 // recordRollback saves the state of a source a rollback wrote: the mbox now (out), whose
 // first out.Bytes bytes are the Maildir's messages, named with their files by the records
-// recs holds.
-func (r *runner) recordRollback(u users.User, src string, prev *State, recs *records, out rollbackDone, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) error {
+// recs holds. It reports whether a state may name recs now.
+func (r *runner) recordRollback(u users.User, src string, prev *State, recs *records, out rollbackDone, res *UserResult, with func(...any) map[string]any, log func(string, map[string]any)) (bool, error) {
 	sum := hex.EncodeToString(out.SHA[:])
 	res.Stats = Stats{Messages: out.Messages, Written: out.Messages, Existed: out.Kept, Bytes: out.Bytes, NextUID: out.NextUID, UIDValidity: out.UIDValidity}
 	res.Outcome = OutcomeRolledBack
@@ -292,11 +342,11 @@ func (r *runner) recordRollback(u users.User, src string, prev *State, recs *rec
 		res.Stats.Written = 0
 		if prev.RolledBack && prev.SHA256 == sum && prev.Offset == out.Bytes && prev.Inode == out.Inode {
 			// Nothing to remember either.
-			return nil
+			return false, nil
 		}
 	}
 	if err := recs.sync(); err != nil {
-		return err
+		return false, err
 	}
 	next := &State{User: u.Name, UID: u.UID, Kind: prev.Kind, Source: src, Dev: out.Dev, Inode: out.Inode, Size: out.Size,
 		Offset: out.Bytes, SHA256: sum, BaseIndex: prev.BaseIndex, Messages: max(out.Seq, prev.Messages), Bytes: out.Bytes,
@@ -304,12 +354,13 @@ func (r *runner) recordRollback(u users.User, src string, prev *State, recs *rec
 		Zone: prev.Zone, RolledBack: true, Time: time.Now().UTC()}
 	recs.note(next)
 	if err := r.state.Save(next); err != nil {
-		return err
+		// It may have come to name them all the same (renamed into place, then failed).
+		return true, err
 	}
 	r.state.dropOlder(u.Name, prev.Kind, src, next)
 	log(EventRolledBack, with("messages", out.Messages, "bytes", out.Bytes, "kept", out.Kept, "uidvalidity", out.UIDValidity,
 		"next_uid", out.NextUID, "changed", out.Changed))
-	return nil
+	return true, nil
 }
 
 // EventRolledBack is the audit event of a source a rollback wrote (or found written already).
@@ -347,9 +398,10 @@ func openSpoolDir(src string) (int, error) {
 // writer's pid follows, so that a run finds those of runs that died (sweepRollbackTemps).
 const rollbackTempPrefix = ".maildirmig-rollback."
 
-// createBeside makes the file a rollback writes beside name in dirfd: exclusively, with the
-// owner and mode of old (fstat st) when there is one, else the user's and 0600.
-func createBeside(dirfd int, name string, old *os.File, st *unix.Stat_t, uid, gid int) (*os.File, string, error) {
+// createBeside makes the file a rollback writes beside name in dirfd (the directory dir):
+// exclusively, with the owner and mode of old (fstat st) when there is one, else the user's
+// and 0600. It returns the file, whose Name is its path for messages, and its name in dirfd.
+func createBeside(dirfd int, dir, name string, old *os.File, st *unix.Stat_t, uid, gid int) (*os.File, string, error) {
 	sweepRollbackTemps(dirfd, name)
 	tmp := rollbackTempPrefix + name + ".P" + strconv.Itoa(os.Getpid())
 	mode := uint32(0o600)
@@ -364,18 +416,18 @@ func createBeside(dirfd int, name string, old *os.File, st *unix.Stat_t, uid, gi
 		}
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("migrate: rollback: create %s beside %s: %w", tmp, name, err)
+		return nil, "", fmt.Errorf("migrate: rollback: create %s: %w", filepath.Join(dir, tmp), err)
 	}
-	f := os.NewFile(uintptr(fd), tmp)
+	f := os.NewFile(uintptr(fd), filepath.Join(dir, tmp))
 	if err := unix.Fchown(fd, uid, gid); err != nil && os.Geteuid() == 0 {
 		f.Close()
 		unix.Unlinkat(dirfd, tmp, 0)
-		return nil, "", fmt.Errorf("migrate: rollback: chown %s: %w", tmp, err)
+		return nil, "", fmt.Errorf("migrate: rollback: chown %s: %w", f.Name(), err)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
 		f.Close()
 		unix.Unlinkat(dirfd, tmp, 0)
-		return nil, "", fmt.Errorf("migrate: rollback: chmod %s: %w", tmp, err)
+		return nil, "", fmt.Errorf("migrate: rollback: chmod %s: %w", f.Name(), err)
 	}
 	return f, tmp, nil
 }
@@ -394,11 +446,26 @@ func sweepRollbackTemps(dirfd int, name string) {
 			continue
 		}
 		pid, err := strconv.Atoi(rest)
-		if err != nil || pid <= 0 || pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
+		if err != nil || pid <= 0 || pid == os.Getpid() || !processGone(pid) {
 			continue
 		}
 		_ = unix.Unlinkat(dirfd, n, 0)
 	}
+}
+
+// processGone reports whether the process pid has ended: there is none, or it is a zombie
+// (killed, and not yet reaped by a parent that may never come), which writes nothing again.
+func processGone(pid int) bool {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return true
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
 }
 
 // settled is what settleRollback did.
@@ -418,22 +485,26 @@ type settled struct {
 // its tail is appended to the new mbox and the two are exchanged, unless the source already
 // is the new mbox (its migrated part is the Maildir's part: a rollback done before). When it
 // changed, the source is kept only if it begins with the Maildir's part (a rollback done
-// before, then mail delivered): else the rollback is refused (ErrRollbackChanged).
+// before, then mail delivered): else the rollback is refused (ErrRollbackChanged). A source
+// with nothing migrated (tailFrom 0) that begins with the Maildir's part is a rollback done
+// before too; else all of it arrived since, and follows the Maildir's part.
 func settleRollback(dirfd int, name string, old *os.File, oldSt *unix.Stat_t, tmpName string, tmp *os.File, n int64, sum [32]byte, tailFrom int64, priorSHA string, priorOffset int64) (settled, error) {
 	var s settled
+	// Where the source is, for messages.
+	at := filepath.Join(filepath.Dir(tmp.Name()), name)
 	if old == nil {
-		if err := syncTemp(tmp, tmpName); err != nil {
+		if err := syncTemp(tmp); err != nil {
 			return s, err
 		}
 		err := fault.Swap.Err(unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_NOREPLACE))
 		if err != nil {
-			return s, fmt.Errorf("migrate: rollback: rename %s to %s: %w", tmpName, name, err)
+			return s, fmt.Errorf("migrate: rollback: rename %s to %s: %w", tmp.Name(), at, err)
 		}
 		s.changed = true
 		if err := unix.Fstat(int(tmp.Fd()), &s.st); err != nil {
-			return s, fmt.Errorf("migrate: rollback: %s: %w", name, err)
+			return s, fmt.Errorf("migrate: rollback: %s: %w", at, err)
 		}
-		return s, syncDirFD(dirfd, name)
+		return s, syncDirFD(dirfd, at)
 	}
 	size := oldSt.Size
 	switch {
@@ -441,52 +512,72 @@ func settleRollback(dirfd int, name string, old *os.File, oldSt *unix.Stat_t, tm
 		// Its migrated part is the Maildir's: nothing to write.
 		s.kept, s.st = size-n, *oldSt
 		return s, nil
-	case tailFrom < 0:
-		if size >= n {
-			h := sha256.New()
-			if _, err := io.Copy(h, io.NewSectionReader(old, 0, n)); err != nil {
-				return s, fmt.Errorf("migrate: rollback: reading %s: %w", name, err)
-			}
-			var got [32]byte
-			if h.Sum(got[:0]); got == sum {
-				s.kept, s.st = size-n, *oldSt
-				return s, nil
-			}
+	case tailFrom <= 0:
+		// Its migrated part changed, or nothing of it was migrated (a folder made after
+		// the switch, a spool emptied by --after): it may be a rollback's whose state was
+		// never saved, the run killed after the exchange. Taking it whole for mail that
+		// arrived since would write every message twice.
+		done, err := beginsWith(old, size, n, sum)
+		if err != nil {
+			return s, fmt.Errorf("migrate: rollback: reading %s: %w", at, err)
 		}
-		return s, fmt.Errorf("%w: %s: what the last pass migrated is not there any more, and a rollback would lose what changed; run maildirmig %s first", ErrRollbackChanged, name, kindCommand(name))
+		if done {
+			s.kept, s.st = size-n, *oldSt
+			return s, nil
+		}
+		if tailFrom < 0 {
+			return s, fmt.Errorf("%w: %s: what the last pass migrated is not there any more, and a rollback would lose what changed; run maildirmig %s first", ErrRollbackChanged, at, kindCommand(name))
+		}
 	}
 	// The bytes past the migrated part: mail that arrived since the last pass.
 	if tailFrom < size {
 		tail := io.NewSectionReader(old, tailFrom, size-tailFrom)
 		if _, err := tmp.Seek(n, io.SeekStart); err != nil {
-			return s, fmt.Errorf("migrate: rollback: %s: %w", tmpName, err)
+			return s, fmt.Errorf("migrate: rollback: %w", err)
 		}
 		h := sha256.New()
 		if _, err := io.Copy(io.MultiWriter(tmp, h), tail); err != nil {
-			return s, fmt.Errorf("migrate: rollback: appending the mail that arrived since to %s: %w", tmpName, err)
+			return s, fmt.Errorf("migrate: rollback: appending the mail that arrived since in %s: %w", at, err)
 		}
 		var want, got [32]byte
 		h.Sum(want[:0])
 		h.Reset()
 		if _, err := io.Copy(h, io.NewSectionReader(tmp, n, size-tailFrom)); err != nil {
-			return s, fmt.Errorf("migrate: rollback: reading %s back: %w", tmpName, err)
+			return s, fmt.Errorf("migrate: rollback: reading %s back: %w", tmp.Name(), err)
 		}
 		if h.Sum(got[:0]); got != want {
-			return s, fmt.Errorf("migrate: rollback: %s: the mail that arrived since did not read back as written", tmpName)
+			return s, fmt.Errorf("migrate: rollback: %s: the mail that arrived since did not read back as written", tmp.Name())
 		}
 		s.kept = size - tailFrom
 	}
-	if err := syncTemp(tmp, tmpName); err != nil {
+	if err := unchangedSince(old, oldSt, at); err != nil {
 		return s, err
 	}
-	if err := swapBeside(dirfd, tmpName, name, oldSt); err != nil {
+	if err := syncTemp(tmp); err != nil {
+		return s, err
+	}
+	if err := swapBeside(dirfd, tmpName, name, at, old, oldSt); err != nil {
 		return s, err
 	}
 	s.changed = true
 	if err := unix.Fstat(int(tmp.Fd()), &s.st); err != nil {
-		return s, fmt.Errorf("migrate: rollback: %s: %w", name, err)
+		return s, fmt.Errorf("migrate: rollback: %s: %w", at, err)
 	}
-	return s, syncDirFD(dirfd, name)
+	return s, syncDirFD(dirfd, at)
+}
+
+// beginsWith reports whether the first n bytes of f (of size bytes) have the SHA-256 sum.
+func beginsWith(f io.ReaderAt, size, n int64, sum [32]byte) (bool, error) {
+	if n == 0 || size < n {
+		return false, nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, n)); err != nil {
+		return false, err
+	}
+	var got [32]byte
+	h.Sum(got[:0])
+	return got == sum, nil
 }
 
 // kindCommand names the command that migrates the source name: Mailbox for ~/Mailbox, else
@@ -498,37 +589,60 @@ func kindCommand(name string) string {
 	return KindSpool
 }
 
-func syncTemp(tmp *os.File, name string) error {
+// syncTemp makes the new mbox tmp durable before it takes the source's place.
+func syncTemp(tmp *os.File) error {
 	if err := fault.Fsync.Err(tmp.Sync()); err != nil {
-		return fmt.Errorf("migrate: rollback: fsync %s: %w", name, err)
+		return fmt.Errorf("migrate: rollback: fsync %s: %w", tmp.Name(), err)
 	}
 	return nil
 }
 
-func syncDirFD(dirfd int, name string) error {
+// syncDirFD makes the renames in dirfd, the directory of the source at, durable.
+func syncDirFD(dirfd int, at string) error {
 	if err := unix.Fsync(dirfd); err != nil {
-		return fmt.Errorf("migrate: rollback: fsync the directory of %s: %w", name, err)
+		return fmt.Errorf("migrate: rollback: fsync the directory of %s: %w", at, err)
+	}
+	return nil
+}
+
+// unchangedSince refuses the source old (at) if it is not as its fstat oldSt, taken when it
+// was locked: a program that does not take the locks (the user's own) appended to it or
+// truncated it, and replacing it would lose what that program wrote.
+func unchangedSince(old *os.File, oldSt *unix.Stat_t, at string) error {
+	var now unix.Stat_t
+	if err := unix.Fstat(int(old.Fd()), &now); err != nil {
+		return fmt.Errorf("migrate: rollback: %w", &os.PathError{Op: "fstat", Path: at, Err: err})
+	}
+	if now.Size != oldSt.Size || now.Mtim != oldSt.Mtim {
+		return fmt.Errorf("migrate: rollback: %s changed while it was locked (%d bytes then, %d now: written by a program that does not take its locks); it was left as it is", at, oldSt.Size, now.Size)
 	}
 	return nil
 }
 
 // swapBeside exchanges tmpName and name in dirfd in one renameat2(RENAME_EXCHANGE), and
-// removes what is then at tmpName, the old file, only if it is the file oldSt: when another
-// file had taken name's place meanwhile, the exchange is undone and the rollback fails.
-func swapBeside(dirfd int, tmpName, name string, oldSt *unix.Stat_t) error {
+// removes what is then at tmpName, the old file, only if it is the file old, still as oldSt
+// says: when another file had taken name's place meanwhile, or old was written to, the
+// exchange is undone and the rollback fails. at is the source's path, for messages.
+func swapBeside(dirfd int, tmpName, name, at string, old *os.File, oldSt *unix.Stat_t) error {
 	if err := fault.Swap.Err(unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_EXCHANGE)); err != nil {
-		return fmt.Errorf("migrate: rollback: exchange %s and %s: %w", tmpName, name, err)
+		return fmt.Errorf("migrate: rollback: exchange %s and %s: %w", filepath.Join(filepath.Dir(at), tmpName), at, err)
+	}
+	undo := func(why error) error {
+		if uerr := unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_EXCHANGE); uerr != nil {
+			return fmt.Errorf("%w, and putting it back failed: %w", why, uerr)
+		}
+		return why
 	}
 	var st unix.Stat_t
 	err := unix.Fstatat(dirfd, tmpName, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil || st.Dev != oldSt.Dev || st.Ino != oldSt.Ino {
-		if uerr := unix.Renameat2(dirfd, tmpName, dirfd, name, unix.RENAME_EXCHANGE); uerr != nil {
-			return fmt.Errorf("migrate: rollback: %s was replaced while it was locked, and putting it back failed: %w", name, uerr)
-		}
-		return fmt.Errorf("migrate: rollback: %s was replaced while it was locked", name)
+		return undo(fmt.Errorf("migrate: rollback: %s was replaced while it was locked", at))
+	}
+	if err := unchangedSince(old, oldSt, at); err != nil {
+		return undo(err)
 	}
 	if err := unix.Unlinkat(dirfd, tmpName, 0); err != nil {
-		return fmt.Errorf("migrate: rollback: remove the old %s: %w", name, err)
+		return fmt.Errorf("migrate: rollback: remove the old %s: %w", at, err)
 	}
 	return nil
 }
@@ -549,7 +663,16 @@ func (r *runner) rollbackFolders(ctx context.Context, u users.User, home string,
 	}
 	maildirPath := filepath.Join(home, r.cfg.Maildir)
 	recs := store.records(u.Name)
-	defer recs.Close()
+	named := map[string]bool{} // the folders whose new records a state may name
+	defer func() {
+		for src, rec := range recs.files {
+			if !named[src] {
+				StateStore{Dir: store.Dir}.discardRecords(u.Name, kindFolder, src, rec)
+				delete(recs.files, src)
+			}
+		}
+		recs.Close()
+	}()
 	byName := map[string]int{}
 	var saveErr error
 	fail := func(err error) {
@@ -618,6 +741,7 @@ func (r *runner) rollbackFolders(ctx context.Context, u users.User, home string,
 				return
 			}
 			prev[m.Folder] = next
+			named[src] = true
 			if err := store.Save(u.Name, prev); err != nil {
 				fail(err)
 				return
@@ -642,12 +766,18 @@ func (r *runner) rollbackFolders(ctx context.Context, u users.User, home string,
 			}
 			res.FoldersRemoved++
 		case msgFolderFailed:
-			if i, ok := byName[m.Folder]; ok {
+			fields := folderWith(m.Folder, "outcome", OutcomeFailed, "err", m.Err)
+			switch i, ok := byName[m.Folder]; {
+			case ok:
 				res.Folders[i].Outcome, res.Folders[i].Err = OutcomeFailed, errors.New(m.Err)
-			} else {
+			case m.FolderInfo != nil && m.FolderInfo.Source == "":
+				// A Maildir++ folder refused for its name: it has no mbox file.
+				res.Folders = append(res.Folders, FolderResult{Folder: *m.FolderInfo, Outcome: OutcomeFailed, Err: errors.New(m.Err)})
+				fields = with("folder", m.FolderInfo.Name, "dst", filepath.Join(maildirPath, m.FolderInfo.Maildir), "outcome", OutcomeFailed, "err", m.Err)
+			default:
 				res.Folders = append(res.Folders, FolderResult{Folder: Folder{Name: m.Folder, Source: m.Folder}, Outcome: OutcomeFailed, Err: errors.New(m.Err)})
 			}
-			log(EventFolderFailed, folderWith(m.Folder, "outcome", OutcomeFailed, "err", m.Err))
+			log(EventFolderFailed, fields)
 		}
 	})
 	if err != nil {

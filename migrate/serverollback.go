@@ -7,10 +7,8 @@ package migrate
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path"
@@ -78,7 +76,12 @@ func rollbackFiles(req *workerRequest, fd3 *os.File) (rollbackSource, error) {
 		s.old = fd3
 	}
 	if req.RollbackTo == "" && !req.DryRun {
-		s.target = os.NewFile(4, "target")
+		// Named as root made it, for messages.
+		name, err := os.Readlink("/proc/self/fd/4")
+		if err != nil {
+			name = "the new mbox beside the spool"
+		}
+		s.target = os.NewFile(4, name)
 		if s.target == nil {
 			return s, errors.New("migrate: rollback: no file to write")
 		}
@@ -110,7 +113,7 @@ func serveRollback(ctx context.Context, req *workerRequest, src rollbackSource, 
 	if strings.ContainsAny(req.RollbackTo, "/\x00") || req.RollbackTo == "." || req.RollbackTo == ".." {
 		return fmt.Errorf("migrate: rollback: %q is not a file name", req.RollbackTo)
 	}
-	done, err := rollbackBeside(ctx, req, d, home, req.RollbackTo, src.old, req.TailFrom, req.PriorSHA, req.PriorOffset, "", emit)
+	done, err := rollbackBeside(ctx, req, d, home, req.Home, req.RollbackTo, src.old, req.TailFrom, req.PriorSHA, req.PriorOffset, "", emit)
 	if err != nil {
 		return err
 	}
@@ -118,19 +121,20 @@ func serveRollback(ctx context.Context, req *workerRequest, src rollbackSource, 
 	return nil
 }
 
-// rollbackBeside writes the Maildir d as an mbox beside name in dirfd, proves it, and puts it
-// in place of old (nil for none) with settleRollback; folder tags what it emits.
-func rollbackBeside(ctx context.Context, req *workerRequest, d *maildir.Dir, dirfd int, name string, old *os.File, tailFrom int64, priorSHA string, priorOffset int64, folder string, emit func(workerMsg)) (rollbackDone, error) {
+// rollbackBeside writes the Maildir d as an mbox beside name in dirfd (the directory dir),
+// proves it, and puts it in place of old (nil for none) with settleRollback; folder tags what
+// it emits.
+func rollbackBeside(ctx context.Context, req *workerRequest, d *maildir.Dir, dirfd int, dir, name string, old *os.File, tailFrom int64, priorSHA string, priorOffset int64, folder string, emit func(workerMsg)) (rollbackDone, error) {
 	var oldSt unix.Stat_t
 	if old != nil {
 		if err := unix.Fstat(int(old.Fd()), &oldSt); err != nil {
-			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", name, err)
+			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", filepath.Join(dir, name), err)
 		}
 	}
 	if req.DryRun {
 		return rollbackInto(ctx, req, d, nil, folder, emit)
 	}
-	tmp, tmpName, err := createBeside(dirfd, name, old, &oldSt, os.Getuid(), os.Getgid())
+	tmp, tmpName, err := createBeside(dirfd, dir, name, old, &oldSt, os.Getuid(), os.Getgid())
 	if err != nil {
 		return rollbackDone{}, err
 	}
@@ -185,15 +189,18 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 	if err := ctx.Err(); err != nil {
 		return done, err
 	}
-	h := sha256.New()
 	work := newWorkMeter(emit)
-	w := &exportWriter{f: out, h: h, work: work}
+	w := &exportWriter{f: out, work: work}
 	res, err := export.Write(w, l, opts)
+	if w.err != nil {
+		// The new mbox could not be written (a full disk, an I/O error): say so of that
+		// file, not of the Maildir message being copied at the time.
+		return done, fmt.Errorf("migrate: rollback: %w", w.err)
+	}
 	if err != nil {
 		return done, fmt.Errorf("migrate: rollback: %w", err)
 	}
 	done.Bytes, done.Messages = res.Bytes, int64(res.Messages)
-	h.Sum(done.SHA[:0])
 	if err := fault.Fsync.Err(out.Sync()); err != nil {
 		return done, fmt.Errorf("migrate: rollback: fsync %s: %w", out.Name(), err)
 	}
@@ -211,7 +218,7 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 		recs = append(recs, MessageRecord{Index: seq, UID: m.UID, Name: m.Name, Sub: m.Sub, Size: m.Size,
 			Key: k.Head + " " + k.Sum + " " + fmt.Sprint(k.Size)})
 	}
-	if err := export.Verify(work.readerAt(out), res.Bytes, l, opts); err != nil {
+	if done.SHA, err = export.Verify(work.readerAt(out), res, l, opts); err != nil {
 		return done, fmt.Errorf("migrate: rollback: %w", err)
 	}
 	for _, r := range recs {
@@ -224,20 +231,22 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 	return done, nil
 }
 
-// exportWriter writes the new mbox into f from its start, hashing it, through the fault seam,
-// counting it as work.
+// exportWriter writes the new mbox into f from its start, through the fault seam, counting
+// it as work.
 type exportWriter struct {
 	f    *os.File
-	h    hash.Hash
 	work *workMeter
 	off  int64
+	err  error // the first write that failed
 }
 
 func (w *exportWriter) Write(p []byte) (int, error) {
 	n, err := fault.Export.On(w.f, "write").N(w.f.WriteAt(p, w.off))
 	w.off += int64(n)
-	w.h.Write(p[:n])
 	w.work.add(n)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
 	return n, err
 }
 
@@ -263,25 +272,35 @@ func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(wor
 	if err != nil {
 		return err
 	}
-	paths, err := MboxFolderPaths(dirs)
-	if err != nil {
-		return err
-	}
+	paths, refused := mboxFolderPathsEach(dirs)
 	if len(dirs) == 0 && len(req.FolderStates) == 0 {
 		return nil
 	}
-	root, err := mkdirBeneath(home, req.FolderRoot)
-	if err != nil {
-		return fmt.Errorf("migrate: rollback: %s: %w", req.FolderRoot, err)
+	root := -1
+	if !req.DryRun {
+		// A dry run makes nothing, not even the folder root.
+		if root, err = mkdirBeneath(home, req.FolderRoot); err != nil {
+			return fmt.Errorf("migrate: rollback: %s: %w", req.FolderRoot, err)
+		}
+		defer unix.Close(root)
 	}
-	defer unix.Close(root)
 	kept := map[string]bool{}
 	for i, dir := range dirs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		src := paths[i]
-		kept[src] = true
+		if src != "" {
+			// Its mbox stays where it is, written back or not.
+			kept[src] = true
+		}
+		if refused[i] != nil {
+			// A name the user made that an mbox folder root cannot hold: that folder alone
+			// is refused, named, and nothing is written for it.
+			emit(workerMsg{T: msgFolderFailed, Folder: dir, Kind: folderFailError, FolderInfo: &Folder{Name: dir, Maildir: dir},
+				Err: fmt.Sprintf("migrate: rollback: %s: %v", filepath.Join(req.Home, req.Maildir, dir), refused[i])})
+			continue
+		}
 		name, _ := folderLevelsName(src)
 		emit(workerMsg{T: msgFolderStart, Folder: src, FolderInfo: &Folder{Name: name, Source: src, Maildir: dir}})
 		done, err := rollbackFolder(ctx, req, inbox, root, dir, src, emit)
@@ -298,6 +317,9 @@ func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(wor
 		}
 		emit(workerMsg{T: msgRolledBack, Folder: src, RolledBack: &done})
 	}
+	if req.DryRun {
+		return nil
+	}
 	var gone []string
 	for src := range req.FolderStates {
 		if !kept[src] {
@@ -313,7 +335,7 @@ func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(wor
 		}
 		emit(workerMsg{T: msgFolderRemoved, Folder: src, Err: to})
 	}
-	return rollbackSubscriptions(inbox, root)
+	return rollbackSubscriptions(inbox, root, filepath.Join(req.Home, req.FolderRoot))
 }
 
 // folderLevelsName is the IMAP name Dovecot shows for the mbox folder src.
@@ -351,11 +373,23 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 		return rollbackDone{}, err
 	}
 	defer d.Close()
+	st := req.FolderStates[src]
+	sub := *req
+	sub.NextSeq, sub.UIDValidity = 0, 0
+	if st != nil {
+		sub.NextSeq, sub.UIDValidity, sub.Location = st.Messages, st.UIDValidity, loadableZone(st.Zone)
+	}
+	if req.DryRun {
+		// What it would write; nothing is made or locked in the home.
+		return rollbackInto(ctx, &sub, d, nil, src, emit)
+	}
 	parentPath, base := path.Split(src)
+	// Where the folder's mbox is, for messages.
+	at := filepath.Join(req.Home, req.FolderRoot, parentPath)
 	parent := root
 	if parentPath != "" {
 		if parent, err = mkdirBeneath(root, strings.TrimSuffix(parentPath, "/")); err != nil {
-			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", parentPath, err)
+			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", at, err)
 		}
 		defer unix.Close(parent)
 	}
@@ -373,7 +407,6 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 	default:
 		return rollbackDone{}, ctxLockError(ctx, err)
 	}
-	st := req.FolderStates[src]
 	var old *os.File
 	fd, err := safefs.Open(parent, base, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	switch {
@@ -382,19 +415,16 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 		defer old.Close()
 	case errors.Is(err, unix.ENOENT):
 	default:
-		return rollbackDone{}, beneathError(src, err)
+		return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w", filepath.Join(at, base), beneathError(src, err))
 	}
 	tailFrom, priorSHA, priorOffset := int64(0), "", int64(0)
-	sub := *req
-	sub.NextSeq, sub.UIDValidity = 0, 0
 	if st != nil {
-		sub.NextSeq, sub.UIDValidity, sub.Location = st.Messages, st.UIDValidity, loadableZone(st.Zone)
 		priorSHA, priorOffset = st.SHA256, st.Offset
 	}
 	if old != nil {
 		var ost unix.Stat_t
 		if err := unix.Fstat(fd, &ost); err != nil || ost.Mode&unix.S_IFMT != unix.S_IFREG {
-			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w: not a regular file", src, maildir.ErrUnsafe)
+			return rollbackDone{}, fmt.Errorf("migrate: rollback: %s: %w: not a regular file", filepath.Join(at, base), maildir.ErrUnsafe)
 		}
 		if err := lock.File(lockCtx, old, timeout, false); err != nil {
 			return rollbackDone{}, ctxLockError(ctx, err)
@@ -407,7 +437,7 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 			return rollbackDone{}, err
 		}
 	}
-	return rollbackBeside(ctx, &sub, d, parent, base, old, tailFrom, priorSHA, priorOffset, src, emit)
+	return rollbackBeside(ctx, &sub, d, parent, at, base, old, tailFrom, priorSHA, priorOffset, src, emit)
 }
 
 // mkdirBeneath opens the directory p (levels separated by '/') beneath dirfd, making the
@@ -458,8 +488,13 @@ func moveAside(home, root int, folderRoot, src string) (string, error) {
 		defer unix.Close(fd)
 		from = fd
 	}
+	// A rollback of the folder that died left its half-written mbox here; no later one
+	// will, the folder being gone.
+	sweepRollbackTemps(from, base)
 	var st unix.Stat_t
 	if err := unix.Fstatat(from, base, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+		// Moved by a run that died before it could remove the directories it emptied.
+		removeEmptyParents(root, parentPath)
 		return "", nil
 	} else if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return "", fmt.Errorf("migrate: rollback: %s: not a regular file, left as it is", src)
@@ -470,23 +505,29 @@ func moveAside(home, root int, folderRoot, src string) (string, error) {
 		return "", fmt.Errorf("migrate: rollback: %s: %w", asideRoot, err)
 	}
 	defer unix.Close(toDir)
-	if err := unix.Renameat2(from, base, toDir, base, unix.RENAME_NOREPLACE); err != nil {
+	if err := fault.Aside.Err(unix.Renameat2(from, base, toDir, base, unix.RENAME_NOREPLACE)); err != nil {
 		return "", fmt.Errorf("migrate: rollback: move %s to %s: %w", src, asideRoot, err)
 	}
 	_ = unix.Fsync(from)
 	_ = unix.Fsync(toDir)
-	// An empty directory left behind would show as a folder of its own.
-	for p := strings.TrimSuffix(parentPath, "/"); p != ""; p = path.Dir(p) {
-		if unix.Unlinkat(root, p, unix.AT_REMOVEDIR) != nil || p == "." {
-			break
-		}
-	}
+	removeEmptyParents(root, parentPath)
 	return path.Join("~", asideRoot, src), nil
 }
 
+// removeEmptyParents removes the directories of parentPath beneath root, deepest first, as
+// long as they are empty: an empty directory left behind would show as a folder of its own.
+func removeEmptyParents(root int, parentPath string) {
+	for p := strings.TrimSuffix(parentPath, "/"); p != "" && p != "."; p = path.Dir(p) {
+		if unix.Unlinkat(root, p, unix.AT_REMOVEDIR) != nil {
+			break
+		}
+	}
+}
+
 // rollbackSubscriptions makes the mbox subscriptions (~/mail/.subscriptions, in the folder
-// root root) the Maildir's, written atomically; nothing is written when they are already.
-func rollbackSubscriptions(inbox *maildir.Dir, root int) error {
+// root root, the directory dir) the Maildir's, written atomically; nothing is written when
+// they are already.
+func rollbackSubscriptions(inbox *maildir.Dir, root int, dir string) error {
 	var want []byte
 	f, err := openBeneath(inbox.FD(), "subscriptions")
 	switch {
@@ -509,13 +550,12 @@ func rollbackSubscriptions(inbox *maildir.Dir, root int) error {
 			return nil
 		}
 	}
-	tmp := fmt.Sprintf("%ssubscriptions.P%d", rollbackTempPrefix, os.Getpid())
-	fd, err := unix.Openat(root, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// Named as the mboxes' are, so that the run after one that died here sweeps it.
+	out, tmp, err := createBeside(root, dir, ".subscriptions", nil, &unix.Stat_t{}, os.Getuid(), os.Getgid())
 	if err != nil {
-		return fmt.Errorf("migrate: rollback: .subscriptions: %w", err)
+		return err
 	}
-	out := os.NewFile(uintptr(fd), tmp)
-	_, err = out.Write(want)
+	_, err = fault.Subscriptions.On(out, "write").N(out.Write(want))
 	if err == nil {
 		err = out.Sync()
 	}
@@ -523,11 +563,14 @@ func rollbackSubscriptions(inbox *maildir.Dir, root int) error {
 		err = cerr
 	}
 	if err == nil {
-		err = unix.Renameat(root, tmp, root, ".subscriptions")
+		err = fault.Subscriptions.Err(unix.Renameat(root, tmp, root, ".subscriptions"))
 	}
 	if err != nil {
 		unix.Unlinkat(root, tmp, 0)
-		return fmt.Errorf("migrate: rollback: .subscriptions: %w", err)
+		return fmt.Errorf("migrate: rollback: %s: %w", filepath.Join(dir, ".subscriptions"), err)
 	}
-	return unix.Fsync(root)
+	if err := unix.Fsync(root); err != nil {
+		return fmt.Errorf("migrate: rollback: %s: fsync its directory: %w", filepath.Join(dir, ".subscriptions"), err)
+	}
+	return nil
 }
