@@ -567,10 +567,33 @@ func (l *Listing) Each(fn func(*Listed) error) error {
 }
 
 // EachName calls fn for every message as Each does, in the same order, without opening or
-// looking at its file: Listed.File is nil, Date is zero and Size is -1. It is for a reader
-// that learnt the rest from Each before; Unchanged tells whether the names still hold.
+// looking at its file: Listed.File is nil, Date is zero and Size is S= of its name or uidlist
+// line, -1 without. It is for a reader that learnt the rest from Each before; Unchanged tells
+// whether the names still hold.
 func (l *Listing) EachName(fn func(*Listed) error) error {
 	return l.walk(false, fn)
+}
+
+// Bytes returns the bytes of the message files: S= where the name or uidlist line says it
+// (Each refuses a file of another size), else the file's size, read without opening it.
+func (l *Listing) Bytes() (int64, error) {
+	var n int64
+	err := l.walk(false, func(m *Listed) error {
+		if m.Size < 0 {
+			var st unix.Stat_t
+			sub := subCur
+			if m.New() {
+				sub = subNew
+			}
+			if err := unix.Fstatat(l.d.sub[sub], m.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("maildir: stat %s/%s/%s: %w", l.d.path, m.Sub, m.Name, err)
+			}
+			m.Size = st.Size
+		}
+		n += m.Size
+		return nil
+	})
+	return n, err
 }
 
 // Unchanged reads the names in cur/ and new/ again and fails, with an error matching
@@ -651,7 +674,7 @@ func (l *Listing) walk(open bool, fn func(*Listed) error) error {
 // line, "" for a file the uidlist does not list.
 func (l *Listing) emit(open bool, sub int, name string, uid uint32, line string, fn func(*Listed) error) error {
 	if !open {
-		m := &Listed{Sub: subNames[sub], Name: name, UID: uid, Size: -1, VSize: messageSize(name, line, 'W')}
+		m := &Listed{Sub: subNames[sub], Name: name, UID: uid, Size: messageSize(name, line, 'S'), VSize: messageSize(name, line, 'W')}
 		m.Flags, m.Keywords = l.flags(name)
 		return fn(m)
 	}

@@ -77,7 +77,7 @@ func (w *Writer) assignUID(wanted uint32) (uint32, error) {
 		}
 	} else {
 		if w.ul.next == math.MaxUint32 {
-			return 0, fmt.Errorf("maildir: %s: no UIDs left under UIDVALIDITY %d", w.d.path, w.ul.validity)
+			return 0, fmt.Errorf("maildir: %s: no UIDs left under UIDVALIDITY %d (the source's UIDs reach %d; Dovecot, opening such a mailbox, renumbers every message under a new UIDVALIDITY, which maildirmig does not do)", w.d.path, w.ul.validity, math.MaxUint32-1)
 		}
 		uid = w.ul.next
 		w.ul.next++

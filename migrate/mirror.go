@@ -73,10 +73,11 @@ func parsePrior(text string, bySeq map[int64][]string, own map[string]*ownFile) 
 		p := priorMsg{seq: seq, uid: uint32(uid)}
 		if len(f) == 6 {
 			size, err := strconv.ParseInt(f[5], 10, 64)
-			if err != nil || f[2] == "" {
+			base, ok := unescapeRecordName(f[2])
+			if err != nil || !ok {
 				return nil, fmt.Errorf("migrate: records: bad line %q", line)
 			}
-			p.base, p.key = f[2], maildir.OwnKey{Head: f[3], Sum: f[4], Size: size}
+			p.base, p.key = base, maildir.OwnKey{Head: f[3], Sum: f[4], Size: size}
 			out = append(out, p)
 			continue
 		}

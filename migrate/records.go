@@ -123,13 +123,55 @@ func (r *records) add(rec MessageRecord) {
 	r.w.WriteString(strconv.FormatUint(uint64(rec.UID), 10))
 	if base := baseName(rec.Name); base != "" {
 		r.w.WriteByte(' ')
-		r.w.WriteString(base)
 		if rec.Key != "" {
+			r.w.WriteString(escapeRecordName(base))
 			r.w.WriteByte(' ')
 			r.w.WriteString(rec.Key)
+		} else {
+			r.w.WriteString(base)
 		}
 	}
 	r.w.WriteByte('\n')
+}
+
+// escapeRecordName writes the base name of a file a record names by its identity (a rollback
+// wrote the message from a file Dovecot, a delivery agent or the user named) as one field:
+// '%', spaces, control characters and DEL as %XX. Names of ours have none of them.
+func escapeRecordName(base string) string {
+	var b strings.Builder
+	for i := 0; i < len(base); i++ {
+		if c := base[i]; c <= ' ' || c == 0x7f || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// unescapeRecordName reverses escapeRecordName; false for a field it could not have written.
+func unescapeRecordName(field string) (string, bool) {
+	if !strings.Contains(field, "%") {
+		return field, field != ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(field); i++ {
+		c := field[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+2 >= len(field) {
+			return "", false
+		}
+		v, err := strconv.ParseUint(field[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), true
 }
 
 // sync makes what was added durable, before a state that counts it, and notes the size the

@@ -682,9 +682,24 @@ func checkSpace(home string, need int64) error {
 	if err := unix.Statfs(home, &fs); err != nil {
 		return nil // the worker will report a missing home precisely
 	}
-	free := int64(fs.Bavail) * int64(fs.Bsize)
-	if free < need {
-		return fmt.Errorf("migrate: %s has %d bytes free, %d needed", home, free, need)
+	return roomFor(&fs, home, need)
+}
+
+// checkSpaceFD refuses need bytes more on the filesystem of the open file or directory fd,
+// named where: a user's sparse file costs them nothing, and must not fill a filesystem
+// others share.
+func checkSpaceFD(fd int, where string, need int64) error {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return nil // the writes will say what is wrong
+	}
+	return roomFor(&fs, where, need)
+}
+
+// roomFor fails unless the filesystem fs, holding where, has need bytes free for users.
+func roomFor(fs *unix.Statfs_t, where string, need int64) error {
+	if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
+		return fmt.Errorf("migrate: %s has %d bytes free, %d needed", where, free, need)
 	}
 	return nil
 }
@@ -778,8 +793,13 @@ func (c *Config) foreign(store StateStore, u users.User, source Source, maildirP
 	var out []string
 	for l := range strings.Lines(text) {
 		// "<seq> <uid> <base>", or with the identity a rollback records after it.
-		if f := strings.Fields(l); len(f) == 3 || len(f) == 6 {
+		switch f := strings.Fields(l); len(f) {
+		case 3:
 			out = append(out, f[2])
+		case 6:
+			if base, ok := unescapeRecordName(f[2]); ok {
+				out = append(out, base)
+			}
 		}
 	}
 	return out, nil

@@ -262,14 +262,7 @@ func folderSubscriptions(home, root int, rootDir string) ([]string, error) {
 // new, the Maildir d's filesystem cannot hold, as checkSpace refuses an INBOX's: the folder is
 // the user's file, and a sparse one costs them nothing.
 func checkSpaceAt(d *maildir.Dir, need int64) error {
-	var fs unix.Statfs_t
-	if err := unix.Fstatfs(d.FD(), &fs); err != nil {
-		return nil // the writes will say what is wrong
-	}
-	if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
-		return fmt.Errorf("migrate: %s has %d bytes free, %d needed", d.Path(), free, need)
-	}
-	return nil
+	return checkSpaceFD(d.FD(), d.Path(), need)
 }
 
 // openDirBeneath opens the directory path (levels separated by '/') beneath dirfd, following

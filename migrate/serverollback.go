@@ -159,6 +159,11 @@ func rollbackBeside(ctx context.Context, req *workerRequest, d *maildir.Dir, dir
 	return done, nil
 }
 
+// mboxHeaderRoom is what an mbox takes for a message beside its bytes, in the free-space
+// check: its From_ line and the headers the writer adds (X-UID, Status, X-Status, X-Keywords
+// with its padding, Content-Length), a little more than most messages need.
+const mboxHeaderRoom = 256
+
 // rollbackInto writes the messages of the Maildir d as an mbox into out from its start (nil
 // in a dry run, which only lists them), makes it durable, reads it back and proves it, and
 // emits a record of each message with its identity, for root's records. folder tags what it
@@ -187,6 +192,16 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 		return done, nil
 	}
 	if err := ctx.Err(); err != nil {
+		return done, err
+	}
+	// A user's sparse message costs them nothing; written out it takes its size, on a
+	// filesystem others may share (root's spool directory): refuse what cannot fit before
+	// writing any of it.
+	size, err := l.Bytes()
+	if err != nil {
+		return done, fmt.Errorf("migrate: rollback: %w", err)
+	}
+	if err := checkSpaceFD(int(out.Fd()), filepath.Dir(out.Name()), size+int64(l.Messages)*mboxHeaderRoom); err != nil {
 		return done, err
 	}
 	work := newWorkMeter(emit)
