@@ -580,3 +580,16 @@ func TestParseStraceRefuses(t *testing.T) {
 		t.Errorf("checkDurability of cut names: %v, want an error that says they are cut short", err)
 	}
 }
+
+// TestParseStraceUnnamedCall: strace prints "???" for a call it cannot decode, as a thread
+// exits under load; such a call is no sync and no rename, and the parse goes on.
+func TestParseStraceUnnamedCall(t *testing.T) {
+	t.Parallel()
+	calls, err := parseStrace(strings.NewReader("100 ???( <unfinished ...>\n101 fsync(3</x>) = 0\n100 +++ exited with 0 +++\n102 ???() = ?\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || calls[0].name != "fsync" {
+		t.Errorf("calls %v, want the fsync alone", calls)
+	}
+}
