@@ -28,6 +28,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/maildirmig/maildirmig/host"
 )
 
 // Severity ranks a problem; the values are the Nagios plugin exit codes.
@@ -132,7 +134,7 @@ type Config struct {
 	StaleTmp   time.Duration // 0 = 36 hours, as Maildir readers conventionally use
 	MaxListed  int           // problems listed per user and kind (0 = 20, <0 = all); all are counted
 	MaxFolders int           // Maildir++ folders looked at per Maildir (0 = 10000)
-	Jobs       int           // users checked at once (0 = 4)
+	Jobs       int           // users checked at once (0 = host.DefaultJobs)
 
 	// OnFix, when set, is called for every repair, listed in the report or not (for an audit
 	// log); it may be called from several goroutines at once.
@@ -270,7 +272,7 @@ func (cfg *Config) defaults() {
 		cfg.MaxFolders = 10000
 	}
 	if cfg.Jobs <= 0 {
-		cfg.Jobs = 4
+		cfg.Jobs = host.DefaultJobs()
 	}
 }
 

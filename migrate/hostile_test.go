@@ -370,7 +370,7 @@ func TestForeignReadsRollbackRecords(t *testing.T) {
 	tr := newTree(t, "frn")
 	cfg := tr.config()
 	cfg.defaults()
-	store := StateStore{Dir: cfg.resolve(cfg.StateDir)}
+	store := StateStore{Dir: cfg.Under(cfg.StateDir)}
 	u := users.User{Name: "frn", UID: tr.uids["frn"], GID: tr.uids["frn"], Home: tr.path("home/frn")}
 	mc := cfg
 	mc.Source = SourceMailbox

@@ -61,7 +61,7 @@ func Plan(ctx context.Context, cfg Config) ([]PlanEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := StateStore{Dir: cfg.resolve(cfg.StateDir)}
+	store := StateStore{Dir: cfg.State()}
 	var out []PlanEntry
 	need := map[string]int64{}
 	for _, u := range list {
@@ -211,7 +211,7 @@ func planFolders(e *PlanEntry, user string, uid int, home string, cfg Config) {
 		return
 	}
 	e.Folders, e.SkippedFolders = folders, skipped
-	states, err := folderStates{Dir: filepath.Join(cfg.resolve(cfg.StateDir), "folders")}.Load(user)
+	states, err := folderStates{Dir: filepath.Join(cfg.State(), "folders")}.Load(user)
 	if err != nil {
 		states = map[string]*State{}
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/host"
 	"github.com/maildirmig/maildirmig/internal/audit"
 	"github.com/maildirmig/maildirmig/internal/lock"
 	"github.com/maildirmig/maildirmig/internal/worker"
@@ -79,19 +79,15 @@ const (
 // Config is one batch migration. Every system path (passwd, group, login.defs, the spool
 // directory, the homes found in passwd, StateDir and AuditLog) is resolved under Root.
 type Config struct {
+	host.Host     // the system migrated: its root, accounts, spool, state and audit log
 	Source        Source
-	Root          string
-	Passwd        string   // passwd file, as given (not under Root)
-	SpoolDir      string   // "" = /var/spool/mail, or /var/mail where that is the real directory
-	StateDir      string   // "" = /var/lib/maildirmig
-	AuditLog      string   // "" = /var/log/maildirmig/audit.jsonl
 	Users         []string // only these users
 	MinUID        int      // -1 = login.defs
 	NoRoot        bool
 	Maildir       string // destination under each home; "" = Maildir
 	Folders       string // mbox folder root under each home, migrated to Maildir++ folders; "" = mail
 	NoFolders     bool   // migrate the INBOX only
-	Jobs          int    // users migrated at a time; 0 = GOMAXPROCS
+	Jobs          int    // users migrated at a time; 0 = host.DefaultJobs
 	Force         bool   // migrate a user whose migrated part changed, from the start
 	After         string // keep (default), rename or truncate
 	LockTimeout   time.Duration
@@ -142,23 +138,16 @@ type Summary struct {
 }
 
 func (c *Config) defaults() {
-	// Workers start in /: every path they get must be absolute.
-	if c.Root != "" {
-		if abs, err := filepath.Abs(c.Root); err == nil {
-			c.Root = abs
-		}
-	}
-	if c.StateDir == "" {
-		c.StateDir = "/var/lib/maildirmig"
-	}
-	if c.AuditLog == "" {
-		c.AuditLog = "/var/log/maildirmig/audit.jsonl"
+	// Workers start in /, and the state is keyed on each source's path: every path must be
+	// absolute. The working directory can only fail to be found if it was removed.
+	if h, err := c.Host.Abs(); err == nil {
+		c.Host = h
 	}
 	if c.Maildir == "" {
 		c.Maildir = "Maildir"
 	}
 	if c.Jobs <= 0 {
-		c.Jobs = runtime.GOMAXPROCS(0)
+		c.Jobs = host.DefaultJobs()
 	}
 	if c.After == "" {
 		c.After = AfterKeep
@@ -171,36 +160,14 @@ func (c *Config) defaults() {
 // defaultLockTimeout is how long a source's locks are waited for when Config.LockTimeout is 0.
 const defaultLockTimeout = 30 * time.Second
 
-// resolve maps a system path under Root.
-func (c *Config) resolve(p string) string {
-	if c.Root == "" {
-		return p
-	}
-	return filepath.Join(c.Root, p)
-}
-
-// SpoolDirectory returns the spool directory Run uses, resolved under Root.
-func (c *Config) SpoolDirectory() string {
-	if c.SpoolDir != "" {
-		return c.resolve(c.SpoolDir)
-	}
-	// Debian links /var/spool/mail to /var/mail: use the real directory so that the dotlock is
-	// made next to the file the MTA locks.
-	p := c.resolve("/var/spool/mail")
-	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
-		return p
-	}
-	return c.resolve("/var/mail")
-}
-
 // Paths returns a user's source mbox and destination Maildir, resolved under Root.
 func (c *Config) Paths(u users.User) (src, home, dst string) {
-	home = c.resolve(u.Home)
+	home = c.Under(u.Home)
 	switch c.Source {
 	case SourceMailbox:
 		src = filepath.Join(home, "Mailbox")
 	default:
-		src = filepath.Join(c.SpoolDirectory(), u.Name)
+		src = filepath.Join(c.Spool(), u.Name)
 	}
 	name := c.Maildir
 	if name == "" {
@@ -210,7 +177,7 @@ func (c *Config) Paths(u users.User) (src, home, dst string) {
 }
 
 func (c *Config) listUsers() ([]users.User, error) {
-	o := users.Options{Root: c.Root, Passwd: c.Passwd, MinUID: c.MinUID, Names: c.Users, NoRoot: c.NoRoot}
+	o := users.Options{Host: c.Host, MinUID: c.MinUID, Names: c.Users, NoRoot: c.NoRoot}
 	return users.List(o)
 }
 
@@ -242,13 +209,13 @@ func runUsers(ctx context.Context, cfg Config, what string, each func(*runner, c
 	if err != nil {
 		return sum, err
 	}
-	alog, err := audit.OpenUnder(cfg.Root, cfg.AuditLog)
+	alog, err := audit.OpenUnder(cfg.Root, cfg.AuditPath())
 	if err != nil {
 		return sum, fmt.Errorf("migrate: %w", err)
 	}
 	sum.Run = alog.Run()
 	defer alog.Close()
-	stateDir, err := audit.MkdirUnder(cfg.Root, cfg.StateDir)
+	stateDir, err := audit.MkdirUnder(cfg.Root, cfg.StatePath())
 	if err != nil {
 		return sum, fmt.Errorf("migrate: %w", err)
 	}

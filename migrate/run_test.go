@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maildirmig/maildirmig/host"
 	"github.com/maildirmig/maildirmig/maildir"
 	"golang.org/x/sys/unix"
 )
@@ -88,7 +89,7 @@ func (tr *tree) appendTo(rel, content string) {
 }
 
 func (tr *tree) config() Config {
-	return Config{Root: tr.root, MinUID: -1, NoRoot: true, Jobs: 2, LockTimeout: 2 * time.Second, AuditMessages: true,
+	return Config{Host: host.Host{Root: tr.root}, MinUID: -1, NoRoot: true, Jobs: 2, LockTimeout: 2 * time.Second, AuditMessages: true,
 		Convert: ConvertOptions{Maildir: maildir.Options{Host: "testhost", Fsync: maildir.FsyncNone}}}
 }
 
@@ -710,5 +711,32 @@ func TestRunRefusesSharedStateDir(t *testing.T) {
 	}
 	if files := tr.files("alice"); len(files) != 0 {
 		t.Errorf("alice was migrated without a state: %v", files)
+	}
+}
+
+// TestRunRelativePaths migrates with the passwd file, spool, state and audit log given as paths
+// relative to the working directory, as an administrator may type them, then verifies and
+// passes again from another directory with the same paths made absolute: the state a pass keys
+// on its source's path must be found either way.
+func TestRunRelativePaths(t *testing.T) {
+	tr := newTree(t, "rel")
+	tr.write("var/mail/rel", msgA+msgB, "rel")
+	tr.write("pw", fmt.Sprintf("rel:x:%d:%d::%s:/bin/sh\n", tr.uids["rel"], tr.uids["rel"], tr.path("home/rel")), "")
+	relative := host.Host{Passwd: "pw", SpoolDir: "var/mail", StateDir: "state", AuditLog: "audit.jsonl"}
+	cfg := tr.config()
+	cfg.Host = relative
+	t.Chdir(tr.root)
+	if _, res := run(t, cfg); res["rel"].Err != nil || res["rel"].Stats.Written != 2 {
+		t.Fatalf("the pass with relative paths: %+v", res["rel"])
+	}
+	t.Chdir("/")
+	cfg.Host = host.Host{Passwd: tr.path("pw"), SpoolDir: tr.path("var/mail"), StateDir: tr.path("state"), AuditLog: tr.path("audit.jsonl")}
+	var got []UserVerify
+	must(t, Verify(context.Background(), cfg, func(v UserVerify) { got = append(got, v) }))
+	if len(got) != 1 || got[0].Err != nil || got[0].Result.Found != 2 {
+		t.Errorf("verify with absolute paths: %+v; want 2 of 2 found", got)
+	}
+	if _, res := run(t, cfg); res["rel"].Err != nil || res["rel"].Outcome != OutcomeUpToDate {
+		t.Errorf("a pass with absolute paths after one with relative paths: %+v; want up to date", res["rel"])
 	}
 }

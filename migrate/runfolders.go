@@ -490,7 +490,7 @@ type FolderVerify struct {
 // verifyFolders proves, as the user, every migrated message of the user's folders is in its
 // Maildir++ folder.
 func verifyFolders(ctx context.Context, cfg *Config, u users.User, home string) ([]FolderVerify, error) {
-	store := folderStates{Dir: filepath.Join(cfg.resolve(cfg.StateDir), "folders")}
+	store := folderStates{Dir: filepath.Join(cfg.State(), "folders")}
 	states, err := store.Load(u.Name)
 	if err != nil || len(states) == 0 {
 		return nil, err

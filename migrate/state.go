@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/host"
 	"github.com/maildirmig/maildirmig/internal/audit"
 	"github.com/maildirmig/maildirmig/internal/fault"
 )
@@ -621,4 +622,11 @@ func (s folderStates) Save(user string, m map[string]*State) error {
 		return err
 	}
 	return writeStateFile(s.Dir, p, m)
+}
+
+// LoadState returns the state the last pass saved of the source src of user on the host h
+// (the spool's path, or ~/Mailbox's, on this machine), nil when none: what check needs to
+// know of a migration.
+func LoadState(h host.Host, user string, source Source, src string) (*State, error) {
+	return StateStore{Dir: h.State()}.Load(user, source.Kind(), src)
 }

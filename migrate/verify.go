@@ -234,7 +234,7 @@ func Verify(ctx context.Context, cfg Config, done func(UserVerify)) error {
 	if err != nil {
 		return err
 	}
-	store := StateStore{Dir: cfg.resolve(cfg.StateDir)}
+	store := StateStore{Dir: cfg.State()}
 	for _, u := range list {
 		if err := ctx.Err(); err != nil {
 			return err

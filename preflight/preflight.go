@@ -227,7 +227,7 @@ func (r *Report) postfix(cfg Config, m migrate.Config) {
 		spool := r.Postfix["mail_spool_directory"]
 		if otherSpoolDir(m, spool) {
 			r.add(Finding{Severity: check.Warning, Topic: "spool", Setting: "mail_spool_directory", Value: spool,
-				Message: "Postfix delivers into " + spool + " but maildirmig would read " + m.SpoolDirectory() + ": pass --spool-dir " + spool})
+				Message: "Postfix delivers into " + spool + " but maildirmig would read " + m.Spool() + ": pass --spool-dir " + spool})
 		}
 	}
 }
@@ -654,20 +654,13 @@ func execCommand(ctx context.Context, name string, args ...string) ([]byte, erro
 	return out, nil
 }
 
-func underRoot(root, p string) string {
-	if root == "" {
-		return p
-	}
-	return filepath.Join(root, p)
-}
-
 // otherSpoolDir reports whether Postfix's mail_spool_directory, spool, is not the directory
 // the migration of m would read.
 func otherSpoolDir(m migrate.Config, spool string) bool {
 	if spool == "" {
 		return false
 	}
-	theirs, ours := underRoot(m.Root, spool), m.SpoolDirectory()
+	theirs, ours := m.Under(spool), m.Spool()
 	return filepath.Clean(theirs) != filepath.Clean(ours) && !sameFile(theirs, ours)
 }
 

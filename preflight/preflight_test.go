@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/maildirmig/maildirmig/check"
+	"github.com/maildirmig/maildirmig/host"
 	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
 )
@@ -96,7 +97,7 @@ func TestRunDovecot24(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := Run(context.Background(), Config{
-		Migrate: migrate.Config{Passwd: passwd, SpoolDir: dir, StateDir: filepath.Join(dir, "state"), MinUID: -1},
+		Migrate: migrate.Config{Host: host.Host{Passwd: passwd, SpoolDir: dir, StateDir: filepath.Join(dir, "state")}, MinUID: -1},
 		Command: fakeTools(t),
 	})
 	if err != nil {
@@ -160,7 +161,7 @@ func TestRunMailboxHint(t *testing.T) {
 	}
 	for _, source := range []migrate.Source{migrate.SourceSpool, migrate.SourceMailbox} {
 		r, err := Run(context.Background(), Config{
-			Migrate: migrate.Config{Source: source, Passwd: passwd, SpoolDir: dir, StateDir: filepath.Join(dir, "state"), MinUID: -1},
+			Migrate: migrate.Config{Host: host.Host{Passwd: passwd, SpoolDir: dir, StateDir: filepath.Join(dir, "state")}, Source: source, MinUID: -1},
 			Command: tools,
 		})
 		if err != nil {
@@ -194,7 +195,7 @@ func TestRunSELinux(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "restorecon"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	host := func(enforce, config string) *selinux.Host {
+	selinuxHost := func(enforce, config string) *selinux.Host {
 		d := t.TempDir()
 		h := &selinux.Host{FS: filepath.Join(d, "selinuxfs"), Config: filepath.Join(d, "config")}
 		if enforce != "" {
@@ -227,9 +228,9 @@ func TestRunSELinux(t *testing.T) {
 				t.Skipf("this machine has %s: the test cannot take it away", p)
 			}
 			r, err := Run(context.Background(), Config{
-				Migrate: migrate.Config{Passwd: passwd, SpoolDir: dir, StateDir: filepath.Join(dir, "state"), MinUID: -1},
+				Migrate: migrate.Config{Host: host.Host{Passwd: passwd, SpoolDir: dir, StateDir: filepath.Join(dir, "state")}, MinUID: -1},
 				Command: fakeTools(t),
-				SELinux: host(tc.enforce, tc.config),
+				SELinux: selinuxHost(tc.enforce, tc.config),
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/maildirmig/maildirmig/host"
 )
 
 // User is one passwd entry with its supplementary groups.
@@ -37,8 +39,9 @@ type User struct {
 
 // Options select where users are read from and which of them are listed.
 type Options struct {
-	Root   string   // resolve /etc/passwd, /etc/group and /etc/login.defs under Root ("" = /)
-	Passwd string   // passwd file to read instead (already resolved; overrides NSS)
+	// Host says where the accounts are: its Passwd file, else /etc/passwd, /etc/group and
+	// /etc/login.defs under its Root, else (no Root) NSS and /etc/login.defs.
+	Host   host.Host
 	Group  string   // group file to read instead (already resolved; overrides NSS)
 	MinUID int      // -1 = UID_MIN from login.defs (1000 when absent)
 	Names  []string // only these users (an error names any that does not exist)
@@ -89,7 +92,7 @@ func List(opts Options) ([]User, error) {
 			return nil, fmt.Errorf("users: %w: %s", ErrNoSuchUser, strings.Join(missing, ", "))
 		}
 	} else {
-		minUID, maxUID := loginDefs(filepath.Join(rootOr(opts.Root), "etc/login.defs"))
+		minUID, maxUID := loginDefs(opts.Host.Under("/etc/login.defs"))
 		if opts.MinUID >= 0 {
 			minUID = opts.MinUID
 		}
@@ -111,17 +114,10 @@ func List(opts Options) ([]User, error) {
 	return sel, nil
 }
 
-func rootOr(root string) string {
-	if root == "" {
-		return "/"
-	}
-	return root
-}
-
 // readPasswd reads the passwd database; entries after the first with the same name are ignored,
 // as NSS lookups by name would return the first.
 func readPasswd(opts Options) ([]User, error) {
-	data, err := database("passwd", opts.Passwd, opts.Root)
+	data, err := database("passwd", opts.Host.Passwd, opts.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +156,7 @@ func parsePasswd(data []byte) ([]User, error) {
 
 // readGroups maps a user name to the gids of the groups that list it as a member.
 func readGroups(opts Options) (map[string][]int, error) {
-	data, err := database("group", opts.Group, opts.Root)
+	data, err := database("group", opts.Group, opts.Host)
 	if err != nil {
 		if opts.Group == "" && errors.Is(err, os.ErrNotExist) {
 			// A mounted old disk or a demo tree may have no group file: no supplementary groups.
@@ -210,12 +206,12 @@ func containsInt(s []int, v int) bool {
 }
 
 // database returns the contents of the passwd or group database: the file given, the file under
-// root, or getent's answer (falling back to /etc/db when getent is missing).
-func database(db, file, root string) ([]byte, error) {
+// h's root, or getent's answer (falling back to /etc/db when getent is missing).
+func database(db, file string, h host.Host) ([]byte, error) {
 	switch {
 	case file != "":
-	case root != "":
-		file = filepath.Join(root, "etc", db)
+	case h.Root != "":
+		file = h.Under("/etc/" + db)
 	default:
 		out, err := exec.Command("getent", db).Output()
 		if err == nil {
@@ -289,11 +285,11 @@ func loginDefs(path string) (minUID, maxUID int) {
 
 // LookupUID returns the user whose uid is uid, found as a login would find them: through NSS
 // (getent passwd UID, which finds LDAP and SSSD users even where they are not enumerated), or
-// in the files Options.Passwd or Options.Root name. Groups are the user's groups as
+// in the files Options.Host names. Groups are the user's groups as
 // initgroups gives them (getent initgroups NAME; from the group file's member lists with
 // files). A uid with no entry gives an error wrapping ErrNoSuchUser.
 func LookupUID(uid int, opts Options) (User, error) {
-	if opts.Passwd == "" && opts.Root == "" {
+	if opts.Host.Passwd == "" && opts.Host.Root == "" {
 		u, err := getentUID(uid)
 		if err == nil || !errors.Is(err, errNoGetent) {
 			return u, err

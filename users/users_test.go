@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/maildirmig/maildirmig/host"
 )
 
 func names(us []User) []string {
@@ -26,17 +28,17 @@ func TestList(t *testing.T) {
 		want    []string
 		wantErr string
 	}{
-		{name: "login.defs bounds", opts: Options{Root: "testdata/root", MinUID: -1}, want: []string{"root", "alice", "bob"}},
-		{name: "no root", opts: Options{Root: "testdata/root", MinUID: -1, NoRoot: true}, want: []string{"alice", "bob"}},
-		{name: "explicit min uid", opts: Options{Root: "testdata/root", MinUID: 1000}, want: []string{"root", "alice", "bob", "carol"}},
-		{name: "defaults without login.defs", opts: Options{Root: "testdata/bare", MinUID: -1}, want: []string{"root", "erin"}},
-		{name: "passwd file overrides root", opts: Options{Root: "testdata/root", Passwd: "testdata/bare/etc/passwd", MinUID: -1}, want: []string{"root"}},
-		{name: "names in given order", opts: Options{Root: "testdata/root", MinUID: -1, Names: []string{"daemon", "alice", "daemon"}}, want: []string{"daemon", "alice"}},
-		{name: "names ignore no root", opts: Options{Root: "testdata/root", NoRoot: true, Names: []string{"root"}}, want: []string{"root"}},
-		{name: "unknown names", opts: Options{Root: "testdata/root", Names: []string{"alice", "zed", "yan"}}, wantErr: "users: no such user: zed, yan"},
-		{name: "bad field count", opts: Options{Root: "testdata/root", Passwd: "testdata/badfields.passwd"}, wantErr: "passwd line 2: 4 fields"},
-		{name: "bad uid", opts: Options{Root: "testdata/root", Passwd: "testdata/baduid.passwd"}, wantErr: `user broken: bad uid "abc"`},
-		{name: "missing passwd", opts: Options{Root: "testdata/nowhere"}, wantErr: "no such file"},
+		{name: "login.defs bounds", opts: Options{Host: host.Host{Root: "testdata/root"}, MinUID: -1}, want: []string{"root", "alice", "bob"}},
+		{name: "no root", opts: Options{Host: host.Host{Root: "testdata/root"}, MinUID: -1, NoRoot: true}, want: []string{"alice", "bob"}},
+		{name: "explicit min uid", opts: Options{Host: host.Host{Root: "testdata/root"}, MinUID: 1000}, want: []string{"root", "alice", "bob", "carol"}},
+		{name: "defaults without login.defs", opts: Options{Host: host.Host{Root: "testdata/bare"}, MinUID: -1}, want: []string{"root", "erin"}},
+		{name: "passwd file overrides root", opts: Options{Host: host.Host{Root: "testdata/root", Passwd: "testdata/bare/etc/passwd"}, MinUID: -1}, want: []string{"root"}},
+		{name: "names in given order", opts: Options{Host: host.Host{Root: "testdata/root"}, MinUID: -1, Names: []string{"daemon", "alice", "daemon"}}, want: []string{"daemon", "alice"}},
+		{name: "names ignore no root", opts: Options{Host: host.Host{Root: "testdata/root"}, NoRoot: true, Names: []string{"root"}}, want: []string{"root"}},
+		{name: "unknown names", opts: Options{Host: host.Host{Root: "testdata/root"}, Names: []string{"alice", "zed", "yan"}}, wantErr: "users: no such user: zed, yan"},
+		{name: "bad field count", opts: Options{Host: host.Host{Root: "testdata/root", Passwd: "testdata/badfields.passwd"}}, wantErr: "passwd line 2: 4 fields"},
+		{name: "bad uid", opts: Options{Host: host.Host{Root: "testdata/root", Passwd: "testdata/baduid.passwd"}}, wantErr: `user broken: bad uid "abc"`},
+		{name: "missing passwd", opts: Options{Host: host.Host{Root: "testdata/nowhere"}}, wantErr: "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +65,7 @@ func TestList(t *testing.T) {
 
 func TestListFields(t *testing.T) {
 	t.Parallel()
-	got, err := List(Options{Root: "testdata/root", MinUID: -1, Names: []string{"alice", "bob", "carol", "root"}})
+	got, err := List(Options{Host: host.Host{Root: "testdata/root"}, MinUID: -1, Names: []string{"alice", "bob", "carol", "root"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,14 +165,14 @@ func TestLookupUIDFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "etc/group"), []byte("alice:x:1000:\nmail:x:8:alice\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	u, err := LookupUID(1000, Options{Root: root})
+	u, err := LookupUID(1000, Options{Host: host.Host{Root: root}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.Name != "alice" || u.GID != 1000 || !reflect.DeepEqual(u.Groups, []int{8}) {
 		t.Errorf("LookupUID(1000) = %+v, want the first entry, alice, in group 8", u)
 	}
-	if _, err := LookupUID(1001, Options{Root: root}); !errors.Is(err, ErrNoSuchUser) {
+	if _, err := LookupUID(1001, Options{Host: host.Host{Root: root}}); !errors.Is(err, ErrNoSuchUser) {
 		t.Errorf("LookupUID(1001): err = %v, want ErrNoSuchUser", err)
 	}
 }

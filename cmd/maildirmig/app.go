@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/maildirmig/maildirmig/dovecotview"
+	"github.com/maildirmig/maildirmig/host"
 	"github.com/maildirmig/maildirmig/internal/escape"
 	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
@@ -155,12 +155,12 @@ func newFlags() *flags {
 	f := &flags{enums: map[*cli.StringFlag][]string{}}
 	f.root = &cli.StringFlag{Name: "root", Usage: "resolve /etc/passwd, the spool, homes, /etc/skel, the audit log and the state directory under `DIR`"}
 	f.passwd = &cli.StringFlag{Name: "passwd", Usage: "read users from passwd `FILE` instead of the system database"}
-	f.spoolDir = &cli.StringFlag{Name: "spool-dir", Usage: "mail spool `DIR` (default /var/spool/mail, or /var/mail where that is the real one)"}
-	f.auditLog = &cli.StringFlag{Name: "audit-log", Value: "/var/log/maildirmig/audit.jsonl", Usage: "append the JSON Lines audit log to `FILE`"}
-	f.stateDir = &cli.StringFlag{Name: "state-dir", Value: "/var/lib/maildirmig", Usage: "keep per-user migration state in `DIR`"}
+	f.spoolDir = &cli.StringFlag{Name: "spool-dir", Usage: "mail spool `DIR` (default " + host.DefaultSpoolDir + ", or /var/mail where that is the real one)"}
+	f.auditLog = &cli.StringFlag{Name: "audit-log", Value: host.DefaultAuditLog, Usage: "append the JSON Lines audit log to `FILE`"}
+	f.stateDir = &cli.StringFlag{Name: "state-dir", Value: host.DefaultStateDir, Usage: "keep per-user migration state in `DIR`"}
 	f.user = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable; the same as naming users as arguments)"}
 	f.dryRun = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
-	f.jobs = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
+	f.jobs = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: host.DefaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
 	f.progress = f.enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, "auto", "always", "never")
 	f.quiet = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
 
@@ -189,17 +189,6 @@ func newFlags() *flags {
 	f.doveadmStall = &cli.DurationFlag{Name: "stall-timeout", Value: dovecotview.DefaultStallTimeout, Usage: "kill a doveadm command that prints nothing for `DURATION` (Dovecot blocked on a FIFO among a user's messages, or on a hung home) and fail that user"}
 	f.all = &cli.BoolFlag{Name: "all", Usage: "list every message that differs, not the first few of each kind in a mailbox"}
 	return f
-}
-
-func defaultJobs() int {
-	n := runtime.GOMAXPROCS(0)
-	if n < 2 {
-		n = 2
-	}
-	if n > 8 {
-		n = 8
-	}
-	return n
 }
 
 // system returns the flags every command that touches system files takes, followed by
@@ -325,10 +314,22 @@ var usageHooks = map[string]func(u *ui, ue *usageError){
 
 // passwdName names the passwd file users are read from, for a hint.
 func passwdName(c *cli.Context) string {
-	if p := c.String("passwd"); p != "" {
-		return p
+	h := hostOf(c)
+	if h.Passwd != "" {
+		return h.Passwd
 	}
-	return underRoot(c.String("root"), "/etc/passwd")
+	return h.Under("/etc/passwd")
+}
+
+// hostOf is the host the flags --root, --passwd, --spool-dir, --state-dir and --audit-log
+// name, with its paths absolute.
+func hostOf(c *cli.Context) host.Host {
+	h := host.Host{Root: c.String("root"), Passwd: c.String("passwd"), SpoolDir: c.String("spool-dir"),
+		StateDir: c.String("state-dir"), AuditLog: c.String("audit-log")}
+	if abs, err := h.Abs(); err == nil {
+		h = abs
+	}
+	return h
 }
 
 // checkArgs refuses what the flag parser lets through: enumerated values outside their list,

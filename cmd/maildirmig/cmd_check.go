@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/maildirmig/maildirmig/check"
+	"github.com/maildirmig/maildirmig/host"
 	"github.com/maildirmig/maildirmig/internal/audit"
 	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
@@ -37,13 +38,13 @@ func checkUsageError(u *ui, ue *usageError) {
 
 // checkOptions are the settings of one check run.
 type checkOptions struct {
-	root, passwd, spoolDir, stateDir, maildir string
-	auditLog                                  string
-	users                                     []string
-	paths                                     []string
-	format                                    string
-	fix, dryRun                               bool
-	maxListed, jobs                           int
+	host            host.Host
+	maildir         string
+	users           []string
+	paths           []string
+	format          string
+	fix, dryRun     bool
+	maxListed, jobs int
 }
 
 func checkCommand(u *ui, f *flags) *cli.Command {
@@ -72,8 +73,7 @@ func checkCommand(u *ui, f *flags) *cli.Command {
 		),
 		Action: func(c *cli.Context) error {
 			o := checkOptions{
-				root: c.String("root"), passwd: c.String("passwd"), spoolDir: c.String("spool-dir"),
-				stateDir: c.String("state-dir"), auditLog: c.String("audit-log"), maildir: c.String("maildir"), users: c.StringSlice("user"),
+				host: hostOf(c), maildir: c.String("maildir"), users: c.StringSlice("user"),
 				format: c.String("format"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
 				maxListed: c.Int("max-listed"), jobs: c.Int("jobs"),
 			}
@@ -172,24 +172,18 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 		Jobs:      o.jobs,
 	}
 	if len(o.paths) == 0 || len(o.users) > 0 {
-		list, err := mailUsers(o.root, o.passwd, o.users)
+		list, err := mailUsers(o.host, o.users)
 		if err != nil {
 			return check.Failed(err), err
 		}
 		cfg.Users = list
-		mc := migrate.Config{Root: o.root, SpoolDir: o.spoolDir}
-		cfg.SpoolDir = mc.SpoolDirectory()
-		store := migrate.StateStore{Dir: underRoot(o.root, o.stateDir)}
+		cfg.SpoolDir = o.host.Spool()
 		cfg.Migrated = func(user, src string, mailbox bool) (*check.Migration, error) {
 			source := migrate.SourceSpool
 			if mailbox {
 				source = migrate.SourceMailbox
 			}
-			// migrate keys the state on the absolute path it read (it makes --root absolute).
-			if abs, err := filepath.Abs(src); err == nil {
-				src = abs
-			}
-			st, err := store.Load(user, source.Kind(), src)
+			st, err := migrate.LoadState(o.host, user, source, src)
 			if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
 				// Run by a user, check cannot read root's state: the Maildir's time stands in.
 				return nil, nil
@@ -207,7 +201,7 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 	if cfg.Fix {
 		// Repairs change users' files as root: each goes into the audit log with the migration's
 		// events, so an administrator can tell afterwards who changed what.
-		alog, err := audit.OpenUnder(o.root, o.auditLog)
+		alog, err := audit.OpenUnder(o.host.Root, o.host.AuditPath())
 		if err != nil {
 			return check.Failed(err), err
 		}
@@ -230,14 +224,14 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 
 // mailUsers lists the users to check or give a Maildir, with homes resolved under root. Run
 // without root, the files can only be the invoking user's, as migrate expects them to be.
-func mailUsers(root, passwd string, names []string) ([]check.User, error) {
-	list, err := users.List(users.Options{Root: root, Passwd: passwd, MinUID: -1, Names: names})
+func mailUsers(h host.Host, names []string) ([]check.User, error) {
+	list, err := users.List(users.Options{Host: h, MinUID: -1, Names: names})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]check.User, 0, len(list))
 	for _, x := range list {
-		cu := check.User{Name: x.Name, UID: x.UID, GID: x.GID, Groups: x.Groups, Home: underRoot(root, x.Home)}
+		cu := check.User{Name: x.Name, UID: x.UID, GID: x.GID, Groups: x.Groups, Home: h.Under(x.Home)}
 		if os.Geteuid() != 0 {
 			cu.UID, cu.GID = os.Geteuid(), os.Getegid()
 		}
@@ -254,18 +248,12 @@ func nonEmptyString(s string) any {
 	return s
 }
 
-func underRoot(root, p string) string {
-	if root == "" {
-		return p
-	}
-	return filepath.Join(root, p)
-}
-
 // skelOptions are the settings of one skel run.
 type skelOptions struct {
-	root, passwd, skelDir, maildir string
-	users                          []string
-	existing, dryRun               bool
+	host             host.Host
+	skelDir, maildir string
+	users            []string
+	existing, dryRun bool
 }
 
 func skelCommand(u *ui, f *flags) *cli.Command {
@@ -286,7 +274,7 @@ func skelCommand(u *ui, f *flags) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			o := skelOptions{
-				root: c.String("root"), passwd: c.String("passwd"), skelDir: c.String("skel-dir"),
+				host: hostOf(c), skelDir: c.String("skel-dir"),
 				maildir: c.String("maildir"), users: selectedUsers(c),
 				existing: c.Bool("existing"), dryRun: c.Bool("dry-run"),
 			}
@@ -299,12 +287,12 @@ func skelCommand(u *ui, f *flags) *cli.Command {
 }
 
 func runSkel(u *ui, o skelOptions) error {
-	skel := underRoot(o.root, o.skelDir)
+	skel := o.host.Under(o.skelDir)
 	// The users first: a mistyped name must leave everything as it was.
 	var list []check.User
 	if o.existing {
 		var err error
-		if list, err = mailUsers(o.root, o.passwd, o.users); err != nil {
+		if list, err = mailUsers(o.host, o.users); err != nil {
 			return exitCode(exitFatal, consoleError{err})
 		}
 	}

@@ -21,12 +21,8 @@ import (
 // batchConfig reads the flags the batch commands share.
 func batchConfig(c *cli.Context, source migrate.Source) migrate.Config {
 	return migrate.Config{
+		Host:      hostOf(c),
 		Source:    source,
-		Root:      c.String("root"),
-		Passwd:    c.String("passwd"),
-		SpoolDir:  c.String("spool-dir"),
-		StateDir:  c.String("state-dir"),
-		AuditLog:  c.String("audit-log"),
 		Users:     selectedUsers(c),
 		MinUID:    c.Int("min-uid"),
 		NoRoot:    c.Bool("no-root"),

@@ -42,7 +42,7 @@ func recordCommand(u *ui, f *flags) *cli.Command {
 			}
 			path := c.Args().First()
 			named := append(c.StringSlice("user"), c.Args().Tail()...)
-			list, err := users.List(users.Options{Root: c.String("root"), Passwd: c.String("passwd"),
+			list, err := users.List(users.Options{Host: hostOf(c),
 				MinUID: c.Int("min-uid"), NoRoot: c.Bool("no-root"), Names: named})
 			if err != nil {
 				return err

@@ -97,7 +97,7 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 				return exitCode(exitFatal, err)
 			}
 			if checked == 0 {
-				u.hintf("verify proves what mbox or Mailbox migrated, from their state in %s: give the same --root and --state-dir as the migration", underRoot(c.String("root"), c.String("state-dir")))
+				u.hintf("verify proves what mbox or Mailbox migrated, from their state in %s: give the same --root and --state-dir as the migration", hostOf(c).State())
 				return exitCode(exitFatal, errors.New("nothing verified: no selected user was migrated"))
 			}
 			if !u.quiet {

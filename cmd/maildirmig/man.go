@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/maildirmig/maildirmig"
+	"github.com/maildirmig/maildirmig/host"
 )
 
 // manCommand prints the man page, generated from the command definitions so that it never
@@ -30,8 +31,8 @@ var manFiles = [][2]string{
 	{"~USER/mail", "mbox folders (Dovecot mbox:~/mail), migrated to Maildir++ folders ~USER/Maildir/.NAME"},
 	{"~USER/Maildir", "the destination: cur/, new/, tmp/, dovecot-uidlist, dovecot-keywords"},
 	{"/etc/skel/Maildir", "the Maildir that useradd copies into new homes (maildirmig skel)"},
-	{"/var/lib/maildirmig", "per-user migration state (root only): what was migrated, so that a re-run continues"},
-	{"/var/log/maildirmig/audit.jsonl", "the audit log (JSON Lines, append-only, mode 0600)"},
+	{host.DefaultStateDir, "per-user migration state (root only): what was migrated, so that a re-run continues"},
+	{host.DefaultAuditLog, "the audit log (JSON Lines, append-only, mode 0600)"},
 	{"/etc/passwd", "the users (through NSS, or --passwd FILE)"},
 	{"/usr/lib/systemd/system/maildirmig-check.service, maildirmig-check.timer", "the nightly check, as a systemd timer"},
 	{"/etc/cron.d/maildirmig", "the nightly check, for systems without systemd (commented out)"},
