@@ -1,113 +1,35 @@
 package main
 
-// Output policy, for every command:
-//
-//   - stdout carries results (summaries, plans, check reports); stderr carries diagnostics.
-//   - Diagnostics start "maildirmig: error: ", "maildirmig: warning: " or "maildirmig: hint: ",
-//     are lower case and have no final period. An error about one user names the user and the
-//     file: "maildirmig: error: user alice: spool /var/mail/alice is a symlink".
-//   - A progress line is drawn only when stderr is a terminal (or --progress always), below the
-//     lines printed, which all go through it (ui.emit) so that none is lost or overdrawn; in cron
-//     or a pipe there is at most one line per user and the summary, and -q silences those too.
-//   - Errors travel up as values to run, which prints them once and picks the exit code; nothing
-//     below run calls os.Exit, so deferred cleanups (locks, the audit log) always run.
+// Output policy: package internal/ui owns the console and says it in its package comment.
+// Errors travel up as values to run, which prints them once and picks the exit code; nothing
+// below run calls os.Exit, so deferred cleanups (locks, the audit log) always run.
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
-	"github.com/maildirmig/maildirmig/internal/escape"
+	"github.com/maildirmig/maildirmig/internal/ui"
 	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
 )
 
-// ui is where a command writes. Tests and testscript drive it with buffers.
-//
-// stdout and stderr carry names that users chose (folders, message files, spool contents
-// quoted in errors) to root's terminal, so they escape control characters (package escape):
-// a folder named "\x1b]0;..." must not retitle or rewrite the administrator's screen. A field
-// a user chose is escaped whole where it is formatted (escape.Line, which escapes newlines
-// too); the streams are the net beneath. term is the raw stderr, for the progress bar and the
-// terminal test.
-type ui struct {
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	term   io.Writer
-	quiet  bool
-	args   []string // the command line, as run got it
-	meter  *meter   // while a progress line is shown, every line goes through it
+// console is where a command reads and writes: every line goes through the ui.Console.
+// Tests and testscript drive it with buffers.
+type console struct {
+	*ui.Console
+	stdin io.Reader
+	args  []string // the command line, as run got it
 }
 
-func newUI(stdin io.Reader, stdout, stderr io.Writer) *ui {
-	return &ui{stdin: stdin, stdout: escape.Writer(stdout), stderr: escape.Writer(stderr), term: stderr}
-}
-
-func (u *ui) errorf(format string, args ...any) {
-	u.emit(u.stderr, "maildirmig: error: %s\n", oneLine(format, args))
-}
-
-// warningf prints a warning unless -q was given: cron mails whatever lands on stderr.
-func (u *ui) warningf(format string, args ...any) {
-	if u.quiet {
-		return
-	}
-	u.emit(u.stderr, "maildirmig: warning: %s\n", oneLine(format, args))
-}
-
-func (u *ui) hintf(format string, args ...any) {
-	u.emit(u.stderr, "maildirmig: hint: %s\n", oneLine(format, args))
-}
-
-// oneLine formats a diagnostic as one line: a newline or other control inside it (from a file
-// name a user chose, say) is escaped, so that no user can add a line of their own to root's
-// console.
-func oneLine(format string, args []any) string {
-	return escape.Line(fmt.Sprintf(format, args...))
-}
-
-// printf writes a result line on stdout.
-func (u *ui) printf(format string, args ...any) {
-	u.emit(u.stdout, format, args...)
-}
-
-// emit writes to w, above the progress line when one is shown.
-func (u *ui) emit(w io.Writer, format string, args ...any) {
-	if m := u.meter; m != nil {
-		m.Print(w, fmt.Sprintf(format, args...))
-		return
-	}
-	fmt.Fprintf(w, format, args...)
-}
-
-// terminal reports whether w is a terminal.
-func terminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// showProgress decides whether to draw a progress bar, from --progress and the terminal.
-func (u *ui) showProgress(mode string) bool {
-	if u.quiet {
-		return false
-	}
-	switch mode {
-	case "always":
-		return true
-	case "never":
-		return false
-	default:
-		return terminal(u.term)
-	}
+func newUI(stdin io.Reader, stdout, stderr io.Writer) *console {
+	return &console{Console: ui.New("maildirmig", stdout, stderr), stdin: stdin}
 }
 
 // flags are the flag objects of one App. urfave/cli v2 flags keep state while an App runs (a
@@ -159,7 +81,7 @@ func newFlags() *flags {
 	f.user = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable; the same as naming users as arguments)"}
 	f.dryRun = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
 	f.jobs = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
-	f.progress = f.enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, "auto", "always", "never")
+	f.progress = f.enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, ui.ProgressModes...)
 	f.quiet = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
 
 	f.maildirName = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
@@ -218,7 +140,7 @@ func selectedUsers(c *cli.Context) []string {
 }
 
 // newApp builds the command-line interface. Commands reach the console only through u.
-func newApp(u *ui) *cli.App {
+func newApp(u *console) *cli.App {
 	app := &cli.App{
 		Name:  "maildirmig",
 		Usage: "migrate mbox spools to Maildir and keep Maildirs healthy",
@@ -229,8 +151,8 @@ func newApp(u *ui) *cli.App {
 			"check and preflight follow the Nagios plugin convention:\n" + checkExitStatusLine() + ".\n" +
 			"compare, as diff does:\n" + compareExitStatusLine() + ".",
 		Version:              version(),
-		Writer:               u.stdout,
-		ErrWriter:            u.stderr,
+		Writer:               u.Out(),
+		ErrWriter:            u.Err(),
 		Reader:               u.stdin,
 		EnableBashCompletion: false,
 		HideHelpCommand:      true,
@@ -247,7 +169,7 @@ func newApp(u *ui) *cli.App {
 // commands are the commands of the App, in the order of --help: the night of the switch
 // first (record and compare around the migration), then the single-file converter, then the
 // days after; the hidden ones last.
-func commands(u *ui, f *flags) []*cli.Command {
+func commands(u *console, f *flags) []*cli.Command {
 	cmds := []*cli.Command{
 		preflightCommand(u, f),
 		usersCommand(u, f),
@@ -273,7 +195,7 @@ func commands(u *ui, f *flags) []*cli.Command {
 // an argument given to a command that takes none, a user name not in passwd; no "help"
 // subcommand that would shadow a user called help. The checks run before the command does
 // anything.
-func strict(u *ui, f *flags, cmd *cli.Command) {
+func strict(u *console, f *flags, cmd *cli.Command) {
 	name := cmd.Name
 	cmd.HideHelpCommand = true
 	// usage names the command in a usage error and lets the command's hook act on it.
@@ -290,7 +212,7 @@ func strict(u *ui, f *flags, cmd *cli.Command) {
 	}
 	before, action := cmd.Before, cmd.Action
 	cmd.Before = func(c *cli.Context) error {
-		u.quiet = c.Bool("quiet")
+		u.Quiet = c.Bool("quiet")
 		if err := f.checkArgs(c); err != nil {
 			return usage(err)
 		}
@@ -314,7 +236,7 @@ func strict(u *ui, f *flags, cmd *cli.Command) {
 
 // usageHooks lets a command act on its usage errors before they are reported: check and
 // preflight write their report for monitoring.
-var usageHooks = map[string]func(u *ui, ue *usageError){
+var usageHooks = map[string]func(u *console, ue *usageError){
 	"check":     checkUsageError,
 	"preflight": preflightUsageError,
 }

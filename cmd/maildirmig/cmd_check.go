@@ -24,7 +24,7 @@ import (
 // checkUsageError makes a usage error of check what monitoring can read: exit 3 ("could not
 // check", as the Nagios plugin guidelines want for bad arguments) and a report saying so in
 // the format asked for, unless --format itself is the mistake.
-func checkUsageError(u *ui, ue *usageError) {
+func checkUsageError(u *console, ue *usageError) {
 	ue.code = int(check.Unknown)
 	// A flag the parser refused leaves no parsed flags behind: read --format from the words.
 	format := flagValue(u.args, "format", checkFormats[0])
@@ -46,7 +46,7 @@ type checkOptions struct {
 	maxListed, jobs                           int
 }
 
-func checkCommand(u *ui, f *flags) *cli.Command {
+func checkCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "integrity check of every user's Maildir, for cron and monitoring",
@@ -95,7 +95,7 @@ func checkCommand(u *ui, f *flags) *cli.Command {
 // runCheck checks and prints the report; its error carries the Nagios exit code. Whatever
 // happens, the report is written in the format asked for, a check that could not run
 // included (status 3 and the error), so that monitoring never reads an empty file.
-func runCheck(ctx context.Context, u *ui, o checkOptions) error {
+func runCheck(ctx context.Context, u *console, o checkOptions) error {
 	start := time.Now()
 	r, err := checkReport(ctx, o)
 	if err != nil {
@@ -146,16 +146,16 @@ func flagValue(args []string, name, def string) string {
 }
 
 // writeCheckReport writes r in format, of a check started at start.
-func writeCheckReport(u *ui, format string, r *check.Report, start time.Time) error {
+func writeCheckReport(u *console, format string, r *check.Report, start time.Time) error {
 	switch format {
 	case "json":
-		return check.WriteJSON(u.stdout, r)
+		return check.WriteJSON(u.Out(), r)
 	case "prometheus":
-		return check.WritePrometheus(u.stdout, r, start)
+		return check.WritePrometheus(u.Out(), r, start)
 	}
-	err := check.WriteText(u.stdout, r, u.quiet)
+	err := check.WriteText(u.Out(), r, u.Quiet)
 	for _, h := range r.Hints() {
-		u.hintf("%s", h)
+		u.Hintf("%s", h)
 	}
 	return err
 }
@@ -268,7 +268,7 @@ type skelOptions struct {
 	existing, dryRun               bool
 }
 
-func skelCommand(u *ui, f *flags) *cli.Command {
+func skelCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "skel",
 		Usage:     "create Maildir/{cur,new,tmp} (0700) in /etc/skel, and with --existing for users lacking one",
@@ -298,7 +298,7 @@ func skelCommand(u *ui, f *flags) *cli.Command {
 	}
 }
 
-func runSkel(u *ui, o skelOptions) error {
+func runSkel(u *console, o skelOptions) error {
 	skel := underRoot(o.root, o.skelDir)
 	// The users first: a mistyped name must leave everything as it was.
 	var list []check.User
@@ -310,13 +310,13 @@ func runSkel(u *ui, o skelOptions) error {
 	}
 	if o.dryRun {
 		if _, err := os.Lstat(filepath.Join(skel, o.maildir)); errors.Is(err, os.ErrNotExist) {
-			u.printf("would create %s\n", filepath.Join(skel, o.maildir))
+			u.Printf("would create %s\n", filepath.Join(skel, o.maildir))
 		}
 	} else {
 		changes, err := check.MakeSkel(skel, o.maildir)
 		for _, ch := range changes {
-			if !u.quiet {
-				u.printf("%s\n", ch)
+			if !u.Quiet {
+				u.Printf("%s\n", ch)
 			}
 		}
 		if err != nil {
@@ -339,23 +339,23 @@ func runSkel(u *ui, o skelOptions) error {
 	for _, usr := range list {
 		path := filepath.Join(usr.Home, o.maildir)
 		if _, err := os.Stat(usr.Home); errors.Is(err, os.ErrNotExist) {
-			u.warningf("user %s: home %s does not exist, skipped", usr.Name, usr.Home)
+			u.Warningf("user %s: home %s does not exist, skipped", usr.Name, usr.Home)
 			continue
 		}
 		if o.dryRun {
 			if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-				u.printf("user %s: would create %s\n", usr.Name, path)
+				u.Printf("user %s: would create %s\n", usr.Name, path)
 			}
 			continue
 		}
 		created, err := check.EnsureMaildir(usr, o.maildir)
 		if err != nil {
 			failed++
-			u.errorf("%s", consoleError{err})
+			u.Errorf("%s", consoleError{err})
 			continue
 		}
-		if created && !u.quiet {
-			u.printf("user %s: created %s\n", usr.Name, path)
+		if created && !u.Quiet {
+			u.Printf("user %s: created %s\n", usr.Name, path)
 		}
 		switch {
 		case !created || !selinuxOn:
@@ -364,7 +364,7 @@ func runSkel(u *ui, o skelOptions) error {
 		default:
 			if err := selinux.Relabel(context.Background(), restorecon, selinux.Credentials{UID: usr.UID, GID: usr.GID, Groups: usr.Groups}, path); err != nil {
 				failed++
-				u.errorf("user %s: %s", usr.Name, consoleError{err})
+				u.Errorf("user %s: %s", usr.Name, consoleError{err})
 			}
 		}
 	}

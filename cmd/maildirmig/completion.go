@@ -16,7 +16,7 @@ var completionShells = map[string]func(*cli.App) string{
 
 // completionCommand prints a shell completion script, generated from the command definitions.
 // The package installs them; by hand: maildirmig completion bash > /etc/bash_completion.d/maildirmig
-func completionCommand(u *ui) *cli.Command {
+func completionCommand(u *console) *cli.Command {
 	return &cli.Command{
 		Name:      "completion",
 		Usage:     "print the shell completion script",
@@ -30,7 +30,7 @@ func completionCommand(u *ui) *cli.Command {
 			if !ok {
 				return usagef("completion %q: want bash, zsh or fish", c.Args().First())
 			}
-			u.printf("%s", gen(c.App))
+			u.Printf("%s", gen(c.App))
 			return nil
 		},
 	}

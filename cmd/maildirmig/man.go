@@ -11,13 +11,13 @@ import (
 
 // manCommand prints the man page, generated from the command definitions so that it never
 // drifts from --help: maildirmig man > /usr/local/share/man/man8/maildirmig.8
-func manCommand(u *ui) *cli.Command {
+func manCommand(u *console) *cli.Command {
 	return &cli.Command{
 		Name:   "man",
 		Usage:  "print the manual page (roff)",
 		Hidden: true,
 		Action: func(c *cli.Context) error {
-			u.printf("%s", manPage(c.App))
+			u.Printf("%s", manPage(c.App))
 			return nil
 		},
 	}
