@@ -38,6 +38,9 @@ const (
 	AfterTruncate = "truncate" // emptied in place (the MTA keeps delivering to the same file)
 )
 
+// Afters lists the After values, the default first.
+var Afters = []string{AfterKeep, AfterRename, AfterTruncate}
+
 // Audit log events of a migration.
 const (
 	EventRunStart   = "run-start"

@@ -16,6 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/maildirmig/maildirmig/internal/ui"
+	"github.com/maildirmig/maildirmig/maildir"
+	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
 )
@@ -40,39 +42,72 @@ type flags struct {
 	user                                       *cli.StringSliceFlag
 	dryRun, quiet                              *cli.BoolFlag
 	jobs                                       *cli.IntFlag
-	progress                                   *cli.StringFlag
+	progress                                   *enumFlag
 
 	// The commands that write messages.
-	maildirName, unescape, fsync *cli.StringFlag
-	keepHeaders                  *cli.BoolFlag
+	maildirName     *cli.StringFlag
+	unescape, fsync *enumFlag
+	keepHeaders     *cli.BoolFlag
 
 	// The batch commands.
-	after, folders                          *cli.StringFlag
+	after                                   *enumFlag
+	folders                                 *cli.StringFlag
 	force, auditMessages, noRoot, noFolders *cli.BoolFlag
 	stallTimeout, lockTimeout               *cli.DurationFlag
 	minUID                                  *cli.IntFlag
 
 	// check and preflight.
-	checkFormat, preflightFormat, postfixConfig, dovecotConfig *cli.StringFlag
+	checkFormat, preflightFormat *enumFlag
+	postfixConfig, dovecotConfig *cli.StringFlag
 
 	// record and compare.
 	hash, replace, all *cli.BoolFlag
-
-	// enums lists the values of each enumerated flag; checkArgs refuses any other.
-	enums map[*cli.StringFlag][]string
 }
 
-// Values of the enumerated flags that are needed outside an App: for usage errors read before
-// parsing (see usageHooks), and where a value is parsed.
-var (
-	checkFormats     = []string{"text", "json", "prometheus"}
-	preflightFormats = []string{"text", "json"}
-	fsyncModes       = []string{"syncfs", "batch", "always", "none"}
+// Output formats of check and preflight.
+const (
+	formatText       = "text"
+	formatJSON       = "json"
+	formatPrometheus = "prometheus"
 )
+
+// The values of the enumerated flags, each list written once, by the package that gives the
+// values their meaning: --help, the man page, the completions and the usage errors show them
+// from here, and checkArgs refuses any other. The default is the first.
+var (
+	checkFormats     = []string{formatText, formatJSON, formatPrometheus}
+	preflightFormats = []string{formatText, formatJSON}
+	fsyncModes       = names(maildir.FsyncModes)
+	unescapes        = names(mbox.Unescapes)
+)
+
+// names are the command-line names of values.
+func names[T fmt.Stringer](values []T) []string {
+	var s []string
+	for _, v := range values {
+		s = append(s, v.String())
+	}
+	return s
+}
+
+// enumFlag is a string flag that takes one of choices, its default the first.
+type enumFlag struct {
+	cli.StringFlag
+	choices []string
+}
+
+// enum makes an enumerated flag. Its usage is before, the choices as the placeholder
+// (auto|always|never), then after.
+func enum(name, before string, choices []string, after string) *enumFlag {
+	return &enumFlag{
+		StringFlag: cli.StringFlag{Name: name, Value: choices[0], Usage: before + "`" + strings.Join(choices, "|") + "`" + after},
+		choices:    choices,
+	}
+}
 
 // newFlags makes the flag objects of one App.
 func newFlags() *flags {
-	f := &flags{enums: map[*cli.StringFlag][]string{}}
+	f := &flags{}
 	f.root = &cli.StringFlag{Name: "root", Usage: "resolve /etc/passwd, the spool, homes, /etc/skel, the audit log and the state directory under `DIR`"}
 	f.passwd = &cli.StringFlag{Name: "passwd", Usage: "read users from passwd `FILE` instead of the system database"}
 	f.spoolDir = &cli.StringFlag{Name: "spool-dir", Usage: "mail spool `DIR` (default /var/spool/mail, or /var/mail where that is the real one)"}
@@ -81,15 +116,15 @@ func newFlags() *flags {
 	f.user = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable; the same as naming users as arguments)"}
 	f.dryRun = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
 	f.jobs = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: defaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
-	f.progress = f.enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, ui.ProgressModes...)
+	f.progress = enum("progress", "progress bar: ", ui.ProgressModes, " (auto: only when stderr is a terminal)")
 	f.quiet = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
 
 	f.maildirName = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
 	f.keepHeaders = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
-	f.unescape = f.enum(&cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}, "none", "mboxrd", "mboxo")
-	f.fsync = f.enum(&cli.StringFlag{Name: "fsync", Value: "syncfs", Usage: "durability: `syncfs|batch|always|none`; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) twice a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes"}, fsyncModes...)
+	f.unescape = enum("unescape", "undo >From quoting: ", unescapes, " (none shows messages as Dovecot showed them)")
+	f.fsync = enum("fsync", "durability: ", fsyncModes, "; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) twice a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes")
 
-	f.after = f.enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
+	f.after = enum("after", "then, under the lock, ", migrate.Afters, " each source whose messages are all verified in the Maildir")
 	f.force = &cli.BoolFlag{Name: "force", Usage: "go on with a source migrated before into another Maildir or with other conversion options (--keep-headers, --unescape): another Maildir starts a migration of its own; other options convert every message again, replacing the files whose bytes they change"}
 	f.stallTimeout = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and stores no message for `DURATION` (stopped, blocked, looping, on a hung home) and fail that user; waiting for a lock is allowed on top"}
 	f.lockTimeout = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
@@ -99,8 +134,8 @@ func newFlags() *flags {
 	f.folders = &cli.StringFlag{Name: "folders", Value: migrate.DefaultFolderRoot, Usage: "migrate the mbox folders beneath ~USER/`DIR` to Maildir++ folders (Dovecot's mbox:~/mail); they are kept whatever --after says"}
 	f.noFolders = &cli.BoolFlag{Name: "no-folders", Usage: "migrate the INBOX only, not the folders"}
 
-	f.checkFormat = f.enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json|prometheus` (prometheus: for node_exporter's textfile collector)"}, checkFormats...)
-	f.preflightFormat = f.enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json`"}, preflightFormats...)
+	f.checkFormat = enum("format", "output ", checkFormats, " (prometheus: for node_exporter's textfile collector)")
+	f.preflightFormat = enum("format", "output ", preflightFormats, "")
 	f.postfixConfig = &cli.StringFlag{Name: "postfix-config", Usage: "read Postfix's configuration from `DIR` (postconf -c DIR)"}
 	f.dovecotConfig = &cli.StringFlag{Name: "dovecot-config", Usage: "read Dovecot's configuration from `FILE` (doveconf -c FILE)"}
 
@@ -270,10 +305,9 @@ func (f *flags) checkArgs(c *cli.Context) error {
 				bad = fmt.Sprintf("--%s %s: want a duration above zero, such as 30s", name, d)
 			}
 		default:
-			sf, ok := fl.(*cli.StringFlag)
-			if choices := f.enums[sf]; ok && choices != nil {
-				if v := c.String(sf.Name); !slices.Contains(choices, v) {
-					bad = fmt.Sprintf("--%s %q: want %s", sf.Name, v, orList(choices))
+			if ef, ok := fl.(*enumFlag); ok {
+				if v := c.String(ef.Name); !slices.Contains(ef.choices, v) {
+					bad = fmt.Sprintf("--%s %q: want %s", ef.Name, v, orList(ef.choices))
 				}
 			}
 		}
@@ -290,12 +324,6 @@ func (f *flags) checkArgs(c *cli.Context) error {
 		return usagef("%s takes no arguments, got %q", c.Command.Name, c.Args().First())
 	}
 	return nil
-}
-
-// enum registers the values sf accepts (its default among them) and returns sf.
-func (f *flags) enum(sf *cli.StringFlag, choices ...string) *cli.StringFlag {
-	f.enums[sf] = choices
-	return sf
 }
 
 // orList writes choices as "a, b or c".

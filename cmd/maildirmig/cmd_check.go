@@ -148,9 +148,9 @@ func flagValue(args []string, name, def string) string {
 // writeCheckReport writes r in format, of a check started at start.
 func writeCheckReport(u *console, format string, r *check.Report, start time.Time) error {
 	switch format {
-	case "json":
+	case formatJSON:
 		return check.WriteJSON(u.Out(), r)
-	case "prometheus":
+	case formatPrometheus:
 		return check.WritePrometheus(u.Out(), r, start)
 	}
 	err := check.WriteText(u.Out(), r, u.Quiet)

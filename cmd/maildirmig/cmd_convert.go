@@ -64,15 +64,11 @@ func convertCommand(u *console, f *flags) *cli.Command {
 }
 
 func parseUnescape(s string) (mbox.Unescape, error) {
-	switch s {
-	case "none", "":
-		return mbox.UnescapeNone, nil
-	case "mboxrd":
-		return mbox.UnescapeMboxrd, nil
-	case "mboxo":
-		return mbox.UnescapeMboxo, nil
+	u, err := mbox.ParseUnescape(s)
+	if err != nil {
+		return 0, usagef("--unescape %q: want %s", s, orList(unescapes))
 	}
-	return 0, usagef("--unescape %q: want none, mboxrd or mboxo", s)
+	return u, nil
 }
 
 func parseFsync(s string) (maildir.Fsync, error) {

@@ -19,7 +19,7 @@ import (
 // writes the JSON object when JSON was asked for, so that monitoring reads a status.
 func preflightUsageError(u *console, ue *usageError) {
 	ue.code = int(check.Unknown)
-	if flagValue(u.args, "format", preflightFormats[0]) == "json" {
+	if flagValue(u.args, "format", preflightFormats[0]) == formatJSON {
 		_ = preflight.WriteJSONError(u.Out(), errors.New(ue.msg))
 	}
 }
@@ -118,12 +118,12 @@ func runPreflight(ctx context.Context, u *console, cfg preflight.Config, format 
 		return err
 	}
 	if err != nil {
-		if format == "json" {
+		if format == formatJSON {
 			preflight.WriteJSONError(u.Out(), err)
 		}
 		return exitCode(int(check.Unknown), consoleError{err})
 	}
-	if format == "json" {
+	if format == formatJSON {
 		err = preflight.WriteJSON(u.Out(), r)
 	} else {
 		err = preflight.WriteText(u.Out(), r, u.Quiet)
