@@ -213,7 +213,7 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 		}
 		defer alog.Close()
 		cfg.OnFix = func(p check.Problem) {
-			err := alog.Event("check-fix", map[string]any{"user": nonEmptyString(p.User), "path": p.Path, "kind": string(p.Kind), "fixed": p.Fixed})
+			err := alog.Event(audit.EventCheckFix, map[string]any{"user": nonEmptyString(p.User), "path": p.Path, "kind": string(p.Kind), "fixed": p.Fixed})
 			mu.Lock()
 			if logErr == nil {
 				logErr = err

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/maildirmig/maildirmig/internal/audit"
 )
 
 func readme(t *testing.T) string {
@@ -204,5 +208,60 @@ func TestLogrotateAuditLog(t *testing.T) {
 	after, _ := os.ReadFile(log)
 	if fi.Mode().Perm() != 0o600 || !bytes.HasPrefix(after, []byte(`{"time":`)) || !bytes.Contains(after, []byte(`"event":"run-start"`)) {
 		t.Errorf("the new log: mode %v, %q", fi.Mode().Perm(), after)
+	}
+}
+
+// auditTable renders the registry of audit events as the README's table.
+func auditTable() string {
+	var b strings.Builder
+	b.WriteString("| event | fields | meaning |\n| --- | --- | --- |\n")
+	for _, e := range audit.Events {
+		fields := auditFields(e)
+		for i, f := range fields {
+			fields[i] = "`" + f + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", e.Name, strings.Join(fields, ", "), e.Meaning)
+	}
+	return b.String()
+}
+
+// TestReadmeAuditTable: the README's table of audit events is the registry's, every event with
+// its fields and meaning (the man page is made from the same registry). On a mismatch it
+// prints the table to paste.
+func TestReadmeAuditTable(t *testing.T) {
+	t.Parallel()
+	want := auditTable()
+	if !strings.Contains(readmeSection(t, "The audit log"), "\n"+want+"\n") {
+		t.Errorf("README's audit log section lacks the registry's table (internal/audit.Events); it should read:\n\n%s", want)
+	}
+}
+
+// TestAuditLogRegistered: every line of a real migration's audit log is an event of the
+// registry with its fields only. (In a test binary the audit package refuses anything else, so
+// this also checks that the refusal is on.)
+func TestAuditLogRegistered(t *testing.T) {
+	b, err := os.ReadFile(auditTree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		name, _ := m["event"].(string)
+		events[name]++
+		delete(m, "time")
+		delete(m, "run")
+		delete(m, "event")
+		if err := audit.Registered(name, m); err != nil {
+			t.Errorf("line %q: %v", line, err)
+		}
+	}
+	for _, e := range []string{audit.EventRunStart, audit.EventUserStart, audit.EventUserDone, audit.EventUserFailed, audit.EventNotice, audit.EventMessage, audit.EventRunEnd} {
+		if events[e] == 0 {
+			t.Errorf("the log has no %s line: %v", e, events)
+		}
 	}
 }
