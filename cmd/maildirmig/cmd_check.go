@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ func checkUsageError(u *console, ue *usageError) {
 		return
 	}
 	r := check.Failed(errors.New(ue.msg))
-	_ = writeCheckReport(u, format, &r, time.Now())
+	_ = writeCheckReport(u, format, flagValue(u.args, "output", ""), &r, time.Now())
 }
 
 // checkOptions are the settings of one check run.
@@ -41,7 +42,7 @@ type checkOptions struct {
 	auditLog                                  string
 	users                                     []string
 	paths                                     []string
-	format                                    string
+	format, output                            string
 	fix, dryRun                               bool
 	maxListed, jobs                           int
 }
@@ -69,12 +70,13 @@ func checkCommand(u *console, f *flags) *cli.Command {
 			f.checkFormat,
 			&cli.BoolFlag{Name: "fix", Usage: "repair what is safe: modes, missing cur/new/tmp, tmp/ files older than 36 hours"},
 			&cli.IntFlag{Name: "max-listed", Value: 20, Usage: "list at most `N` problems per user and kind (all are counted; -1 lists all)"},
+			&cli.StringFlag{Name: "output", Usage: "write the report to `FILE` instead of stdout, whole or not at all: a temporary file beside it, mode 0644, renamed over it (for node_exporter's textfile collector); FILE's directory must be root's and writable by root only, and no symlink is followed"},
 		),
 		Action: func(c *cli.Context) error {
 			o := checkOptions{
 				root: c.String("root"), passwd: c.String("passwd"), spoolDir: c.String("spool-dir"),
 				stateDir: c.String("state-dir"), auditLog: c.String("audit-log"), maildir: c.String("maildir"), users: c.StringSlice("user"),
-				format: c.String("format"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
+				format: c.String("format"), output: c.String("output"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
 				maxListed: c.Int("max-listed"), jobs: c.Int("jobs"),
 			}
 			for _, a := range c.Args().Slice() {
@@ -104,7 +106,7 @@ func runCheck(ctx context.Context, u *console, o checkOptions) error {
 		}
 		r.Error = consoleError{err}.Error()
 	}
-	werr := writeCheckReport(u, o.format, &r, start)
+	werr := writeCheckReport(u, o.format, o.output, &r, start)
 	switch {
 	case err != nil:
 		e := &exitError{code: int(r.Status()), err: consoleError{err}}
@@ -145,17 +147,28 @@ func flagValue(args []string, name, def string) string {
 	return v
 }
 
-// writeCheckReport writes r in format, of a check started at start.
-func writeCheckReport(u *console, format string, r *check.Report, start time.Time) error {
-	switch format {
-	case formatJSON:
-		return check.WriteJSON(u.Out(), r)
-	case formatPrometheus:
-		return check.WritePrometheus(u.Out(), r, start)
+// writeCheckReport writes r in format, of a check started at start, on stdout or, when output
+// is set, to that file, whole or not at all.
+func writeCheckReport(u *console, format, output string, r *check.Report, start time.Time) error {
+	write := func(w io.Writer) error {
+		switch format {
+		case formatJSON:
+			return check.WriteJSON(w, r)
+		case formatPrometheus:
+			return check.WritePrometheus(w, r, start)
+		}
+		return check.WriteText(w, r, u.Quiet)
 	}
-	err := check.WriteText(u.Out(), r, u.Quiet)
-	for _, h := range r.Hints() {
-		u.Hintf("%s", h)
+	var err error
+	if output != "" {
+		err = check.WriteReportFile(output, write)
+	} else {
+		err = write(u.Out())
+	}
+	if format == formatText {
+		for _, h := range r.Hints() {
+			u.Hintf("%s", h)
+		}
 	}
 	return err
 }

@@ -57,7 +57,7 @@ var manExamples = [][2]string{
 	{"Before Dovecot stops on the night: record what every user sees.", "maildirmig record /root/before.jsonl"},
 	{"Once Dovecot serves the Maildirs: record again, and compare before clients come back.", "maildirmig record /root/after.jsonl && maildirmig compare /root/before.jsonl /root/after.jsonl"},
 	{"Give new and existing users an empty Maildir.", "maildirmig skel \\-\\-existing"},
-	{"Nightly check for node_exporter's textfile collector.", "maildirmig check \\-q \\-\\-format prometheus > /var/lib/node_exporter/maildirmig.prom"},
+	{"Nightly check for node_exporter's textfile collector: the report replaces the last one whole (never redirect stdout into the .prom file, which the collector would read half-written).", "maildirmig check \\-q \\-\\-format prometheus \\-\\-output /var/lib/prometheus/node\\-exporter/maildirmig.prom"},
 	{"Every user who failed in the audit log.", "jq \\-r 'select(.event == \"user\\-failed\") | [.time, .user, .err] | @tsv' /var/log/maildirmig/audit.jsonl"},
 }
 
