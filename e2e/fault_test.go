@@ -142,7 +142,7 @@ func runTree(root int) (pids []int, stopped bool) {
 // message in mbox order (the sha256 of the file the message must become, or "id:" and the
 // Message-ID of a message Postfix delivered).
 type faultUser struct {
-	sysUser
+	mailtest.Account
 	kind string // "plain", "loose" or "tiny"
 	n    int
 	want []string
@@ -227,7 +227,7 @@ func (g *faultRig) args(cmd string, extra ...string) []string {
 // account's kind and message count.
 func newFaultRig(t *testing.T, prefix string, sizes ...faultUser) *faultRig {
 	t.Helper()
-	requireUserTools(t)
+	mailtest.RequireUserTools(t)
 	g := &faultRig{pf: mailtest.StartPostfix(t)}
 	for _, c := range [][]string{{"postconf", "-c", g.pf.Conf, "-e", "stale_lock_time=1s"}, {"postfix", "-c", g.pf.Conf, "reload"}} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
@@ -239,7 +239,7 @@ func newFaultRig(t *testing.T, prefix string, sizes ...faultUser) *faultRig {
 	g.audit = filepath.Join(t.TempDir(), "log", "audit.jsonl")
 	for i, s := range sizes {
 		u := s
-		u.sysUser = addUser(t, fmt.Sprintf("%s%d", prefix, i), "-s", "/usr/sbin/nologin")
+		u.Account = mailtest.AddAccount(t, fmt.Sprintf("%s%d", prefix, i), "-s", "/usr/sbin/nologin")
 		g.users = append(g.users, &u)
 	}
 	return g

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // lockedBatch is the fault that kills a run with SIGKILL as it takes dovecot-uidlist.lock for
@@ -96,9 +98,9 @@ func TestKilledConvertRecovers(t *testing.T) {
 // real user's Maildir, then proves that one re-run exits 0 at once and leaves every message
 // exactly once, tmp/ empty, no lock and no temporary state file, and that verify agrees.
 func TestKilledMboxRecovers(t *testing.T) {
-	requireUserTools(t)
+	mailtest.RequireUserTools(t)
 	const messages = 3000
-	u := addUser(t, "killed", "-s", "/usr/sbin/nologin")
+	u := mailtest.AddAccount(t, "killed", "-s", "/usr/sbin/nologin")
 	spool := filepath.Join(t.TempDir(), "spool")
 	if err := os.Mkdir(spool, 0o755); err != nil {
 		t.Fatal(err)
