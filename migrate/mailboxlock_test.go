@@ -126,7 +126,7 @@ func TestMailboxLockIsTheUsers(t *testing.T) {
 		t.Skip("needs root to lock as another uid")
 	}
 	tr := newTree(t, "alice")
-	uid := tr.uids["alice"]
+	uid := tr.UID("alice")
 	r := &runner{cfg: Config{Source: SourceMailbox, LockTimeout: time.Second}}
 	r.cfg.defaults()
 	home := tr.path("home/alice")
@@ -223,7 +223,7 @@ func TestMailboxLockIdleWhileRootWorks(t *testing.T) {
 		t.Skip("needs root to lock as another uid")
 	}
 	tr := newTree(t, "alice")
-	uid := tr.uids["alice"]
+	uid := tr.UID("alice")
 	r := &runner{cfg: Config{Source: SourceMailbox, LockTimeout: time.Second}}
 	r.cfg.defaults()
 	home := tr.path("home/alice")

@@ -51,9 +51,7 @@ func TestCheckOutputEveryExit(t *testing.T) {
 		for _, format := range []string{"text", "json", "prometheus"} {
 			t.Run(tt.name+"/"+format, func(t *testing.T) {
 				root := filepath.Join(t.TempDir(), "root")
-				if err := makeCheckTree(root); err != nil {
-					t.Fatal(err)
-				}
+				makeCheckTree(t, root)
 				if tt.setup != nil {
 					if err := tt.setup(root); err != nil {
 						t.Fatal(err)
@@ -215,9 +213,7 @@ func TestCheckOutputFile(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "root")
-			if err := makeCheckTree(root); err != nil {
-				t.Fatal(err)
-			}
+			makeCheckTree(t, root)
 			dir := filepath.Join(t.TempDir(), "textfile")
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
@@ -253,9 +249,7 @@ func TestCheckOutputFile(t *testing.T) {
 
 	t.Run("shared directory", func(t *testing.T) {
 		root := filepath.Join(t.TempDir(), "root")
-		if err := makeCheckTree(root); err != nil {
-			t.Fatal(err)
-		}
+		makeCheckTree(t, root)
 		dir := filepath.Join(t.TempDir(), "shared")
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)

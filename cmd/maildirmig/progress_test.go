@@ -92,22 +92,10 @@ func screen(out string) []string {
 // bob's two.
 func progressTree(t *testing.T) string {
 	t.Helper()
-	root := filepath.Join(t.TempDir(), "root")
-	if err := makeCheckTree(root); err != nil {
-		t.Fatal(err)
-	}
-	spool := filepath.Join(root, "var/mail/bob")
-	mail := "From carol@example.org Sat Jun  1 00:00:00 2024\nSubject: one\n\n1\n\n" +
-		"From carol@example.org Sat Jun  1 00:01:00 2024\nSubject: two\n\n2\n"
-	if err := os.WriteFile(spool, []byte(mail), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(spool, bobUID, bobUID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	r := makeCheckTree(t, filepath.Join(t.TempDir(), "root"))
+	r.WriteFile("var/mail/bob", "From carol@example.org Sat Jun  1 00:00:00 2024\nSubject: one\n\n1\n\n"+
+		"From carol@example.org Sat Jun  1 00:01:00 2024\nSubject: two\n\n2\n", 0o600, "bob")
+	return r.Dir
 }
 
 // userLines are the lines the run of progressTree prints: one per user with mail, and the

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/maildirmig/maildirmig/internal/audit"
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 func readme(t *testing.T) string {
@@ -51,46 +52,19 @@ func auditTree(t *testing.T) string {
 
 func mailTree(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	// The workers run as the users: they must be able to reach the homes.
-	for _, d := range []string{filepath.Dir(root), root} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	r := mailtest.NewRoot(t)
+	for i, name := range []string{"alice", "bob", "carol"} {
+		r.AddUser(name, 42341+i)
 	}
-	files := map[string]string{
-		"etc/passwd": "alice:x:42341:42341::/home/alice:/bin/sh\nbob:x:42342:42342::/home/bob:/bin/sh\ncarol:x:42343:42343::/home/carol:/bin/sh\n",
-		"etc/secret": "root:secret\n",
-		"var/mail/alice": "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nbody\n\n" +
-			"From a@example.org Mon Jan  1 11:00:00 2024\nSubject: two\n\nbody\n",
-		"var/mail/bob": "From - \nSubject: loose\n\nbody\n",
-	}
-	for name, body := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink(filepath.Join(root, "etc/secret"), filepath.Join(root, "var/mail/carol")); err != nil {
+	r.WriteFile("etc/secret", "root:secret\n", 0o600, "")
+	r.WriteFile("var/mail/alice", "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nbody\n\n"+
+		"From a@example.org Mon Jan  1 11:00:00 2024\nSubject: two\n\nbody\n", 0o600, "alice")
+	r.WriteFile("var/mail/bob", "From - \nSubject: loose\n\nbody\n", 0o600, "bob")
+	if err := os.Symlink(r.Path("etc/secret"), r.Path("var/mail/carol")); err != nil {
 		t.Fatal(err)
 	}
-	for i, name := range []string{"alice", "bob", "carol"} {
-		home := filepath.Join(root, "home", name)
-		if err := os.MkdirAll(home, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if os.Geteuid() == 0 {
-			for _, p := range []string{home, filepath.Join(root, "var/mail", name)} {
-				if err := os.Lchown(p, 42341+i, 42341+i); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	return root
+	r.Chown("var/mail/carol", "carol")
+	return r.Dir
 }
 
 // migrateTree runs maildirmig mbox on the tree of mailTree, where carol always fails.
