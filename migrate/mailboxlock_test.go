@@ -227,7 +227,7 @@ func TestMailboxLockIdleWhileRootWorks(t *testing.T) {
 	r := &runner{cfg: Config{Source: SourceMailbox, LockTimeout: time.Second}}
 	r.cfg.defaults()
 	home := tr.path("home/alice")
-	const stall = 200 * time.Millisecond
+	const stall = raceSlowdown * 200 * time.Millisecond
 	ctx := worker.WithStallTimeout(context.Background(), stall)
 	lk, err := r.lockSource(ctx, usersUser("alice", uid), filepath.Join(home, "Mailbox"), home)
 	if err != nil {
