@@ -4,55 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
-
-// openPTY opens a pseudo-terminal pair, 120 columns wide, and a reader that collects all that
-// is written to the terminal side; call the returned function after closing slave to get it.
-func openPTY(t *testing.T) (slave *os.File, output func() string) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	t.Cleanup(func() { master.Close() })
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 120}); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	done := make(chan struct{})
-	go func() {
-		// Ends with EIO once the terminal side is closed.
-		_, _ = io.Copy(&buf, master)
-		close(done)
-	}()
-	return slave, func() string {
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the terminal's output did not end")
-		}
-		return buf.String()
-	}
-}
 
 // screen plays terminal output as a terminal shows it, for the line feed, carriage return and
 // the erasures of the status line (erase to the end of the line, erase the line), and returns
@@ -107,7 +64,7 @@ var userLines = []string{"alice: 1 messages, 1 written, ", "bob: 2 messages, 2 w
 // messages, users, ETA), removed at the end, and nothing else.
 func TestProgressStdoutRedirected(t *testing.T) {
 	root := progressTree(t)
-	tty, output := openPTY(t)
+	tty, output := mailtest.OpenTerminal(t, 120)
 	var out bytes.Buffer
 	code := run(context.Background(), []string{"maildirmig", "mbox", "--root", root, "-j", "1"}, strings.NewReader(""), &out, tty)
 	tty.Close()
@@ -138,7 +95,7 @@ func TestProgressStdoutRedirected(t *testing.T) {
 // whole above the progress line, which is redrawn below it and gone at the end.
 func TestProgressSameTerminal(t *testing.T) {
 	root := progressTree(t)
-	tty, output := openPTY(t)
+	tty, output := mailtest.OpenTerminal(t, 120)
 	code := run(context.Background(), []string{"maildirmig", "mbox", "--root", root, "-j", "2"}, strings.NewReader(""), tty, tty)
 	tty.Close()
 	term := output()

@@ -1,9 +1,7 @@
 package ui
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // The helper process of TestProgressBackgroundTerminal: it draws a status line and prints a
@@ -56,7 +56,7 @@ func helper() int {
 func TestProgressBackgroundTerminal(t *testing.T) {
 	for _, background := range []bool{false, true} {
 		t.Run(fmt.Sprintf("background=%v", background), func(t *testing.T) {
-			tty, output := openTerminal(t)
+			tty, output := mailtest.OpenTerminal(t, 100)
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "UI_TEST_HELPER=1")
 			if background {
@@ -81,44 +81,5 @@ func TestProgressBackgroundTerminal(t *testing.T) {
 				t.Errorf("in the foreground no status line was drawn: %q", out)
 			}
 		})
-	}
-}
-
-// openTerminal opens a pseudo-terminal, 100 columns wide; the returned function gives what
-// was written on it once its side tty is closed.
-func openTerminal(t *testing.T) (tty *os.File, output func() string) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	t.Cleanup(func() { master.Close() })
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 100}); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	done := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(&buf, master)
-		close(done)
-	}()
-	return tty, func() string {
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the terminal's output did not end")
-		}
-		return buf.String()
 	}
 }
