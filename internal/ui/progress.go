@@ -39,8 +39,10 @@ type Progress struct {
 	namesMu sync.Mutex
 	current []string // users being worked on, in the order they started
 
-	shown    bool // on the screen; guarded by c.mu
-	closed   bool // guarded by c.mu
+	shown    bool // on the screen; guarded by c.mu, as are the two below
+	lastAt   int64
+	lastDesc string // the line on the screen: the bar's count and the text after it
+	closed   bool   // guarded by c.mu
 	stop     chan struct{}
 	stopOnce sync.Once
 	ticker   sync.WaitGroup
@@ -62,7 +64,7 @@ func barWidthFor(cols int) int { return min(max(cols-80, 0), barWidth) }
 // progressbar measures its lines by display width; the width of the bar is ours to choose,
 // since it is made again when the terminal's width changes.
 func (p *Progress) newBar(cols int) {
-	p.cols = cols
+	p.cols, p.lastDesc = cols, ""
 	p.bar = progressbar.NewOptions64(barScale,
 		progressbar.OptionSetWriter(p.out),
 		progressbar.OptionSetWidth(cols),
@@ -215,13 +217,20 @@ func (p *Progress) draw() {
 	// while the last users may still be working: it stays one short of it until Close.
 	at := int64(barScale)
 	if p.max > 0 {
-		at = min(done, p.max) * barScale / p.max
+		at = int64(float64(min(done, p.max)) / float64(p.max) * barScale)
+	}
+	at = min(at, barScale-1)
+	desc := p.describe(cols - 1 - barFrame - p.cols)
+	// A line already on the screen as it would be drawn is not drawn again: a job waiting for
+	// a lock writes nothing.
+	if p.shown && at == p.lastAt && desc == p.lastDesc {
+		return
 	}
 	p.out.mute = true
-	_ = p.bar.Set64(min(at, barScale-1))
+	_ = p.bar.Set64(at)
 	p.out.mute = false
-	p.bar.Describe(p.describe(cols - 1 - barFrame - p.cols))
-	p.shown = true
+	p.bar.Describe(desc)
+	p.shown, p.lastAt, p.lastDesc = true, at, desc
 }
 
 // describe renders what follows the bar in at most width columns of a terminal: the bytes,

@@ -308,3 +308,27 @@ func BenchmarkProgressAdd(b *testing.B) {
 		}
 	})
 }
+
+// TestProgressIdle: a line that would be drawn as it is on the screen is not drawn again, so a
+// job waiting (for a lock, on a slow disk) writes nothing ten times a second; a change is drawn.
+func TestProgressIdle(t *testing.T) {
+	t.Parallel()
+	var term bytes.Buffer
+	c := New("maildirmig", io.Discard, &term)
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := shownProgress(t, c, 100, 1, 100)
+	p.now, p.start = func() time.Time { return clock }, clock
+	p.redraw()
+	n := term.Len()
+	p.redraw()
+	p.redraw()
+	if term.Len() != n {
+		t.Errorf("an unchanged line was drawn again: %q", term.String()[n:])
+	}
+	p.Add(10)
+	p.redraw()
+	if term.Len() == n || !strings.Contains(term.String()[n:], "10 B of 100 B") {
+		t.Errorf("a change was not drawn: %q", term.String()[n:])
+	}
+	p.Close()
+}
