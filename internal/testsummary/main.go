@@ -23,10 +23,11 @@ import (
 
 // event is one line of go test -json (cmd/test2json).
 type event struct {
-	Action  string
-	Package string
-	Test    string
-	Output  string
+	Action     string
+	Package    string
+	ImportPath string // of a build event, which names no Package
+	Test       string
+	Output     string
 }
 
 // mustRunInCI matches the reasons of a skip that the CI machine has no excuse for.
@@ -83,7 +84,7 @@ func Summarize(r io.Reader, w io.Writer, ci bool) (*Summary, error) {
 			}
 			delete(logs, key)
 		case "build-fail":
-			s.PackageFails = append(s.PackageFails, e.Package)
+			s.PackageFails = append(s.PackageFails, e.ImportPath)
 		case "skip":
 			if e.Test != "" {
 				reason := skipReason(logs[key])

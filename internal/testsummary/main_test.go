@@ -63,7 +63,7 @@ func TestSummaryFailures(t *testing.T) {
 		"test": `{"Action":"pass","Package":"p","Test":"TestA"}` + "\n" +
 			`{"Action":"output","Package":"p","Test":"TestB","Output":"WARNING: DATA RACE\n"}` + "\n" +
 			`{"Action":"fail","Package":"p","Test":"TestB"}` + "\n",
-		"build": `{"Action":"pass","Package":"p","Test":"TestA"}` + "\n" + `{"Action":"build-fail","Package":"q"}` + "\n# q\nq.go:1: syntax error\n",
+		"build": `{"Action":"pass","Package":"p","Test":"TestA"}` + "\n" + `{"ImportPath":"q [q.test]","Action":"build-output","Output":"q.go:1: syntax error\n"}` + "\n" + `{"ImportPath":"q [q.test]","Action":"build-fail"}` + "\n# q\nq.go:1: syntax error\n",
 		"none":  `{"Action":"skip","Package":"p"}` + "\n",
 	} {
 		var out bytes.Buffer
@@ -76,6 +76,9 @@ func TestSummaryFailures(t *testing.T) {
 		}
 		if name == "test" && !strings.Contains(out.String(), "WARNING: DATA RACE\n") {
 			t.Errorf("the failed test's output was not printed:\n%s", out.String())
+		}
+		if name == "build" && (!strings.Contains(out.String(), "q.go:1: syntax error\n") || !strings.Contains(out.String(), "package failed: q [q.test]\n")) {
+			t.Errorf("the build failure was not printed, or not named:\n%s", out.String())
 		}
 	}
 }
