@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // reportHelperEnv names the report file the helper process of TestReportFileKilled writes.
@@ -146,26 +147,7 @@ func TestReportFileKilled(t *testing.T) {
 	if err := os.WriteFile(path, []byte(oldReport), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), reportHelperEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "written\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the helper said %q, %v", line, err)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	mailtest.KillWhenSaid(t, "written", reportHelperEnv+"="+path)
 
 	if b, _ := os.ReadFile(path); string(b) != oldReport {
 		t.Errorf("after the kill the report holds %q, want the old one", b)
