@@ -156,7 +156,7 @@ func TestReportFileKilled(t *testing.T) {
 	if len(matches) != 1 {
 		t.Errorf("*.prom matches %v, want the report alone", matches)
 	}
-	left, _ := filepath.Glob(filepath.Join(dir, ".maildirmig.prom.tmp-*"))
+	left, _ := filepath.Glob(filepath.Join(dir, ".maildirmig.prom.*.tmp"))
 	if len(left) != 1 {
 		t.Fatalf("the killed write left %v, want its temporary file", left)
 	}

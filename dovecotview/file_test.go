@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/mailtest"
+	"github.com/maildirmig/maildirmig/internal/wholefile"
 )
 
 // helperEnv makes the test binary a recorder that is killed mid-way (see TestKilledRecording).
@@ -202,7 +203,7 @@ func TestKilledRecording(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != string(old) {
 		t.Fatalf("the recording changed under a killed run")
 	}
-	tmp := filepath.Join(dir, tempName("before.jsonl", pid))
+	tmp := filepath.Join(dir, wholefile.TempName("before.jsonl", pid))
 	if st, err := os.Stat(tmp); err != nil || st.Size() == 0 {
 		t.Fatalf("the killed run's temporary file: %v (the test cannot tell what it proves)", err)
 	}
