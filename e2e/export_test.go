@@ -138,7 +138,7 @@ func exportMaildir(t *testing.T, u mailtest.User, md, dst string, loc *time.Loca
 	if err != nil {
 		return nil, err
 	}
-	if err := export.Verify(bytes.NewReader(out.Bytes()), int64(out.Len()), l, opts); err != nil {
+	if _, err := export.Verify(bytes.NewReader(out.Bytes()), res, l, opts); err != nil {
 		t.Fatalf("Verify of the export of %s: %v", md, err)
 	}
 	t.Logf("%s: %d messages, %d bytes, UIDVALIDITY %d, next UID %d", md, res.Messages, res.Bytes, res.UIDValidity, res.NextUID)
@@ -470,10 +470,11 @@ func TestExportKeepHeaders(t *testing.T) {
 			defer l.Close()
 			opts := export.Options{Location: loc, DropMeta: true}
 			var out bytes.Buffer
-			if _, err := export.Write(&out, l, opts); err != nil {
+			res, err := export.Write(&out, l, opts)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if err := export.Verify(bytes.NewReader(out.Bytes()), int64(out.Len()), l, opts); err != nil {
+			if _, err := export.Verify(bytes.NewReader(out.Bytes()), res, l, opts); err != nil {
 				t.Fatal(err)
 			}
 			u.WriteFile(t, filepath.Join(u.Home, "inbox"), out.Bytes())

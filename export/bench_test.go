@@ -93,7 +93,8 @@ func BenchmarkExport(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			return Verify(f, res.Bytes, l, opts)
+			_, err = Verify(f, res, l, opts)
+			return err
 		})
 	})
 }

@@ -9,12 +9,14 @@
 // What Dovecot could not show exactly from an mbox is refused, by maildir.List
 // (maildir.ErrNotExact) or by the mbox.Writer (mbox.ErrNotExact), with the file named.
 //
-// Verify reads the mbox back with maildirmig's own reader (mbox.Reader, which trusts
-// Content-Length only where it ends at a From_ line) and compares it with the Listing,
-// message by message: the bytes (the stored message without its internal headers against
-// the file), UID, flags, keywords and date, and the mailbox's UIDVALIDITY, next UID and
-// keywords. It also checks the RFC822.SIZE Dovecot shows from W= against the file. A
-// caller renames the mbox into place only after Verify.
+// Write hashes each message's bytes as it copies them. Verify reads the mbox back with
+// maildirmig's own reader (mbox.Reader, which trusts Content-Length only where it ends at a
+// From_ line) and compares it with the Listing and with what Write read, message by message:
+// the bytes (SHA-256 of the stored message, without its internal headers, against the file's
+// as Write read it), UID, flags, keywords and date, and the mailbox's UIDVALIDITY, next UID
+// and keywords; then it lists the Maildir's names again, so that a file renamed (a flag set),
+// removed or added since List fails it. Write checks the RFC822.SIZE Dovecot shows from W=
+// against the file. A caller renames the mbox into place only after Verify.
 //
 // What Dovecot shows that no file can carry: an mbox message's GUID is Dovecot's digest of
 // its header, not the Maildir's base name; a CRLF header comes out of an mbox with bare LFs
@@ -26,9 +28,10 @@ package export
 
 import (
 	"bufio"
-	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
 	"time"
@@ -53,13 +56,26 @@ type Options struct {
 	DropMeta bool
 	// Host names the mail system in the pseudo-message of an empty mailbox.
 	Host string
+	// Verified, when set, hears from Verify of each message it found as written, with the
+	// SHA-256 of the bytes a migration of the mbox stores for it (its header without the
+	// internal headers, and its body): what a later pass knows the message by.
+	Verified func(m *maildir.Listed, sum [32]byte)
 }
 
-// Result sums up a Write.
+// Result sums up a Write, and keeps for Verify what Write read of each message: 48 bytes a
+// message.
 type Result struct {
 	Messages             int
 	Bytes                int64 // bytes of the mbox written
 	UIDValidity, NextUID uint32
+	written              []written
+}
+
+// written is what Write read of one message.
+type written struct {
+	date int64    // INTERNALDATE, in Unix seconds
+	size int64    // bytes of the file
+	sum  [32]byte // SHA-256 of the stored bytes: the header without internal headers, the body
 }
 
 // ErrMismatch is matched (with errors.Is) by the errors of Verify that found the mbox
@@ -132,14 +148,25 @@ func Write(out io.Writer, l *maildir.Listing, opts Options) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("export: %w", err)
 	}
+	sr := &summer{h: sha256.New()}
 	err = l.Each(func(m *maildir.Listed) error {
+		sr.reset(m.File)
 		err := w.Add(&mbox.Mail{
 			Date: m.Date, UID: m.UID, Flags: flagsOf(m), Keywords: m.Keywords,
-			Content: m.File, Size: m.Size,
+			Content: sr, Size: m.Size,
 		})
 		if err != nil {
 			return fmt.Errorf("export: %s: %w", m.File.Name(), err)
 		}
+		sum, bareLF, err := sr.stored(m.Size, opts.DropMeta)
+		if err != nil {
+			return fmt.Errorf("export: %s: %w", m.File.Name(), err)
+		}
+		if m.VSize >= 0 && m.VSize != m.Size+bareLF {
+			return fmt.Errorf("export: %s: %w: Dovecot shows its RFC822.SIZE as %d (W= in the name or dovecot-uidlist), but its bytes make %d",
+				m.File.Name(), maildir.ErrNotExact, m.VSize, m.Size+bareLF)
+		}
+		res.written = append(res.written, written{date: m.Date.Unix(), size: m.Size, sum: sum})
 		res.Messages++
 		return nil
 	})
@@ -150,11 +177,23 @@ func Write(out io.Writer, l *maildir.Listing, opts Options) (Result, error) {
 	return res, err
 }
 
-// Verify reads the mbox src[0:size) with mbox.Reader and fails (ErrMismatch) unless it shows
-// the messages of l, as Write wrote them with opts: the same bytes, UIDs, flags, keywords and
-// dates, in the same order, and the same UIDVALIDITY, next UID and keywords. Files of l that
-// changed since List give maildir.ErrChanged. It streams, as Write does.
-func Verify(src io.ReaderAt, size int64, l *maildir.Listing, opts Options) error {
+// Verify reads the mbox src[0:res.Bytes) with mbox.Reader and fails (ErrMismatch) unless it
+// shows the messages of l as Write, which returned res, wrote them with opts: the bytes Write
+// read, the same UIDs, flags, keywords and dates, in the same order, and the same
+// UIDVALIDITY, next UID and keywords. A Maildir whose names changed since List gives
+// maildir.ErrChanged. It streams, as Write does, and opens no message file. It returns the
+// SHA-256 of the mbox it read.
+func Verify(src io.ReaderAt, res Result, l *maildir.Listing, opts Options) (sum [32]byte, err error) {
+	whole := &summer{h: sha256.New()}
+	whole.reset(src)
+	if err := verifyMessages(whole, res, l, opts); err != nil {
+		return sum, err
+	}
+	return whole.rest(res.Bytes)
+}
+
+func verifyMessages(src io.ReaderAt, res Result, l *maildir.Listing, opts Options) error {
+	size := res.Bytes
 	validity, err := uidValidity(l, opts)
 	if err != nil {
 		return err
@@ -195,9 +234,14 @@ func Verify(src io.ReaderAt, size int64, l *maildir.Listing, opts Options) error
 		}
 		return end(r, 0, mismatch)
 	}
-	cmp := &comparer{}
+	if len(res.written) != l.Messages {
+		return mismatch("Write read %d messages; the Maildir has %d", len(res.written), l.Messages)
+	}
+	h := sha256.New()
 	n := 0
-	err = l.Each(func(want *maildir.Listed) error {
+	err = l.EachName(func(want *maildir.Listed) error {
+		read := res.written[n]
+		want.Date, want.Size = time.Unix(read.date, 0), read.size
 		got, err := r.Next()
 		if err == io.EOF {
 			return mismatch("it ends after %d messages; the Maildir has %d", n, l.Messages)
@@ -205,7 +249,7 @@ func Verify(src io.ReaderAt, size int64, l *maildir.Listing, opts Options) error
 		if err != nil {
 			return mismatch("message %d: %v", n+1, err)
 		}
-		where := fmt.Sprintf("message %d (UID %d, %s)", n+1, want.UID, want.File.Name())
+		where := fmt.Sprintf("message %d (UID %d, %s/%s)", n+1, want.UID, want.Sub, want.Name)
 		if n == 0 {
 			if err := checkBase(got); err != nil {
 				return err
@@ -225,11 +269,17 @@ func Verify(src io.ReaderAt, size int64, l *maildir.Listing, opts Options) error
 		case !got.Date.Equal(want.Date):
 			return mismatch("%s: From_ date %v, want %v", where, got.Date, want.Date)
 		}
-		if err := cmp.message(got, want, opts.DropMeta); err != nil {
-			if errors.Is(err, errDiffer) {
-				return mismatch("%s: %v", where, err)
-			}
-			return fmt.Errorf("export: %s: %w", want.File.Name(), err)
+		h.Reset()
+		h.Write(mbox.StripMeta(got.Header))
+		if _, err := io.Copy(h, got.Body); err != nil {
+			return mismatch("%s: %v", where, err)
+		}
+		var sum [32]byte
+		if h.Sum(sum[:0]); sum != read.sum {
+			return mismatch("%s: its bytes are not the file's", where)
+		}
+		if opts.Verified != nil {
+			opts.Verified(want, sum)
 		}
 		n++
 		return nil
@@ -237,7 +287,10 @@ func Verify(src io.ReaderAt, size int64, l *maildir.Listing, opts Options) error
 	if err != nil {
 		return err
 	}
-	return end(r, n, mismatch)
+	if err := end(r, n, mismatch); err != nil {
+		return err
+	}
+	return l.Unchanged()
 }
 
 // end fails unless r has no message left after the n compared.
@@ -252,91 +305,90 @@ func end(r *mbox.Reader, n int, mismatch func(string, ...any) error) error {
 	return mismatch("it has more than the Maildir's %d messages", n)
 }
 
-var errDiffer = errors.New("the bytes differ")
-
-// comparer compares a message read back from the mbox with its Maildir file, streaming.
-type comparer struct {
-	file   *bufio.Reader
-	buf    []byte
-	at     int64 // bytes of the file compared
-	bareLF int64 // line ends in the file that are not CRLF
+// summer is a message file as Write hands it to the mbox.Writer: it hashes the bytes read
+// from it in one pass from the start, and counts their bare LFs.
+type summer struct {
+	f      io.ReaderAt
+	h      hash.Hash
+	next   int64 // bytes hashed: reads elsewhere are not
+	bareLF int64 // line ends that are not CRLF
 	lastCR bool
-	err    error
 }
 
-// message compares got with the file of want: the header got.Header without its internal
-// headers against the file's header block (without the file's internal headers when they
-// were dropped), then the body.
-func (c *comparer) message(got *mbox.Message, want *maildir.Listed, dropMeta bool) error {
-	if c.file == nil {
-		c.file = bufio.NewReaderSize(nil, 64<<10)
-	}
-	c.file.Reset(io.NewSectionReader(want.File, 0, want.Size))
-	c.at, c.bareLF, c.lastCR, c.err = 0, 0, false, nil
-	hdr, err := headerBlock(c.file)
-	if err != nil {
-		return err
-	}
-	c.count(hdr)
-	wantHdr := hdr
-	if dropMeta {
-		wantHdr = mbox.StripMeta(hdr)
-	}
-	if gotHdr := mbox.StripMeta(got.Header); !bytes.Equal(gotHdr, wantHdr) {
-		return fmt.Errorf("%w: header %q, want %q", errDiffer, clip(gotHdr), clip(wantHdr))
-	}
-	c.at = int64(len(hdr))
-	if _, err := io.Copy(c, got.Body); err != nil {
-		if c.err != nil {
-			return c.err
-		}
-		return fmt.Errorf("reading the mbox back: %w", err)
-	}
-	if _, err := c.file.ReadByte(); err != io.EOF {
-		return fmt.Errorf("%w: the mbox's message ends at byte %d of the file's %d", errDiffer, c.at, want.Size)
-	}
-	if want.VSize >= 0 && want.VSize != want.Size+c.bareLF {
-		return fmt.Errorf("%w: Dovecot shows its RFC822.SIZE as %d (W= in the name or dovecot-uidlist), but its bytes make %d",
-			maildir.ErrNotExact, want.VSize, want.Size+c.bareLF)
-	}
-	return nil
+func (s *summer) reset(f io.ReaderAt) {
+	s.f, s.next, s.bareLF, s.lastCR = f, 0, 0, false
+	s.h.Reset()
 }
 
-// Write compares p with the next bytes of the file.
-func (c *comparer) Write(p []byte) (int, error) {
-	if len(c.buf) < len(p) {
-		c.buf = make([]byte, max(len(p), 64<<10))
+func (s *summer) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.f.ReadAt(p, off)
+	if off == s.next && n > 0 {
+		s.add(p[:n])
 	}
-	b := c.buf[:len(p)]
-	n, err := io.ReadFull(c.file, b)
-	if !bytes.Equal(b[:n], p[:n]) {
-		i := 0
-		for i < n && b[i] == p[i] {
-			i++
-		}
-		c.err = fmt.Errorf("%w at byte %d of the file", errDiffer, c.at+int64(i))
-		return i, c.err
-	}
-	c.count(b[:n])
-	c.at += int64(n)
-	if err != nil {
-		c.err = fmt.Errorf("%w: the mbox's message is longer than the file's %d bytes", errDiffer, c.at)
-		return n, c.err
-	}
-	return n, nil
+	return n, err
 }
 
-// count counts the bare LFs of the file's bytes, for its virtual size.
-func (c *comparer) count(p []byte) {
+func (s *summer) add(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	s.h.Write(p)
+	s.next += int64(len(p))
 	for i, b := range p {
-		if b == '\n' && !(i > 0 && p[i-1] == '\r' || i == 0 && c.lastCR) {
-			c.bareLF++
+		if b == '\n' && !(i > 0 && p[i-1] == '\r' || i == 0 && s.lastCR) {
+			s.bareLF++
 		}
 	}
-	if len(p) > 0 {
-		c.lastCR = p[len(p)-1] == '\r'
-	}
+	s.lastCR = p[len(p)-1] == '\r'
 }
+
+// stored returns the SHA-256 of the message's stored bytes (its header without internal
+// headers when dropMeta is set, and its body) and its bare LFs. It reads the file again only
+// where the writer's reads did not cover it in one pass, or its header must be stripped.
+func (s *summer) stored(size int64, dropMeta bool) (sum [32]byte, bareLF int64, err error) {
+	if s.next != size || dropMeta {
+		f := s.f
+		s.reset(f)
+		br := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10)
+		hdr, err := headerBlock(br)
+		if err != nil {
+			return sum, 0, err
+		}
+		s.add(hdr)
+		if dropMeta {
+			s.h.Reset()
+			s.h.Write(mbox.StripMeta(hdr))
+		}
+		if _, err := br.WriteTo(writerFunc(func(p []byte) (int, error) { s.add(p); return len(p), nil })); err != nil {
+			return sum, 0, err
+		}
+		if s.next != size {
+			return sum, 0, fmt.Errorf("%w: it has %d bytes, not %d", maildir.ErrChanged, s.next, size)
+		}
+	}
+	s.h.Sum(sum[:0])
+	return sum, s.bareLF, nil
+}
+
+// rest hashes what is left of the first size bytes past those read in one pass, and returns
+// the SHA-256 of them all.
+func (s *summer) rest(size int64) (sum [32]byte, err error) {
+	if s.next < size {
+		w := writerFunc(func(p []byte) (int, error) { s.add(p); return len(p), nil })
+		if _, err := io.Copy(w, io.NewSectionReader(s.f, s.next, size-s.next)); err != nil {
+			return sum, err
+		}
+	}
+	if s.next != size {
+		return sum, fmt.Errorf("%w: it ends at byte %d of %d", ErrMismatch, s.next, size)
+	}
+	s.h.Sum(sum[:0])
+	return sum, nil
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // headerBlock reads the header lines of a message up to and with the empty line that ends
 // them, or all of it when there is none.
@@ -356,7 +408,7 @@ func headerBlock(r *bufio.Reader) ([]byte, error) {
 			return h, nil
 		}
 		if len(h) > maxHeader {
-			return nil, fmt.Errorf("%w: a header block larger than %d bytes", errDiffer, maxHeader)
+			return nil, fmt.Errorf("a header block larger than %d bytes", maxHeader)
 		}
 	}
 }

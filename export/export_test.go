@@ -2,7 +2,9 @@ package export
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,8 +89,19 @@ func list(t testing.TB, d *maildir.Dir) *maildir.Listing {
 	return l
 }
 
-// export writes l and returns the mbox.
-func export(t testing.TB, l *maildir.Listing, opts Options) []byte {
+// verify runs Verify on data with res, what Write returned when it wrote the mbox data was
+// made from.
+func verify(data []byte, res Result, l *maildir.Listing, opts Options) error {
+	res.Bytes = int64(len(data))
+	sum, err := Verify(bytes.NewReader(data), res, l, opts)
+	if err == nil && sum != sha256.Sum256(data) {
+		err = fmt.Errorf("Verify returned the sum %x of %d bytes, not theirs", sum, len(data))
+	}
+	return err
+}
+
+// export writes l and returns the mbox, and what Write returned.
+func export(t testing.TB, l *maildir.Listing, opts Options) ([]byte, Result) {
 	t.Helper()
 	var out bytes.Buffer
 	res, err := Write(&out, l, opts)
@@ -98,7 +111,7 @@ func export(t testing.TB, l *maildir.Listing, opts Options) []byte {
 	if res.Bytes != int64(out.Len()) || res.Messages != l.Messages || res.NextUID != l.NextUID {
 		t.Errorf("result %+v for %d bytes, %d messages, next UID %d", res, out.Len(), l.Messages, l.NextUID)
 	}
-	return out.Bytes()
+	return out.Bytes(), res
 }
 
 // TestWriteVerify exports testMessages and proves the mbox with Verify; then reads it back
@@ -108,8 +121,8 @@ func TestWriteVerify(t *testing.T) {
 	msgs := testMessages()
 	l := list(t, buildMaildir(t, t.TempDir(), msgs))
 	opts := Options{Location: newYork}
-	data := export(t, l, opts)
-	if err := Verify(bytes.NewReader(data), int64(len(data)), l, opts); err != nil {
+	data, res := export(t, l, opts)
+	if err := verify(data, res, l, opts); err != nil {
 		t.Fatalf("Verify: %v\n%s", err, data)
 	}
 	r := mbox.NewReader(bytes.NewReader(data), int64(len(data)), mbox.Options{Location: newYork})
@@ -201,14 +214,14 @@ func TestVerifyFails(t *testing.T) {
 	t.Parallel()
 	l := list(t, buildMaildir(t, t.TempDir(), testMessages()))
 	opts := Options{Location: newYork}
-	data := export(t, l, opts)
+	data, res := export(t, l, opts)
 	for _, c := range corruptions {
 		bad := c.edit(bytes.Clone(data))
 		if bytes.Equal(bad, data) {
 			t.Errorf("%s: the corruption changed nothing", c.name)
 			continue
 		}
-		err := Verify(bytes.NewReader(bad), int64(len(bad)), l, opts)
+		err := verify(bad, res, l, opts)
 		if !errors.Is(err, ErrMismatch) {
 			t.Errorf("%s: Verify says %v, want ErrMismatch", c.name, err)
 			continue
@@ -216,31 +229,68 @@ func TestVerifyFails(t *testing.T) {
 		t.Logf("%s: %v", c.name, err)
 	}
 	// Read in another zone, every From_ date is off.
-	if err := Verify(bytes.NewReader(data), int64(len(data)), l, Options{Location: time.UTC}); !errors.Is(err, ErrMismatch) {
+	if err := verify(data, res, l, Options{Location: time.UTC}); !errors.Is(err, ErrMismatch) {
 		t.Errorf("another zone: %v", err)
 	}
 }
 
 // TestVerifyMaildirChanged changes the Maildir after the export: Verify must not vouch for
-// an mbox the Maildir no longer matches.
+// an mbox the Maildir no longer matches, nor for one Write read other bytes into.
 func TestVerifyMaildirChanged(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	l := list(t, buildMaildir(t, dir, testMessages()))
 	opts := Options{Location: newYork}
-	data := export(t, l, opts)
+	data, res := export(t, l, opts)
+	must(t, verify(data, res, l, opts))
 	names, err := filepath.Glob(filepath.Join(dir, "Maildir", "cur", "*"))
 	must(t, err)
 	// A flag set by a client renames the file.
 	must(t, os.Rename(names[0], names[0]+"F"))
-	if err := Verify(bytes.NewReader(data), int64(len(data)), l, opts); !errors.Is(err, maildir.ErrChanged) {
+	if err := verify(data, res, l, opts); !errors.Is(err, maildir.ErrChanged) {
 		t.Errorf("after a rename: %v, want maildir.ErrChanged", err)
 	}
 	must(t, os.Rename(names[0]+"F", names[0]))
-	// The same name with other bytes.
-	must(t, os.WriteFile(names[1], []byte("Subject: changed\n\n"), 0o600))
-	if err := Verify(bytes.NewReader(data), int64(len(data)), l, opts); err == nil {
-		t.Error("after a file's bytes changed: Verify passed")
+	// A message delivered.
+	added := filepath.Join(dir, "Maildir", "new", "1700000000.M1P1.host")
+	must(t, os.WriteFile(added, []byte("Subject: late\n\n"), 0o600))
+	if err := verify(data, res, l, opts); !errors.Is(err, maildir.ErrChanged) {
+		t.Errorf("after a delivery: %v, want maildir.ErrChanged", err)
+	}
+	must(t, os.Remove(added))
+	// A message moved from new/ to cur/ under the same name, as a client's first look does.
+	fresh, err := filepath.Glob(filepath.Join(dir, "Maildir", "new", "*"))
+	must(t, err)
+	moved := filepath.Join(dir, "Maildir", "cur", filepath.Base(fresh[0]))
+	must(t, os.Rename(fresh[0], moved))
+	if err := verify(data, res, l, opts); !errors.Is(err, maildir.ErrChanged) {
+		t.Errorf("after a move from new/ to cur/: %v, want maildir.ErrChanged", err)
+	}
+	must(t, os.Rename(moved, fresh[0]))
+	must(t, verify(data, res, l, opts))
+	// A message expunged.
+	must(t, os.Remove(names[1]))
+	if err := verify(data, res, l, opts); !errors.Is(err, maildir.ErrChanged) {
+		t.Errorf("after an expunge: %v, want maildir.ErrChanged", err)
+	}
+}
+
+// TestVerifyOtherBytes gives Verify what Write read of another Maildir with the same names
+// and metadata but other bytes: the sums differ, so it fails.
+func TestVerifyOtherBytes(t *testing.T) {
+	t.Parallel()
+	msgs := testMessages()
+	l := list(t, buildMaildir(t, t.TempDir(), msgs))
+	opts := Options{Location: newYork}
+	data, res := export(t, l, opts)
+	msgs[1].text = "Subject: new\n\nunreaD\n"
+	_, other := export(t, list(t, buildMaildir(t, t.TempDir(), msgs)), opts)
+	if err := verify(data, other, l, opts); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "UID 5") {
+		t.Errorf("Verify with another Maildir's sums: %v, want ErrMismatch naming UID 5", err)
+	}
+	res.written = res.written[1:]
+	if err := verify(data, res, l, opts); !errors.Is(err, ErrMismatch) {
+		t.Errorf("Verify with a message missing from Write's: %v, want ErrMismatch", err)
 	}
 }
 
@@ -256,12 +306,20 @@ func TestWriteKeepHeaders(t *testing.T) {
 		t.Fatalf("Write: %v, want mbox.ErrNotExact naming the file and Status", err)
 	}
 	opts := Options{DropMeta: true, Location: time.UTC}
-	data := export(t, l, opts)
-	if err := Verify(bytes.NewReader(data), int64(len(data)), l, opts); err != nil {
+	data, res := export(t, l, opts)
+	if err := verify(data, res, l, opts); err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(bytes.NewReader(data), int64(len(data)), l, Options{Location: time.UTC}); !errors.Is(err, ErrMismatch) {
-		t.Errorf("Verify without DropMeta: %v, want ErrMismatch", err)
+	// The stored message, what a later pass knows it by, is the file without its own
+	// internal headers; the mbox has one set, the writer's.
+	var sums [][32]byte
+	opts.Verified = func(_ *maildir.Listed, sum [32]byte) { sums = append(sums, sum) }
+	must(t, verify(data, res, l, opts))
+	if want := sha256.Sum256([]byte("Subject: kept\n\nbody\n")); len(sums) != 1 || sums[0] != want {
+		t.Errorf("Verified the sums %x, want the stripped message's %x", sums, want)
+	}
+	if n := bytes.Count(data, []byte("\nX-UID: ")); n != 1 {
+		t.Errorf("%d X-UID headers in %q", n, data)
 	}
 }
 
@@ -275,12 +333,12 @@ func TestWriteEmpty(t *testing.T) {
 	must(t, err)
 	must(t, os.Remove(names[0]))
 	l := list(t, d)
-	data := export(t, l, Options{})
-	must(t, Verify(bytes.NewReader(data), int64(len(data)), l, Options{}))
+	data, res := export(t, l, Options{})
+	must(t, verify(data, res, l, Options{}))
 	if !bytes.Contains(data, []byte("X-IMAP: 4242 0000000019\n")) {
 		t.Errorf("no X-IMAP in %q", data)
 	}
-	if err := Verify(bytes.NewReader(nil), 0, l, Options{}); !errors.Is(err, ErrMismatch) {
+	if err := verify(nil, res, l, Options{}); !errors.Is(err, ErrMismatch) {
 		t.Errorf("an empty file for it: %v", err)
 	}
 
@@ -288,10 +346,11 @@ func TestWriteEmpty(t *testing.T) {
 	must(t, err)
 	defer fresh.Close()
 	lf := list(t, fresh)
-	if data := export(t, lf, Options{}); len(data) != 0 {
+	data, res = export(t, lf, Options{})
+	if len(data) != 0 {
 		t.Errorf("a Maildir Dovecot never opened gave %q", data)
 	}
-	must(t, Verify(bytes.NewReader(nil), 0, lf, Options{}))
+	must(t, verify(nil, res, lf, Options{}))
 }
 
 // TestWriteWithoutUIDList exports a Maildir that has messages but no dovecot-uidlist: it
@@ -306,8 +365,8 @@ func TestWriteWithoutUIDList(t *testing.T) {
 		t.Fatalf("Write without a UIDVALIDITY: %v", err)
 	}
 	opts := Options{UIDValidity: 77}
-	data := export(t, l, opts)
-	must(t, Verify(bytes.NewReader(data), int64(len(data)), l, opts))
+	data, res := export(t, l, opts)
+	must(t, verify(data, res, l, opts))
 	// Dovecot numbers by the time in the name: b (1e9) before a (2e9).
 	if i, j := bytes.Index(data, []byte("\nb\n")), bytes.Index(data, []byte("\na\n")); i < 0 || j < 0 || i > j {
 		t.Errorf("order: %q", data)
@@ -315,8 +374,8 @@ func TestWriteWithoutUIDList(t *testing.T) {
 }
 
 // TestVerifyWrongVSize exports a file whose W= Dovecot would trust though it is wrong:
-// Verify refuses it as a Maildir Dovecot does not show as it is.
-func TestVerifyWrongVSize(t *testing.T) {
+// Write refuses it as a Maildir Dovecot does not show as it is.
+func TestWriteWrongVSize(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	d := buildMaildir(t, dir, []testMessage{{text: "Subject: w\n\nbody\n", uid: 3, date: time.Unix(1e9, 0)}})
@@ -330,9 +389,8 @@ func TestVerifyWrongVSize(t *testing.T) {
 	must(t, err)
 	must(t, os.WriteFile(ul, bytes.Replace(b, []byte(",W="), []byte(",W=9"), 1), 0o600))
 	l := list(t, d)
-	data := export(t, l, Options{})
-	if err := Verify(bytes.NewReader(data), int64(len(data)), l, Options{}); !errors.Is(err, maildir.ErrNotExact) || !strings.Contains(err.Error(), "RFC822.SIZE") {
-		t.Errorf("Verify: %v, want maildir.ErrNotExact about RFC822.SIZE", err)
+	if _, err := Write(io.Discard, l, Options{}); !errors.Is(err, maildir.ErrNotExact) || !strings.Contains(err.Error(), "RFC822.SIZE") || !strings.Contains(err.Error(), "Maildir/cur/") {
+		t.Errorf("Write: %v, want maildir.ErrNotExact about RFC822.SIZE naming the file", err)
 	}
 }
 
@@ -354,7 +412,7 @@ func (f *fullDisk) Write(p []byte) (int, error) {
 func TestWriteFullDisk(t *testing.T) {
 	t.Parallel()
 	l := list(t, buildMaildir(t, t.TempDir(), testMessages()))
-	whole := export(t, l, Options{})
+	whole, _ := export(t, l, Options{})
 	for _, room := range []int{0, 100, len(whole) / 2, len(whole) - 1} {
 		res, err := Write(&fullDisk{n: room}, l, Options{})
 		if !errors.Is(err, unix.ENOSPC) {

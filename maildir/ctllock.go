@@ -1,75 +1,65 @@
 package maildir
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/fault"
+	"github.com/maildirmig/maildirmig/internal/lock"
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // The control-file dotlock: Dovecot's name.lock on dovecot-uidlist and
 // dovecot-keywords, which is also where the new version of the file is
-// written before it is renamed over the old one. It is created as a file of
-// this run in tmp/, recorded in the run marker (recover.go), then hard-linked
-// to name.lock. It is refreshed while held and checked to be still ours before
-// every change; a holder that is a dead maildirmig of this host (its marker
-// says so) loses it at once, any other holder only when it is lockStale old,
-// as Dovecot decides. A run killed while holding it costs the next one at
-// most lockStale, and never takes a live holder's lock.
-
-// lockStale is how old Dovecot lets a dotlock of a Maildir control file get
-// before it takes it over.
-const lockStale = 2 * time.Minute
-
-// errLockLost is a dotlock another process took over as stale while we
-// held it: the name.lock there is theirs now.
-var errLockLost = errors.New("taken over by another process while this one held it")
+// written before it is renamed over the old one (package lock has its
+// mechanics). It is created as a file of this run in tmp/, recorded in the
+// run marker (recover.go), then hard-linked to name.lock. It is refreshed
+// while held and checked to be still ours before every change; a holder
+// that is a dead maildirmig of this host (its marker says so) loses it at
+// once, any other holder only when it is lock.ControlStale old, as Dovecot
+// decides. A run killed while holding it costs the next one at most
+// lock.ControlStale, and never takes a live holder's lock.
 
 // ctlLock is Dovecot's dotlock on a control file of the Maildir, name.lock,
 // created exclusively: it is also where a new version of the file is
 // written before it is renamed over the old one. Another process takes it
-// over once its mtime is lockStale old, so it is refreshed while held,
-// and its name is checked to still be our file (f, held open, so that its
-// inode number cannot come back) before it is renamed or removed.
+// over once its mtime is lock.ControlStale old, so it is refreshed while
+// held, and its name is checked to still be our file before it is renamed
+// or removed.
 type ctlLock struct {
 	w       *Writer
-	f       *os.File
+	h       *lock.Held // the new control file is written into its file
 	name    string
-	dev     uint64
-	ino     uint64
 	touched time.Time
 	done    bool       // renamed over name, or removed
 	rec     lockRecord // what the run marker says of it while held
 }
 
-// held returns an error matching errLockLost unless name.lock is still ours.
+// held returns an error matching lock.ErrLost unless name.lock is still ours.
 func (l *ctlLock) held() error {
-	var st unix.Stat_t
-	err := unix.Fstatat(l.w.d.fd, l.name+".lock", &st, unix.AT_SYMLINK_NOFOLLOW)
-	if err == nil && st.Dev == l.dev && st.Ino == l.ino {
-		return nil
+	if err := l.h.Ours(); err != nil {
+		return fmt.Errorf("maildir: %s/%s.lock: %w", l.w.d.path, l.name, err)
 	}
-	return fmt.Errorf("maildir: %s/%s.lock: %w", l.w.d.path, l.name, errLockLost)
+	return nil
 }
 
-// refresh sets the lock's mtime to now once a quarter of lockStale has
-// passed since it was last set, so that a long batch keeps it from
+// refresh sets the lock's mtime to now once a quarter of lock.ControlStale
+// has passed since it was last set, so that a long batch keeps it from
 // looking stale. It is best effort: held is the check.
 func (l *ctlLock) refresh() {
 	now := time.Now()
-	if now.Sub(l.touched) < lockStale/4 {
+	if now.Sub(l.touched) < lock.ControlStale/4 {
 		return
 	}
-	if futimens(int(l.f.Fd()), unix.NsecToTimespec(now.UnixNano())) == nil {
+	if l.h.Touch() == nil {
 		l.touched = now
 	}
 }
@@ -94,14 +84,14 @@ func (l *ctlLock) forget() {
 // lockControl takes the dotlock of the control file name, waiting up to 30
 // seconds for another holder. It takes over at once a lock whose holder is
 // a maildirmig that died on this host (its run marker says so), and any
-// other lock older than lockStale, as Dovecot does.
+// other lock older than lock.ControlStale, as Dovecot does.
 //
 // The lock is made as a file of this run in tmp/, recorded in the run
 // marker, then hard-linked to name.lock (which fails when it exists); the
 // tmp/ name stays until the lock goes (see recover.go).
 func (w *Writer) lockControl(name string) (*ctlLock, error) {
-	lock := name + ".lock"
-	display := w.d.path + "/" + lock
+	lockName := name + ".lock"
+	display := w.d.path + "/" + lockName
 	wait := 30 * time.Second
 	if w.lockWait > 0 {
 		wait = w.lockWait
@@ -124,19 +114,19 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 		// name.lock, and whatever the user does to it, the wait ends.
 		broken := false
 		var st unix.Stat_t
-		if unix.Fstatat(w.d.fd, lock, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if unix.Fstatat(w.d.fd, lockName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 			if st.Mode&unix.S_IFMT != unix.S_IFREG {
 				// Not a dotlock anyone made: no one can break it, Dovecot
 				// neither, and waiting would change nothing.
 				return nil, &unsafeError{display, "is a " + FileType(st.Mode) + ", not a lock file"}
 			}
-			h, taken := w.holder(lock, &st)
+			h, taken := w.holder(lockName, &st)
 			switch {
 			case taken:
 				broken = true
-			case h.pid == 0 && time.Since(time.Unix(st.Mtim.Unix())) > lockStale:
+			case h.pid == 0 && lock.Stale(&st, lock.ControlStale):
 				judged := st
-				broken = w.breakLock(lock, func(now *unix.Stat_t) bool {
+				broken = w.breakLock(lockName, func(now *unix.Stat_t) bool {
 					return now.Dev == judged.Dev && now.Ino == judged.Ino && now.Mtim == judged.Mtim
 				})
 			}
@@ -150,99 +140,76 @@ func (w *Writer) lockControl(name string) (*ctlLock, error) {
 		if broken {
 			continue
 		}
-		if err := w.traced(nil, "wait "+lock); err != nil {
+		if err := w.traced(nil, "wait "+lockName); err != nil {
 			return nil, err
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err := lock.Wait(context.Background(), deadline); err != nil {
+			return nil, heldError(display, last, lastSt)
+		}
 	}
 }
 
-// breakLock removes the dotlock lock if it is still the file judged to be
-// stale or a dead run's (same says so of what is there), and reports whether it
-// did. There is no unlink-if-same-inode, and Dovecot, judging the same lock
-// stale, may remove it and take its own in the moment after we judged: so the
-// lock is first renamed to a name of this run in tmp/, which takes whatever is
-// there in one step, and only that file is looked at again. It is removed if
-// it is the one judged; anything else, a live holder's lock, goes straight
-// back, never replacing a lock made meanwhile. A kill in between leaves it
-// under a tmp/ name of this run, which the next Writer removes as a dead
-// run's.
-func (w *Writer) breakLock(lock string, same func(*unix.Stat_t) bool) bool {
+// breakLock removes the dotlock lockName if it is still the file judged to
+// be stale or a dead run's (same says so of what is there), and reports
+// whether it did. It is moved aside first (lock.BreakAside), to a name of
+// this run in tmp/: a kill in between leaves it there, and the next Writer
+// removes it as a dead run's file.
+func (w *Writer) breakLock(lockName string, same func(*unix.Stat_t) bool) bool {
+	aside, err := w.runName("B")
+	if err != nil || w.traced(nil, "break "+lockName) != nil {
+		return false
+	}
+	return lock.BreakAside(w.d.fd, lockName, w.d.sub[subTmp], aside, same)
+}
+
+// runName is a new name for a file of this run in tmp/ that holds no
+// message, kind telling which: "<secs>.<token><kind><12 hex digits>.<host>".
+func (w *Writer) runName(kind string) (string, error) {
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return false
+		return "", err
 	}
-	tmpfd := w.d.sub[subTmp]
-	aside := fmt.Sprintf("%d.%sB%s.%s", time.Now().Unix(), w.marker.token, hex.EncodeToString(rnd[:]), w.host)
-	if w.traced(nil, "break "+lock) != nil {
-		return false
-	}
-	// The name is new and this run's: a plain rename replaces nothing, and
-	// works where RENAME_NOREPLACE does not (NFS).
-	if unix.Renameat(w.d.fd, lock, tmpfd, aside) != nil {
-		return false
-	}
-	var st unix.Stat_t
-	if unix.Fstatat(tmpfd, aside, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && same(&st) {
-		_ = unix.Unlinkat(tmpfd, aside, 0)
-		return true
-	}
-	err := unix.Renameat2(tmpfd, aside, w.d.fd, lock, unix.RENAME_NOREPLACE)
-	if err == unix.EINVAL || err == unix.ENOSYS {
-		if err = unix.Linkat(tmpfd, aside, w.d.fd, lock, 0); err == nil {
-			_ = unix.Unlinkat(tmpfd, aside, 0)
-		}
-	}
-	if err != nil {
-		// A third lock was made in that moment: the one taken cannot go
-		// back, and its holder's rename will fail, as after a take-over.
-		_ = unix.Unlinkat(tmpfd, aside, 0)
-	}
-	return false
+	return fmt.Sprintf("%d.%s%s%s.%s", time.Now().Unix(), w.marker.token, kind, hex.EncodeToString(rnd[:]), w.host), nil
 }
 
 // createLock makes name.lock, as lockControl says; it returns EEXIST
 // unwrapped when the lock is there already.
 func (w *Writer) createLock(name string) (*ctlLock, error) {
-	lock := name + ".lock"
-	display := w.d.path + "/" + lock
+	lockName := name + ".lock"
+	display := w.d.path + "/" + lockName
 	tmpfd := w.d.sub[subTmp]
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
+	tmp, err := w.runName("L")
+	if err != nil {
 		return nil, fmt.Errorf("maildir: lock name: %w", err)
 	}
-	tmp := fmt.Sprintf("%d.%sL%s.%s", time.Now().Unix(), w.marker.token, hex.EncodeToString(rnd[:]), w.host)
-	fd, err := safefs.Open(tmpfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	h, err := lock.Create(tmpfd, tmp, display)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, tmp, err)
 	}
-	l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
-	fail := func(err error) (*ctlLock, error) {
-		l.f.Close()
-		_ = unix.Unlinkat(tmpfd, tmp, 0)
+	dev, ino := h.ID()
+	l := &ctlLock{w: w, h: h, name: name, touched: time.Now(),
+		rec: lockRecord{name: lockName, tmp: tmp, dev: dev, ino: ino}}
+	if err := w.marker.hold(l); err != nil {
+		_ = h.Remove()
+		h.Close()
 		return nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fail(fmt.Errorf("maildir: stat %s/tmp/%s: %w", w.d.path, tmp, err))
+	err = w.traced(nil, "record "+lockName)
+	if err == nil {
+		err = h.Link(w.d.fd, lockName)
 	}
-	l.dev, l.ino = st.Dev, st.Ino
-	l.rec = lockRecord{name: lock, tmp: tmp, dev: st.Dev, ino: st.Ino}
-	if err := w.marker.hold(l); err != nil {
-		return fail(err)
-	}
-	err = unix.Linkat(tmpfd, tmp, w.d.fd, lock, 0)
 	if err == nil {
 		return l, nil
 	}
 	w.marker.release(l)
-	fail(nil)
-	switch err {
-	case unix.EPERM, unix.EOPNOTSUPP, unix.EMLINK:
+	_ = h.Remove()
+	h.Close()
+	switch {
+	case errors.Is(err, lock.ErrNoLinks):
 		// A file system without hard links: the lock is created in
-		// place, and a kill before it is recorded costs lockStale.
+		// place, and a kill before it is recorded costs lock.ControlStale.
 		return w.createLockInPlace(name)
-	case unix.EEXIST:
+	case err == unix.EEXIST:
 		return nil, unix.EEXIST
 	}
 	return nil, fmt.Errorf("maildir: create %s: %w", display, err)
@@ -250,26 +217,18 @@ func (w *Writer) createLock(name string) (*ctlLock, error) {
 
 // createLockInPlace makes name.lock by an exclusive create. Without a tmp/
 // name to keep its inode, it is not recorded: a kill while it is held costs
-// lockStale.
+// lock.ControlStale.
 func (w *Writer) createLockInPlace(name string) (*ctlLock, error) {
-	lock := name + ".lock"
-	display := w.d.path + "/" + lock
-	fd, err := safefs.Open(w.d.fd, lock, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	lockName := name + ".lock"
+	display := w.d.path + "/" + lockName
+	h, err := lock.Create(w.d.fd, lockName, display)
 	if err == unix.EEXIST {
 		return nil, unix.EEXIST
 	}
 	if err != nil {
 		return nil, fmt.Errorf("maildir: create %s: %w", display, err)
 	}
-	l := &ctlLock{w: w, f: os.NewFile(uintptr(fd), display), name: name, touched: time.Now()}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		l.f.Close()
-		_ = unix.Unlinkat(w.d.fd, lock, 0)
-		return nil, fmt.Errorf("maildir: stat %s: %w", display, err)
-	}
-	l.dev, l.ino = st.Dev, st.Ino
-	return l, nil
+	return &ctlLock{w: w, h: h, name: name, touched: time.Now()}, nil
 }
 
 // drop releases a lock that was not installed.
@@ -280,23 +239,21 @@ func (l *ctlLock) drop() {
 	l.done = true
 	l.forget()
 	// A lock taken over is the other holder's now: not ours to remove.
-	if l.held() == nil {
-		_ = unix.Unlinkat(l.w.d.fd, l.name+".lock", 0)
-	}
-	l.f.Close()
+	_ = l.h.Remove()
+	l.h.Close()
 }
 
 // install makes what was written into the lock file the control file:
 // mode 0600, synced, renamed over the file, the directory synced.
 func (w *Writer) install(l *ctlLock) error {
-	lock := l.name + ".lock"
-	display := w.d.path + "/" + lock
-	fd := int(l.f.Fd())
+	lockName := l.name + ".lock"
+	display := w.d.path + "/" + lockName
+	fd := int(l.h.File().Fd())
 	if err := unix.Fchmod(fd, 0o600); err != nil {
 		return fmt.Errorf("maildir: chmod %s: %w", display, err)
 	}
 	if w.opts.Fsync != FsyncNone {
-		if err := w.traced(unix.Fsync(fd), "fsync "+lock); err != nil {
+		if err := w.traced(unix.Fsync(fd), "fsync "+lockName); err != nil {
 			return fmt.Errorf("maildir: fsync %s: %w", display, err)
 		}
 	}
@@ -307,13 +264,13 @@ func (w *Writer) install(l *ctlLock) error {
 	}
 	// dovecot-uidlist must have one link (check refuses more): the tmp/
 	// name goes first. Until the rename, a kill leaves a lock that no
-	// record matches, which costs lockStale.
+	// record matches, which costs lock.ControlStale.
 	l.forget()
-	if err := w.traced(unix.Renameat(w.d.fd, lock, w.d.fd, l.name), "rename "+lock+" "+l.name); err != nil {
+	if err := w.traced(unix.Renameat(w.d.fd, lockName, w.d.fd, l.name), "rename "+lockName+" "+l.name); err != nil {
 		return fmt.Errorf("maildir: rename %s to %s: %w", display, l.name, err)
 	}
 	l.done = true
-	cerr := l.f.Close()
+	cerr := l.h.Close()
 	if w.opts.Fsync != FsyncNone {
 		if err := w.traced(unix.Fsync(w.d.fd), "fsync ."); err != nil {
 			return fmt.Errorf("maildir: fsync %s: %w", w.d.path, err)
@@ -335,7 +292,7 @@ func (w *Writer) writeControl(name string, write func(io.Writer) error) error {
 		return err
 	}
 	defer lk.drop()
-	if err := write(lk.f); err != nil {
+	if err := write(lk.h.File()); err != nil {
 		return err
 	}
 	return w.install(lk)
@@ -418,7 +375,7 @@ type lockHolder struct {
 
 // holder looks for the run marker that records the dotlock st as its
 // run's. A dead run's dotlock is removed at once (taken is true).
-func (w *Writer) holder(lock string, st *unix.Stat_t) (h lockHolder, taken bool) {
+func (w *Writer) holder(lockName string, st *unix.Stat_t) (h lockHolder, taken bool) {
 	var tokens []string
 	_ = w.d.eachName(subTmp, func(n string) {
 		if token, host, ok := parseMarker(n); ok && host == w.host && (w.marker == nil || token != w.marker.token) {
@@ -435,7 +392,7 @@ func (w *Writer) holder(lock string, st *unix.Stat_t) (h lockHolder, taken bool)
 		unix.Close(fd)
 		mine := false
 		for _, rec := range parseRecords(b[:max(n, 0)], token) {
-			mine = mine || rec.name == lock && rec.dev == st.Dev && rec.ino == st.Ino && w.inPlace(rec)
+			mine = mine || rec.name == lockName && rec.dev == st.Dev && rec.ino == st.Ino && w.inPlace(rec)
 		}
 		if !mine {
 			continue

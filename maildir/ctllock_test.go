@@ -186,3 +186,79 @@ func TestBreakLockRaceDeadRun(t *testing.T) {
 		t.Errorf("Dovecot's lock holds %q, want %q", b, dovecots)
 	}
 }
+
+// TestControlLockWithoutHardLinks: on a file system without hard links, the dotlock cannot
+// be made in tmp/ and linked into place; it is made in place instead, and the run marker
+// does not record it (no tmp/ name keeps its inode). The kernel's EPERM is forced by the
+// append-only attribute of the file made in tmp/, set once the marker recorded it.
+func TestControlLockWithoutHardLinks(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to set the append-only attribute that makes link(2) fail with EPERM")
+	}
+	md := filepath.Join(t.TempDir(), "Maildir")
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncBatch})
+	defer w.Close()
+	marker := filepath.Join(md, "tmp", w.marker.name)
+	lock := filepath.Join(md, "dovecot-uidlist.lock")
+	var staged string
+	inPlace := false
+	w.trace = func(event string) error {
+		switch event {
+		case "record dovecot-uidlist.lock":
+			f := strings.Fields(readFile(t, marker))
+			if len(f) != 4 || f[0] != "dovecot-uidlist.lock" {
+				t.Fatalf("the marker records %q, want the lock and its tmp/ name", f)
+			}
+			staged = filepath.Join(md, "tmp", f[1])
+			setAppendOnly(t, staged, true)
+			t.Cleanup(func() { setAppendOnly(t, staged, false) })
+		case "fsync dovecot-uidlist.lock":
+			var st unix.Stat_t
+			must(t, unix.Lstat(lock, &st))
+			if st.Nlink != 1 {
+				t.Errorf("the lock made in place has %d links", st.Nlink)
+			}
+			if rec := readFile(t, marker); rec != "" {
+				t.Errorf("the marker records %q for a lock made in place, which no tmp/ name keeps", rec)
+			}
+			inPlace = true
+		}
+		return nil
+	}
+	r := add(t, w, msg(0, "x\n"))
+	if err := w.Flush(); err != nil {
+		t.Fatalf("Flush with a lock that cannot be linked: %v", err)
+	}
+	if staged == "" || !inPlace {
+		t.Fatalf("the lock was not made in place (recorded %q, in place %v)", staged, inPlace)
+	}
+	if ul := readFile(t, filepath.Join(md, "dovecot-uidlist")); !strings.Contains(ul, ":"+baseOf(r.Name)+"\n") {
+		t.Errorf("dovecot-uidlist does not list %s:\n%s", r.Name, ul)
+	}
+	if _, err := os.Lstat(lock); !os.IsNotExist(err) {
+		t.Errorf("dovecot-uidlist.lock after the flush: %v", err)
+	}
+}
+
+// setAppendOnly sets or clears the append-only attribute of path (chattr +a), which makes the
+// kernel refuse a hard link to the file with EPERM, as a file system without hard links does.
+func setAppendOnly(t *testing.T, path string, on bool) {
+	t.Helper()
+	const appendFL = 0x20 // FS_APPEND_FL
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	must(t, err)
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		t.Skipf("needs a file system with file attributes (chattr): %v", err)
+	}
+	if on {
+		flags |= appendFL
+	} else {
+		flags &^= appendFL
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags); err != nil {
+		t.Skipf("needs root (CAP_LINUX_IMMUTABLE) to set the append-only attribute: %v", err)
+	}
+}

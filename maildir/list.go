@@ -563,6 +563,49 @@ func uidlistField(line string, key byte) string {
 // a file renamed or removed since List gives an error matching ErrChanged. fn's error stops
 // the walk and is returned as it is.
 func (l *Listing) Each(fn func(*Listed) error) error {
+	return l.walk(true, fn)
+}
+
+// EachName calls fn for every message as Each does, in the same order, without opening or
+// looking at its file: Listed.File is nil, Date is zero and Size is -1. It is for a reader
+// that learnt the rest from Each before; Unchanged tells whether the names still hold.
+func (l *Listing) EachName(fn func(*Listed) error) error {
+	return l.walk(false, fn)
+}
+
+// Unchanged reads the names in cur/ and new/ again and fails, with an error matching
+// ErrChanged, unless they are the message files List found: none added, renamed (a flag
+// set) or removed.
+func (l *Listing) Unchanged() error {
+	n := 0
+	var changed string
+	for _, s := range []int{subCur, subNew} {
+		err := l.d.eachName(s, func(name string) {
+			if changed != "" || name == "" || name[0] == '.' {
+				return
+			}
+			n++
+			base := baseOf(name)
+			e, ok := l.files[keyOf(base)]
+			if !ok || e.state&onDisk == 0 || (e.suffix&inNew != 0) != (s == subNew) || l.suffixes[e.suffix&^inNew] != name[len(base):] {
+				changed = subNames[s] + "/" + name
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case changed != "":
+		return fmt.Errorf("%w: %s/%s was not there when it was listed", ErrChanged, l.d.path, changed)
+	case n != l.Messages:
+		return fmt.Errorf("%w: %s has %d message files, %d when it was listed", ErrChanged, l.d.path, n, l.Messages)
+	}
+	return nil
+}
+
+// walk is Each, opening each file when open is set, and EachName.
+func (l *Listing) walk(open bool, fn func(*Listed) error) error {
 	seen := 0
 	var stop error
 	if l.ul != nil {
@@ -580,7 +623,7 @@ func (l *Listing) Each(fn func(*Listed) error) error {
 			if e.suffix&inNew != 0 {
 				sub = subNew
 			}
-			if err := l.emit(sub, line.base+l.suffixes[e.suffix&^inNew], line.uid, line.text, fn); err != nil {
+			if err := l.emit(open, sub, line.base+l.suffixes[e.suffix&^inNew], line.uid, line.text, fn); err != nil {
 				stop = err
 				return err
 			}
@@ -597,16 +640,21 @@ func (l *Listing) Each(fn func(*Listed) error) error {
 		return fmt.Errorf("%w: %s: %d listed files found again, want %d", ErrChanged, l.d.path, seen, l.listed)
 	}
 	for i, f := range l.unlisted {
-		if err := l.emit(f.sub, f.name, l.next+uint32(i), "", fn); err != nil {
+		if err := l.emit(open, f.sub, f.name, l.next+uint32(i), "", fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// emit opens one message file and hands it to fn; line is its uidlist line, "" for a file
-// the uidlist does not list.
-func (l *Listing) emit(sub int, name string, uid uint32, line string, fn func(*Listed) error) error {
+// emit opens one message file, when open is set, and hands it to fn; line is its uidlist
+// line, "" for a file the uidlist does not list.
+func (l *Listing) emit(open bool, sub int, name string, uid uint32, line string, fn func(*Listed) error) error {
+	if !open {
+		m := &Listed{Sub: subNames[sub], Name: name, UID: uid, Size: -1, VSize: messageSize(name, line, 'W')}
+		m.Flags, m.Keywords = l.flags(name)
+		return fn(m)
+	}
 	display := l.d.path + "/" + subNames[sub] + "/" + name
 	fd, err := safefs.Open(l.d.sub[sub], name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	switch err {
@@ -634,13 +682,20 @@ func (l *Listing) emit(sub int, name string, uid uint32, line string, fn func(*L
 	if s := messageSize(name, line, 'S'); s >= 0 && s != st.Size {
 		return &notExactError{display, fmt.Sprintf("Dovecot takes its size to be %d bytes (S= in the name or dovecot-uidlist), but the file has %d", s, st.Size)}
 	}
-	flags, letters := dovecotFlags(name)
 	m := &Listed{
-		Sub: subNames[sub], Name: name, UID: uid, Flags: flags,
+		Sub: subNames[sub], Name: name, UID: uid,
 		Date: time.Unix(st.Mtim.Sec, 0), Size: st.Size, VSize: messageSize(name, line, 'W'), File: f,
 	}
-	for _, c := range letters {
-		m.Keywords = append(m.Keywords, l.kw[c-'a'])
-	}
+	m.Flags, m.Keywords = l.flags(name)
 	return fn(m)
+}
+
+// flags returns the system flag letters and the keywords Dovecot reads from a file's name.
+func (l *Listing) flags(name string) (string, []string) {
+	flags, letters := dovecotFlags(name)
+	var kw []string
+	for _, c := range letters {
+		kw = append(kw, l.kw[c-'a'])
+	}
+	return flags, kw
 }

@@ -139,3 +139,36 @@ func escapeHost(host string) string {
 	}
 	return b.String()
 }
+
+// flagString validates system flags and maps keywords to letters, giving the
+// info flags in ASCII order; keywords not yet in dovecot-keywords get a letter.
+func (w *Writer) flagString(m *Message) (string, error) {
+	return infoFlags(m, w.keywordIndex)
+}
+
+// infoFlags validates m's system flags and maps its keywords to letters
+// through letter, giving the info flags in ASCII order. A keyword letter has
+// no letter for is left out.
+func infoFlags(m *Message, letter func(string) (int, bool)) (string, error) {
+	var set [128]bool
+	for i := 0; i < len(m.Flags); i++ {
+		c := m.Flags[i]
+		if !strings.ContainsRune("DFPRST", rune(c)) {
+			return "", fmt.Errorf("maildir: flag %q is not one of DFPRST", c)
+		}
+		set[c] = true
+	}
+	for _, k := range m.Keywords {
+		i, ok := letter(k)
+		if ok {
+			set['a'+i] = true
+		}
+	}
+	var b strings.Builder
+	for c := range set {
+		if set[c] {
+			b.WriteByte(byte(c))
+		}
+	}
+	return b.String(), nil
+}

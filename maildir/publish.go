@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/fault"
+	"github.com/maildirmig/maildirmig/internal/lock"
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
@@ -159,7 +160,7 @@ func (w *Writer) publish(lk *ctlLock, header bool) error {
 		defer lk.drop()
 	}
 	err := w.publishLocked(lk, header)
-	if !errors.Is(err, errLockLost) {
+	if !errors.Is(err, lock.ErrLost) {
 		return err
 	}
 	// Someone took the lock over as stale while this Writer held it (a
@@ -175,7 +176,7 @@ func (w *Writer) publish(lk *ctlLock, header bool) error {
 }
 
 // publishLocked is publish under lk, which it checks is still ours before
-// it reads the file and before it changes it (errLockLost when not).
+// it reads the file and before it changes it (lock.ErrLost when not).
 func (w *Writer) publishLocked(lk *ctlLock, header bool) error {
 	needHead := header && w.ulDirty && w.ul.next > w.pubHead
 	if err := lk.held(); err != nil {
@@ -384,7 +385,7 @@ func (w *Writer) renumber(cur *uidlist) {
 // there is one), then the tail.
 func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.File) error {
 	display := w.d.path + "/" + uidlistName
-	bw := bufio.NewWriterSize(lk.f, 64*1024)
+	bw := bufio.NewWriterSize(lk.h.File(), 64*1024)
 	guid := cur.guid
 	if guid == "" {
 		guid = w.ul.guid
@@ -410,7 +411,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 		bw.WriteString(l.text)
 		bw.WriteByte('\n')
 	}
-	if err := fault.UIDListRewrite.On(lk.f, "write").Err(bw.Flush()); err != nil {
+	if err := fault.UIDListRewrite.On(lk.h.File(), "write").Err(bw.Flush()); err != nil {
 		return fmt.Errorf("maildir: write %s.lock: %w", display, bare(err, display+".lock"))
 	}
 	return w.install(lk)

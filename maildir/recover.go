@@ -3,6 +3,7 @@ package maildir
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/maildirmig/maildirmig/internal/safefs"
+	"github.com/maildirmig/maildirmig/internal/lock"
 )
 
 // Dead-run recovery: a Writer holds a run marker in tmp/ while it writes,
@@ -22,15 +23,13 @@ import (
 //
 //	.maildirmig.P<pid>I<8 hex digits>.<host>
 //
-// on which it holds an OFD write lock (F_OFD_SETLK) from before it writes
-// its first file until Close. The kernel drops the lock when the process
-// dies, however it dies, so a marker that can be locked, or a marker that is
-// gone, is a dead run's: no pid check, so no trap in a reused pid or another
-// PID namespace. Every file the Writer puts in tmp/ carries the same
-// P<pid>I<hex> token after its time part, so a later Writer on this host
-// knows whose it is: the files of a dead run are removed, those of a live run
-// (this host or another) and of other programs (Dovecot, an MDA) are left to
-// the 36-hour rule of check --fix.
+// which it holds locked (a liveness marker of package lock) from before it
+// writes its first file until Close. A marker that can be locked, or a
+// marker that is gone, is a dead run's. Every file the Writer puts in tmp/
+// carries the same P<pid>I<hex> token after its time part, so a later Writer
+// on this host knows whose it is: the files of a dead run are removed, those
+// of a live run (this host or another) and of other programs (Dovecot, an
+// MDA) are left to the 36-hour rule of check --fix.
 //
 // The marker also says which control dotlock (dovecot-uidlist.lock,
 // dovecot-keywords.lock) the run holds, since a dotlock's content is the new
@@ -43,9 +42,9 @@ import (
 // after taking the dead one over as stale) can have its number. Such a
 // dotlock is taken over at once; one recorded by a live run's marker is left
 // alone, and so is one that no marker records (Dovecot's), until it is
-// lockStale old. A kill in the one call between the removal of the tmp/
-// name and the rename leaves a dotlock that costs lockStale, never a live
-// holder's lock.
+// lock.ControlStale old. A kill in the one call between the removal of the
+// tmp/ name and the rename leaves a dotlock that costs lock.ControlStale,
+// never a live holder's lock.
 const markerPrefix = ".maildirmig."
 
 // maxLeftAlone is how many runs a Writer names when it leaves their tmp/
@@ -62,20 +61,6 @@ type runMarker struct {
 	locks []*ctlLock
 }
 
-// ofdLock takes an OFD write lock on the whole of fd without waiting; it
-// fails with EAGAIN or EACCES when another open file description holds one.
-func ofdLock(fd int) error {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
-	for {
-		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-func isLocked(err error) bool { return err == unix.EAGAIN || err == unix.EACCES }
-
 // claim creates the Writer's run marker in tmp/ and locks it.
 func (w *Writer) claim() error {
 	tmpfd := w.d.sub[subTmp]
@@ -86,29 +71,17 @@ func (w *Writer) claim() error {
 		}
 		token := "P" + strconv.Itoa(w.pid) + "I" + hex.EncodeToString(rnd[:])
 		name := markerPrefix + token + "." + w.host
-		fd, err := safefs.Open(tmpfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
-		if err == unix.EEXIST && try < 10 {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, name, err)
-		}
-		f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
-		err = ofdLock(fd)
+		f, err := lock.CreateMarker(tmpfd, name, w.d.path+"/tmp/"+name)
 		if err == nil {
-			// A Writer that found the marker unlocked between its
-			// create and its lock took it for a dead run's and removed
-			// it: then this one starts again under another name.
-			var a, b unix.Stat_t
-			err = unix.Fstat(fd, &a)
-			if err == nil && unix.Fstatat(tmpfd, name, &b, unix.AT_SYMLINK_NOFOLLOW) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
-				w.marker = &runMarker{f: f, name: name, token: token}
-				return nil
-			}
+			w.marker = &runMarker{f: f, name: name, token: token}
+			return nil
 		}
-		f.Close()
-		if err != nil && !isLocked(err) {
-			return fmt.Errorf("maildir: lock %s: %w", f.Name(), err)
+		// ErrLost: a Writer that found the marker unlocked between its
+		// create and its lock took it for a dead run's and removed it.
+		// Then this one starts again under another name, as after a
+		// name that was taken.
+		if !errors.Is(err, lock.ErrLost) && !(errors.Is(err, unix.EEXIST) && try < 10) {
+			return fmt.Errorf("maildir: %w", err)
 		}
 		if try == 10 {
 			return fmt.Errorf("maildir: %s/tmp: no run marker of ours stayed in place", w.d.path)
@@ -261,27 +234,18 @@ type deadRun struct {
 // that run at the same time.
 func (w *Writer) probe(token string) (alive bool, dead *deadRun, err error) {
 	name := markerPrefix + token + "." + w.host
-	fd, err := safefs.Open(w.d.sub[subTmp], name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err == unix.ENOENT {
-		return false, &deadRun{token: token}, nil
-	}
-	if err != nil {
-		return false, nil, fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, name, err)
-	}
-	f := os.NewFile(uintptr(fd), w.d.path+"/tmp/"+name)
-	// A dead run's marker is truncated: it must be a file of its own, not
-	// a hard link a user made to some other file (root runs convert too).
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
-		f.Close()
-		return false, nil, &unsafeError{f.Name(), "is not a regular file with one link"}
-	}
-	if err := ofdLock(fd); err != nil {
-		f.Close()
-		if isLocked(err) {
-			return true, nil, nil
-		}
-		return false, nil, fmt.Errorf("maildir: lock %s: %w", f.Name(), err)
+	path := w.d.path + "/tmp/" + name
+	alive, f, err := lock.ProbeMarker(w.d.sub[subTmp], name, path)
+	switch {
+	case errors.Is(err, lock.ErrNotMarker):
+		// A dead run's marker is truncated: it must be a file of its
+		// own, not a hard link a user made to some other file (root runs
+		// convert too).
+		return false, nil, &unsafeError{path, "is not a regular file with one link"}
+	case err != nil:
+		return false, nil, fmt.Errorf("maildir: %w", err)
+	case alive:
+		return true, nil, nil
 	}
 	return false, &deadRun{token: token, f: f}, nil
 }
@@ -443,14 +407,5 @@ func TmpInUse(tmpfd int, name string) bool {
 		}
 		marker = markerPrefix + token + "." + host
 	}
-	fd, err := safefs.Open(tmpfd, marker, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
-	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
-		return false
-	}
-	return lk.Type != unix.F_UNLCK
+	return lock.MarkerHeld(tmpfd, marker)
 }

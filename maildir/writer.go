@@ -12,8 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -29,87 +27,11 @@ import (
 // with RENAME_NOREPLACE: a message is complete under its final name or not
 // there at all, and no existing file is ever replaced. In the batch modes
 // (FsyncBatch, FsyncSyncfs) no file of a batch is renamed before all of them
-// are on disk. Add recognises a
-// message an earlier run delivered (names are deterministic, see name.go) and
-// reports it instead of writing it twice. Flush ends a batch, Commit ends the
-// writes and fixes the uidlist header (publish.go), Abort removes what is
-// still pending in tmp/, Close releases the run marker (recover.go).
-
-// Fsync says when the Writer makes messages durable. Its zero value, FsyncSyncfs, is the
-// default, of an Options left empty and of the command line's --fsync alike.
-type Fsync int
-
-const (
-	// FsyncSyncfs, the default, writes files to tmp/ (their writeback
-	// started at once), syncs the Maildir's file system as a whole
-	// (syncfs) once before a batch is renamed into new/ and cur/, then
-	// once after: nothing is visible in new/ or cur/ before it is on disk.
-	// It is the fastest durable mode when the file system has little else
-	// to write, and waits for every other process's dirty data on it when
-	// it has: a busy server wants FsyncBatch. On a kernel before 5.8,
-	// whose syncfs does not report write errors, it is FsyncBatch.
-	FsyncSyncfs Fsync = iota
-	// FsyncBatch is FsyncSyncfs with only the Maildir's own files synced,
-	// never the whole file system: they are fsynced together at the end
-	// of each batch by a few goroutines, so that the file system's journal
-	// commits them in a few transactions rather than one each, then
-	// renamed, then new/ and cur/ fsynced.
-	FsyncBatch
-	// FsyncAlways fsyncs each file before its rename, and the directories.
-	FsyncAlways
-	// FsyncNone never syncs (tests, or a file system that is synced by other means).
-	FsyncNone
-)
-
-// DefaultFsync is the mode of an empty Options: the zero Fsync.
-const DefaultFsync Fsync = 0
-
-// FsyncModes lists the modes, the default first.
-var FsyncModes = []Fsync{FsyncSyncfs, FsyncBatch, FsyncAlways, FsyncNone}
-
-// String returns the name the command line uses for f.
-func (f Fsync) String() string {
-	switch f {
-	case FsyncBatch:
-		return "batch"
-	case FsyncAlways:
-		return "always"
-	case FsyncNone:
-		return "none"
-	case FsyncSyncfs:
-		return "syncfs"
-	}
-	return "Fsync(" + strconv.Itoa(int(f)) + ")"
-}
-
-// ParseFsync parses the name of one of FsyncModes.
-func ParseFsync(s string) (Fsync, error) {
-	var names []string
-	for _, f := range FsyncModes {
-		if s == f.String() {
-			return f, nil
-		}
-		names = append(names, f.String())
-	}
-	return 0, fmt.Errorf("maildir: fsync mode %q is not one of %s", s, strings.Join(names, ", "))
-}
-
-// batched tells whether f gathers messages in tmp/ and syncs them together.
-func (f Fsync) batched() bool { return f == FsyncBatch || f == FsyncSyncfs }
-
-// syncfsReportsErrors tells whether this kernel's syncfs returns the write
-// errors it met (Linux 5.8 and later); an older one always answers 0.
-func syncfsReportsErrors() bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	var major, minor int
-	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
-		return false
-	}
-	return major > 5 || major == 5 && minor >= 8
-}
+// are on disk (fsync.go). Add recognises a message an earlier run delivered
+// (names are deterministic, see name.go; what is there, known.go) and reports
+// it instead of writing it twice. Flush ends a batch, Commit ends the writes
+// and fixes the uidlist header (publish.go), Abort removes what is still
+// pending in tmp/, Close releases the run marker (recover.go).
 
 // Options control a Writer.
 type Options struct {
@@ -282,28 +204,6 @@ type Writer struct {
 	lockWait time.Duration
 }
 
-// syncWorkers is how many files of a batch are fsynced at once. Concurrent
-// fsyncs let ext4 and XFS put many files into one journal commit; more
-// workers gained nothing measurable.
-const syncWorkers = 16
-
-// baseKey identifies a base name: the first 16 bytes of its SHA-256. Two
-// names that differ collide with probability 2^-128 per pair.
-type baseKey [16]byte
-
-func keyOf(base string) baseKey {
-	sum := sha256.Sum256([]byte(base))
-	return baseKey(sum[:16])
-}
-
-// knownFile is a message file of the Maildir, its base name aside.
-type knownFile struct {
-	uid    uint32 // its UID in the uidlist, 0 while it is not listed
-	suffix uint32 // index in Writer.suffixes of the name after the base, inNew set when in new/
-}
-
-const inNew = 1 << 31
-
 type pendingFile struct {
 	tmp  string
 	fd   int // the tmp file, still open for its fsync; -1 once closed
@@ -431,39 +331,6 @@ func (w *Writer) open() error {
 		}
 	}
 	return nil
-}
-
-// flagString validates system flags and maps keywords to letters, giving the
-// info flags in ASCII order; keywords not yet in dovecot-keywords get a letter.
-func (w *Writer) flagString(m *Message) (string, error) {
-	return infoFlags(m, w.keywordIndex)
-}
-
-// infoFlags validates m's system flags and maps its keywords to letters
-// through letter, giving the info flags in ASCII order. A keyword letter has
-// no letter for is left out.
-func infoFlags(m *Message, letter func(string) (int, bool)) (string, error) {
-	var set [128]bool
-	for i := 0; i < len(m.Flags); i++ {
-		c := m.Flags[i]
-		if !strings.ContainsRune("DFPRST", rune(c)) {
-			return "", fmt.Errorf("maildir: flag %q is not one of DFPRST", c)
-		}
-		set[c] = true
-	}
-	for _, k := range m.Keywords {
-		i, ok := letter(k)
-		if ok {
-			set['a'+i] = true
-		}
-	}
-	var b strings.Builder
-	for c := range set {
-		if set[c] {
-			b.WriteByte(byte(c))
-		}
-	}
-	return b.String(), nil
 }
 
 // counter hashes and measures a message as it streams to its file.
@@ -632,101 +499,6 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		return r, err
 	}
 	return r, nil
-}
-
-// undatedFile returns the base name of a file in cur/ or new/ that differs
-// from base, a name with the time part 0, only by its time part
-// ("<secs>.M<usecs>"), or "" when there is none. The first call lists cur/
-// and new/ once more: only a source with messages without a date of their
-// own pays for it.
-func (w *Writer) undatedFile(base string) (string, error) {
-	const undatedHead = "0.M0"
-	head, rest, ok := splitTime(base)
-	if !ok || head != undatedHead {
-		return "", nil
-	}
-	if w.undated == nil {
-		w.undated = map[baseKey]string{}
-		for _, s := range []int{subCur, subNew} {
-			err := w.d.eachName(s, func(n string) {
-				if head, rest, ok := splitTime(baseOf(n)); ok && head != undatedHead {
-					// A copy: the head alone, not the whole name it is cut from.
-					w.undated[keyOf(rest)] = strings.Clone(head)
-				}
-			})
-			if err != nil {
-				return "", err
-			}
-		}
-	}
-	if head, ok := w.undated[keyOf(rest)]; ok {
-		return head + rest, nil
-	}
-	return "", nil
-}
-
-// splitTime splits a base name this Writer makes after its time part: head
-// is "<secs>.M<usecs>", rest starts with "Q". ok is false for a name of
-// another form.
-func splitTime(base string) (head, rest string, ok bool) {
-	digits := func(i int) int {
-		for i < len(base) && '0' <= base[i] && base[i] <= '9' {
-			i++
-		}
-		return i
-	}
-	dot := digits(0)
-	if dot == 0 || !strings.HasPrefix(base[dot:], ".M") {
-		return "", "", false
-	}
-	q := digits(dot + 2)
-	if q == dot+2 || q == len(base) || base[q] != 'Q' {
-		return "", "", false
-	}
-	return base[:q], base[q:], true
-}
-
-// splitPosition splits a base name this Writer makes around its position:
-// head ends with "Q", rest starts with "X". ok is false for a name of
-// another form.
-func splitPosition(base string) (head string, pos int64, rest string, ok bool) {
-	m := strings.Index(base, ".M")
-	if m < 1 {
-		return "", 0, "", false
-	}
-	q := m + 2
-	for q < len(base) && '0' <= base[q] && base[q] <= '9' {
-		q++
-	}
-	if q == m+2 || q == len(base) || base[q] != 'Q' {
-		return "", 0, "", false
-	}
-	x := q + 1
-	for x < len(base) && ('0' <= base[x] && base[x] <= '9' || x == q+1 && base[x] == '-') {
-		x++
-	}
-	if x == len(base) || base[x] != 'X' {
-		return "", 0, "", false
-	}
-	pos, err := strconv.ParseInt(base[q+1:x], 10, 64)
-	if err != nil || strconv.FormatInt(pos, 10) != base[q+1:x] {
-		return "", 0, "", false
-	}
-	return base[:q+1], pos, base[x:], true
-}
-
-// file describes a file named base+suffix in subdirectory s, not yet listed.
-func (w *Writer) file(suffix string, s int) knownFile {
-	i, ok := w.suffixAt[suffix]
-	if !ok {
-		i = uint32(len(w.suffixes))
-		w.suffixes = append(w.suffixes, suffix)
-		w.suffixAt[suffix] = i
-	}
-	if s == subNew {
-		i |= inNew
-	}
-	return knownFile{suffix: i}
 }
 
 // report hands r to Options.Durable, after every earlier message still
@@ -947,167 +719,6 @@ func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err err
 	}
 	w.dirty[sub] = true
 	return false, nil
-}
-
-// syncfs syncs the file system of the Maildir as a whole (FsyncSyncfs).
-func (w *Writer) syncfs() error {
-	if err := w.traced(fault.Fsync.Err(unix.Syncfs(w.d.sub[subTmp])), "syncfs"); err != nil {
-		return fmt.Errorf("maildir: syncfs %s: %w", w.d.path, err)
-	}
-	return nil
-}
-
-func (w *Writer) syncDirs() error {
-	if w.opts.Fsync == FsyncSyncfs {
-		if w.dirty != [2]bool{} {
-			if err := w.syncfs(); err != nil {
-				return err
-			}
-			w.dirty = [2]bool{}
-		}
-		return nil
-	}
-	for _, s := range []int{subCur, subNew} {
-		if w.dirty[s] {
-			if err := w.traced(unix.Fsync(w.d.sub[s]), "fsync "+subNames[s]); err != nil {
-				return fmt.Errorf("maildir: fsync %s/%s: %w", w.d.path, subNames[s], err)
-			}
-			w.dirty[s] = false
-		}
-	}
-	return nil
-}
-
-// flush makes the pending batch durable in tmp/, then visible in cur/ and
-// new/, then durable there.
-func (w *Writer) flush() error {
-	if len(w.pending) == 0 {
-		return nil
-	}
-	if w.syncErr != nil {
-		return w.syncErr
-	}
-	switch w.opts.Fsync {
-	case FsyncBatch:
-		if err := w.syncPending(); err != nil {
-			w.syncErr = err
-			return err
-		}
-	case FsyncSyncfs:
-		if err := w.syncfs(); err != nil {
-			w.syncErr = err
-			return err
-		}
-	}
-	if err := w.writeKeywords(); err != nil {
-		return err
-	}
-	// Dovecot numbers files it finds unlisted only under this lock: held
-	// from before the batch appears in cur/ and new/ until its lines are in
-	// dovecot-uidlist, Dovecot never numbers our files itself.
-	var lk *ctlLock
-	if !w.opts.Unlisted {
-		var err error
-		if lk, err = w.lockControl(uidlistName); err != nil {
-			return err
-		}
-		defer lk.drop()
-	}
-	for i, p := range w.pending {
-		if lk != nil {
-			lk.refresh()
-		}
-		existed, err := w.moveIn(p.tmp, p.sub, p.name)
-		if err != nil {
-			w.pending = w.pending[i:]
-			return err
-		}
-		if existed {
-			// Planted under our name since NewWriter listed the
-			// directory: the file there stays, and is reported as such.
-			w.waiting[p.wait].Existed = true
-		}
-	}
-	w.pending, w.pendingBytes = w.pending[:0], 0
-	fault.BatchMoved.Hit()
-	if w.opts.Fsync == FsyncNone {
-		w.dirty = [2]bool{}
-	} else if err := w.syncDirs(); err != nil {
-		return err
-	}
-	if lk != nil {
-		lk.refresh()
-		if err := w.publish(lk, false); err != nil {
-			return err
-		}
-	}
-	w.deliver()
-	return nil
-}
-
-// syncPending fsyncs the pending files, syncWorkers at a time, and closes
-// those still open. It does not use syncfs: that would also flush every
-// other process's dirty data on the file system, making a batch of a few
-// messages wait for gigabytes.
-func (w *Writer) syncPending() error {
-	workers := min(len(w.pending), syncWorkers)
-	errs := make([]error, workers)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for k := range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(w.pending) {
-					return
-				}
-				p := &w.pending[i]
-				if err := w.syncTmp(p); err != nil {
-					errs[k] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	w.closePending()
-	return errors.Join(errs...)
-}
-
-// closePending closes the pending files still open.
-func (w *Writer) closePending() {
-	for i := range w.pending {
-		w.closeHeld(w.pending[i].fd)
-		w.pending[i].fd = -1
-	}
-}
-
-// closeHeld closes fd, a tmp file kept open for its fsync, if it is one.
-func (w *Writer) closeHeld(fd int) {
-	if fd >= 0 {
-		unix.Close(fd)
-		w.held--
-	}
-}
-
-// syncTmp fsyncs p's tmp file, through the descriptor its write left open
-// or else opened again. fdatasync would do for the data of a new file, but
-// not for its mtime, which is the message's date for Dovecot; it was
-// measured no faster here.
-func (w *Writer) syncTmp(p *pendingFile) error {
-	fd := p.fd
-	if fd < 0 {
-		var err error
-		fd, err = safefs.Open(w.d.sub[subTmp], p.tmp, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("maildir: open %s/tmp/%s: %w", w.d.path, p.tmp, err)
-		}
-		defer unix.Close(fd)
-	}
-	if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+p.tmp); err != nil {
-		return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, p.tmp, err)
-	}
-	return nil
 }
 
 // currentUmask reads the process's umask from /proc/self/status (Linux 4.7

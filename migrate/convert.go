@@ -73,7 +73,10 @@ type MessageRecord struct {
 	Sub          string `json:"sub,omitempty"`  // "new" or "cur"
 	UID          uint32 `json:"uid,omitempty"`
 	Existed      bool   `json:"existed,omitempty"` // already in the Maildir: nothing written
-	Skipped      bool   `json:"skipped,omitempty"` // not mail (UW pseudo-message)
+	// Key, when set, is the message's identity, "<head> <sum> <size>" (maildir.OwnKey), for a
+	// record whose file's name does not carry it (a rollback's).
+	Key     string `json:"key,omitempty"`
+	Skipped bool   `json:"skipped,omitempty"` // not mail (UW pseudo-message)
 }
 
 // Stats sum up a conversion.

@@ -53,7 +53,7 @@ func (r *runner) emptyInbox(ctx context.Context, u users.User, home string, outc
 		if os.Geteuid() != 0 || cred.UID == 0 {
 			err = serveEmptyInbox(req, func(m workerMsg) { handle(m) })
 		} else {
-			err = spawnWorker(ctx, cred, req, nil, handle)
+			err = spawnWorker(ctx, cred, req, nil, nil, handle)
 		}
 		if err != nil {
 			return Stats{}, err

@@ -65,26 +65,36 @@ func MboxFolderPath(dirName string) (string, error) {
 // order, and refuses a set an mbox folder root cannot hold: a folder with folders beneath it
 // (".a" and ".a.b"), since the mbox file "a" cannot also be the directory "a/".
 func MboxFolderPaths(dirNames []string) ([]string, error) {
-	paths := make([]string, len(dirNames))
-	for i, d := range dirNames {
-		p, err := MboxFolderPath(d)
+	paths, refused := mboxFolderPathsEach(dirNames)
+	for _, err := range refused {
 		if err != nil {
 			return nil, err
 		}
-		paths[i] = p
 	}
-	set := make(map[string]bool, len(paths))
-	for _, p := range paths {
-		set[p] = true
+	return paths, nil
+}
+
+// mboxFolderPathsEach is MboxFolderPaths folder by folder, for a rollback that refuses only
+// the folders it cannot write: the mbox path of each Maildir++ folder of dirNames ("" for a
+// name MboxFolderPath refuses), and why each refused one is. Of a folder and one beneath it
+// (".a" and ".a.b"), the one beneath is refused.
+func mboxFolderPathsEach(dirNames []string) ([]string, []error) {
+	paths := make([]string, len(dirNames))
+	refused := make([]error, len(dirNames))
+	set := map[string]bool{}
+	for i, d := range dirNames {
+		if paths[i], refused[i] = MboxFolderPath(d); refused[i] == nil {
+			set[paths[i]] = true
+		}
 	}
-	for _, p := range paths {
-		for i := strings.IndexByte(p, '/'); i >= 0; i = nextSlash(p, i) {
-			if set[p[:i]] {
-				return nil, fmt.Errorf("migrate: folder %s holds mail and has folder %s beneath it, which an mbox folder root cannot hold (a file cannot be a directory)", p[:i], p)
+	for i, p := range paths {
+		for j := strings.IndexByte(p, '/'); j >= 0 && refused[i] == nil; j = nextSlash(p, j) {
+			if set[p[:j]] {
+				refused[i] = fmt.Errorf("migrate: folder %s holds mail and has folder %s beneath it, which an mbox folder root cannot hold (a file cannot be a directory)", p[:j], p)
 			}
 		}
 	}
-	return paths, nil
+	return paths, refused
 }
 
 // nextSlash returns the index of the first '/' of p after i, -1 when there is none.

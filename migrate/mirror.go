@@ -50,8 +50,10 @@ type priorMsg struct {
 }
 
 // parsePrior reads root's records of the last pass: "<seq> <uid> <base>" per message in
-// source order. A record of an earlier version has no base: its file is the one of ours
-// with that sequence number (own, by seq).
+// source order, or "<seq> <uid> <base> <head> <sum> <size>" where the file's name does not
+// carry the message's identity (a rollback wrote the message from a file Dovecot named, or
+// under another date): the record says it. A record of an earlier version has no base: its
+// file is the one of ours with that sequence number (own, by seq).
 func parsePrior(text string, bySeq map[int64][]string, own map[string]*ownFile) ([]priorMsg, error) {
 	var out []priorMsg
 	for line := range strings.Lines(text) {
@@ -59,8 +61,8 @@ func parsePrior(text string, bySeq map[int64][]string, own map[string]*ownFile) 
 		if line == "" {
 			continue
 		}
-		f := strings.SplitN(line, " ", 3)
-		if len(f) < 2 {
+		f := strings.Split(line, " ")
+		if len(f) < 2 || len(f) > 3 && len(f) != 6 {
 			return nil, fmt.Errorf("migrate: records: bad line %q", line)
 		}
 		seq, err1 := strconv.ParseInt(f[0], 10, 64)
@@ -69,13 +71,22 @@ func parsePrior(text string, bySeq map[int64][]string, own map[string]*ownFile) 
 			return nil, fmt.Errorf("migrate: records: bad line %q", line)
 		}
 		p := priorMsg{seq: seq, uid: uint32(uid)}
+		if len(f) == 6 {
+			size, err := strconv.ParseInt(f[5], 10, 64)
+			if err != nil || f[2] == "" {
+				return nil, fmt.Errorf("migrate: records: bad line %q", line)
+			}
+			p.base, p.key = f[2], maildir.OwnKey{Head: f[3], Sum: f[4], Size: size}
+			out = append(out, p)
+			continue
+		}
 		if len(f) == 3 {
 			p.base = f[2]
 		} else {
 			// Of the files with this sequence number, the one the uidlist lists under the
 			// recorded UID, or the only one.
 			for _, b := range bySeq[seq] {
-				if o := own[b]; o != nil && (o.uid == p.uid || len(bySeq[seq]) == 1) {
+				if o := own[b]; o != nil && o.ours && (o.uid == p.uid || len(bySeq[seq]) == 1) {
 					p.base = b
 					break
 				}
@@ -95,9 +106,11 @@ func parsePrior(text string, bySeq map[int64][]string, own map[string]*ownFile) 
 	return out, nil
 }
 
-// ownFile is a file of ours the Maildir holds.
+// ownFile is a file the Maildir holds: one of ours, or (ours false) one Dovecot or a delivery
+// agent named, which only a record of a rollback names.
 type ownFile struct {
 	sub, name string
+	ours      bool
 	own       maildir.Own
 	uid       uint32 // in dovecot-uidlist, 0 when not listed
 	claimed   bool   // a source message has it
@@ -238,6 +251,9 @@ func mirror(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64
 		mr.recorded[p.base] = true
 	}
 	for base, f := range mr.own {
+		if !f.ours {
+			continue
+		}
 		// A new message never gets a sequence number a file has, whoever wrote it.
 		mr.nextSeq = max(mr.nextSeq, f.own.Seq+1)
 		if req.Interrupted && f.own.Seq >= req.NextSeq && !mr.recorded[base] && !mr.foreign[base] {
@@ -313,15 +329,16 @@ func (mr *mirrorer) look() error {
 		if e.Name == "" || e.Name[0] == '.' {
 			continue
 		}
+		base := baseName(e.Name)
 		o, ok := maildir.ParseOwn(e.Name)
 		if !ok {
 			if mr.live == "" {
 				mr.live = fmt.Sprintf("it holds %s/%s, which maildirmig did not write", e.Sub, e.Name)
 			}
+			mr.own[base] = &ownFile{sub: e.Sub, name: e.Name}
 			continue
 		}
-		base := baseName(e.Name)
-		mr.own[base] = &ownFile{sub: e.Sub, name: e.Name, own: o}
+		mr.own[base] = &ownFile{sub: e.Sub, name: e.Name, own: o, ours: true}
 		mr.bySeq[o.Seq] = append(mr.bySeq[o.Seq], base)
 	}
 	if marker, err := maildir.LiveMarker(mr.d); err != nil {
@@ -332,6 +349,9 @@ func (mr *mirrorer) look() error {
 	h, ok, err := mr.d.ScanUIDList(func(uid uint32, base string) {
 		if o := mr.own[base]; o != nil {
 			o.uid = uid
+			if !o.ours && mr.live == "" {
+				mr.live = "its dovecot-uidlist lists " + base + ", which maildirmig did not write"
+			}
 		} else if _, ours := maildir.ParseOwn(base); !ours && mr.live == "" {
 			mr.live = "its dovecot-uidlist lists " + base + ", which maildirmig did not write"
 		}
@@ -626,7 +646,7 @@ func (mr *mirrorer) change(c Change) {
 func (mr *mirrorer) finish() error {
 	for i := range mr.m.prior {
 		p := &mr.m.prior[i]
-		if f := mr.own[p.base]; !p.used && f != nil && !f.claimed {
+		if f := mr.own[p.base]; !p.used && f != nil && f.ours && !f.claimed {
 			if err := mr.remove(f, p.base, "its message is gone from the source"); err != nil {
 				return err
 			}

@@ -22,7 +22,10 @@ const (
 	opConvert = "convert" // Convert, then re-read every message file against its record
 	opVerify  = "verify"  // prove every message of src[0:Size) is in the Maildir
 	opMirror  = "mirror"  // make the Maildir mirror the whole source (mirror.go)
-	opFolders = "folders" // migrate the mbox folders beneath FolderRoot (no source fd)
+
+	opRollback        = "rollback"         // write the Maildir back into an mbox (rollback.go)
+	opRollbackFolders = "rollback-folders" // write the Maildir++ folders back beneath FolderRoot
+	opFolders         = "folders"          // migrate the mbox folders beneath FolderRoot (no source fd)
 
 	opVerifyFolders = "verify-folders" // prove the migrated part of every folder in FolderStates
 )
@@ -61,6 +64,15 @@ type workerRequest struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	DryRun      bool `json:"dry_run,omitempty"`
 
+	// opRollback: where the bytes of the old source (fd 3) past what was migrated begin (-1:
+	// its migrated part changed), what the state says was migrated, and for ~/Mailbox the
+	// source's name in the home (the worker writes and exchanges it there; for the spool it
+	// writes fd 4, root's file). Dev and Inode name the old source.
+	TailFrom    int64  `json:"tail_from,omitempty"`
+	PriorSHA    string `json:"prior_sha,omitempty"`
+	PriorOffset int64  `json:"prior_offset,omitempty"`
+	RollbackTo  string `json:"rollback_to,omitempty"`
+
 	// opFolders only.
 	FolderRoot   string            `json:"folder_root,omitempty"`   // relative to Home: "mail"
 	FolderStates map[string]*State `json:"folder_states,omitempty"` // by Folder.Source
@@ -96,6 +108,8 @@ const (
 	msgStats    msgType = "stats"    // Stats: the conversion's result
 	msgVerified msgType = "verified" // Verified: the proof of one source
 	msgChange   msgType = "change"   // Change: a file a mirror pass renamed or removed
+	// RolledBack: a rollback of one source (Folder: of that folder)
+	msgRolledBack msgType = "rolled-back"
 
 	// The Mailbox lock worker's.
 	msgLocked       msgType = "locked"
@@ -116,15 +130,16 @@ const (
 
 // workerMsg is one line of the worker's answer.
 type workerMsg struct {
-	T        msgType        `json:"t"`
-	Record   *MessageRecord `json:"record,omitempty"`
-	Event    *Event         `json:"event,omitempty"`
-	N        int64          `json:"n,omitempty"`
-	Stats    *Stats         `json:"stats,omitempty"`
-	Verified *VerifyResult  `json:"verified,omitempty"`
-	Change   *Change        `json:"change,omitempty"`
-	Err      string         `json:"err,omitempty"`
-	Unsafe   bool           `json:"unsafe,omitempty"`
+	T          msgType        `json:"t"`
+	Record     *MessageRecord `json:"record,omitempty"`
+	Event      *Event         `json:"event,omitempty"`
+	N          int64          `json:"n,omitempty"`
+	Stats      *Stats         `json:"stats,omitempty"`
+	Verified   *VerifyResult  `json:"verified,omitempty"`
+	Change     *Change        `json:"change,omitempty"`
+	RolledBack *rollbackDone  `json:"rolled_back,omitempty"`
+	Err        string         `json:"err,omitempty"`
+	Unsafe     bool           `json:"unsafe,omitempty"`
 	// Messages, in msgProgress, counts the messages read since the previous one: records come
 	// only once their messages are durable, thousands at a time.
 	Messages int64 `json:"messages,omitempty"`
@@ -187,15 +202,15 @@ func runWorker(ctx context.Context, cred Credentials, req *workerRequest, src *o
 	if os.Geteuid() != 0 || cred.UID == 0 {
 		return serve(ctx, req, src, handle)
 	}
-	return spawnWorker(ctx, cred, req, src, handle)
+	return spawnWorker(ctx, cred, req, src, nil, handle)
 }
 
 // spawnWorker runs req as cred in a worker process. The protocol's own answers (msgError,
 // msgAborted) are taken here; every other goes to handle.
-func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
+func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src, target *os.File, handle func(workerMsg)) error {
 	var reported error
 	abortFailed := false
-	err := worker.Run(ctx, worker.Spec{Cred: cred, Home: req.Home, Request: req, Source: src, Patience: req.LockTimeout}, func(m workerMsg) {
+	err := worker.Run(ctx, worker.Spec{Cred: cred, Home: req.Home, Request: req, Source: src, Target: target, Patience: req.LockTimeout}, func(m workerMsg) {
 		switch m.T {
 		case msgError:
 			reported = &remoteError{msg: m.Err, unsafe: m.Unsafe}

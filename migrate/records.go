@@ -14,7 +14,8 @@ import (
 
 // The records of a source: one line "<seq> <uid> <base>" per message, in source order, in
 // a root-only file beside the source's state: the message's sequence number (the position
-// in its name), the UID it was given and its file's base name. They are the source as the
+// in its name), the UID it was given and its file's base name; a rollback adds the message's
+// identity ("<head> <sum> <size>") where the name does not carry it. They are the source as the
 // last pass left it: a mirror pass matches the source with them (mirror.go), verify proves
 // each message's file, and a message the user deleted through Dovecot is told from a lost
 // one by its UID (sortDeleted). Records of earlier versions have no base ("<seq> <uid>").
@@ -112,6 +113,10 @@ func (r *records) add(rec MessageRecord) {
 	if base := baseName(rec.Name); base != "" {
 		r.w.WriteByte(' ')
 		r.w.WriteString(base)
+		if rec.Key != "" {
+			r.w.WriteByte(' ')
+			r.w.WriteString(rec.Key)
+		}
 	}
 	r.w.WriteByte('\n')
 }

@@ -51,8 +51,10 @@ func startResume(f io.ReaderAt, name string, st unix.Stat_t, prev, next *State, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if prev != nil && prev.RecordsLost && start > 0 {
+	if prev != nil && (prev.RecordsLost || prev.RolledBack || prev.MaildirGone) && start > 0 {
 		// The records of the last pass are gone: a mirror pass rebuilds them from the Maildir.
+		// Or a rollback wrote the source from the Maildir, which may be gone or used since,
+		// or the Maildir is gone: a mirror pass finds out, from the records.
 		start, index, h, mirror = 0, prev.Messages, newSHA256(), true
 	}
 	if why := prev.differs(next); why != "" && (start > 0 || mirror) {
@@ -173,7 +175,7 @@ func (r *resume) opened() State {
 			st.Gen, st.RecordsSize = r.prev.Gen, r.prev.RecordsSize
 		}
 	}
-	st.Open, st.RecordsLost = true, false
+	st.Open, st.RecordsLost, st.MaildirGone = true, false, false
 	st.Time = time.Now().UTC()
 	return st
 }

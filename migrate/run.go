@@ -55,6 +55,17 @@ const (
 	EventAfter      = audit.EventSourceAfter
 )
 
+// EventMaildirGone is the notice that the Maildir a source was migrated into is gone, and that
+// a pass writes it again.
+const EventMaildirGone = "maildir-gone"
+
+// maildirGone reports whether the Maildir p is gone, looked at (never followed) as root looks
+// at a folder root: the worker finds out for real.
+func maildirGone(p string) bool {
+	var st unix.Stat_t
+	return errors.Is(unix.Lstat(p, &st), unix.ENOENT)
+}
+
 // EventRecordsLost is the notice that a source's records were missing or cut short, and that
 // a mirror pass rebuilds them from the Maildir.
 const EventRecordsLost = "records-lost"
@@ -89,6 +100,7 @@ type Config struct {
 	LockTimeout   time.Duration
 	StallTimeout  time.Duration  // a worker making no progress for this long is killed; 0 = DefaultStallTimeout
 	AuditMessages bool           // one audit line per message
+	DryRun        bool           // Rollback: say what would be done, write nothing
 	Restorecon    string         // where SELinux is enabled: relabel each Maildir written with this restorecon, as its user
 	Convert       ConvertOptions // KeepHeaders, Unescape, Location and Maildir are used
 	Argv          []string       // for the audit log's run-start
@@ -219,6 +231,13 @@ func owner(u users.User) int {
 // be read, the audit log cannot be written, or ctx was cancelled (locks are released and tmp
 // files removed first).
 func Run(ctx context.Context, cfg Config) (Summary, error) {
+	return runUsers(ctx, cfg, cfg.Source.Kind(), (*runner).user)
+}
+
+// runUsers is the harness of Run and Rollback: the user list, the audit log and the state
+// directory, then each user through each, Jobs at a time, then the run's totals. what is the
+// command the run-start event names.
+func runUsers(ctx context.Context, cfg Config, what string, each func(*runner, context.Context, users.User) (UserResult, error)) (Summary, error) {
 	cfg.defaults()
 	start := time.Now()
 	var sum Summary
@@ -245,7 +264,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if os.Geteuid() != 0 && cfg.Warn != nil {
 		cfg.Warn(fmt.Sprintf("not running as root: migrating in-process as uid %d, and expecting every spool and home to belong to uid %d", os.Geteuid(), os.Geteuid()))
 	}
-	if err := alog.Event(EventRunStart, map[string]any{"argv": cfg.Argv, "version": cfg.Version, "users": len(list), "jobs": cfg.Jobs, "root": nonEmpty(cfg.Root), "after": cfg.After}); err != nil {
+	if err := alog.Event(EventRunStart, map[string]any{"argv": cfg.Argv, "version": cfg.Version, "users": len(list), "jobs": cfg.Jobs, "root": nonEmpty(cfg.Root), "after": cfg.After, "command": what}); err != nil {
 		return sum, err
 	}
 	if err := sweepStateTemps(alog, stateDir, cfg.Warn); err != nil {
@@ -265,7 +284,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			break
 		}
 		g.Go(func() error {
-			res, err := r.user(gctx, u)
+			res, err := each(r, gctx, u)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -312,11 +331,11 @@ func nonEmpty(s string) any {
 func (s *Summary) add(r UserResult) {
 	s.Users++
 	switch r.Outcome {
-	case OutcomeMigrated:
+	case OutcomeMigrated, OutcomeRolledBack:
 		s.Migrated++
 	case OutcomeUpToDate:
 		s.UpToDate++
-	case OutcomeNoMailbox:
+	case OutcomeNoMailbox, OutcomeNeverMigrated:
 		s.NoMailbox++
 	case OutcomeLockTimeout:
 		s.LockTimeouts++
@@ -481,6 +500,10 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 	if r.state.recordsLost(u.Name, kind, src, prev) {
 		prev.RecordsLost = true
 		log(EventNotice, with("kind", EventRecordsLost, "detail", "the records of the last pass are missing or cut short: this pass rebuilds them from the Maildir"))
+	}
+	if prev != nil && prev.Offset > 0 && maildirGone(prev.Maildir) {
+		prev.MaildirGone = true
+		log(EventNotice, with("kind", EventMaildirGone, "detail", prev.Maildir+" is gone: this pass writes every message again"))
 	}
 	next := &State{User: u.Name, UID: u.UID, Kind: kind, Source: src, Dev: uint64(st.Dev), Inode: st.Ino, Maildir: filepath.Join(home, r.cfg.Maildir),
 		KeepHeaders: r.cfg.Convert.KeepHeaders, Unescape: unescapeName(r.cfg.Convert.Unescape), Zone: r.zone}

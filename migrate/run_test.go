@@ -260,9 +260,10 @@ func TestRunCancelled(t *testing.T) {
 	}
 }
 
-// The review's scenario: a migration kept the source, the Maildir went away, and a later run
-// with --after truncate found the state up to date. It must prove the Maildir holds what the
-// state says before it empties the spool, and refuse when it does not.
+// The review's scenario: a migration kept the source, the Maildir changed behind its back, and
+// a later run with --after truncate found the state up to date. It must prove the Maildir
+// holds what the state says before it empties the spool, and refuse when it does not. A
+// Maildir removed altogether is written again first (a pass notices it is gone), then proved.
 func TestRunAfterProvesTheMaildir(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -270,7 +271,6 @@ func TestRunAfterProvesTheMaildir(t *testing.T) {
 		change func(tr *tree, cfg *Config)
 		want   string // in the refusal
 	}{
-		{"maildir removed", func(tr *tree, cfg *Config) { must(t, os.RemoveAll(tr.path("home/ivy/Maildir"))) }, "no such file"},
 		{"uidlist removed", func(tr *tree, cfg *Config) { must(t, os.Remove(tr.path("home/ivy/Maildir/dovecot-uidlist"))) }, "dovecot-uidlist"},
 		{"uidlist of another UIDVALIDITY", func(tr *tree, cfg *Config) {
 			tr.write("home/ivy/Maildir/dovecot-uidlist", "3 V7 N1 G0123456789abcdef0123456789abcdef\n", "ivy")
@@ -305,13 +305,24 @@ func TestRunAfterProvesTheMaildir(t *testing.T) {
 			}
 		})
 	}
-	// Untouched, the same run proves the Maildir and truncates.
-	tr := newTree(t, "jack")
-	tr.write("var/mail/jack", msgA+msgB, "jack")
+	// The Maildir removed: written again, proved, and then the spool is truncated.
+	tr := newTree(t, "ida")
+	tr.write("var/mail/ida", msgA+msgB, "ida")
 	run(t, tr.config())
+	must(t, os.RemoveAll(tr.path("home/ida/Maildir")))
 	cfg := tr.config()
 	cfg.After = AfterTruncate
 	_, res := run(t, cfg)
+	if r := res["ida"]; r.Err != nil || r.Stats.Written != 2 || r.After != "truncated" || len(tr.files("ida")) != 2 {
+		t.Fatalf("--after truncate with the Maildir removed: %+v, files %v; want it written again, then the spool truncated", r, tr.files("ida"))
+	}
+	// Untouched, the same run proves the Maildir and truncates.
+	tr = newTree(t, "jack")
+	tr.write("var/mail/jack", msgA+msgB, "jack")
+	run(t, tr.config())
+	cfg = tr.config()
+	cfg.After = AfterTruncate
+	_, res = run(t, cfg)
 	if r := res["jack"]; r.Outcome != OutcomeUpToDate || r.After != "truncated" {
 		t.Fatalf("proved --after truncate: %+v", r)
 	}

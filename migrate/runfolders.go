@@ -362,6 +362,7 @@ func withLostRecords(store StateStore, user string, states map[string]*State) ma
 		if st != nil {
 			c := *st
 			c.RecordsLost = store.recordsLost(user, kindFolder, st.Source, st)
+			c.MaildirGone = st.Offset > 0 && maildirGone(st.Maildir)
 			st = &c
 		}
 		out[src] = st

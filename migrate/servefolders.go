@@ -209,7 +209,10 @@ func removeFolder(req *workerRequest, inbox *maildir.Dir, src, parentLive string
 	if err == nil {
 		w, err = maildir.NewWriter(d, maildir.Options{Fsync: maildir.Fsync(req.Fsync), Host: req.Host, Unlisted: true})
 	}
-	for base := range mr.own {
+	for base, f := range mr.own {
+		if !f.ours {
+			continue
+		}
 		if err != nil {
 			break
 		}

@@ -68,12 +68,19 @@ type State struct {
 	// RecordsLost, set by root in a folder's state it hands a worker, says its records are
 	// lost (StateStore.recordsLost): the folder is mirrored to rebuild them.
 	RecordsLost bool `json:"records_lost,omitempty"`
+	// MaildirGone, set by root on a state it reads, says the Maildir the state names is gone
+	// (removed to migrate again): a mirror pass writes every message again.
+	MaildirGone bool `json:"maildir_gone,omitempty"`
 	// Open says a pass was writing into the Maildir when this state was saved: files of
 	// ours from sequence number Messages on are that pass's, though not yet recorded. A
 	// pass that ends saves its state without it; a file of ours that no record names is
 	// otherwise not known to be this source's, and is never removed.
-	Open bool      `json:"open,omitempty"`
-	Time time.Time `json:"time"`
+	Open bool `json:"open,omitempty"`
+	// RolledBack says a rollback wrote the source from the Maildir: the next pass mirrors it
+	// (the Maildir may have been kept, or removed to migrate again), from the records the
+	// rollback made.
+	RolledBack bool      `json:"rolled_back,omitempty"`
+	Time       time.Time `json:"time"`
 }
 
 // Kind names of State.Kind.

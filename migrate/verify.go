@@ -149,18 +149,18 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 	var claimed map[twinKey]*ownFile
 	for ; i < len(prior) && byKey == nil; i++ {
 		// Recorded, but no longer in the source.
-		if f := mr.own[prior[i].base]; f != nil && mr.live == "" {
+		if f := mr.own[prior[i].base]; f != nil && f.ours && mr.live == "" {
 			res.Orphans = append(res.Orphans, f.sub+"/"+f.name)
 		}
 	}
 	for base, f := range mr.own {
-		if f.claimed || recorded[base] || foreign[base] || f.own.Seq < req.StartIndex {
+		if !f.ours || f.claimed || recorded[base] || foreign[base] || f.own.Seq < req.StartIndex {
 			continue
 		}
 		if claimed == nil {
 			claimed = map[twinKey]*ownFile{}
 			for _, g := range mr.own {
-				if g.claimed {
+				if g.claimed && g.ours {
 					claimed[twinKey{g.own.Seq, g.own.Sum, g.own.Size}] = g
 				}
 			}
@@ -187,7 +187,7 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 func unrecorded(own map[string]*ownFile, first int64) []priorMsg {
 	var out []priorMsg
 	for base, f := range own {
-		if f.own.Seq >= first {
+		if f.ours && f.own.Seq >= first {
 			out = append(out, priorMsg{seq: f.own.Seq, uid: f.uid, base: base, key: f.own.Key()})
 		}
 	}

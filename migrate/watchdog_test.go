@@ -111,7 +111,7 @@ func TestWatchdogKillsWorkerBlockedOnFIFO(t *testing.T) {
 	t.Parallel()
 	fifo := workerFIFO(t)
 	ctx := worker.WithStallTimeout(context.Background(), 300*time.Millisecond)
-	err := spawnWorker(ctx, Credentials{UID: fifoUID, GID: fifoUID}, &workerRequest{Op: opTestReadFIFO, Path: fifo}, nil, func(workerMsg) {})
+	err := spawnWorker(ctx, Credentials{UID: fifoUID, GID: fifoUID}, &workerRequest{Op: opTestReadFIFO, Path: fifo}, nil, nil, func(workerMsg) {})
 	if !errors.Is(err, ErrStalled) || !errors.Is(err, ErrWorkerKilled) {
 		t.Fatalf("worker blocked on a FIFO: err = %v, want ErrStalled", err)
 	}
@@ -134,7 +134,7 @@ func TestWatchdogKeepsSlowWorker(t *testing.T) {
 	}
 	ctx := worker.WithStallTimeout(context.Background(), raceSlowdown*400*time.Millisecond)
 	var got int64
-	err := spawnWorker(ctx, Credentials{UID: trickleUID, GID: trickleUID}, &workerRequest{Op: opTestTrickle, Path: src}, nil, func(m workerMsg) {
+	err := spawnWorker(ctx, Credentials{UID: trickleUID, GID: trickleUID}, &workerRequest{Op: opTestTrickle, Path: src}, nil, nil, func(m workerMsg) {
 		if m.T == msgProgress {
 			got = m.N
 		}
@@ -155,7 +155,7 @@ func TestWatchdogStoppedWorkerInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(worker.WithStallTimeout(context.Background(), time.Hour))
 	done := make(chan error, 1)
 	go func() {
-		done <- spawnWorker(ctx, Credentials{UID: stoppedUID, GID: stoppedUID}, &workerRequest{Op: opTestReadFIFO, Path: fifo}, nil, func(workerMsg) {})
+		done <- spawnWorker(ctx, Credentials{UID: stoppedUID, GID: stoppedUID}, &workerRequest{Op: opTestReadFIFO, Path: fifo}, nil, nil, func(workerMsg) {})
 	}()
 	// The worker blocks opening the FIFO; stop it there, as its user could, then interrupt.
 	pid := waitWorker(t, stoppedUID)
@@ -261,7 +261,7 @@ func TestWatchdogKillsLoopingWorker(t *testing.T) {
 			must(t, os.Chmod(dir, 0o777))
 			ctx := worker.WithStallTimeout(context.Background(), stall)
 			answers := 0
-			err := spawnWorker(ctx, Credentials{UID: tc.uid, GID: tc.uid}, req, nil, func(workerMsg) { answers++ })
+			err := spawnWorker(ctx, Credentials{UID: tc.uid, GID: tc.uid}, req, nil, nil, func(workerMsg) { answers++ })
 			t.Logf("%d answers before the end: %v", answers, err)
 			if !errors.Is(err, ErrStalled) || !strings.HasPrefix(err.Error(), "worker made no progress for 300ms (") {
 				t.Fatalf("looping worker: err = %v, want it killed for making no progress", err)
@@ -336,7 +336,7 @@ func TestWatchdogKeepsSlowVerify(t *testing.T) {
 	ctx := worker.WithStallTimeout(context.Background(), stall)
 	var res *VerifyResult
 	began := time.Now()
-	err = spawnWorker(ctx, Credentials{UID: trickleUID + 10, GID: trickleUID + 10}, &workerRequest{Op: opTestSlowVerify, Path: md, Maildir: mbox, Location: "UTC"}, nil, func(m workerMsg) {
+	err = spawnWorker(ctx, Credentials{UID: trickleUID + 10, GID: trickleUID + 10}, &workerRequest{Op: opTestSlowVerify, Path: md, Maildir: mbox, Location: "UTC"}, nil, nil, func(m workerMsg) {
 		if m.T == msgVerified {
 			res = m.Verified
 		}

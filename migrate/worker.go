@@ -58,9 +58,21 @@ func WorkerMain() int {
 		return 0
 	}
 	var src *os.File
-	if req.Op != opFolders && req.Op != opVerifyFolders {
+	if req.Op != opFolders && req.Op != opVerifyFolders && req.Op != opRollbackFolders {
 		// Only then was a source passed; fd 3 may be the runtime's own otherwise.
 		src = os.NewFile(3, "source")
+	}
+	if req.Op == opRollback {
+		src, err := rollbackFiles(&req, src)
+		if err != nil {
+			emit(workerMsg{T: msgError, Err: err.Error()})
+			return 1
+		}
+		if err := serveRollback(ctx, &req, src, emit); err != nil {
+			emit(workerMsg{T: msgError, Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome)})
+			return 1
+		}
+		return 0
 	}
 	if err := serve(ctx, &req, src, emit); err != nil {
 		if ctx.Err() != nil {
@@ -95,6 +107,8 @@ func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(work
 		return serveFolders(ctx, req, emit)
 	case opVerifyFolders:
 		return serveVerifyFolders(ctx, req, emit)
+	case opRollbackFolders:
+		return serveRollbackFolders(ctx, req, emit)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(src.Fd()), &st); err != nil {

@@ -68,7 +68,7 @@ func TestWorkerIsolated(t *testing.T) {
 	}
 	const uid = 42190
 	var self *workerSelf
-	err := spawnWorker(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestSelf}, nil, func(m workerMsg) {
+	err := spawnWorker(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestSelf}, nil, nil, func(m workerMsg) {
 		if m.T == msgEvent && m.Event != nil && m.Event.Kind == opTestSelf {
 			self = new(workerSelf)
 			if err := json.Unmarshal([]byte(m.Event.Detail), self); err != nil {

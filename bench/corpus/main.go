@@ -1,16 +1,27 @@
-// Corpus writes the seeded mailboxes bench/bench.sh measures: the same seed gives the same
-// bytes on every machine, so two runs of the benchmark convert the same mail.
+// Corpus writes the seeded mailboxes bench/bench.sh measures, and changes them as users do:
+// the same seed gives the same bytes on every machine, so two runs of the benchmark convert
+// the same mail.
 //
-//	go run ./bench/corpus -mbox FILE [-messages 20000] [-seed 1]
-//	go run ./bench/corpus -users DIR -n 1000 -bytes 100000 [-seed 1]
+//	corpus -mbox FILE [-messages 20000] [-seed 1]
+//	corpus -users DIR -n 200 -messages 40 [-seed 1]
+//	corpus -mutate [-expunge 0.01] [-reflag 0.05] [-seed 1] FILE...
 //
 // With -mbox it writes one mbox of realistic mail: most messages 2-12 KB of text, about one
 // in a hundred multipart with a base64 attachment, one in four thousand of one to three MB; with
 // the default 20,000 messages that is about 111 MB. With -users it writes DIR/u0000 ...
-// DIR/u<n-1>, each an mbox of about -bytes bytes of the same kind of mail (no MB-sized
-// message in a mailbox smaller than it). Every message carries a Message-ID of its own, a
-// From_ line and a Date: header that agree, and a Status header on most; no body line starts
-// with "From ", so every tool splits the mbox alike.
+// DIR/u<n-1>, each an mbox of -messages messages of the same kind of mail (no MB-sized
+// message in a mailbox of fewer than 1,000 messages). Every message carries a Message-ID of
+// its own, a From_ line and a Date: header that agree, and a Status header on most; no body
+// line starts with "From ", so every tool splits the mbox alike.
+//
+// With -mutate it changes each FILE in place, as a mail client working through Dovecot
+// changes an mbox between two passes of a migration: each message is expunged (removed from
+// the file) with probability -expunge, and each other one reflagged with probability -reflag
+// (Seen toggled in its Status header, and every other time Flagged in X-Status, the headers
+// rewritten where they were or added at the end of the header). The file keeps its inode,
+// owner and mode, as Dovecot's rewrite does. The choice depends only on the seed, the file's
+// name and its content. It prints a line per file and a total:
+// "messages=N expunged=E reflagged=F".
 package main
 
 import (
@@ -143,43 +154,88 @@ func writeFile(path string, seed uint64, f func(g *gen)) error {
 	return out.Close()
 }
 
+// writeMbox writes one mbox of the corpus's mix.
+func writeMbox(path string, messages int, seed uint64) error {
+	return writeFile(path, seed, func(g *gen) {
+		for range messages {
+			g.next(true)
+		}
+	})
+}
+
+// writeUsers writes dir/u0000 ... dir/u<n-1>, each an mbox of messages messages of the mix,
+// each from a seed of its own.
+func writeUsers(dir string, n, messages int, seed uint64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for u := range n {
+		err := writeFile(filepath.Join(dir, fmt.Sprintf("u%04d", u)), seed+uint64(u)*7919, func(g *gen) {
+			for range messages {
+				g.next(messages >= 1000)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func main() {
 	mboxPath := flag.String("mbox", "", "write one mbox to this file")
-	messages := flag.Int("messages", 20000, "messages in -mbox")
+	messages := flag.Int("messages", 0, "messages in -mbox (default 20000), or in each user's mbox under -users (default 40)")
 	usersDir := flag.String("users", "", "write one mbox per user into this directory")
-	n := flag.Int("n", 1000, "users under -users")
-	bytes := flag.Int("bytes", 100000, "bytes per user's mbox under -users")
+	n := flag.Int("n", 200, "users under -users")
+	mutateFiles := flag.Bool("mutate", false, "change the mbox FILEs given as arguments in place")
+	expunge := flag.Float64("expunge", 0.01, "with -mutate, the share of messages removed")
+	reflag := flag.Float64("reflag", 0.05, "with -mutate, the share of messages whose flags change")
 	seed := flag.Uint64("seed", 1, "random seed")
 	flag.Parse()
-	if (*mboxPath == "") == (*usersDir == "") {
-		fmt.Fprintln(os.Stderr, "corpus: error: give one of -mbox or -users")
+	modes := 0
+	for _, on := range []bool{*mboxPath != "", *usersDir != "", *mutateFiles} {
+		if on {
+			modes++
+		}
+	}
+	if modes != 1 || (*mutateFiles != (flag.NArg() > 0)) {
+		fmt.Fprintln(os.Stderr, "corpus: error: give one of -mbox FILE, -users DIR or -mutate FILE...")
 		os.Exit(2)
 	}
-	if *mboxPath != "" {
-		err := writeFile(*mboxPath, *seed, func(g *gen) {
-			for range *messages {
-				g.next(true)
-			}
-		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "corpus: error:", err)
-			os.Exit(1)
-		}
-		return
+	if *expunge < 0 || *reflag < 0 || *expunge+*reflag > 1 {
+		fmt.Fprintln(os.Stderr, "corpus: error: -expunge and -reflag are shares between 0 and 1 that add up to at most 1")
+		os.Exit(2)
 	}
-	if err := os.MkdirAll(*usersDir, 0o755); err != nil {
+	var err error
+	switch {
+	case *mboxPath != "":
+		if *messages == 0 {
+			*messages = 20000
+		}
+		err = writeMbox(*mboxPath, *messages, *seed)
+	case *usersDir != "":
+		if *messages == 0 {
+			*messages = 40
+		}
+		err = writeUsers(*usersDir, *n, *messages, *seed)
+	default:
+		var total mutation
+		for _, f := range flag.Args() {
+			var m mutation
+			if m, err = mutate(f, *expunge, *reflag, *seed); err != nil {
+				break
+			}
+			fmt.Printf("%s: %s\n", f, m)
+			total.messages += m.messages
+			total.expunged += m.expunged
+			total.reflagged += m.reflagged
+		}
+		if err == nil {
+			fmt.Printf("total: %s\n", total)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "corpus: error:", err)
 		os.Exit(1)
-	}
-	for u := range *n {
-		err := writeFile(filepath.Join(*usersDir, fmt.Sprintf("u%04d", u)), *seed+uint64(u)*7919, func(g *gen) {
-			for total := 0; total < *bytes; {
-				total += g.next(*bytes >= 8<<20)
-			}
-		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "corpus: error:", err)
-			os.Exit(1)
-		}
 	}
 }

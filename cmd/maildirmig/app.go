@@ -214,6 +214,7 @@ func commands(u *console, f *flags) []*cli.Command {
 		convertCommand(u, f),
 		verifyCommand(u, f),
 		compareCommand(u, f),
+		rollbackCommand(u, f),
 		skelCommand(u, f),
 		checkCommand(u, f),
 		completionCommand(u),

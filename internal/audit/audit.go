@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maildirmig/maildirmig/internal/fault"
+	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
 // Log is an append-only JSON Lines log: one object per event with time, run and event first.
@@ -149,19 +150,16 @@ func MkdirUnder(root, dir string) (string, error) {
 	return filepath.Join(root, dir), nil
 }
 
-// resolveUnder is how every level is looked up beneath root: an absolute symlink is taken
-// relative to root and ".." stops at it, as when that system runs; magic links are refused.
-// It is not safefs's policy, and need not be: these are root's own directories of the
-// system under --root (/var/log, /var/lib), where a symlink such as /var/log -> /srv/log is
-// the administrator's, and nothing a user owns lies on the way.
-const resolveUnder = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
-
 // mkdirUnder opens the directory dir beneath root ("" is "/"), making each missing level 0700,
-// and returns its fd. The last level must be ours and writable by no other user, or whoever
-// can write there could remove or replace what root keeps in it: with private (the state
-// directory), no group or other write bit; else (the audit log's directory, which may be a
-// shared one such as /var/log, root:syslog 0775 on Ubuntu) no other write bit. A directory that
-// fails is refused, never changed.
+// and returns its fd. Every level is looked up with safefs.OpenInRoot: an absolute symlink is
+// taken relative to root and ".." stops at it, as when that system runs. That is not the
+// policy of safefs.Open, and need not be: these are root's own directories of the system under
+// --root (/var/log, /var/lib), where a symlink such as /var/log -> /srv/log is the
+// administrator's, and nothing a user owns lies on the way. The last level must be ours and
+// writable by no other user, or whoever can write there could remove or replace what root
+// keeps in it: with private (the state directory), no group or other write bit; else (the
+// audit log's directory, which may be a shared one such as /var/log, root:syslog 0775 on
+// Ubuntu) no other write bit. A directory that fails is refused, never changed.
 func mkdirUnder(root, dir string, private bool) (int, error) {
 	if root == "" {
 		root = "/"
@@ -186,13 +184,12 @@ func mkdirUnder(root, dir string, private bool) (int, error) {
 			continue
 		}
 		prefix = filepath.Join(prefix, level)
-		how := &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: resolveUnder}
-		next, err := unix.Openat2(rootfd, prefix, how)
+		next, err := safefs.OpenInRoot(rootfd, prefix, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 		if errors.Is(err, unix.ENOENT) {
 			// Made through the directory just opened, so a symlink at this name is not
 			// followed: mkdirat fails on it.
 			if err = unix.Mkdirat(fd, level, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
-				next, err = unix.Openat2(rootfd, prefix, how)
+				next, err = safefs.OpenInRoot(rootfd, prefix, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 			}
 		}
 		unix.Close(fd)

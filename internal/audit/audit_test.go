@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/maildirmig/maildirmig/internal/safefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -167,28 +168,39 @@ func TestAuditFixesMode(t *testing.T) {
 }
 
 // TestAuditUnderRoot: an absolute symlink in a mounted system points inside that system, not
-// at the host's directory of the same name.
+// at the host's directory of the same name; the same on a kernel without openat2 (before
+// 5.6), where the log was once not opened at all. Not parallel: the fallback is a switch of
+// package safefs.
 func TestAuditUnderRoot(t *testing.T) {
-	t.Parallel()
-	host := t.TempDir() // stands for the host's /data
-	root := t.TempDir()
-	must(t, os.Mkdir(filepath.Join(root, "data"), 0o755))
-	must(t, os.Symlink("/data", filepath.Join(root, "var")))
-	must(t, os.Symlink(host, filepath.Join(root, "hostlink")))
-	a, err := OpenUnder(root, "/var/log/maildirmig/audit.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, a.Close())
-	if _, err := os.Lstat(filepath.Join(root, "data/log/maildirmig/audit.jsonl")); err != nil {
-		t.Errorf("the log is not beneath the root's /data: %v", err)
-	}
-	// The host directory the second link names is not under root: nothing may appear in it.
-	if _, err := OpenUnder(root, "/hostlink/audit.jsonl"); err == nil {
-		t.Error("OpenUnder followed an absolute symlink out of the root")
-	}
-	if entries, _ := os.ReadDir(host); len(entries) != 0 {
-		t.Errorf("files written outside the root: %v", entries)
+	for _, fallback := range []bool{false, true} {
+		name := "openat2"
+		if fallback {
+			name = "without openat2"
+		}
+		t.Run(name, func(t *testing.T) {
+			was := safefs.SetFallback(fallback)
+			defer safefs.SetFallback(was)
+			host := t.TempDir() // stands for the host's /data
+			root := t.TempDir()
+			must(t, os.Mkdir(filepath.Join(root, "data"), 0o755))
+			must(t, os.Symlink("/data", filepath.Join(root, "var")))
+			must(t, os.Symlink(host, filepath.Join(root, "hostlink")))
+			a, err := OpenUnder(root, "/var/log/maildirmig/audit.jsonl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			must(t, a.Close())
+			if _, err := os.Lstat(filepath.Join(root, "data/log/maildirmig/audit.jsonl")); err != nil {
+				t.Errorf("the log is not beneath the root's /data: %v", err)
+			}
+			// The host directory the second link names is not under root: nothing may appear in it.
+			if _, err := OpenUnder(root, "/hostlink/audit.jsonl"); err == nil {
+				t.Error("OpenUnder followed an absolute symlink out of the root")
+			}
+			if entries, _ := os.ReadDir(host); len(entries) != 0 {
+				t.Errorf("files written outside the root: %v", entries)
+			}
+		})
 	}
 }
 

@@ -24,6 +24,7 @@ const (
 	EventMessage        = "message"
 	EventMessageChanged = "message-changed"
 	EventSourceAfter    = "source-after"
+	EventRolledBack     = "rolled-back"
 	EventCheckFix       = "check-fix"
 )
 
@@ -45,8 +46,8 @@ func fields(groups ...[]string) []string { return slices.Concat(groups...) }
 
 // Events is the registry of the audit log's events, in the order a run writes them.
 var Events = []EventSpec{
-	{EventRunStart, []string{"argv", "version", "users", "jobs", "root", "after"},
-		"a run begins: its command line, version, number of users, jobs, --root and --after"},
+	{EventRunStart, []string{"argv", "version", "command", "users", "jobs", "root", "after"},
+		"a run begins: its command line, version, command (mbox, Mailbox, rollback), number of users, jobs, --root and --after"},
 	{EventUserStart, userFields,
 		"a user's migration begins: source and destination"},
 	{EventFolderStart, fields(userFields, folderFields, []string{"size"}),
@@ -65,8 +66,10 @@ var Events = []EventSpec{
 		"a Maildir++ folder removed because its mbox folder is gone"},
 	{EventSourceAfter, fields(userFields, []string{"action", "result"}),
 		"what --after did to a source: action asked, result done"},
-	{EventUserDone, fields(userFields, []string{"outcome", "folders", "total_messages", "total_written"}, statsFields, []string{"after", "seconds"}),
-		"a user's migration ended: messages written and already there, bytes, the UIDs the INBOX goes on with"},
+	{EventRolledBack, fields(userFields, folderFields, []string{"messages", "bytes", "kept", "uidvalidity", "next_uid", "changed"}),
+		"a rollback wrote a source back as Dovecot would have shown it (or found it written): messages, bytes, the bytes that arrived since and were kept, the UIDs"},
+	{EventUserDone, fields(userFields, []string{"outcome", "folders", "total_messages", "total_written"}, statsFields, []string{"kept", "after", "seconds"}),
+		"a user's migration or rollback ended: messages written and already there, bytes, the UIDs the INBOX goes on with"},
 	{EventUserSkipped, fields(userFields, []string{"reason"}),
 		"a user with nothing to do"},
 	{EventUserFailed, fields(userFields, []string{"outcome", "err"}),

@@ -15,6 +15,9 @@
 //	kill-run             SIGKILL the whole run: root kills its workers and then itself; a
 //	                     worker, which may not signal root, stops itself (SIGSTOP) so that
 //	                     the test that set the fault kills the run while it stands at POINT
+//	stop                 stop this process (SIGSTOP) at POINT and carry on when continued:
+//	                     a test stands in for a hostile user or another program there, then
+//	                     sends SIGCONT
 //
 // Kill-only points (read, locked, batch-moved, state-saved) take no errno. An injected errno
 // comes after the real call did its work (the bytes were written, the file was renamed): the
@@ -41,6 +44,10 @@ const (
 	Audit                           // one line written to the audit log
 	Restate                         // rename of a message file for its flags, or between new/ and cur/
 	Remove                          // removal of a message file whose source message is gone
+	Export                          // a rollback's new mbox written beside the old one
+	Swap                            // a rollback's new mbox exchanged with the old one
+	Aside                           // a rollback's mbox of a folder gone from the Maildir moved aside
+	Subscriptions                   // a rollback's .subscriptions: 1 written, 2 renamed into place
 	Read                            // kill only: a message read from the source
 	Locked                          // kill only: a control file's dotlock (dovecot-uidlist.lock) taken
 	BatchMoved                      // kill only: a batch moved into cur/ and new/, not yet listed
@@ -52,6 +59,7 @@ var names = [numPoints]string{
 	Write: "write", Fsync: "fsync", Close: "close", Move: "move",
 	UIDListAppend: "uidlist-append", UIDListRewrite: "uidlist-rewrite",
 	State: "state", Audit: "audit", Restate: "restate", Remove: "remove",
+	Export: "export", Swap: "swap", Aside: "aside", Subscriptions: "subscriptions",
 	Read: "read", Locked: "locked", BatchMoved: "batch-moved", StateSaved: "state-saved",
 }
 

@@ -22,6 +22,7 @@ const (
 	actErrno action = iota + 1
 	actKill
 	actKillRun
+	actStop
 )
 
 // spec is the fault this process injects, from Env; point 0 means none.
@@ -76,11 +77,13 @@ func parse(v string) error {
 		spec.action = actKill
 	case "kill-run":
 		spec.action = actKillRun
+	case "stop":
+		spec.action = actStop
 	default:
 		return fmt.Errorf("unknown action %q", f[2])
 	}
 	if spec.action == actErrno && p.killOnly() {
-		return fmt.Errorf("point %s takes only kill and kill-run", p)
+		return fmt.Errorf("point %s takes no errno, only kill, kill-run and stop", p)
 	}
 	return nil
 }
@@ -100,6 +103,8 @@ func (p Point) fire() error {
 		killSelf()
 	case spec.action == actKillRun:
 		killRun()
+	case spec.action == actStop:
+		stopSelf()
 	}
 	return nil
 }
@@ -151,6 +156,14 @@ func Environ() []string {
 func killSelf() {
 	_ = unix.Kill(os.Getpid(), unix.SIGKILL)
 	select {} // the signal is on its way
+}
+
+// stopSelf stops this process until someone continues it.
+func stopSelf() {
+	// Through this very thread, as killRun does: it then stops before its next instruction.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	_ = unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGSTOP)
 }
 
 // killRun kills every child of this process and then the process itself. A process that may

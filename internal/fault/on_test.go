@@ -3,9 +3,15 @@
 package fault
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,7 +30,10 @@ func TestParse(t *testing.T) {
 		{"write:0:eio", `count "0" is not a positive number`},
 		{"write:x:eio", `count "x" is not a positive number`},
 		{"write:1:explode", `unknown action "explode"`},
-		{"read:1:eio", "point read takes only kill and kill-run"},
+		{"read:1:eio", "point read takes no errno, only kill, kill-run and stop"},
+		{"read:1:stop", ""},
+		{"aside:2:enospc", ""},
+		{"subscriptions:1:stop", ""},
 	} {
 		err := parse(tc.in)
 		if got := ""; err != nil {
@@ -75,5 +84,54 @@ func TestPathError(t *testing.T) {
 	var pe *os.PathError
 	if !errors.As(err, &pe) || pe.Op != "write" || pe.Path != os.Stdout.Name() || pe.Err != unix.EIO {
 		t.Errorf("got %#v, want a PathError for write %s: EIO", err, os.Stdout.Name())
+	}
+}
+
+// stopChildEnv makes the test binary the process TestStop stops.
+const stopChildEnv = "FAULT_TEST_STOP_CHILD"
+
+// TestStop shows that the stop action stops the process at the N-th pass, before the
+// instruction after the point, and that it carries on when continued.
+func TestStop(t *testing.T) {
+	if os.Getenv(stopChildEnv) != "" {
+		Write.Hit()
+		os.Stdout.WriteString("one\n")
+		Write.Hit()
+		os.Stdout.WriteString("two\n")
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStop$")
+	cmd.Env = append(os.Environ(), stopChildEnv+"=1", Env+"=write:2:stop")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	if l, err := r.ReadString('\n'); l != "one\n" {
+		t.Fatalf("first line %q, %v", l, err)
+	}
+	stat := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the process did not stop at write:2: %s", b)
+		}
+	}
+	if err := unix.Kill(cmd.Process.Pid, unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(r)
+	if err := cmd.Wait(); err != nil || string(rest) != "two\n" {
+		t.Errorf("after SIGCONT: %q, %v; want it to carry on and say two", rest, err)
 	}
 }

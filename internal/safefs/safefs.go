@@ -20,6 +20,10 @@
 // of the last: a component swapped for a symlink makes the walk fail with ELOOP, never follow it.
 // The errors are the kernel's errno values, unwrapped, so callers can word them.
 //
+// [OpenInRoot] is the other policy, for root's own directories of a system mounted under
+// --root (the audit log's, the state directory): symlinks are followed as that system would
+// follow them, and the lookup never leaves its root. openat2 is called here and nowhere else.
+//
 // [OpenHome] is the rule for a home directory: the home is opened without following a symlink
 // in its last component, and refused ([ErrUnsafe]) unless it is a directory owned by the user
 // that nobody else may write to. Components above the home (/home, a mount point) are root's.
@@ -76,7 +80,7 @@ func Open(dirfd int, name string, flags int, mode uint32) (int, error) {
 	}
 	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if !noOpenat2.Load() {
-		fd, err := openat2(dirfd, name, flags, mode)
+		fd, err := openat2(dirfd, name, flags, mode, Resolve)
 		// ENOSYS: a kernel before 5.6. EPERM: a seccomp filter that does not know openat2.
 		if err != unix.ENOSYS && err != unix.EPERM {
 			return fd, err
@@ -130,11 +134,12 @@ func components(name string) []string {
 	return comps
 }
 
-func openat2(dirfd int, name string, flags int, mode uint32) (int, error) {
+// openat2 is the one call of openat2(2) in maildirmig, with the resolution policy resolve.
+func openat2(dirfd int, name string, flags int, mode uint32, resolve uint64) (int, error) {
 	if flags&unix.O_CREAT == 0 && flags&unix.O_TMPFILE != unix.O_TMPFILE {
 		mode = 0 // openat2, unlike openat, refuses a mode it would not use
 	}
-	how := &unix.OpenHow{Flags: uint64(flags), Mode: uint64(mode), Resolve: Resolve}
+	how := &unix.OpenHow{Flags: uint64(flags), Mode: uint64(mode), Resolve: resolve}
 	for {
 		fd, err := unix.Openat2(dirfd, name, how)
 		// EAGAIN: a concurrent rename made the lookup racy, and the kernel asks for a retry.

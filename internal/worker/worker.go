@@ -190,6 +190,9 @@ type Spec struct {
 	Home    string   // the worker's HOME; "" for none
 	Request any      // written to its stdin as JSON
 	Source  *os.File // given to it read-only as fd 3; nil for none
+	// Target is given to it as fd 4, as it is (a file root made for the worker to write
+	// into); fd 3 is then /dev/null when there is no Source.
+	Target *os.File
 	// Patience is added to the stall timeout: a wait the worker may make without progress
 	// (for a lock, up to the lock timeout).
 	Patience time.Duration
@@ -217,6 +220,17 @@ func Run[M Answer](ctx context.Context, s Spec, handle func(M)) error {
 		}
 		defer ro.Close()
 		extra = append(extra, ro)
+	}
+	if s.Target != nil {
+		if len(extra) == 0 {
+			null, err := os.Open(os.DevNull)
+			if err != nil {
+				return fmt.Errorf("worker: %w", err)
+			}
+			defer null.Close()
+			extra = append(extra, null)
+		}
+		extra = append(extra, s.Target)
 	}
 	body, err := json.Marshal(s.Request)
 	if err != nil {

@@ -9,7 +9,7 @@ _maildirmig() {
 		esac
 	done
 	if [[ -z $cmd ]]; then
-		COMPREPLY=($(compgen -W 'preflight users record mbox Mailbox convert verify compare skel check --help --version' -- "$cur"))
+		COMPREPLY=($(compgen -W 'preflight users record mbox Mailbox convert verify compare rollback skel check --help --version' -- "$cur"))
 		return
 	fi
 	case $cmd in
@@ -125,6 +125,20 @@ _maildirmig() {
 			return
 		fi
 		COMPREPLY=($(compgen -f -- "$cur"))
+		;;
+	rollback)
+		case $prev in --progress) COMPREPLY=($(compgen -W 'auto always never' -- "$cur")); return ;; esac
+		case $prev in
+		--root|--spool-dir|--state-dir|--folders) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+		--passwd|--audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
+		--jobs|-j|--maildir|--lock-timeout|--stall-timeout|--min-uid) COMPREPLY=(); return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --lock-timeout --stall-timeout --min-uid --no-root --folders --no-folders --help' -- "$cur"))
+			return
+		fi
+		COMPREPLY=($(compgen -u -- "$cur"))
 		;;
 	skel)
 		case $prev in

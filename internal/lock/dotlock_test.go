@@ -1,7 +1,6 @@
 package lock
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,87 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-func TestOFDLocksConflict(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "alice")
-	if err := os.WriteFile(path, []byte("From a Mon Jan  1 00:00:00 2024\n\nx\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ctx := context.Background()
-	if err := File(ctx, a, time.Second, true); err != nil {
-		t.Fatalf("first lock: %v", err)
-	}
-	err = File(ctx, b, 200*time.Millisecond, false)
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("second lock on another open file = %v, want ErrTimeout", err)
-	}
-	a.Close()
-	if err := File(ctx, b, time.Second, true); err != nil {
-		t.Fatalf("lock after the holder closed: %v", err)
-	}
-}
-
-func TestClassicLockBlocksUs(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "bob")
-	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), helperEnv+"="+path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "locked" {
-		t.Fatalf("helper said %q, %v", line, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	err = File(context.Background(), f, 300*time.Millisecond, false)
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("lock while another process holds a classic fcntl lock = %v, want ErrTimeout", err)
-	}
-	if !strings.Contains(err.Error(), fmt.Sprintf("pid %d", cmd.Process.Pid)) {
-		t.Errorf("error %q does not name the holder pid %d", err, cmd.Process.Pid)
-	}
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := File(context.Background(), f, time.Second, false); err != nil {
-		t.Fatalf("lock after the helper exited: %v", err)
-	}
-}
 
 // deadPID returns the pid of a process that has exited and been reaped.
 func deadPID(t *testing.T) int {
@@ -292,7 +210,7 @@ func TestDotlockHeldByFD(t *testing.T) {
 	}
 	must(t, os.Rename(path, filepath.Join(dir, "moved")))
 	must(t, os.Symlink(target, path))
-	must(t, futimensNow(l.fd))
+	must(t, l.h.Touch())
 	fi, err := os.Stat(target)
 	must(t, err)
 	if !fi.ModTime().Equal(old) {
@@ -337,5 +255,54 @@ func TestParseDotlock(t *testing.T) {
 				t.Errorf("parseDotlock(%q) = %d, %q; want %d, %q", tt.in, pid, owner, tt.wantPid, tt.wantOwner)
 			}
 		})
+	}
+}
+
+// TestDotlockNeverEmpty takes and releases a dotlock over and over while another goroutine
+// looks at the lock's name: whenever a lock is there, it already names its holder. An empty
+// lock would be taken for a holder's for five minutes by everyone, after a kill at that moment.
+func TestDotlockNeverEmpty(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "u.lock")
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	must(t, err)
+	defer unix.Close(fd)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			l, err := TakeDotlock(context.Background(), path, time.Second)
+			if err != nil {
+				done <- err
+				return
+			}
+			if err := l.Release(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	seen, empty := 0, 0
+	for start := time.Now(); seen < 3000 && time.Since(start) < time.Minute; {
+		var st unix.Stat_t
+		if unix.Fstatat(fd, "u.lock", &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			continue
+		}
+		seen++
+		if st.Size == 0 {
+			empty++
+		}
+	}
+	close(stop)
+	must(t, <-done)
+	if empty > 0 {
+		t.Errorf("the lock was seen %d times of %d without its holder in it", empty, seen)
 	}
 }
