@@ -195,10 +195,33 @@ func newApp(u *console) *cli.App {
 		// Errors are printed once, by run; the library must not exit or print them itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands:       commands(u, newFlags()),
+		// --help and --version are flags of this App's own (see helpFlag).
+		HideHelp:    true,
+		HideVersion: true,
+		Flags:       []cli.Flag{helpFlag(), versionFlag()},
 	}
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return &usageError{msg: err.Error()} }
-	app.Action = func(c *cli.Context) error { return topLevel(c) }
+	app.Action = func(c *cli.Context) error {
+		if c.Bool("version") {
+			cli.ShowVersion(c)
+			return nil
+		}
+		return topLevel(c)
+	}
 	return app
+}
+
+// helpFlag and versionFlag make the --help of the App and of each command and the App's
+// --version as urfave/cli's HelpFlag and VersionFlag are made, but one object per App and
+// command: those two are package variables, which every App would share and write to as it
+// parses (BoolFlag.Apply), and Apps run in parallel in the tests. The library finds a --help
+// by its name whether or not it is its own; --version is the App's Action's.
+func helpFlag() *cli.BoolFlag {
+	return &cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help", DisableDefaultText: true}
+}
+
+func versionFlag() *cli.BoolFlag {
+	return &cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version", DisableDefaultText: true}
 }
 
 // commands are the commands of the App, in the order of --help: the night of the switch
@@ -234,6 +257,11 @@ func commands(u *console, f *flags) []*cli.Command {
 func strict(u *console, f *flags, cmd *cli.Command) {
 	name := cmd.Name
 	cmd.HideHelpCommand = true
+	// The command's own --help (see helpFlag); hidden from the library, which would otherwise
+	// add its shared one, and shown with the template it uses for a command's help.
+	cmd.HideHelp = true
+	cmd.Flags = append(cmd.Flags, helpFlag())
+	cmd.CustomHelpTemplate = cli.SubcommandHelpTemplate
 	// usage names the command in a usage error and lets the command's hook act on it.
 	usage := func(err error) error {
 		err = inCommand(name, err)

@@ -55,6 +55,10 @@ func docFlagOf(f cli.Flag) (docFlag, bool) {
 	if v, ok := f.(cli.VisibleFlag); ok && !v.IsVisible() {
 		return docFlag{}, false
 	}
+	// Every command's --help is documented once, among maildirmig's own options.
+	if f.Names()[0] == "help" {
+		return docFlag{}, false
+	}
 	g, ok := f.(cli.DocGenerationFlag)
 	if !ok {
 		return docFlag{}, false
