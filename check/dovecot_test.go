@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,31 +13,13 @@ import (
 	"github.com/maildirmig/maildirmig/maildir"
 )
 
-// useradd creates a real system user whose home is made from skel (useradd -m -k), and removes
-// it, home included, when the test ends.
-func useradd(t *testing.T, name, home, skel string) User {
+// useradd creates a real system user whose home, under dir, is made from skel (useradd -m -k),
+// and removes it, home included, when the test ends.
+func useradd(t *testing.T, base, dir, skel string) User {
 	t.Helper()
-	if _, err := exec.LookPath("useradd"); err != nil {
-		t.Skip("useradd not installed")
-	}
-	// A user left behind by a crashed earlier run would make useradd fail.
-	_ = exec.Command("userdel", "-r", name).Run()
-	out, err := exec.Command("useradd", "-m", "-k", skel, "-d", home, "-s", "/usr/sbin/nologin", "-U", name).CombinedOutput()
-	if err != nil {
-		t.Fatalf("useradd %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", "-r", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel %s: %v: %s", name, err, out)
-		}
-	})
-	pw, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(pw.Uid)
-	gid, _ := strconv.Atoi(pw.Gid)
-	return User{Name: name, UID: uid, GID: gid, Home: home}
+	mailtest.RequireUserTools(t)
+	a := mailtest.AddAccount(t, base, "-k", skel, "-d", filepath.Join(dir, "home", base), "-s", "/usr/sbin/nologin", "-U")
+	return User{Name: a.Name, UID: a.UID, GID: a.GID, Home: a.Home}
 }
 
 // dovecotSees has Dovecot, from a throwaway configuration, open u's ~/Maildir and returns how
@@ -67,8 +46,7 @@ func TestSkelGivesNewUsersAMaildir(t *testing.T) {
 	if _, err := MakeSkel(skel, "Maildir"); err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("mdmtest_skel%d", os.Getpid()%100000)
-	u := useradd(t, name, filepath.Join(dir, "home", name), skel)
+	u := useradd(t, "skel", dir, skel)
 
 	for _, sub := range []string{"", "cur", "new", "tmp"} {
 		fi, err := os.Lstat(filepath.Join(u.Home, "Maildir", sub))
@@ -102,8 +80,7 @@ func TestEnsureMaildirForExistingUser(t *testing.T) {
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("mdmtest_exist%d", os.Getpid()%100000)
-	u := useradd(t, name, filepath.Join(dir, "home", name), empty)
+	u := useradd(t, "exist", dir, empty)
 
 	created, err := EnsureMaildir(u, "Maildir")
 	if err != nil || !created {

@@ -7,15 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/maildirmig/maildirmig/internal/wholefile"
 )
 
 // The lines of a recording. Every line is one JSON object whose "kind" says what it is:
@@ -79,12 +74,10 @@ const (
 // Writer writes a recording into a temporary file beside its final name, which it takes only
 // at Commit: a recording is whole under its name or not there, whatever happens to the run.
 type Writer struct {
-	path, tmp string
-	force     bool
-	f         *os.File
-	bw        *bufio.Writer
-	enc       *json.Encoder
-	end       endLine
+	f   *wholefile.File
+	bw  *bufio.Writer
+	enc *json.Encoder
+	end endLine
 }
 
 // Create starts a recording to be committed as path. The file is created mode 0600 (a
@@ -93,67 +86,14 @@ type Writer struct {
 // fs.ErrExist, and the file is left as it was. Temporary files of recordings to path whose
 // process died are removed.
 func Create(path string, force bool) (*Writer, error) {
-	switch st, err := os.Lstat(path); {
-	case err == nil && st.IsDir():
-		return nil, fmt.Errorf("dovecotview: %s is a directory", path)
-	case err == nil && !force:
-		return nil, &os.PathError{Op: "record", Path: path, Err: fs.ErrExist}
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("dovecotview: %w", err)
-	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	removeStale(dir, base)
-	tmp := filepath.Join(dir, tempName(base, os.Getpid()))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if pe, ok := err.(*os.PathError); ok {
-		// The temporary name would only puzzle: say what could not be created, and why.
-		return nil, fmt.Errorf("dovecotview: create %s: %w", path, pe.Err)
-	}
+	f, err := wholefile.Create(path, wholefile.Options{Mode: 0o600, Replace: force})
 	if err != nil {
 		return nil, fmt.Errorf("dovecotview: %w", err)
 	}
-	// The umask may only take bits away, but a recording must not be readable by others
-	// whatever the mode of a file it replaces was.
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("dovecotview: %w", err)
-	}
-	w := &Writer{path: path, tmp: tmp, force: force, f: f, bw: bufio.NewWriterSize(f, 256<<10), end: endLine{Kind: kindEnd}}
+	w := &Writer{f: f, bw: bufio.NewWriterSize(f, 256<<10), end: endLine{Kind: kindEnd}}
 	w.enc = json.NewEncoder(w.bw)
 	w.enc.SetEscapeHTML(false)
 	return w, nil
-}
-
-// tempName is the name of pid's temporary file for a recording called base.
-func tempName(base string, pid int) string {
-	return "." + base + "." + strconv.Itoa(pid) + ".tmp"
-}
-
-// removeStale removes the temporary files of recordings called base that a process which no
-// longer runs left in dir (killed, or the machine stopped).
-func removeStale(dir, base string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	prefix := "." + base + "."
-	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok || !strings.HasSuffix(rest, ".tmp") || !e.Type().IsRegular() {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSuffix(rest, ".tmp"))
-		if err != nil || pid <= 0 || pid == os.Getpid() {
-			continue
-		}
-		if errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
 }
 
 // WriteHeader writes the header; it must come first.
@@ -194,87 +134,32 @@ func (w *Writer) WriteUser(u *User) error {
 
 func (w *Writer) line(v any) error {
 	if err := w.enc.Encode(v); err != nil {
-		return fmt.Errorf("dovecotview: writing %s: %w", w.tmp, err)
+		return fmt.Errorf("dovecotview: writing %s: %w", w.f.Name(), err)
 	}
 	return nil
 }
 
 // Commit ends the recording, makes it durable and gives it its name. On error the temporary
 // file is removed and nothing is at path that was not there before.
-func (w *Writer) Commit(now time.Time) (err error) {
-	defer func() {
-		if err != nil {
-			w.Abort()
-		}
-	}()
+func (w *Writer) Commit(now time.Time) error {
 	w.end.Time = now.UTC()
 	if err := w.line(w.end); err != nil {
+		w.Abort()
 		return err
 	}
 	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("dovecotview: writing %s: %w", w.tmp, err)
-	}
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("dovecotview: %w", err)
-	}
-	if err := w.f.Close(); err != nil {
-		w.f = nil
-		return fmt.Errorf("dovecotview: %w", err)
-	}
-	w.f = nil
-	if err := rename(w.tmp, w.path, w.force); err != nil {
+		err = fmt.Errorf("dovecotview: writing %s: %w", w.f.Name(), err)
+		w.Abort()
 		return err
 	}
-	w.tmp = ""
-	// The rename is durable once the directory is.
-	if d, err := os.Open(filepath.Dir(w.path)); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("dovecotview: %w", err)
-		}
+	if err := w.f.Commit(); err != nil {
+		return fmt.Errorf("dovecotview: %w", err)
 	}
 	return nil
 }
 
-// rename moves tmp to path; unless force, never over an existing file.
-func rename(tmp, path string, force bool) error {
-	if force {
-		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("dovecotview: %w", err)
-		}
-		return nil
-	}
-	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		// A file system without RENAME_NOREPLACE: link refuses an existing name too.
-		if err = os.Link(tmp, path); err == nil {
-			os.Remove(tmp)
-			return nil
-		}
-		err = errors.Unwrap(err) // the errno of the *LinkError
-	}
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.EEXIST):
-		return &os.PathError{Op: "record", Path: path, Err: fs.ErrExist}
-	default:
-		return fmt.Errorf("dovecotview: rename %s: %w", path, err)
-	}
-}
-
 // Abort removes the temporary file; the recording is not made.
-func (w *Writer) Abort() {
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
-	}
-	if w.tmp != "" {
-		os.Remove(w.tmp)
-		w.tmp = ""
-	}
-}
+func (w *Writer) Abort() { w.f.Abort() }
 
 // File is a recording opened for reading. Users are read one at a time, so that comparing
 // two recordings of a large server holds one user's messages in memory, not all of them.

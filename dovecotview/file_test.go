@@ -1,12 +1,10 @@
 package dovecotview
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -14,6 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
+	"github.com/maildirmig/maildirmig/internal/wholefile"
 )
 
 // helperEnv makes the test binary a recorder that is killed mid-way (see TestKilledRecording).
@@ -198,29 +199,11 @@ func TestKilledRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	old, _ := os.ReadFile(path)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "written\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("helper: %q, %v", line, err)
-	}
-	if err := cmd.Process.Signal(unix.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	pid := mailtest.KillWhenSaid(t, "written", helperEnv+"="+path)
 	if b, _ := os.ReadFile(path); string(b) != string(old) {
 		t.Fatalf("the recording changed under a killed run")
 	}
-	tmp := filepath.Join(dir, tempName("before.jsonl", cmd.Process.Pid))
+	tmp := filepath.Join(dir, wholefile.TempName("before.jsonl", pid))
 	if st, err := os.Stat(tmp); err != nil || st.Size() == 0 {
 		t.Fatalf("the killed run's temporary file: %v (the test cannot tell what it proves)", err)
 	}

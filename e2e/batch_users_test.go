@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,97 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
-
-// sysUser is a real account made with useradd for one test, as the batch commands find users:
-// through NSS.
-type sysUser struct {
-	Name     string
-	UID, GID int
-	Home     string
-}
-
-// testSuffix keeps the accounts of two test binaries running at once apart.
-var testSuffix = strconv.Itoa(os.Getpid() % 100000)
-
-// addGroup creates a system group with groupadd and removes it when the test ends; it returns
-// the group's name and gid.
-func addGroup(t *testing.T, base string) (string, int) {
-	t.Helper()
-	name := "mdmt_" + base + testSuffix
-	if out, err := exec.Command("groupadd", name).CombinedOutput(); err != nil {
-		t.Fatalf("groupadd %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("groupdel", name).CombinedOutput(); err != nil {
-			t.Errorf("groupdel %s: %v: %s", name, err, out)
-		}
-	})
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid, _ := strconv.Atoi(g.Gid)
-	return name, gid
-}
-
-// requireUserTools skips a test that must make real accounts where it cannot: not root, or
-// useradd, userdel or one of the other tools it names is not installed.
-func requireUserTools(t *testing.T, more ...string) {
-	t.Helper()
-	mailtest.RequireRoot(t)
-	for _, p := range append([]string{"useradd", "userdel"}, more...) {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed: cannot make real users", p)
-		}
-	}
-}
-
-// addUser creates a system user with `useradd -m args...` and removes it, its home and its
-// mail spool with `userdel -r` when the test ends (t.Cleanup runs in reverse order, so a group
-// the user belongs to, made before, is removed after).
-func addUser(t *testing.T, base string, args ...string) sysUser {
-	t.Helper()
-	name := "mdmt_" + base + testSuffix
-	full := append([]string{"-m"}, args...)
-	full = append(full, name)
-	if out, err := exec.Command("useradd", full...).CombinedOutput(); err != nil {
-		t.Fatalf("useradd %s: %v: %s", strings.Join(full, " "), err, out)
-	}
-	t.Cleanup(func() {
-		// userdel -r warns (exit 12) when the user had no spool in /var/mail; that is fine.
-		// It refuses (exit 8) while a process runs as the user, such as a local(8) still
-		// exiting after its master was stopped: try again for a while.
-		for try := 0; ; try++ {
-			out, err := exec.Command("userdel", "-r", name).CombinedOutput()
-			var exit *exec.ExitError
-			switch {
-			case err == nil || errors.As(err, &exit) && exit.ExitCode() == 12:
-				return
-			case errors.As(err, &exit) && exit.ExitCode() == 8 && try < 50:
-				time.Sleep(200 * time.Millisecond)
-				continue
-			}
-			t.Errorf("userdel -r %s: %v: %s", name, err, out)
-			return
-		}
-	})
-	su, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := sysUser{Name: name, Home: su.HomeDir}
-	u.UID, _ = strconv.Atoi(su.Uid)
-	u.GID, _ = strconv.Atoi(su.Gid)
-	return u
-}
 
 // runBinary runs the maildirmig binary as root (the test process) and returns its exit code and
 // output.
@@ -260,7 +174,7 @@ var messageIDRe = regexp.MustCompile(`(?mi)^Message-ID: (<[^>\n]*>)$`)
 // Every file and directory created must belong to the user's uid and passwd primary gid with
 // Maildir modes, every message must be there, and verify must prove it.
 func TestBatchRealUsers(t *testing.T) {
-	requireUserTools(t, "groupadd", "groupdel")
+	mailtest.RequireUserTools(t, "groupadd", "groupdel")
 	base, err := os.MkdirTemp("/srv", "mdmt-")
 	if err != nil {
 		t.Skipf("cannot make a home outside /home: %v", err)
@@ -270,8 +184,8 @@ func TestBatchRealUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	staff, staffGID := addGroup(t, "staff")
-	extra, extraGID := addGroup(t, "extra")
+	staff, staffGID := mailtest.AddGroup(t, "staff")
+	extra, extraGID := mailtest.AddGroup(t, "extra")
 	// erin's home lies in a directory only the group extra may traverse: the worker reaches it
 	// only if it runs with erin's supplementary groups.
 	gate := filepath.Join(base, "gate")
@@ -286,14 +200,14 @@ func TestBatchRealUsers(t *testing.T) {
 	}
 
 	type acct struct {
-		u        sysUser
+		u        mailtest.Account
 		messages int
 	}
 	accounts := []acct{
-		{u: addUser(t, "bob", "-s", "/usr/sbin/nologin"), messages: 7},
-		{u: addUser(t, "carol", "-d", filepath.Join(base, "carol"), "-s", "/bin/sh"), messages: 12},
-		{u: addUser(t, "dave", "-g", staff, "-s", "/bin/sh"), messages: 5},
-		{u: addUser(t, "erin", "-G", extra, "-d", filepath.Join(gate, "erin"), "-s", "/bin/sh"), messages: 9},
+		{u: mailtest.AddAccount(t, "bob", "-s", "/usr/sbin/nologin"), messages: 7},
+		{u: mailtest.AddAccount(t, "carol", "-d", filepath.Join(base, "carol"), "-s", "/bin/sh"), messages: 12},
+		{u: mailtest.AddAccount(t, "dave", "-g", staff, "-s", "/bin/sh"), messages: 5},
+		{u: mailtest.AddAccount(t, "erin", "-G", extra, "-d", filepath.Join(gate, "erin"), "-s", "/bin/sh"), messages: 9},
 	}
 	if g := accounts[2].u.GID; g != staffGID {
 		t.Fatalf("dave's primary gid is %d, want %s's %d", g, staff, staffGID)

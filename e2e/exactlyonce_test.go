@@ -142,8 +142,8 @@ func bounceIDs(owner string, n int) []string {
 // spool order.
 func TestUndatedSpoolKilledThenDelivered(t *testing.T) {
 	mailtest.RequirePostfix(t)
-	requireUserTools(t)
-	u := addUser(t, "bounce", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "bounce", "-s", "/usr/sbin/nologin")
 	p := mailtest.StartPostfix(t)
 	spool := p.Mailbox(u.Name)
 	maildir := filepath.Join(u.Home, "Maildir")

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,30 +22,6 @@ import (
 	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
-
-// faultBuild is the maildirmig built with -tags faultinject, once, beside binary.
-var faultBuild struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// faultBinary returns the path of a maildirmig that reads fault.Env.
-func faultBinary(t *testing.T) string {
-	t.Helper()
-	faultBuild.Do(func() {
-		faultBuild.path = filepath.Join(filepath.Dir(binary), "maildirmig-faultinject")
-		build := exec.Command("go", "build", "-tags", "faultinject", "-o", faultBuild.path, "./cmd/maildirmig")
-		build.Dir = ".."
-		if out, err := build.CombinedOutput(); err != nil {
-			faultBuild.err = fmt.Errorf("go build -tags faultinject ./cmd/maildirmig: %v\n%s", err, out)
-		}
-	})
-	if faultBuild.err != nil {
-		t.Fatal(faultBuild.err)
-	}
-	return faultBuild.path
-}
 
 // faultRun is one run of the faultinject binary with a fault armed.
 type faultRun struct {
@@ -61,7 +36,7 @@ type faultRun struct {
 // power cut would end them.
 func runWithFault(t *testing.T, spec string, args ...string) faultRun {
 	t.Helper()
-	cmd := exec.Command(faultBinary(t), args...)
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), fault.Env+"="+spec)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -107,7 +82,7 @@ func runWithFault(t *testing.T, spec string, args ...string) faultRun {
 			r.signaled = true
 		}
 	case err != nil:
-		t.Fatalf("run %s: %v", faultBuild.path, err)
+		t.Fatalf("run %s: %v", binary, err)
 	}
 	return r
 }
@@ -167,7 +142,7 @@ func runTree(root int) (pids []int, stopped bool) {
 // message in mbox order (the sha256 of the file the message must become, or "id:" and the
 // Message-ID of a message Postfix delivered).
 type faultUser struct {
-	sysUser
+	mailtest.Account
 	kind string // "plain", "loose" or "tiny"
 	n    int
 	want []string
@@ -252,7 +227,7 @@ func (g *faultRig) args(cmd string, extra ...string) []string {
 // account's kind and message count.
 func newFaultRig(t *testing.T, prefix string, sizes ...faultUser) *faultRig {
 	t.Helper()
-	requireUserTools(t)
+	mailtest.RequireUserTools(t)
 	g := &faultRig{pf: mailtest.StartPostfix(t)}
 	for _, c := range [][]string{{"postconf", "-c", g.pf.Conf, "-e", "stale_lock_time=1s"}, {"postfix", "-c", g.pf.Conf, "reload"}} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
@@ -264,7 +239,7 @@ func newFaultRig(t *testing.T, prefix string, sizes ...faultUser) *faultRig {
 	g.audit = filepath.Join(t.TempDir(), "log", "audit.jsonl")
 	for i, s := range sizes {
 		u := s
-		u.sysUser = addUser(t, fmt.Sprintf("%s%d", prefix, i), "-s", "/usr/sbin/nologin")
+		u.Account = mailtest.AddAccount(t, fmt.Sprintf("%s%d", prefix, i), "-s", "/usr/sbin/nologin")
 		g.users = append(g.users, &u)
 	}
 	return g
@@ -840,23 +815,4 @@ func TestConvertFaults(t *testing.T) {
 		})
 	}
 	t.Logf("convert faults run: %d", len(points))
-}
-
-// TestFaultHooksCompiledAway shows that the hooks cost a normal build nothing: its binary has
-// not one symbol of internal/fault (every hook was inlined to nothing), while the faultinject
-// build has them.
-func TestFaultHooksCompiledAway(t *testing.T) {
-	symbols := func(bin string) int {
-		out, err := exec.Command("go", "tool", "nm", bin).Output()
-		if err != nil {
-			t.Skipf("go tool nm %s: %v", bin, err)
-		}
-		return strings.Count(string(out), "maildirmig/internal/fault.")
-	}
-	if n := symbols(binary); n != 0 {
-		t.Errorf("the normal build has %d symbols of internal/fault, want none", n)
-	}
-	if n := symbols(faultBinary(t)); n == 0 {
-		t.Errorf("the faultinject build has no symbol of internal/fault: the test cannot tell")
-	}
 }

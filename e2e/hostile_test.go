@@ -14,13 +14,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // plainRig is a faultRig without Postfix: a spool directory like /var/mail (sticky, world
 // writable, so a user may rename their own spool), a state directory and an audit log.
 func plainRig(t *testing.T) *faultRig {
 	t.Helper()
-	requireUserTools(t)
+	mailtest.RequireUserTools(t)
 	g := &faultRig{spool: filepath.Join(t.TempDir(), "spool")}
 	if err := os.Mkdir(g.spool, 0o755); err != nil {
 		t.Fatal(err)
@@ -58,7 +60,7 @@ func TestFullHome(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", mnt, err, out)
 		}
 	})
-	u := &faultUser{sysUser: addUser(t, "full", "-d", filepath.Join(mnt, "full"), "-s", "/usr/sbin/nologin"), kind: "tiny", n: 600}
+	u := &faultUser{Account: mailtest.AddAccount(t, "full", "-d", filepath.Join(mnt, "full"), "-s", "/usr/sbin/nologin"), kind: "tiny", n: 600}
 	g.users = []*faultUser{u}
 	g.reset(t)
 	before := g.spoolSums(t)
@@ -134,7 +136,7 @@ func TestSymlinkRace(t *testing.T) {
 	if err := os.WriteFile(victimFile, []byte("From root Mon Jan  1 00:00:00 2024\nSubject: root's secret\n\nnot for users\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	u := &faultUser{sysUser: addUser(t, "race", "-s", "/usr/sbin/nologin"), kind: "plain", n: 400}
+	u := &faultUser{Account: mailtest.AddAccount(t, "race", "-s", "/usr/sbin/nologin"), kind: "plain", n: 400}
 	g.users = []*faultUser{u}
 	swaps := 0
 	for round := 0; round < rounds; round++ {
@@ -248,12 +250,12 @@ func checkVictim(t *testing.T, dir, file string) {
 // badSpool is a spool that is not a plain mbox, and what must come of it.
 type badSpool struct {
 	name  string
-	make  func(t *testing.T, p string, u sysUser)
+	make  func(t *testing.T, p string, u mailtest.Account)
 	fails string // what the user's error must say (a regexp); "" when the user is not failed
 	says  string // what stdout must say of the user otherwise
 }
 
-func writeOwned(t *testing.T, p string, u sysUser, b []byte) {
+func writeOwned(t *testing.T, p string, u mailtest.Account, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
@@ -269,7 +271,7 @@ func badSpools(short bool) []badSpool {
 		long = 20 << 20
 	}
 	return []badSpool{
-		{name: "fifo", fails: "not a regular file", make: func(t *testing.T, p string, u sysUser) {
+		{name: "fifo", fails: "not a regular file", make: func(t *testing.T, p string, u mailtest.Account) {
 			if err := syscall.Mkfifo(p, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -277,7 +279,7 @@ func badSpools(short bool) []badSpool {
 				t.Fatal(err)
 			}
 		}},
-		{name: "dir", fails: "not a regular file|is a directory", make: func(t *testing.T, p string, u sysUser) {
+		{name: "dir", fails: "not a regular file|is a directory", make: func(t *testing.T, p string, u mailtest.Account) {
 			if err := os.Mkdir(p, 0o700); err != nil {
 				t.Fatal(err)
 			}
@@ -285,7 +287,7 @@ func badSpools(short bool) []badSpool {
 				t.Fatal(err)
 			}
 		}},
-		{name: "device", fails: "not a regular file", make: func(t *testing.T, p string, u sysUser) {
+		{name: "device", fails: "not a regular file", make: func(t *testing.T, p string, u mailtest.Account) {
 			// The character device 1:3 is /dev/null's.
 			if err := syscall.Mknod(p, syscall.S_IFCHR|0o600, 1<<8|3); err != nil {
 				t.Skipf("mknod: %v", err)
@@ -294,7 +296,7 @@ func badSpools(short bool) []badSpool {
 				t.Fatal(err)
 			}
 		}},
-		{name: "socket", fails: "not a regular file|is a socket", make: func(t *testing.T, p string, u sysUser) {
+		{name: "socket", fails: "not a regular file|is a socket", make: func(t *testing.T, p string, u mailtest.Account) {
 			l, err := net.Listen("unix", p)
 			if err != nil {
 				t.Fatal(err)
@@ -304,14 +306,14 @@ func badSpools(short bool) []badSpool {
 				t.Fatal(err)
 			}
 		}},
-		{name: "empty", says: "up to date", make: func(t *testing.T, p string, u sysUser) { writeOwned(t, p, u, nil) }},
-		{name: "truncated", says: "6 messages, 6 written", make: func(t *testing.T, p string, u sysUser) {
+		{name: "empty", says: "up to date", make: func(t *testing.T, p string, u mailtest.Account) { writeOwned(t, p, u, nil) }},
+		{name: "truncated", says: "6 messages, 6 written", make: func(t *testing.T, p string, u mailtest.Account) {
 			b := buildMbox(u.Name, 6)
 			cut := bytes.LastIndex(b, []byte("\nFrom ")) + 1
 			// The sixth message's From_ line and header, then half its body, cut mid-line.
 			writeOwned(t, p, u, b[:cut+(len(b)-cut)/2])
 		}},
-		{name: "bitflip", says: "9 messages, 9 written", make: func(t *testing.T, p string, u sysUser) {
+		{name: "bitflip", says: "9 messages, 9 written", make: func(t *testing.T, p string, u mailtest.Account) {
 			b := buildMbox(u.Name, 10)
 			// A bit flipped in the fourth From_ line ("From" becomes "Fsom") joins the fourth
 			// message to the third, and one in a body changes a byte.
@@ -320,7 +322,7 @@ func badSpools(short bool) []badSpool {
 			b[len(b)/2] ^= 0x20
 			writeOwned(t, p, u, b)
 		}},
-		{name: "mmdf", fails: "not an mbox", make: func(t *testing.T, p string, u sysUser) {
+		{name: "mmdf", fails: "not an mbox", make: func(t *testing.T, p string, u mailtest.Account) {
 			var b bytes.Buffer
 			for i := 0; i < 3; i++ {
 				_, header, body := testMessage(u.Name, i)
@@ -328,7 +330,7 @@ func badSpools(short bool) []badSpool {
 			}
 			writeOwned(t, p, u, b.Bytes())
 		}},
-		{name: "longline", says: "2 messages, 2 written", make: func(t *testing.T, p string, u sysUser) {
+		{name: "longline", says: "2 messages, 2 written", make: func(t *testing.T, p string, u mailtest.Account) {
 			var b bytes.Buffer
 			b.WriteString("From sender@example.org Mon Jan  1 10:00:00 2024\nSubject: one long line\nMessage-ID: <long.1@mdmt.test>\n\n")
 			b.Write(bytes.Repeat([]byte("0123456789abcdef"), long/16))
@@ -360,13 +362,13 @@ func TestBadSpools(t *testing.T) {
 	cases := badSpools(testing.Short())
 	type bad struct {
 		badSpool
-		u   sysUser
+		u   mailtest.Account
 		sum string
 	}
 	var bads []bad
 	var args []string
 	for i, c := range cases {
-		u := addUser(t, fmt.Sprintf("bad%d", i), "-s", "/usr/sbin/nologin")
+		u := mailtest.AddAccount(t, fmt.Sprintf("bad%d", i), "-s", "/usr/sbin/nologin")
 		p := filepath.Join(g.spool, u.Name)
 		c.make(t, p, u)
 		b := bad{badSpool: c, u: u}
@@ -377,7 +379,7 @@ func TestBadSpools(t *testing.T) {
 		bads = append(bads, b)
 		args = append(args, "--user", u.Name)
 	}
-	good := &faultUser{sysUser: addUser(t, "good", "-s", "/usr/sbin/nologin"), kind: "plain", n: 25}
+	good := &faultUser{Account: mailtest.AddAccount(t, "good", "-s", "/usr/sbin/nologin"), kind: "plain", n: 25}
 	g.users = []*faultUser{good}
 	g.reset(t)
 

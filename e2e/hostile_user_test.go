@@ -100,8 +100,8 @@ func TestRecordHashSparseMessage(t *testing.T) {
 // as root, must report them, change neither root file's mode nor content, remove nothing,
 // not hang on the FIFO, and still repair the user's own file.
 func TestCheckFixHostileLinks(t *testing.T) {
-	requireUserTools(t)
-	u := addUser(t, "ckfix", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "ckfix", "-s", "/usr/sbin/nologin")
 	md := filepath.Join(u.Home, "Maildir")
 	for _, d := range []string{md, md + "/cur", md + "/new", md + "/tmp"} {
 		if err := os.Mkdir(d, 0o700); err != nil {
@@ -193,7 +193,7 @@ func TestMirrorSymlinkRace(t *testing.T) {
 	if err := os.WriteFile(victimFile, []byte("From root Mon Jan  1 00:00:00 2024\nSubject: root's secret\n\nnot for users\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	u := &faultUser{sysUser: addUser(t, "mrace", "-s", "/usr/sbin/nologin"), kind: "plain", n: 300}
+	u := &faultUser{Account: mailtest.AddAccount(t, "mrace", "-s", "/usr/sbin/nologin"), kind: "plain", n: 300}
 	g.users = []*faultUser{u}
 	g.reset(t)
 	if r := runBinary(t, g.args("mbox")...); r.code != 0 {
@@ -222,7 +222,7 @@ func TestMirrorSymlinkRace(t *testing.T) {
 		}
 		nl := bytes.IndexByte(orig[at:], '\n') + at + 1
 		b := append(append(append([]byte(nil), orig[:nl]...), "Status: RO\n"...), orig[nl:]...)
-		writeOwned(t, spool, u.sysUser, b)
+		writeOwned(t, spool, u.Account, b)
 		r := runBinary(t, g.args("mbox")...)
 		codes = append(codes, r.code)
 		if strings.Contains(r.stdout, "renamed for") {

@@ -16,7 +16,10 @@ import (
 	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
-// binary is the maildirmig built once by TestMain, in a directory every test user can read.
+// binary is the maildirmig built once by TestMain, in a directory every test user can read,
+// with -tags faultinject: without MAILDIRMIG_FAULT in its environment it does what a normal
+// build does (each fault point only counts its passes), and with it the fault tests arm a
+// point (runWithFault). One build serves both.
 var binary string
 
 func TestMain(m *testing.M) {
@@ -35,10 +38,10 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	binary = filepath.Join(dir, "maildirmig")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/maildirmig")
+	build := exec.Command("go", "build", "-tags", "faultinject", "-o", binary, "./cmd/maildirmig")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/maildirmig: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "e2e: go build -tags faultinject ./cmd/maildirmig: %v\n%s", err, out)
 		return 1
 	}
 	return m.Run()

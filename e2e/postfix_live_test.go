@@ -122,8 +122,8 @@ var writtenRe = regexp.MustCompile(`: \d+ messages, (\d+) written, `)
 // verify must prove the lot from the spool.
 func TestPostfixLiveDelivery(t *testing.T) {
 	mailtest.RequirePostfix(t)
-	requireUserTools(t)
-	u := addUser(t, "live", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "live", "-s", "/usr/sbin/nologin")
 	p := mailtest.StartPostfix(t)
 	state := filepath.Join(t.TempDir(), "state")
 	audit := filepath.Join(t.TempDir(), "log", "audit.jsonl")

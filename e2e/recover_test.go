@@ -6,10 +6,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
+
+// lockedBatch is the fault that kills a run with SIGKILL as it takes dovecot-uidlist.lock for
+// its second batch: with the first batch listed, the second moved into new/ and cur/ and the
+// third already written to tmp/.
+const lockedBatch = "locked:2:kill-run"
 
 // TestKilledConvertRecovers kills the real maildirmig with SIGKILL while it holds
 // dovecot-uidlist.lock in the middle of a batch, with its files in tmp/, and proves that one
@@ -23,18 +29,16 @@ func TestKilledConvertRecovers(t *testing.T) {
 	if err := os.WriteFile(src, buildMbox("killed", messages), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var md string
-	var tmpLeft []string
-	for try := 0; ; try++ {
-		md = filepath.Join(dir, "Maildir"+string(rune('a'+try)))
-		lockHeld, left := killWhileLocked(t, md, "convert", "--from", src, md)
-		if lockHeld && len(left) > 1 {
-			tmpLeft = left
-			break
-		}
-		if try == 9 {
-			t.Skip("ten runs ended or were killed outside a locked batch: the machine is too slow or too fast for this test")
-		}
+	md := filepath.Join(dir, "Maildir")
+	if k := runWithFault(t, lockedBatch, "convert", "--from", src, md); !k.signaled {
+		t.Fatalf("the run armed with %s was not killed: exit %d\nstderr: %s", lockedBatch, k.code, k.stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(md, "dovecot-uidlist.lock")); err != nil {
+		t.Fatalf("the killed run left no dovecot-uidlist.lock: %v", err)
+	}
+	tmpLeft, _ := os.ReadDir(filepath.Join(md, "tmp"))
+	if len(tmpLeft) < 2 {
+		t.Fatalf("the killed run left %d entries in tmp/, want its run marker and a batch's files", len(tmpLeft))
 	}
 	t.Logf("the killed run left dovecot-uidlist.lock and %d entries in tmp/", len(tmpLeft))
 
@@ -89,53 +93,14 @@ func TestKilledConvertRecovers(t *testing.T) {
 	}
 }
 
-// killWhileLocked runs the maildirmig binary with args and kills it with SIGKILL as soon as it
-// sees md's dovecot-uidlist.lock. It reports whether the lock was still there after the kill,
-// and what tmp/ held.
-func killWhileLocked(t *testing.T, md string, args ...string) (bool, []string) {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	lock := filepath.Join(md, "dovecot-uidlist.lock")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if _, err := os.Lstat(lock); err == nil {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-			break
-		}
-		select {
-		case <-done:
-			return false, nil
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-done
-			return false, nil
-		}
-	}
-	_, err := os.Lstat(lock)
-	ents, _ := os.ReadDir(filepath.Join(md, "tmp"))
-	var left []string
-	for _, e := range ents {
-		left = append(left, e.Name())
-	}
-	return err == nil, left
-}
-
 // TestKilledMboxRecovers kills the real `maildirmig mbox` (root, and through its death the
 // worker running as the user) with SIGKILL while the worker holds dovecot-uidlist.lock in a
 // real user's Maildir, then proves that one re-run exits 0 at once and leaves every message
 // exactly once, tmp/ empty, no lock and no temporary state file, and that verify agrees.
 func TestKilledMboxRecovers(t *testing.T) {
-	requireUserTools(t)
+	mailtest.RequireUserTools(t)
 	const messages = 3000
-	u := addUser(t, "killed", "-s", "/usr/sbin/nologin")
+	u := mailtest.AddAccount(t, "killed", "-s", "/usr/sbin/nologin")
 	spool := filepath.Join(t.TempDir(), "spool")
 	if err := os.Mkdir(spool, 0o755); err != nil {
 		t.Fatal(err)
@@ -146,18 +111,13 @@ func TestKilledMboxRecovers(t *testing.T) {
 	common := []string{"--spool-dir", spool, "--state-dir", state, "--audit-log", audit, "--user", u.Name}
 	md := filepath.Join(u.Home, "Maildir")
 	lock := filepath.Join(md, "dovecot-uidlist.lock")
-	killed := false
-	for try := 0; try < 10 && !killed; try++ {
-		if err := os.RemoveAll(md); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.RemoveAll(state); err != nil {
-			t.Fatal(err)
-		}
-		killed, _ = killWhileLocked(t, md, append([]string{"mbox"}, common...)...)
+	// The worker, which runs as the user and may not kill root, stops itself at the point;
+	// runWithFault then kills the run, root and worker, with SIGKILL.
+	if k := runWithFault(t, lockedBatch, append([]string{"mbox"}, common...)...); !k.frozen {
+		t.Fatalf("the run armed with %s was not killed at the lock: exit %d\nstderr: %s", lockedBatch, k.code, k.stderr)
 	}
-	if !killed {
-		t.Skip("ten runs ended or were killed outside a locked batch")
+	if _, err := os.Lstat(lock); err != nil {
+		t.Fatalf("the killed run left no dovecot-uidlist.lock: %v", err)
 	}
 	// The worker dies with root (its parent-death signal); give the kernel a moment to reap it.
 	for i := 0; i < 100 && len(processesOf(u.UID)) > 0; i++ {
@@ -204,10 +164,11 @@ func TestKilledMboxRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	said := []string{`"kind":"recovered"`, `removed dovecot-uidlist.lock left by a maildirmig that died (pid `}
-	if len(tmp) > 1 { // the killed run's marker and some of its files
-		said = append(said, ` left in tmp/ by a maildirmig that died (pid `)
+	if len(tmp) < 2 {
+		t.Errorf("the killed run left %d entries in tmp/, want its run marker and a batch's files", len(tmp))
 	}
+	said := []string{`"kind":"recovered"`, `removed dovecot-uidlist.lock left by a maildirmig that died (pid `,
+		` left in tmp/ by a maildirmig that died (pid `}
 	for _, want := range said {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("the audit log does not say %s", want)

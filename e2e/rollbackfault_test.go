@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // rbUIDValidity is the UIDVALIDITY of every mailbox of the rollback rig: its sources carry
@@ -57,7 +59,7 @@ func lateMail(owner string) []byte {
 
 // rbUser is an account of the rollback rig: where its INBOX came from, and its folders.
 type rbUser struct {
-	sysUser
+	mailtest.Account
 	mailbox bool           // the INBOX is ~/Mailbox (else the spool)
 	inbox   int            // messages in the INBOX
 	folders map[string]int // mbox folders beneath ~/mail, with their message counts
@@ -78,7 +80,7 @@ func newRBRig(t *testing.T, prefix string, us ...*rbUser) *rbRig {
 	p := plainRig(t)
 	g := &rbRig{spool: p.spool, state: p.state, audit: p.audit}
 	for i, u := range us {
-		u.sysUser = addUser(t, fmt.Sprintf("%s%d", prefix, i), "-s", "/usr/sbin/nologin")
+		u.Account = mailtest.AddAccount(t, fmt.Sprintf("%s%d", prefix, i), "-s", "/usr/sbin/nologin")
 		g.users = append(g.users, u)
 	}
 	return g
@@ -135,14 +137,14 @@ func (g *rbRig) prepare(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		writeOwned(t, g.src(u), u.sysUser, rbMbox(u.Name, 0, u.inbox))
+		writeOwned(t, g.src(u), u.Account, rbMbox(u.Name, 0, u.inbox))
 		if len(u.folders) > 0 {
-			mkdirOwned(t, filepath.Join(u.Home, "mail"), u.sysUser)
+			mkdirOwned(t, filepath.Join(u.Home, "mail"), u.Account)
 		}
 		for name, n := range u.folders {
 			p := filepath.Join(u.Home, "mail", name)
-			mkdirOwned(t, filepath.Dir(p), u.sysUser)
-			writeOwned(t, p, u.sysUser, rbMbox(u.Name, 1000+len(name)*10, n))
+			mkdirOwned(t, filepath.Dir(p), u.Account)
+			writeOwned(t, p, u.Account, rbMbox(u.Name, 1000+len(name)*10, n))
 		}
 		if u.mailbox {
 			mailboxUsers = append(mailboxUsers, u)
@@ -181,7 +183,7 @@ func (g *rbRig) prepare(t *testing.T) {
 }
 
 // mkdirOwned makes the directory p (and its missing parents) as the user's, 0700.
-func mkdirOwned(t *testing.T, p string, u sysUser) {
+func mkdirOwned(t *testing.T, p string, u mailtest.Account) {
 	t.Helper()
 	if err := os.MkdirAll(p, 0o700); err != nil {
 		t.Fatal(err)
@@ -267,7 +269,7 @@ func rewriteKeepingOwner(t *testing.T, p string, b []byte) {
 
 // newFolder makes the Maildir++ folder dir of md with n messages, as Dovecot makes a folder a
 // client created and then copied mail into.
-func newFolder(t *testing.T, u sysUser, md, dir string, n int) {
+func newFolder(t *testing.T, u mailtest.Account, md, dir string, n int) {
 	t.Helper()
 	p := filepath.Join(md, dir)
 	for _, sub := range []string{"cur", "new", "tmp"} {
@@ -292,7 +294,7 @@ func newFolder(t *testing.T, u sysUser, md, dir string, n int) {
 }
 
 // subscribe writes the Maildir's subscriptions, as Dovecot keeps them.
-func subscribe(t *testing.T, u sysUser, md string, names ...string) {
+func subscribe(t *testing.T, u mailtest.Account, md string, names ...string) {
 	t.Helper()
 	writeOwned(t, filepath.Join(md, "subscriptions"), u, []byte("V\t2\n\n"+strings.Join(names, "\n")+"\n"))
 }
@@ -531,14 +533,14 @@ func TestKilledRollback(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		newFolder(t, u.sysUser, md, ".New", 2)
-		subscribe(t, u.sysUser, md, "Archive", "New", "Lists\tGo")
+		newFolder(t, u.Account, md, ".New", 2)
+		subscribe(t, u.Account, md, "Archive", "New", "Lists\tGo")
 	}}
 	mailbox := &rbUser{mailbox: true, inbox: 40, late: true, folders: map[string]int{"Work": 15, "Zeta": 6}, change: func(t *testing.T, g *rbRig, u *rbUser) {
 		md := filepath.Join(u.Home, "Maildir")
 		flagMessage(t, md, 0)
 		expungeMessage(t, filepath.Join(md, ".Zeta"), 1)
-		subscribe(t, u.sysUser, md, "Work")
+		subscribe(t, u.Account, md, "Work")
 	}}
 	g := newRBRig(t, "rbk", late, folders, mailbox)
 	ref := g.reference(t)
@@ -685,7 +687,7 @@ func rbErrorRig(t *testing.T, prefix string) *rbRig {
 		}},
 		&rbUser{mailbox: true, inbox: 60, late: true, folders: map[string]int{"Work": 15, "Zeta": 6}, change: func(t *testing.T, g *rbRig, u *rbUser) {
 			flagMessage(t, filepath.Join(u.Home, "Maildir"), 0)
-			subscribe(t, u.sysUser, filepath.Join(u.Home, "Maildir"), "Work")
+			subscribe(t, u.Account, filepath.Join(u.Home, "Maildir"), "Work")
 		}},
 		&rbUser{inbox: 3, folders: map[string]int{"Archive": 20, "Lists/Go": 10}, change: func(t *testing.T, g *rbRig, u *rbUser) {
 			flagMessage(t, filepath.Join(u.Home, "Maildir", ".Archive"), 0)
@@ -891,7 +893,7 @@ func resizeTmpfs(t *testing.T, mnt string, size, spare int64) int64 {
 // rolled back. Once the file systems are larger, one re-run must leave what an
 // uninterrupted rollback leaves.
 func TestRollbackFullHome(t *testing.T) {
-	requireUserTools(t)
+	mailtest.RequireUserTools(t)
 	mailboxHome, foldersHome := mountTmpfs(t, "16m"), mountTmpfs(t, "16m")
 	p := plainRig(t)
 	g := &rbRig{spool: p.spool, state: p.state, audit: p.audit}
@@ -911,7 +913,7 @@ func TestRollbackFullHome(t *testing.T) {
 		case 2:
 			args = []string{"-d", filepath.Join(foldersHome, "rbff")}
 		}
-		u.sysUser = addUser(t, fmt.Sprintf("rbf%d", i), append(args, "-s", "/usr/sbin/nologin")...)
+		u.Account = mailtest.AddAccount(t, fmt.Sprintf("rbf%d", i), append(args, "-s", "/usr/sbin/nologin")...)
 		g.users = append(g.users, u)
 	}
 	ref := g.reference(t)

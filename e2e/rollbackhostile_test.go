@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/maildirmig/maildirmig/internal/fault"
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // stopped is a process of a run that stopped itself at its fault point.
@@ -36,7 +37,7 @@ type stopped struct {
 // minute. It returns how the run ended and how many stops act saw.
 func runWithStop(t *testing.T, spec string, act func(s stopped), args ...string) (result, int) {
 	t.Helper()
-	cmd := exec.Command(faultBinary(t), args...)
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), fault.Env+"="+spec)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -84,7 +85,7 @@ wait:
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	case err != nil:
-		t.Fatalf("run %s: %v", faultBuild.path, err)
+		t.Fatalf("run %s: %v", binary, err)
 	}
 	return r, stops
 }
@@ -110,7 +111,7 @@ func procState(pid int) (byte, int, bool) {
 }
 
 // asUser runs a shell command as u, as the user's own process would act.
-func asUser(t *testing.T, u sysUser, script string) {
+func asUser(t *testing.T, u mailtest.Account, script string) {
 	t.Helper()
 	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID)}}
@@ -166,7 +167,7 @@ func etcNames(t *testing.T) string {
 
 // errorLine returns the error line of user in stderr, failing the test unless there is one
 // that names the user and matches what (a regexp).
-func errorLine(t *testing.T, label, stderr string, u sysUser, what string) string {
+func errorLine(t *testing.T, label, stderr string, u mailtest.Account, what string) string {
 	t.Helper()
 	for _, l := range strings.Split(stderr, "\n") {
 		if strings.HasPrefix(l, "maildirmig: error: user "+u.Name+": ") {
@@ -217,13 +218,13 @@ func TestRollbackHostileStatic(t *testing.T) {
 			g.prepare(t)
 			before := fileSum(filepath.Join(tc.u.Home, tc.orig))
 			etc := etcNames(t)
-			asUser(t, tc.u.sysUser, "cd "+tc.u.Home+" && "+tc.hostile)
+			asUser(t, tc.u.Account, "cd "+tc.u.Home+" && "+tc.hostile)
 			r := runBinary(t, g.args("rollback", nil)...)
 			if r.code != 3 {
 				t.Errorf("exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
 			}
 			t.Logf("%s", r.stderr)
-			errorLine(t, tc.name, r.stderr, tc.u.sysUser, tc.fails)
+			errorLine(t, tc.name, r.stderr, tc.u.Account, tc.fails)
 			if got := fileSum(filepath.Join(tc.u.Home, tc.kept)); got != before || got == "" {
 				t.Errorf("%s: %s is %s, want %s as it was", tc.name, tc.kept, got, before)
 			}
@@ -320,7 +321,7 @@ func TestRollbackHostileRace(t *testing.T) {
 					t.Errorf("stop %d is of uid %d, not %s's worker", s.n, s.uid, tc.u.Name)
 					return
 				}
-				asUser(t, tc.u.sysUser, "cd "+tc.u.Home+" && "+tc.act)
+				asUser(t, tc.u.Account, "cd "+tc.u.Home+" && "+tc.act)
 				acted = true
 			}, g.args("rollback", []*rbUser{tc.u})...)
 			t.Logf("%d stops; exit %d\n%s%s", stops, r.code, r.stdout, r.stderr)
@@ -331,7 +332,7 @@ func TestRollbackHostileRace(t *testing.T) {
 				if r.code != 3 {
 					t.Errorf("exit %d, want 3", r.code)
 				}
-				errorLine(t, tc.name, r.stderr, tc.u.sysUser, tc.fails)
+				errorLine(t, tc.name, r.stderr, tc.u.Account, tc.fails)
 			} else if r.code != 0 {
 				t.Errorf("exit %d, want 0", r.code)
 			}
@@ -449,7 +450,7 @@ func TestRollbackHostileAfterExchange(t *testing.T) {
 	if r.code != 3 {
 		t.Errorf("exit %d, want 3", r.code)
 	}
-	errorLine(t, "appended after the exchange", r.stderr, u.sysUser, `/`+u.Name+` changed while it was locked`)
+	errorLine(t, "appended after the exchange", r.stderr, u.Account, `/`+u.Name+` changed while it was locked`)
 	if got, err := os.ReadFile(g.src(u)); err != nil || string(got) != string(old)+appended {
 		t.Errorf("the spool: %d bytes (%v), want the old one with what was appended (%d bytes)", len(got), err, len(old)+len(appended))
 	}
@@ -494,9 +495,9 @@ func TestRollbackHostileFolderNames(t *testing.T) {
 	md := filepath.Join(u.Home, "Maildir")
 	refused := []string{"..Evil", ".a..b", ".Lists.", ".~x", ".dovecot-uidlist", ".Archive.Sub"}
 	for _, d := range append(refused, ".&AC8-") {
-		newFolder(t, u.sysUser, md, d, 1)
+		newFolder(t, u.Account, md, d, 1)
 	}
-	asUser(t, u.sysUser, "ln -s "+vdir+" "+filepath.Join(md, ".Link"))
+	asUser(t, u.Account, "ln -s "+vdir+" "+filepath.Join(md, ".Link"))
 	archive := fileSum(filepath.Join(u.Home, "mail", "Archive"))
 	homeBefore := listDir(t, u.Home)
 	etc := etcNames(t)
@@ -506,7 +507,7 @@ func TestRollbackHostileFolderNames(t *testing.T) {
 	if r.code != 3 {
 		t.Errorf("exit %d, want 3", r.code)
 	}
-	line := errorLine(t, "folder names", r.stderr, u.sysUser, ".")
+	line := errorLine(t, "folder names", r.stderr, u.Account, ".")
 	for _, d := range refused {
 		if !strings.Contains(line, "folder "+d+": ") || !strings.Contains(line, filepath.Join(md, d)+": ") {
 			t.Errorf("the error line does not refuse %s by its path: %q", d, line)

@@ -29,8 +29,8 @@ func newTwoPassEnv(t *testing.T, base string) *twoPassEnv {
 	t.Helper()
 	mailtest.RequirePostfix(t)
 	mailtest.RequireDovecot(t)
-	requireUserTools(t)
-	su := addUser(t, base, "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	su := mailtest.AddAccount(t, base, "-s", "/usr/sbin/nologin")
 	p := mailtest.StartPostfix(t)
 	u := mailtest.User{Name: su.Name, Password: "pw-" + su.Name, UID: su.UID, GID: su.GID, Home: su.Home}
 	u.Mkdir(t, filepath.Join(u.Home, "mail"))

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 // batchDirs makes a spool directory, a state directory and an audit log path for one test and
@@ -133,9 +135,9 @@ func exactlyOnce(t *testing.T, maildir, owner string, n int) {
 // the reason, release the spool's dotlock, migrate the other user and exit 3. A re-run then
 // migrates the stopped user's mail exactly once.
 func TestWatchdogStoppedWorker(t *testing.T) {
-	requireUserTools(t)
-	stopped := addUser(t, "wdstop", "-s", "/usr/sbin/nologin")
-	next := addUser(t, "wdnext", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	stopped := mailtest.AddAccount(t, "wdstop", "-s", "/usr/sbin/nologin")
+	next := mailtest.AddAccount(t, "wdnext", "-s", "/usr/sbin/nologin")
 	spool, _, audit, common := batchDirs(t)
 	const big, small = 6000, 20
 	writeSpool(t, spool, stopped.Name, stopped.UID, stopped.GID, big)
@@ -193,8 +195,8 @@ func TestWatchdogStoppedWorker(t *testing.T) {
 // the truth about tmp/: "partial files removed" only when tmp/ is empty. A re-run finishes the
 // job exactly. The time each run took to end is logged, not asserted.
 func TestInterruptRun(t *testing.T) {
-	requireUserTools(t)
-	u := addUser(t, "wdint", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "wdint", "-s", "/usr/sbin/nologin")
 	const n = 4000
 	maildir := filepath.Join(u.Home, "Maildir")
 	for _, tc := range []struct {
@@ -289,8 +291,8 @@ func TestInterruptRun(t *testing.T) {
 // answer for ever when releasing the lock, but fail the user after --stall-timeout and end;
 // the lock it held must not keep the next run out.
 func TestWatchdogStoppedMailboxLock(t *testing.T) {
-	requireUserTools(t)
-	u := addUser(t, "wdmbox", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "wdmbox", "-s", "/usr/sbin/nologin")
 	_, _, _, common := batchDirs(t)
 	const n = 6000
 	writeSpool(t, u.Home, "Mailbox", u.UID, u.GID, n)
@@ -324,8 +326,8 @@ func TestWatchdogStoppedMailboxLock(t *testing.T) {
 // TestWatchdogStoppedConvert: root's convert into a user's Maildir runs a worker as that user
 // too; stopped, it is killed after --stall-timeout and convert fails with the reason.
 func TestWatchdogStoppedConvert(t *testing.T) {
-	requireUserTools(t)
-	u := addUser(t, "wdconv", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "wdconv", "-s", "/usr/sbin/nologin")
 	const n = 6000
 	writeSpool(t, u.Home, "old.mbox", u.UID, u.GID, n)
 	maildir := filepath.Join(u.Home, "Maildir")
@@ -338,8 +340,8 @@ func TestWatchdogStoppedConvert(t *testing.T) {
 // their own; stopped by its user, it is killed too, after --stall-timeout plus the lock timeout
 // it may spend waiting for a folder's lock, and a re-run migrates the folder exactly once.
 func TestWatchdogStoppedFolderWorker(t *testing.T) {
-	requireUserTools(t)
-	u := addUser(t, "wdfold", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "wdfold", "-s", "/usr/sbin/nologin")
 	_, _, _, common := batchDirs(t)
 	mail := filepath.Join(u.Home, "mail")
 	if err := os.Mkdir(mail, 0o700); err != nil {
@@ -360,8 +362,8 @@ func TestWatchdogStoppedFolderWorker(t *testing.T) {
 // stopped, it is killed after --stall-timeout and that user's verification fails with the
 // reason.
 func TestWatchdogStoppedVerifyWorker(t *testing.T) {
-	requireUserTools(t)
-	u := addUser(t, "wdver", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "wdver", "-s", "/usr/sbin/nologin")
 	spool, _, _, common := batchDirs(t)
 	const n = 2000
 	writeSpool(t, spool, u.Name, u.UID, u.GID, n)
@@ -376,7 +378,7 @@ func TestWatchdogStoppedVerifyWorker(t *testing.T) {
 // (at once when dir is ""), and checks that root killed the worker after the stall timeout
 // (stall, as the message gives it): exit code want, the message on the console, no process
 // of u left. Then it runs args again, which must succeed.
-func stopWorker(t *testing.T, u sysUser, args []string, dir string, want int, stall string) {
+func stopWorker(t *testing.T, u mailtest.Account, args []string, dir string, want int, stall string) {
 	t.Helper()
 	_, wait := startStopped(t, u, args, dir)
 	r := wait()
@@ -399,8 +401,8 @@ func stopWorker(t *testing.T, u sysUser, args []string, dir string, want int, st
 // when the user stopped the worker holding ~/Mailbox.lock: root waits for its answer only for
 // the grace period of an interrupt, not for the stall timeout. The time is logged.
 func TestInterruptStoppedMailboxLock(t *testing.T) {
-	requireUserTools(t)
-	u := addUser(t, "wdmint", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	u := mailtest.AddAccount(t, "wdmint", "-s", "/usr/sbin/nologin")
 	_, _, _, common := batchDirs(t)
 	const n = 4000
 	writeSpool(t, u.Home, "Mailbox", u.UID, u.GID, n)
@@ -439,7 +441,7 @@ func TestInterruptStoppedMailboxLock(t *testing.T) {
 
 // startStopped starts the binary with args and stops (SIGSTOP) u's first worker once it writes
 // into dir (at once when dir is ""), as the user can.
-func startStopped(t *testing.T, u sysUser, args []string, dir string) (*exec.Cmd, func() result) {
+func startStopped(t *testing.T, u mailtest.Account, args []string, dir string) (*exec.Cmd, func() result) {
 	t.Helper()
 	cmd, wait := startBinary(t, args...)
 	pid := workerOf(t, cmd.Process, u.UID)
@@ -462,9 +464,9 @@ func startStopped(t *testing.T, u sysUser, args []string, dir string) (*exec.Cmd
 // --stall-timeout would kill it; were neither to act, the run would not end in the 3 minutes
 // startBinary waits.
 func TestHostileUidlistLockDir(t *testing.T) {
-	requireUserTools(t)
-	attacker := addUser(t, "wdlock", "-s", "/usr/sbin/nologin")
-	next := addUser(t, "wdlnext", "-s", "/usr/sbin/nologin")
+	mailtest.RequireUserTools(t)
+	attacker := mailtest.AddAccount(t, "wdlock", "-s", "/usr/sbin/nologin")
+	next := mailtest.AddAccount(t, "wdlnext", "-s", "/usr/sbin/nologin")
 	spool, _, audit, common := batchDirs(t)
 	const n = 20
 	writeSpool(t, spool, attacker.Name, attacker.UID, attacker.GID, n)

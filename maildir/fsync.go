@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -17,32 +18,37 @@ import (
 // (flush), which syncs its files in tmp/, renames them into cur/ and new/,
 // syncs those directories and lists the files in dovecot-uidlist.
 
-// Fsync says when the Writer makes messages durable.
+// Fsync says when the Writer makes messages durable. Its zero value, FsyncSyncfs, is the
+// default, of an Options left empty and of the command line's --fsync alike.
 type Fsync int
 
 const (
-	// FsyncBatch is the default: files are written to tmp/ (their
-	// writeback started at once), fsynced together at the end of each
-	// batch by a few goroutines, so that the file system's journal commits
-	// them in a few transactions rather than one each, then renamed into
-	// new/ or cur/, then new/ and cur/ fsynced: nothing is visible in new/
-	// or cur/ before it is on disk. Only the Maildir's own files are
-	// synced, never the whole file system, so a batch does not wait for
-	// other processes' data.
-	FsyncBatch Fsync = iota
+	// FsyncSyncfs, the default, writes files to tmp/ (their writeback
+	// started at once), syncs the Maildir's file system as a whole
+	// (syncfs) once before a batch is renamed into new/ and cur/, then
+	// once after: nothing is visible in new/ or cur/ before it is on disk.
+	// It is the fastest durable mode when the file system has little else
+	// to write, and waits for every other process's dirty data on it when
+	// it has: a busy server wants FsyncBatch. On a kernel before 5.8,
+	// whose syncfs does not report write errors, it is FsyncBatch.
+	FsyncSyncfs Fsync = iota
+	// FsyncBatch is FsyncSyncfs with only the Maildir's own files synced,
+	// never the whole file system: they are fsynced together at the end
+	// of each batch by a few goroutines, so that the file system's journal
+	// commits them in a few transactions rather than one each, then
+	// renamed, then new/ and cur/ fsynced.
+	FsyncBatch
 	// FsyncAlways fsyncs each file before its rename, and the directories.
 	FsyncAlways
 	// FsyncNone never syncs (tests, or a file system that is synced by other means).
 	FsyncNone
-	// FsyncSyncfs is FsyncBatch with the file system synced as a whole
-	// (syncfs) instead of file by file: once before a batch is renamed
-	// into new/ and cur/, once after. It is the fastest durable mode when
-	// the Maildir's file system has little else to write, and waits for
-	// every other process's dirty data on it when it has: a busy server
-	// wants FsyncBatch. On a kernel before 5.8, whose syncfs does not
-	// report write errors, it is FsyncBatch.
-	FsyncSyncfs
 )
+
+// DefaultFsync is the mode of an empty Options: the zero Fsync.
+const DefaultFsync Fsync = 0
+
+// FsyncModes lists the modes, the default first.
+var FsyncModes = []Fsync{FsyncSyncfs, FsyncBatch, FsyncAlways, FsyncNone}
 
 // String returns the name the command line uses for f.
 func (f Fsync) String() string {
@@ -59,14 +65,16 @@ func (f Fsync) String() string {
 	return "Fsync(" + strconv.Itoa(int(f)) + ")"
 }
 
-// ParseFsync parses "batch", "always", "none" or "syncfs".
+// ParseFsync parses the name of one of FsyncModes.
 func ParseFsync(s string) (Fsync, error) {
-	for _, f := range []Fsync{FsyncBatch, FsyncAlways, FsyncNone, FsyncSyncfs} {
+	var names []string
+	for _, f := range FsyncModes {
 		if s == f.String() {
 			return f, nil
 		}
+		names = append(names, f.String())
 	}
-	return 0, fmt.Errorf("maildir: fsync mode %q is not batch, always, none or syncfs", s)
+	return 0, fmt.Errorf("maildir: fsync mode %q is not one of %s", s, strings.Join(names, ", "))
 }
 
 // batched tells whether f gathers messages in tmp/ and syncs them together.

@@ -1373,7 +1373,7 @@ func TestBatchHoldsFewDescriptors(t *testing.T) {
 		t.Run(end, func(t *testing.T) {
 			t.Parallel()
 			md := filepath.Join(t.TempDir(), "Maildir")
-			_, w := newTestWriter(t, md, Options{BatchFiles: 5})
+			_, w := newTestWriter(t, md, Options{Fsync: FsyncBatch, BatchFiles: 5})
 			w.maxHeld = 2
 			base := openBelow(t, md+"/tmp") // the Writer's run marker
 			log := &traceLog{}
@@ -1488,5 +1488,22 @@ func TestAddUndatedListFailureClosesTmp(t *testing.T) {
 	}
 	if n := countFiles(t, md, "tmp"); n != 0 {
 		t.Errorf("%d files left in tmp/", n)
+	}
+}
+
+// TestFsyncDefault: an empty Options syncs as the command line does by default, and the
+// default is the first of FsyncModes, which the command line lists in that order.
+func TestFsyncDefault(t *testing.T) {
+	got := (Options{}).Fsync
+	if got != DefaultFsync || DefaultFsync != FsyncSyncfs || FsyncModes[0] != DefaultFsync {
+		t.Errorf("Options{}.Fsync = %v, DefaultFsync %v, FsyncModes[0] %v: want syncfs for all three", got, DefaultFsync, FsyncModes[0])
+	}
+	for _, f := range FsyncModes {
+		if g, err := ParseFsync(f.String()); err != nil || g != f {
+			t.Errorf("ParseFsync(%q) = %v, %v", f.String(), g, err)
+		}
+	}
+	if _, err := ParseFsync("sometimes"); err == nil {
+		t.Error("ParseFsync(sometimes) = nil error")
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,34 @@ const (
 	UnescapeMboxrd                 // remove one '>' from lines matching ^>+From
 	UnescapeMboxo                  // remove one '>' from lines matching ^>From
 )
+
+// Unescapes lists the Unescape values, the default first.
+var Unescapes = []Unescape{UnescapeNone, UnescapeMboxrd, UnescapeMboxo}
+
+// String returns the name the command line uses for u: none, mboxrd or mboxo.
+func (u Unescape) String() string {
+	switch u {
+	case UnescapeNone:
+		return "none"
+	case UnescapeMboxrd:
+		return "mboxrd"
+	case UnescapeMboxo:
+		return "mboxo"
+	}
+	return fmt.Sprintf("Unescape(%d)", int(u))
+}
+
+// ParseUnescape parses the name of one of Unescapes.
+func ParseUnescape(s string) (Unescape, error) {
+	var names []string
+	for _, u := range Unescapes {
+		if s == u.String() {
+			return u, nil
+		}
+		names = append(names, u.String())
+	}
+	return 0, fmt.Errorf("mbox: unescape %q is not one of %s", s, strings.Join(names, ", "))
+}
 
 // Notice kinds (Notice.Kind values), reported through Options.Notice.
 const (

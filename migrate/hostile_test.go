@@ -195,7 +195,7 @@ func TestSparseFolderRefused(t *testing.T) {
 	}
 	tr := newTree(t, "fol")
 	home := tr.path("home/fol")
-	uid := tr.uids["fol"]
+	uid := tr.UID("fol")
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=8m,mode=0755,uid=%d,gid=%d", uid, uid), "tmpfs", home).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs here (%v: %s)", err, out)
 	}
@@ -371,7 +371,7 @@ func TestForeignReadsRollbackRecords(t *testing.T) {
 	cfg := tr.config()
 	cfg.defaults()
 	store := StateStore{Dir: cfg.Under(cfg.StateDir)}
-	u := users.User{Name: "frn", UID: tr.uids["frn"], GID: tr.uids["frn"], Home: tr.path("home/frn")}
+	u := users.User{Name: "frn", UID: tr.UID("frn"), GID: tr.UID("frn"), Home: tr.path("home/frn")}
 	mc := cfg
 	mc.Source = SourceMailbox
 	src, _, md := mc.Paths(u)

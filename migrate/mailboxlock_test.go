@@ -126,7 +126,7 @@ func TestMailboxLockIsTheUsers(t *testing.T) {
 		t.Skip("needs root to lock as another uid")
 	}
 	tr := newTree(t, "alice")
-	uid := tr.uids["alice"]
+	uid := tr.UID("alice")
 	r := &runner{cfg: Config{Source: SourceMailbox, LockTimeout: time.Second}}
 	r.cfg.defaults()
 	home := tr.path("home/alice")
@@ -223,11 +223,11 @@ func TestMailboxLockIdleWhileRootWorks(t *testing.T) {
 		t.Skip("needs root to lock as another uid")
 	}
 	tr := newTree(t, "alice")
-	uid := tr.uids["alice"]
+	uid := tr.UID("alice")
 	r := &runner{cfg: Config{Source: SourceMailbox, LockTimeout: time.Second}}
 	r.cfg.defaults()
 	home := tr.path("home/alice")
-	const stall = 200 * time.Millisecond
+	const stall = raceSlowdown * 200 * time.Millisecond
 	ctx := worker.WithStallTimeout(context.Background(), stall)
 	lk, err := r.lockSource(ctx, usersUser("alice", uid), filepath.Join(home, "Mailbox"), home)
 	if err != nil {

@@ -38,6 +38,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/audit"
 	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/internal/lock"
 	"github.com/maildirmig/maildirmig/users"
@@ -364,7 +365,7 @@ func (r *runner) recordRollback(u users.User, src string, prev *State, recs *rec
 }
 
 // EventRolledBack is the audit event of a source a rollback wrote (or found written already).
-const EventRolledBack = "rolled-back"
+const EventRolledBack = audit.EventRolledBack
 
 // rollbackTail says where the bytes of the locked source f (fstat st) that the last pass did
 // not migrate begin: after what prev says was migrated when that is unchanged, at 0 when

@@ -38,18 +38,21 @@ const (
 	AfterTruncate = "truncate" // emptied in place (the MTA keeps delivering to the same file)
 )
 
-// Audit log events of a migration.
+// Afters lists the After values, the default first.
+var Afters = []string{AfterKeep, AfterRename, AfterTruncate}
+
+// Audit log events of a migration, named and described in the registry, audit.Events.
 const (
-	EventRunStart   = "run-start"
-	EventRunEnd     = "run-end"
-	EventUserStart  = "user-start"
-	EventUserDone   = "user-done"
-	EventUserSkip   = "user-skipped"
-	EventUserFailed = "user-failed"
+	EventRunStart   = audit.EventRunStart
+	EventRunEnd     = audit.EventRunEnd
+	EventUserStart  = audit.EventUserStart
+	EventUserDone   = audit.EventUserDone
+	EventUserSkip   = audit.EventUserSkipped
+	EventUserFailed = audit.EventUserFailed
 	EventNotice     = audit.EventNotice // with "kind": an Event's Kind or one of the Event* kinds
-	EventMessage    = "message"
-	EventChange     = "message-changed" // a file a mirror pass renamed or removed
-	EventAfter      = "source-after"
+	EventMessage    = audit.EventMessage
+	EventChange     = audit.EventMessageChanged
+	EventAfter      = audit.EventSourceAfter
 )
 
 // EventMaildirGone is the notice that the Maildir a source was migrated into is gone, and that

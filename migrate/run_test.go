@@ -17,17 +17,18 @@ import (
 	"time"
 
 	"github.com/maildirmig/maildirmig/host"
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 	"github.com/maildirmig/maildirmig/maildir"
 	"golang.org/x/sys/unix"
 )
 
-// tree is a --root directory with users, spools and homes. When the test runs as root, every
-// user's home and spool belong to the user's (otherwise unused) uid, so that the worker really
-// runs as that uid; otherwise everything is the invoking user's, as in a demo tree.
+// tree is a --root system (mailtest.Root) with users, spools and homes. When the test runs as
+// root, every user's home and spool belong to the user's (otherwise unused) uid, so that the
+// worker really runs as that uid; otherwise everything is the invoking user's, as in a demo
+// tree.
 type tree struct {
-	t    *testing.T
-	root string
-	uids map[string]int
+	*mailtest.Root
+	t *testing.T
 }
 
 const (
@@ -38,46 +39,25 @@ const (
 
 func newTree(t *testing.T, users ...string) *tree {
 	t.Helper()
-	root := t.TempDir()
-	// The worker runs as the user: it must be able to reach the homes.
-	must(t, os.Chmod(filepath.Dir(root), 0o755))
-	must(t, os.Chmod(root, 0o755))
-	tr := &tree{t: t, root: root, uids: map[string]int{}}
-	var passwd strings.Builder
-	passwd.WriteString("root:x:0:0:root:/root:/bin/bash\n")
+	tr := &tree{Root: mailtest.NewRoot(t), t: t}
+	tr.AddUser("root", 0)
 	for i, u := range users {
-		uid := 42100 + i
-		tr.uids[u] = uid
-		fmt.Fprintf(&passwd, "%s:x:%d:%d::/home/%s:/bin/sh\n", u, uid, uid, u)
-		tr.mkdir("home/"+u, 0o755, u)
+		tr.AddUser(u, 42100+i)
 	}
-	tr.mkdir("etc", 0o755, "")
-	tr.mkdir("var/mail", 0o755, "")
-	tr.mkdir("root", 0o700, "")
-	tr.write("etc/passwd", passwd.String(), "")
 	return tr
 }
 
-func (tr *tree) path(rel string) string { return filepath.Join(tr.root, rel) }
+func (tr *tree) path(rel string) string { return tr.Path(rel) }
 
+func (tr *tree) mkdir(rel string, mode os.FileMode, user string) { tr.Mkdir(rel, mode, user) }
+
+func (tr *tree) write(rel, content, user string) { tr.WriteFile(rel, content, 0o600, user) }
+
+// chown gives the file p, beneath the root, to user.
 func (tr *tree) chown(p, user string) {
-	if os.Geteuid() != 0 || user == "" {
-		return
-	}
-	must(tr.t, os.Lchown(p, tr.uids[user], tr.uids[user]))
-}
-
-func (tr *tree) mkdir(rel string, mode os.FileMode, user string) {
-	p := tr.path(rel)
-	must(tr.t, os.MkdirAll(p, mode))
-	must(tr.t, os.Chmod(p, mode))
-	tr.chown(p, user)
-}
-
-func (tr *tree) write(rel, content, user string) {
-	p := tr.path(rel)
-	must(tr.t, os.WriteFile(p, []byte(content), 0o600))
-	tr.chown(p, user)
+	rel, err := filepath.Rel(tr.Dir, p)
+	must(tr.t, err)
+	tr.Chown(rel, user)
 }
 
 func (tr *tree) appendTo(rel, content string) {
@@ -89,7 +69,7 @@ func (tr *tree) appendTo(rel, content string) {
 }
 
 func (tr *tree) config() Config {
-	return Config{Host: host.Host{Root: tr.root}, MinUID: -1, NoRoot: true, Jobs: 2, LockTimeout: 2 * time.Second, AuditMessages: true,
+	return Config{Host: host.Host{Root: tr.Dir}, MinUID: -1, NoRoot: true, Jobs: 2, LockTimeout: 2 * time.Second, AuditMessages: true,
 		Convert: ConvertOptions{Maildir: maildir.Options{Host: "testhost", Fsync: maildir.FsyncNone}}}
 }
 
@@ -163,7 +143,7 @@ func TestRunBatch(t *testing.T) {
 		for _, f := range tr.files("alice") {
 			var st syscall.Stat_t
 			must(t, syscall.Lstat(tr.path("home/alice/Maildir/"+f), &st))
-			if int(st.Uid) != tr.uids["alice"] || int(st.Gid) != tr.uids["alice"] || st.Mode&0o777 != 0o600 {
+			if int(st.Uid) != tr.UID("alice") || int(st.Gid) != tr.UID("alice") || st.Mode&0o777 != 0o600 {
 				t.Errorf("%s: uid %d gid %d mode %o", f, st.Uid, st.Gid, st.Mode&0o777)
 			}
 		}
@@ -721,11 +701,11 @@ func TestRunRefusesSharedStateDir(t *testing.T) {
 func TestRunRelativePaths(t *testing.T) {
 	tr := newTree(t, "rel")
 	tr.write("var/mail/rel", msgA+msgB, "rel")
-	tr.write("pw", fmt.Sprintf("rel:x:%d:%d::%s:/bin/sh\n", tr.uids["rel"], tr.uids["rel"], tr.path("home/rel")), "")
+	tr.write("pw", fmt.Sprintf("rel:x:%d:%d::%s:/bin/sh\n", tr.UID("rel"), tr.UID("rel"), tr.path("home/rel")), "")
 	relative := host.Host{Passwd: "pw", SpoolDir: "var/mail", StateDir: "state", AuditLog: "audit.jsonl"}
 	cfg := tr.config()
 	cfg.Host = relative
-	t.Chdir(tr.root)
+	t.Chdir(tr.Dir)
 	if _, res := run(t, cfg); res["rel"].Err != nil || res["rel"].Stats.Written != 2 {
 		t.Fatalf("the pass with relative paths: %+v", res["rel"])
 	}

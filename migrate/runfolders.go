@@ -18,17 +18,19 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/internal/audit"
 	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/users"
 )
 
 // Audit events of folders; each carries the user's fields plus "folder" (the IMAP name) and
-// "folder_src" (the mbox file beneath the folder root).
+// "folder_src" (the mbox file beneath the folder root). The registry, audit.Events, names
+// and describes them.
 const (
-	EventFolderStart   = "folder-start"
-	EventFolderDone    = "folder-done"
-	EventFolderFailed  = "folder-failed"
-	EventFolderRemoved = "folder-removed" // its mbox is gone, and so is its Maildir++ folder
+	EventFolderStart   = audit.EventFolderStart
+	EventFolderDone    = audit.EventFolderDone
+	EventFolderFailed  = audit.EventFolderFailed
+	EventFolderRemoved = audit.EventFolderRemoved
 )
 
 // Notice kinds of folders.

@@ -315,7 +315,7 @@ func TestRunFoldersSkippedWarnOnce(t *testing.T) {
 			t.Errorf("run %d: %d skip notices in the audit log, want %d", i+1, n, tc.audit)
 		}
 	}
-	_, skipped, err := listFolders(tr.path("home/sam"), owner(usersUser("sam", tr.uids["sam"])), "")
+	_, skipped, err := listFolders(tr.path("home/sam"), owner(usersUser("sam", tr.UID("sam"))), "")
 	must(t, err)
 	if len(skipped) != 1 || skipped[0].Source != "evil" {
 		t.Errorf("plan: skipped %+v, want evil", skipped)

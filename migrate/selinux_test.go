@@ -33,7 +33,7 @@ func TestRunRelabels(t *testing.T) {
 	}
 	uid := os.Getuid()
 	if os.Geteuid() == 0 {
-		uid = tr.uids["ann"]
+		uid = tr.UID("ann")
 	}
 	b, err := os.ReadFile(log)
 	must(t, err)

@@ -164,6 +164,18 @@ func rollbackBeside(ctx context.Context, req *workerRequest, d *maildir.Dir, dir
 // with its padding, Content-Length), a little more than most messages need.
 const mboxHeaderRoom = 256
 
+// madeAt is the UIDVALIDITY of a Maildir that has none (no dovecot-uidlist, no state): the
+// time its directory was made, so that a rollback run again after one killed before its state
+// was saved writes the same mbox, and knows the first one's for its own instead of writing
+// every message again; now, where the file system does not keep that time.
+func madeAt(d *maildir.Dir) uint32 {
+	var st unix.Statx_t
+	if err := unix.Statx(d.FD(), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &st); err == nil && st.Mask&unix.STATX_BTIME != 0 && st.Btime.Sec > 0 {
+		return uint32(st.Btime.Sec)
+	}
+	return uint32(time.Now().Unix())
+}
+
 // rollbackInto writes the messages of the Maildir d as an mbox into out from its start (nil
 // in a dry run, which only lists them), makes it durable, reads it back and proves it, and
 // emits a record of each message with its identity, for root's records. folder tags what it
@@ -181,7 +193,7 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 	}
 	uidValidity := req.UIDValidity
 	if l.UIDValidity == 0 && uidValidity == 0 {
-		uidValidity = uint32(time.Now().Unix())
+		uidValidity = madeAt(d)
 	}
 	opts := export.Options{Location: loc, UIDValidity: uidValidity, Host: req.Host}
 	done.Messages, done.UIDValidity, done.NextUID, done.Seq = int64(l.Messages), l.UIDValidity, l.NextUID, req.NextSeq

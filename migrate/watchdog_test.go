@@ -132,7 +132,7 @@ func TestWatchdogKeepsSlowWorker(t *testing.T) {
 	if err := os.WriteFile(src, []byte(strings.Repeat("x", 30)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx := worker.WithStallTimeout(context.Background(), 400*time.Millisecond)
+	ctx := worker.WithStallTimeout(context.Background(), raceSlowdown*400*time.Millisecond)
 	var got int64
 	err := spawnWorker(ctx, Credentials{UID: trickleUID, GID: trickleUID}, &workerRequest{Op: opTestTrickle, Path: src}, nil, nil, func(m workerMsg) {
 		if m.T == msgProgress {
@@ -313,7 +313,7 @@ func init() {
 func TestWatchdogKeepsSlowVerify(t *testing.T) {
 	t.Parallel()
 	requireWorkerRoot(t)
-	const stall = 300 * time.Millisecond
+	const stall = raceSlowdown * 300 * time.Millisecond
 	dir := searchableDir(t)
 	var src strings.Builder
 	// 8 MiB: the reader reads 1 MiB at a time, so the verification takes many stall timeouts.

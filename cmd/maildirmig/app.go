@@ -1,114 +1,38 @@
 package main
 
-// Output policy, for every command:
-//
-//   - stdout carries results (summaries, plans, check reports); stderr carries diagnostics.
-//   - Diagnostics start "maildirmig: error: ", "maildirmig: warning: " or "maildirmig: hint: ",
-//     are lower case and have no final period. An error about one user names the user and the
-//     file: "maildirmig: error: user alice: spool /var/mail/alice is a symlink".
-//   - A progress line is drawn only when stderr is a terminal (or --progress always), below the
-//     lines printed, which all go through it (ui.emit) so that none is lost or overdrawn; in cron
-//     or a pipe there is at most one line per user and the summary, and -q silences those too.
-//   - Errors travel up as values to run, which prints them once and picks the exit code; nothing
-//     below run calls os.Exit, so deferred cleanups (locks, the audit log) always run.
+// Output policy: package internal/ui owns the console and says it in its package comment.
+// Errors travel up as values to run, which prints them once and picks the exit code; nothing
+// below run calls os.Exit, so deferred cleanups (locks, the audit log) always run.
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/maildirmig/maildirmig/dovecotview"
 	"github.com/maildirmig/maildirmig/host"
-	"github.com/maildirmig/maildirmig/internal/escape"
+	"github.com/maildirmig/maildirmig/internal/ui"
+	"github.com/maildirmig/maildirmig/maildir"
+	"github.com/maildirmig/maildirmig/mbox"
 	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/maildirmig/maildirmig/users"
 )
 
-// ui is where a command writes. Tests and testscript drive it with buffers.
-//
-// stdout and stderr carry names that users chose (folders, message files, spool contents
-// quoted in errors) to root's terminal, so they escape control characters (package escape):
-// a folder named "\x1b]0;..." must not retitle or rewrite the administrator's screen. A field
-// a user chose is escaped whole where it is formatted (escape.Line, which escapes newlines
-// too); the streams are the net beneath. term is the raw stderr, for the progress bar and the
-// terminal test.
-type ui struct {
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	term   io.Writer
-	quiet  bool
-	args   []string // the command line, as run got it
-	meter  *meter   // while a progress line is shown, every line goes through it
+// console is where a command reads and writes: every line goes through the ui.Console.
+// Tests and testscript drive it with buffers.
+type console struct {
+	*ui.Console
+	stdin io.Reader
+	args  []string // the command line, as run got it
 }
 
-func newUI(stdin io.Reader, stdout, stderr io.Writer) *ui {
-	return &ui{stdin: stdin, stdout: escape.Writer(stdout), stderr: escape.Writer(stderr), term: stderr}
-}
-
-func (u *ui) errorf(format string, args ...any) {
-	u.emit(u.stderr, "maildirmig: error: %s\n", oneLine(format, args))
-}
-
-// warningf prints a warning unless -q was given: cron mails whatever lands on stderr.
-func (u *ui) warningf(format string, args ...any) {
-	if u.quiet {
-		return
-	}
-	u.emit(u.stderr, "maildirmig: warning: %s\n", oneLine(format, args))
-}
-
-func (u *ui) hintf(format string, args ...any) {
-	u.emit(u.stderr, "maildirmig: hint: %s\n", oneLine(format, args))
-}
-
-// oneLine formats a diagnostic as one line: a newline or other control inside it (from a file
-// name a user chose, say) is escaped, so that no user can add a line of their own to root's
-// console.
-func oneLine(format string, args []any) string {
-	return escape.Line(fmt.Sprintf(format, args...))
-}
-
-// printf writes a result line on stdout.
-func (u *ui) printf(format string, args ...any) {
-	u.emit(u.stdout, format, args...)
-}
-
-// emit writes to w, above the progress line when one is shown.
-func (u *ui) emit(w io.Writer, format string, args ...any) {
-	if m := u.meter; m != nil {
-		m.Print(w, fmt.Sprintf(format, args...))
-		return
-	}
-	fmt.Fprintf(w, format, args...)
-}
-
-// terminal reports whether w is a terminal.
-func terminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// showProgress decides whether to draw a progress bar, from --progress and the terminal.
-func (u *ui) showProgress(mode string) bool {
-	if u.quiet {
-		return false
-	}
-	switch mode {
-	case "always":
-		return true
-	case "never":
-		return false
-	default:
-		return terminal(u.term)
-	}
+func newUI(stdin io.Reader, stdout, stderr io.Writer) *console {
+	return &console{Console: ui.New("maildirmig", stdout, stderr), stdin: stdin}
 }
 
 // flags are the flag objects of one App. urfave/cli v2 flags keep state while an App runs (a
@@ -119,40 +43,73 @@ type flags struct {
 	user                                       *cli.StringSliceFlag
 	dryRun, quiet                              *cli.BoolFlag
 	jobs                                       *cli.IntFlag
-	progress                                   *cli.StringFlag
+	progress                                   *enumFlag
 
 	// The commands that write messages.
-	maildirName, unescape, fsync *cli.StringFlag
-	keepHeaders                  *cli.BoolFlag
+	maildirName     *cli.StringFlag
+	unescape, fsync *enumFlag
+	keepHeaders     *cli.BoolFlag
 
 	// The batch commands.
-	after, folders                          *cli.StringFlag
+	after                                   *enumFlag
+	folders                                 *cli.StringFlag
 	force, auditMessages, noRoot, noFolders *cli.BoolFlag
 	stallTimeout, lockTimeout               *cli.DurationFlag
 	minUID                                  *cli.IntFlag
 
 	// check and preflight.
-	checkFormat, preflightFormat, postfixConfig, dovecotConfig *cli.StringFlag
+	checkFormat, preflightFormat *enumFlag
+	postfixConfig, dovecotConfig *cli.StringFlag
 
 	// record and compare.
 	hash, replace, all *cli.BoolFlag
 	doveadmStall       *cli.DurationFlag
-
-	// enums lists the values of each enumerated flag; checkArgs refuses any other.
-	enums map[*cli.StringFlag][]string
 }
 
-// Values of the enumerated flags that are needed outside an App: for usage errors read before
-// parsing (see usageHooks), and where a value is parsed.
-var (
-	checkFormats     = []string{"text", "json", "prometheus"}
-	preflightFormats = []string{"text", "json"}
-	fsyncModes       = []string{"syncfs", "batch", "always", "none"}
+// Output formats of check and preflight.
+const (
+	formatText       = "text"
+	formatJSON       = "json"
+	formatPrometheus = "prometheus"
 )
+
+// The values of the enumerated flags, each list written once, by the package that gives the
+// values their meaning: --help, the man page, the completions and the usage errors show them
+// from here, and checkArgs refuses any other. The default is the first.
+var (
+	checkFormats     = []string{formatText, formatJSON, formatPrometheus}
+	preflightFormats = []string{formatText, formatJSON}
+	fsyncModes       = names(maildir.FsyncModes)
+	unescapes        = names(mbox.Unescapes)
+)
+
+// names are the command-line names of values.
+func names[T fmt.Stringer](values []T) []string {
+	var s []string
+	for _, v := range values {
+		s = append(s, v.String())
+	}
+	return s
+}
+
+// enumFlag is a string flag that takes one of choices, its default the first.
+type enumFlag struct {
+	cli.StringFlag
+	choices []string
+}
+
+// enum makes an enumerated flag. Its usage is before, the choices as the placeholder
+// (auto|always|never), then after.
+func enum(name, before string, choices []string, after string) *enumFlag {
+	return &enumFlag{
+		StringFlag: cli.StringFlag{Name: name, Value: choices[0], Usage: before + "`" + strings.Join(choices, "|") + "`" + after},
+		choices:    choices,
+	}
+}
 
 // newFlags makes the flag objects of one App.
 func newFlags() *flags {
-	f := &flags{enums: map[*cli.StringFlag][]string{}}
+	f := &flags{}
 	f.root = &cli.StringFlag{Name: "root", Usage: "resolve /etc/passwd, the spool, homes, /etc/skel, the audit log and the state directory under `DIR`"}
 	f.passwd = &cli.StringFlag{Name: "passwd", Usage: "read users from passwd `FILE` instead of the system database"}
 	f.spoolDir = &cli.StringFlag{Name: "spool-dir", Usage: "mail spool `DIR` (default " + host.DefaultSpoolDir + ", or /var/mail where that is the real one)"}
@@ -161,15 +118,15 @@ func newFlags() *flags {
 	f.user = &cli.StringSliceFlag{Name: "user", Usage: "only this user `NAME` (repeatable; the same as naming users as arguments)"}
 	f.dryRun = &cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"}
 	f.jobs = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: host.DefaultJobs(), DefaultText: "the number of CPUs, 2 to 8", Usage: "work on `N` users at a time"}
-	f.progress = f.enum(&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bar: `auto|always|never` (auto: only when stderr is a terminal)"}, "auto", "always", "never")
+	f.progress = enum("progress", "progress bar: ", ui.ProgressModes, " (auto: only when stderr is a terminal)")
 	f.quiet = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}
 
 	f.maildirName = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
 	f.keepHeaders = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
-	f.unescape = f.enum(&cli.StringFlag{Name: "unescape", Value: "none", Usage: "undo >From quoting: `none|mboxrd|mboxo` (none shows messages as Dovecot showed them)"}, "none", "mboxrd", "mboxo")
-	f.fsync = f.enum(&cli.StringFlag{Name: "fsync", Value: "syncfs", Usage: "durability: `syncfs|batch|always|none`; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) twice a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes"}, fsyncModes...)
+	f.unescape = enum("unescape", "undo >From quoting: ", unescapes, " (none shows messages as Dovecot showed them)")
+	f.fsync = enum("fsync", "durability: ", fsyncModes, "; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) twice a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes")
 
-	f.after = f.enum(&cli.StringFlag{Name: "after", Value: "keep", Usage: "then, under the lock, `keep|rename|truncate` each source whose messages are all verified in the Maildir"}, migrate.AfterKeep, migrate.AfterRename, migrate.AfterTruncate)
+	f.after = enum("after", "then, under the lock, ", migrate.Afters, " each source whose messages are all verified in the Maildir")
 	f.force = &cli.BoolFlag{Name: "force", Usage: "go on with a source migrated before into another Maildir or with other conversion options (--keep-headers, --unescape): another Maildir starts a migration of its own; other options convert every message again, replacing the files whose bytes they change"}
 	f.stallTimeout = &cli.DurationFlag{Name: "stall-timeout", Value: migrate.DefaultStallTimeout, Usage: "kill a user's worker that reads and stores no message for `DURATION` (stopped, blocked, looping, on a hung home) and fail that user; waiting for a lock is allowed on top"}
 	f.lockTimeout = &cli.DurationFlag{Name: "lock-timeout", Value: 30 * time.Second, Usage: "give up on a user whose spool stays locked for `DURATION` (exit 75 when that is the only failure)"}
@@ -179,8 +136,8 @@ func newFlags() *flags {
 	f.folders = &cli.StringFlag{Name: "folders", Value: migrate.DefaultFolderRoot, Usage: "migrate the mbox folders beneath ~USER/`DIR` to Maildir++ folders (Dovecot's mbox:~/mail); they are kept whatever --after says"}
 	f.noFolders = &cli.BoolFlag{Name: "no-folders", Usage: "migrate the INBOX only, not the folders"}
 
-	f.checkFormat = f.enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json|prometheus` (prometheus: for node_exporter's textfile collector)"}, checkFormats...)
-	f.preflightFormat = f.enum(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `text|json`"}, preflightFormats...)
+	f.checkFormat = enum("format", "output ", checkFormats, " (prometheus: for node_exporter's textfile collector)")
+	f.preflightFormat = enum("format", "output ", preflightFormats, "")
 	f.postfixConfig = &cli.StringFlag{Name: "postfix-config", Usage: "read Postfix's configuration from `DIR` (postconf -c DIR)"}
 	f.dovecotConfig = &cli.StringFlag{Name: "dovecot-config", Usage: "read Dovecot's configuration from `FILE` (doveconf -c FILE)"}
 
@@ -210,7 +167,7 @@ func selectedUsers(c *cli.Context) []string {
 }
 
 // newApp builds the command-line interface. Commands reach the console only through u.
-func newApp(u *ui) *cli.App {
+func newApp(u *console) *cli.App {
 	app := &cli.App{
 		Name:  "maildirmig",
 		Usage: "migrate mbox spools to Maildir and keep Maildirs healthy",
@@ -221,8 +178,8 @@ func newApp(u *ui) *cli.App {
 			"check and preflight follow the Nagios plugin convention:\n" + checkExitStatusLine() + ".\n" +
 			"compare, as diff does:\n" + compareExitStatusLine() + ".",
 		Version:              version(),
-		Writer:               u.stdout,
-		ErrWriter:            u.stderr,
+		Writer:               u.Out(),
+		ErrWriter:            u.Err(),
 		Reader:               u.stdin,
 		EnableBashCompletion: false,
 		HideHelpCommand:      true,
@@ -230,16 +187,39 @@ func newApp(u *ui) *cli.App {
 		// Errors are printed once, by run; the library must not exit or print them itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands:       commands(u, newFlags()),
+		// --help and --version are flags of this App's own (see helpFlag).
+		HideHelp:    true,
+		HideVersion: true,
+		Flags:       []cli.Flag{helpFlag(), versionFlag()},
 	}
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return &usageError{msg: err.Error()} }
-	app.Action = func(c *cli.Context) error { return topLevel(c) }
+	app.Action = func(c *cli.Context) error {
+		if c.Bool("version") {
+			cli.ShowVersion(c)
+			return nil
+		}
+		return topLevel(c)
+	}
 	return app
+}
+
+// helpFlag and versionFlag make the --help of the App and of each command and the App's
+// --version as urfave/cli's HelpFlag and VersionFlag are made, but one object per App and
+// command: those two are package variables, which every App would share and write to as it
+// parses (BoolFlag.Apply), and Apps run in parallel in the tests. The library finds a --help
+// by its name whether or not it is its own; --version is the App's Action's.
+func helpFlag() *cli.BoolFlag {
+	return &cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help", DisableDefaultText: true}
+}
+
+func versionFlag() *cli.BoolFlag {
+	return &cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version", DisableDefaultText: true}
 }
 
 // commands are the commands of the App, in the order of --help: the night of the switch
 // first (record and compare around the migration), then the single-file converter, then the
 // days after; the hidden ones last.
-func commands(u *ui, f *flags) []*cli.Command {
+func commands(u *console, f *flags) []*cli.Command {
 	cmds := []*cli.Command{
 		preflightCommand(u, f),
 		usersCommand(u, f),
@@ -266,9 +246,14 @@ func commands(u *ui, f *flags) []*cli.Command {
 // an argument given to a command that takes none, a user name not in passwd; no "help"
 // subcommand that would shadow a user called help. The checks run before the command does
 // anything.
-func strict(u *ui, f *flags, cmd *cli.Command) {
+func strict(u *console, f *flags, cmd *cli.Command) {
 	name := cmd.Name
 	cmd.HideHelpCommand = true
+	// The command's own --help (see helpFlag); hidden from the library, which would otherwise
+	// add its shared one, and shown with the template it uses for a command's help.
+	cmd.HideHelp = true
+	cmd.Flags = append(cmd.Flags, helpFlag())
+	cmd.CustomHelpTemplate = cli.SubcommandHelpTemplate
 	// usage names the command in a usage error and lets the command's hook act on it.
 	usage := func(err error) error {
 		err = inCommand(name, err)
@@ -283,7 +268,7 @@ func strict(u *ui, f *flags, cmd *cli.Command) {
 	}
 	before, action := cmd.Before, cmd.Action
 	cmd.Before = func(c *cli.Context) error {
-		u.quiet = c.Bool("quiet")
+		u.Quiet = c.Bool("quiet")
 		if err := f.checkArgs(c); err != nil {
 			return usage(err)
 		}
@@ -307,7 +292,7 @@ func strict(u *ui, f *flags, cmd *cli.Command) {
 
 // usageHooks lets a command act on its usage errors before they are reported: check and
 // preflight write their report for monitoring.
-var usageHooks = map[string]func(u *ui, ue *usageError){
+var usageHooks = map[string]func(u *console, ue *usageError){
 	"check":     checkUsageError,
 	"preflight": preflightUsageError,
 }
@@ -353,10 +338,9 @@ func (f *flags) checkArgs(c *cli.Context) error {
 				bad = fmt.Sprintf("--%s %s: want a duration above zero, such as 30s", name, d)
 			}
 		default:
-			sf, ok := fl.(*cli.StringFlag)
-			if choices := f.enums[sf]; ok && choices != nil {
-				if v := c.String(sf.Name); !slices.Contains(choices, v) {
-					bad = fmt.Sprintf("--%s %q: want %s", sf.Name, v, orList(choices))
+			if ef, ok := fl.(*enumFlag); ok {
+				if v := c.String(ef.Name); !slices.Contains(ef.choices, v) {
+					bad = fmt.Sprintf("--%s %q: want %s", ef.Name, v, orList(ef.choices))
 				}
 			}
 		}
@@ -373,12 +357,6 @@ func (f *flags) checkArgs(c *cli.Context) error {
 		return usagef("%s takes no arguments, got %q", c.Command.Name, c.Args().First())
 	}
 	return nil
-}
-
-// enum registers the values sf accepts (its default among them) and returns sf.
-func (f *flags) enum(sf *cli.StringFlag, choices ...string) *cli.StringFlag {
-	f.enums[sf] = choices
-	return sf
 }
 
 // orList writes choices as "a, b or c".

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/maildirmig/maildirmig/internal/ui"
+	"github.com/maildirmig/maildirmig/maildir"
+	"github.com/maildirmig/maildirmig/mbox"
+	"github.com/maildirmig/maildirmig/migrate"
 	"github.com/urfave/cli/v2"
 )
 
@@ -79,5 +83,31 @@ func TestFlagsPerApp(t *testing.T) {
 		if code := run(context.Background(), args, nil, io.Discard, &stderr); code == 0 || !strings.Contains(stderr.String(), "want ") {
 			t.Errorf("%v: exit %d, stderr %q: want the value refused", args[1:], code, stderr.String())
 		}
+	}
+}
+
+// TestEnumDefaults: each enumerated flag's default is the default of the package that owns its
+// values (the first of its list), so that --help, the man page and a library caller that leaves
+// the value empty agree.
+func TestEnumDefaults(t *testing.T) {
+	t.Parallel()
+	f := newFlags()
+	for _, c := range []struct {
+		flag *enumFlag
+		want string
+	}{
+		{f.fsync, maildir.DefaultFsync.String()},
+		{f.unescape, mbox.Unescape(0).String()},
+		{f.after, migrate.AfterKeep},
+		{f.progress, ui.ProgressAuto},
+		{f.checkFormat, formatText},
+	} {
+		if c.flag.Value != c.want || c.flag.choices[0] != c.want {
+			t.Errorf("--%s: default %q, first choice %q, want %q", c.flag.Name, c.flag.Value, c.flag.choices[0], c.want)
+		}
+	}
+	page := manPage(newApp(newUI(nil, io.Discard, io.Discard)))
+	if !strings.Contains(page, `\fB\-\-fsync\fR \fIsyncfs|batch|always|none\fR`) || !strings.Contains(page, "(default: "+maildir.DefaultFsync.String()+")") {
+		t.Errorf("the man page does not show --fsync's values and default")
 	}
 }

@@ -51,9 +51,7 @@ func TestCheckOutputEveryExit(t *testing.T) {
 		for _, format := range []string{"text", "json", "prometheus"} {
 			t.Run(tt.name+"/"+format, func(t *testing.T) {
 				root := filepath.Join(t.TempDir(), "root")
-				if err := makeCheckTree(root); err != nil {
-					t.Fatal(err)
-				}
+				makeCheckTree(t, root)
 				if tt.setup != nil {
 					if err := tt.setup(root); err != nil {
 						t.Fatal(err)
@@ -198,4 +196,75 @@ func TestParsePrometheus(t *testing.T) {
 			t.Errorf("parsePrometheus(%q) accepted it", bad)
 		}
 	}
+}
+
+// TestCheckOutputFile: with --output the report goes to the file, whole, and stdout stays
+// empty, whatever the exit status (a usage error too, which monitoring must see as status 3);
+// a directory others may write to is refused and the old report left as it was.
+func TestCheckOutputFile(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		code int
+		args []string
+	}{
+		{"healthy", 0, nil},
+		{"unknown user", 3, []string{"carol"}},
+		{"usage error", 3, []string{"--max-listed", "0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "root")
+			makeCheckTree(t, root)
+			dir := filepath.Join(t.TempDir(), "textfile")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			prom := filepath.Join(dir, "maildirmig.prom")
+			if err := os.WriteFile(prom, []byte("maildirmig_check_status 2\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"maildirmig", "check", "-q", "--root", root, "--format", "prometheus", "--output", prom}, tt.args...)
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tt.code, errb.String())
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout got %q, want nothing", out.String())
+			}
+			b, err := os.ReadFile(prom)
+			if err != nil {
+				t.Fatal(err)
+			}
+			samples, err := parsePrometheus(string(b))
+			if err != nil {
+				t.Fatalf("the file is not the prometheus text format: %v\n%s", err, b)
+			}
+			if samples["maildirmig_check_status"] != float64(tt.code) {
+				t.Errorf("maildirmig_check_status = %v, want %d", samples["maildirmig_check_status"], tt.code)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("the directory holds %v, want the report alone", entries)
+			}
+		})
+	}
+
+	t.Run("shared directory", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "root")
+		makeCheckTree(t, root)
+		dir := filepath.Join(t.TempDir(), "shared")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		prom := filepath.Join(dir, "maildirmig.prom")
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"maildirmig", "check", "--root", root, "--format", "prometheus", "--output", prom}, strings.NewReader(""), &out, &errb)
+		if code != 3 || !strings.Contains(errb.String(), "maildirmig: error: writing the report: ") || !strings.Contains(errb.String(), "writable by others") {
+			t.Errorf("exit %d, stderr %q: want 3 and the directory refused", code, errb.String())
+		}
+		if _, err := os.Lstat(prom); err == nil {
+			t.Error("the report was written into a directory others may write to")
+		}
+	})
 }

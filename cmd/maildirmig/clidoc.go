@@ -16,7 +16,7 @@ type docFlag struct {
 	placeholder string   // DIR, FILE, N, ...; "" for a switch
 	usage       string   // with the placeholder's backquotes removed
 	def         string   // default value as --help shows it; "" when none
-	enum        []string // the values of an auto|always|never placeholder
+	enum        []string // the values of an enumerated flag
 }
 
 // docCommand is one visible command.
@@ -55,6 +55,10 @@ func docFlagOf(f cli.Flag) (docFlag, bool) {
 	if v, ok := f.(cli.VisibleFlag); ok && !v.IsVisible() {
 		return docFlag{}, false
 	}
+	// Every command's --help is documented once, among maildirmig's own options.
+	if f.Names()[0] == "help" {
+		return docFlag{}, false
+	}
 	g, ok := f.(cli.DocGenerationFlag)
 	if !ok {
 		return docFlag{}, false
@@ -71,8 +75,8 @@ func docFlagOf(f cli.Flag) (docFlag, bool) {
 		if _, slice := f.(*cli.StringSliceFlag); slice {
 			df.def = ""
 		}
-		if strings.Contains(df.placeholder, "|") {
-			df.enum = strings.Split(df.placeholder, "|")
+		if ef, ok := f.(*enumFlag); ok {
+			df.enum = ef.choices
 		}
 	}
 	return df, true

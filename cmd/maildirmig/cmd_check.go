@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ import (
 // checkUsageError makes a usage error of check what monitoring can read: exit 3 ("could not
 // check", as the Nagios plugin guidelines want for bad arguments) and a report saying so in
 // the format asked for, unless --format itself is the mistake.
-func checkUsageError(u *ui, ue *usageError) {
+func checkUsageError(u *console, ue *usageError) {
 	ue.code = int(check.Unknown)
 	// A flag the parser refused leaves no parsed flags behind: read --format from the words.
 	format := flagValue(u.args, "format", checkFormats[0])
@@ -33,7 +34,7 @@ func checkUsageError(u *ui, ue *usageError) {
 		return
 	}
 	r := check.Failed(errors.New(ue.msg))
-	_ = writeCheckReport(u, format, &r, time.Now())
+	_ = writeCheckReport(u, format, flagValue(u.args, "output", ""), &r, time.Now())
 }
 
 // checkOptions are the settings of one check run.
@@ -42,12 +43,12 @@ type checkOptions struct {
 	maildir         string
 	users           []string
 	paths           []string
-	format          string
+	format, output  string
 	fix, dryRun     bool
 	maxListed, jobs int
 }
 
-func checkCommand(u *ui, f *flags) *cli.Command {
+func checkCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "integrity check of every user's Maildir, for cron and monitoring",
@@ -70,11 +71,12 @@ func checkCommand(u *ui, f *flags) *cli.Command {
 			f.checkFormat,
 			&cli.BoolFlag{Name: "fix", Usage: "repair what is safe: modes, missing cur/new/tmp, tmp/ files older than 36 hours"},
 			&cli.IntFlag{Name: "max-listed", Value: 20, Usage: "list at most `N` problems per user and kind (all are counted; -1 lists all)"},
+			&cli.StringFlag{Name: "output", Usage: "write the report to `FILE` instead of stdout, whole or not at all: a temporary file beside it, mode 0644, renamed over it (for node_exporter's textfile collector); FILE's directory must be root's and writable by root only, and no symlink is followed"},
 		),
 		Action: func(c *cli.Context) error {
 			o := checkOptions{
 				host: hostOf(c), maildir: c.String("maildir"), users: c.StringSlice("user"),
-				format: c.String("format"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
+				format: c.String("format"), output: c.String("output"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
 				maxListed: c.Int("max-listed"), jobs: c.Int("jobs"),
 			}
 			for _, a := range c.Args().Slice() {
@@ -95,7 +97,7 @@ func checkCommand(u *ui, f *flags) *cli.Command {
 // runCheck checks and prints the report; its error carries the Nagios exit code. Whatever
 // happens, the report is written in the format asked for, a check that could not run
 // included (status 3 and the error), so that monitoring never reads an empty file.
-func runCheck(ctx context.Context, u *ui, o checkOptions) error {
+func runCheck(ctx context.Context, u *console, o checkOptions) error {
 	start := time.Now()
 	r, err := checkReport(ctx, o)
 	if err != nil {
@@ -104,7 +106,7 @@ func runCheck(ctx context.Context, u *ui, o checkOptions) error {
 		}
 		r.Error = consoleError{err}.Error()
 	}
-	werr := writeCheckReport(u, o.format, &r, start)
+	werr := writeCheckReport(u, o.format, o.output, &r, start)
 	switch {
 	case err != nil:
 		e := &exitError{code: int(r.Status()), err: consoleError{err}}
@@ -145,17 +147,28 @@ func flagValue(args []string, name, def string) string {
 	return v
 }
 
-// writeCheckReport writes r in format, of a check started at start.
-func writeCheckReport(u *ui, format string, r *check.Report, start time.Time) error {
-	switch format {
-	case "json":
-		return check.WriteJSON(u.stdout, r)
-	case "prometheus":
-		return check.WritePrometheus(u.stdout, r, start)
+// writeCheckReport writes r in format, of a check started at start, on stdout or, when output
+// is set, to that file, whole or not at all.
+func writeCheckReport(u *console, format, output string, r *check.Report, start time.Time) error {
+	write := func(w io.Writer) error {
+		switch format {
+		case formatJSON:
+			return check.WriteJSON(w, r)
+		case formatPrometheus:
+			return check.WritePrometheus(w, r, start)
+		}
+		return check.WriteText(w, r, u.Quiet)
 	}
-	err := check.WriteText(u.stdout, r, u.quiet)
-	for _, h := range r.Hints() {
-		u.hintf("%s", h)
+	var err error
+	if output != "" {
+		err = check.WriteReportFile(output, write)
+	} else {
+		err = write(u.Out())
+	}
+	if format == formatText {
+		for _, h := range r.Hints() {
+			u.Hintf("%s", h)
+		}
 	}
 	return err
 }
@@ -207,7 +220,7 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 		}
 		defer alog.Close()
 		cfg.OnFix = func(p check.Problem) {
-			err := alog.Event("check-fix", map[string]any{"user": nonEmptyString(p.User), "path": p.Path, "kind": string(p.Kind), "fixed": p.Fixed})
+			err := alog.Event(audit.EventCheckFix, map[string]any{"user": nonEmptyString(p.User), "path": p.Path, "kind": string(p.Kind), "fixed": p.Fixed})
 			mu.Lock()
 			if logErr == nil {
 				logErr = err
@@ -256,7 +269,7 @@ type skelOptions struct {
 	existing, dryRun bool
 }
 
-func skelCommand(u *ui, f *flags) *cli.Command {
+func skelCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "skel",
 		Usage:     "create Maildir/{cur,new,tmp} (0700) in /etc/skel, and with --existing for users lacking one",
@@ -286,7 +299,7 @@ func skelCommand(u *ui, f *flags) *cli.Command {
 	}
 }
 
-func runSkel(u *ui, o skelOptions) error {
+func runSkel(u *console, o skelOptions) error {
 	skel := o.host.Under(o.skelDir)
 	// The users first: a mistyped name must leave everything as it was.
 	var list []check.User
@@ -298,13 +311,13 @@ func runSkel(u *ui, o skelOptions) error {
 	}
 	if o.dryRun {
 		if _, err := os.Lstat(filepath.Join(skel, o.maildir)); errors.Is(err, os.ErrNotExist) {
-			u.printf("would create %s\n", filepath.Join(skel, o.maildir))
+			u.Printf("would create %s\n", filepath.Join(skel, o.maildir))
 		}
 	} else {
 		changes, err := check.MakeSkel(skel, o.maildir)
 		for _, ch := range changes {
-			if !u.quiet {
-				u.printf("%s\n", ch)
+			if !u.Quiet {
+				u.Printf("%s\n", ch)
 			}
 		}
 		if err != nil {
@@ -327,23 +340,23 @@ func runSkel(u *ui, o skelOptions) error {
 	for _, usr := range list {
 		path := filepath.Join(usr.Home, o.maildir)
 		if _, err := os.Stat(usr.Home); errors.Is(err, os.ErrNotExist) {
-			u.warningf("user %s: home %s does not exist, skipped", usr.Name, usr.Home)
+			u.Warningf("user %s: home %s does not exist, skipped", usr.Name, usr.Home)
 			continue
 		}
 		if o.dryRun {
 			if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-				u.printf("user %s: would create %s\n", usr.Name, path)
+				u.Printf("user %s: would create %s\n", usr.Name, path)
 			}
 			continue
 		}
 		created, err := check.EnsureMaildir(usr, o.maildir)
 		if err != nil {
 			failed++
-			u.errorf("%s", consoleError{err})
+			u.Errorf("%s", consoleError{err})
 			continue
 		}
-		if created && !u.quiet {
-			u.printf("user %s: created %s\n", usr.Name, path)
+		if created && !u.Quiet {
+			u.Printf("user %s: created %s\n", usr.Name, path)
 		}
 		switch {
 		case !created || !selinuxOn:
@@ -352,7 +365,7 @@ func runSkel(u *ui, o skelOptions) error {
 		default:
 			if err := selinux.Relabel(context.Background(), restorecon, selinux.Credentials{UID: usr.UID, GID: usr.GID, Groups: usr.Groups}, path); err != nil {
 				failed++
-				u.errorf("user %s: %s", usr.Name, consoleError{err})
+				u.Errorf("user %s: %s", usr.Name, consoleError{err})
 			}
 		}
 	}

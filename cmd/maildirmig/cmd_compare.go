@@ -8,7 +8,7 @@ import (
 	"github.com/maildirmig/maildirmig/dovecotview"
 )
 
-func compareCommand(u *ui, f *flags) *cli.Command {
+func compareCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "compare",
 		Usage:     "compare two recordings: would any client download mail again?",
@@ -35,7 +35,7 @@ func compareCommand(u *ui, f *flags) *cli.Command {
 	}
 }
 
-func runCompare(u *ui, beforePath, afterPath string, all bool) error {
+func runCompare(u *console, beforePath, afterPath string, all bool) error {
 	before, err := dovecotview.Open(beforePath)
 	if err != nil {
 		return exitCode(exitUsersFailed, consoleError{err})
@@ -44,9 +44,9 @@ func runCompare(u *ui, beforePath, afterPath string, all bool) error {
 	if err != nil {
 		return exitCode(exitUsersFailed, consoleError{err})
 	}
-	if !u.quiet {
+	if !u.Quiet {
 		for _, n := range dovecotview.CompareHeaders(before.Header, after.Header) {
-			u.printf("settings: %s\n", n)
+			u.Printf("settings: %s\n", n)
 		}
 	}
 	names := append([]string(nil), before.Users()...)
@@ -69,18 +69,18 @@ func runCompare(u *ui, beforePath, afterPath string, all bool) error {
 		s.Add(d)
 		switch {
 		case d.Uncompared != "":
-			u.errorf("user %s: could not be compared: %s", name, d.Uncompared)
-		case u.quiet:
+			u.Errorf("user %s: could not be compared: %s", name, d.Uncompared)
+		case u.Quiet:
 		case len(d.Differences) == 0:
-			u.printf("%s: no difference\n", name)
+			u.Printf("%s: no difference\n", name)
 		default:
 			for _, line := range d.Lines(all) {
-				u.printf("%s\n", line)
+				u.Printf("%s\n", line)
 			}
 		}
 	}
-	if !u.quiet {
-		u.printf("%s\n", s.String())
+	if !u.Quiet {
+		u.Printf("%s\n", s.String())
 	}
 	switch {
 	case s.Differ > 0:

@@ -32,7 +32,7 @@ type convertOptions struct {
 	stall       time.Duration
 }
 
-func convertCommand(u *ui, f *flags) *cli.Command {
+func convertCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
 		Usage:     "convert one mbox into one Maildir (a drop-in for perfect_maildir.pl)",
@@ -64,15 +64,11 @@ func convertCommand(u *ui, f *flags) *cli.Command {
 }
 
 func parseUnescape(s string) (mbox.Unescape, error) {
-	switch s {
-	case "none", "":
-		return mbox.UnescapeNone, nil
-	case "mboxrd":
-		return mbox.UnescapeMboxrd, nil
-	case "mboxo":
-		return mbox.UnescapeMboxo, nil
+	u, err := mbox.ParseUnescape(s)
+	if err != nil {
+		return 0, usagef("--unescape %q: want %s", s, orList(unescapes))
 	}
-	return 0, usagef("--unescape %q: want none, mboxrd or mboxo", s)
+	return u, nil
 }
 
 func parseFsync(s string) (maildir.Fsync, error) {
@@ -83,7 +79,7 @@ func parseFsync(s string) (maildir.Fsync, error) {
 	return f, nil
 }
 
-func runConvert(ctx context.Context, u *ui, o convertOptions) error {
+func runConvert(ctx context.Context, u *console, o convertOptions) error {
 	target, err := filepath.Abs(o.maildir)
 	if err != nil {
 		return exitCode(exitFatal, err)
@@ -105,8 +101,8 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	if !piped && os.Geteuid() == 0 && cred.UID != 0 {
 		var ue *migrate.UnsafeSourceError
 		if err := migrate.CheckSourceOwner(name, &sst, cred.UID); errors.As(err, &ue) {
-			u.errorf("%s %s", ue.Name, ue.Reason)
-			u.hintf("as root, convert copies a user's own mbox into their Maildir; chown the file to the Maildir's owner if it really is theirs")
+			u.Errorf("%s %s", ue.Name, ue.Reason)
+			u.Hintf("as root, convert copies a user's own mbox into their Maildir; chown the file to the Maildir's owner if it really is theirs")
 			return exitCode(exitFatal, nil)
 		}
 	}
@@ -116,7 +112,7 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	}
 
 	notes := newNoticePrinter(u, name)
-	m := newMeter(u, u.showProgress(o.progress), sst.Size, 1)
+	m := u.Progress(u.ShowProgress(o.progress), sst.Size, 1)
 	start := time.Now()
 	// Records arrive once their messages are on disk: on an interrupt, they say how far the
 	// Maildir got, where the final statistics are not sent.
@@ -135,7 +131,7 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 	notes.flush()
 	if err != nil {
 		if ctx.Err() != nil {
-			u.errorf("%s: interrupted; at least %d messages are safely in the Maildir, run again to finish", name, durable)
+			u.Errorf("%s: interrupted; at least %d messages are safely in the Maildir, run again to finish", name, durable)
 			return exitCode(exitInterrupted, nil)
 		}
 		if errors.Is(err, mbox.ErrNotMbox) {
@@ -143,8 +139,8 @@ func runConvert(ctx context.Context, u *ui, o convertOptions) error {
 		}
 		return exitCode(exitFatal, fmt.Errorf("%s: %w", name, err))
 	}
-	if !u.quiet {
-		u.printf("%s\n", convertSummary(name, st, time.Since(start)))
+	if !u.Quiet {
+		u.Printf("%s\n", convertSummary(name, st, time.Since(start)))
 	}
 	return nil
 }
@@ -186,12 +182,12 @@ func maildirOwner(target string) (migrate.Credentials, error) {
 }
 
 // notMbox reports a source that is not an mbox.
-func notMbox(u *ui, name string, err error) error {
+func notMbox(u *console, name string, err error) error {
 	if !errors.Is(err, mbox.ErrNotMbox) {
 		return exitCode(exitFatal, fmt.Errorf("%s: %w", name, err))
 	}
-	u.errorf("%s: %v", name, err)
-	u.hintf("nothing was written; an mbox starts with a \"From \" line (MMDF and other formats are not mbox)")
+	u.Errorf("%s: %v", name, err)
+	u.Hintf("nothing was written; an mbox starts with a \"From \" line (MMDF and other formats are not mbox)")
 	return exitCode(exitFatal, nil)
 }
 
@@ -207,7 +203,7 @@ func convertSummary(name string, st migrate.Stats, took time.Duration) string {
 // openSource opens the mbox to read: a named file, or standard input. A stdin that is a pipe
 // is copied to an unlinked temporary file first, because checking Content-Length needs
 // random access; piped says so.
-func openSource(u *ui, from string) (f *os.File, name string, piped bool, cleanup func(), err error) {
+func openSource(u *console, from string) (f *os.File, name string, piped bool, cleanup func(), err error) {
 	noop := func() {}
 	if from != "" && from != "-" {
 		// O_NONBLOCK so that a FIFO named by mistake cannot hang the open.
@@ -251,7 +247,7 @@ func openSource(u *ui, from string) (f *os.File, name string, piped bool, cleanu
 // noticePrinter turns conversion events into warnings, at most a few of each kind per
 // mailbox, so that a takeout with ten thousand dateless messages does not flood the terminal.
 type noticePrinter struct {
-	u      *ui
+	u      *console
 	name   string
 	mu     sync.Mutex
 	counts map[string]int
@@ -260,7 +256,7 @@ type noticePrinter struct {
 
 const noticesPerKind = 5
 
-func newNoticePrinter(u *ui, name string) *noticePrinter {
+func newNoticePrinter(u *console, name string) *noticePrinter {
 	return &noticePrinter{u: u, name: name, counts: map[string]int{}}
 }
 
@@ -278,7 +274,7 @@ func (p *noticePrinter) print(e migrate.Event) {
 	if e.Message >= 0 {
 		where = fmt.Sprintf("%s: message %d (offset %d)", p.name, e.Message+1, e.Offset)
 	}
-	p.u.warningf("%s: %s", where, strings.TrimSuffix(e.Detail, "."))
+	p.u.Warningf("%s: %s", where, strings.TrimSuffix(e.Detail, "."))
 }
 
 // flush says how many warnings of each kind were not printed.
@@ -287,7 +283,7 @@ func (p *noticePrinter) flush() {
 	defer p.mu.Unlock()
 	for _, k := range p.order {
 		if n := p.counts[k] - noticesPerKind; n > 0 {
-			p.u.warningf("%s: %d more %s warnings not shown", p.name, n, k)
+			p.u.Warningf("%s: %d more %s warnings not shown", p.name, n, k)
 		}
 	}
 }

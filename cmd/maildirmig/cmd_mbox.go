@@ -15,6 +15,7 @@ import (
 
 	"github.com/maildirmig/maildirmig/internal/escape"
 	"github.com/maildirmig/maildirmig/internal/selinux"
+	"github.com/maildirmig/maildirmig/internal/ui"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
@@ -41,7 +42,7 @@ func checkFolders(cfg migrate.Config) error {
 	return nil
 }
 
-func mboxCommand(u *ui, f *flags, name string) *cli.Command {
+func mboxCommand(u *console, f *flags, name string) *cli.Command {
 	source, what := migrate.SourceSpool, "every user's spool (/var/spool/mail/USER)"
 	if name == "Mailbox" {
 		source, what = migrate.SourceMailbox, "every user's ~USER/Mailbox"
@@ -94,9 +95,9 @@ func mboxCommand(u *ui, f *flags, name string) *cli.Command {
 
 // runBatch migrates and reports: one line per user on stdout (unless -q), one error line per
 // failed user, and a summary; on a terminal, a progress line below them.
-func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) error {
-	var m *meter
-	if u.showProgress(progress) {
+func runBatch(ctx context.Context, u *console, cfg migrate.Config, progress string) error {
+	var m *ui.Progress
+	if u.ShowProgress(progress) {
 		// The bar needs the total; the plan's sizes give it without reading the spools.
 		if plan, err := migrate.Plan(ctx, cfg); err == nil {
 			var total int64
@@ -105,11 +106,11 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 					total += e.Todo()
 				}
 			}
-			m = newMeter(u, true, total, len(plan))
+			m = u.Progress(true, total, len(plan))
 		}
 	}
 	if m == nil {
-		m = newMeter(u, false, 0, 0)
+		m = u.Progress(false, 0, 0)
 	}
 	defer m.Close()
 	cfg.Progress = m.Add
@@ -124,9 +125,9 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		case r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil:
 			// The interrupt's own line says it for every user.
 		case r.Err != nil:
-			u.errorf("user %s: %v", r.User, r.Err)
-		case !u.quiet && r.Outcome != migrate.OutcomeNoMailbox:
-			u.printf("%s\n", userLine(r))
+			u.Errorf("user %s: %v", r.User, r.Err)
+		case !u.Quiet && r.Outcome != migrate.OutcomeNoMailbox:
+			u.Printf("%s\n", userLine(r))
 		}
 	}
 	cfg.Notice = func(user string, e migrate.Event) {
@@ -134,13 +135,13 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered, migrate.EventIndexUnreadable, migrate.EventMaildirLive, migrate.EventRecordsLost:
 			mu.Lock()
 			defer mu.Unlock()
-			u.warningf("user %s: %s", user, e.Detail)
+			u.Warningf("user %s: %s", user, e.Detail)
 		}
 	}
 	cfg.Warn = func(msg string) {
 		mu.Lock()
 		defer mu.Unlock()
-		u.warningf("%s", msg)
+		u.Warningf("%s", msg)
 	}
 	// Where SELinux is enabled each Maildir is relabelled by its user's restorecon; without
 	// restorecon, the run ends with the command that does it, for the Maildirs it wrote.
@@ -164,22 +165,22 @@ func runBatch(ctx context.Context, u *ui, cfg migrate.Config, progress string) e
 	sum, err := migrate.Run(ctx, cfg)
 	m.Close()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		u.errorf("interrupted after %d users; locks released; %s; run again to finish", sum.Users, leftovers(sum.Killed))
+		u.Errorf("interrupted after %d users; locks released; %s; run again to finish", sum.Users, leftovers(sum.Killed))
 		return exitCode(exitInterrupted, nil)
 	}
 	if err != nil {
 		return exitCode(exitFatal, err)
 	}
-	if !u.quiet {
-		u.printf("%s\n", summaryLines(sum))
+	if !u.Quiet {
+		u.Printf("%s\n", summaryLines(sum))
 	}
 	unlabelledCommand(u, unlabelled)
 	if sum.Failed == 0 {
 		return nil
 	}
-	u.errorf("%d of %d users failed", sum.Failed, sum.Users)
+	u.Errorf("%d of %d users failed", sum.Failed, sum.Users)
 	if sum.Failed == sum.LockTimeouts {
-		u.hintf("their spools stayed locked (is a POP3 client or the MTA busy?); run again later")
+		u.Hintf("their spools stayed locked (is a POP3 client or the MTA busy?); run again later")
 		return exitCode(exitTempFail, nil)
 	}
 	return exitCode(exitUsersFailed, nil)
@@ -191,27 +192,27 @@ var selinuxHost = selinux.System
 // relabelling says whether SELinux is enabled, and then where restorecon is, for the commands
 // that make Maildirs: each has the Maildirs it made relabelled as their users, or without
 // restorecon warns now and ends with the command (unlabelledCommand).
-func relabelling(u *ui) (enabled bool, restorecon string, err error) {
+func relabelling(u *console) (enabled bool, restorecon string, err error) {
 	st, err := selinuxHost.Detect()
 	if err != nil || !st.Enabled() {
 		return false, "", err
 	}
 	restorecon = selinux.Restorecon()
 	if restorecon == "" {
-		u.warningf("SELinux is %s and restorecon (policycoreutils) is not installed: the Maildirs will keep the label of their homes", st.Mode)
+		u.Warningf("SELinux is %s and restorecon (policycoreutils) is not installed: the Maildirs will keep the label of their homes", st.Mode)
 	}
 	return true, restorecon, nil
 }
 
 // unlabelledCommand ends a run that could not relabel the Maildirs it wrote with the command
 // that does.
-func unlabelledCommand(u *ui, paths []string) {
+func unlabelledCommand(u *console, paths []string) {
 	if len(paths) == 0 {
 		return
 	}
 	sort.Strings(paths)
-	u.warningf("Dovecot may be denied these Maildirs until they get the policy's labels: install policycoreutils and run, as root:")
-	u.emit(u.stderr, "    %s\n", selinux.Command(paths...))
+	u.Warningf("Dovecot may be denied these Maildirs until they get the policy's labels: install policycoreutils and run, as root:")
+	fmt.Fprintf(u.Err(), "    %s\n", selinux.Command(paths...))
 }
 
 // leftovers says what an interrupted run left in tmp/: nothing, unless a worker had to be killed
@@ -295,17 +296,17 @@ func countsLine(t migrate.Stats, folders int, took time.Duration) string {
 	if t.Skipped > 0 {
 		s += fmt.Sprintf(", %d skipped", t.Skipped)
 	}
-	return s + fmt.Sprintf(", %s in %.2fs", sizeString(t.Bytes), took.Seconds())
+	return s + fmt.Sprintf(", %s in %.2fs", ui.Size(t.Bytes), took.Seconds())
 }
 
 // summaryLines are the run's last two lines: the users, then the messages.
 func summaryLines(s migrate.Summary) string {
 	return fmt.Sprintf("%d users: %d migrated, %d up to date, %d without a mailbox, %d failed\n", s.Users, s.Migrated, s.UpToDate, s.NoMailbox, s.Failed) +
-		fmt.Sprintf("%d messages written, %d already there, %s in %.2fs", s.Written, s.Existed, sizeString(s.Bytes), s.Elapsed.Seconds())
+		fmt.Sprintf("%d messages written, %d already there, %s in %.2fs", s.Written, s.Existed, ui.Size(s.Bytes), s.Elapsed.Seconds())
 }
 
 // runPlan prints what a run would do.
-func runPlan(ctx context.Context, u *ui, cfg migrate.Config) error {
+func runPlan(ctx context.Context, u *console, cfg migrate.Config) error {
 	plan, err := migrate.Plan(ctx, cfg)
 	if err != nil {
 		return exitCode(exitFatal, err)
@@ -322,9 +323,9 @@ const maxPlanSkipped = 5
 // INBOX source still has to migrate, then a row per folder with its bytes (folders are read by
 // the user's worker only, so their messages are not counted here), then the reason of a user
 // refused on a line of its own, then the totals and each filesystem's free space.
-func printPlan(u *ui, plan []migrate.PlanEntry) {
+func printPlan(u *console, plan []migrate.PlanEntry) {
 	const row = "%-12s %6s %10s %8s  %-10s %s\n"
-	u.printf(row, "USER", "UID", "BYTES", "MESSAGES", "ACTION", "SOURCE -> MAILDIR")
+	u.Printf(row, "USER", "UID", "BYTES", "MESSAGES", "ACTION", "SOURCE -> MAILDIR")
 	var todo, bytes int64
 	free := map[string]int64{}
 	need := map[string]int64{}
@@ -339,24 +340,24 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 			msgs = fmt.Sprint(e.Messages)
 		}
 		// Each field a user may have chosen is escaped: one row per user, one per folder.
-		u.printf(row, escape.Line(e.User), fmt.Sprint(e.UID), size, msgs, e.Action, escape.Line(e.Src+" -> "+e.Dst))
+		u.Printf(row, escape.Line(e.User), fmt.Sprint(e.UID), size, msgs, e.Action, escape.Line(e.Src+" -> "+e.Dst))
 		for _, f := range e.Folders {
-			u.printf(row, "", "", fmt.Sprint(f.Size), "-", "folder", escape.Line(f.String()+" -> "+f.Maildir))
+			u.Printf(row, "", "", fmt.Sprint(f.Size), "-", "folder", escape.Line(f.String()+" -> "+f.Maildir))
 		}
 		// The user decides how many entries there are: the first few are named.
 		for _, f := range e.SkippedFolders[:min(len(e.SkippedFolders), maxPlanSkipped)] {
-			u.printf(row, "", "", "-", "-", "no folder", escape.Line(f.Source+": "+f.Reason))
+			u.Printf(row, "", "", "-", "-", "no folder", escape.Line(f.Source+": "+f.Reason))
 		}
 		if n := len(e.SkippedFolders) - maxPlanSkipped; n > 0 {
-			u.printf(row, "", "", "-", "-", "no folder", fmt.Sprintf("%d more entries", n))
+			u.Printf(row, "", "", "-", "-", "no folder", fmt.Sprintf("%d more entries", n))
 		}
 		switch {
 		case e.Reason != "":
-			u.printf("%-12s %s: %s\n", "", e.Action, escape.Line(strings.TrimPrefix(e.Reason, "migrate: ")))
+			u.Printf("%-12s %s: %s\n", "", e.Action, escape.Line(strings.TrimPrefix(e.Reason, "migrate: ")))
 		case e.Action == migrate.ActionMirror && e.Live != "":
-			u.printf("%-12s %s: %d to add; the Maildir is in use: %d flag changes and %d removals not applied\n", "", e.Action, e.Added, e.Changed, e.Removed)
+			u.Printf("%-12s %s: %d to add; the Maildir is in use: %d flag changes and %d removals not applied\n", "", e.Action, e.Added, e.Changed, e.Removed)
 		case e.Action == migrate.ActionMirror:
-			u.printf("%-12s %s: %d to add, %d to rename for their flags, %d to remove\n", "", e.Action, e.Added, e.Changed, e.Removed)
+			u.Printf("%-12s %s: %d to add, %d to rename for their flags, %d to remove\n", "", e.Action, e.Added, e.Changed, e.Removed)
 		}
 		if e.Action == migrate.ActionMigrate || e.Action == migrate.ActionMirror {
 			todo++
@@ -369,10 +370,10 @@ func printPlan(u *ui, plan []migrate.PlanEntry) {
 			free[e.FS] = e.Free
 		}
 	}
-	u.printf("%d users, %d to migrate, %d bytes\n", len(plan), todo, bytes)
+	u.Printf("%d users, %d to migrate, %d bytes\n", len(plan), todo, bytes)
 	for _, fs := range filesystems {
 		if free[fs] >= 0 {
-			u.printf("filesystem of %s: %s needed, %s free\n", escape.Line(where[fs]), sizeString(need[fs]), sizeString(free[fs]))
+			u.Printf("filesystem of %s: %s needed, %s free\n", escape.Line(where[fs]), ui.Size(need[fs]), ui.Size(free[fs]))
 		}
 	}
 }

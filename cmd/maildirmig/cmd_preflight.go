@@ -17,14 +17,14 @@ import (
 
 // preflightUsageError makes a usage error "could not check" (3), as check does, and still
 // writes the JSON object when JSON was asked for, so that monitoring reads a status.
-func preflightUsageError(u *ui, ue *usageError) {
+func preflightUsageError(u *console, ue *usageError) {
 	ue.code = int(check.Unknown)
-	if flagValue(u.args, "format", preflightFormats[0]) == "json" {
-		_ = preflight.WriteJSONError(u.stdout, errors.New(ue.msg))
+	if flagValue(u.args, "format", preflightFormats[0]) == formatJSON {
+		_ = preflight.WriteJSONError(u.Out(), errors.New(ue.msg))
 	}
 }
 
-func preflightCommand(u *ui, f *flags) *cli.Command {
+func preflightCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "preflight",
 		Usage:     "before the night: what Postfix and Dovecot must still change, and what maildirmig will do",
@@ -111,22 +111,22 @@ func givenOptions(c *cli.Context, names ...string) []preflight.Option {
 }
 
 // runPreflight prints the report; its error carries the Nagios exit code.
-func runPreflight(ctx context.Context, u *ui, cfg preflight.Config, format string) error {
+func runPreflight(ctx context.Context, u *console, cfg preflight.Config, format string) error {
 	r, err := preflight.Run(ctx, cfg)
 	if errors.Is(err, users.ErrNoSuchUser) {
 		// A usage error: strict reports it, and its hook writes the JSON object.
 		return err
 	}
 	if err != nil {
-		if format == "json" {
-			preflight.WriteJSONError(u.stdout, err)
+		if format == formatJSON {
+			preflight.WriteJSONError(u.Out(), err)
 		}
 		return exitCode(int(check.Unknown), consoleError{err})
 	}
-	if format == "json" {
-		err = preflight.WriteJSON(u.stdout, r)
+	if format == formatJSON {
+		err = preflight.WriteJSON(u.Out(), r)
 	} else {
-		err = preflight.WriteText(u.stdout, r, u.quiet)
+		err = preflight.WriteText(u.Out(), r, u.Quiet)
 	}
 	if err != nil {
 		return exitCode(int(check.Unknown), fmt.Errorf("writing the report: %w", err))

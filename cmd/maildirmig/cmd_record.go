@@ -14,7 +14,7 @@ import (
 	"github.com/maildirmig/maildirmig/users"
 )
 
-func recordCommand(u *ui, f *flags) *cli.Command {
+func recordCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "record",
 		Usage:     "record what Dovecot shows each user (IMAP and POP3), before and after the switch",
@@ -59,7 +59,7 @@ func recordCommand(u *ui, f *flags) *cli.Command {
 
 // runRecord records names into path; named says the users were named, so that one Dovecot
 // does not know is an error rather than a user without mail.
-func runRecord(c *cli.Context, u *ui, rec *dovecotview.Recorder, path string, names []string, named bool) error {
+func runRecord(c *cli.Context, u *console, rec *dovecotview.Recorder, path string, names []string, named bool) error {
 	ctx := c.Context
 	w, err := dovecotview.Create(path, c.Bool("force"))
 	if errors.Is(err, fs.ErrExist) {
@@ -83,7 +83,7 @@ func runRecord(c *cli.Context, u *ui, rec *dovecotview.Recorder, path string, na
 		return exitCode(exitFatal, consoleError{err})
 	}
 
-	m := newMeter(u, u.showProgress(c.String("progress")), 0, len(names))
+	m := u.Progress(u.ShowProgress(c.String("progress")), 0, len(names))
 	defer m.Close()
 	rec.Started = m.UserStart
 	var mu sync.Mutex
@@ -95,14 +95,14 @@ func runRecord(c *cli.Context, u *ui, rec *dovecotview.Recorder, path string, na
 		switch {
 		case r.Error != "":
 			failed++
-			u.errorf("user %s: %s", r.Name, r.Error)
+			u.Errorf("user %s: %s", r.Name, r.Error)
 		case r.Unknown != "" && named:
 			failed++
-			u.errorf("user %s: Dovecot does not serve this user: %s", r.Name, r.Unknown)
+			u.Errorf("user %s: Dovecot does not serve this user: %s", r.Name, r.Unknown)
 		case r.Unknown != "":
 			unknown++
-			if !u.quiet {
-				u.printf("%s: not a Dovecot user: %s\n", r.Name, r.Unknown)
+			if !u.Quiet {
+				u.Printf("%s: not a Dovecot user: %s\n", r.Name, r.Unknown)
 			}
 		default:
 			n, uidls := 0, 0
@@ -117,10 +117,10 @@ func runRecord(c *cli.Context, u *ui, rec *dovecotview.Recorder, path string, na
 			messages += n
 			if r.POP3Error != "" {
 				failed++
-				u.errorf("user %s: POP3 UIDLs could not be listed: %s", r.Name, r.POP3Error)
+				u.Errorf("user %s: POP3 UIDLs could not be listed: %s", r.Name, r.POP3Error)
 			}
-			if !u.quiet {
-				u.printf("%s: %s, %s, %s\n", r.Name, countOf(len(r.Mailboxes), "mailbox", "mailboxes"),
+			if !u.Quiet {
+				u.Printf("%s: %s, %s, %s\n", r.Name, countOf(len(r.Mailboxes), "mailbox", "mailboxes"),
 					countOf(n, "message", "messages"), countOf(uidls, "POP3 UIDL", "POP3 UIDLs"))
 			}
 		}
@@ -135,12 +135,12 @@ func runRecord(c *cli.Context, u *ui, rec *dovecotview.Recorder, path string, na
 		return exitCode(exitFatal, consoleError{err})
 	}
 	m.Close()
-	if !u.quiet {
+	if !u.Quiet {
 		s := fmt.Sprintf("recorded %s, %s, in %s", countOf(len(names), "user", "users"), countOf(messages, "message", "messages"), path)
 		if unknown > 0 {
 			s += fmt.Sprintf(" (%d not Dovecot users)", unknown)
 		}
-		u.printf("%s\n", s)
+		u.Printf("%s\n", s)
 	}
 	if failed > 0 {
 		return exitCode(exitUsersFailed, fmt.Errorf("%d of %d users could not be recorded in full; %s holds what could be", failed, len(names), path))

@@ -10,10 +10,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/maildirmig/maildirmig/internal/escape"
+	"github.com/maildirmig/maildirmig/internal/ui"
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
-func rollbackCommand(u *ui, f *flags) *cli.Command {
+func rollbackCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "rollback",
 		Usage:     "write each migrated user's Maildir back into the mbox it came from",
@@ -49,10 +50,10 @@ func rollbackCommand(u *ui, f *flags) *cli.Command {
 
 // runRollback rolls back and reports as runBatch does: a line per user, an error line per
 // failed user, a summary.
-func runRollback(ctx context.Context, u *ui, cfg migrate.Config, progress string) error {
-	m := newMeter(u, false, 0, 0)
-	if u.showProgress(progress) {
-		m = newMeter(u, true, 0, 0)
+func runRollback(ctx context.Context, u *console, cfg migrate.Config, progress string) error {
+	m := u.Progress(false, 0, 0)
+	if u.ShowProgress(progress) {
+		m = u.Progress(true, 0, 0)
 	}
 	defer m.Close()
 	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
@@ -64,38 +65,38 @@ func runRollback(ctx context.Context, u *ui, cfg migrate.Config, progress string
 		switch {
 		case r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil:
 		case r.Err != nil:
-			u.errorf("user %s: %v", r.User, r.Err)
+			u.Errorf("user %s: %v", r.User, r.Err)
 		case r.Outcome == migrate.OutcomeNeverMigrated:
-			if !u.quiet {
-				u.printf("%s: never migrated, left as it is\n", escape.Line(r.User))
+			if !u.Quiet {
+				u.Printf("%s: never migrated, left as it is\n", escape.Line(r.User))
 			}
-		case !u.quiet:
-			u.printf("%s\n", rollbackLine(r, cfg.DryRun))
+		case !u.Quiet:
+			u.Printf("%s\n", rollbackLine(r, cfg.DryRun))
 		}
 	}
 	cfg.Warn = func(msg string) {
 		mu.Lock()
 		defer mu.Unlock()
-		u.warningf("%s", msg)
+		u.Warningf("%s", msg)
 	}
 	sum, err := migrate.Rollback(ctx, cfg)
 	m.Close()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		u.errorf("interrupted after %d users; locks released; every mbox is the old one or the new one; run again to finish", sum.Users)
+		u.Errorf("interrupted after %d users; locks released; every mbox is the old one or the new one; run again to finish", sum.Users)
 		return exitCode(exitInterrupted, nil)
 	}
 	if err != nil {
 		return exitCode(exitFatal, err)
 	}
-	if !u.quiet {
-		u.printf("%d users: %d rolled back, %d up to date, %d never migrated, %d failed\n", sum.Users, sum.Migrated, sum.UpToDate, sum.NoMailbox, sum.Failed)
+	if !u.Quiet {
+		u.Printf("%d users: %d rolled back, %d up to date, %d never migrated, %d failed\n", sum.Users, sum.Migrated, sum.UpToDate, sum.NoMailbox, sum.Failed)
 	}
 	if sum.Failed == 0 {
 		return nil
 	}
-	u.errorf("%d of %d users failed", sum.Failed, sum.Users)
+	u.Errorf("%d of %d users failed", sum.Failed, sum.Users)
 	if sum.Failed == sum.LockTimeouts {
-		u.hintf("their spools stayed locked (is Dovecot or the MTA still running?); run again later")
+		u.Hintf("their spools stayed locked (is Dovecot or the MTA still running?); run again later")
 		return exitCode(exitTempFail, nil)
 	}
 	return exitCode(exitUsersFailed, nil)
@@ -115,9 +116,9 @@ func rollbackLine(r migrate.UserResult, dry bool) string {
 	if r.Outcome == migrate.OutcomeUpToDate {
 		return fmt.Sprintf("%s: up to date: the mbox already is the Maildir%s", escape.Line(r.User), folders)
 	}
-	s := fmt.Sprintf("%s: %d messages%s written back, %s, UIDNEXT %d", escape.Line(r.User), t.Messages, folders, sizeString(t.Bytes), r.Stats.NextUID)
+	s := fmt.Sprintf("%s: %d messages%s written back, %s, UIDNEXT %d", escape.Line(r.User), t.Messages, folders, ui.Size(t.Bytes), r.Stats.NextUID)
 	if t.Existed > 0 {
-		s += fmt.Sprintf("; %s that arrived since kept", sizeString(t.Existed))
+		s += fmt.Sprintf("; %s that arrived since kept", ui.Size(t.Existed))
 	}
 	if r.FoldersRemoved > 0 {
 		s += fmt.Sprintf("; %d gone folder%s moved aside", r.FoldersRemoved, plural(r.FoldersRemoved))

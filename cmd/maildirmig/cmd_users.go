@@ -6,7 +6,7 @@ import (
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
-func usersCommand(u *ui, f *flags) *cli.Command {
+func usersCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "users",
 		Usage:     "print the migration plan: who has mail, how much, where it goes",

@@ -12,7 +12,7 @@ import (
 	"github.com/maildirmig/maildirmig/migrate"
 )
 
-func verifyCommand(u *ui, f *flags) *cli.Command {
+func verifyCommand(u *console, f *flags) *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "prove every migrated message is in the Maildir, byte for byte",
@@ -41,7 +41,7 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 				if !v.State && v.Err == nil {
 					if len(v.Unmigrated) > 0 {
 						never++
-						u.warningf("user %s: never migrated: %s holds mail", v.User, strings.Join(v.Unmigrated, " and "))
+						u.Warningf("user %s: never migrated: %s holds mail", v.User, strings.Join(v.Unmigrated, " and "))
 					}
 					return
 				}
@@ -56,10 +56,10 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 					switch fr := f.Result; {
 					case f.Err != nil:
 						bad = true
-						u.errorf("user %s: folder %s: %v", v.User, f.Source, f.Err)
+						u.Errorf("user %s: folder %s: %v", v.User, f.Source, f.Err)
 					case verifyFailed(fr):
 						bad = true
-						u.errorf("user %s: folder %s: %d of %d messages verified; %s", v.User, f.Source, fr.Found, fr.Messages, describeVerify(fr))
+						u.Errorf("user %s: folder %s: %d of %d messages verified; %s", v.User, f.Source, fr.Found, fr.Messages, describeVerify(fr))
 					}
 					warnFlags(u, v.User, "folder "+f.Source+": ", f.Result.Flags)
 				}
@@ -70,20 +70,20 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 				switch {
 				case v.Err != nil:
 					failed++
-					u.errorf("user %s: %v", v.User, v.Err)
+					u.Errorf("user %s: %v", v.User, v.Err)
 				case verifyFailed(r) || bad:
 					failed++
-					u.errorf("user %s: %d of %d messages verified in %s%s; %s", v.User, r.Found, r.Messages, v.Dst, folders, describeVerify(r))
-				case u.quiet:
+					u.Errorf("user %s: %d of %d messages verified in %s%s; %s", v.User, r.Found, r.Messages, v.Dst, folders, describeVerify(r))
+				case u.Quiet:
 				case r.Messages == 0 && deleted == 0:
 					// Not "0 of 0 verified in" a Maildir that may not even exist.
-					u.printf("%s: nothing migrated\n", v.User)
+					u.Printf("%s: nothing migrated\n", v.User)
 				default:
 					gone := ""
 					if deleted > 0 {
 						gone = fmt.Sprintf("; %d deleted since", deleted)
 					}
-					u.printf("%s: %d of %d messages verified in %s%s%s\n", escape.Line(v.User), r.Found, r.Messages, escape.Line(v.Dst), folders, gone)
+					u.Printf("%s: %d of %d messages verified in %s%s%s\n", escape.Line(v.User), r.Found, r.Messages, escape.Line(v.Dst), folders, gone)
 				}
 				warnFlags(u, v.User, "", v.Result.Flags)
 				messages += r.Messages
@@ -97,14 +97,14 @@ func verifyCommand(u *ui, f *flags) *cli.Command {
 				return exitCode(exitFatal, err)
 			}
 			if checked == 0 {
-				u.hintf("verify proves what mbox or Mailbox migrated, from their state in %s: give the same --root and --state-dir as the migration", hostOf(c).State())
+				u.Hintf("verify proves what mbox or Mailbox migrated, from their state in %s: give the same --root and --state-dir as the migration", hostOf(c).State())
 				return exitCode(exitFatal, errors.New("nothing verified: no selected user was migrated"))
 			}
-			if !u.quiet {
-				u.printf("%s\n", verifySummary(checked, failed, never, found, messages, deletedAll))
+			if !u.Quiet {
+				u.Printf("%s\n", verifySummary(checked, failed, never, found, messages, deletedAll))
 			}
 			if failed > 0 {
-				u.errorf("%d of %d users failed verification", failed, checked)
+				u.Errorf("%d of %d users failed verification", failed, checked)
 				return exitCode(exitUsersFailed, nil)
 			}
 			return nil
@@ -133,13 +133,13 @@ func verifyFailed(r migrate.VerifyResult) bool {
 
 // warnFlags warns, once per user and source, about messages whose flags or keywords in the
 // Maildir are not the source's.
-func warnFlags(u *ui, user, what string, flags []string) {
+func warnFlags(u *console, user, what string, flags []string) {
 	if n := len(flags); n > 0 {
 		more := ""
 		if n > 1 {
 			more = fmt.Sprintf(" and %d more", n-1)
 		}
-		u.warningf("user %s: %sflags or keywords differ from the source: %s%s", user, what, flags[0], more)
+		u.Warningf("user %s: %sflags or keywords differ from the source: %s%s", user, what, flags[0], more)
 	}
 }
 

@@ -7,31 +7,44 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// completionShells are the shells completionCommand writes for.
-var completionShells = map[string]func(*cli.App) string{
-	"bash": bashCompletion,
-	"zsh":  zshCompletion,
-	"fish": fishCompletion,
+// completionShells are the shells completionCommand writes for, and how.
+var completionShells = []struct {
+	name string
+	gen  func(*cli.App) string
+}{
+	{"bash", bashCompletion},
+	{"zsh", zshCompletion},
+	{"fish", fishCompletion},
+}
+
+// shellNames are the names of completionShells.
+func shellNames() []string {
+	var s []string
+	for _, sh := range completionShells {
+		s = append(s, sh.name)
+	}
+	return s
 }
 
 // completionCommand prints a shell completion script, generated from the command definitions.
 // The package installs them; by hand: maildirmig completion bash > /etc/bash_completion.d/maildirmig
-func completionCommand(u *ui) *cli.Command {
+func completionCommand(u *console) *cli.Command {
 	return &cli.Command{
 		Name:      "completion",
 		Usage:     "print the shell completion script",
-		ArgsUsage: "bash|zsh|fish",
+		ArgsUsage: strings.Join(shellNames(), "|"),
 		Hidden:    true,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usagef("completion takes one argument: bash, zsh or fish")
+				return usagef("completion takes one argument: %s", orList(shellNames()))
 			}
-			gen, ok := completionShells[c.Args().First()]
-			if !ok {
-				return usagef("completion %q: want bash, zsh or fish", c.Args().First())
+			for _, sh := range completionShells {
+				if sh.name == c.Args().First() {
+					u.Printf("%s", sh.gen(c.App))
+					return nil
+				}
 			}
-			u.printf("%s", gen(c.App))
-			return nil
+			return usagef("completion %q: want %s", c.Args().First(), orList(shellNames()))
 		},
 	}
 }

@@ -107,7 +107,9 @@ Results go to stdout, diagnostics to stderr, prefixed "maildirmig: error:", "mai
 warning:" or "maildirmig: hint:". On a terminal (stderr), a progress line
 below the results shows the bytes done of the total, the messages read, the users done, the
 users being migrated and the time left; the results are printed above it whether stdout is the
-terminal or a file. In cron or a pipe, there is one line per user and a summary, nothing else.
+terminal or a file. It is not drawn while maildirmig runs in the shell's background (started
+with &, or after ^Z and bg), and comes back in the foreground. In cron or a pipe, there is one
+line per user and a summary, nothing else.
 
 # Manual and completion
 

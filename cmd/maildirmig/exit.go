@@ -148,21 +148,21 @@ func inCommand(cmd string, err error) error {
 
 // report prints err, the outcome of a command, once, and returns the exit code: the one
 // place where an error becomes console text and an exit status.
-func report(ctx context.Context, u *ui, err error) int {
+func report(ctx context.Context, u *console, err error) int {
 	if err == nil {
 		return exitOK
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		u.errorf("%s", strings.TrimSuffix(ue.msg, "."))
+		u.Errorf("%s", strings.TrimSuffix(ue.msg, "."))
 		if ue.hint != "" {
-			u.hintf("%s", ue.hint)
+			u.Hintf("%s", ue.hint)
 		}
 		help := "maildirmig --help"
 		if ue.cmd != "" {
 			help = "maildirmig " + ue.cmd + " --help"
 		}
-		u.hintf("see '%s'", help)
+		u.Hintf("see '%s'", help)
 		if ue.code != 0 {
 			return ue.code
 		}
@@ -171,18 +171,18 @@ func report(ctx context.Context, u *ui, err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			u.errorf("%s", ee.err)
+			u.Errorf("%s", ee.err)
 		}
 		if ee.hint != "" {
-			u.hintf("%s", ee.hint)
+			u.Hintf("%s", ee.hint)
 		}
 		return ee.code
 	}
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		u.errorf("interrupted")
+		u.Errorf("interrupted")
 		return exitInterrupted
 	}
-	u.errorf("%s", err)
+	u.Errorf("%s", err)
 	return exitFatal
 }
 

@@ -2,23 +2,32 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/maildirmig/maildirmig"
 	"github.com/maildirmig/maildirmig/host"
+	"github.com/maildirmig/maildirmig/internal/audit"
 )
+
+// auditFields are the fields of e in the order its lines carry them.
+func auditFields(e audit.EventSpec) []string {
+	f := slices.Clone(e.Fields)
+	audit.FieldOrder(f)
+	return f
+}
 
 // manCommand prints the man page, generated from the command definitions so that it never
 // drifts from --help: maildirmig man > /usr/local/share/man/man8/maildirmig.8
-func manCommand(u *ui) *cli.Command {
+func manCommand(u *console) *cli.Command {
 	return &cli.Command{
 		Name:   "man",
 		Usage:  "print the manual page (roff)",
 		Hidden: true,
 		Action: func(c *cli.Context) error {
-			u.printf("%s", manPage(c.App))
+			u.Printf("%s", manPage(c.App))
 			return nil
 		},
 	}
@@ -49,7 +58,7 @@ var manExamples = [][2]string{
 	{"Before Dovecot stops on the night: record what every user sees.", "maildirmig record /root/before.jsonl"},
 	{"Once Dovecot serves the Maildirs: record again, and compare before clients come back.", "maildirmig record /root/after.jsonl && maildirmig compare /root/before.jsonl /root/after.jsonl"},
 	{"Give new and existing users an empty Maildir.", "maildirmig skel \\-\\-existing"},
-	{"Nightly check for node_exporter's textfile collector.", "maildirmig check \\-q \\-\\-format prometheus > /var/lib/node_exporter/maildirmig.prom"},
+	{"Nightly check for node_exporter's textfile collector: the report replaces the last one whole (never redirect stdout into the .prom file, which the collector would read half-written).", "maildirmig check \\-q \\-\\-format prometheus \\-\\-output /var/lib/prometheus/node\\-exporter/maildirmig.prom"},
 	{"Every user who failed in the audit log.", "jq \\-r 'select(.event == \"user\\-failed\") | [.time, .user, .err] | @tsv' /var/log/maildirmig/audit.jsonl"},
 }
 
@@ -120,21 +129,8 @@ func manPage(app *cli.App) string {
 		"object has time (RFC 3339), run (the run's id), event, and the fields the event needs: user, uid, src, dst, "+
 		"messages, bytes, skipped, sha256, err. A run that cannot write to the log stops."))
 	w(".PP\nEvents:\n")
-	for _, e := range [][2]string{
-		{"run-start", "the command line, the version and the options of a run"},
-		{"run-end", "the totals: users migrated, up to date, failed; messages and bytes written"},
-		{"user-start", "a user's migration begins: source, destination, offset"},
-		{"user-done", "a user's migration ended: messages written and already there, bytes"},
-		{"user-skipped", "a user with nothing to do"},
-		{"user-failed", "a user's migration failed; err says why"},
-		{"notice", "an oddity: loose mode, a date fallback, a Content-Length ignored, a skipped folder entry"},
-		{"message", "with --audit-messages, one per message: offset, size, sha256, file name"},
-		{"message-changed", "a file a pass renamed for its flags (change flags, name, to) or removed because its source message is gone (change removed, name), and why"},
-		{"folder-removed", "a Maildir++ folder removed because its mbox folder is gone"},
-		{"source-after", "what --after did to a source"},
-		{"check-fix", "a repair made by check --fix"},
-	} {
-		w(".TP\n.B %s\n%s\n", roff(e[0]), roffText(e[1]))
+	for _, e := range audit.Events {
+		w(".TP\n.B %s\n%s\n", roff(e.Name), roffText(e.Meaning+". Fields: "+strings.Join(auditFields(e), ", ")+"."))
 	}
 	w("%s", manAuditExamples(maildirmig.README))
 	w(".SH EXAMPLES\n")

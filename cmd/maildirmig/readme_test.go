@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/maildirmig/maildirmig/internal/audit"
+	"github.com/maildirmig/maildirmig/internal/mailtest"
 )
 
 func readme(t *testing.T) string {
@@ -47,46 +52,19 @@ func auditTree(t *testing.T) string {
 
 func mailTree(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	// The workers run as the users: they must be able to reach the homes.
-	for _, d := range []string{filepath.Dir(root), root} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	r := mailtest.NewRoot(t)
+	for i, name := range []string{"alice", "bob", "carol"} {
+		r.AddUser(name, 42341+i)
 	}
-	files := map[string]string{
-		"etc/passwd": "alice:x:42341:42341::/home/alice:/bin/sh\nbob:x:42342:42342::/home/bob:/bin/sh\ncarol:x:42343:42343::/home/carol:/bin/sh\n",
-		"etc/secret": "root:secret\n",
-		"var/mail/alice": "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nbody\n\n" +
-			"From a@example.org Mon Jan  1 11:00:00 2024\nSubject: two\n\nbody\n",
-		"var/mail/bob": "From - \nSubject: loose\n\nbody\n",
-	}
-	for name, body := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink(filepath.Join(root, "etc/secret"), filepath.Join(root, "var/mail/carol")); err != nil {
+	r.WriteFile("etc/secret", "root:secret\n", 0o600, "")
+	r.WriteFile("var/mail/alice", "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nbody\n\n"+
+		"From a@example.org Mon Jan  1 11:00:00 2024\nSubject: two\n\nbody\n", 0o600, "alice")
+	r.WriteFile("var/mail/bob", "From - \nSubject: loose\n\nbody\n", 0o600, "bob")
+	if err := os.Symlink(r.Path("etc/secret"), r.Path("var/mail/carol")); err != nil {
 		t.Fatal(err)
 	}
-	for i, name := range []string{"alice", "bob", "carol"} {
-		home := filepath.Join(root, "home", name)
-		if err := os.MkdirAll(home, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if os.Geteuid() == 0 {
-			for _, p := range []string{home, filepath.Join(root, "var/mail", name)} {
-				if err := os.Lchown(p, 42341+i, 42341+i); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	return root
+	r.Chown("var/mail/carol", "carol")
+	return r.Dir
 }
 
 // migrateTree runs maildirmig mbox on the tree of mailTree, where carol always fails.
@@ -204,5 +182,60 @@ func TestLogrotateAuditLog(t *testing.T) {
 	after, _ := os.ReadFile(log)
 	if fi.Mode().Perm() != 0o600 || !bytes.HasPrefix(after, []byte(`{"time":`)) || !bytes.Contains(after, []byte(`"event":"run-start"`)) {
 		t.Errorf("the new log: mode %v, %q", fi.Mode().Perm(), after)
+	}
+}
+
+// auditTable renders the registry of audit events as the README's table.
+func auditTable() string {
+	var b strings.Builder
+	b.WriteString("| event | fields | meaning |\n| --- | --- | --- |\n")
+	for _, e := range audit.Events {
+		fields := auditFields(e)
+		for i, f := range fields {
+			fields[i] = "`" + f + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", e.Name, strings.Join(fields, ", "), e.Meaning)
+	}
+	return b.String()
+}
+
+// TestReadmeAuditTable: the README's table of audit events is the registry's, every event with
+// its fields and meaning (the man page is made from the same registry). On a mismatch it
+// prints the table to paste.
+func TestReadmeAuditTable(t *testing.T) {
+	t.Parallel()
+	want := auditTable()
+	if !strings.Contains(readmeSection(t, "The audit log"), "\n"+want+"\n") {
+		t.Errorf("README's audit log section lacks the registry's table (internal/audit.Events); it should read:\n\n%s", want)
+	}
+}
+
+// TestAuditLogRegistered: every line of a real migration's audit log is an event of the
+// registry with its fields only. (In a test binary the audit package refuses anything else, so
+// this also checks that the refusal is on.)
+func TestAuditLogRegistered(t *testing.T) {
+	b, err := os.ReadFile(auditTree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		name, _ := m["event"].(string)
+		events[name]++
+		delete(m, "time")
+		delete(m, "run")
+		delete(m, "event")
+		if err := audit.Registered(name, m); err != nil {
+			t.Errorf("line %q: %v", line, err)
+		}
+	}
+	for _, e := range []string{audit.EventRunStart, audit.EventUserStart, audit.EventUserDone, audit.EventUserFailed, audit.EventNotice, audit.EventMessage, audit.EventRunEnd} {
+		if events[e] == 0 {
+			t.Errorf("the log has no %s line: %v", e, events)
+		}
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,9 +28,6 @@ import (
 	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
-
-// EventNotice is the event of a fallback, an oddity or a correction; its "kind" says which.
-const EventNotice = "notice"
 
 // Log is an append-only JSON Lines log: one object per event with time, run and event first.
 // Writes are single write(2) calls on an O_APPEND file, so concurrent runs do not interleave
@@ -239,6 +235,11 @@ func (a *Log) Event(event string, fields map[string]any) error {
 	if a == nil {
 		return nil
 	}
+	if strict {
+		if err := Registered(event, fields); err != nil {
+			return err
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.err != nil {
@@ -273,18 +274,7 @@ func (a *Log) Event(event string, fields map[string]any) error {
 			keys = append(keys, k)
 		}
 	}
-	first := map[string]int{"user": 0, "uid": 1, "src": 2, "dst": 3}
-	sort.Slice(keys, func(i, j int) bool {
-		ri, oki := first[keys[i]]
-		rj, okj := first[keys[j]]
-		switch {
-		case oki && okj:
-			return ri < rj
-		case oki != okj:
-			return oki
-		}
-		return keys[i] < keys[j]
-	})
+	FieldOrder(keys)
 	for _, k := range keys {
 		v := fields[k]
 		if err, ok := v.(error); ok {

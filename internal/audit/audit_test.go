@@ -23,7 +23,7 @@ func TestAudit(t *testing.T) {
 	if err := a.Event("run-start", map[string]any{"argv": []string{"maildirmig", "mbox"}, "version": "devel"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Event("user-failed", map[string]any{"zeta": 1, "err": errors.New("boom"), "src": "/var/mail/alice", "user": "alice", "uid": 1001, "nothing": nil}); err != nil {
+	if err := a.Event("user-failed", map[string]any{"outcome": "failed", "err": errors.New("boom"), "src": "/var/mail/alice", "user": "alice", "uid": 1001, "dst": nil}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {
@@ -49,7 +49,7 @@ func TestAudit(t *testing.T) {
 			t.Errorf("line %q: run %v, want %s", l, m["run"], a.Run())
 		}
 	}
-	if !strings.HasPrefix(lines[1], `{"time":"`) || !strings.Contains(lines[1], `,"event":"user-failed","user":"alice","uid":1001,"src":"/var/mail/alice","err":"boom","zeta":1}`) {
+	if !strings.HasPrefix(lines[1], `{"time":"`) || !strings.Contains(lines[1], `,"event":"user-failed","user":"alice","uid":1001,"src":"/var/mail/alice","err":"boom","outcome":"failed"}`) {
 		t.Errorf("field order or content wrong: %s", lines[1])
 	}
 	for p, want := range map[string]os.FileMode{path: 0o600, dir: 0o700} {
@@ -300,7 +300,7 @@ func TestAuditAfterCutLine(t *testing.T) {
 	}
 	var werr error
 	for i := 0; i < 10000 && werr == nil; i++ {
-		werr = a.Event("message", map[string]any{"user": "alice", "messages": i, "detail": strings.Repeat("x", 300)})
+		werr = a.Event("message", map[string]any{"user": "alice", "index": i, "name": strings.Repeat("x", 300)})
 	}
 	if !errors.Is(werr, unix.ENOSPC) {
 		t.Fatalf("filling the log: %v, want ENOSPC", werr)
@@ -357,5 +357,33 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRegistry: an event or a field the registry does not describe is refused in a test
+// binary, so that no test can write a line the manual does not explain; the registry names
+// each event once, each with a meaning.
+func TestRegistry(t *testing.T) {
+	t.Parallel()
+	a, err := Open(filepath.Join(t.TempDir(), "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Event("user-vanished", map[string]any{"user": "alice"}); err == nil {
+		t.Error("an event not in the registry was written")
+	}
+	if err := a.Event(EventUserDone, map[string]any{"user": "alice", "mood": "happy"}); err == nil {
+		t.Error("a field not in the registry was written")
+	}
+	if err := a.Event(EventUserDone, map[string]any{"user": "alice", "written": 2}); err != nil {
+		t.Errorf("a registered event and field: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, e := range Events {
+		if seen[e.Name] || e.Meaning == "" || len(e.Fields) == 0 {
+			t.Errorf("event %q: twice, or without meaning or fields", e.Name)
+		}
+		seen[e.Name] = true
 	}
 }

@@ -120,7 +120,9 @@ func environ(home string) []string {
 	if home != "" {
 		env = append(env, "HOME="+home)
 	}
-	for _, k := range []string{"TZ", "LANG", "LC_ALL", "GOCOVERDIR"} {
+	// GOCOVERDIR and GORACE configure the tooling of a test build (coverage, the race
+	// detector), as in the process that starts the worker.
+	for _, k := range []string{"TZ", "LANG", "LC_ALL", "GOCOVERDIR", "GORACE"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

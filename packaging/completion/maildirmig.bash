@@ -158,12 +158,12 @@ _maildirmig() {
 		case $prev in --format) COMPREPLY=($(compgen -W 'text json prometheus' -- "$cur")); return ;; esac
 		case $prev in
 		--root|--spool-dir|--state-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-		--passwd|--audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		--passwd|--audit-log|--output) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
 		--jobs|-j|--maildir|--max-listed) COMPREPLY=(); return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --format --fix --max-listed --help' -- "$cur"))
+			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --format --fix --max-listed --output --help' -- "$cur"))
 			return
 		fi
 		COMPREPLY=($(compgen -u -- "$cur"))
