@@ -28,11 +28,6 @@ const (
 	EventIndexUnreadable = "index-unreadable" // Dovecot's index could not be read: they were not kept
 )
 
-// opEmptyInbox has a worker read the INBOX's index and give the Maildir its UIDs.
-const opEmptyInbox = "empty-inbox"
-
-func init() { workerOps[opEmptyInbox] = serveEmptyInbox }
-
 // emptyInbox returns the conversion of an empty INBOX source of which nothing was ever
 // migrated: a worker reads the index Dovecot keeps for the INBOX and, when there is one,
 // makes the Maildir with its UIDVALIDITY and next UID (outcome becomes migrated). Without an
@@ -49,13 +44,7 @@ func (r *runner) emptyInbox(ctx context.Context, u users.User, home string, outc
 			}
 		}
 		cred := Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}
-		var err error
-		if os.Geteuid() != 0 || cred.UID == 0 {
-			err = serveEmptyInbox(req, func(m workerMsg) { handle(m) })
-		} else {
-			err = spawnWorker(ctx, cred, req, nil, nil, handle)
-		}
-		if err != nil {
+		if err := runWorker(ctx, cred, req, nil, handle); err != nil {
 			return Stats{}, err
 		}
 		if st.UIDValidity != 0 {
@@ -67,7 +56,7 @@ func (r *runner) emptyInbox(ctx context.Context, u users.User, home string, outc
 
 // serveEmptyInbox is the worker's side of opEmptyInbox: a missing home or folder root, or no
 // index, leaves everything as it is; the UIDs kept come back as msgStats.
-func serveEmptyInbox(req *workerRequest, emit func(workerMsg)) error {
+func serveEmptyInbox(_ context.Context, req *workerRequest, _ *os.File, emit func(workerMsg)) error {
 	home, err := openFolderHome(req)
 	if errors.Is(err, unix.ENOENT) {
 		return nil

@@ -91,16 +91,11 @@ func lockMailboxHere(ctx context.Context, req *workerRequest) (sourceLock, error
 // The Mailbox lock worker's protocol: the request, then "locked" (or "lock-failed" with Kind
 // and Err); then one rename request at a time, each answered "renamed" or "rename-failed";
 // stdin closed: the lock is released and "released" (or "error") is the last line.
-const (
-	opMailboxLock = "mailbox-lock"
-	opRename      = "rename"
-)
-
-func init() { workerOps[opMailboxLock] = serveMailboxLock }
+const opRename = "rename"
 
 // serveMailboxLock is the worker's side: it holds ~USER/Mailbox.lock as the user until its
 // stdin is closed or it is told to stop.
-func serveMailboxLock(req *workerRequest, emit func(workerMsg)) error {
+func serveMailboxLock(_ context.Context, req *workerRequest, _ *os.File, emit func(workerMsg)) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	lockCtx, cancel := context.WithTimeout(ctx, req.LockTimeout)

@@ -17,7 +17,7 @@ import (
 // request is in worker.go; what root does with the answers, in run.go and runfolders.go
 // through dispatch for the answers every conversion has.
 
-// Worker operations.
+// Worker operations; workerOps (worker.go) says what serves each.
 const (
 	opConvert = "convert" // Convert, then re-read every message file against its record
 	opVerify  = "verify"  // prove every message of src[0:Size) is in the Maildir
@@ -28,6 +28,9 @@ const (
 	opFolders         = "folders"          // migrate the mbox folders beneath FolderRoot (no source fd)
 
 	opVerifyFolders = "verify-folders" // prove the migrated part of every folder in FolderStates
+
+	opEmptyInbox  = "empty-inbox"  // read the INBOX's Dovecot index and give the Maildir its UIDs (emptyuids.go)
+	opMailboxLock = "mailbox-lock" // hold ~USER/Mailbox.lock as the user, renaming on request (mailboxlock.go)
 )
 
 type workerRequest struct {

@@ -134,7 +134,7 @@ func TestServeFoldersDotlockTakenOver(t *testing.T) {
 	lock := tr.path("home/ada/mail/Busy.lock")
 	failed := map[string]string{}
 	done := map[string]bool{}
-	err := serveFolders(context.Background(), req, func(m workerMsg) {
+	err := serveFolders(context.Background(), req, nil, func(m workerMsg) {
 		switch m.T {
 		case "record":
 			if m.Folder == "Busy" {

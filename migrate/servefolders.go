@@ -37,7 +37,7 @@ func openFolderHome(req *workerRequest) (int, error) {
 // new in each folder and names those whose migrated part changed (msgFolderChanged); root
 // then asks for a second pass with their records (req.FolderPrior), which mirrors them, and
 // removes the Maildir++ folders of mbox folders that are gone (req.FolderRemoved).
-func serveFolders(ctx context.Context, req *workerRequest, emit func(workerMsg)) error {
+func serveFolders(ctx context.Context, req *workerRequest, _ *os.File, emit func(workerMsg)) error {
 	home, err := openFolderHome(req)
 	if err != nil {
 		return err
@@ -443,7 +443,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 }
 
 // serveVerifyFolders is the worker's side of verifyFolders.
-func serveVerifyFolders(ctx context.Context, req *workerRequest, emit func(workerMsg)) error {
+func serveVerifyFolders(ctx context.Context, req *workerRequest, _ *os.File, emit func(workerMsg)) error {
 	home, err := openFolderHome(req)
 	if err != nil {
 		return err

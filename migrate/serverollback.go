@@ -281,7 +281,7 @@ func (w *exportWriter) Write(p []byte) (int, error) {
 // user's Maildir is written back into its mbox file beneath the folder root, made when it is
 // new; the mbox files of folders gone from the Maildir are moved out of the folder root (never
 // removed); the subscriptions are the Maildir's.
-func serveRollbackFolders(ctx context.Context, req *workerRequest, emit func(workerMsg)) error {
+func serveRollbackFolders(ctx context.Context, req *workerRequest, _ *os.File, emit func(workerMsg)) error {
 	home, err := openFolderHome(req)
 	if err != nil {
 		return err

@@ -25,12 +25,13 @@ const (
 	opTestChatter  = "test-chatter"   // loop for req.Size ms answering every 10ms, reporting no new work
 )
 
-func init() {
-	workerOps[opTestReadFIFO] = func(req *workerRequest, emit func(workerMsg)) error {
+// addWatchdogOps registers the test operations above.
+func addWatchdogOps() {
+	workerOps[opTestReadFIFO] = testOp(func(req *workerRequest, emit func(workerMsg)) error {
 		_, err := os.ReadFile(req.Path)
 		return err
-	}
-	workerOps[opTestTrickle] = func(req *workerRequest, emit func(workerMsg)) error {
+	})
+	workerOps[opTestTrickle] = testOp(func(req *workerRequest, emit func(workerMsg)) error {
 		f, err := os.Open(req.Path)
 		if err != nil {
 			return err
@@ -49,10 +50,10 @@ func init() {
 		}
 		emit(workerMsg{T: msgProgress, N: int64(n)})
 		return nil
-	}
+	})
 	// Both loop until req.Size milliseconds have passed, so that a watchdog that does not catch them
 	// sees them end, and the test fails instead of hanging.
-	workerOps[opTestSpin] = func(req *workerRequest, emit func(workerMsg)) error {
+	workerOps[opTestSpin] = testOp(func(req *workerRequest, emit func(workerMsg)) error {
 		f, err := os.OpenFile(req.Path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return err
@@ -71,15 +72,15 @@ func init() {
 			}
 		}
 		return nil
-	}
-	workerOps[opTestChatter] = func(req *workerRequest, emit func(workerMsg)) error {
+	})
+	workerOps[opTestChatter] = testOp(func(req *workerRequest, emit func(workerMsg)) error {
 		for end := time.Now().Add(time.Duration(req.Size) * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 			emit(workerMsg{T: msgEvent, Event: &Event{Kind: "test", Detail: "still here"}})
 			emit(workerMsg{T: msgProgress})
 			emit(workerMsg{T: msgWork})
 		}
 		return nil
-	}
+	})
 }
 
 // Uids no account uses, one per test so that a test finds its own worker by uid.
@@ -282,8 +283,9 @@ func (s slowReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return s.r.ReadAt(p, off)
 }
 
-func init() {
-	workerOps[opTestSlowVerify] = func(req *workerRequest, emit func(workerMsg)) error {
+// addSlowVerifyOp registers opTestSlowVerify.
+func addSlowVerifyOp() {
+	workerOps[opTestSlowVerify] = testOp(func(req *workerRequest, emit func(workerMsg)) error {
 		src, err := os.Open(req.Maildir)
 		if err != nil {
 			return err
@@ -304,7 +306,7 @@ func init() {
 		}
 		emit(workerMsg{T: msgVerified, Verified: &res})
 		return nil
-	}
+	})
 }
 
 // TestWatchdogKeepsSlowVerify: the real verification, as a worker of another uid, reading its

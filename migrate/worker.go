@@ -50,32 +50,18 @@ func WorkerMain() int {
 		emit(workerMsg{T: msgError, Err: fmt.Sprintf("migrate: worker request: %v", err)})
 		return 1
 	}
-	if op := workerOps[req.Op]; op != nil {
-		if err := op(&req, emit); err != nil {
-			emit(workerMsg{T: msgError, Err: err.Error()})
-			return 1
-		}
-		return 0
+	op, ok := workerOps[req.Op]
+	if !ok {
+		emit(workerMsg{T: msgError, Err: fmt.Sprintf("migrate: worker: unknown operation %q", req.Op)})
+		return 1
 	}
 	var src *os.File
-	if req.Op != opFolders && req.Op != opVerifyFolders && req.Op != opRollbackFolders {
+	if op.source {
 		// Only then was a source passed; fd 3 may be the runtime's own otherwise.
 		src = os.NewFile(3, "source")
 	}
-	if req.Op == opRollback {
-		src, err := rollbackFiles(&req, src)
-		if err != nil {
-			emit(workerMsg{T: msgError, Err: err.Error()})
-			return 1
-		}
-		if err := serveRollback(ctx, &req, src, emit); err != nil {
-			emit(workerMsg{T: msgError, Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome)})
-			return 1
-		}
-		return 0
-	}
-	if err := serve(ctx, &req, src, emit); err != nil {
-		if ctx.Err() != nil {
+	if err := op.serve(ctx, &req, src, emit); err != nil {
+		if op.aborts && ctx.Err() != nil {
 			// Root asked us to stop: say whether the pending batch's tmp files are gone.
 			m := workerMsg{T: msgAborted}
 			if errors.Is(err, errAbortFailed) {
@@ -92,71 +78,132 @@ func WorkerMain() int {
 	return 0
 }
 
-// workerOps holds operations served outside serve, with stdin past the request still unread:
-// the Mailbox lock worker, and what a test binary registers to look at a worker from inside.
-var workerOps = map[string]func(req *workerRequest, emit func(workerMsg)) error{}
+// workerOp is one operation a worker serves.
+type workerOp struct {
+	source bool // root passes the source at fd 3 (a rollback's, when there is one)
+	aborts bool // interrupted, it says whether its pending batch's tmp files are gone (msgAborted)
+	// serve does the work as the user; src is fd 3 when source is set, else nil. It may read
+	// stdin past the request (the Mailbox lock takes one rename request at a time).
+	serve func(ctx context.Context, req *workerRequest, src *os.File, emit func(workerMsg)) error
+}
+
+// workerOps is every operation a worker serves, by name: the one list of them. A test binary
+// adds its own, to look at a worker from inside, before any worker starts.
+var workerOps = map[string]workerOp{
+	opConvert:         {source: true, aborts: true, serve: serveConvertOp},
+	opMirror:          {source: true, aborts: true, serve: serveMirrorOp},
+	opVerify:          {source: true, aborts: true, serve: serveVerifyOp},
+	opFolders:         {aborts: true, serve: serveFolders},
+	opVerifyFolders:   {aborts: true, serve: serveVerifyFolders},
+	opRollbackFolders: {aborts: true, serve: serveRollbackFolders},
+	opRollback:        {source: true, serve: serveRollbackOp},
+	opEmptyInbox:      {serve: serveEmptyInbox},
+	opMailboxLock:     {serve: serveMailboxLock},
+}
+
+// serveRollbackOp is the rollback worker: the old source at fd 3 when root passed one, the
+// new mbox root made beside the spool at fd 4.
+func serveRollbackOp(ctx context.Context, req *workerRequest, fd3 *os.File, emit func(workerMsg)) error {
+	src, err := rollbackFiles(req, fd3)
+	if err != nil {
+		return err
+	}
+	return serveRollback(ctx, req, src, emit)
+}
 
 // ErrUnsafeHome is wrapped by the error that refuses a home directory.
 var ErrUnsafeHome = errors.New("migrate: unsafe home")
 
-// serve does the per-user work, in a worker or in-process; emit receives what a worker would
-// send back.
+// serve does the per-user work in-process, where no privilege separation is needed (run by a
+// user, or for root's own mail), as a worker would; emit receives what it would send back.
 func serve(ctx context.Context, req *workerRequest, src *os.File, emit func(workerMsg)) error {
-	switch req.Op {
-	case opFolders:
-		return serveFolders(ctx, req, emit)
-	case opVerifyFolders:
-		return serveVerifyFolders(ctx, req, emit)
-	case opRollbackFolders:
-		return serveRollbackFolders(ctx, req, emit)
+	op, ok := workerOps[req.Op]
+	if !ok {
+		return fmt.Errorf("migrate: worker: unknown operation %q", req.Op)
 	}
+	if !op.source {
+		src = nil
+	}
+	return op.serve(ctx, req, src, emit)
+}
+
+// sourceWork is what convert, mirror and verify work on: the source at fd 3, the part of it
+// to read, its mtime, and the Maildir.
+type sourceWork struct {
+	src   *os.File
+	size  int64
+	mtime time.Time
+	d     *maildir.Dir
+}
+
+// openSourceWork looks at the source of req and opens its Maildir. With check, a source that
+// is not an mbox leaves no trace, not even an empty Maildir.
+func openSourceWork(req *workerRequest, src *os.File, check bool) (sourceWork, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
-		return fmt.Errorf("migrate: source: %w", err)
+		return sourceWork{}, fmt.Errorf("migrate: source: %w", err)
 	}
-	size := req.Size
-	if size == 0 || size > st.Size {
-		size = st.Size
+	w := sourceWork{src: src, size: req.Size, mtime: time.Unix(st.Mtim.Unix())}
+	if w.size == 0 || w.size > st.Size {
+		w.size = st.Size
 	}
-	if (req.Op == opConvert || req.Op == opMirror) && req.StartOffset < size {
-		// A file that is not an mbox must leave no trace, not even an empty Maildir.
-		if err := CheckMbox(io.NewSectionReader(src, req.StartOffset, size-req.StartOffset), size-req.StartOffset); err != nil {
-			return fmt.Errorf("migrate: %w", err)
+	if check && req.StartOffset < w.size {
+		if err := CheckMbox(io.NewSectionReader(src, req.StartOffset, w.size-req.StartOffset), w.size-req.StartOffset); err != nil {
+			return sourceWork{}, fmt.Errorf("migrate: %w", err)
 		}
 	}
-	d, err := openDestination(req)
+	var err error
+	w.d, err = openDestination(req)
+	return w, err
+}
+
+// serveConvertOp converts the source into the Maildir.
+func serveConvertOp(ctx context.Context, req *workerRequest, src *os.File, emit func(workerMsg)) error {
+	w, err := openSourceWork(req, src, true)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	switch req.Op {
-	case opConvert:
-		return serveConvert(ctx, req, src, size, time.Unix(st.Mtim.Unix()), d, emit)
-	case opMirror:
-		stats, err := mirror(ctx, req, src, size, time.Unix(st.Mtim.Unix()), d, "", "", emit)
-		if err != nil {
-			return err
-		}
-		emit(workerMsg{T: msgStats, Stats: &stats})
-		return nil
-	case opVerify:
-		if req.UIDValidity != 0 {
-			v, err := d.UIDValidity()
-			if err != nil {
-				return fmt.Errorf("migrate: verify: %w", err)
-			}
-			if v != req.UIDValidity {
-				return fmt.Errorf("migrate: verify: %s/dovecot-uidlist has UIDVALIDITY %d, not the %d migrated with", req.Maildir, v, req.UIDValidity)
-			}
-		}
-		res, err := verifyMaildir(ctx, req, src, size, d, newWorkMeter(emit))
-		if err != nil {
-			return err
-		}
-		emit(workerMsg{T: msgVerified, Verified: &res})
-		return nil
+	defer w.d.Close()
+	return serveConvert(ctx, req, w.src, w.size, w.mtime, w.d, emit)
+}
+
+// serveMirrorOp makes the Maildir mirror the source.
+func serveMirrorOp(ctx context.Context, req *workerRequest, src *os.File, emit func(workerMsg)) error {
+	w, err := openSourceWork(req, src, true)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("migrate: worker: unknown operation %q", req.Op)
+	defer w.d.Close()
+	stats, err := mirror(ctx, req, w.src, w.size, w.mtime, w.d, "", "", emit)
+	if err != nil {
+		return err
+	}
+	emit(workerMsg{T: msgStats, Stats: &stats})
+	return nil
+}
+
+// serveVerifyOp proves the migrated part of the source is in the Maildir.
+func serveVerifyOp(ctx context.Context, req *workerRequest, src *os.File, emit func(workerMsg)) error {
+	w, err := openSourceWork(req, src, false)
+	if err != nil {
+		return err
+	}
+	defer w.d.Close()
+	if req.UIDValidity != 0 {
+		v, err := w.d.UIDValidity()
+		if err != nil {
+			return fmt.Errorf("migrate: verify: %w", err)
+		}
+		if v != req.UIDValidity {
+			return fmt.Errorf("migrate: verify: %s/dovecot-uidlist has UIDVALIDITY %d, not the %d migrated with", req.Maildir, v, req.UIDValidity)
+		}
+	}
+	res, err := verifyMaildir(ctx, req, w.src, w.size, w.d, newWorkMeter(emit))
+	if err != nil {
+		return err
+	}
+	emit(workerMsg{T: msgVerified, Verified: &res})
+	return nil
 }
 
 // openDestination opens the Maildir of a request: beneath the home, checked, or by path.

@@ -27,8 +27,9 @@ type workerSelf struct {
 
 const opTestSelf = "test-self"
 
-func init() {
-	workerOps[opTestSelf] = func(_ *workerRequest, emit func(workerMsg)) error {
+// addSelfOp registers opTestSelf.
+func addSelfOp() {
+	workerOps[opTestSelf] = testOp(func(_ *workerRequest, emit func(workerMsg)) error {
 		var s workerSelf
 		s.UID = os.Getuid()
 		sid, err := unix.Getsid(0)
@@ -55,7 +56,7 @@ func init() {
 		}
 		emit(workerMsg{T: msgEvent, Event: &Event{Kind: opTestSelf, Detail: string(b)}})
 		return nil
-	}
+	})
 }
 
 // TestWorkerIsolated starts a real worker as an unprivileged uid and asks it about itself: it
