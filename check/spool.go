@@ -149,20 +149,8 @@ func countMessages(path string, st *unix.Stat_t, from int64, uid int) (int, erro
 		int(now.Uid) != uid || now.Nlink != 1 {
 		return 0, fmt.Errorf("check: %s: changed while it was looked at", path)
 	}
-	r := mbox.NewReader(io.NewSectionReader(f, from, st.Size-from), st.Size-from, mbox.Options{})
-	n := 0
-	for {
-		m, err := r.Next()
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-		if !m.Pseudo {
-			n++
-		}
-	}
+	n, err := mbox.Count(io.NewSectionReader(f, from, st.Size-from), st.Size-from, mbox.Options{})
+	return int(n), err
 }
 
 func validUserName(name string) bool {

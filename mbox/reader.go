@@ -902,3 +902,22 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 }
+
+// Count returns how many messages src[0:size) holds, as Reader finds them (a pseudo-message
+// is none), reading no more than it must.
+func Count(src io.ReaderAt, size int64, opts Options) (int64, error) {
+	r := NewReader(src, size, opts)
+	var n int64
+	for {
+		m, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if !m.Pseudo {
+			n++
+		}
+	}
+}

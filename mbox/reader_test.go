@@ -514,3 +514,20 @@ func TestResumeLoose(t *testing.T) {
 		})
 	}
 }
+
+// TestCount counts messages as Reader finds them: the pseudo-message Dovecot writes into an
+// empty mailbox is none, a body line beginning "From " without a From_ line's form splits
+// nothing.
+func TestCount(t *testing.T) {
+	pseudo := "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1 0000000002\n\nThis text is part of the internal format of your mail folder.\n\n"
+	two := "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nFrom the desk\n\nFrom b@example.org Tue Jan  2 10:00:00 2024\nSubject: two\n\nx\n\n"
+	for _, tc := range []struct {
+		text string
+		want int64
+	}{{"", 0}, {pseudo, 0}, {two, 2}, {pseudo + two, 2}} {
+		n, err := mbox.Count(strings.NewReader(tc.text), int64(len(tc.text)), mbox.Options{})
+		if err != nil || n != tc.want {
+			t.Errorf("Count(%q) = %d, %v; want %d", tc.text, n, err, tc.want)
+		}
+	}
+}

@@ -134,7 +134,7 @@ func planUser(ctx context.Context, e *PlanEntry, u users.User, store StateStore,
 		return ActionUpToDate, ""
 	}
 	if st.Size-start <= countLimit {
-		n, err := countMessages(io.NewSectionReader(f, start, st.Size-start), st.Size-start)
+		n, err := mbox.Count(io.NewSectionReader(f, start, st.Size-start), st.Size-start, mbox.Options{})
 		if err != nil {
 			return ActionRefuse, err.Error()
 		}
@@ -172,23 +172,6 @@ func dryMirror(ctx context.Context, cfg *Config, store StateStore, u users.User,
 		err = errors.New("migrate: the worker ended without a result")
 	}
 	return st, err
-}
-
-func countMessages(src io.ReaderAt, size int64) (int64, error) {
-	r := mbox.NewReader(src, size, mbox.Options{})
-	var n int64
-	for {
-		m, err := r.Next()
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-		if !m.Pseudo {
-			n++
-		}
-	}
 }
 
 // Todo is how many source bytes, INBOX and folders, are still to migrate.

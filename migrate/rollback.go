@@ -102,33 +102,18 @@ func (r *runner) rollbackUser(ctx context.Context, u users.User) (UserResult, er
 	if states[which] != nil {
 		res.Dst = states[which].Maildir
 	}
-	base := map[string]any{"user": u.Name, "uid": u.UID, "src": res.Src, "dst": res.Dst}
-	with := func(kv ...any) map[string]any {
-		m := make(map[string]any, len(base)+len(kv)/2)
-		for k, v := range base {
-			m[k] = v
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i].(string)] = kv[i+1]
-		}
-		return m
-	}
-	var auditErr error
-	log := func(event string, fields map[string]any) {
-		if err := r.audit.Event(event, fields); err != nil && auditErr == nil {
-			auditErr = err
-		}
-	}
+	ua := r.userAudit(u, res.Src, res.Dst)
+	with, log := ua.with, ua.event
 	folders, err := folderStates{Dir: filepath.Join(r.state.Dir, "folders")}.Load(u.Name)
 	if err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		log(EventUserFailed, with("err", err.Error()))
-		return res, auditErr
+		return res, ua.err
 	}
 	if states[0] == nil && states[1] == nil && (len(folders) == 0 || r.cfg.NoFolders) {
 		res.Outcome = OutcomeNeverMigrated
 		log(EventUserSkip, with("reason", "never migrated"))
-		return res, auditErr
+		return res, ua.err
 	}
 	log(EventUserStart, with())
 	switch {
@@ -166,7 +151,7 @@ func (r *runner) rollbackUser(ctx context.Context, u users.User) (UserResult, er
 		res.Err = err
 		log(EventUserFailed, with("outcome", res.Outcome, "err", err.Error()))
 	}
-	return res, auditErr
+	return res, ua.err
 }
 
 // rollbackInbox writes the user's INBOX Maildir back into the source src, whose state prev
@@ -682,13 +667,7 @@ func (r *runner) rollbackFolders(ctx context.Context, u users.User, home string,
 		}
 	}
 	folderWith := func(src string, kv ...any) map[string]any {
-		m := with(kv...)
-		m["folder_src"] = filepath.Join(rootPath, src)
-		if i, ok := byName[src]; ok {
-			m["folder"] = res.Folders[i].Name
-			m["dst"] = filepath.Join(maildirPath, res.Folders[i].Maildir)
-		}
-		return m
+		return folderFields(with, res, byName, rootPath, maildirPath, src, kv...)
 	}
 	err := runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, nil, func(m workerMsg) {
 		r.dispatch(u.Name, m, func(kv ...any) map[string]any { return folderWith(m.Folder, kv...) }, "folder "+folderName(res, byName, m.Folder),

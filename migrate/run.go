@@ -359,29 +359,45 @@ type runner struct {
 	zone      string // zoneName of cfg.Convert.Location
 }
 
+// userAudit writes the audit events of one user, each with the user's fields, and keeps the
+// first error of the audit log: the one error a user's run returns.
+type userAudit struct {
+	log  *audit.Log
+	base map[string]any
+	err  error
+}
+
+func (r *runner) userAudit(u users.User, src, dst string) *userAudit {
+	return &userAudit{log: r.audit, base: map[string]any{"user": u.Name, "uid": u.UID, "src": src, "dst": dst}}
+}
+
+// with returns the user's fields and the key-value pairs kv.
+func (a *userAudit) with(kv ...any) map[string]any {
+	m := make(map[string]any, len(a.base)+len(kv)/2)
+	for k, v := range a.base {
+		m[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
+}
+
+// event writes one event with fields.
+func (a *userAudit) event(name string, fields map[string]any) {
+	if err := a.log.Event(name, fields); err != nil && a.err == nil {
+		a.err = err
+	}
+}
+
 // user migrates one user. The returned error is reserved for a failed audit write; everything
 // else about the user is in the result.
 func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 	src, home, dst := r.cfg.Paths(u)
 	res := UserResult{User: u.Name, UID: u.UID, Src: src, Dst: dst}
 	began := time.Now()
-	base := map[string]any{"user": u.Name, "uid": u.UID, "src": src, "dst": dst}
-	with := func(kv ...any) map[string]any {
-		m := make(map[string]any, len(base)+len(kv)/2)
-		for k, v := range base {
-			m[k] = v
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i].(string)] = kv[i+1]
-		}
-		return m
-	}
-	var auditErr error
-	log := func(event string, fields map[string]any) {
-		if err := r.audit.Event(event, fields); err != nil && auditErr == nil {
-			auditErr = err
-		}
-	}
+	ua := r.userAudit(u, src, dst)
+	with, log := ua.with, ua.event
 	log(EventUserStart, with())
 	err := r.inbox(ctx, u, src, home, &res, with, log)
 	if !r.cfg.NoFolders && ctx.Err() == nil && !errors.Is(err, ErrUnsafeHome) {
@@ -425,7 +441,7 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 		res.Err = err
 		log(EventUserFailed, with("outcome", res.Outcome, "err", err.Error()))
 	}
-	return res, auditErr
+	return res, ua.err
 }
 
 // inbox migrates the user's INBOX source, the spool or ~/Mailbox: root opens and locks it,

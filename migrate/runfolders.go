@@ -126,13 +126,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 		}
 	}
 	folderWith := func(src string, kv ...any) map[string]any {
-		m := with(kv...)
-		m["folder_src"] = filepath.Join(rootPath, src)
-		if i, ok := byName[src]; ok {
-			m["folder"] = res.Folders[i].Name
-			m["dst"] = filepath.Join(maildirPath, res.Folders[i].Maildir)
-		}
-		return m
+		return folderFields(with, res, byName, rootPath, maildirPath, src, kv...)
 	}
 	// remember saves the state a worker reports for the folder src, its records first.
 	remember := func(src string, st *State) *State {
@@ -531,4 +525,17 @@ func unescapeValue(name string) mbox.Unescape {
 		return mbox.UnescapeMboxo
 	}
 	return mbox.UnescapeNone
+}
+
+// folderFields are the audit fields of the folder src (its path beneath rootPath) of a user's
+// run res: the user's (with), the folder's source, and its name and Maildir++ folder once its
+// worker named them (byName indexes res.Folders), then kv.
+func folderFields(with func(...any) map[string]any, res *UserResult, byName map[string]int, rootPath, maildirPath, src string, kv ...any) map[string]any {
+	m := with(kv...)
+	m["folder_src"] = filepath.Join(rootPath, src)
+	if i, ok := byName[src]; ok {
+		m["folder"] = res.Folders[i].Name
+		m["dst"] = filepath.Join(maildirPath, res.Folders[i].Maildir)
+	}
+	return m
 }
