@@ -592,10 +592,15 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+name); err != nil {
 			return fail(fmt.Errorf("maildir: fsync %s: %w", display, err))
 		}
-	case FsyncBatch, FsyncSyncfs:
+	case FsyncBatch:
 		// Start writing the data now, while the next messages are
 		// prepared, so the fsync at the end of the batch mostly waits for
 		// the journal. It is only advice: the fsync is the guarantee.
+		// FsyncSyncfs does not: its syncfs writes the batch back as a
+		// whole, from the kernel's flusher thread, which allocates the
+		// blocks of many files at once; starting each file's writeback
+		// here made the writing thread do that work file by file, and
+		// the whole conversion slower.
 		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 		if w.held < w.maxHeld {
 			// Kept open for the batch's fsync, which then needs no
