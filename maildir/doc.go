@@ -14,9 +14,10 @@
 // time so the journal commits them at once, before any of them is renamed;
 // only the Maildir's files are synced, never the whole file system, so a small
 // mailbox does not wait for other processes' writes. [FsyncSyncfs] syncs the
-// whole file system (syncfs) instead, once before a batch is renamed and once
-// after: fewer system calls and journal commits, at the price of waiting for
-// whatever else is unwritten there. Message names are
+// whole file system (syncfs) instead before a batch is renamed: fewer system
+// calls and journal commits, at the price of waiting for whatever else is
+// unwritten there. In both, a batch is synced while the next one is written,
+// and renamed in once that one is complete (or at [Writer.Flush]). Message names are
 // deterministic: the same content, date, source position and host give the same
 // base name on every run, so a second run recognises what it already wrote; the
 // date in a name is only one read from the message itself, never a fallback such

@@ -170,8 +170,22 @@ type Writer struct {
 
 	pending      []pendingFile
 	pendingBytes int64
-	waiting      []Result // added, to be reported to Options.Durable
-	dirty        [2]bool  // cur/, new/ received a rename since their last fsync
+	dirty        [2]bool // cur/, new/ received a rename since their last fsync
+
+	// The batch pipeline (fsync.go): the batch whose sync is in flight,
+	// the number of the pending batch, which its uidlist lines carry, and
+	// of the last batch moved into cur/ and new/ (lines up to it may be
+	// listed).
+	job      *syncJob
+	batchSeq uint64
+	movedSeq uint64
+	spare    []pendingFile // a moved batch's array, for the next pending one
+
+	// waiting holds the results added and not yet reported to
+	// Options.Durable, in Add order; waitBase counts those reported
+	// before waiting[0] (pendingFile.wait counts from the first Add).
+	waiting  []Result
+	waitBase int
 
 	buf    []byte
 	pid    int
@@ -181,8 +195,9 @@ type Writer struct {
 	// umask is the process's umask when the Writer was made: when it
 	// leaves 0600 whole, a file created 0600 needs no fchmod.
 	umask uint32
-	// held counts the pending files kept open until their fsync, at
-	// most maxHeld, well within the descriptor limit.
+	// held counts the files kept open until their fsync, in the batch
+	// being synced and the pending one, at most maxHeld, well within the
+	// descriptor limit.
 	held, maxHeld int
 
 	// syncErr is a failed sync of the pending batch: its files stay out
@@ -210,7 +225,7 @@ type pendingFile struct {
 	sub  int
 	name string
 	base string
-	wait int // index in waiting
+	wait int // index in waiting, plus waitBase
 }
 
 // NewWriter prepares to add messages to d: it lists cur/ and new/ once (base
@@ -241,12 +256,13 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 		suffixAt: map[string]uint32{},
 		buf:      make([]byte, 64*1024),
 		pid:      os.Getpid(),
+		batchSeq: 1,
 		umask:    currentUmask(),
 	}
 	if opts.Fsync == FsyncBatch {
 		var rl unix.Rlimit
 		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
-			w.maxHeld = int(min(uint64(opts.BatchFiles), rl.Cur/4))
+			w.maxHeld = int(min(2*uint64(opts.BatchFiles), rl.Cur/4))
 		}
 	}
 	if opts.AnyPosition {
@@ -438,7 +454,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 			if r.UID, err = w.assignUID(m.UID); err != nil {
 				return Result{}, err
 			}
-			w.list(r.UID, base)
+			w.list(r.UID, base, 0)
 			e.uid = r.UID
 			w.known[key] = e
 		}
@@ -462,18 +478,23 @@ func (w *Writer) Add(m *Message) (Result, error) {
 			w.dropTmp(tmp, fd)
 			return Result{}, err
 		}
-		w.list(r.UID, base)
+		// A line of a batched file waits until its batch is moved in.
+		batch := uint64(0)
+		if w.opts.Fsync.batched() {
+			batch = w.batchSeq
+		}
+		w.list(r.UID, base, batch)
 	}
 	f := w.file(r.Name[len(base):], sub)
 	f.uid = r.UID
 	w.known[key] = f
 
 	if w.opts.Fsync.batched() {
-		w.pending = append(w.pending, pendingFile{tmp: tmp, fd: fd, sub: sub, name: r.Name, base: base, wait: len(w.waiting)})
+		w.pending = append(w.pending, pendingFile{tmp: tmp, fd: fd, sub: sub, name: r.Name, base: base, wait: w.waitBase + len(w.waiting)})
 		w.pendingBytes += r.Size
 		w.waiting = append(w.waiting, r)
 		if len(w.pending) >= w.opts.BatchFiles || w.pendingBytes >= w.opts.BatchBytes {
-			if err := w.flush(); err != nil {
+			if err := w.endBatch(); err != nil {
 				return r, err
 			}
 		}
@@ -504,24 +525,36 @@ func (w *Writer) Add(m *Message) (Result, error) {
 // report hands r to Options.Durable, after every earlier message still
 // waiting for its batch.
 func (w *Writer) report(r Result) {
-	if w.opts.Durable == nil {
-		return
-	}
 	w.waiting = append(w.waiting, r)
-	if len(w.pending) == 0 {
-		w.deliver()
-	}
+	w.deliverMoved()
 }
 
-func (w *Writer) deliver() {
-	if w.opts.Durable == nil {
-		w.waiting = w.waiting[:0]
+// deliverMoved hands Options.Durable the waiting results before the first
+// one whose file is still in tmp/ (in the batch being synced, or pending).
+func (w *Writer) deliverMoved() {
+	n := len(w.waiting)
+	if w.job != nil && len(w.job.files) > 0 {
+		n = w.job.files[0].wait - w.waitBase
+	} else if len(w.pending) > 0 {
+		n = w.pending[0].wait - w.waitBase
+	}
+	if n == 0 {
 		return
 	}
-	for _, r := range w.waiting {
-		w.opts.Durable(r)
+	if w.opts.Durable != nil {
+		for _, r := range w.waiting[:n] {
+			w.opts.Durable(r)
+		}
 	}
-	w.waiting = w.waiting[:0]
+	w.dropWaiting(n)
+}
+
+// dropWaiting forgets the first n waiting results.
+func (w *Writer) dropWaiting(n int) {
+	k := copy(w.waiting, w.waiting[n:])
+	clear(w.waiting[k:])
+	w.waiting = w.waiting[:k]
+	w.waitBase += n
 }
 
 // writeTmp streams the message into a new file in tmp/.
@@ -752,11 +785,12 @@ func (w *Writer) traced(err error, event string) error {
 }
 
 // Flush makes every message added so far durable and visible: it finishes
-// the pending batch (sync, renames, directory fsync), writes
-// dovecot-keywords, lists the messages in dovecot-uidlist, and reports them
-// to Options.Durable. Batches are flushed and listed as they fill up too: a
-// file of ours is unlisted only while a batch in a mode without batches
-// gathers (at most 512 messages) or until Flush.
+// the batch being synced and the pending one (sync, renames, directory
+// fsync), writes dovecot-keywords, lists the messages in dovecot-uidlist,
+// and reports them to Options.Durable. Batches are moved in and listed as
+// they fill up too, each at the end of the next one (its sync ran
+// meanwhile): a file of ours is unlisted only while it waits in tmp/ or a
+// mode without batches gathers lines (at most 512 messages), or until Flush.
 func (w *Writer) Flush() error {
 	if err := w.flush(); err != nil {
 		return err
@@ -788,6 +822,7 @@ func (w *Writer) Commit() error {
 func (w *Writer) Abort() error {
 	defer w.unpin()
 	var first error
+	w.settle()
 	w.closePending()
 	for _, p := range w.pending {
 		if err := unix.Unlinkat(w.d.sub[subTmp], p.tmp, 0); err != nil && !errors.Is(err, unix.ENOENT) && first == nil {
@@ -796,12 +831,25 @@ func (w *Writer) Abort() error {
 	}
 	w.forget(w.pending)
 	w.pending, w.pendingBytes = w.pending[:0], 0
-	w.waiting = w.waiting[:0]
+	w.dropWaiting(len(w.waiting))
 	w.syncErr = nil
 	if err := w.publish(nil, false); err != nil && first == nil {
 		first = err
 	}
 	return first
+}
+
+// settle waits for the sync in flight, if any, and puts its batch back in
+// front of the pending one, whatever the sync's outcome: for Abort and
+// Close, which move nothing in.
+func (w *Writer) settle() {
+	job := w.job
+	if job == nil {
+		return
+	}
+	<-job.done
+	w.job = nil
+	w.pending = append(job.files, w.pending...)
 }
 
 // forget drops the uidlist lines and run records of messages that never
