@@ -93,6 +93,9 @@ type Message struct {
 	UID      uint32    // UID wanted (from X-UID), 0 = assign
 	Position int64     // the message's position in its source (mbox index); part of the name
 	Content  io.Reader // the message bytes exactly as they must be stored
+	// Prepared, when set, is the content read and measured ahead of Add
+	// (Prepare), which then does not read Content.
+	Prepared *Prepared
 }
 
 // Result describes what Add did with one message.
@@ -352,6 +355,7 @@ func (w *Writer) open() error {
 // counter hashes and measures a message as it streams to its file.
 type counter struct {
 	h      hash.Hash
+	sum    [sha256.Size]byte // set by finish
 	n      int64
 	bareLF int64
 	lastCR bool
@@ -361,22 +365,15 @@ type counter struct {
 func (c *counter) Write(p []byte) (int, error) {
 	c.h.Write(p)
 	c.n += int64(len(p))
-	for i := 0; i < len(p); {
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
-			break
-		}
-		at := i + j
-		if !(at > 0 && p[at-1] == '\r' || at == 0 && c.lastCR) {
-			c.bareLF++
-		}
-		i = at + 1
-	}
+	c.bareLF += bareLFs(p, c.lastCR)
 	if len(p) > 0 {
 		c.lastCR = p[len(p)-1] == '\r'
 	}
 	return len(p), nil
 }
+
+// finish sets the sum of what was written.
+func (c *counter) finish() { c.h.Sum(c.sum[:0]) }
 
 // Add writes one message into tmp/ (O_CREAT|O_EXCL, 0600, fchmod 0600, mtime =
 // MTime, else Date), hashing it as it streams, computes S= and W= (W = size
@@ -409,7 +406,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		secs, usecs = m.Date.Unix(), int64(m.Date.Nanosecond()/1000)
 	}
 	var r Result
-	copy(r.SHA256[:], c.h.Sum(nil))
+	r.SHA256 = c.sum
 	r.Size = c.n
 	base := fmt.Sprintf("%d.M%dQ%dX%s.%s,S=%d,W=%d", secs, usecs, m.Position,
 		hex.EncodeToString(r.SHA256[:8]), w.host, c.n, c.n+c.bareLF)
@@ -591,8 +588,16 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		w.removeTmp(name)
 		return "", -1, nil, err
 	}
-	if err := fault.Write.Err(w.copyTo(fd, m.Content, c)); err != nil {
-		return fail(fmt.Errorf("maildir: write %s: %w", display, bare(err, display)))
+	if p := m.Prepared; p != nil {
+		c.sum, c.n, c.bareLF = p.sum, int64(len(p.b)), p.bareLF
+		if err := fault.Write.Err(writeAll(fd, p.b)); err != nil {
+			return fail(fmt.Errorf("maildir: write %s: %w", display, err))
+		}
+	} else {
+		if err := fault.Write.Err(w.copyTo(fd, m.Content, c)); err != nil {
+			return fail(fmt.Errorf("maildir: write %s: %w", display, bare(err, display)))
+		}
+		c.finish()
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
 	if w.umask&0o600 != 0 {
