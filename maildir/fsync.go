@@ -335,7 +335,7 @@ func (w *Writer) syncTmp(p *pendingFile) error {
 		}
 		defer unix.Close(fd)
 	}
-	if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+p.tmp); err != nil {
+	if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/", p.tmp); err != nil {
 		return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, p.tmp, err)
 	}
 	return nil

@@ -190,10 +190,11 @@ type Writer struct {
 	waiting  []Result
 	waitBase int
 
-	buf    []byte
-	pid    int
-	marker *runMarker // this Writer's run marker in tmp/, until Close
-	ctr    counter    // the message being written
+	buf     []byte
+	nameBuf []byte // where Add makes names
+	pid     int
+	marker  *runMarker // this Writer's run marker in tmp/, until Close
+	ctr     counter    // the message being written
 
 	// umask is the process's umask when the Writer was made: when it
 	// leaves 0600 whole, a file created 0600 needs no fchmod.
@@ -408,8 +409,16 @@ func (w *Writer) Add(m *Message) (Result, error) {
 	var r Result
 	r.SHA256 = c.sum
 	r.Size = c.n
-	base := fmt.Sprintf("%d.M%dQ%dX%s.%s,S=%d,W=%d", secs, usecs, m.Position,
-		hex.EncodeToString(r.SHA256[:8]), w.host, c.n, c.n+c.bareLF)
+	// <secs>.M<usecs>Q<position>X<16 hex digits>.<host>,S=<size>,W=<vsize>
+	b := strconv.AppendInt(w.nameBuf[:0], secs, 10)
+	b = strconv.AppendInt(append(b, ".M"...), usecs, 10)
+	b = strconv.AppendInt(append(b, 'Q'), m.Position, 10)
+	b = hex.AppendEncode(append(b, 'X'), r.SHA256[:8])
+	b = append(append(b, '.'), w.host...)
+	b = strconv.AppendInt(append(b, ",S="...), c.n, 10)
+	b = strconv.AppendInt(append(b, ",W="...), c.n+c.bareLF, 10)
+	w.nameBuf = b
+	base := string(b)
 
 	key := keyOf(base)
 	e, ok := w.known[key]
@@ -567,7 +576,14 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		if _, err := rand.Read(rnd[:]); err != nil {
 			return "", -1, nil, fmt.Errorf("maildir: tmp name: %w", err)
 		}
-		name = fmt.Sprintf("%d.%sQ%dR%s.%s", time.Now().Unix(), w.marker.token, m.Position, hex.EncodeToString(rnd[:]), w.host)
+		// <secs>.<run token>Q<position>R<12 hex digits>.<host>
+		b := strconv.AppendInt(w.nameBuf[:0], time.Now().Unix(), 10)
+		b = append(append(b, '.'), w.marker.token...)
+		b = strconv.AppendInt(append(b, 'Q'), m.Position, 10)
+		b = hex.AppendEncode(append(b, 'R'), rnd[:])
+		b = append(append(b, '.'), w.host...)
+		w.nameBuf = b
+		name = string(b)
 		fd, err = safefs.Open(tmpfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err != unix.EEXIST || try == 10 {
 			break
@@ -576,7 +592,8 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	if err != nil {
 		return "", -1, nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, name, err)
 	}
-	display := w.d.path + "/tmp/" + name
+	// The file's path, for an error only.
+	display := func() string { return w.d.path + "/tmp/" + name }
 	c := &w.ctr
 	if c.h == nil {
 		c.h = sha256.New()
@@ -591,18 +608,18 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	if p := m.Prepared; p != nil {
 		c.sum, c.n, c.bareLF = p.sum, int64(len(p.b)), p.bareLF
 		if err := fault.Write.Err(writeAll(fd, p.b)); err != nil {
-			return fail(fmt.Errorf("maildir: write %s: %w", display, err))
+			return fail(fmt.Errorf("maildir: write %s: %w", display(), err))
 		}
 	} else {
 		if err := fault.Write.Err(w.copyTo(fd, m.Content, c)); err != nil {
-			return fail(fmt.Errorf("maildir: write %s: %w", display, bare(err, display)))
+			return fail(fmt.Errorf("maildir: write %s: %w", display(), bare(err, display())))
 		}
 		c.finish()
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
 	if w.umask&0o600 != 0 {
 		if err := unix.Fchmod(fd, 0o600); err != nil {
-			return fail(fmt.Errorf("maildir: chmod %s: %w", display, err))
+			return fail(fmt.Errorf("maildir: chmod %s: %w", display(), err))
 		}
 	}
 	mtime := m.Date
@@ -611,24 +628,24 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	}
 	want := mtimeOf(mtime)
 	if err := futimens(fd, want); err != nil {
-		return fail(fmt.Errorf("maildir: set mtime of %s: %w", display, err))
+		return fail(fmt.Errorf("maildir: set mtime of %s: %w", display(), err))
 	}
 	// The kernel keeps a date the file system cannot hold at the nearest
 	// one it can, silently: what it kept is read back.
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fail(fmt.Errorf("maildir: stat %s: %w", display, err))
+		return fail(fmt.Errorf("maildir: stat %s: %w", display(), err))
 	}
 	if st.Mtim.Sec != want.Sec {
 		c.mtime = time.Unix(st.Mtim.Unix())
 	}
-	if err := w.traced(nil, "write tmp/"+name); err != nil {
-		return fail(fmt.Errorf("maildir: write %s: %w", display, err))
+	if err := w.traced(nil, "write tmp/", name); err != nil {
+		return fail(fmt.Errorf("maildir: write %s: %w", display(), err))
 	}
 	switch w.opts.Fsync {
 	case FsyncAlways:
-		if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+name); err != nil {
-			return fail(fmt.Errorf("maildir: fsync %s: %w", display, err))
+		if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/", name); err != nil {
+			return fail(fmt.Errorf("maildir: fsync %s: %w", display(), err))
 		}
 	case FsyncBatch:
 		// Start writing the data now, while the next messages are
@@ -649,7 +666,7 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	}
 	if err := fault.Close.Err(unix.Close(fd)); err != nil {
 		w.removeTmp(name)
-		return "", -1, nil, fmt.Errorf("maildir: close %s: %w", display, err)
+		return "", -1, nil, fmt.Errorf("maildir: close %s: %w", display(), err)
 	}
 	return name, -1, c, nil
 }
@@ -738,12 +755,12 @@ func (w *Writer) dropTmp(name string, fd int) {
 // is true when sub/name was already there (the tmp file is then removed).
 func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err error) {
 	tmpfd, dstfd := w.d.sub[subTmp], w.d.sub[sub]
-	event := "rename tmp/" + tmp + " " + subNames[sub] + "/" + name
-	err = w.traced(fault.Move.Err(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE)), event)
+	event := [...]string{"rename tmp/", tmp, " ", subNames[sub], "/", name}
+	err = w.traced(fault.Move.Err(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE)), event[:]...)
 	if err == unix.EINVAL || err == unix.ENOSYS {
 		// File systems without RENAME_NOREPLACE: a hard link also fails
 		// rather than replace, and the tmp name goes after.
-		err = w.traced(fault.Move.Err(unix.Linkat(tmpfd, tmp, dstfd, name, 0)), event)
+		err = w.traced(fault.Move.Err(unix.Linkat(tmpfd, tmp, dstfd, name, 0)), event[:]...)
 		if err == nil {
 			err = unix.Unlinkat(tmpfd, tmp, 0)
 			if err != nil {
@@ -781,10 +798,12 @@ func currentUmask() uint32 {
 	return 0o777
 }
 
-// traced passes a successful call's event to the test hook.
-func (w *Writer) traced(err error, event string) error {
+// traced passes a successful call's event to the test hook. The event is
+// the concatenation of its parts, made only when there is a hook: the calls
+// on each message's path would otherwise pay for it.
+func (w *Writer) traced(err error, event ...string) error {
 	if err == nil && w.trace != nil {
-		return w.trace(event)
+		return w.trace(strings.Join(event, ""))
 	}
 	return err
 }
