@@ -110,6 +110,7 @@ func (m *runMarker) record() error {
 // Writer must not be used after. A Writer never closed leaves its marker to
 // the next one, which removes it once the process is gone.
 func (w *Writer) Close() error {
+	w.settle()
 	w.closePending()
 	m := w.marker
 	if m == nil {
