@@ -3,6 +3,8 @@ package maildir
 import (
 	"bytes"
 	"crypto/sha256"
+	"hash"
+	"time"
 )
 
 // Prepared is a message's content read whole, with what Add computes of it:
@@ -30,3 +32,26 @@ func bareLFs(p []byte, afterCR bool) int64 {
 	}
 	return int64(n)
 }
+
+// counter hashes and measures a message as it streams to its file.
+type counter struct {
+	h      hash.Hash
+	sum    [sha256.Size]byte // set by finish
+	n      int64
+	bareLF int64
+	lastCR bool
+	mtime  time.Time // Result.MTime of the file
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	c.h.Write(p)
+	c.n += int64(len(p))
+	c.bareLF += bareLFs(p, c.lastCR)
+	if len(p) > 0 {
+		c.lastCR = p[len(p)-1] == '\r'
+	}
+	return len(p), nil
+}
+
+// finish sets the sum of what was written.
+func (c *counter) finish() { c.h.Sum(c.sum[:0]) }

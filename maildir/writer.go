@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"strconv"
@@ -352,29 +351,6 @@ func (w *Writer) open() error {
 	}
 	return nil
 }
-
-// counter hashes and measures a message as it streams to its file.
-type counter struct {
-	h      hash.Hash
-	sum    [sha256.Size]byte // set by finish
-	n      int64
-	bareLF int64
-	lastCR bool
-	mtime  time.Time // Result.MTime of the file
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	c.h.Write(p)
-	c.n += int64(len(p))
-	c.bareLF += bareLFs(p, c.lastCR)
-	if len(p) > 0 {
-		c.lastCR = p[len(p)-1] == '\r'
-	}
-	return len(p), nil
-}
-
-// finish sets the sum of what was written.
-func (c *counter) finish() { c.h.Sum(c.sum[:0]) }
 
 // Add writes one message into tmp/ (O_CREAT|O_EXCL, 0600, fchmod 0600, mtime =
 // MTime, else Date), hashing it as it streams, computes S= and W= (W = size
