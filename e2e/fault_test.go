@@ -609,8 +609,10 @@ func killAndRerun(t *testing.T, g *faultRig, kp killPoint, tag string) {
 }
 
 // errnoPoints are the points that take an injected errno, each with the pass it fails
-// from; state and audit are root's, the others a worker's.
-var errnoPoints = []string{"write:5", "fsync:3", "close:7", "move:4", "uidlist-rewrite:1", "uidlist-append:1", "state:1", "audit:3"}
+// from; state and audit are root's, the others a worker's. The default mode syncs once a
+// batch: fsync:1 is the first batch's sync, running while the second is written, and
+// fsync:2 the last one's, at the end.
+var errnoPoints = []string{"write:5", "fsync:1", "fsync:2", "close:7", "move:4", "uidlist-rewrite:1", "uidlist-append:1", "state:1", "audit:3"}
 
 // TestInjectedErrors injects EIO, ENOSPC and EDQUOT at every point that writes. Each must give
 // a clear error naming the user and the file, exit 3 (some users failed), leave nothing half
