@@ -77,6 +77,9 @@ func must(t *testing.T, err error) {
 
 func run(t *testing.T, cfg Config) Report {
 	t.Helper()
+	if cfg.AsUser == nil {
+		cfg.AsUser = testAsUser
+	}
 	r, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
