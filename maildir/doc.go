@@ -10,12 +10,13 @@
 // A [Writer] adds messages the way the Maildir convention asks: each one is
 // written to tmp/ with an exclusive create, mode 0600, synced, then renamed into
 // new/ or cur/ without ever replacing an existing file. In the default
-// [FsyncSyncfs] mode the whole file system is synced (syncfs) once before a
-// batch is renamed and once after: few system calls and journal commits, at
-// the price of waiting for whatever else is unwritten there. [FsyncBatch]
-// syncs only the Maildir's files instead, several at a time so the journal
-// commits them at once, so that a small mailbox does not wait for other
-// processes' writes. Message names are
+// [FsyncSyncfs] mode the whole file system is synced (syncfs) once a batch,
+// before it is renamed: few system calls and journal commits, at the price of
+// waiting for whatever else is unwritten there. [FsyncBatch] syncs only the
+// Maildir's files instead, several at a time so the journal commits them at
+// once, so that a small mailbox does not wait for other processes' writes. In
+// both, a batch is synced while the next one is written, and renamed in once
+// that one is complete (or at [Writer.Flush]). Message names are
 // deterministic: the same content, date, source position and host give the same
 // base name on every run, so a second run recognises what it already wrote; the
 // date in a name is only one read from the message itself, never a fallback such

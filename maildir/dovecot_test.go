@@ -285,6 +285,7 @@ func TestDovecotMeanwhile(t *testing.T) {
 	// UIDs 5 and 9 from the mbox, then 10: created with a header, then appended.
 	addSubject(0, 5)
 	addSubject(1, 9)
+	must(t, w.Flush())
 	addSubject(2, 0)
 	must(t, w.Flush())
 	ul := readFile(t, filepath.Join(md, uidlistName))

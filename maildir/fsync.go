@@ -23,20 +23,20 @@ import (
 type Fsync int
 
 const (
-	// FsyncSyncfs, the default, writes files to tmp/ (their writeback
-	// started at once), syncs the Maildir's file system as a whole
-	// (syncfs) once before a batch is renamed into new/ and cur/, then
-	// once after: nothing is visible in new/ or cur/ before it is on disk.
+	// FsyncSyncfs, the default, writes files to tmp/, syncs the Maildir's
+	// file system as a whole (syncfs) once a batch, while the next batch
+	// is written, then renames the batch into new/ and cur/ and fsyncs
+	// those two: nothing is visible in new/ or cur/ before it is on disk.
 	// It is the fastest durable mode when the file system has little else
 	// to write, and waits for every other process's dirty data on it when
 	// it has: a busy server wants FsyncBatch. On a kernel before 5.8,
 	// whose syncfs does not report write errors, it is FsyncBatch.
 	FsyncSyncfs Fsync = iota
 	// FsyncBatch is FsyncSyncfs with only the Maildir's own files synced,
-	// never the whole file system: they are fsynced together at the end
-	// of each batch by a few goroutines, so that the file system's journal
-	// commits them in a few transactions rather than one each, then
-	// renamed, then new/ and cur/ fsynced.
+	// never the whole file system: their writeback is started as each is
+	// written, and they are fsynced together by a few goroutines while the
+	// next batch is written, so that the file system's journal commits
+	// them in a few transactions rather than one each.
 	FsyncBatch
 	// FsyncAlways fsyncs each file before its rename, and the directories.
 	FsyncAlways
@@ -117,6 +117,12 @@ func (w *Writer) syncDirs() error {
 		}
 		return nil
 	}
+	return w.fsyncDirs()
+}
+
+// fsyncDirs fsyncs cur/ and new/ where they received a rename or a removal
+// since their last sync.
+func (w *Writer) fsyncDirs() error {
 	for _, s := range []int{subCur, subNew} {
 		if w.dirty[s] {
 			if err := w.traced(unix.Fsync(w.d.sub[s]), "fsync "+subNames[s]); err != nil {
@@ -128,27 +134,109 @@ func (w *Writer) syncDirs() error {
 	return nil
 }
 
-// flush makes the pending batch durable in tmp/, then visible in cur/ and
-// new/, then durable there.
-func (w *Writer) flush() error {
-	if len(w.pending) == 0 {
-		return nil
-	}
+// The batch pipeline of the batched modes. A batch that fills up is
+// synced in the background (a syncJob: one syncfs, or the fsync of each of
+// its files) while the next batch is written, so that the disk writes one
+// batch while the next one is prepared. At the end of that next batch, or at
+// Flush, the synced batch is moved into cur/ and new/ under Dovecot's lock
+// on dovecot-uidlist, the directories are fsynced, its lines are appended to
+// dovecot-uidlist (and synced), the lock is released, and its messages are
+// reported durable. Nothing is renamed before the sync that covers its data
+// has completed, and nothing is reported before its rename is synced and
+// listed, as when each batch was synced in turn: only the data's sync no
+// longer keeps the writing waiting.
+
+// syncJob is the sync of a batch's data, running in the background.
+type syncJob struct {
+	files []pendingFile
+	seq   uint64        // the batch's number, which its uidlist lines carry
+	done  chan struct{} // closed when err is set
+	err   error
+}
+
+// endBatch hands the full pending batch to a sync of its own, and moves in
+// the batch synced while this one was written.
+func (w *Writer) endBatch() error {
 	if w.syncErr != nil {
 		return w.syncErr
 	}
-	switch w.opts.Fsync {
-	case FsyncBatch:
-		if err := w.syncPending(); err != nil {
-			w.syncErr = err
-			return err
-		}
-	case FsyncSyncfs:
-		if err := w.syncfs(); err != nil {
-			w.syncErr = err
+	return w.step()
+}
+
+// flush makes every message added so far durable and visible: it moves in
+// the batch being synced, then syncs the pending batch and moves it in too.
+func (w *Writer) flush() error {
+	if w.syncErr != nil {
+		return w.syncErr
+	}
+	for w.job != nil || len(w.pending) > 0 {
+		if err := w.step(); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// step waits for the batch being synced, starts the sync of the pending
+// batch, and moves the first one in meanwhile.
+func (w *Writer) step() error {
+	job := w.job
+	if err := w.awaitSync(); err != nil {
+		return err
+	}
+	if len(w.pending) > 0 {
+		w.startSync()
+	}
+	if job == nil {
+		return nil
+	}
+	return w.moveBatch(job)
+}
+
+// startSync starts the sync of the pending batch, which becomes the batch in
+// flight.
+func (w *Writer) startSync() {
+	job := &syncJob{files: w.pending, seq: w.batchSeq, done: make(chan struct{})}
+	w.job = job
+	w.pending, w.pendingBytes = w.spare, 0
+	w.spare = nil
+	w.batchSeq++
+	go func() {
+		defer close(job.done)
+		switch w.opts.Fsync {
+		case FsyncBatch:
+			job.err = w.syncFiles(job.files)
+		case FsyncSyncfs:
+			job.err = w.syncfs()
+		}
+	}()
+}
+
+// awaitSync waits for the batch in flight, if any, and closes its files. A
+// failed sync keeps the batch in tmp/ until Abort, and fails every later
+// flush: a second fsync may succeed without the data having reached the disk.
+func (w *Writer) awaitSync() error {
+	job := w.job
+	if job == nil {
+		return nil
+	}
+	<-job.done
+	for i := range job.files {
+		w.closeHeld(job.files[i].fd)
+		job.files[i].fd = -1
+	}
+	if job.err != nil {
+		w.syncErr = job.err
+		return job.err
+	}
+	w.job = nil
+	return nil
+}
+
+// moveBatch makes a synced batch visible in cur/ and new/, then durable
+// there, lists it in dovecot-uidlist and reports its messages durable.
+func (w *Writer) moveBatch(job *syncJob) error {
+	files := job.files
 	if err := w.writeKeywords(); err != nil {
 		return err
 	}
@@ -163,26 +251,29 @@ func (w *Writer) flush() error {
 		}
 		defer lk.drop()
 	}
-	for i, p := range w.pending {
+	for i, p := range files {
 		if lk != nil {
 			lk.refresh()
 		}
 		existed, err := w.moveIn(p.tmp, p.sub, p.name)
 		if err != nil {
-			w.pending = w.pending[i:]
+			// What is not moved yet goes back to the pending batch,
+			// where Abort removes it.
+			w.pending = append(files[i:], w.pending...)
 			return err
 		}
 		if existed {
 			// Planted under our name since NewWriter listed the
 			// directory: the file there stays, and is reported as such.
-			w.waiting[p.wait].Existed = true
+			w.waiting[p.wait-w.waitBase].Existed = true
 		}
 	}
-	w.pending, w.pendingBytes = w.pending[:0], 0
+	w.movedSeq = job.seq
+	w.spare = files[:0]
 	fault.BatchMoved.Hit()
-	if w.opts.Fsync == FsyncNone {
-		w.dirty = [2]bool{}
-	} else if err := w.syncDirs(); err != nil {
+	// The directories only, in FsyncSyncfs mode too: a syncfs would also
+	// wait for the batch written meanwhile, which the sync in flight covers.
+	if err := w.fsyncDirs(); err != nil {
 		return err
 	}
 	if lk != nil {
@@ -191,16 +282,16 @@ func (w *Writer) flush() error {
 			return err
 		}
 	}
-	w.deliver()
+	w.deliverMoved()
 	return nil
 }
 
-// syncPending fsyncs the pending files, syncWorkers at a time, and closes
-// those still open. It does not use syncfs: that would also flush every
-// other process's dirty data on the file system, making a batch of a few
-// messages wait for gigabytes.
-func (w *Writer) syncPending() error {
-	workers := min(len(w.pending), syncWorkers)
+// syncFiles fsyncs files, syncWorkers at a time (FsyncBatch). It does not
+// use syncfs: that would also flush every other process's dirty data on the
+// file system, making a batch of a few messages wait for gigabytes. It
+// closes no descriptor: awaitSync does, in the Writer's goroutine.
+func (w *Writer) syncFiles(files []pendingFile) error {
+	workers := min(len(files), syncWorkers)
 	errs := make([]error, workers)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -208,11 +299,10 @@ func (w *Writer) syncPending() error {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(w.pending) {
+				if i >= len(files) {
 					return
 				}
-				p := &w.pending[i]
-				if err := w.syncTmp(p); err != nil {
+				if err := w.syncTmp(&files[i]); err != nil {
 					errs[k] = err
 					return
 				}
@@ -220,7 +310,6 @@ func (w *Writer) syncPending() error {
 		})
 	}
 	wg.Wait()
-	w.closePending()
 	return errors.Join(errs...)
 }
 
@@ -254,7 +343,7 @@ func (w *Writer) syncTmp(p *pendingFile) error {
 		}
 		defer unix.Close(fd)
 	}
-	if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+p.tmp); err != nil {
+	if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/", p.tmp); err != nil {
 		return fmt.Errorf("maildir: fsync %s/tmp/%s: %w", w.d.path, p.tmp, err)
 	}
 	return nil

@@ -123,21 +123,24 @@ func (w *Writer) keywordIndex(name string) (int, bool) {
 	return free, true
 }
 
-// list gives base its line in the uidlist.
-func (w *Writer) list(uid uint32, base string) {
-	w.tail = append(w.tail, uidLine{uid: uid, text: strconv.FormatUint(uint64(uid), 10) + " :" + base, base: base})
+// list gives base its line in the uidlist. batch is the number of the batch
+// whose file it is, listed once that batch is moved in; 0 for a file in cur/
+// or new/ already, or about to be moved there.
+func (w *Writer) list(uid uint32, base string, batch uint64) {
+	w.tail = append(w.tail, uidLine{uid: uid, text: strconv.FormatUint(uint64(uid), 10) + " :" + base, base: base, batch: batch})
 }
 
 // maybePublish lists the tail in dovecot-uidlist once it is long and no
 // batch is pending, the only time every line of it is a durable file's.
 func (w *Writer) maybePublish() error {
-	if len(w.tail) < spillEvery || len(w.pending) > 0 {
+	if len(w.tail) < spillEvery || len(w.pending) > 0 || w.job != nil {
 		return nil
 	}
 	return w.publish(nil, false)
 }
 
-// publish lists the tail in dovecot-uidlist, and with header rewrites the
+// publish lists the tail in dovecot-uidlist, up to the first line of a file
+// still in tmp/, and with header rewrites the
 // file when its header says a lower next UID than ul.next, all under
 // Dovecot's lock (lk, or taken here when lk is nil).
 //
@@ -149,7 +152,7 @@ func (w *Writer) maybePublish() error {
 // gave UIDs meanwhile the tail's UIDs move above theirs (Renumbered). A file
 // of another UIDVALIDITY is an error.
 func (w *Writer) publish(lk *ctlLock, header bool) error {
-	if len(w.tail) == 0 && !(header && w.ulDirty && w.ul.next > w.pubHead) {
+	if w.listable() == 0 && !(header && w.ulDirty && w.ul.next > w.pubHead) {
 		return nil
 	}
 	if lk == nil {
@@ -216,16 +219,19 @@ func (w *Writer) publishLocked(lk *ctlLock, header bool) error {
 		}
 	}
 	rewrite = rewrite || cur.version != '3'
+	// Renumbered above with the rest of the tail, so that the lines still
+	// waiting stay above them.
+	lines := w.tail[:w.listable()]
 	last := cur.last
-	if n := len(w.tail); n > 0 {
-		last = w.tail[n-1].uid
+	if n := len(lines); n > 0 {
+		last = lines[n-1].uid
 	}
 	next := max(cur.next, last+1)
 	head := cur.headNext
 	if rewrite {
 		head = max(w.ul.next, cur.next)
 		next = max(next, head)
-		if err := w.rewriteUIDList(lk, cur, head, old); err != nil {
+		if err := w.rewriteUIDList(lk, cur, head, old, lines); err != nil {
 			return err
 		}
 		// Under the lock the file is still the one just renamed in.
@@ -242,7 +248,7 @@ func (w *Writer) publishLocked(lk *ctlLock, header bool) error {
 		if err := lk.held(); err != nil {
 			return err
 		}
-		if st, err = w.appendUIDList(st); err != nil {
+		if st, err = w.appendUIDList(st, lines); err != nil {
 			return err
 		}
 		w.pin(old)
@@ -252,9 +258,21 @@ func (w *Writer) publishLocked(lk *ctlLock, header bool) error {
 		w.ul.version = '3'
 	}
 	w.ulDirty = w.ul.next > head
-	clear(w.tail)
-	w.tail = w.tail[:0]
+	k := copy(w.tail, w.tail[len(lines):])
+	clear(w.tail[k:])
+	w.tail = w.tail[:k]
 	return nil
+}
+
+// listable counts the lines at the start of the tail that may be listed:
+// those of files in cur/ or new/. The lines of a batch still in tmp/ wait,
+// and so do all after them, for the file lists UIDs in ascending order.
+func (w *Writer) listable() int {
+	n := 0
+	for n < len(w.tail) && w.tail[n].batch <= w.movedSeq {
+		n++
+	}
+	return n
 }
 
 // sameFile says whether a and b describe one file, unchanged. It may
@@ -382,8 +400,8 @@ func (w *Writer) renumber(cur *uidlist) {
 // rewriteUIDList writes a whole new dovecot-uidlist into the lock file and
 // renames it over the old one: a version 3 header with the UIDVALIDITY,
 // GUID and other fields of cur and the next UID head, the lines of old (when
-// there is one), then the tail.
-func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.File) error {
+// there is one), then lines.
+func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.File, lines []uidLine) error {
 	display := w.d.path + "/" + uidlistName
 	bw := bufio.NewWriterSize(lk.h.File(), 64*1024)
 	guid := cur.guid
@@ -407,7 +425,7 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 			return fmt.Errorf("maildir: read %s: %w", display, bare(err, display))
 		}
 	}
-	for _, l := range w.tail {
+	for _, l := range lines {
 		bw.WriteString(l.text)
 		bw.WriteByte('\n')
 	}
@@ -417,9 +435,9 @@ func (w *Writer) rewriteUIDList(lk *ctlLock, cur *uidlist, head uint32, old *os.
 	return w.install(lk)
 }
 
-// appendUIDList appends the tail to dovecot-uidlist in place, and returns
-// the file's identity after. seen is the file publish checked.
-func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
+// appendUIDList appends lines to dovecot-uidlist in place, and returns the
+// file's identity after. seen is the file publish checked.
+func (w *Writer) appendUIDList(seen *unix.Stat_t, lines []uidLine) (*unix.Stat_t, error) {
 	display := w.d.path + "/" + uidlistName
 	fd, err := safefs.Open(w.d.fd, uidlistName, unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -452,7 +470,7 @@ func (w *Writer) appendUIDList(seen *unix.Stat_t) (*unix.Stat_t, error) {
 		return nil
 	}
 	b := w.buf[:0]
-	for _, l := range w.tail {
+	for _, l := range lines {
 		if len(b)+len(l.text)+1 > cap(b) && len(b) > 0 {
 			if err := write(b); err != nil {
 				return fail(err)

@@ -110,6 +110,7 @@ func (m *runMarker) record() error {
 // Writer must not be used after. A Writer never closed leaves its marker to
 // the next one, which removes it once the process is gone.
 func (w *Writer) Close() error {
+	w.settle()
 	w.closePending()
 	m := w.marker
 	if m == nil {
@@ -395,8 +396,8 @@ func (w *Writer) notify(detail string) {
 // TmpInUse says whether name, a file in the tmp/ directory open as tmpfd,
 // is a file of a maildirmig run that is still alive: its run marker is
 // there and locked. Such a file carries its message's date as mtime, not
-// the time it was written, so an age rule on mtime (check's 36 hours) would
-// take it for an interrupted delivery. A run marker itself is in use while
+// the time it was written; check ages tmp/ files by ctime, and spares these
+// even when a run has been stopped (SIGSTOP) for longer than its rule. A run marker itself is in use while
 // locked. It only looks (F_OFD_GETLK), and never follows a symlink.
 func TmpInUse(tmpfd int, name string) bool {
 	marker := name

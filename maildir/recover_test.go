@@ -19,13 +19,14 @@ import (
 
 // The test binary doubles as a maildirmig that is killed in the middle of a
 // batch: with MAILDIR_TEST_HELPER=batch it adds helperMessages messages to
-// MAILDIR_TEST_DIR in batches of helperBatch, and in the second batch, once
+// MAILDIR_TEST_DIR in batches of helperBatch, and while it moves the second
+// batch in (at the end of the third, whose sync ran meanwhile), once
 // dovecot-uidlist.lock is taken and a few files are renamed in, says "ready"
 // on stdout and waits to be killed. With MAILDIR_TEST_HELPER=rewrite it
 // stops instead when the first batch's dovecot-uidlist has been written
 // into dovecot-uidlist.lock, before the rename.
 const (
-	helperMessages = 120
+	helperMessages = 170
 	helperBatch    = 50
 )
 

@@ -44,9 +44,10 @@ type uidlist struct {
 }
 
 type uidLine struct {
-	uid  uint32
-	text string // the whole line without its newline, as written
-	base string
+	uid   uint32
+	text  string // the whole line without its newline, as written
+	base  string
+	batch uint64 // a Writer's batch that must be moved in before the line is listed; 0 for none
 }
 
 // UIDListError reports a dovecot-uidlist that Dovecot would call broken. Dovecot

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"strconv"
@@ -93,6 +92,9 @@ type Message struct {
 	UID      uint32    // UID wanted (from X-UID), 0 = assign
 	Position int64     // the message's position in its source (mbox index); part of the name
 	Content  io.Reader // the message bytes exactly as they must be stored
+	// Prepared, when set, is the content read and measured ahead of Add
+	// (Prepare), which then does not read Content.
+	Prepared *Prepared
 }
 
 // Result describes what Add did with one message.
@@ -170,19 +172,35 @@ type Writer struct {
 
 	pending      []pendingFile
 	pendingBytes int64
-	waiting      []Result // added, to be reported to Options.Durable
-	dirty        [2]bool  // cur/, new/ received a rename since their last fsync
+	dirty        [2]bool // cur/, new/ received a rename since their last fsync
 
-	buf    []byte
-	pid    int
-	marker *runMarker // this Writer's run marker in tmp/, until Close
-	ctr    counter    // the message being written
+	// The batch pipeline (fsync.go): the batch whose sync is in flight,
+	// the number of the pending batch, which its uidlist lines carry, and
+	// of the last batch moved into cur/ and new/ (lines up to it may be
+	// listed).
+	job      *syncJob
+	batchSeq uint64
+	movedSeq uint64
+	spare    []pendingFile // a moved batch's array, for the next pending one
+
+	// waiting holds the results added and not yet reported to
+	// Options.Durable, in Add order; waitBase counts those reported
+	// before waiting[0] (pendingFile.wait counts from the first Add).
+	waiting  []Result
+	waitBase int
+
+	buf     []byte
+	nameBuf []byte // where Add makes names
+	pid     int
+	marker  *runMarker // this Writer's run marker in tmp/, until Close
+	ctr     counter    // the message being written
 
 	// umask is the process's umask when the Writer was made: when it
 	// leaves 0600 whole, a file created 0600 needs no fchmod.
 	umask uint32
-	// held counts the pending files kept open until their fsync, at
-	// most maxHeld, well within the descriptor limit.
+	// held counts the files kept open until their fsync, in the batch
+	// being synced and the pending one, at most maxHeld, well within the
+	// descriptor limit.
 	held, maxHeld int
 
 	// syncErr is a failed sync of the pending batch: its files stay out
@@ -210,7 +228,7 @@ type pendingFile struct {
 	sub  int
 	name string
 	base string
-	wait int // index in waiting
+	wait int // index in waiting, plus waitBase
 }
 
 // NewWriter prepares to add messages to d: it lists cur/ and new/ once (base
@@ -241,12 +259,13 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 		suffixAt: map[string]uint32{},
 		buf:      make([]byte, 64*1024),
 		pid:      os.Getpid(),
+		batchSeq: 1,
 		umask:    currentUmask(),
 	}
 	if opts.Fsync == FsyncBatch {
 		var rl unix.Rlimit
 		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
-			w.maxHeld = int(min(uint64(opts.BatchFiles), rl.Cur/4))
+			w.maxHeld = int(min(2*uint64(opts.BatchFiles), rl.Cur/4))
 		}
 	}
 	if opts.AnyPosition {
@@ -333,35 +352,6 @@ func (w *Writer) open() error {
 	return nil
 }
 
-// counter hashes and measures a message as it streams to its file.
-type counter struct {
-	h      hash.Hash
-	n      int64
-	bareLF int64
-	lastCR bool
-	mtime  time.Time // Result.MTime of the file
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	c.h.Write(p)
-	c.n += int64(len(p))
-	for i := 0; i < len(p); {
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
-			break
-		}
-		at := i + j
-		if !(at > 0 && p[at-1] == '\r' || at == 0 && c.lastCR) {
-			c.bareLF++
-		}
-		i = at + 1
-	}
-	if len(p) > 0 {
-		c.lastCR = p[len(p)-1] == '\r'
-	}
-	return len(p), nil
-}
-
 // Add writes one message into tmp/ (O_CREAT|O_EXCL, 0600, fchmod 0600, mtime =
 // MTime, else Date), hashing it as it streams, computes S= and W= (W = size
 // with every bare LF counted as CRLF), and builds the name
@@ -393,10 +383,18 @@ func (w *Writer) Add(m *Message) (Result, error) {
 		secs, usecs = m.Date.Unix(), int64(m.Date.Nanosecond()/1000)
 	}
 	var r Result
-	copy(r.SHA256[:], c.h.Sum(nil))
+	r.SHA256 = c.sum
 	r.Size = c.n
-	base := fmt.Sprintf("%d.M%dQ%dX%s.%s,S=%d,W=%d", secs, usecs, m.Position,
-		hex.EncodeToString(r.SHA256[:8]), w.host, c.n, c.n+c.bareLF)
+	// <secs>.M<usecs>Q<position>X<16 hex digits>.<host>,S=<size>,W=<vsize>
+	b := strconv.AppendInt(w.nameBuf[:0], secs, 10)
+	b = strconv.AppendInt(append(b, ".M"...), usecs, 10)
+	b = strconv.AppendInt(append(b, 'Q'), m.Position, 10)
+	b = hex.AppendEncode(append(b, 'X'), r.SHA256[:8])
+	b = append(append(b, '.'), w.host...)
+	b = strconv.AppendInt(append(b, ",S="...), c.n, 10)
+	b = strconv.AppendInt(append(b, ",W="...), c.n+c.bareLF, 10)
+	w.nameBuf = b
+	base := string(b)
 
 	key := keyOf(base)
 	e, ok := w.known[key]
@@ -438,7 +436,7 @@ func (w *Writer) Add(m *Message) (Result, error) {
 			if r.UID, err = w.assignUID(m.UID); err != nil {
 				return Result{}, err
 			}
-			w.list(r.UID, base)
+			w.list(r.UID, base, 0)
 			e.uid = r.UID
 			w.known[key] = e
 		}
@@ -462,18 +460,23 @@ func (w *Writer) Add(m *Message) (Result, error) {
 			w.dropTmp(tmp, fd)
 			return Result{}, err
 		}
-		w.list(r.UID, base)
+		// A line of a batched file waits until its batch is moved in.
+		batch := uint64(0)
+		if w.opts.Fsync.batched() {
+			batch = w.batchSeq
+		}
+		w.list(r.UID, base, batch)
 	}
 	f := w.file(r.Name[len(base):], sub)
 	f.uid = r.UID
 	w.known[key] = f
 
 	if w.opts.Fsync.batched() {
-		w.pending = append(w.pending, pendingFile{tmp: tmp, fd: fd, sub: sub, name: r.Name, base: base, wait: len(w.waiting)})
+		w.pending = append(w.pending, pendingFile{tmp: tmp, fd: fd, sub: sub, name: r.Name, base: base, wait: w.waitBase + len(w.waiting)})
 		w.pendingBytes += r.Size
 		w.waiting = append(w.waiting, r)
 		if len(w.pending) >= w.opts.BatchFiles || w.pendingBytes >= w.opts.BatchBytes {
-			if err := w.flush(); err != nil {
+			if err := w.endBatch(); err != nil {
 				return r, err
 			}
 		}
@@ -504,24 +507,36 @@ func (w *Writer) Add(m *Message) (Result, error) {
 // report hands r to Options.Durable, after every earlier message still
 // waiting for its batch.
 func (w *Writer) report(r Result) {
-	if w.opts.Durable == nil {
-		return
-	}
 	w.waiting = append(w.waiting, r)
-	if len(w.pending) == 0 {
-		w.deliver()
-	}
+	w.deliverMoved()
 }
 
-func (w *Writer) deliver() {
-	if w.opts.Durable == nil {
-		w.waiting = w.waiting[:0]
+// deliverMoved hands Options.Durable the waiting results before the first
+// one whose file is still in tmp/ (in the batch being synced, or pending).
+func (w *Writer) deliverMoved() {
+	n := len(w.waiting)
+	if w.job != nil && len(w.job.files) > 0 {
+		n = w.job.files[0].wait - w.waitBase
+	} else if len(w.pending) > 0 {
+		n = w.pending[0].wait - w.waitBase
+	}
+	if n == 0 {
 		return
 	}
-	for _, r := range w.waiting {
-		w.opts.Durable(r)
+	if w.opts.Durable != nil {
+		for _, r := range w.waiting[:n] {
+			w.opts.Durable(r)
+		}
 	}
-	w.waiting = w.waiting[:0]
+	w.dropWaiting(n)
+}
+
+// dropWaiting forgets the first n waiting results.
+func (w *Writer) dropWaiting(n int) {
+	k := copy(w.waiting, w.waiting[n:])
+	clear(w.waiting[k:])
+	w.waiting = w.waiting[:k]
+	w.waitBase += n
 }
 
 // writeTmp streams the message into a new file in tmp/.
@@ -537,7 +552,14 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		if _, err := rand.Read(rnd[:]); err != nil {
 			return "", -1, nil, fmt.Errorf("maildir: tmp name: %w", err)
 		}
-		name = fmt.Sprintf("%d.%sQ%dR%s.%s", time.Now().Unix(), w.marker.token, m.Position, hex.EncodeToString(rnd[:]), w.host)
+		// <secs>.<run token>Q<position>R<12 hex digits>.<host>
+		b := strconv.AppendInt(w.nameBuf[:0], time.Now().Unix(), 10)
+		b = append(append(b, '.'), w.marker.token...)
+		b = strconv.AppendInt(append(b, 'Q'), m.Position, 10)
+		b = hex.AppendEncode(append(b, 'R'), rnd[:])
+		b = append(append(b, '.'), w.host...)
+		w.nameBuf = b
+		name = string(b)
 		fd, err = safefs.Open(tmpfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err != unix.EEXIST || try == 10 {
 			break
@@ -546,7 +568,8 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	if err != nil {
 		return "", -1, nil, fmt.Errorf("maildir: create %s/tmp/%s: %w", w.d.path, name, err)
 	}
-	display := w.d.path + "/tmp/" + name
+	// The file's path, for an error only.
+	display := func() string { return w.d.path + "/tmp/" + name }
 	c := &w.ctr
 	if c.h == nil {
 		c.h = sha256.New()
@@ -558,13 +581,21 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 		w.removeTmp(name)
 		return "", -1, nil, err
 	}
-	if err := fault.Write.Err(w.copyTo(fd, m.Content, c)); err != nil {
-		return fail(fmt.Errorf("maildir: write %s: %w", display, bare(err, display)))
+	if p := m.Prepared; p != nil {
+		c.sum, c.n, c.bareLF = p.sum, int64(len(p.b)), p.bareLF
+		if err := fault.Write.Err(writeAll(fd, p.b)); err != nil {
+			return fail(fmt.Errorf("maildir: write %s: %w", display(), err))
+		}
+	} else {
+		if err := fault.Write.Err(w.copyTo(fd, m.Content, c)); err != nil {
+			return fail(fmt.Errorf("maildir: write %s: %w", display(), bare(err, display())))
+		}
+		c.finish()
 	}
 	// The umask may have narrowed 0600 at creation; a message is exactly 0600.
 	if w.umask&0o600 != 0 {
 		if err := unix.Fchmod(fd, 0o600); err != nil {
-			return fail(fmt.Errorf("maildir: chmod %s: %w", display, err))
+			return fail(fmt.Errorf("maildir: chmod %s: %w", display(), err))
 		}
 	}
 	mtime := m.Date
@@ -573,29 +604,34 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	}
 	want := mtimeOf(mtime)
 	if err := futimens(fd, want); err != nil {
-		return fail(fmt.Errorf("maildir: set mtime of %s: %w", display, err))
+		return fail(fmt.Errorf("maildir: set mtime of %s: %w", display(), err))
 	}
 	// The kernel keeps a date the file system cannot hold at the nearest
 	// one it can, silently: what it kept is read back.
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fail(fmt.Errorf("maildir: stat %s: %w", display, err))
+		return fail(fmt.Errorf("maildir: stat %s: %w", display(), err))
 	}
 	if st.Mtim.Sec != want.Sec {
 		c.mtime = time.Unix(st.Mtim.Unix())
 	}
-	if err := w.traced(nil, "write tmp/"+name); err != nil {
-		return fail(fmt.Errorf("maildir: write %s: %w", display, err))
+	if err := w.traced(nil, "write tmp/", name); err != nil {
+		return fail(fmt.Errorf("maildir: write %s: %w", display(), err))
 	}
 	switch w.opts.Fsync {
 	case FsyncAlways:
-		if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/"+name); err != nil {
-			return fail(fmt.Errorf("maildir: fsync %s: %w", display, err))
+		if err := w.traced(fault.Fsync.Err(unix.Fsync(fd)), "fsync tmp/", name); err != nil {
+			return fail(fmt.Errorf("maildir: fsync %s: %w", display(), err))
 		}
-	case FsyncBatch, FsyncSyncfs:
+	case FsyncBatch:
 		// Start writing the data now, while the next messages are
 		// prepared, so the fsync at the end of the batch mostly waits for
 		// the journal. It is only advice: the fsync is the guarantee.
+		// FsyncSyncfs does not: its syncfs writes the batch back as a
+		// whole, from the kernel's flusher thread, which allocates the
+		// blocks of many files at once; starting each file's writeback
+		// here made the writing thread do that work file by file, and
+		// the whole conversion slower.
 		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 		if w.held < w.maxHeld {
 			// Kept open for the batch's fsync, which then needs no
@@ -606,7 +642,7 @@ func (w *Writer) writeTmp(m *Message) (string, int, *counter, error) {
 	}
 	if err := fault.Close.Err(unix.Close(fd)); err != nil {
 		w.removeTmp(name)
-		return "", -1, nil, fmt.Errorf("maildir: close %s: %w", display, err)
+		return "", -1, nil, fmt.Errorf("maildir: close %s: %w", display(), err)
 	}
 	return name, -1, c, nil
 }
@@ -695,12 +731,12 @@ func (w *Writer) dropTmp(name string, fd int) {
 // is true when sub/name was already there (the tmp file is then removed).
 func (w *Writer) moveIn(tmp string, sub int, name string) (existed bool, err error) {
 	tmpfd, dstfd := w.d.sub[subTmp], w.d.sub[sub]
-	event := "rename tmp/" + tmp + " " + subNames[sub] + "/" + name
-	err = w.traced(fault.Move.Err(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE)), event)
+	event := [...]string{"rename tmp/", tmp, " ", subNames[sub], "/", name}
+	err = w.traced(fault.Move.Err(unix.Renameat2(tmpfd, tmp, dstfd, name, unix.RENAME_NOREPLACE)), event[:]...)
 	if err == unix.EINVAL || err == unix.ENOSYS {
 		// File systems without RENAME_NOREPLACE: a hard link also fails
 		// rather than replace, and the tmp name goes after.
-		err = w.traced(fault.Move.Err(unix.Linkat(tmpfd, tmp, dstfd, name, 0)), event)
+		err = w.traced(fault.Move.Err(unix.Linkat(tmpfd, tmp, dstfd, name, 0)), event[:]...)
 		if err == nil {
 			err = unix.Unlinkat(tmpfd, tmp, 0)
 			if err != nil {
@@ -738,20 +774,23 @@ func currentUmask() uint32 {
 	return 0o777
 }
 
-// traced passes a successful call's event to the test hook.
-func (w *Writer) traced(err error, event string) error {
+// traced passes a successful call's event to the test hook. The event is
+// the concatenation of its parts, made only when there is a hook: the calls
+// on each message's path would otherwise pay for it.
+func (w *Writer) traced(err error, event ...string) error {
 	if err == nil && w.trace != nil {
-		return w.trace(event)
+		return w.trace(strings.Join(event, ""))
 	}
 	return err
 }
 
 // Flush makes every message added so far durable and visible: it finishes
-// the pending batch (sync, renames, directory fsync), writes
-// dovecot-keywords, lists the messages in dovecot-uidlist, and reports them
-// to Options.Durable. Batches are flushed and listed as they fill up too: a
-// file of ours is unlisted only while a batch in a mode without batches
-// gathers (at most 512 messages) or until Flush.
+// the batch being synced and the pending one (sync, renames, directory
+// fsync), writes dovecot-keywords, lists the messages in dovecot-uidlist,
+// and reports them to Options.Durable. Batches are moved in and listed as
+// they fill up too, each at the end of the next one (its sync ran
+// meanwhile): a file of ours is unlisted only while it waits in tmp/ or a
+// mode without batches gathers lines (at most 512 messages), or until Flush.
 func (w *Writer) Flush() error {
 	if err := w.flush(); err != nil {
 		return err
@@ -783,6 +822,7 @@ func (w *Writer) Commit() error {
 func (w *Writer) Abort() error {
 	defer w.unpin()
 	var first error
+	w.settle()
 	w.closePending()
 	for _, p := range w.pending {
 		if err := unix.Unlinkat(w.d.sub[subTmp], p.tmp, 0); err != nil && !errors.Is(err, unix.ENOENT) && first == nil {
@@ -791,12 +831,25 @@ func (w *Writer) Abort() error {
 	}
 	w.forget(w.pending)
 	w.pending, w.pendingBytes = w.pending[:0], 0
-	w.waiting = w.waiting[:0]
+	w.dropWaiting(len(w.waiting))
 	w.syncErr = nil
 	if err := w.publish(nil, false); err != nil && first == nil {
 		first = err
 	}
 	return first
+}
+
+// settle waits for the sync in flight, if any, and puts its batch back in
+// front of the pending one, whatever the sync's outcome: for Abort and
+// Close, which move nothing in.
+func (w *Writer) settle() {
+	job := w.job
+	if job == nil {
+		return
+	}
+	<-job.done
+	w.job = nil
+	w.pending = append(job.files, w.pending...)
 }
 
 // forget drops the uidlist lines and run records of messages that never

@@ -472,19 +472,21 @@ func TestFsyncModes(t *testing.T) {
 			md := filepath.Join(t.TempDir(), "Maildir")
 			_, w := newTestWriter(t, md, Options{Fsync: mode, BatchFiles: 3})
 			var rs []Result
-			for i := 0; i < 5; i++ {
+			for i := 0; i < 8; i++ {
 				rs = append(rs, add(t, w, msg(int64(i), strings.Repeat("x", i)+"\n")))
 				visible := countFiles(t, md, "new")
 				want := i + 1
 				if mode.batched() {
-					want = (i + 1) / 3 * 3 // only whole batches are visible
+					// Only whole batches are visible, each once the
+					// next one is written: its sync ran meanwhile.
+					want = max(0, (i+1)/3-1) * 3
 				}
 				if visible != want {
 					t.Errorf("after %d adds, %d files visible, want %d", i+1, visible, want)
 				}
 			}
 			must(t, w.Commit())
-			if n := countFiles(t, md, "new"); n != 5 {
+			if n := countFiles(t, md, "new"); n != 8 {
 				t.Errorf("%d files in new/ after Commit", n)
 			}
 			if n := countFiles(t, md, "tmp"); n != 0 {
@@ -521,14 +523,17 @@ func TestDurableOrder(t *testing.T) {
 	add(t, w, msg(0, "a\n"))
 	add(t, w, msg(0, "a\n")) // the same message again: Existed, but reported after the first
 	add(t, w, msg(1, "b\n"))
+	add(t, w, msg(2, "c\n")) // third file: the batch completes, and is synced meanwhile
 	if len(seen) != 0 {
 		t.Errorf("reported before the batch was durable: %v", seen)
 	}
-	add(t, w, msg(2, "c\n")) // third file: the batch completes
+	for i := range 3 { // the next batch completes: the first is moved in
+		add(t, w, msg(int64(3+i), fmt.Sprintf("%d\n", i)))
+	}
 	if want := []string{"1:false", "1:true", "2:false", "3:false"}; !reflect.DeepEqual(seen, want) {
 		t.Errorf("reported %v, want %v", seen, want)
 	}
-	add(t, w, msg(3, "d\n"))
+	add(t, w, msg(6, "d\n"))
 	must(t, w.Abort())
 	must(t, w.Commit())
 	if len(seen) != 4 {
@@ -541,20 +546,30 @@ func TestAbort(t *testing.T) {
 	md := filepath.Join(t.TempDir(), "Maildir")
 	_, w := newTestWriter(t, md, Options{BatchFiles: 2})
 	add(t, w, msg(0, "a\n"))
-	add(t, w, msg(1, "b\n")) // completes a batch: durable and visible
-	r := add(t, w, msg(2, "c\n"))
-	if n := countFiles(t, md, "tmp"); n != 1 {
-		t.Fatalf("%d files in tmp/ before Abort, want 1", n)
+	add(t, w, msg(1, "b\n"))
+	must(t, w.Flush()) // durable and visible
+	var gone []Result
+	for i := range 3 { // a batch whose sync is in flight, and one pending file
+		gone = append(gone, add(t, w, msg(int64(2+i), fmt.Sprintf("%d\n", i))))
+	}
+	if n := countFiles(t, md, "tmp"); n != 3 {
+		t.Fatalf("%d files in tmp/ before Abort, want 3", n)
 	}
 	must(t, w.Abort())
 	if n := countFiles(t, md, "tmp"); n != 0 {
 		t.Errorf("%d files left in tmp/ after Abort", n)
 	}
 	if n := countFiles(t, md, "new"); n != 2 {
-		t.Errorf("%d files in new/ after Abort, want the 2 of the finished batch", n)
+		t.Errorf("%d files in new/ after Abort, want the 2 of the flushed batch", n)
 	}
 	must(t, w.Commit())
-	if ul := readFile(t, filepath.Join(md, "dovecot-uidlist")); strings.Contains(ul, r.Name) || strings.Count(ul, "\n") != 3 {
+	ul := readFile(t, filepath.Join(md, "dovecot-uidlist"))
+	for _, r := range gone {
+		if strings.Contains(ul, r.Name) {
+			t.Errorf("uidlist lists %s, aborted", r.Name)
+		}
+	}
+	if strings.Count(ul, "\n") != 3 {
 		t.Errorf("uidlist after Abort:\n%s", ul)
 	}
 }
@@ -750,8 +765,9 @@ func testSyncFailureKeepsBatchOut(t *testing.T, mode Fsync) {
 	w.trace = log.record
 	add(t, w, msg(0, "a\n"))
 	add(t, w, msg(1, "b\n"))
-	if _, err := w.Add(msg(2, "c\n")); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("Add completing the batch: %v, want EIO", err)
+	add(t, w, msg(2, "c\n")) // completes the batch, whose sync fails in the background
+	if err := w.Commit(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Commit after a failed sync: %v, want EIO", err)
 	}
 	if err := w.Commit(); !errors.Is(err, syscall.EIO) {
 		t.Errorf("Commit after a failed sync: %v, want EIO again", err)
@@ -788,7 +804,9 @@ func TestFlushListsInUIDList(t *testing.T) {
 		first = append(first, r.Name)
 		lines = append(lines, fmt.Sprintf("%d :%s", r.UID, r.Name))
 		if i == 1 {
-			// The batch of two filled up: flushed and listed.
+			// The batch of two filled up, and is synced while the next
+			// is written; Flush moves it in and lists it.
+			must(t, w.Flush())
 			got := strings.Split(strings.TrimSuffix(readFile(t, ul), "\n"), "\n")
 			if !strings.HasPrefix(got[0], "3 V1000 N21 G") || !reflect.DeepEqual(got[1:], lines) {
 				t.Fatalf("uidlist after a full batch:\n%s\nwant the lines\n%s", strings.Join(got, "\n"), strings.Join(lines, "\n"))

@@ -1,18 +1,16 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/maildirmig/maildirmig/internal/fault"
 	"github.com/maildirmig/maildirmig/maildir"
 	"github.com/maildirmig/maildirmig/mbox"
 )
@@ -135,12 +133,14 @@ func Convert(ctx context.Context, src io.ReaderAt, size int64, srcMTime time.Tim
 		Location:  opts.Location,
 		Loose:     opts.Loose,
 		LooseFrom: opts.LooseFrom,
+		// Heard by whichever goroutine reads at the time (readahead.go), and told in
+		// order with the message they came with.
 		Notice: func(n mbox.Notice) {
 			msg := int64(-1)
 			if n.Message >= 0 {
 				msg = opts.StartIndex + int64(n.Message)
 			}
-			c.notice(Event{Kind: n.Kind, Message: msg, Offset: opts.StartOffset + n.Offset, Detail: n.Detail})
+			c.readNotices = append(c.readNotices, Event{Kind: n.Kind, Message: msg, Offset: opts.StartOffset + n.Offset, Detail: n.Detail})
 		},
 	})
 	err = c.run(ctx)
@@ -178,7 +178,13 @@ type converter struct {
 	pendingBytes int64
 	pendingEnd   int64 // source offset after the last pending message
 	reported     int64 // source offset already passed to Progress
-	hasher       hash.Hash
+
+	// The reading goroutine's (readahead.go): the reader's notices not yet handed over,
+	// and what the converter last heard of it.
+	readNotices []Event
+	offset      int64 // the reader's offset after the message being converted
+	loose       bool
+	looseFrom   []byte
 }
 
 func (c *converter) notice(e Event) {
@@ -188,80 +194,109 @@ func (c *converter) notice(e Event) {
 }
 
 func (c *converter) run(ctx context.Context) error {
-	c.hasher = sha256.New()
+	chunks := make(chan *readChunk, readChunks)
+	free := make(chan *readChunk, readChunks)
+	for range readChunks {
+		free <- &readChunk{}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { c.readAhead(chunks, free, stop) })
+	// The reader is the reading goroutine's until it is gone.
+	defer wg.Wait()
+	defer close(stop)
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
+		var ch *readChunk
+		select {
+		case ch = <-chunks:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		m, err := c.r.Next()
-		fault.Read.Hit()
-		if err == io.EOF {
-			c.progress()
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("message %d: %w", c.opts.StartIndex+c.st.Messages+1, err)
-		}
-		if err := c.add(m); err != nil {
-			return fmt.Errorf("message %d at offset %d: %w", c.opts.StartIndex+int64(m.Index)+1, c.opts.StartOffset+m.Offset, err)
-		}
-		if c.opts.Read != nil {
-			c.opts.Read(1)
-		}
-		c.progress()
-		every := c.opts.FlushEvery
-		if every <= 0 {
-			every = flushEveryMessages
-		}
-		if len(c.pending) >= every || c.pendingBytes >= flushEveryBytes {
-			if err := c.durable(c.w.Flush); err != nil {
+		for i := range ch.items {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if c.opts.OnDurable != nil {
-				c.opts.OnDurable(c.st)
+			if done, err := c.next(&ch.items[i]); done || err != nil {
+				return err
 			}
 		}
+		free <- ch
 	}
+}
+
+// next converts the message it, and flushes when enough is pending. done reports the end
+// of the mbox.
+func (c *converter) next(it *readItem) (done bool, err error) {
+	c.offset, c.loose, c.looseFrom = it.end, it.loose, it.looseFrom
+	for _, e := range it.notices {
+		c.notice(e)
+	}
+	if it.m == nil {
+		if it.err == io.EOF {
+			c.progress()
+			return true, nil
+		}
+		return true, fmt.Errorf("message %d: %w", c.opts.StartIndex+c.st.Messages+1, it.err)
+	}
+	if err := c.add(it); err != nil {
+		return true, fmt.Errorf("message %d at offset %d: %w", c.opts.StartIndex+int64(it.m.Index)+1, c.opts.StartOffset+it.m.Offset, err)
+	}
+	if c.opts.Read != nil {
+		c.opts.Read(1)
+	}
+	c.progress()
+	every := c.opts.FlushEvery
+	if every <= 0 {
+		every = flushEveryMessages
+	}
+	if len(c.pending) >= every || c.pendingBytes >= flushEveryBytes {
+		if err := c.durable(c.w.Flush); err != nil {
+			return true, err
+		}
+		if c.opts.OnDurable != nil {
+			c.opts.OnDurable(c.st)
+		}
+	}
+	return false, nil
 }
 
 func (c *converter) progress() {
 	if c.opts.Progress == nil {
 		return
 	}
-	off := c.r.Offset()
-	if off > c.reported {
-		c.opts.Progress(off - c.reported)
-		c.reported = off
+	if c.offset > c.reported {
+		c.opts.Progress(c.offset - c.reported)
+		c.reported = c.offset
 	}
 }
 
 // add converts one message. Only the first message of a file may carry the mailbox's
 // X-IMAPbase (or UW's X-IMAP): Dovecot and c-client ignore it anywhere else.
-func (c *converter) add(m *mbox.Message) error {
+func (c *converter) add(it *readItem) error {
+	m := it.m
+	if it.err != nil {
+		return it.err
+	}
 	pos := c.opts.StartIndex + int64(m.Index)
 	c.st.Messages++
 	if m.Index == 0 && c.opts.StartOffset == 0 && m.Meta.IMAPBase != nil {
 		c.w.SetUIDBase(m.Meta.IMAPBase.UIDValidity, m.Meta.IMAPBase.LastUID)
 	}
-	c.hasher.Reset()
-	c.hasher.Write(m.Header)
 	rec := MessageRecord{Index: pos, Offset: c.opts.StartOffset + m.Offset}
 	if m.Pseudo {
-		if _, err := io.Copy(c.hasher, m.Body); err != nil {
-			return err
+		if !it.whole {
+			if err := c.stream(it, func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }); err != nil {
+				return err
+			}
 		}
 		c.st.Skipped++
 		rec.Skipped = true
 		c.notice(Event{Kind: EventPseudoSkipped, Message: pos, Offset: rec.Offset, Detail: "UW-IMAP folder internal data message skipped (its UIDVALIDITY is kept)"})
-		return c.queue(m, rec, nil)
-	}
-	header := m.Header
-	if !c.opts.KeepHeaders {
-		header = mbox.StripMeta(header)
+		return c.queue(it, rec, nil)
 	}
 	flags, isNew := messageFlags(m.Meta)
 	date, mtime := c.date(m, pos, rec.Offset)
-	res, err := c.w.Add(&maildir.Message{
+	msg := &maildir.Message{
 		Date:     date,
 		MTime:    mtime,
 		Flags:    flags,
@@ -269,8 +304,19 @@ func (c *converter) add(m *mbox.Message) error {
 		New:      isNew,
 		UID:      m.Meta.UID,
 		Position: pos,
-		Content:  io.MultiReader(bytes.NewReader(header), io.TeeReader(m.Body, c.hasher)),
-	})
+	}
+	var res maildir.Result
+	var err error
+	if it.whole {
+		msg.Prepared = &it.content
+		res, err = c.w.Add(msg)
+	} else {
+		err = c.stream(it, func(r io.Reader) error {
+			msg.Content = r
+			res, err = c.w.Add(msg)
+			return err
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -289,7 +335,32 @@ func (c *converter) add(m *mbox.Message) error {
 	} else {
 		c.st.Written++
 	}
-	return c.queue(m, rec, &res.SHA256)
+	return c.queue(it, rec, &res.SHA256)
+}
+
+// stream has use read the content of a message not read whole (it.rest), on this goroutine,
+// which reads the mbox meanwhile: then it tells the reader's notices met, finishes the
+// source hash, and lets the reading goroutine go on.
+func (c *converter) stream(it *readItem, use func(io.Reader) error) error {
+	err := use(it.rest())
+	if err == nil {
+		// The whole body, so that the source hash and the message's size are final.
+		_, err = io.Copy(it.src, it.m.Body)
+	}
+	if err != nil {
+		// The conversion stops: the reading goroutine is stopped too, without
+		// reading through the rest of the message.
+		return err
+	}
+	c.offset = c.r.Offset()
+	notices := c.readNotices
+	c.readNotices = nil
+	it.src.Sum(it.sum[:0])
+	close(it.streamed)
+	for _, e := range notices {
+		c.notice(e)
+	}
+	return nil
 }
 
 // pendingRecord is a MessageRecord waiting for its message to be durable, its hashes still
@@ -303,16 +374,15 @@ type pendingRecord struct {
 
 // queue holds rec until the next flush makes its message durable. stored is the hash of
 // the file written, nil for a message not written.
-func (c *converter) queue(m *mbox.Message, rec MessageRecord, stored *[sha256.Size]byte) error {
-	rec.Size = m.Size()
-	p := pendingRecord{rec: rec, hasSum: stored != nil}
-	c.hasher.Sum(p.sum[:0])
+func (c *converter) queue(it *readItem, rec MessageRecord, stored *[sha256.Size]byte) error {
+	rec.Size = it.m.Size()
+	p := pendingRecord{rec: rec, hasSum: stored != nil, sum: it.sum}
 	if stored != nil {
 		p.stored = *stored
 	}
 	c.pending = append(c.pending, p)
 	c.pendingBytes += rec.Size
-	c.pendingEnd = c.opts.StartOffset + c.r.Offset()
+	c.pendingEnd = c.opts.StartOffset + c.offset
 	return nil
 }
 
@@ -323,7 +393,7 @@ func (c *converter) durable(sync func() error) error {
 		return err
 	}
 	c.st.UIDValidity, c.st.NextUID = c.w.UIDValidity(), c.w.NextUID()
-	c.st.Loose, c.st.LooseFrom = c.r.Loose(), c.r.LooseFrom()
+	c.st.Loose, c.st.LooseFrom = c.loose, c.looseFrom
 	for i := range c.pending {
 		p := &c.pending[i]
 		if c.opts.OnMessage != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -518,4 +519,111 @@ func TestConvertDatesOutOfRange(t *testing.T) {
 			t.Errorf("year %d: name %s, want the name earlier versions gave, %s...", y, r.Name, want)
 		}
 	}
+}
+
+// TestConvertReadAhead: the conversion reads ahead on another goroutine (readahead.go), small
+// messages whole and larger ones handed over to be streamed. Whatever the size of a message or
+// of its header block, and around the size where one becomes the other, every record is what a
+// plain read of the mbox gives (index, offset, size, SHA-256 of the source bytes), every file
+// holds the bytes to store (StoredSHA256 is theirs), the UW pseudo-message is skipped, and
+// the reader's notices are told in the order a plain read meets them.
+func TestConvertReadAhead(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	b.WriteString("From MAILER-DAEMON Mon Jan  6 09:00:00 2025\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1700000000 0000000009\n\npseudo\n\n")
+	line := "a body line of about sixty bytes, to fill messages with text\n"
+	add := func(i int, header string, body int) {
+		fmt.Fprintf(&b, "From x@example.org Mon Jan  6 10:%02d:00 2025\nSubject: %d\nStatus: RO\n%s\n", i%60, i, header)
+		for b2 := 0; b2 < body; b2 += len(line) {
+			b.WriteString(line[:min(len(line), body-b2)])
+		}
+		b.WriteString("\n")
+	}
+	for i, size := range []int{10, readAheadMax - 200, readAheadMax - 40, readAheadMax, readAheadMax + 100, 3 * readAheadMax, 100, 0} {
+		add(i, "", size)
+	}
+	// A header block larger than what is read whole, then a Content-Length that is wrong.
+	add(100, strings.Repeat("X-Filler: "+strings.Repeat("h", 60)+"\n", readAheadMax/70+10), 50)
+	add(101, "Content-Length: 5\n", 200)
+	for i := range 40 {
+		add(200+i, "", 300*i)
+	}
+	b.WriteString("From x@example.org Mon Jan  6 12:00:00 2025\nSubject: last\n\nno final newline")
+	src := b.Bytes()
+
+	type want struct {
+		rec    MessageRecord
+		stored [32]byte
+	}
+	var wants []want
+	var wantNotices []string
+	r := mbox.NewReader(bytes.NewReader(src), int64(len(src)), mbox.Options{Location: time.UTC, Notice: func(n mbox.Notice) {
+		wantNotices = append(wantNotices, fmt.Sprintf("%s %d %d", n.Kind, n.Message, n.Offset))
+	}})
+	for {
+		m, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		body, err := io.ReadAll(m.Body)
+		must(t, err)
+		w := want{rec: MessageRecord{Index: int64(m.Index), Offset: m.Offset, Size: m.Size(), SHA256: hexSum(append(bytes.Clone(m.Header), body...))}}
+		w.stored = sha256.Sum256(append(mbox.StripMeta(m.Header), body...))
+		wants = append(wants, w)
+	}
+
+	path := filepath.Join(t.TempDir(), "mbox")
+	must(t, os.WriteFile(path, src, 0o600))
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	d, err := maildir.Open(md, true)
+	must(t, err)
+	defer d.Close()
+	var recs []MessageRecord
+	var notices []string
+	st, err := Convert(context.Background(), f, int64(len(src)), time.Now(), d, ConvertOptions{
+		Location: time.UTC, FlushEvery: 7,
+		Maildir:   maildir.Options{Host: "mx.example.org", Fsync: maildir.FsyncNone},
+		OnMessage: func(r MessageRecord) { recs = append(recs, r) },
+		Notice: func(e Event) {
+			if strings.HasPrefix(e.Kind, "content-length") || strings.HasPrefix(e.Kind, "no-final") {
+				notices = append(notices, fmt.Sprintf("%s %d %d", e.Kind, e.Message, e.Offset))
+			}
+		},
+	})
+	must(t, err)
+	if st.EndOffset != int64(len(src)) || st.Skipped != 1 || int(st.Written) != len(wants)-1 {
+		t.Errorf("stats %+v, want %d bytes, 1 skipped, %d written", st, len(src), len(wants)-1)
+	}
+	if len(recs) != len(wants) {
+		t.Fatalf("%d records, want %d", len(recs), len(wants))
+	}
+	for i, r := range recs {
+		w := wants[i]
+		if r.Index != w.rec.Index || r.Offset != w.rec.Offset || r.Size != w.rec.Size || r.SHA256 != w.rec.SHA256 {
+			t.Errorf("record %d: index %d offset %d size %d sha %s; a plain read: %d %d %d %s", i, r.Index, r.Offset, r.Size, r.SHA256, w.rec.Index, w.rec.Offset, w.rec.Size, w.rec.SHA256)
+		}
+		if r.Skipped {
+			if i != 0 {
+				t.Errorf("record %d skipped", i)
+			}
+			continue
+		}
+		stored, err := os.ReadFile(filepath.Join(md, r.Sub, r.Name))
+		must(t, err)
+		if sum := sha256.Sum256(stored); sum != w.stored || hex.EncodeToString(sum[:]) != r.StoredSHA256 {
+			t.Errorf("record %d: file %s holds %d bytes of SHA-256 %x, want %x (record: %s)", i, r.Name, len(stored), sum, w.stored, r.StoredSHA256)
+		}
+	}
+	if strings.Join(notices, "\n") != strings.Join(wantNotices, "\n") || len(wantNotices) < 2 {
+		t.Errorf("notices:\n%s\nwant, as a plain read meets them:\n%s", strings.Join(notices, "\n"), strings.Join(wantNotices, "\n"))
+	}
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

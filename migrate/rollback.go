@@ -766,13 +766,7 @@ func (r *runner) rollbackFolders(ctx context.Context, u users.User, home string,
 	if saveErr != nil {
 		return saveErr
 	}
-	var errs []error
-	for _, f := range res.Folders {
-		if f.Outcome == OutcomeFailed || f.Outcome == OutcomeLockTimeout {
-			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, f.Err))
-		}
-	}
-	return errors.Join(errs...)
+	return foldersFailed(res.Folders)
 }
 
 // EventFolderMovedAside is the notice that a rollback moved the mbox file of a folder gone from

@@ -682,10 +682,11 @@ func checkSpaceFD(fd int, where string, need int64) error {
 	return roomFor(&fs, where, need)
 }
 
-// roomFor fails unless the filesystem fs, holding where, has need bytes free for users.
+// roomFor fails unless the filesystem fs, holding where, has need bytes free for users. The
+// error is ENOSPC, as the writes would have said, with what was free and needed.
 func roomFor(fs *unix.Statfs_t, where string, need int64) error {
 	if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
-		return fmt.Errorf("migrate: %s has %d bytes free, %d needed", where, free, need)
+		return fmt.Errorf("migrate: %s: %w: %d bytes free, %d needed", where, unix.ENOSPC, free, need)
 	}
 	return nil
 }

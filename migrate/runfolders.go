@@ -335,13 +335,7 @@ func (r *runner) folders(ctx context.Context, u users.User, home string, res *Us
 	if saveErr != nil {
 		return saveErr
 	}
-	var errs []error
-	for _, f := range res.Folders {
-		if f.Outcome == OutcomeFailed || f.Outcome == OutcomeLockTimeout {
-			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, f.Err))
-		}
-	}
-	return errors.Join(errs...)
+	return foldersFailed(res.Folders)
 }
 
 // markOpen saves the user's folder states marked Open before a worker may write into their
@@ -539,3 +533,31 @@ func folderFields(with func(...any) map[string]any, res *UserResult, byName map[
 	}
 	return m
 }
+
+// foldersFailed is the error of the folders that failed, each named, on one line: the console
+// prints an error per user, and a newline in it would be escaped there.
+func foldersFailed(folders []FolderResult) error {
+	var errs failures
+	for _, f := range folders {
+		if f.Outcome == OutcomeFailed || f.Outcome == OutcomeLockTimeout {
+			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, f.Err))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// failures is several errors as one, separated by "; ", each still found by errors.Is and As.
+type failures []error
+
+func (e failures) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e failures) Unwrap() []error { return e }

@@ -213,7 +213,7 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 	if err != nil {
 		return done, fmt.Errorf("migrate: rollback: %w", err)
 	}
-	if err := checkSpaceFD(int(out.Fd()), filepath.Dir(out.Name()), size+int64(l.Messages)*mboxHeaderRoom); err != nil {
+	if err := checkSpaceFD(int(out.Fd()), out.Name(), size+int64(l.Messages)*mboxHeaderRoom); err != nil {
 		return done, err
 	}
 	work := newWorkMeter(emit)

@@ -124,7 +124,7 @@ func newFlags() *flags {
 	f.maildirName = &cli.StringFlag{Name: "maildir", Value: "Maildir", Usage: "the Maildir beneath each home (and in the skel directory) is `NAME`"}
 	f.keepHeaders = &cli.BoolFlag{Name: "keep-headers", Usage: "keep the mbox-internal headers (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, Content-Length): messages byte for byte"}
 	f.unescape = enum("unescape", "undo >From quoting: ", unescapes, " (none shows messages as Dovecot showed them)")
-	f.fsync = enum("fsync", "durability: ", fsyncModes, "; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) twice a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes")
+	f.fsync = enum("fsync", "durability: ", fsyncModes, "; syncfs and batch show nothing in new/ or cur/ before it is on disk: syncfs syncs the Maildir's whole file system (syncfs) once a batch, so it also waits for other programs' unwritten data there; batch syncs only the Maildir's files, for a server whose disk is busy with other writes")
 
 	f.after = enum("after", "then, under the lock, ", migrate.Afters, " each source whose messages are all verified in the Maildir")
 	f.force = &cli.BoolFlag{Name: "force", Usage: "go on with a source migrated before into another Maildir or with other conversion options (--keep-headers, --unescape): another Maildir starts a migration of its own; other options convert every message again, replacing the files whose bytes they change"}

@@ -58,7 +58,8 @@ func checkCommand(u *console, f *flags) *cli.Command {
 			"an argument with a / in it is a path, so ./Maildir for one in the current directory) without\n" +
 			"changing anything and prints one line per problem: missing, symlinked or foreign-owned\n" +
 			"Maildir, cur, new or tmp; directories not 0700 and messages not 0600; files that are not\n" +
-			"messages; S= sizes that lie; flags in new/; tmp/ files older than 36 hours; a\n" +
+			"messages; S= sizes that lie; flags in new/; tmp/ files unchanged for 36 hours (by ctime,\n" +
+			"as Dovecot ages them: a message being saved carries its old date as mtime); a\n" +
 			"dovecot-uidlist Dovecot cannot parse; a spool or ~/Mailbox that still receives mail after\n" +
 			"the migration. With -q a healthy system prints nothing. Run as root, it looks at each\n" +
 			"home in a worker running as that user, as a migration does; a worker that looks at nothing\n" +
@@ -72,7 +73,7 @@ func checkCommand(u *console, f *flags) *cli.Command {
 			f.maildirName,
 			f.checkFormat,
 			f.stallTimeout,
-			&cli.BoolFlag{Name: "fix", Usage: "repair what is safe: modes, missing cur/new/tmp, tmp/ files older than 36 hours"},
+			&cli.BoolFlag{Name: "fix", Usage: "repair what is safe: modes, missing cur/new/tmp, tmp/ files unchanged (ctime) for 36 hours"},
 			&cli.IntFlag{Name: "max-listed", Value: 20, Usage: "list at most `N` problems per user and kind (all are counted; -1 lists all)"},
 			&cli.StringFlag{Name: "output", Usage: "write the report to `FILE` instead of stdout, whole or not at all: a temporary file beside it, mode 0644, renamed over it (for node_exporter's textfile collector); FILE's directory must be root's and writable by root only, and no symlink is followed"},
 		),
