@@ -113,7 +113,7 @@ const (
 	msgRecord   msgType = "record"   // Record: one message converted (Folder: of that folder)
 	msgEvent    msgType = "event"    // Event: a fallback or oddity, for the audit log
 	msgProgress msgType = "progress" // N: more source bytes read; Messages: more messages read
-	msgWork     msgType = "work"     // N: bytes of messages read or stored since the last report, for the watchdog
+	msgWork     msgType = "work"     // N: bytes of messages read or stored (check: entries looked at) since the last report, for the watchdog
 	msgDurable  msgType = "durable"  // Stats: every message before Stats.EndOffset is durable (State: a folder's)
 	msgStats    msgType = "stats"    // Stats: the conversion's result
 	msgVerified msgType = "verified" // Verified: the proof of one source
