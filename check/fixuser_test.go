@@ -21,7 +21,7 @@ func chownTree(t *testing.T, dir string, uid, gid int) {
 
 // letThrough lets every user through the directories above home, as /home does, until the
 // test ends.
-func letThrough(t *testing.T, home string) {
+func letThrough(t testing.TB, home string) {
 	t.Helper()
 	for d := filepath.Dir(home); d != "/"; d = filepath.Dir(d) {
 		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {

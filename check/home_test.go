@@ -1,8 +1,13 @@
 package check
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +55,26 @@ func roundTrip(t *testing.T, v, into any) {
 	}
 	if err := json.Unmarshal(b, into); err != nil {
 		t.Fatalf("%s: %v", b, err)
+	}
+}
+
+// TestInProcessRefusesOthersHomes: root doing a user's work in its own process would create
+// root's files in the home and hang with it; InProcess refuses, and says the work runs as the
+// user.
+func TestInProcessRefusesOthersHomes(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root can be asked to work in another user's home")
+	}
+	home := t.TempDir()
+	h := &Home{User: User{Name: "carol", UID: 12345, GID: 12345, Home: home}, Maildir: "Maildir", Now: now, StaleTmp: time.Hour, MaxFolders: 1}
+	if _, err := (InProcess{}).Check(context.Background(), h); err == nil || !strings.Contains(err.Error(), "root does not work in the home of uid 12345") {
+		t.Errorf("Check: %v, want a refusal", err)
+	}
+	if _, err := (InProcess{}).EnsureMaildir(context.Background(), h); err == nil || !strings.Contains(err.Error(), "root does not work in the home of uid 12345") {
+		t.Errorf("EnsureMaildir: %v, want a refusal", err)
+	}
+	if _, err := os.Lstat(filepath.Join(home, "Maildir")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a Maildir was made in the home anyway: %v", err)
 	}
 }
