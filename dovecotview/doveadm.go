@@ -175,6 +175,15 @@ func running(baseDir string) bool {
 		c.Close()
 		return true
 	}
+	return MasterRunning(baseDir)
+}
+
+// MasterRunning reports whether the master process of the Dovecot whose base_dir is baseDir
+// lives, by its master.pid.
+func MasterRunning(baseDir string) bool {
+	if baseDir == "" {
+		return false
+	}
 	b, err := os.ReadFile(filepath.Join(baseDir, "master.pid"))
 	if err != nil {
 		return false

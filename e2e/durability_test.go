@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/maildirmig/maildirmig/maildir"
 )
 
 // durabilityMbox writes an mbox of n messages for the traced runs: most a few KB, every
@@ -113,20 +113,6 @@ func countCalls(calls []*straceCall, name string, match func(*straceCall) bool) 
 	return n
 }
 
-// kernelSyncfsReportsErrors mirrors the writer's rule: before Linux 5.8 syncfs reports no
-// write errors, and --fsync syncfs runs as batch.
-func kernelSyncfsReportsErrors() bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	var major, minor int
-	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
-		return false
-	}
-	return major > 5 || major == 5 && minor >= 8
-}
-
 // TestDurableModesSyncBeforeRename proves the durability order from the system calls, which
 // a kill -9 cannot (it keeps the page cache): in each durable mode, traced with strace -f -y,
 // every rename of a message from tmp/ into new/ or cur/ starts after a completed sync that
@@ -140,7 +126,7 @@ func TestDurableModesSyncBeforeRename(t *testing.T) {
 		n = 600
 	}
 	src := durabilityMbox(t, n)
-	syncfs := kernelSyncfsReportsErrors()
+	syncfs := maildir.SyncfsReportsErrors()
 	// The runs live as long as the whole test: the edits at the end judge their traces
 	// again, and the judge looks at the Maildir's file system.
 	work := t.TempDir()

@@ -80,9 +80,10 @@ func ParseFsync(s string) (Fsync, error) {
 // batched tells whether f gathers messages in tmp/ and syncs them together.
 func (f Fsync) batched() bool { return f == FsyncBatch || f == FsyncSyncfs }
 
-// syncfsReportsErrors tells whether this kernel's syncfs returns the write
-// errors it met (Linux 5.8 and later); an older one always answers 0.
-func syncfsReportsErrors() bool {
+// SyncfsReportsErrors tells whether this kernel's syncfs returns the write
+// errors it met (Linux 5.8 and later); an older one always answers 0, and
+// FsyncSyncfs then runs as FsyncBatch.
+func SyncfsReportsErrors() bool {
 	var u unix.Utsname
 	if unix.Uname(&u) != nil {
 		return false

@@ -248,7 +248,7 @@ func NewWriter(d *Dir, opts Options) (*Writer, error) {
 	if opts.BatchBytes <= 0 {
 		opts.BatchBytes = defaultBatchBytes
 	}
-	if opts.Fsync == FsyncSyncfs && !syncfsReportsErrors() {
+	if opts.Fsync == FsyncSyncfs && !SyncfsReportsErrors() {
 		opts.Fsync = FsyncBatch
 	}
 	w := &Writer{

@@ -104,6 +104,15 @@ type workerRequest struct {
 }
 
 // msgType names what one line of a worker's answer is.
+// lockTimeout is how long the worker waits for a folder's locks: the run's, or the default
+// for a request that names none.
+func (req *workerRequest) lockTimeout() time.Duration {
+	if req.LockTimeout <= 0 {
+		return defaultLockTimeout
+	}
+	return req.LockTimeout
+}
+
 type msgType string
 
 // Worker answers. Every operation may end with msgError; the rest are per operation.

@@ -144,11 +144,7 @@ func (r *runner) rollbackUser(ctx context.Context, u users.User) (UserResult, er
 			"bytes", t.Bytes, "kept", res.Stats.Existed, "uidvalidity", res.Stats.UIDValidity, "next_uid", res.Stats.NextUID,
 			"seconds", res.Elapsed.Seconds()))
 	default:
-		res.Outcome = OutcomeFailed
-		if errors.Is(err, ErrLockTimeout) {
-			res.Outcome = OutcomeLockTimeout
-		}
-		res.Err = err
+		res.fail(err)
 		log(EventUserFailed, with("outcome", res.Outcome, "err", err.Error()))
 	}
 	return res, ua.err

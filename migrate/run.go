@@ -320,6 +320,15 @@ func (s *Summary) add(r UserResult) {
 	s.Bytes += t.Bytes
 }
 
+// fail records err as the user's: OutcomeLockTimeout when it is only that the source stayed
+// locked, else OutcomeFailed.
+func (r *UserResult) fail(err error) {
+	r.Outcome, r.Err = OutcomeFailed, err
+	if errors.Is(err, ErrLockTimeout) {
+		r.Outcome = OutcomeLockTimeout
+	}
+}
+
 // Total adds up the INBOX and the folders: messages, written, existed, skipped, bytes, what
 // mirror passes changed and removed, whether any UIDs were renumbered, and why a Maildir
 // was live.
@@ -434,11 +443,7 @@ func (r *runner) user(ctx context.Context, u users.User) (UserResult, error) {
 		res.Outcome = OutcomeNoMailbox
 		log(EventUserSkip, with("reason", "no mailbox"))
 	default:
-		res.Outcome = OutcomeFailed
-		if errors.Is(err, ErrLockTimeout) {
-			res.Outcome = OutcomeLockTimeout
-		}
-		res.Err = err
+		res.fail(err)
 		log(EventUserFailed, with("outcome", res.Outcome, "err", err.Error()))
 	}
 	return res, ua.err

@@ -295,10 +295,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		return nil, Stats{}, err
 	}
 	defer unix.Close(parent)
-	timeout := req.LockTimeout
-	if timeout <= 0 {
-		timeout = defaultLockTimeout
-	}
+	timeout := req.lockTimeout()
 	lockCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The dotlock is made through the directory's descriptor, so that a directory swapped

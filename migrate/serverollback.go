@@ -420,10 +420,7 @@ func rollbackFolder(ctx context.Context, req *workerRequest, inbox *maildir.Dir,
 		}
 		defer unix.Close(parent)
 	}
-	timeout := req.LockTimeout
-	if timeout <= 0 {
-		timeout = defaultLockTimeout
-	}
+	timeout := req.lockTimeout()
 	lockCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dl, err := lock.TakeDotlockAt(lockCtx, parent, base+".lock", path.Join("~", req.FolderRoot, src)+".lock", timeout)

@@ -9,7 +9,6 @@ package preflight
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,9 +17,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/maildirmig/maildirmig/check"
+	"github.com/maildirmig/maildirmig/dovecotview"
 	"github.com/maildirmig/maildirmig/internal/selinux"
 	"github.com/maildirmig/maildirmig/migrate"
 )
@@ -417,7 +416,7 @@ func (r *Report) daemons(ctx context.Context, cfg Config) {
 		f.Fix = []string{postconfEdit(cfg.PostfixDir, "defer_transports", "local") + "; postfix reload"}
 	}
 	r.add(f)
-	up := dovecotRunning(r.Dovecot["base_dir"])
+	up := dovecotview.MasterRunning(r.Dovecot["base_dir"])
 	f = running("dovecot", up)
 	if up && switching {
 		f.Message += ": stop it for the night, so that no client changes a mailbox while it moves"
@@ -433,23 +432,6 @@ func running(name string, yes bool) Finding {
 		f.Message = name + " is running"
 	}
 	return f
-}
-
-// dovecotRunning reports whether the master process of base_dir lives.
-func dovecotRunning(baseDir string) bool {
-	if baseDir == "" {
-		return false
-	}
-	b, err := os.ReadFile(filepath.Join(baseDir, "master.pid"))
-	if err != nil {
-		return false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return false
-	}
-	err = syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func (r *Report) plan(ctx context.Context, cfg Config, m migrate.Config, loc location) error {

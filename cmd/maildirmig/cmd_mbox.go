@@ -115,21 +115,12 @@ func runBatch(ctx context.Context, u *console, cfg migrate.Config, progress stri
 	defer m.Close()
 	cfg.Progress = m.Add
 	cfg.Message = func(_ string, n int64) { m.Messages(n) }
-	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
-	var mu sync.Mutex
-	cfg.UserDone = func(r migrate.UserResult) {
-		m.UserDone(r.User)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil:
-			// The interrupt's own line says it for every user.
-		case r.Err != nil:
-			u.Errorf("user %s: %v", r.User, r.Err)
-		case !u.Quiet && r.Outcome != migrate.OutcomeNoMailbox:
-			u.Printf("%s\n", userLine(r))
+	mu := reportUsers(ctx, u, m, &cfg, func(r migrate.UserResult) string {
+		if r.Outcome == migrate.OutcomeNoMailbox {
+			return ""
 		}
-	}
+		return userLine(r)
+	})
 	cfg.Notice = func(user string, e migrate.Event) {
 		switch e.Kind {
 		case migrate.EventRenumbered, migrate.EventKeywordsDropped, migrate.EventRecovered, migrate.EventIndexUnreadable, migrate.EventMaildirLive, migrate.EventRecordsLost:
@@ -137,11 +128,6 @@ func runBatch(ctx context.Context, u *console, cfg migrate.Config, progress stri
 			defer mu.Unlock()
 			u.Warningf("user %s: %s", user, e.Detail)
 		}
-	}
-	cfg.Warn = func(msg string) {
-		mu.Lock()
-		defer mu.Unlock()
-		u.Warningf("%s", msg)
 	}
 	// Where SELinux is enabled each Maildir is relabelled by its user's restorecon; without
 	// restorecon, the run ends with the command that does it, for the Maildirs it wrote.
@@ -175,12 +161,48 @@ func runBatch(ctx context.Context, u *console, cfg migrate.Config, progress stri
 		u.Printf("%s\n", summaryLines(sum))
 	}
 	unlabelledCommand(u, unlabelled)
+	return usersFailed(u, sum, "is a POP3 client or the MTA busy?")
+}
+
+// reportUsers has the run cfg describes report each user as it is done, on m and u: an error
+// line for a user who failed (none when the run was interrupted: its own line says it for
+// every user), else line(r) unless quiet or "". The mutex it returns serialises u's lines;
+// the run's warnings take it too.
+func reportUsers(ctx context.Context, u *console, m *ui.Progress, cfg *migrate.Config, line func(migrate.UserResult) string) *sync.Mutex {
+	var mu sync.Mutex
+	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
+	cfg.UserDone = func(r migrate.UserResult) {
+		m.UserDone(r.User)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil:
+		case r.Err != nil:
+			u.Errorf("user %s: %v", r.User, r.Err)
+		case !u.Quiet:
+			if l := line(r); l != "" {
+				u.Printf("%s\n", l)
+			}
+		}
+	}
+	cfg.Warn = func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		u.Warningf("%s", msg)
+	}
+	return &mu
+}
+
+// usersFailed is the exit of a run that ended with sum: 0, or the count of users who failed
+// and exitTempFail when all of them only found their spool locked (with why as the hint's
+// question), else exitUsersFailed.
+func usersFailed(u *console, sum migrate.Summary, why string) error {
 	if sum.Failed == 0 {
 		return nil
 	}
 	u.Errorf("%d of %d users failed", sum.Failed, sum.Users)
 	if sum.Failed == sum.LockTimeouts {
-		u.Hintf("their spools stayed locked (is a POP3 client or the MTA busy?); run again later")
+		u.Hintf("their spools stayed locked (%s); run again later", why)
 		return exitCode(exitTempFail, nil)
 	}
 	return exitCode(exitUsersFailed, nil)

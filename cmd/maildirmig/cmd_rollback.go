@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -56,29 +55,12 @@ func runRollback(ctx context.Context, u *console, cfg migrate.Config, progress s
 		m = u.Progress(true, 0, 0)
 	}
 	defer m.Close()
-	cfg.UserStart = func(user string, _ int64) { m.UserStart(user) }
-	var mu sync.Mutex
-	cfg.UserDone = func(r migrate.UserResult) {
-		m.UserDone(r.User)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil:
-		case r.Err != nil:
-			u.Errorf("user %s: %v", r.User, r.Err)
-		case r.Outcome == migrate.OutcomeNeverMigrated:
-			if !u.Quiet {
-				u.Printf("%s: never migrated, left as it is\n", escape.Line(r.User))
-			}
-		case !u.Quiet:
-			u.Printf("%s\n", rollbackLine(r, cfg.DryRun))
+	reportUsers(ctx, u, m, &cfg, func(r migrate.UserResult) string {
+		if r.Outcome == migrate.OutcomeNeverMigrated {
+			return escape.Line(r.User) + ": never migrated, left as it is"
 		}
-	}
-	cfg.Warn = func(msg string) {
-		mu.Lock()
-		defer mu.Unlock()
-		u.Warningf("%s", msg)
-	}
+		return rollbackLine(r, cfg.DryRun)
+	})
 	sum, err := migrate.Rollback(ctx, cfg)
 	m.Close()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
@@ -91,15 +73,7 @@ func runRollback(ctx context.Context, u *console, cfg migrate.Config, progress s
 	if !u.Quiet {
 		u.Printf("%d users: %d rolled back, %d up to date, %d never migrated, %d failed\n", sum.Users, sum.Migrated, sum.UpToDate, sum.NoMailbox, sum.Failed)
 	}
-	if sum.Failed == 0 {
-		return nil
-	}
-	u.Errorf("%d of %d users failed", sum.Failed, sum.Users)
-	if sum.Failed == sum.LockTimeouts {
-		u.Hintf("their spools stayed locked (is Dovecot or the MTA still running?); run again later")
-		return exitCode(exitTempFail, nil)
-	}
-	return exitCode(exitUsersFailed, nil)
+	return usersFailed(u, sum, "is Dovecot or the MTA still running?")
 }
 
 // rollbackLine says what a rollback did for one user: its messages, what was kept, the UIDNEXT

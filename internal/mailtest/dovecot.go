@@ -223,27 +223,23 @@ func (d *Dovecot) Stop(t testing.TB) {
 // it so that new sessions use loc.
 func (d *Dovecot) SwitchMailLocation(t testing.TB, loc string) {
 	t.Helper()
-	d.mu.Lock()
-	d.cfg.MailLocation = loc
-	running := d.running
-	d.mu.Unlock()
-	if err := d.write(); err != nil {
-		t.Fatal(err)
-	}
-	if running {
-		// A restart, not a reload: a reload lets old processes linger with the
-		// old location, and the next login could land on one of them.
-		d.Stop(t)
-		d.Start(t)
-	}
+	d.change(t, func(c *DovecotConfig) { c.MailLocation = loc })
 }
 
 // Reconfigure replaces the text appended to dovecot.conf (DovecotConfig.Extra) and, when the
 // daemon runs, restarts it so that new sessions use the new configuration.
 func (d *Dovecot) Reconfigure(t testing.TB, extra string) {
 	t.Helper()
+	d.change(t, func(c *DovecotConfig) { c.Extra = extra })
+}
+
+// change applies edit to the configuration, writes it, and when the daemon runs restarts it.
+// A restart, not a reload: a reload lets old processes linger with the old configuration,
+// and the next login could land on one of them.
+func (d *Dovecot) change(t testing.TB, edit func(*DovecotConfig)) {
+	t.Helper()
 	d.mu.Lock()
-	d.cfg.Extra = extra
+	edit(&d.cfg)
 	running := d.running
 	d.mu.Unlock()
 	if err := d.write(); err != nil {
