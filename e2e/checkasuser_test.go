@@ -59,60 +59,17 @@ func TestCheckHungHome(t *testing.T) {
 	ownedMaildir(t, a, 2, "cur", "new", "tmp")
 	ownedMaildir(t, b, 2, "cur", "new", "tmp")
 
-	cmd := exec.Command(binary, "check", "-j", "1", "--stall-timeout", "2s", "--format", "json",
+	run := runLeftStopped(t, "look:100:stop", "check", "-j", "1", "--stall-timeout", "2s", "--format", "json",
 		"--spool-dir", t.TempDir(), "--state-dir", t.TempDir(), hung.Name, a.Name, b.Name)
-	cmd.Env = append(os.Environ(), fault.Env+"=look:100:stop")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	root := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	// Who stood still: a process of the run, and whose.
-	stoppedUID, stoppedPID := -1, 0
-	var err error
-	deadline := time.After(time.Minute)
-wait:
-	for {
-		select {
-		case err = <-done:
-			break wait
-		case <-deadline:
-			kids, _ := runTree(root)
-			_ = syscall.Kill(root, syscall.SIGKILL)
-			for _, pid := range kids {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			<-done
-			t.Fatalf("check did not end within a minute of a hung home (stopped: pid %d, uid %d)\n%s%s", stoppedPID, stoppedUID, stdout.String(), stderr.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		kids, _ := runTree(root)
-		for _, pid := range append([]int{root}, kids...) {
-			if state, uid, ok := procState(pid); ok && state == 'T' && stoppedPID == 0 {
-				stoppedPID, stoppedUID = pid, uid
-			}
-		}
-	}
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("exit %d\n%s%s", code, stdout.String(), stderr.String())
-	if stoppedPID == 0 || stoppedPID == root || stoppedUID != hung.UID {
+	if run.stoppedPID == 0 || run.stoppedPID == run.root || run.stoppedUID != hung.UID {
 		t.Errorf("the process that stood still in the home: pid %d uid %d; want a worker of root %d running as %s (uid %d)",
-			stoppedPID, stoppedUID, root, hung.Name, hung.UID)
+			run.stoppedPID, run.stoppedUID, run.root, hung.Name, hung.UID)
 	}
-	if code != 3 {
-		t.Errorf("exit %d, want 3 (a user could not be checked)", code)
+	if run.code != 3 {
+		t.Errorf("exit %d, want 3 (a user could not be checked)", run.code)
 	}
 	var r checkReport
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+	if err := json.Unmarshal([]byte(run.stdout), &r); err != nil {
 		t.Fatalf("report: %v", err)
 	}
 	if r.Users != 3 || r.Maildirs != 2 || r.Messages != 4 {
@@ -129,6 +86,65 @@ wait:
 	if left := processesOf(hung.UID); len(left) > 0 {
 		t.Errorf("processes of %s left: %v", hung.Name, left)
 	}
+}
+
+// stoppedRun is a run whose process stopped itself at a fault point and was left so.
+type stoppedRun struct {
+	result
+	root                   int // the pid of the run's maildirmig
+	stoppedPID, stoppedUID int // the first of its processes seen stopped (0, -1: none)
+}
+
+// runLeftStopped runs the faultinject binary as root with spec (POINT:N:stop) in fault.Env
+// and waits for it to end, noting the first of its processes that stops itself and leaving
+// it stopped, as a process blocked on a hung home stands still: the run must end without
+// anyone's help. One that is not over within a minute is killed and the test fails.
+func runLeftStopped(t *testing.T, spec string, args ...string) stoppedRun {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), fault.Env+"="+spec)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	run := stoppedRun{root: cmd.Process.Pid, stoppedUID: -1}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	deadline := time.After(time.Minute)
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-deadline:
+			kids, _ := runTree(run.root)
+			_ = syscall.Kill(run.root, syscall.SIGKILL)
+			for _, pid := range kids {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			<-done
+			t.Fatalf("maildirmig %s did not end within a minute (stopped: pid %d, uid %d)\n%s%s",
+				strings.Join(args, " "), run.stoppedPID, run.stoppedUID, stdout.String(), stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+		kids, _ := runTree(run.root)
+		for _, pid := range append([]int{run.root}, kids...) {
+			if state, uid, ok := procState(pid); ok && state == 'T' && run.stoppedPID == 0 {
+				run.stoppedPID, run.stoppedUID = pid, uid
+			}
+		}
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		run.code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	run.stdout, run.stderr = stdout.String(), stderr.String()
+	t.Logf("maildirmig %s: exit %d\n%s%s", strings.Join(args, " "), run.code, run.stdout, run.stderr)
+	return run
 }
 
 // TestCheckFixAndSkelAsUser: what check --fix and skel --existing create in a home is made by
@@ -193,4 +209,39 @@ func ownedDirs(t *testing.T, u mailtest.Account, paths ...string) {
 			t.Errorf("%s: %v owned by %d:%d; want a 0700 directory of %s (%d:%d)", p, fi.Mode(), st.Uid, st.Gid, u.Name, u.UID, u.GID)
 		}
 	}
+}
+
+// TestSkelHungHome: skel --existing stands still in a home (the fault point stops the worker
+// as it is about to make the Maildir: the 4th look, which a home that has one never reaches).
+// Root must kill it after --stall-timeout, name the user and the home, serve the next user
+// and exit 3; nothing is left half made.
+func TestSkelHungHome(t *testing.T) {
+	mailtest.RequireUserTools(t)
+	hung := mailtest.AddAccount(t, "skhung", "-s", "/usr/sbin/nologin")
+	next := mailtest.AddAccount(t, "sknext", "-s", "/usr/sbin/nologin")
+	if err := os.RemoveAll(filepath.Join(hung.Home, "Maildir")); err != nil {
+		t.Fatal(err)
+	}
+	ownedMaildir(t, next, 0, "cur", "new", "tmp")
+	r := runLeftStopped(t, "look:4:stop", "skel", "--existing", "--stall-timeout", "1s",
+		"--skel-dir", filepath.Join(t.TempDir(), "skel"), hung.Name, next.Name)
+	if r.stoppedPID == 0 || r.stoppedPID == r.root || r.stoppedUID != hung.UID {
+		t.Errorf("the process that stood still: pid %d uid %d; want a worker of root %d running as %s (uid %d)",
+			r.stoppedPID, r.stoppedUID, r.root, hung.Name, hung.UID)
+	}
+	if r.code != 3 {
+		t.Errorf("exit %d, want 3", r.code)
+	}
+	for _, want := range []string{
+		"maildirmig: error: user " + hung.Name + ": home " + hung.Home + ": worker made no progress for 1s (stopped); killed\n",
+		"maildirmig: error: 1 of 2 users failed\n",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q", want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(hung.Home, "Maildir")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s/Maildir: %v; the stopped worker made nothing yet", hung.Home, err)
+	}
+	ownedDirs(t, next, filepath.Join(next.Home, "Maildir"))
 }

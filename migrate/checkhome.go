@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -52,6 +53,12 @@ func (a AsUser) EnsureMaildir(ctx context.Context, h *check.Home) (check.Ensured
 	})
 	if err == nil && !got {
 		err = errors.New("migrate: skel: the worker ended without a result")
+	}
+	var reported *remoteError
+	if err != nil && !errors.As(err, &reported) {
+		// What the work says names the user already; a worker that failed or was killed
+		// does not.
+		err = fmt.Errorf("user %s: home %s: %w", h.User.Name, h.User.Home, err)
 	}
 	return res, err
 }
