@@ -101,3 +101,69 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckHomes measures what a worker per home costs: 200 homes of 5 messages checked
+// in this process (homes of root's, as root's own is) and by workers running as their users
+// (testAsUser: maildirmig's own), as check does for every other user. It reports homes per
+// second. Root only: only root starts workers as other users.
+func BenchmarkCheckHomes(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: starts workers as other users")
+	}
+	const homes, messages = 200, 5
+	dir := b.TempDir()
+	letThrough(b, filepath.Join(dir, "home"))
+	body := []byte("hello")
+	var list []User
+	for u := range homes {
+		home := filepath.Join(dir, fmt.Sprintf("u%03d", u))
+		md := filepath.Join(home, "Maildir")
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			if err := os.MkdirAll(filepath.Join(md, sub), 0o700); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i := range messages {
+			name := fmt.Sprintf("%d.M%dP1.bench,S=5,W=5:2,S", 1700000000+i, i)
+			if err := os.WriteFile(filepath.Join(md, "cur", name), body, 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
+		list = append(list, User{Name: fmt.Sprintf("u%03d", u), Home: home})
+	}
+	chown := func(uid func(i int) int) {
+		for i, u := range list {
+			id := uid(i)
+			list[i].UID, list[i].GID = id, id
+			err := filepath.Walk(u.Home, func(p string, _ os.FileInfo, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Lchown(p, id, id)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		uid  func(i int) int
+	}{
+		{"in-process", func(int) int { return 0 }},
+		{"workers", func(i int) int { return 30000 + i }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			chown(bc.uid)
+			n := 0
+			for b.Loop() {
+				r, err := Run(context.Background(), Config{Users: list, Jobs: 2, AsUser: testAsUser})
+				if err != nil || len(r.Problems) != 0 || r.Messages != homes*messages {
+					b.Fatalf("%v, %d messages, %d problems, the first %+v", err, r.Messages, len(r.Problems), r.Problems[:min(1, len(r.Problems))])
+				}
+				n += homes
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "homes/s")
+		})
+	}
+}

@@ -3,16 +3,18 @@
 // messages, S= sizes that lie, flags in new/, stale tmp/ files, a dovecot-uidlist that does not
 // parse, and spool files that still receive mail after the migration.
 //
-// The check is read-only unless Config.Fix is set. Run as root, it looks at each user's home
-// with that user's filesystem identity (setfsuid, setfsgid and the user's groups, on one locked
-// thread), so the kernel grants it exactly what it would grant the user and Dovecot. It never
-// follows a symlink inside a home: every directory is opened through internal/safefs (no
-// symlink in any component, beneath a descriptor that was itself opened that way), and
-// everything else is looked at with fstatat(AT_SYMLINK_NOFOLLOW). Message files are never
-// opened. The only file read is dovecot-uidlist, opened through safefs with O_NONBLOCK and
-// read only when it is a regular file
-// owned by the user with a single link, so a FIFO, a device or a hard link to someone else's
-// file is reported and never read.
+// The check is read-only unless Config.Fix is set. What it does inside a home (Home) runs as
+// the home's user: run as root, maildirmig gives it to a worker process with the user's uid,
+// gid and groups (Config.AsUser), watched for stalls, so the kernel grants it exactly what it
+// would grant the user and Dovecot, and a home that hangs (a dead NFS server) costs that user
+// the stall timeout, not the whole check. Root keeps the user list, the spool files, its
+// state and the audit log. The check never follows a symlink inside a home: every directory
+// is opened through internal/safefs (no symlink in any component, beneath a descriptor that
+// was itself opened that way), and everything else is looked at with
+// fstatat(AT_SYMLINK_NOFOLLOW). Message files are never opened. The only file read in a home
+// is dovecot-uidlist, opened through safefs with O_NONBLOCK and read only when it is a
+// regular file owned by the user with a single link, so a FIFO, a device or a hard link to
+// someone else's file is reported and never read.
 //
 // With Config.Fix, what is safe to repair is repaired, as the user, through the same
 // descriptors: modes (only of what the user owns), missing cur/new/tmp, and tmp/ files whose
@@ -59,6 +61,17 @@ func (s Severity) String() string {
 
 // MarshalText writes the severity as its name.
 func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a severity's name, as MarshalText writes it.
+func (s *Severity) UnmarshalText(b []byte) error {
+	for _, v := range []Severity{OK, Warning, Critical, Unknown} {
+		if v.String() == string(b) {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("check: unknown severity %q", b)
+}
 
 // Kind names a class of problem. Kinds are stable: monitoring matches on them.
 type Kind string
@@ -128,6 +141,9 @@ type Config struct {
 	// source never migrated, a spool changed after the Maildir last changed is taken for one
 	// still receiving mail. maildirmig answers from its migration state.
 	Migrated func(user, src string, mailbox bool) (*Migration, error)
+
+	// AsUser does the work inside each home as its user (nil: InProcess).
+	AsUser AsUser
 
 	Fix        bool
 	Now        time.Time     // zero = time.Now()
@@ -222,9 +238,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			for i := range jobs {
 				c := newChecker(&cfg, &parts[i])
 				if i < len(cfg.Users) {
-					c.checkUser(cfg.Users[i])
+					c.checkUser(ctx, cfg.Users[i])
 				} else {
-					c.checkPath(cfg.Paths[i-len(cfg.Users)])
+					c.checkPath(ctx, cfg.Paths[i-len(cfg.Users)])
 				}
 			}
 		}()
@@ -247,6 +263,10 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
+	if err == nil && ctx.Err() != nil {
+		// The last users were cut short.
+		err = fmt.Errorf("check: %w", ctx.Err())
+	}
 
 	total := Report{Counts: map[Kind]int64{}, Problems: []Problem{}, UnlistedKinds: []Unlisted{}}
 	for i := range parts {
@@ -273,6 +293,9 @@ func (cfg *Config) defaults() {
 	}
 	if cfg.Jobs <= 0 {
 		cfg.Jobs = host.DefaultJobs()
+	}
+	if cfg.AsUser == nil {
+		cfg.AsUser = InProcess{}
 	}
 }
 

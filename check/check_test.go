@@ -68,7 +68,7 @@ func write(t *testing.T, p, content string, mode os.FileMode) {
 	must(t, os.Chmod(p, mode))
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +77,9 @@ func must(t *testing.T, err error) {
 
 func run(t *testing.T, cfg Config) Report {
 	t.Helper()
+	if cfg.AsUser == nil {
+		cfg.AsUser = testAsUser
+	}
 	r, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

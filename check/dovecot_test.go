@@ -58,7 +58,7 @@ func TestSkelGivesNewUsersAMaildir(t *testing.T) {
 			t.Errorf("Maildir/%s: %v uid %d gid %d, want a 0700 directory of %d:%d", sub, fi.Mode(), st.Uid, st.Gid, u.UID, u.GID)
 		}
 	}
-	r, err := Run(context.Background(), Config{Users: []User{u}})
+	r, err := Run(context.Background(), Config{Users: []User{u}, AsUser: testAsUser})
 	if err != nil || len(r.Problems) != 0 || r.Maildirs != 1 {
 		t.Fatalf("check after useradd: %v, %d maildirs, %+v", err, r.Maildirs, r.Problems)
 	}
@@ -82,11 +82,11 @@ func TestEnsureMaildirForExistingUser(t *testing.T) {
 	}
 	u := useradd(t, "exist", dir, empty)
 
-	created, err := EnsureMaildir(u, "Maildir")
+	created, err := ensureMaildirAs(u, "Maildir")
 	if err != nil || !created {
 		t.Fatalf("EnsureMaildir: %v, created %v", err, created)
 	}
-	if created, err := EnsureMaildir(u, "Maildir"); err != nil || created {
+	if created, err := ensureMaildirAs(u, "Maildir"); err != nil || created {
 		t.Fatalf("EnsureMaildir again: %v, created %v", err, created)
 	}
 	d := mailtest.NewDovecot(t, mailtest.DovecotConfig{
@@ -107,7 +107,7 @@ func TestEnsureMaildirForExistingUser(t *testing.T) {
 	if n := d.Status(t, u.Name, "INBOX").Messages; n != 3 {
 		t.Fatalf("Dovecot sees %d messages after saving 3", n)
 	}
-	r, err := Run(context.Background(), Config{Users: []User{u}})
+	r, err := Run(context.Background(), Config{Users: []User{u}, AsUser: testAsUser})
 	if err != nil || len(r.Problems) != 0 || r.Messages != 3 {
 		t.Fatalf("check of the Maildir Dovecot wrote: %v, %d messages, %+v", err, r.Messages, r.Problems)
 	}
@@ -130,7 +130,7 @@ func TestEnsureMaildirForExistingUser(t *testing.T) {
 	if err := os.Rename(filepath.Join(newDir, file), filepath.Join(newDir, liar)); err != nil {
 		t.Fatal(err)
 	}
-	r, err = Run(context.Background(), Config{Users: []User{u}})
+	r, err = Run(context.Background(), Config{Users: []User{u}, AsUser: testAsUser})
 	if err != nil || len(r.Problems) != 1 || r.Problems[0].Kind != SizeMismatch || r.Problems[0].Path != filepath.Join(newDir, liar) {
 		t.Fatalf("check after renaming to %s: %v, %+v", liar, err, r.Problems)
 	}

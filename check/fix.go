@@ -10,8 +10,8 @@ import (
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
-// The repairs below run with the user's filesystem identity when check runs as root (asUser),
-// and act only through descriptors opened without following symlinks: a user who swaps a file
+// The repairs below run as the user (Home, in a worker of theirs when check runs as root), and
+// act only through descriptors opened without following symlinks: a user who swaps a file
 // for a symlink between our look and our fix makes the fix fail, never land elsewhere.
 
 // chmodAt sets the mode of the file or directory name beneath dfd, provided it is still the one
@@ -38,15 +38,16 @@ func chmodAt(dfd int, name string, st *unix.Stat_t, mode uint32) error {
 	return nil
 }
 
-// mkdir creates the directory name beneath the Maildir mfd, mode 0700, owned by the user.
-func (c *checker) mkdir(mfd int, name string) error {
-	return mkdirOwned(mfd, name, c.uid, c.gid)
+// mkdir creates the directory name beneath the Maildir mfd, mode 0700: the user's, since it
+// runs as the user.
+func (c *walker) mkdir(mfd int, name string) error {
+	return mkdir0700(mfd, name)
 }
 
-// mkdirOwned creates name beneath dfd with mode 0700 and, when it ends up root's (MakeSkel, or a
-// caller that is root in full), hands it to uid and gid. The chown goes through a descriptor
-// opened on what we created, never by path.
-func mkdirOwned(dfd int, name string, uid, gid int) error {
+// mkdir0700 creates name beneath dfd with mode 0700, whatever the umask: the mode Dovecot and
+// the guides expect. The directory is its creator's: the user's in a home, root's in
+// /etc/skel. The chmod goes through a descriptor opened on what was created, never by path.
+func mkdir0700(dfd int, name string) error {
 	if err := unix.Mkdirat(dfd, name, wantDir); err != nil {
 		return &os.PathError{Op: "mkdirat", Path: name, Err: err}
 	}
@@ -55,17 +56,6 @@ func mkdirOwned(dfd int, name string, uid, gid int) error {
 		return &os.PathError{Op: "openat", Path: name, Err: err}
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return &os.PathError{Op: "fstat", Path: name, Err: err}
-	}
-	// Only root can give a directory away; anyone else creates their own.
-	if os.Geteuid() == 0 && st.Uid == 0 && uid != 0 {
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			return &os.PathError{Op: "fchown", Path: name, Err: err}
-		}
-	}
-	// The umask may have taken bits away; 0700 is what Dovecot and the guides expect.
 	if err := unix.Fchmod(fd, wantDir); err != nil {
 		return &os.PathError{Op: "fchmod", Path: name, Err: err}
 	}

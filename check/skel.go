@@ -13,7 +13,7 @@ import (
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
-// ErrUnsafe is wrapped by the errors of MakeSkel and EnsureMaildir that refuse a path because
+// ErrUnsafe is wrapped by the errors of MakeSkel and Home.EnsureMaildir that refuse a path because
 // it is a symlink, not a directory, or not owned as it must be.
 var ErrUnsafe = errors.New("check: unsafe path")
 
@@ -42,18 +42,21 @@ func MakeSkel(skelDir, name string) ([]string, error) {
 		return nil, fmt.Errorf("check: skel: %w", &os.PathError{Op: "open", Path: skelDir, Err: err})
 	}
 	defer unix.Close(fd)
-	return ensureTree(fd, filepath.Join(skelDir, name), name, os.Geteuid(), os.Getegid(), true)
+	return ensureTree(nil, fd, filepath.Join(skelDir, name), name, true)
 }
 
-// EnsureMaildir makes an empty Maildir, home/name/{cur,new,tmp} mode 0700, owned by u, when the
-// home has nothing called name; it reports whether it created one. An existing entry is left as
-// it is (check reports what is wrong with it). The home is opened by the rule of
-// safefs.OpenHome: not a symlink, a directory owned by u, writable by nobody else. Run as
-// root, the directories are made with u's filesystem identity, so they are u's without a chown
-// and the kernel checks every step as it would for u; each is made beneath descriptors opened
-// without following symlinks, so a user who races us can at most make the creation fail.
-func EnsureMaildir(u User, name string) (bool, error) {
+// ensureMaildir makes u's Maildir name as Home.EnsureMaildir says, and reports whether it
+// made one.
+func ensureMaildir(h *Home, u User, name string) (bool, error) {
+	h.look()
 	home, err := safefs.OpenHome(u.Home, u.UID)
+	if errors.Is(err, unix.EACCES) {
+		// Closed to the user: say why when it is not even theirs, as a home root looked at would be.
+		var st unix.Stat_t
+		if unix.Lstat(u.Home, &st) == nil && int(st.Uid) != u.UID {
+			err = &safefs.UnsafeError{Path: u.Home, Reason: fmt.Sprintf("is owned by uid %d, not %d", st.Uid, u.UID)}
+		}
+	}
 	if errors.Is(err, safefs.ErrUnsafe) {
 		return false, unsafef("user %s: home %v", u.Name, err)
 	}
@@ -61,6 +64,7 @@ func EnsureMaildir(u User, name string) (bool, error) {
 		return false, fmt.Errorf("check: user %s: %w", u.Name, err)
 	}
 	defer unix.Close(home)
+	h.look()
 	var st unix.Stat_t
 	err = unix.Fstatat(home, name, &st, nofollow)
 	if err == nil {
@@ -69,29 +73,25 @@ func EnsureMaildir(u User, name string) (bool, error) {
 	if !errors.Is(err, unix.ENOENT) {
 		return false, fmt.Errorf("check: user %s: %w", u.Name, &os.PathError{Op: "fstatat", Path: filepath.Join(u.Home, name), Err: err})
 	}
-	var made error
-	err = asUser(u, func() { _, made = ensureTree(home, filepath.Join(u.Home, name), name, u.UID, u.GID, false) })
-	if err == nil {
-		err = made
-	}
-	if err != nil {
+	if _, err := ensureTree(h, home, filepath.Join(u.Home, name), name, false); err != nil {
 		return false, fmt.Errorf("check: user %s: %w", u.Name, err)
 	}
 	return true, nil
 }
 
-// ensureTree makes name and its cur, new and tmp beneath dfd, mode 0700, owned by uid and gid.
-// With fixModes, existing directories get mode 0700 too.
-func ensureTree(dfd int, path, name string, uid, gid int, fixModes bool) ([]string, error) {
+// ensureTree makes name and its cur, new and tmp beneath dfd, mode 0700, as whoever runs it:
+// in a home, the user (h counts the work); in /etc/skel, root (h is nil). With fixModes,
+// existing directories get mode 0700 too.
+func ensureTree(h *Home, dfd int, path, name string, fixModes bool) ([]string, error) {
 	var changes []string
-	md, ch, err := ensureDir(dfd, path, name, uid, gid, fixModes)
+	md, ch, err := ensureDir(h, dfd, path, name, fixModes)
 	if err != nil {
 		return changes, err
 	}
 	defer unix.Close(md)
 	changes = append(changes, ch...)
 	for _, sub := range []string{"cur", "new", "tmp"} {
-		fd, ch, err := ensureDir(md, filepath.Join(path, sub), sub, uid, gid, fixModes)
+		fd, ch, err := ensureDir(h, md, filepath.Join(path, sub), sub, fixModes)
 		if err != nil {
 			return changes, err
 		}
@@ -103,12 +103,13 @@ func ensureTree(dfd int, path, name string, uid, gid int, fixModes bool) ([]stri
 
 // ensureDir opens (creating it when missing) the directory name beneath dfd without following
 // a symlink, and returns its descriptor.
-func ensureDir(dfd int, path, name string, uid, gid int, fixMode bool) (int, []string, error) {
+func ensureDir(h *Home, dfd int, path, name string, fixMode bool) (int, []string, error) {
 	var changes []string
 	var st unix.Stat_t
+	h.look()
 	err := unix.Fstatat(dfd, name, &st, nofollow)
 	if errors.Is(err, unix.ENOENT) {
-		if err := mkdirOwned(dfd, name, uid, gid); err != nil {
+		if err := mkdir0700(dfd, name); err != nil {
 			return -1, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		changes = append(changes, "created "+path)

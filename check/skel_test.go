@@ -54,7 +54,7 @@ func TestEnsureMaildir(t *testing.T) {
 	t.Parallel()
 	home := t.TempDir()
 	u := User{Name: "alice", UID: os.Getuid(), GID: os.Getgid(), Home: home}
-	if created, err := EnsureMaildir(u, "Maildir"); err != nil || !created {
+	if created, err := ensureMaildirAs(u, "Maildir"); err != nil || !created {
 		t.Fatalf("EnsureMaildir: %v, created %v", err, created)
 	}
 	if r := run(t, Config{Users: []User{u}, Now: now}); len(r.Problems) != 0 || r.Maildirs != 1 {
@@ -63,13 +63,14 @@ func TestEnsureMaildir(t *testing.T) {
 	// Something else called Maildir is left alone, whatever it is.
 	other := User{Name: "bob", UID: os.Getuid(), GID: os.Getgid(), Home: t.TempDir()}
 	must(t, os.Symlink("/etc", filepath.Join(other.Home, "Maildir")))
-	if created, err := EnsureMaildir(other, "Maildir"); err != nil || created {
+	if created, err := ensureMaildirAs(other, "Maildir"); err != nil || created {
 		t.Errorf("EnsureMaildir over a symlink: %v, created %v", err, created)
 	}
 	// A home that belongs to someone else is refused.
 	if os.Geteuid() == 0 {
 		stranger := User{Name: "carol", UID: 12345, GID: 12345, Home: t.TempDir()}
-		if _, err := EnsureMaildir(stranger, "Maildir"); !errors.Is(err, ErrUnsafe) {
+		letThrough(t, stranger.Home)
+		if _, err := ensureMaildirAs(stranger, "Maildir"); !errors.Is(err, ErrUnsafe) {
 			t.Errorf("EnsureMaildir in a home owned by root for uid 12345: %v, want ErrUnsafe", err)
 		}
 	}

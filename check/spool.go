@@ -19,14 +19,13 @@ const (
 	hintMigrate = "migrate the user with maildirmig mbox --user NAME (or maildirmig Mailbox for ~/Mailbox)"
 )
 
-// spools looks for mail that still arrives in an mbox: the user's spool file and their home
-// mbox (Config.Mailbox, opened beneath the home descriptor hfd, or skipped when hfd < 0). md is
-// the user's checked Maildir, nil when there is none (exists false) or it is not a usable
-// directory (exists true: already reported, and nothing to compare with).
-func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
+// spools looks for mail that still arrives in an mbox of u's: their spool file, looked at
+// here, and their home mbox (Config.Mailbox), which the work in the home looked at (res). res
+// also says whether u has a Maildir and when it last changed.
+func (c *checker) spools(u User, res *HomeResult) {
 	type spool struct {
 		path    string
-		st      unix.Stat_t
+		st      *FileStat
 		mailbox bool // in the home, not the spool directory
 	}
 	var found []spool
@@ -37,29 +36,22 @@ func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 		// it is looked at, never opened.
 		err := unix.Fstatat(unix.AT_FDCWD, p, &st, nofollow)
 		if err == nil {
-			found = append(found, spool{p, st, false})
+			found = append(found, spool{p, fileStat(&st), false})
 		} else if !errors.Is(err, unix.ENOENT) {
 			c.unchecked(p, &os.PathError{Op: "lstat", Path: p, Err: err})
 		}
 	}
-	if c.cfg.Mailbox != "" && hfd >= 0 {
-		p := filepath.Join(home, c.cfg.Mailbox)
-		var st unix.Stat_t
-		err := unix.Fstatat(hfd, c.cfg.Mailbox, &st, nofollow)
-		if err == nil {
-			found = append(found, spool{p, st, true})
-		} else if !errors.Is(err, unix.ENOENT) {
-			c.unchecked(p, &os.PathError{Op: "fstatat", Path: p, Err: err})
-		}
+	if res.Mailbox != nil {
+		found = append(found, spool{filepath.Join(u.Home, c.cfg.Mailbox), res.Mailbox, true})
 	}
 	for _, s := range found {
 		if s.st.Mode&unix.S_IFMT != unix.S_IFREG || s.st.Size == 0 {
 			continue
 		}
-		if md == nil && exists {
+		if !res.Usable && res.Exists {
 			continue
 		}
-		if md == nil {
+		if !res.Usable {
 			p := c.problem(Warning, NotMigrated, s.path,
 				fmt.Sprintf("mbox holds %d bytes of mail and there is no %s", s.st.Size, c.cfg.Maildir))
 			p.Hint = hintMigrate
@@ -77,26 +69,26 @@ func (c *checker) spools(hfd int, home string, md *maildirInfo, exists bool) {
 			}
 		}
 		if m != nil {
-			c.arrived(s.path, &s.st, m, !s.mailbox)
+			c.arrived(s.path, s.st, m, !s.mailbox)
 			continue
 		}
 		// Never migrated by maildirmig: a spool changed after the Maildir last changed is the
 		// best sign there is.
-		if changed := mtime(&s.st); changed.After(md.newest) {
+		if changed := s.st.Mtime; changed.After(res.Newest) {
 			p := c.problem(Warning, SpoolReceiving, s.path, fmt.Sprintf(
 				"mbox (%d bytes) changed at %s, after the Maildir last changed (%s), and no pass migrated it: the MTA still delivers to it",
-				s.st.Size, changed.UTC().Format(time.RFC3339), md.newest.UTC().Format(time.RFC3339)))
+				s.st.Size, changed.UTC().Format(time.RFC3339), res.Newest.UTC().Format(time.RFC3339)))
 			p.Hint = hintPostfix
 			c.report(p)
 		}
 	}
 }
 
-// arrived reports mail that reached the mbox at path (fstat st) since the last pass m: bytes
+// arrived reports mail that reached the mbox at path (lstat st) since the last pass m: bytes
 // past what it migrated, or another file in its place. A spool (count) is read to count the
 // messages; root does not open an mbox in a home.
-func (c *checker) arrived(path string, st *unix.Stat_t, m *Migration, count bool) {
-	replaced := m.Dev != 0 && m.Inode != 0 && (uint64(st.Dev) != m.Dev || st.Ino != m.Inode)
+func (c *checker) arrived(path string, st *FileStat, m *Migration, count bool) {
+	replaced := m.Dev != 0 && m.Inode != 0 && (st.Dev != m.Dev || st.Ino != m.Inode)
 	from := m.Offset
 	if replaced {
 		from = 0
@@ -131,9 +123,9 @@ var errNotOwn = errors.New("not the user's own file with one link")
 // countMessages counts the messages of the spool path from offset from, reading it as root
 // reads spools: without following a symlink, only the regular file of st's inode, owned by
 // uid with one link, at most countLimit bytes.
-func countMessages(path string, st *unix.Stat_t, from int64, uid int) (int, error) {
-	if int(st.Uid) != uid || st.Nlink != 1 {
-		return 0, fmt.Errorf("%w (owner uid %d, %d links)", errNotOwn, st.Uid, st.Nlink)
+func countMessages(path string, st *FileStat, from int64, uid int) (int, error) {
+	if int(st.UID) != uid || st.Nlink != 1 {
+		return 0, fmt.Errorf("%w (owner uid %d, %d links)", errNotOwn, st.UID, st.Nlink)
 	}
 	if st.Size-from > countLimit {
 		return 0, fmt.Errorf("check: %s: more than %d bytes to count", path, countLimit)
@@ -145,7 +137,7 @@ func countMessages(path string, st *unix.Stat_t, from int64, uid int) (int, erro
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	var now unix.Stat_t
-	if err := unix.Fstat(fd, &now); err != nil || now.Ino != st.Ino || now.Dev != st.Dev || now.Mode&unix.S_IFMT != unix.S_IFREG ||
+	if err := unix.Fstat(fd, &now); err != nil || now.Ino != st.Ino || uint64(now.Dev) != st.Dev || now.Mode&unix.S_IFMT != unix.S_IFREG ||
 		int(now.Uid) != uid || now.Nlink != 1 {
 		return 0, fmt.Errorf("check: %s: changed while it was looked at", path)
 	}

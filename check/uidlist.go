@@ -3,6 +3,7 @@ package check
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -18,7 +19,7 @@ import (
 // client that leaves mail on the server downloads those messages again. The format is
 // maildir's: the Writer carries the file forward with the same parser, so check and the Writer
 // cannot disagree on it. Which file to read, and whose, stays here.
-func (c *checker) uidlist(mfd int, path string, est *unix.Stat_t) {
+func (c *walker) uidlist(mfd int, path string, est *unix.Stat_t) {
 	switch {
 	case est.Mode&unix.S_IFMT == unix.S_IFLNK:
 		c.report(c.problem(Critical, Symlink, path, "dovecot-uidlist is a symlink"))
@@ -53,7 +54,7 @@ func (c *checker) uidlist(mfd int, path string, est *unix.Stat_t) {
 		c.unchecked(path, errors.New("dovecot-uidlist changed while checking or has several links"))
 		return
 	}
-	err = maildir.CheckUIDList(f)
+	err = maildir.CheckUIDList(workReader{f, c.h})
 	if ue, ok := errors.AsType[*maildir.UIDListError](err); ok {
 		c.report(c.problem(Critical, BadUIDList, path, fmt.Sprintf(
 			"Dovecot will rebuild it with a new UIDVALIDITY or new UIDs, and clients will download the messages again: line %d: %s",
@@ -61,4 +62,18 @@ func (c *checker) uidlist(mfd int, path string, est *unix.Stat_t) {
 	} else if err != nil {
 		c.unchecked(path, err) // the *os.File names the path
 	}
+}
+
+// workReader reads r, telling h of the bytes read as work.
+type workReader struct {
+	r io.Reader
+	h *Home
+}
+
+func (w workReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if n > 0 && w.h.Work != nil {
+		w.h.Work(int64(n))
+	}
+	return n, err
 }

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,32 +17,28 @@ import (
 	"github.com/maildirmig/maildirmig/internal/safefs"
 )
 
-// checker checks one user or one path, recording into its own report.
-type checker struct {
-	cfg    *Config
-	r      *Report
-	listed map[Kind]int
-	user   string // "" for an explicit path
-	uid    int
-	gid    int
+// walker walks one Maildir beneath a home, as the home's user (Home.Check), and tells
+// Home.Problem what it finds.
+type walker struct {
+	h    *Home
+	ctx  context.Context
+	res  *HomeResult
+	user string // "" for an explicit path
+	uid  int
+	gid  int
 }
 
-func newChecker(cfg *Config, r *Report) *checker {
-	return &checker{cfg: cfg, r: r, listed: map[Kind]int{}}
-}
-
-func (c *checker) problem(sev Severity, kind Kind, path, detail string) *Problem {
+func (c *walker) problem(sev Severity, kind Kind, path, detail string) *Problem {
 	return &Problem{Severity: sev, Kind: kind, User: c.user, Path: path, Detail: detail}
 }
 
-func (c *checker) report(p *Problem) {
-	if p.Fixed != "" && c.cfg.OnFix != nil {
-		c.cfg.OnFix(*p)
+func (c *walker) report(p *Problem) {
+	if c.h.Problem != nil {
+		c.h.Problem(*p)
 	}
-	c.r.add(*p, c.listed, c.cfg.MaxListed)
 }
 
-func (c *checker) unchecked(path string, err error) {
+func (c *walker) unchecked(path string, err error) {
 	c.report(c.problem(Unknown, Unchecked, path, "cannot check: "+errText(err)))
 }
 
@@ -61,58 +58,69 @@ const (
 	permBits = 0o7777
 )
 
-// checkUser checks u's Maildir (and its folders) as u, then u's spool files as root: the spool
-// directory and the state directory are root's.
-func (c *checker) checkUser(u User) {
-	c.r.Users++
-	c.user, c.uid, c.gid = u.Name, u.UID, u.GID
-	home := -1
-	var md *maildirInfo
-	var exists bool
-	if err := asUser(u, func() { home, md, exists = c.userMaildir(u) }); err != nil {
-		c.unchecked(u.Home, err)
-		return
-	}
-	if home >= 0 {
-		defer unix.Close(home)
-	}
-	c.spools(home, u.Home, md, exists)
-}
-
-// userMaildir opens u's home and checks the Maildir in it. It returns the home's descriptor
-// (-1 when there is no home), the Maildir's facts and whether something by its name exists.
-func (c *checker) userMaildir(u User) (int, *maildirInfo, bool) {
+// home checks the Maildir in the user's home, and looks at the home's mbox.
+func (c *walker) home() {
+	u := c.h.User
 	// Unlike the writers (safefs.OpenHome), check follows a symlinked home as Dovecot does: it
-	// runs with u's identity here and reports what Dovecot would see.
+	// runs with u's identity and reports what Dovecot would see.
+	c.h.look()
 	home, err := unix.Open(u.Home, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		// No home, no Maildir, nothing Dovecot could use; only a spool with mail matters.
-		return -1, nil, false
+		return
 	}
 	if err != nil {
 		c.unchecked(u.Home, &os.PathError{Op: "open", Path: u.Home, Err: err})
-		return -1, nil, true
+		c.res.Exists = true
+		return
 	}
-	path := filepath.Join(u.Home, c.cfg.Maildir)
+	defer unix.Close(home)
+	c.userMaildir(home, u.Home)
+	if c.h.Mailbox != "" {
+		p := filepath.Join(u.Home, c.h.Mailbox)
+		c.h.look()
+		var st unix.Stat_t
+		err := unix.Fstatat(home, c.h.Mailbox, &st, nofollow)
+		if err == nil {
+			c.res.Mailbox = fileStat(&st)
+		} else if !errors.Is(err, unix.ENOENT) {
+			c.unchecked(p, &os.PathError{Op: "fstatat", Path: p, Err: err})
+		}
+	}
+}
+
+// userMaildir checks the Maildir beneath the home's descriptor.
+func (c *walker) userMaildir(home int, homePath string) {
+	name := c.h.Maildir
+	path := filepath.Join(homePath, name)
+	c.h.look()
 	var st unix.Stat_t
-	err = unix.Fstatat(home, c.cfg.Maildir, &st, nofollow)
+	err := unix.Fstatat(home, name, &st, nofollow)
 	if errors.Is(err, unix.ENOENT) {
-		return home, nil, false
+		return
 	}
+	c.res.Exists = true
 	if err != nil {
 		c.unchecked(path, &os.PathError{Op: "fstatat", Path: path, Err: err})
-		return home, nil, true
+		return
 	}
-	return home, c.maildir(home, c.cfg.Maildir, path, &st, false), true
+	if info := c.maildir(home, name, path, &st, false); info != nil {
+		c.res.Usable, c.res.Newest = true, info.newest
+	}
 }
 
 // path checks an explicit Maildir, owned by whoever owns it.
-func (c *checker) checkPath(p string) {
+func (c *walker) path(p string) {
 	parent, name := filepath.Split(filepath.Clean(p))
 	if parent == "" {
 		parent = "."
 	}
-	dfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	open := parent
+	if !filepath.IsAbs(open) && c.h.Dir != "" {
+		open = filepath.Join(c.h.Dir, open)
+	}
+	c.h.look()
+	dfd, err := unix.Open(open, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		c.report(c.problem(Critical, Missing, p, "Maildir does not exist"))
 		return
@@ -142,7 +150,7 @@ type maildirInfo struct {
 
 // maildir checks the Maildir name beneath dfd (st is its lstat) and, unless it is itself a
 // folder, its Maildir++ folders. It returns nil when it is not a usable directory.
-func (c *checker) maildir(dfd int, name, path string, st *unix.Stat_t, folder bool) *maildirInfo {
+func (c *walker) maildir(dfd int, name, path string, st *unix.Stat_t, folder bool) *maildirInfo {
 	if !c.isDir(st, path, "Maildir") || !c.dirOwnerMode(dfd, name, path, st) {
 		return nil
 	}
@@ -152,9 +160,9 @@ func (c *checker) maildir(dfd int, name, path string, st *unix.Stat_t, folder bo
 	}
 	defer unix.Close(fd)
 	if folder {
-		c.r.Folders++
+		c.res.Folders++
 	} else {
-		c.r.Maildirs++
+		c.res.Maildirs++
 	}
 	info := &maildirInfo{newest: mtime(st)}
 
@@ -186,11 +194,11 @@ func (c *checker) maildir(dfd int, name, path string, st *unix.Stat_t, folder bo
 			if !isDir {
 				return
 			}
-			if folders == c.cfg.MaxFolders {
+			if folders == c.h.MaxFolders {
 				c.report(c.problem(Unknown, Unchecked, path,
-					fmt.Sprintf("more than %d Maildir++ folders: the others were not checked", c.cfg.MaxFolders)))
+					fmt.Sprintf("more than %d Maildir++ folders: the others were not checked", c.h.MaxFolders)))
 			}
-			if folders >= c.cfg.MaxFolders {
+			if folders >= c.h.MaxFolders {
 				folders++
 				return
 			}
@@ -210,13 +218,13 @@ func (c *checker) maildir(dfd int, name, path string, st *unix.Stat_t, folder bo
 }
 
 // sub checks cur, new or tmp beneath the Maildir fd and every entry in it.
-func (c *checker) sub(mfd int, mpath, sub string, info *maildirInfo) {
+func (c *walker) sub(mfd int, mpath, sub string, info *maildirInfo) {
 	path := filepath.Join(mpath, sub)
 	var st unix.Stat_t
 	err := unix.Fstatat(mfd, sub, &st, nofollow)
 	if errors.Is(err, unix.ENOENT) {
 		p := c.problem(Critical, Missing, path, sub+"/ is missing: Dovecot cannot use the Maildir")
-		if c.cfg.Fix {
+		if c.h.Fix {
 			if err := c.mkdir(mfd, sub); err != nil {
 				p.Detail += " (fix failed: " + errText(err) + ")"
 			} else {
@@ -245,8 +253,8 @@ func (c *checker) sub(mfd int, mpath, sub string, info *maildirInfo) {
 }
 
 // entry checks one directory entry of cur/, new/ or tmp/.
-func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
-	c.r.Files++
+func (c *walker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
+	c.res.Files++
 	path := filepath.Join(dpath, name)
 	var st unix.Stat_t
 	if err := unix.Fstatat(dfd, name, &st, nofollow); err != nil {
@@ -265,11 +273,11 @@ func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
 		// message's received date as mtime before the save commits (Dovecot's large APPEND,
 		// COPY and imports, a live maildirmig's writes), while every write, chmod or rename
 		// sets ctime to now, and no user can set it back.
-		age := c.cfg.Now.Sub(ctime(&st))
-		if age > c.cfg.StaleTmp && !maildir.TmpInUse(dfd, name) {
+		age := c.h.Now.Sub(ctime(&st))
+		if age > c.h.StaleTmp && !maildir.TmpInUse(dfd, name) {
 			p := c.problem(Warning, StaleTmp, path,
 				fmt.Sprintf("tmp/ file last changed %s ago (an interrupted delivery)", age.Round(time.Hour)))
-			if c.cfg.Fix {
+			if c.h.Fix {
 				if err := unix.Unlinkat(dfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 					p.Detail += " (fix failed: unlink: " + err.Error() + ")"
 				} else {
@@ -280,8 +288,8 @@ func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
 		}
 		return
 	}
-	c.r.Messages++
-	c.r.Bytes += st.Size
+	c.res.Messages++
+	c.res.Bytes += st.Size
 	if m := mtime(&st); m.After(info.newest) {
 		info.newest = m
 	}
@@ -308,7 +316,7 @@ func (c *checker) entry(dfd int, dpath, sub, name string, info *maildirInfo) {
 }
 
 // isDir reports whether st is a directory, reporting a symlink or other file type if not.
-func (c *checker) isDir(st *unix.Stat_t, path, what string) bool {
+func (c *walker) isDir(st *unix.Stat_t, path, what string) bool {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		return true
@@ -322,7 +330,7 @@ func (c *checker) isDir(st *unix.Stat_t, path, what string) bool {
 
 // openDir opens name beneath dfd without following a symlink and makes sure it is the
 // directory that st described (a user may swap it in between).
-func (c *checker) openDir(dfd int, name, path string, st *unix.Stat_t) (int, bool) {
+func (c *walker) openDir(dfd int, name, path string, st *unix.Stat_t) (int, bool) {
 	fd, err := safefs.OpenDir(dfd, name)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
@@ -345,7 +353,7 @@ func (c *checker) openDir(dfd int, name, path string, st *unix.Stat_t) (int, boo
 // dirOwnerMode checks the owner and mode of the directory name beneath dfd (st is its lstat),
 // before it is opened: a mode that locks the user out is repaired first with Config.Fix. It
 // reports whether the directory is worth opening: one of someone else's is not.
-func (c *checker) dirOwnerMode(dfd int, name, path string, st *unix.Stat_t) bool {
+func (c *walker) dirOwnerMode(dfd int, name, path string, st *unix.Stat_t) bool {
 	if int(st.Uid) != c.uid {
 		c.report(c.problem(Critical, Owner, path, c.ownerDetail(st)))
 		return false
@@ -356,7 +364,7 @@ func (c *checker) dirOwnerMode(dfd int, name, path string, st *unix.Stat_t) bool
 
 // mode checks that a directory is 0700 or a message file 0600; fix repairs it for Config.Fix.
 // Only call it for things the user owns: changing the mode of anyone else's file is not safe.
-func (c *checker) mode(path string, st *unix.Stat_t, dir bool, fix func(mode uint32) error) {
+func (c *walker) mode(path string, st *unix.Stat_t, dir bool, fix func(mode uint32) error) {
 	mode := st.Mode & permBits
 	want, what := uint32(wantFile), "message file"
 	if dir {
@@ -377,7 +385,7 @@ func (c *checker) mode(path string, st *unix.Stat_t, dir bool, fix func(mode uin
 		detail += ": the user cannot use it"
 	}
 	p := c.problem(sev, Mode, path, detail)
-	if c.cfg.Fix {
+	if c.h.Fix {
 		if err := fix(want); err != nil {
 			p.Detail += " (fix failed: " + errText(err) + ")"
 		} else {
@@ -387,11 +395,11 @@ func (c *checker) mode(path string, st *unix.Stat_t, dir bool, fix func(mode uin
 	c.report(p)
 }
 
-func (c *checker) ownerDetail(st *unix.Stat_t) string {
+func (c *walker) ownerDetail(st *unix.Stat_t) string {
 	return fmt.Sprintf("owned by uid %d, not by %s (uid %d)", st.Uid, c.who(), c.uid)
 }
 
-func (c *checker) who() string {
+func (c *walker) who() string {
 	if c.user == "" {
 		return "the Maildir's owner"
 	}
@@ -400,7 +408,7 @@ func (c *checker) who() string {
 
 // readDir calls fn with each entry name of the directory fd, in batches so that a directory of
 // a million messages costs bounded memory.
-func (c *checker) readDir(fd int, path string, fn func(name string)) {
+func (c *walker) readDir(fd int, path string, fn func(name string)) {
 	// An independent descriptor: reading moves the offset, which a dup would share.
 	rfd, err := safefs.OpenDir(fd, ".")
 	if err != nil {
@@ -409,9 +417,13 @@ func (c *checker) readDir(fd int, path string, fn func(name string)) {
 	}
 	f := os.NewFile(uintptr(rfd), path)
 	defer f.Close()
-	for {
+	for c.ctx.Err() == nil {
 		names, err := f.Readdirnames(1024)
 		for _, n := range names {
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.h.look()
 			fn(n)
 		}
 		if err == io.EOF {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/maildirmig/maildirmig/check"
 	"github.com/maildirmig/maildirmig/internal/worker"
 	"github.com/maildirmig/maildirmig/maildir"
 )
@@ -31,6 +32,9 @@ const (
 
 	opEmptyInbox  = "empty-inbox"  // read the INBOX's Dovecot index and give the Maildir its UIDs (emptyuids.go)
 	opMailboxLock = "mailbox-lock" // hold ~USER/Mailbox.lock as the user, renaming on request (mailboxlock.go)
+
+	opCheckHome     = "check-home"     // check a home's Maildir as its user (CheckHome; checkhome.go)
+	opEnsureMaildir = "ensure-maildir" // give a home without one an empty Maildir (CheckHome)
 )
 
 type workerRequest struct {
@@ -94,6 +98,9 @@ type workerRequest struct {
 	RenameTo   string `json:"rename_to,omitempty"`
 	Dev        uint64 `json:"dev,omitempty"`
 	Inode      uint64 `json:"inode,omitempty"`
+
+	// opCheckHome and opEnsureMaildir: the work to do in the home.
+	CheckHome *check.Home `json:"check_home,omitempty"`
 }
 
 // msgType names what one line of a worker's answer is.
@@ -115,7 +122,7 @@ const (
 	msgRecord   msgType = "record"   // Record: one message converted (Folder: of that folder)
 	msgEvent    msgType = "event"    // Event: a fallback or oddity, for the audit log
 	msgProgress msgType = "progress" // N: more source bytes read; Messages: more messages read
-	msgWork     msgType = "work"     // N: bytes of messages read or stored since the last report, for the watchdog
+	msgWork     msgType = "work"     // N: bytes of messages read or stored (check: entries looked at) since the last report, for the watchdog
 	msgDurable  msgType = "durable"  // Stats: every message before Stats.EndOffset is durable (State: a folder's)
 	msgStats    msgType = "stats"    // Stats: the conversion's result
 	msgVerified msgType = "verified" // Verified: the proof of one source
@@ -129,6 +136,11 @@ const (
 	msgReleased     msgType = "released"
 	msgRenamed      msgType = "renamed"
 	msgRenameFailed msgType = "rename-failed"
+
+	// check's and skel's.
+	msgProblem    msgType = "problem"     // Problem: one thing wrong in the home, or repaired
+	msgHomeResult msgType = "home-result" // HomeResult: what the check of the home found
+	msgEnsured    msgType = "ensured"     // Ensured: what EnsureMaildir found or did
 
 	// The folder operation's, each with Folder.
 	msgFolderSkipped msgType = "folder-skipped" // Err: why the entry is not migrated
@@ -161,6 +173,10 @@ type workerMsg struct {
 	FolderInfo *Folder `json:"folder_info,omitempty"` // "folder-start"
 	State      *State  `json:"state,omitempty"`       // "folder-done": what to remember
 	Kind       string  `json:"kind,omitempty"`        // "folder-failed": a folderFail* kind
+
+	Problem    *check.Problem    `json:"problem,omitempty"`
+	HomeResult *check.HomeResult `json:"home_result,omitempty"`
+	Ensured    *check.Ensured    `json:"ensured,omitempty"`
 }
 
 // VerifyResult sums up the proof that a source's messages are in a Maildir.
@@ -257,7 +273,7 @@ type remoteError struct {
 
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Is(target error) bool {
-	return e.unsafe && (target == ErrUnsafeHome || target == maildir.ErrUnsafe)
+	return e.unsafe && (target == ErrUnsafeHome || target == maildir.ErrUnsafe || target == check.ErrUnsafe)
 }
 
 // convertRequest is a request for op with the conversion options of opts: the one place

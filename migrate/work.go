@@ -8,7 +8,8 @@ import (
 // Progress for root's watchdog (package worker): the only progress it sees is the work a
 // worker reports, bytes of messages read or stored, in msgWork lines (and msgProgress, which
 // reports source bytes for the bar). Everything in a worker that reads messages, the source or
-// the Maildir's files, reads through a workMeter.
+// the Maildir's files, reads through a workMeter; check's work in a home counts each entry it
+// looks at and each byte of dovecot-uidlist it reads (check.Home.Work) into one.
 
 // workEvery is how often a worker reports the work it is doing: far more often than any stall
 // timeout, so a slow worker on a slow disk is never taken for a stuck one.

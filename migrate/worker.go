@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maildirmig/maildirmig/check"
 	"github.com/maildirmig/maildirmig/internal/safefs"
 	"github.com/maildirmig/maildirmig/internal/worker"
 	"github.com/maildirmig/maildirmig/maildir"
@@ -69,7 +70,7 @@ func WorkerMain() int {
 			}
 			emit(m)
 		}
-		emit(workerMsg{T: msgError, Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome)})
+		emit(workerMsg{T: msgError, Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome) || errors.Is(err, check.ErrUnsafe)})
 		return 1
 	}
 	if encErr != nil {
@@ -99,6 +100,8 @@ var workerOps = map[string]workerOp{
 	opRollback:        {source: true, serve: serveRollbackOp},
 	opEmptyInbox:      {serve: serveEmptyInbox},
 	opMailboxLock:     {serve: serveMailboxLock},
+	opCheckHome:       {serve: serveCheckHome},
+	opEnsureMaildir:   {serve: serveEnsureMaildir},
 }
 
 // serveRollbackOp is the rollback worker: the old source at fd 3 when root passed one, the

@@ -46,6 +46,7 @@ type checkOptions struct {
 	format, output  string
 	fix, dryRun     bool
 	maxListed, jobs int
+	stall           time.Duration
 }
 
 func checkCommand(u *console, f *flags) *cli.Command {
@@ -61,15 +62,17 @@ func checkCommand(u *console, f *flags) *cli.Command {
 			"as Dovecot ages them: a message being saved carries its old date as mtime); a\n" +
 			"dovecot-uidlist Dovecot cannot parse; a spool or ~/Mailbox that still receives mail after\n" +
 			"the migration. With -q a healthy system prints nothing. Run as root, it looks at each\n" +
-			"home with that user's identity. --fix repairs, as the user, modes, missing cur/new/tmp and\n" +
-			"stale tmp/ files, says what it changed and records it in the audit log; it never deletes a\n" +
-			"message.\n" +
+			"home in a worker running as that user, as a migration does; a worker that looks at nothing\n" +
+			"for --stall-timeout (a hung home) is killed and that user reported as not checked. --fix\n" +
+			"repairs, as the user, modes, missing cur/new/tmp and stale tmp/ files, says what it changed\n" +
+			"and records it in the audit log; it never deletes a message.\n" +
 			"Exit status (Nagios plugin convention): " + checkExitStatusLine() + ". Whatever the status,\n" +
 			"--format json and prometheus write a whole report: status 3 with the error when the check\n" +
 			"could not run or was called wrongly (unless --format itself is wrong).",
 		Flags: f.system(
 			f.maildirName,
 			f.checkFormat,
+			f.stallTimeout,
 			&cli.BoolFlag{Name: "fix", Usage: "repair what is safe: modes, missing cur/new/tmp, tmp/ files unchanged (ctime) for 36 hours"},
 			&cli.IntFlag{Name: "max-listed", Value: 20, Usage: "list at most `N` problems per user and kind (all are counted; -1 lists all)"},
 			&cli.StringFlag{Name: "output", Usage: "write the report to `FILE` instead of stdout, whole or not at all: a temporary file beside it, mode 0644, renamed over it (for node_exporter's textfile collector); FILE's directory must be root's and writable by root only, and no symlink is followed"},
@@ -78,7 +81,7 @@ func checkCommand(u *console, f *flags) *cli.Command {
 			o := checkOptions{
 				host: hostOf(c), maildir: c.String("maildir"), users: c.StringSlice("user"),
 				format: c.String("format"), output: c.String("output"), fix: c.Bool("fix"), dryRun: c.Bool("dry-run"),
-				maxListed: c.Int("max-listed"), jobs: c.Int("jobs"),
+				maxListed: c.Int("max-listed"), jobs: c.Int("jobs"), stall: c.Duration("stall-timeout"),
 			}
 			for _, a := range c.Args().Slice() {
 				if strings.Contains(a, "/") {
@@ -184,6 +187,7 @@ func checkReport(ctx context.Context, o checkOptions) (check.Report, error) {
 		Fix:       o.fix && !o.dryRun,
 		MaxListed: o.maxListed,
 		Jobs:      o.jobs,
+		AsUser:    migrate.AsUser{StallTimeout: o.stall},
 	}
 	if len(o.paths) == 0 || len(o.users) > 0 {
 		list, err := mailUsers(o.host, o.users)
@@ -268,6 +272,7 @@ type skelOptions struct {
 	skelDir, maildir string
 	users            []string
 	existing, dryRun bool
+	stall            time.Duration
 }
 
 func skelCommand(u *console, f *flags) *cli.Command {
@@ -278,11 +283,12 @@ func skelCommand(u *console, f *flags) *cli.Command {
 		Description: "Makes /etc/skel/Maildir with cur/, new/ and tmp/, mode 0700, so that useradd -m gives\n" +
 			"every new user a Maildir. Safe to run again: what exists is kept and set to 0700. A skel\n" +
 			"Maildir that is a symlink or not a directory is refused. With --existing, every user whose\n" +
-			"home has no Maildir gets an empty one, owned by the user, so that Dovecot with\n" +
-			"mail_location = maildir:~/Maildir works for users who never received mail; USERs named\n" +
-			"(with --existing only) limit that to them.",
+			"home has no Maildir gets an empty one, made by a worker running as the user (killed after\n" +
+			"--stall-timeout on a hung home), so that Dovecot with mail_location = maildir:~/Maildir\n" +
+			"works for users who never received mail; USERs named (with --existing only) limit that\n" +
+			"to them.",
 		Flags: []cli.Flag{
-			f.root, f.passwd, f.user, f.dryRun, f.quiet, f.maildirName,
+			f.root, f.passwd, f.user, f.dryRun, f.quiet, f.maildirName, f.stallTimeout,
 			&cli.StringFlag{Name: "skel-dir", Value: "/etc/skel", Usage: "the skeleton `DIR` useradd copies into new homes (under --root)"},
 			&cli.BoolFlag{Name: "existing", Usage: "also give every existing user without a Maildir an empty one"},
 		},
@@ -290,17 +296,17 @@ func skelCommand(u *console, f *flags) *cli.Command {
 			o := skelOptions{
 				host: hostOf(c), skelDir: c.String("skel-dir"),
 				maildir: c.String("maildir"), users: selectedUsers(c),
-				existing: c.Bool("existing"), dryRun: c.Bool("dry-run"),
+				existing: c.Bool("existing"), dryRun: c.Bool("dry-run"), stall: c.Duration("stall-timeout"),
 			}
 			if len(o.users) > 0 && !o.existing {
 				return usagef("user names select users for --existing, which was not given")
 			}
-			return runSkel(u, o)
+			return runSkel(c.Context, u, o)
 		},
 	}
 }
 
-func runSkel(u *console, o skelOptions) error {
+func runSkel(ctx context.Context, u *console, o skelOptions) error {
 	skel := o.host.Under(o.skelDir)
 	// The users first: a mistyped name must leave everything as it was.
 	var list []check.User
@@ -338,25 +344,25 @@ func runSkel(u *console, o skelOptions) error {
 	}
 	var unlabelled []string
 	failed := 0
+	as := migrate.AsUser{StallTimeout: o.stall}
 	for _, usr := range list {
 		path := filepath.Join(usr.Home, o.maildir)
-		if _, err := os.Stat(usr.Home); errors.Is(err, os.ErrNotExist) {
-			u.Warningf("user %s: home %s does not exist, skipped", usr.Name, usr.Home)
-			continue
-		}
-		if o.dryRun {
-			if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-				u.Printf("user %s: would create %s\n", usr.Name, path)
-			}
-			continue
-		}
-		created, err := check.EnsureMaildir(usr, o.maildir)
+		got, err := as.EnsureMaildir(ctx, &check.Home{User: usr, Maildir: o.maildir, DryRun: o.dryRun})
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			failed++
 			u.Errorf("%s", consoleError{err})
 			continue
 		}
-		if created && !u.Quiet {
+		created := got == check.Created
+		switch {
+		case got == check.NoHome:
+			u.Warningf("user %s: home %s does not exist, skipped", usr.Name, usr.Home)
+		case got == check.WouldCreate:
+			u.Printf("user %s: would create %s\n", usr.Name, path)
+		case created && !u.Quiet:
 			u.Printf("user %s: created %s\n", usr.Name, path)
 		}
 		switch {

@@ -60,11 +60,13 @@ clean-up is a "recovered" notice in the audit log.
 
 # Workers, stalls and interrupts
 
-Root does the work inside a home through a worker: maildirmig again, running as the user. Root
-watches each worker, and one that reads and stores no message for --stall-timeout (default 2m;
-stopped by its user with SIGSTOP, blocked on a FIFO, looping, on a hung NFS home) is killed: that user
+Root does the work inside a home through a worker: maildirmig again, running as the user. So do
+check, check --fix and skel --existing. Root watches each worker, and one that reads and stores
+no message (for check and skel, looks at nothing) for --stall-timeout (default 2m; stopped by
+its user with SIGSTOP, blocked on a FIFO, looping, on a hung NFS home) is killed: that user
 fails with the reason ("worker made no progress for 2m0s (stopped); killed"), the spool's locks
-are released, the other users go on, and the run exits 3. Time a worker spends waiting for a
+are released, the other users go on, and the run exits 3 (check reports the user unchecked,
+status 3). Time a worker spends waiting for a
 lock, up to --lock-timeout, is allowed on top. A killed worker may leave files in its
 Maildir's tmp/; the next run removes them.
 

@@ -44,6 +44,9 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			env.Setenv("TZ", "America/New_York")
 			env.Setenv("REPO", repo)
 			env.Setenv("CORPORA", filepath.Join(filepath.Dir(repo), "shared", "corpora"))
+			if scriptGORACE != "" {
+				env.Setenv("GORACE", scriptGORACE)
+			}
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {

@@ -19,10 +19,10 @@
 //	                     a test stands in for a hostile user or another program there, then
 //	                     sends SIGCONT
 //
-// Kill-only points (read, locked, batch-moved, state-saved) take no errno. An injected errno
-// comes after the real call did its work (the bytes were written, the file was renamed): the
-// harder case, where the caller must not trust what the call did. A worker inherits the
-// variable (Environ). A malformed value stops the process before it does anything.
+// Kill-only points (read, locked, batch-moved, state-saved, look) take no errno. An injected
+// errno comes after the real call did its work (the bytes were written, the file was
+// renamed): the harder case, where the caller must not trust what the call did. A worker
+// inherits the variable (Environ). A malformed value stops the process before it does anything.
 package fault
 
 // Env names the variable a faultinject build reads.
@@ -52,6 +52,7 @@ const (
 	Locked                          // kill only: a control file's dotlock (dovecot-uidlist.lock) taken
 	BatchMoved                      // kill only: a batch moved into cur/ and new/, not yet listed
 	StateSaved                      // kill only: a state file renamed into place
+	Look                            // kill only: an entry looked at in a home by check or skel
 	numPoints
 )
 
@@ -61,6 +62,7 @@ var names = [numPoints]string{
 	State: "state", Audit: "audit", Restate: "restate", Remove: "remove",
 	Export: "export", Swap: "swap", Aside: "aside", Subscriptions: "subscriptions",
 	Read: "read", Locked: "locked", BatchMoved: "batch-moved", StateSaved: "state-saved",
+	Look: "look",
 }
 
 // String returns the point's name in MAILDIRMIG_FAULT.

@@ -16,7 +16,8 @@ import (
 // (a FIFO, a dead NFS server), or hold what makes it loop. Root watches each worker and kills
 // one that makes no progress for the stall timeout, so that only its user fails and the run
 // goes on. Progress is work done, as the work itself reports it: an answer line whose Work is
-// above zero (bytes of messages read or stored since the line before). Nothing else counts:
+// above zero (bytes of messages read or stored since the line before; for check and skel,
+// entries of a home looked at and bytes of dovecot-uidlist read). Nothing else counts:
 // not the I/O the process does (a worker looping on a lock rewrites its run marker, and reads
 // and writes for ever without moving on), not answers that report no new work, not the time
 // it has been alive. A worker doing real work reports it often (migrate's workers, every tenth

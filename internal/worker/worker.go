@@ -14,7 +14,7 @@
 // Root watches every worker (the watchdog): one that makes no progress for the stall
 // timeout (WithStallTimeout) is killed, and one that does not abort within AbortGrace of an
 // interrupt too. Progress is the work a worker reports in its answers (Answer.Work): bytes of
-// messages read or stored, nothing else. What the lines mean is the caller's: this package
+// messages read or stored (entries looked at, for check), nothing else. What the lines mean is the caller's: this package
 // moves them, and asks each only how much work it reports.
 package worker
 
@@ -202,8 +202,9 @@ type Spec struct {
 
 // Answer is a line of a worker's answer.
 type Answer interface {
-	// Work is how many bytes of messages the worker read or stored since its line before,
-	// as the work itself counted them: the only progress the watchdog sees.
+	// Work is how many bytes of messages the worker read or stored (or, for check, entries
+	// it looked at) since its line before, as the work itself counted them: the only
+	// progress the watchdog sees.
 	Work() int64
 }
 

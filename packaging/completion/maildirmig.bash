@@ -145,10 +145,10 @@ _maildirmig() {
 		--root|--skel-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--passwd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-		--maildir) COMPREPLY=(); return ;;
+		--maildir|--stall-timeout) COMPREPLY=(); return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W '--root --passwd --user --dry-run --quiet -q --maildir --skel-dir --existing --help' -- "$cur"))
+			COMPREPLY=($(compgen -W '--root --passwd --user --dry-run --quiet -q --maildir --stall-timeout --skel-dir --existing --help' -- "$cur"))
 			return
 		fi
 		COMPREPLY=($(compgen -u -- "$cur"))
@@ -160,10 +160,10 @@ _maildirmig() {
 		--root|--spool-dir|--state-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--passwd|--audit-log|--output) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-		--jobs|-j|--maildir|--max-listed) COMPREPLY=(); return ;;
+		--jobs|-j|--maildir|--stall-timeout|--max-listed) COMPREPLY=(); return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --format --fix --max-listed --output --help' -- "$cur"))
+			COMPREPLY=($(compgen -W '--root --passwd --spool-dir --audit-log --state-dir --user --dry-run --jobs -j --progress --quiet -q --maildir --format --stall-timeout --fix --max-listed --output --help' -- "$cur"))
 			return
 		fi
 		COMPREPLY=($(compgen -u -- "$cur"))

@@ -1,0 +1,6 @@
+//go:build !race
+
+package main
+
+// scriptGORACE is "" without the race detector (see race_test.go).
+const scriptGORACE = ""
