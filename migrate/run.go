@@ -270,6 +270,7 @@ func runUsers(ctx context.Context, cfg Config, what string, each func(*runner, c
 		})
 	}
 	_ = g.Wait()
+	syncErr := r.stateSync.sync(stateDir)
 	sum.Elapsed = time.Since(start)
 	endErr := alog.Event(EventRunEnd, map[string]any{
 		"users": sum.Users, "migrated": sum.Migrated, "up_to_date": sum.UpToDate, "no_mailbox": sum.NoMailbox,
@@ -278,6 +279,9 @@ func runUsers(ctx context.Context, cfg Config, what string, each func(*runner, c
 	})
 	if err := alog.Sync(); err != nil && endErr == nil {
 		endErr = fmt.Errorf("migrate: %w", err)
+	}
+	if endErr == nil {
+		endErr = syncErr
 	}
 	switch {
 	case fatal != nil:
@@ -364,6 +368,7 @@ type runner struct {
 	cfg       Config
 	audit     *audit.Log
 	state     StateStore
+	stateSync stateSync // of the states passes saved with saveUnsynced
 	withFlock bool
 	zone      string // zoneName of cfg.Convert.Location
 }
@@ -518,11 +523,12 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 			return err
 		}
 		recs.note(next)
-		if err := r.state.Save(next); err != nil {
+		if err := r.state.saveUnsynced(next, &r.stateSync); err != nil {
 			return err
 		}
 		if rs.fresh && !dropped {
-			r.state.dropOlder(u.Name, kind, src, next)
+			saved := *next
+			r.stateSync.later(func() { r.state.dropOlder(u.Name, kind, src, &saved) })
 			dropped = true
 		}
 		return nil
