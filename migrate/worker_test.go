@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/maildirmig/maildirmig/maildir"
 	"golang.org/x/sys/unix"
@@ -186,5 +189,40 @@ func TestWorkerLinesArrive(t *testing.T) {
 	}
 	if next != [2]int64{n, n} {
 		t.Errorf("root heard %v records of each goroutine, not %d", next, n)
+	}
+}
+
+// TestWorkerWaitsForBefore starts real workers whose work must wait for what root does while
+// they start: the worker's first line comes only after before has returned, and a worker whose
+// before failed is given nothing to do, and its error is before's.
+func TestWorkerWaitsForBefore(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a worker as another uid")
+	}
+	const uid = 42197
+	var done atomic.Bool
+	lines, early := 0, 0
+	err := spawnWorkerAfter(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestRecords, Size: 3}, nil, nil, func() error {
+		time.Sleep(200 * time.Millisecond)
+		done.Store(true)
+		return nil
+	}, func(m workerMsg) {
+		lines++
+		if !done.Load() {
+			early++
+		}
+	})
+	if err != nil || lines != 6 || early != 0 {
+		t.Errorf("spawnWorkerAfter = %v, %d lines, %d of them before before returned; want nil, 6, 0", err, lines, early)
+	}
+
+	refused := errors.New("the open state could not be saved")
+	lines = 0
+	err = spawnWorkerAfter(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestRecords, Size: 3}, nil, nil, func() error {
+		return refused
+	}, func(workerMsg) { lines++ })
+	if err != refused || lines != 0 {
+		t.Errorf("with before failing: %v, %d lines; want %v and none", err, lines, refused)
 	}
 }
