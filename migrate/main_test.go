@@ -11,6 +11,7 @@ func TestMain(m *testing.M) {
 	addWatchdogOps()
 	addSlowVerifyOp()
 	addSelfOp()
+	addRecordsOp()
 	if IsWorker() {
 		os.Exit(WorkerMain())
 	}

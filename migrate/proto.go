@@ -227,18 +227,44 @@ type Credentials = worker.Credentials
 // runWorker runs req as cred, in a worker process when this process is root and cred is not,
 // in-process otherwise. Each message of the answer goes to handle.
 func runWorker(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, handle func(workerMsg)) error {
+	return runWorkerAfter(ctx, cred, req, src, nil, handle)
+}
+
+// runWorkerAfter is runWorker, with before (when not nil) done before the work begins: in a
+// worker process, while it starts, before it is given req.
+func runWorkerAfter(ctx context.Context, cred Credentials, req *workerRequest, src *os.File, before func() error, handle func(workerMsg)) error {
 	if os.Geteuid() != 0 || cred.UID == 0 {
+		if before != nil {
+			if err := before(); err != nil {
+				return err
+			}
+		}
 		return serve(ctx, req, src, handle)
 	}
-	return spawnWorker(ctx, cred, req, src, nil, handle)
+	return spawnWorkerAfter(ctx, cred, req, src, nil, before, handle)
 }
 
 // spawnWorker runs req as cred in a worker process. The protocol's own answers (msgError,
 // msgAborted) are taken here; every other goes to handle.
 func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src, target *os.File, handle func(workerMsg)) error {
+	return spawnWorkerAfter(ctx, cred, req, src, target, nil, handle)
+}
+
+// spawnWorkerAfter is spawnWorker, with before (when not nil) done while the worker starts,
+// before it is given req (worker.Spec.Before).
+func spawnWorkerAfter(ctx context.Context, cred Credentials, req *workerRequest, src, target *os.File, before func() error, handle func(workerMsg)) error {
 	var reported error
 	abortFailed := false
-	err := worker.Run(ctx, worker.Spec{Cred: cred, Home: req.Home, Request: req, Source: src, Target: target, Patience: req.LockTimeout}, func(m workerMsg) {
+	var gate func() error
+	if before != nil {
+		gate = func() error {
+			if err := before(); err != nil {
+				return &beforeError{err}
+			}
+			return nil
+		}
+	}
+	err := worker.Run(ctx, worker.Spec{Cred: cred, Home: req.Home, Request: req, Source: src, Target: target, Patience: req.LockTimeout, Before: gate}, func(m workerMsg) {
 		switch m.T {
 		case msgError:
 			reported = &remoteError{msg: m.Err, unsafe: m.Unsafe}
@@ -250,7 +276,11 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src,
 	})
 	var stalled *worker.StallError
 	var interrupted *worker.InterruptedError
+	var failed *beforeError
 	switch {
+	case errors.As(err, &failed):
+		// The worker was given nothing to do; what it said of that is beside the point.
+		return failed.err
 	case errors.As(err, &stalled):
 		return err
 	case errors.As(err, &interrupted):
@@ -263,6 +293,11 @@ func spawnWorker(ctx context.Context, cred Credentials, req *workerRequest, src,
 	}
 	return nil
 }
+
+// beforeError is the error of what had to precede a worker's work.
+type beforeError struct{ err error }
+
+func (e *beforeError) Error() string { return e.err.Error() }
 
 // remoteError is an error a worker reported; errors.Is(err, ErrUnsafeHome) holds for a refusal
 // made for safety.

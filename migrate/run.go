@@ -270,6 +270,7 @@ func runUsers(ctx context.Context, cfg Config, what string, each func(*runner, c
 		})
 	}
 	_ = g.Wait()
+	syncErr := r.stateSync.sync(stateDir)
 	sum.Elapsed = time.Since(start)
 	endErr := alog.Event(EventRunEnd, map[string]any{
 		"users": sum.Users, "migrated": sum.Migrated, "up_to_date": sum.UpToDate, "no_mailbox": sum.NoMailbox,
@@ -278,6 +279,9 @@ func runUsers(ctx context.Context, cfg Config, what string, each func(*runner, c
 	})
 	if err := alog.Sync(); err != nil && endErr == nil {
 		endErr = fmt.Errorf("migrate: %w", err)
+	}
+	if endErr == nil {
+		endErr = syncErr
 	}
 	switch {
 	case fatal != nil:
@@ -364,6 +368,7 @@ type runner struct {
 	cfg       Config
 	audit     *audit.Log
 	state     StateStore
+	stateSync stateSync // of the states passes saved with saveUnsynced
 	withFlock bool
 	zone      string // zoneName of cfg.Convert.Location
 }
@@ -518,14 +523,22 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 			return err
 		}
 		recs.note(next)
-		if err := r.state.Save(next); err != nil {
+		if err := r.state.saveUnsynced(next, &r.stateSync); err != nil {
 			return err
 		}
 		if rs.fresh && !dropped {
-			r.state.dropOlder(u.Name, kind, src, next)
+			saved := *next
+			r.stateSync.later(func() { r.state.dropOlder(u.Name, kind, src, &saved) })
 			dropped = true
 		}
 		return nil
+	}
+	// The state saved before the pass writes, marked open, is saved while the worker starts,
+	// before it is given its request: durable before anything is written, as before the
+	// worker started, without the worker's start waiting for its syncs.
+	opened := func() error {
+		st := rs.opened()
+		return r.state.Save(&st)
 	}
 	var convert func(durable func(int64, Stats) error) (Stats, error)
 	outcome := OutcomeUpToDate
@@ -535,7 +548,7 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 			if err := checkSpace(home, mirrorGrowth(rs, st.Size)); err != nil {
 				return Stats{}, err
 			}
-			return r.mirror(ctx, u, f, st.Size, home, rs, recs.add, with, log)
+			return r.mirror(ctx, u, f, st.Size, home, rs, opened, recs.add, with, log)
 		}
 	case start < st.Size:
 		outcome = OutcomeMigrated
@@ -543,14 +556,20 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 			if err := checkSpace(home, st.Size-start); err != nil {
 				return Stats{}, err
 			}
-			return r.convert(ctx, u, f, st.Size, home, start, index, next, durable, recs.add, with, log)
+			return r.convert(ctx, u, f, st.Size, home, start, index, next, opened, durable, recs.add, with, log)
 		}
 	}
 	if st.Size == 0 && (prev == nil || prev.Offset == 0) {
-		convert = r.emptyInbox(ctx, u, home, &outcome, with, log)
+		empty := r.emptyInbox(ctx, u, home, &outcome, with, log)
+		convert = func(durable func(int64, Stats) error) (Stats, error) {
+			if err := opened(); err != nil {
+				return Stats{}, err
+			}
+			return empty(durable)
+		}
 	}
 	res.Stats.EndOffset = start
-	stats, err := rs.run(convert, save, func(st *State) error { return r.state.Save(st) })
+	stats, err := rs.run(convert, save, nil)
 	if err != nil {
 		return err
 	}
@@ -696,9 +715,9 @@ func roomFor(fs *unix.Statfs_t, where string, need int64) error {
 	return nil
 }
 
-// convert has a worker convert the locked source from start, in the mode next records.
-// durable gets each resume point the worker reports, and an error from it stops the worker.
-func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, durable func(int64, Stats) error, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+// convert has a worker convert the locked source from start, in the mode next records, once
+// opened succeeded (runWorkerAfter). durable gets each resume point the worker reports, and an error from it stops the worker.
+func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int64, home string, start, index int64, next *State, opened func() error, durable func(int64, Stats) error, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
 	req := r.request(opConvert, u, home)
 	req.Size, req.Location, req.Loose, req.LooseFrom = size, loadableZone(next.Zone), next.Loose, next.LooseFrom
 	req.StartOffset, req.StartIndex = start, index
@@ -707,7 +726,7 @@ func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int
 	var st Stats
 	var got bool
 	var bad error
-	err := runWorker(wctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, func(m workerMsg) {
+	err := runWorkerAfter(wctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, opened, func(m workerMsg) {
 		r.dispatch(u.Name, m, with, "", record, log)
 		switch m.T {
 		case msgDurable:
@@ -732,8 +751,9 @@ func (r *runner) convert(ctx context.Context, u users.User, f *os.File, size int
 }
 
 // mirror has a worker make the user's Maildir mirror the whole locked source (mirror.go),
-// from the records rs.prev names; record gets the new records, in source order.
-func (r *runner) mirror(ctx context.Context, u users.User, f *os.File, size int64, home string, rs *resume, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
+// from the records rs.prev names, once opened succeeded (runWorkerAfter); record gets the new
+// records, in source order.
+func (r *runner) mirror(ctx context.Context, u users.User, f *os.File, size int64, home string, rs *resume, opened func() error, record func(MessageRecord), with func(...any) map[string]any, log func(string, map[string]any)) (Stats, error) {
 	kind := r.cfg.Source.Kind()
 	var prior string
 	if !rs.prev.RecordsLost {
@@ -752,7 +772,7 @@ func (r *runner) mirror(ctx context.Context, u users.User, f *os.File, size int6
 	req.Interrupted = rs.prev.Open
 	var st Stats
 	var got bool
-	err = runWorker(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, func(m workerMsg) {
+	err = runWorkerAfter(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, req, f, opened, func(m workerMsg) {
 		r.dispatch(u.Name, m, with, "", record, log)
 		if m.T == msgStats && m.Stats != nil {
 			st, got = *m.Stats, true

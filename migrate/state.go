@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -224,10 +225,79 @@ func (s StateStore) Save(st *State) error {
 	return nil
 }
 
+// saveUnsynced is Save without the fsync of the state directory that makes the new state's
+// rename durable: the new state is on disk, but a crash may bring back the one it replaced
+// until sync runs. A pass saves so the states it makes while it writes and its last one: the
+// state it replaces says the pass is open (or records the same messages), and a crash that
+// brings that back only makes the next run resume from there, as a crash just before the save
+// would. Nothing may depend on the new state before sync: the older records a fresh pass
+// replaces are removed after it, through sync.after.
+func (s StateStore) saveUnsynced(st *State, sync *stateSync) error {
+	if st.Kind == "" {
+		st.Kind = KindSpool
+	}
+	if old, err := s.legacy(st.User, st.Source); err != nil || old != nil {
+		// The legacy file goes only once its successor is durable: Save.
+		return s.Save(st)
+	}
+	p, err := s.keyPath(st.User, st.Kind, st.Source)
+	if err != nil {
+		return err
+	}
+	if err := replaceStateFile(s.Dir, p, st); err != nil {
+		return err
+	}
+	sync.mu.Lock()
+	sync.dirty = true
+	sync.mu.Unlock()
+	return nil
+}
+
+// stateSync is the fsync of the state directory that states saved with saveUnsynced wait for,
+// once for the run instead of once for each, and what waits for it in turn.
+type stateSync struct {
+	mu    sync.Mutex
+	dirty bool
+	after []func()
+}
+
+// later has f run once the states saved so far are durable.
+func (y *stateSync) later(f func()) {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	y.after = append(y.after, f)
+}
+
+// sync makes the states saved with saveUnsynced durable, then runs what waited for it.
+func (y *stateSync) sync(dir string) error {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	if y.dirty {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("migrate: state: %w", err)
+		}
+		y.dirty = false
+	}
+	for _, f := range y.after {
+		f()
+	}
+	y.after = nil
+	return nil
+}
+
 // writeStateFile replaces the state file p in dir with v in JSON, atomically: a crash leaves
 // the old file or the new one, and a temporary file removeDeadStateTemps recognises. Every state
 // file is written here.
 func writeStateFile(dir, p string, v any) error {
+	if err := replaceStateFile(dir, p, v); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// replaceStateFile is writeStateFile but for the fsync of dir: v is on disk under a temporary
+// name before it is renamed over p, but the rename may not be yet.
+func replaceStateFile(dir, p string, v any) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
@@ -262,7 +332,7 @@ func writeStateFile(dir, p string, v any) error {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
 	fault.StateSaved.Hit()
-	return syncDir(dir)
+	return nil
 }
 
 // stateWriting, set by tests, is called with the temporary file of a state write before it is

@@ -283,3 +283,81 @@ func TestSweepStateTempsAfterKill(t *testing.T) {
 		t.Errorf("%s left", killed[0])
 	}
 }
+
+// A state saved without the directory's fsync is there to read at once, and what waits for
+// its sync (the removal of older records) waits: it does not run when the sync fails.
+func TestStateSyncOrder(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "state")
+	store := StateStore{Dir: dir}
+	var y stateSync
+	st := &State{User: "alice", Source: "/var/mail/alice", Offset: 42}
+	if err := store.saveUnsynced(st, &y); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.Load("alice", KindSpool, "/var/mail/alice"); err != nil || got == nil || got.Offset != 42 {
+		t.Fatalf("Load = %+v, %v; want the state just saved", got, err)
+	}
+	ran := 0
+	y.later(func() { ran++ })
+	if ran != 0 {
+		t.Fatal("ran before the sync")
+	}
+	if err := y.sync(dir); err != nil || ran != 1 {
+		t.Fatalf("sync = %v, ran %d times; want nil and once", err, ran)
+	}
+	// Once done, nothing is left to do.
+	if err := y.sync(dir); err != nil || ran != 1 {
+		t.Fatalf("second sync = %v, ran %d times; want nil and still once", err, ran)
+	}
+
+	if err := store.saveUnsynced(st, &y); err != nil {
+		t.Fatal(err)
+	}
+	y.later(func() { ran++ })
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.sync(dir); err == nil || ran != 1 {
+		t.Fatalf("sync of a directory gone = %v, ran %d times; want an error and nothing run", err, ran)
+	}
+}
+
+// A fresh pass (--force) replaces the records of the one before, and removes the older
+// generation by the end of the run, once its own state is durable.
+func TestRunDropsOlderRecords(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "ona")
+	tr.write("var/mail/ona", msgA+msgB, "ona")
+	cfg := tr.config()
+	if _, res := run(t, cfg); res["ona"].Outcome != OutcomeMigrated {
+		t.Fatalf("first run: %+v", res["ona"])
+	}
+	store := StateStore{Dir: tr.path("var/lib/maildirmig")}
+	src := tr.path("var/mail/ona")
+	st, err := store.Load("ona", KindSpool, src)
+	if err != nil || st == nil {
+		t.Fatalf("state after the first run: %+v, %v", st, err)
+	}
+	old, err := store.recordsPath("ona", KindSpool, src, st.Gen)
+	must(t, err)
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("records of the first run: %v", err)
+	}
+	cfg.Convert.KeepHeaders, cfg.Force = true, true
+	if _, res := run(t, cfg); res["ona"].Outcome != OutcomeMigrated || res["ona"].Err != nil {
+		t.Fatalf("with --force: %+v", res["ona"])
+	}
+	next, err := store.Load("ona", KindSpool, src)
+	if err != nil || next == nil || next.Gen != st.Gen+1 || next.Open {
+		t.Fatalf("state after --force: %+v, %v; want generation %d, closed", next, err, st.Gen+1)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("records of generation %d after the fresh pass: %v; want them removed", st.Gen, err)
+	}
+	cur, err := store.recordsPath("ona", KindSpool, src, next.Gen)
+	must(t, err)
+	if fi, err := os.Stat(cur); err != nil || fi.Size() != next.RecordsSize {
+		t.Errorf("records of generation %d: %v, %v; want %d bytes", next.Gen, fi, err, next.RecordsSize)
+	}
+}

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,11 +41,23 @@ func WorkerMain() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	enc := json.NewEncoder(os.Stdout)
+	// Records come in a burst once their batch is durable: buffered, they reach root in a few
+	// writes instead of one each, and wake it as many times less. Every other line is flushed
+	// as it is said, so that root and its watchdog hear of work, resume points and answers at
+	// once; the last records go with the line that follows them, or at the end. The lock is
+	// for the source's read-ahead, which reports the work it reads from a goroutine of its own.
+	var mu sync.Mutex
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	enc := json.NewEncoder(out)
 	var encErr error
 	emit := func(m workerMsg) {
+		mu.Lock()
+		defer mu.Unlock()
 		if encErr == nil {
 			encErr = enc.Encode(m)
+		}
+		if encErr == nil && m.T != msgRecord {
+			encErr = out.Flush()
 		}
 	}
 	var req workerRequest
@@ -72,6 +86,11 @@ func WorkerMain() int {
 		}
 		emit(workerMsg{T: msgError, Err: err.Error(), Unsafe: errors.Is(err, maildir.ErrUnsafe) || errors.Is(err, ErrUnsafeHome) || errors.Is(err, check.ErrUnsafe)})
 		return 1
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if encErr == nil {
+		encErr = out.Flush()
 	}
 	if encErr != nil {
 		return 1

@@ -5,9 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/maildirmig/maildirmig/maildir"
 	"golang.org/x/sys/unix"
@@ -129,5 +134,95 @@ func TestRecordCheckerReadsExistedMessages(t *testing.T) {
 	chk.check(MessageRecord{Index: 2, Sub: "cur", Name: "3.M3Q2X0.host,S=5:2,S", StoredSHA256: sum("new\n"), Existed: true})
 	if chk.res.Messages != 3 || chk.res.Found != 1 || len(chk.res.Bad) != 1 || len(chk.res.Missing) != 1 {
 		t.Errorf("existed messages: %+v, want 1 found, 1 bad (message 2), 1 missing (message 3)", chk.res)
+	}
+}
+
+const opTestRecords = "test-records"
+
+// addRecordsOp registers opTestRecords: req.Size records from each of two goroutines at once,
+// each goroutine's numbered in Index from 0 and told apart by Offset, with a work line now and
+// then but none among the last records.
+func addRecordsOp() {
+	workerOps[opTestRecords] = testOp(func(req *workerRequest, emit func(workerMsg)) error {
+		var wg sync.WaitGroup
+		for g := range 2 {
+			wg.Go(func() {
+				for i := range req.Size {
+					emit(workerMsg{T: msgRecord, Record: &MessageRecord{Index: i, Offset: int64(g), SHA256: strings.Repeat("0", 64)}})
+					if g == 0 && i%100 == 99 && i < req.Size-100 {
+						emit(workerMsg{T: msgWork, N: 1})
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return nil
+	})
+}
+
+// TestWorkerLinesArrive has a real worker say thousands of records from two goroutines at once,
+// ending on a record: root must hear every one, whole and in each goroutine's order, though
+// records are buffered in the worker until the next line or its end.
+func TestWorkerLinesArrive(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a worker as another uid")
+	}
+	const uid, n = 42196, 5000
+	next := [2]int64{}
+	bad := 0
+	err := spawnWorker(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestRecords, Size: n}, nil, nil, func(m workerMsg) {
+		if m.T != msgRecord {
+			return
+		}
+		g := m.Record.Offset
+		if g < 0 || g > 1 || m.Record.Index != next[g] {
+			if bad++; bad == 1 {
+				t.Errorf("record %+v after %v", *m.Record, next)
+			}
+			return
+		}
+		next[g]++
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next != [2]int64{n, n} {
+		t.Errorf("root heard %v records of each goroutine, not %d", next, n)
+	}
+}
+
+// TestWorkerWaitsForBefore starts real workers whose work must wait for what root does while
+// they start: the worker's first line comes only after before has returned, and a worker whose
+// before failed is given nothing to do, and its error is before's.
+func TestWorkerWaitsForBefore(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a worker as another uid")
+	}
+	const uid = 42197
+	var done atomic.Bool
+	lines, early := 0, 0
+	err := spawnWorkerAfter(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestRecords, Size: 3}, nil, nil, func() error {
+		time.Sleep(200 * time.Millisecond)
+		done.Store(true)
+		return nil
+	}, func(m workerMsg) {
+		lines++
+		if !done.Load() {
+			early++
+		}
+	})
+	if err != nil || lines != 6 || early != 0 {
+		t.Errorf("spawnWorkerAfter = %v, %d lines, %d of them before before returned; want nil, 6, 0", err, lines, early)
+	}
+
+	refused := errors.New("the open state could not be saved")
+	lines = 0
+	err = spawnWorkerAfter(context.Background(), Credentials{UID: uid, GID: uid}, &workerRequest{Op: opTestRecords, Size: 3}, nil, nil, func() error {
+		return refused
+	}, func(workerMsg) { lines++ })
+	if err != refused || lines != 0 {
+		t.Errorf("with before failing: %v, %d lines; want %v and none", err, lines, refused)
 	}
 }

@@ -25,10 +25,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -198,6 +200,41 @@ type Spec struct {
 	// Patience is added to the stall timeout: a wait the worker may make without progress
 	// (for a lock, up to the lock timeout).
 	Patience time.Duration
+	// Before, when set, is called once the worker is started and before it is given its
+	// request, which it waits for and without which it does nothing: what must precede the
+	// worker's work (a record made durable) overlaps its start. When Before fails, the worker
+	// gets no request and Run returns Before's error.
+	Before func() error
+}
+
+// gate is a worker's stdin: the request, once Before has succeeded.
+type gate struct {
+	before func() error
+	r      io.Reader
+	mu     sync.Mutex
+	done   bool
+	err    error
+}
+
+func (g *gate) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	if !g.done {
+		g.done = true
+		g.err = g.before()
+	}
+	err := g.err
+	g.mu.Unlock()
+	if err != nil {
+		return 0, io.EOF
+	}
+	return g.r.Read(p)
+}
+
+// failed returns Before's error, if it was called and failed.
+func (g *gate) failed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
 }
 
 // Answer is a line of a worker's answer.
@@ -242,6 +279,11 @@ func Run[M Answer](ctx context.Context, s Spec, handle func(M)) error {
 	// Not ctx: the supervisor below ends the worker, gracefully on an interrupt.
 	cmd := Command(s.Cred, s.Home)
 	cmd.Stdin = bytes.NewReader(body)
+	var g *gate
+	if s.Before != nil {
+		g = &gate{before: s.Before, r: bytes.NewReader(body)}
+		cmd.Stdin = g
+	}
 	var stderr Stderr
 	cmd.Stderr = &stderr
 	cmd.ExtraFiles = extra
@@ -282,7 +324,13 @@ func Run[M Answer](ctx context.Context, s Spec, handle func(M)) error {
 	}
 	close(sv.stop)
 	stalled, killed := sv.result()
+	var beforeErr error
+	if g != nil {
+		beforeErr = g.failed()
+	}
 	switch {
+	case beforeErr != nil:
+		return beforeErr
 	case stalled != nil:
 		return stalled
 	case ctx.Err() != nil:
