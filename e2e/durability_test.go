@@ -419,7 +419,9 @@ func moveCallAfter(lines []string, c *straceCall, line int) []string {
 	var moved, out []string
 	for i, l := range lines {
 		if i+1 == c.start || i+1 == c.end {
-			moved = append(moved, l)
+			// As made by a thread of its own: c's thread may be inside another call at line
+			// (a goroutine moves between threads), and a thread makes one call at a time.
+			moved = append(moved, "999999 "+strings.TrimPrefix(l, fmt.Sprint(c.pid)+" "))
 			continue
 		}
 		out = append(out, l)
