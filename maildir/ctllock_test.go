@@ -96,16 +96,7 @@ func TestBreakLockRace(t *testing.T) {
 	if dovecot == nil {
 		t.Fatalf("the writer never came to break the stale lock (Flush: %v)", err)
 	}
-	if err == nil || !strings.Contains(err.Error(), "dovecot-uidlist.lock is held by another process (Dovecot?) since") {
-		t.Errorf("Flush while Dovecot holds the lock: %v, want the lock held by another process", err)
-	}
-	fi, serr := os.Lstat(lock)
-	if serr != nil || !os.SameFile(fi, dovecot) {
-		t.Fatalf("Dovecot's live dovecot-uidlist.lock was removed or replaced (%v)", serr)
-	}
-	if b, _ := os.ReadFile(lock); string(b) != dovecots {
-		t.Errorf("Dovecot's lock holds %q, want %q", b, dovecots)
-	}
+	checkDovecotLockKept(t, err, lock, dovecot, dovecots)
 	for _, n := range tmpNames(t, md) {
 		if !strings.HasPrefix(n, markerPrefix) {
 			t.Errorf("tmp/%s left by the attempt", n)
@@ -175,16 +166,7 @@ func TestBreakLockRaceDeadRun(t *testing.T) {
 	if dovecot == nil {
 		t.Fatalf("the writer never came to take the dead run's lock over (%v)", err)
 	}
-	if err == nil || !strings.Contains(err.Error(), "dovecot-uidlist.lock is held by another process (Dovecot?) since") {
-		t.Errorf("Flush while Dovecot holds the lock: %v, want the lock held by another process", err)
-	}
-	fi, serr := os.Lstat(lock)
-	if serr != nil || !os.SameFile(fi, dovecot) {
-		t.Fatalf("Dovecot's live dovecot-uidlist.lock was removed or replaced (%v)", serr)
-	}
-	if b, _ := os.ReadFile(lock); string(b) != dovecots {
-		t.Errorf("Dovecot's lock holds %q, want %q", b, dovecots)
-	}
+	checkDovecotLockKept(t, err, lock, dovecot, dovecots)
 }
 
 // TestControlLockWithoutHardLinks: on a file system without hard links, the dotlock cannot
@@ -260,5 +242,21 @@ func setAppendOnly(t *testing.T, path string, on bool) {
 	}
 	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags); err != nil {
 		t.Skipf("needs root (CAP_LINUX_IMMUTABLE) to set the append-only attribute: %v", err)
+	}
+}
+
+// checkDovecotLockKept fails unless err says Dovecot holds the uidlist lock and the lock at
+// path is still Dovecot's file (fi) holding content.
+func checkDovecotLockKept(t *testing.T, err error, path string, fi os.FileInfo, content string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), "dovecot-uidlist.lock is held by another process (Dovecot?) since") {
+		t.Errorf("Flush while Dovecot holds the lock: %v, want the lock held by another process", err)
+	}
+	now, serr := os.Lstat(path)
+	if serr != nil || !os.SameFile(now, fi) {
+		t.Fatalf("Dovecot's live dovecot-uidlist.lock was removed or replaced (%v)", serr)
+	}
+	if b, _ := os.ReadFile(path); string(b) != content {
+		t.Errorf("Dovecot's lock holds %q, want %q", b, content)
 	}
 }

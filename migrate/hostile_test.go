@@ -252,14 +252,7 @@ func TestFolderRenamedOntoSameMaildirFolder(t *testing.T) {
 		t.Fatalf("first pass: %+v", res["ren"])
 	}
 	folder := tr.path("home/ren/Maildir/.Lists.dovecot")
-	count := func() int {
-		n := 0
-		for _, sub := range []string{"cur", "new"} {
-			entries, _ := os.ReadDir(filepath.Join(folder, sub))
-			n += len(entries)
-		}
-		return n
-	}
+	count := func() int { return countFiles(t, folder) }
 	if n := count(); n != 2 {
 		t.Fatalf("first pass: %d files in .Lists.dovecot, want 2", n)
 	}
@@ -305,14 +298,7 @@ func TestFolderDirectoryBecomesSymlink(t *testing.T) {
 		t.Fatalf("first pass: %+v", res["sym"])
 	}
 	folder := tr.path("home/sym/Maildir/.Sub.x")
-	count := func() int {
-		n := 0
-		for _, sub := range []string{"cur", "new"} {
-			entries, _ := os.ReadDir(filepath.Join(folder, sub))
-			n += len(entries)
-		}
-		return n
-	}
+	count := func() int { return countFiles(t, folder) }
 	if n := count(); n != 2 {
 		t.Fatalf("first pass: %d files in .Sub.x, want 2", n)
 	}
