@@ -46,7 +46,8 @@ func addWatchdogOps() {
 				break
 			}
 			n++
-			time.Sleep(50 * time.Millisecond)
+			// An eighth of the stall timeout of TestWatchdogKeepsSlowWorker a byte.
+			time.Sleep(raceSlowdown * 50 * time.Millisecond)
 		}
 		emit(workerMsg{T: msgProgress, N: int64(n)})
 		return nil
@@ -133,8 +134,10 @@ func TestWatchdogKeepsSlowWorker(t *testing.T) {
 	if err := os.WriteFile(src, []byte(strings.Repeat("x", 30)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx := worker.WithStallTimeout(context.Background(), raceSlowdown*400*time.Millisecond)
+	const stall = raceSlowdown * 400 * time.Millisecond
+	ctx := worker.WithStallTimeout(context.Background(), stall)
 	var got int64
+	began := time.Now()
 	err := spawnWorker(ctx, Credentials{UID: trickleUID, GID: trickleUID}, &workerRequest{Op: opTestTrickle, Path: src}, nil, nil, func(m workerMsg) {
 		if m.T == msgProgress {
 			got = m.N
@@ -145,6 +148,10 @@ func TestWatchdogKeepsSlowWorker(t *testing.T) {
 	}
 	if got != 30 {
 		t.Errorf("worker read %d bytes, want 30", got)
+	}
+	// Proof that the watchdog was put to the test: the work outlasted several timeouts.
+	if took := time.Since(began); took < 3*stall {
+		t.Errorf("the slow worker took %v, less than three stall timeouts (%v): nothing was proven", took, stall)
 	}
 }
 
@@ -272,14 +279,14 @@ func TestWatchdogKillsLoopingWorker(t *testing.T) {
 }
 
 // opTestSlowVerify runs the real verification of the Maildir req.Path against the mbox
-// req.Maildir, read through a source that takes 150ms for each read: a slow disk.
+// req.Maildir, read through a source that takes 150ms (under the race detector five times that) for each read: a slow disk.
 const opTestSlowVerify = "test-slow-verify"
 
 // slowReaderAt is a source on a slow disk.
 type slowReaderAt struct{ r io.ReaderAt }
 
 func (s slowReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(raceSlowdown * 150 * time.Millisecond) // half TestWatchdogKeepsSlowVerify's stall
 	return s.r.ReadAt(p, off)
 }
 
@@ -343,9 +350,13 @@ func TestWatchdogKeepsSlowVerify(t *testing.T) {
 			res = m.Verified
 		}
 	})
-	t.Logf("slow verify took %v with a stall timeout of %v", time.Since(began).Round(time.Millisecond), stall)
+	took := time.Since(began)
+	t.Logf("slow verify took %v with a stall timeout of %v", took.Round(time.Millisecond), stall)
 	if err != nil {
 		t.Fatalf("slow verify: %v", err)
+	}
+	if took < 3*stall {
+		t.Errorf("the slow verify took %v, less than three stall timeouts (%v): nothing was proven", took, stall)
 	}
 	if res == nil || res.Found != 40 || res.Messages != 40 {
 		t.Errorf("slow verify: %+v, want 40 messages found", res)
