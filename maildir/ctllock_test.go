@@ -260,3 +260,49 @@ func checkDovecotLockKept(t *testing.T, err error, path string, fi os.FileInfo, 
 		t.Errorf("Dovecot's lock holds %q, want %q", b, content)
 	}
 }
+
+// TestBatchLeftByFailedMove: the batch synced in the background cannot be moved in, for
+// Dovecot holds dovecot-uidlist.lock. Nothing of it may be reported durable, every later
+// flush must fail (a later batch moved in would list its lines), and Abort must remove its
+// files from tmp/ and list nothing, for none of them reached cur/ or new/.
+func TestBatchLeftByFailedMove(t *testing.T) {
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	var durable []Result
+	_, w := newTestWriter(t, md, Options{Fsync: FsyncBatch, BatchFiles: 2, Durable: func(r Result) { durable = append(durable, r) }})
+	defer w.Close()
+	w.lockWait = 200 * time.Millisecond
+	add(t, w, msg(0, "zero\n"))
+	add(t, w, msg(1, "one\n")) // the first batch is full: its sync starts
+	lock := filepath.Join(md, "dovecot-uidlist.lock")
+	must(t, os.WriteFile(lock, []byte("Dovecot's\n"), 0o600)) // fresh: live
+	add(t, w, msg(2, "two\n"))
+	_, err := w.Add(msg(3, "three\n")) // the second is full: the first must move in, and cannot
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil || !strings.Contains(err.Error(), "held by another process") {
+		t.Fatalf("moving a batch in while Dovecot holds the lock: %v", err)
+	}
+	must(t, os.Remove(lock))
+	if err := w.Flush(); err == nil {
+		t.Errorf("a flush after the failed move succeeded")
+	}
+	if len(durable) != 0 {
+		t.Errorf("%d messages reported durable, none of which reached cur/ or new/", len(durable))
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	for _, n := range tmpNames(t, md) {
+		if !strings.HasPrefix(n, markerPrefix) {
+			t.Errorf("tmp/%s left behind by Abort", n)
+		}
+	}
+	if names := sortedNames(t, md); len(names) != 0 {
+		t.Errorf("in cur/ and new/: %v", names)
+	}
+	if b, err := os.ReadFile(filepath.Join(md, "dovecot-uidlist")); err == nil && strings.Count(string(b), "\n") > 1 {
+		t.Errorf("dovecot-uidlist lists files that never reached cur/ or new/:\n%s", b)
+	}
+}

@@ -235,9 +235,20 @@ func (w *Writer) awaitSync() error {
 }
 
 // moveBatch makes a synced batch visible in cur/ and new/, then durable
-// there, lists it in dovecot-uidlist and reports its messages durable.
-func (w *Writer) moveBatch(job *syncJob) error {
+// there, lists it in dovecot-uidlist and reports its messages durable. On
+// failure, what was not moved goes back to the pending batch, where Abort
+// removes it, what was moved may be listed, and every later flush fails:
+// nothing after a failed step may be reported durable.
+func (w *Writer) moveBatch(job *syncJob) (err error) {
 	files := job.files
+	moved := 0
+	defer func() {
+		if err != nil {
+			w.pending = append(files[moved:], w.pending...)
+			w.movedSeq = job.seq
+			w.syncErr = err
+		}
+	}()
 	if err := w.writeKeywords(); err != nil {
 		return err
 	}
@@ -258,11 +269,9 @@ func (w *Writer) moveBatch(job *syncJob) error {
 		}
 		existed, err := w.moveIn(p.tmp, p.sub, p.name)
 		if err != nil {
-			// What is not moved yet goes back to the pending batch,
-			// where Abort removes it.
-			w.pending = append(files[i:], w.pending...)
 			return err
 		}
+		moved = i + 1
 		if existed {
 			// Planted under our name since NewWriter listed the
 			// directory: the file there stays, and is reported as such.
@@ -271,6 +280,7 @@ func (w *Writer) moveBatch(job *syncJob) error {
 	}
 	w.movedSeq = job.seq
 	w.spare = files[:0]
+	files = nil // all moved: nothing goes back on a later failure
 	fault.BatchMoved.Hit()
 	// The directories only, in FsyncSyncfs mode too: a syncfs would also
 	// wait for the batch written meanwhile, which the sync in flight covers.
