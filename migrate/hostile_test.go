@@ -372,8 +372,8 @@ func TestForeignReadsRollbackRecords(t *testing.T) {
 	recs.note(st)
 	must(t, store.Save(st))
 	got, err := cfg.foreign(store, u, SourceSpool, md)
-	if err != nil || !slices.Contains(got, own) {
-		t.Errorf("foreign: %q, %v; want %s among them", got, err, own)
+	if err != nil || !slices.Contains(got.Names, own) {
+		t.Errorf("foreign: %q, %v; want %s among them", got.Names, err, own)
 	}
 }
 
@@ -543,5 +543,62 @@ func TestRollbackNameWithSpaceRecorded(t *testing.T) {
 	tr.write("var/mail/rbn", b, "rbn")
 	if _, res := run(t, tr.config()); res["rbn"].Err != nil {
 		t.Errorf("the pass after the rollback: %v", res["rbn"].Err)
+	}
+}
+
+// The other INBOX source was migrated by a version whose records name no file ("<seq>
+// <uid>"): its files are still its own, found by their sequence numbers, and a mirror pass of
+// the spool must neither claim nor remove them.
+func TestMirrorSparesOtherSourceOfOldRecords(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, "old")
+	tr.write("home/old/Mailbox", msgC, "old")
+	mcfg := tr.config()
+	mcfg.Source = SourceMailbox
+	if _, res := run(t, mcfg); res["old"].Err != nil || res["old"].Stats.Written != 1 {
+		t.Fatalf("~/Mailbox: %+v", res["old"])
+	}
+	// Make ~/Mailbox's records those of an earlier version: generation 0, no names.
+	store := StateStore{Dir: tr.path("var/lib/maildirmig")}
+	src := tr.path("home/old/Mailbox")
+	st, err := store.Load("old", KindMailbox, src)
+	if err != nil || st == nil || st.Gen == 0 {
+		t.Fatalf("~/Mailbox's state: %+v, %v", st, err)
+	}
+	newer, err := store.recordsPath("old", KindMailbox, src, st.Gen)
+	must(t, err)
+	b, err := os.ReadFile(newer)
+	must(t, err)
+	var old strings.Builder
+	for l := range strings.Lines(string(b)) {
+		f := strings.Fields(l)
+		fmt.Fprintf(&old, "%s %s\n", f[0], f[1])
+	}
+	gen0, err := store.recordsPath("old", KindMailbox, src, 0)
+	must(t, err)
+	must(t, os.WriteFile(gen0, []byte(old.String()), 0o600))
+	must(t, os.Remove(newer))
+	st.Gen, st.RecordsSize = 0, 0
+	must(t, store.Save(st))
+
+	tr.write("var/mail/old", pseudo("0"), "old")
+	if _, res := run(t, tr.config()); res["old"].Err != nil {
+		t.Fatalf("the spool with folder data only: %+v", res["old"])
+	}
+	before := tr.files("old")
+	tr.write("var/mail/old", pseudo("1")+msgA, "old")
+	_, res := run(t, tr.config())
+	t.Logf("mirror pass of the spool: %+v", res["old"])
+	after := tr.files("old")
+	for _, f := range before {
+		if !slices.Contains(after, f) {
+			t.Errorf("%s, ~/Mailbox's message, was removed by the spool's pass (files now %v)", f, after)
+		}
+	}
+	if len(after) != 2 {
+		t.Errorf("files %v; want ~/Mailbox's and the spool's new message", after)
+	}
+	if v := verifyOne(t, tr, "old"); v.Result.Messages != 2 || v.Result.Found != 2 || len(v.Result.Orphans) != 0 {
+		t.Errorf("verify: %+v; want both sources' messages found, no orphan", v.Result)
 	}
 }

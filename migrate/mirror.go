@@ -54,7 +54,7 @@ type priorMsg struct {
 // carry the message's identity (a rollback wrote the message from a file Dovecot named, or
 // under another date): the record says it. A record of an earlier version has no base: its
 // file is the one of ours with that sequence number (own, by seq).
-func parsePrior(text string, bySeq map[int64][]string, own map[string]*ownFile) ([]priorMsg, error) {
+func parsePrior(text string, bySeq map[int64][]string, own map[string]*ownFile, foreign map[string]bool) ([]priorMsg, error) {
 	var out []priorMsg
 	for line := range strings.Lines(text) {
 		line = strings.TrimSuffix(line, "\n")
@@ -85,9 +85,9 @@ func parsePrior(text string, bySeq map[int64][]string, own map[string]*ownFile) 
 			p.base = f[2]
 		} else {
 			// Of the files with this sequence number, the one the uidlist lists under the
-			// recorded UID, or the only one.
+			// recorded UID, or the only one unless it is the other source's.
 			for _, b := range bySeq[seq] {
-				if o := own[b]; o != nil && o.ours && (o.uid == p.uid || len(bySeq[seq]) == 1) {
+				if o := own[b]; o != nil && o.ours && (o.uid == p.uid || len(bySeq[seq]) == 1 && !foreign[b]) {
 					p.base = b
 					break
 				}
@@ -276,15 +276,13 @@ func mirror(ctx context.Context, req *workerRequest, src io.ReaderAt, size int64
 	// What it reads of the source, to compare and to write, is the work root's watchdog sees.
 	src = newWorkMeter(emit).readerAt(src)
 	mr := &mirrorer{req: req, d: d, emit: emit, folder: folder, src: src, size: size, srcMTime: srcMTime, loc: loc,
-		own: map[string]*ownFile{}, bySeq: map[int64][]string{}, foreign: map[string]bool{}, recorded: map[string]bool{},
+		own: map[string]*ownFile{}, bySeq: map[int64][]string{}, recorded: map[string]bool{},
 		leftover: map[maildir.OwnKey][]string{}, nextSeq: req.NextSeq, live: parentLive}
-	for _, b := range req.Foreign {
-		mr.foreign[b] = true
-	}
 	if err := mr.look(); err != nil {
 		return Stats{}, err
 	}
-	prior, err := parsePrior(req.Prior, mr.bySeq, mr.own)
+	mr.foreign = req.Foreign.in(mr.bySeq)
+	prior, err := parsePrior(req.Prior, mr.bySeq, mr.own, mr.foreign)
 	if err != nil {
 		return Stats{}, err
 	}

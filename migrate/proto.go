@@ -64,7 +64,7 @@ type workerRequest struct {
 	// recorded into the same Maildir; the first sequence number a new message gets; and
 	// whether only to count.
 	Prior   string   `json:"prior,omitempty"`
-	Foreign []string `json:"foreign,omitempty"`
+	Foreign foreignFiles `json:"foreign"`
 	NextSeq int64    `json:"next_seq,omitempty"`
 	// Interrupted says a pass of this source was interrupted (State.Open): files of ours from
 	// NextSeq on that no record names are its.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -616,7 +617,7 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 // the Maildir st records, with the content stored, under the options st records, or was
 // deleted there through Dovecot, and that its dovecot-uidlist has st.UIDValidity.
 func (r *runner) prove(ctx context.Context, u users.User, f *os.File, size int64, home string, st *State) error {
-	res, err := verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, owner(u), f, size, home, st, true, r.state, st.Kind)
+	res, err := verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, owner(u), f, size, home, st, true, r.state, st.Kind, foreignFiles{})
 	if err != nil {
 		return err
 	}
@@ -787,7 +788,7 @@ func (r *runner) mirror(ctx context.Context, u users.User, f *os.File, size int6
 // foreign returns the base names of the files the user's other INBOX source than source
 // (~/Mailbox for the spool, the spool for ~/Mailbox) recorded into maildirPath: a mirror pass
 // or a proof of source's messages must leave them alone.
-func (c *Config) foreign(store StateStore, u users.User, source Source, maildirPath string) ([]string, error) {
+func (c *Config) foreign(store StateStore, u users.User, source Source, maildirPath string) (foreignFiles, error) {
 	other := *c
 	other.Source = SourceMailbox
 	if source == SourceMailbox {
@@ -795,26 +796,55 @@ func (c *Config) foreign(store StateStore, u users.User, source Source, maildirP
 	}
 	src, _, _ := other.Paths(u)
 	ost, err := store.Load(u.Name, other.Source.Kind(), src)
+	var out foreignFiles
 	if err != nil || ost == nil || ost.Maildir != maildirPath {
-		return nil, err
+		return out, err
 	}
 	text, err := store.readRecords(u.Name, other.Source.Kind(), src, ost)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	var out []string
 	for l := range strings.Lines(text) {
-		// "<seq> <uid> <base>", or with the identity a rollback records after it.
+		// "<seq> <uid> <base>", or with the identity a rollback records after it, or from a
+		// version that recorded no name, "<seq> <uid>": the worker finds that file by its
+		// sequence number, which no other file of ours in the Maildir has.
 		switch f := strings.Fields(l); len(f) {
+		case 2:
+			if seq, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				out.Seqs = append(out.Seqs, seq)
+			}
 		case 3:
-			out = append(out, f[2])
+			out.Names = append(out.Names, f[2])
 		case 6:
 			if base, ok := unescapeRecordName(f[2]); ok {
-				out = append(out, base)
+				out.Names = append(out.Names, base)
 			}
 		}
 	}
 	return out, nil
+}
+
+// foreignFiles are the files of a user's other INBOX source in the Maildir both were migrated
+// into, which a pass of this source must neither claim nor remove: by name, and by the
+// sequence number of records that name none.
+type foreignFiles struct {
+	Names []string `json:"names,omitempty"`
+	Seqs  []int64  `json:"seqs,omitempty"`
+}
+
+// in returns the names of the foreign files, those named by sequence number looked up in
+// bySeq (every file of ours by its sequence number).
+func (f foreignFiles) in(bySeq map[int64][]string) map[string]bool {
+	set := make(map[string]bool, len(f.Names)+len(f.Seqs))
+	for _, b := range f.Names {
+		set[b] = true
+	}
+	for _, seq := range f.Seqs {
+		for _, b := range bySeq[seq] {
+			set[b] = true
+		}
+	}
+	return set
 }
 
 // request is a request for op about the user u, whose home is at home, with the run's

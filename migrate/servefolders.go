@@ -369,7 +369,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 			}
 			defer d.Close()
 			freq := *req
-			freq.Prior, freq.NextSeq, freq.Foreign, freq.StartIndex = prior, index, nil, prev.BaseIndex
+			freq.Prior, freq.NextSeq, freq.Foreign, freq.StartIndex = prior, index, foreignFiles{}, prev.BaseIndex
 			freq.Interrupted = prev.Open
 			freq.Location = loadableZone(next.Zone)
 			return mirror(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, parentLive, emit)

@@ -42,16 +42,13 @@ func verifyMaildir(ctx context.Context, req *workerRequest, src io.ReaderAt, siz
 	if err := mr.look(); err != nil {
 		return res, err
 	}
-	prior, err := parsePrior(req.Prior, mr.bySeq, mr.own)
+	foreign := req.Foreign.in(mr.bySeq)
+	prior, err := parsePrior(req.Prior, mr.bySeq, mr.own, foreign)
 	if err != nil {
 		return res, err
 	}
 	// Without records (a version that kept none, or lost), each message is matched with a
 	// file of ours by its identity instead.
-	foreign := make(map[string]bool, len(req.Foreign))
-	for _, b := range req.Foreign {
-		foreign[b] = true
-	}
 	var byKey *matcher
 	if req.Prior == "" {
 		byKey = newMatcher(unrecorded(mr.own, req.StartIndex, foreign))
@@ -309,7 +306,7 @@ func unmigrated(cfg *Config, u users.User) []string {
 	return out
 }
 
-func verifyUser(ctx context.Context, u users.User, want int, st *State, home string, store StateStore, foreign []string) (VerifyResult, error) {
+func verifyUser(ctx context.Context, u users.User, want int, st *State, home string, store StateStore, foreign foreignFiles) (VerifyResult, error) {
 	if st.Offset == 0 {
 		return VerifyResult{}, nil
 	}
@@ -324,7 +321,7 @@ func verifyUser(ctx context.Context, u users.User, want int, st *State, home str
 		}
 		return VerifyResult{}, err
 	}
-	return verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, want, f, st.Offset, home, st, false, store, st.Kind, foreign...)
+	return verifyState(ctx, Credentials{UID: u.UID, GID: u.GID, Groups: u.Groups}, want, f, st.Offset, home, st, false, store, st.Kind, foreign)
 }
 
 // verifyRequest is a request for op that reads a source as st records it was migrated:
@@ -343,7 +340,7 @@ func (st *State) verifyRequest(op string) *workerRequest {
 //
 // A message with no file is counted Deleted, not Missing, when the user deleted it through
 // Dovecot, by its recorded UID (see sortDeleted).
-func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File, size int64, home string, st *State, uidlist bool, store StateStore, kind string, foreign ...string) (VerifyResult, error) {
+func verifyState(ctx context.Context, cred Credentials, owner int, src *os.File, size int64, home string, st *State, uidlist bool, store StateStore, kind string, foreign foreignFiles) (VerifyResult, error) {
 	name, err := filepath.Rel(home, st.Maildir)
 	if err != nil || name == "." || strings.HasPrefix(name, "..") {
 		return VerifyResult{}, fmt.Errorf("migrate: verify: %s is not beneath %s", st.Maildir, home)
