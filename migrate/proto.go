@@ -63,9 +63,9 @@ type workerRequest struct {
 	// <base>" per message in source order; the base names the user's other INBOX source
 	// recorded into the same Maildir; the first sequence number a new message gets; and
 	// whether only to count.
-	Prior   string   `json:"prior,omitempty"`
+	Prior   string       `json:"prior,omitempty"`
 	Foreign foreignFiles `json:"foreign"`
-	NextSeq int64    `json:"next_seq,omitempty"`
+	NextSeq int64        `json:"next_seq,omitempty"`
 	// Interrupted says a pass of this source was interrupted (State.Open): files of ours from
 	// NextSeq on that no record names are its.
 	Interrupted bool `json:"interrupted,omitempty"`

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"io"
+	"sync"
 	"time"
 )
 
@@ -17,8 +18,10 @@ const workEvery = 100 * time.Millisecond
 
 // workMeter counts the bytes of messages a worker reads and reports them to root, the first
 // as soon as there are any, then at most once per workEvery. A nil *workMeter counts nothing.
+// A conversion's reading goroutine and its writing one count through the same meter.
 type workMeter struct {
 	emit    func(workerMsg)
+	mu      sync.Mutex
 	pending int64
 	last    time.Time
 }
@@ -30,6 +33,8 @@ func (m *workMeter) add(n int) {
 	if m == nil || n <= 0 {
 		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.pending += int64(n)
 	if now := time.Now(); now.Sub(m.last) >= workEvery {
 		m.emit(workerMsg{T: msgWork, N: m.pending})
