@@ -78,3 +78,29 @@ func TestInProcessRefusesOthersHomes(t *testing.T) {
 		t.Errorf("a Maildir was made in the home anyway: %v", err)
 	}
 }
+
+// TestRootPathSwappedForUsersDirectory: root was given a path that was no user's directory
+// when it looked (so the work runs as root), and by the time the walk opens it, it is a
+// user's Maildir. Root must not walk or repair it: what --fix made there would be root's.
+func TestRootPathSwappedForUsersDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the walk runs as root on a user's directory")
+	}
+	t.Parallel()
+	md := filepath.Join(t.TempDir(), "Maildir")
+	must(t, os.Mkdir(md, 0o700))
+	must(t, os.Chown(md, 4242, 4242))
+	var problems []Problem
+	h := &Home{Path: md, Fix: true, Now: now, StaleTmp: 36 * time.Hour, Problem: func(p Problem) { problems = append(problems, p) }}
+	if _, err := (InProcess{}).Check(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 1 || problems[0].Kind != Unchecked || !strings.Contains(problems[0].Detail, "owned by uid 4242 now") {
+		t.Errorf("problems %+v; want the path reported unchecked", problems)
+	}
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if _, err := os.Lstat(filepath.Join(md, sub)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s made in the user's Maildir by root: %v", sub, err)
+		}
+	}
+}

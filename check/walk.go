@@ -139,6 +139,12 @@ func (c *walker) path(p string) {
 		c.unchecked(p, &os.PathError{Op: "fstatat", Path: p, Err: err})
 		return
 	}
+	if os.Geteuid() == 0 && st.Uid != 0 {
+		// Root was given this path while it was no directory of a user's, and now it is
+		// one: what root would make or change in it would be root's, not its owner's.
+		c.unchecked(p, fmt.Errorf("owned by uid %d now, not when it was first looked at: run check again", st.Uid))
+		return
+	}
 	c.uid, c.gid = int(st.Uid), int(st.Gid)
 	c.maildir(dfd, name, p, &st, false)
 }
