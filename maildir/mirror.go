@@ -3,6 +3,7 @@ package maildir
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -107,16 +108,7 @@ func OwnKeyOf(date int64, usecs int64, sum [32]byte, size int64) OwnKey {
 	if date < 0 {
 		date, usecs = 0, 0
 	}
-	return OwnKey{Head: strconv.FormatInt(date, 10) + ".M" + strconv.FormatInt(usecs, 10), Sum: hexPrefix(sum[:8]), Size: size}
-}
-
-func hexPrefix(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 2*len(b))
-	for i, c := range b {
-		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
-	}
-	return string(out)
+	return OwnKey{Head: strconv.FormatInt(date, 10) + ".M" + strconv.FormatInt(usecs, 10), Sum: hex.EncodeToString(sum[:8]), Size: size}
 }
 
 // LiveMarker returns the name of a file in the Maildir directory of d that

@@ -240,12 +240,8 @@ func (s StateStore) readRecords(user, kind, src string, st *State) (string, erro
 	if st.Gen > 0 {
 		return string(b), nil
 	}
-	type line struct {
-		text string
-		at   int
-	}
 	last := map[int64]int{}
-	var lines []line
+	var lines []string
 	for l := range strings.Lines(string(b)) {
 		if !strings.HasSuffix(l, "\n") {
 			break // cut short by a crash
@@ -256,14 +252,14 @@ func (s StateStore) readRecords(user, kind, src string, st *State) (string, erro
 			continue
 		}
 		if i, ok := last[seq]; ok {
-			lines[i].text = ""
+			lines[i] = ""
 		}
 		last[seq] = len(lines)
-		lines = append(lines, line{text: l})
+		lines = append(lines, l)
 	}
 	var out strings.Builder
 	for _, l := range lines {
-		out.WriteString(l.text)
+		out.WriteString(l)
 	}
 	return out.String(), nil
 }

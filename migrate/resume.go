@@ -130,10 +130,8 @@ func (r *resume) advance(end int64, s Stats) error {
 // returns the conversion's stats: with nothing converted, EndOffset is the start.
 //
 // While convert runs, the states it saves say a pass is writing (State.Open); the last one
-// does not. open, when not nil, is called before convert with the state to save first, the
-// last one's marked Open: files the pass writes before its first resume point are then known
-// to be this source's, should it be interrupted.
-func (r *resume) run(convert func(durable func(end int64, s Stats) error) (Stats, error), save func() error, open func(*State) error) (Stats, error) {
+// does not. The caller saves the state to save first (opened) before convert writes.
+func (r *resume) run(convert func(durable func(end int64, s Stats) error) (Stats, error), save func() error) (Stats, error) {
 	advance := func(end int64, s Stats) error {
 		if err := r.advance(end, s); err != nil {
 			return err
@@ -145,12 +143,6 @@ func (r *resume) run(convert func(durable func(end int64, s Stats) error) (Stats
 	}
 	stats := Stats{EndOffset: r.start, UIDValidity: r.next.UIDValidity}
 	if convert != nil {
-		if open != nil {
-			st := r.opened()
-			if err := open(&st); err != nil {
-				return stats, err
-			}
-		}
 		r.next.Open = true
 		var err error
 		stats, err = convert(advance)

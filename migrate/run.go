@@ -570,7 +570,7 @@ func (r *runner) inbox(ctx context.Context, u users.User, src, home string, res 
 		}
 	}
 	res.Stats.EndOffset = start
-	stats, err := rs.run(convert, save, nil)
+	stats, err := rs.run(convert, save)
 	if err != nil {
 		return err
 	}

@@ -374,7 +374,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 			freq.Location = loadableZone(next.Zone)
 			return mirror(ctx, &freq, src, st.Size, time.Unix(st.Mtim.Unix()), d, f.Source, parentLive, emit)
 		}
-		if stats, err = rs.run(convert, nil, nil); err != nil {
+		if stats, err = rs.run(convert, nil); err != nil {
 			return nil, stats, err
 		}
 		at := *next
@@ -432,7 +432,7 @@ func convertFolder(ctx context.Context, req *workerRequest, root int, openInbox 
 		}
 	}
 	// Root records the state: it comes with each resume point and with the folder's end.
-	if stats, err = rs.run(convert, nil, nil); err != nil {
+	if stats, err = rs.run(convert, nil); err != nil {
 		return nil, stats, err
 	}
 	at := *next

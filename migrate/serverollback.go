@@ -243,7 +243,7 @@ func rollbackInto(ctx context.Context, req *workerRequest, d *maildir.Dir, out *
 		}
 		k := maildir.OwnKeyOf(m.Date.Unix(), 0, sum, m.Size)
 		recs = append(recs, MessageRecord{Index: seq, UID: m.UID, Name: m.Name, Sub: m.Sub, Size: m.Size,
-			Key: k.Head + " " + k.Sum + " " + fmt.Sprint(k.Size)})
+			Key: recordKey(k)})
 	}
 	if done.SHA, err = export.Verify(work.readerAt(out), res, l, opts); err != nil {
 		return done, fmt.Errorf("migrate: rollback: %w", err)

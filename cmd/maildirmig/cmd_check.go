@@ -370,7 +370,7 @@ func runSkel(ctx context.Context, u *console, o skelOptions) error {
 		case restorecon == "":
 			unlabelled = append(unlabelled, path)
 		default:
-			if err := selinux.Relabel(context.Background(), restorecon, selinux.Credentials{UID: usr.UID, GID: usr.GID, Groups: usr.Groups}, path); err != nil {
+			if err := selinux.Relabel(ctx, restorecon, selinux.Credentials{UID: usr.UID, GID: usr.GID, Groups: usr.Groups}, path); err != nil {
 				failed++
 				u.Errorf("user %s: %s", usr.Name, consoleError{err})
 			}

@@ -50,10 +50,7 @@ func rollbackCommand(u *console, f *flags) *cli.Command {
 // runRollback rolls back and reports as runBatch does: a line per user, an error line per
 // failed user, a summary.
 func runRollback(ctx context.Context, u *console, cfg migrate.Config, progress string) error {
-	m := u.Progress(false, 0, 0)
-	if u.ShowProgress(progress) {
-		m = u.Progress(true, 0, 0)
-	}
+	m := u.Progress(u.ShowProgress(progress), 0, 0)
 	defer m.Close()
 	reportUsers(ctx, u, m, &cfg, func(r migrate.UserResult) string {
 		if r.Outcome == migrate.OutcomeNeverMigrated {

@@ -126,16 +126,13 @@ func Relabel(ctx context.Context, restorecon string, cred Credentials, path stri
 	cmd := exec.CommandContext(ctx, restorecon, "-RF", path)
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}
 	if os.Geteuid() == 0 && cred.UID != 0 {
 		groups := make([]uint32, len(cred.Groups))
 		for i, g := range cred.Groups {
 			groups[i] = uint32(g)
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: uint32(cred.UID), Gid: uint32(cred.GID), Groups: groups},
-			Pdeathsig:  syscall.SIGKILL,
-			Setsid:     true,
-		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(cred.UID), Gid: uint32(cred.GID), Groups: groups}
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
