@@ -308,6 +308,9 @@ func TestFolderDirectoryBecomesSymlink(t *testing.T) {
 	tr.chown(tr.path("home/sym/mail/Sub"), "sym")
 	_, res := run(t, tr.config())
 	t.Logf("pass after the move: %+v", res["sym"])
+	if res["sym"].Err != nil {
+		t.Fatalf("pass after the move: %v", res["sym"].Err)
+	}
 	if n := count(); n != 2 {
 		t.Errorf("after ~/mail/Sub became a symlink: %d files in .Sub.x, want the 2 its mbox still holds", n)
 	}

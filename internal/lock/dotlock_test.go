@@ -302,6 +302,9 @@ func TestDotlockNeverEmpty(t *testing.T) {
 	}
 	close(stop)
 	must(t, <-done)
+	if seen < 100 {
+		t.Fatalf("the lock was seen only %d times in a minute: the test watched the wrong name", seen)
+	}
 	if empty > 0 {
 		t.Errorf("the lock was seen %d times of %d without its holder in it", empty, seen)
 	}
