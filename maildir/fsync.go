@@ -244,7 +244,10 @@ func (w *Writer) moveBatch(job *syncJob) (err error) {
 	moved := 0
 	defer func() {
 		if err != nil {
-			w.pending = append(files[moved:], w.pending...)
+			if moved < len(files) {
+				// A copy: files' array is the spare one once all are moved.
+				w.pending = append(files[moved:len(files):len(files)], w.pending...)
+			}
 			w.movedSeq = job.seq
 			w.syncErr = err
 		}
@@ -280,7 +283,6 @@ func (w *Writer) moveBatch(job *syncJob) (err error) {
 	}
 	w.movedSeq = job.seq
 	w.spare = files[:0]
-	files = nil // all moved: nothing goes back on a later failure
 	fault.BatchMoved.Hit()
 	// The directories only, in FsyncSyncfs mode too: a syncfs would also
 	// wait for the batch written meanwhile, which the sync in flight covers.
