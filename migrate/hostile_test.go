@@ -330,26 +330,7 @@ func TestMirrorWithoutRecordsSparesOtherSource(t *testing.T) {
 	if _, res := run(t, mcfg); res["two"].Err != nil || res["two"].Stats.Written != 1 {
 		t.Fatalf("~/Mailbox: %+v", res["two"])
 	}
-	tr.write("var/mail/two", pseudo("0"), "two")
-	if _, res := run(t, tr.config()); res["two"].Err != nil {
-		t.Fatalf("the spool with folder data only: %+v", res["two"])
-	}
-	before := tr.files("two")
-	tr.write("var/mail/two", pseudo("1")+msgA, "two")
-	_, res := run(t, tr.config())
-	t.Logf("mirror pass of the spool: %+v", res["two"])
-	after := tr.files("two")
-	for _, f := range before {
-		if !slices.Contains(after, f) {
-			t.Errorf("%s, ~/Mailbox's message, was removed by the spool's pass (files now %v)", f, after)
-		}
-	}
-	if len(after) != 2 {
-		t.Errorf("files %v; want ~/Mailbox's and the spool's new message", after)
-	}
-	if v := verifyOne(t, tr, "two"); v.Result.Messages != 2 || v.Result.Found != 2 || len(v.Result.Orphans) != 0 {
-		t.Errorf("verify: %+v; want both sources' messages found, no orphan", v.Result)
-	}
+	spoolPassSparesMailbox(t, tr, "two")
 }
 
 // The files of the other INBOX source are known from its records whatever their form: a
@@ -584,15 +565,23 @@ func TestMirrorSparesOtherSourceOfOldRecords(t *testing.T) {
 	st.Gen, st.RecordsSize = 0, 0
 	must(t, store.Save(st))
 
-	tr.write("var/mail/old", pseudo("0"), "old")
-	if _, res := run(t, tr.config()); res["old"].Err != nil {
-		t.Fatalf("the spool with folder data only: %+v", res["old"])
+	spoolPassSparesMailbox(t, tr, "old")
+}
+
+// spoolPassSparesMailbox has user's spool migrated twice into the Maildir ~/Mailbox was
+// migrated into (first with folder data only, then a message more), and fails unless the
+// second, a mirror pass, left ~/Mailbox's message alone and verify finds both sources'.
+func spoolPassSparesMailbox(t *testing.T, tr *tree, user string) {
+	t.Helper()
+	tr.write("var/mail/"+user, pseudo("0"), user)
+	if _, res := run(t, tr.config()); res[user].Err != nil {
+		t.Fatalf("the spool with folder data only: %+v", res[user])
 	}
-	before := tr.files("old")
-	tr.write("var/mail/old", pseudo("1")+msgA, "old")
+	before := tr.files(user)
+	tr.write("var/mail/"+user, pseudo("1")+msgA, user)
 	_, res := run(t, tr.config())
-	t.Logf("mirror pass of the spool: %+v", res["old"])
-	after := tr.files("old")
+	t.Logf("mirror pass of the spool: %+v", res[user])
+	after := tr.files(user)
 	for _, f := range before {
 		if !slices.Contains(after, f) {
 			t.Errorf("%s, ~/Mailbox's message, was removed by the spool's pass (files now %v)", f, after)
@@ -601,7 +590,7 @@ func TestMirrorSparesOtherSourceOfOldRecords(t *testing.T) {
 	if len(after) != 2 {
 		t.Errorf("files %v; want ~/Mailbox's and the spool's new message", after)
 	}
-	if v := verifyOne(t, tr, "old"); v.Result.Messages != 2 || v.Result.Found != 2 || len(v.Result.Orphans) != 0 {
+	if v := verifyOne(t, tr, user); v.Result.Messages != 2 || v.Result.Found != 2 || len(v.Result.Orphans) != 0 {
 		t.Errorf("verify: %+v; want both sources' messages found, no orphan", v.Result)
 	}
 }
